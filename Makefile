@@ -1,0 +1,59 @@
+# flatcni: drop-in bridge and host-local CNI plugins.
+include scripts/versions.env
+
+PREFIX  ?= /opt/cni
+DESTDIR ?=
+BINDIR  := $(DESTDIR)$(PREFIX)/bin
+GO      ?= go
+GOFLAGS_BUILD := -trimpath -ldflags="-s -w"
+PLUGINS := bridge host-local
+# The reference plugins, built at REFERENCE_VERSION, for interop tests and benchmarks.
+REFDIR  := $(CURDIR)/.bench/ref-$(REFERENCE_VERSION)
+
+export FLATCNI_BIN := $(CURDIR)/bin
+export FLATCNI_REF_BIN := $(REFDIR)
+
+.PHONY: all build install test unit race integration demo bench fuzz deps reference clean
+
+all: build
+
+build:
+	@mkdir -p bin
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -o bin/ $(addprefix ./plugins/,$(PLUGINS))
+
+install: build
+	install -d $(BINDIR)
+	install -m 0755 $(addprefix bin/,$(PLUGINS)) $(BINDIR)/
+
+deps:
+	@bash scripts/deps.sh
+
+reference:
+	@bash scripts/reference.sh $(REFDIR)
+
+# Every test: unit tests, the race detector on the libraries, and the root
+# integration tests (they skip themselves when not run as root).
+test: deps build reference
+	$(GO) vet ./...
+	$(GO) test -count=1 ./pkg/... ./plugins/...
+	$(GO) test -count=1 -race ./pkg/...
+	$(GO) test -count=1 -p 1 -timeout 15m ./integration/...
+
+unit:
+	$(GO) test -count=1 ./pkg/... ./plugins/...
+
+integration: deps build reference
+	$(GO) test -count=1 -p 1 -v -timeout 15m ./integration/...
+
+demo: deps build
+	@bash scripts/demo.sh
+
+bench: deps build reference
+	@bash scripts/bench.sh
+
+FUZZTIME ?= 30s
+fuzz:
+	@bash scripts/fuzz.sh $(FUZZTIME)
+
+clean:
+	rm -rf bin .bench

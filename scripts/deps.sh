@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what a fresh Debian machine lacks to build, test, demo and benchmark the
+# plugins. Does nothing when everything is already present.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/versions.env"
+
+need_pkgs=()
+command -v ip >/dev/null        || need_pkgs+=(iproute2)
+command -v iptables >/dev/null  || need_pkgs+=(iptables)
+command -v ip6tables >/dev/null || need_pkgs+=(iptables)
+command -v nft >/dev/null       || need_pkgs+=(nftables)
+command -v ping >/dev/null      || need_pkgs+=(iputils-ping)
+
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "deps.sh: missing ${need_pkgs[*]} and not root; install them first" >&2
+		exit 1
+	fi
+	echo "deps.sh: installing ${need_pkgs[*]}" >&2
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq >&2
+	apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >&2
+fi
+
+gobin=$(go env GOPATH)/bin
+if ! [ -x "$gobin/cnitool" ] && ! command -v cnitool >/dev/null; then
+	echo "deps.sh: installing cnitool $CNITOOL_VERSION" >&2
+	go install "github.com/containernetworking/cni/cnitool@$CNITOOL_VERSION"
+fi
