@@ -6,10 +6,10 @@ package tools
 
 import (
 	_ "github.com/containernetworking/cni/libcni"
+	_ "github.com/containernetworking/cni/pkg/invoke"
 	_ "github.com/containernetworking/cni/pkg/skel"
 	_ "github.com/containernetworking/cni/pkg/types/100"
 	_ "github.com/containernetworking/cni/pkg/version"
-	_ "github.com/containernetworking/cni/pkg/invoke"
 	_ "github.com/containernetworking/plugins/pkg/ns"
 	_ "github.com/containernetworking/plugins/pkg/testutils"
 	_ "github.com/coreos/go-iptables/iptables"
