@@ -1,0 +1,113 @@
+package link
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"syscall"
+
+	"github.com/vishvananda/netlink"
+)
+
+// EnsureGatewayAddrs puts each gateway address (gateway IP with the subnet's
+// prefix length) on the bridge. An address already present is left alone.
+//
+// Conflicts follow the reference plugin: any other IPv4 address on the
+// bridge, or an IPv6 address whose subnet overlaps the gateway's, conflicts.
+// Without force a conflict is an error naming both addresses; with force the
+// conflicting address is removed. Addresses listed in gws never conflict with
+// each other. IPv6 addresses are added without duplicate address detection.
+// Once something was added, the bridge MAC is pinned to its current value so
+// it no longer follows the lowest port MAC.
+func EnsureGatewayAddrs(br Bridge, gws []netip.Prefix, force bool) error {
+	if len(gws) == 0 {
+		return nil
+	}
+	l, err := bridgeLink(br.Name)
+	if err != nil {
+		return err
+	}
+	wanted := make(map[netip.Prefix]bool, len(gws))
+	for _, gw := range gws {
+		wanted[normPrefix(gw)] = true
+	}
+	added := false
+	for _, gw := range gws {
+		gw = normPrefix(gw)
+		did, err := ensureGatewayAddr(l, gw, wanted, force)
+		if err != nil {
+			return err
+		}
+		added = added || did
+	}
+	if added {
+		if err := netlink.LinkSetHardwareAddr(l, l.Attrs().HardwareAddr); err != nil {
+			return fmt.Errorf("pin MAC of bridge %q: %w", br.Name, err)
+		}
+	}
+	return nil
+}
+
+func ensureGatewayAddr(l netlink.Link, gw netip.Prefix, wanted map[netip.Prefix]bool, force bool) (bool, error) {
+	name := l.Attrs().Name
+	fam := family(gw.Addr())
+	existing, err := addrList(l, fam)
+	if err != nil {
+		return false, fmt.Errorf("list addresses of bridge %q: %w", name, err)
+	}
+	var conflicts []netlink.Addr
+	for _, a := range existing {
+		p, ok := prefixOf(a.IPNet)
+		if !ok {
+			continue
+		}
+		if p == gw {
+			return false, nil
+		}
+		if wanted[p] {
+			continue
+		}
+		if fam == netlink.FAMILY_V4 || p.Overlaps(gw) {
+			conflicts = append(conflicts, a)
+		}
+	}
+	for _, a := range conflicts {
+		p, _ := prefixOf(a.IPNet)
+		if !force {
+			return false, fmt.Errorf("bridge %q already has address %s, different from gateway %s", name, p, gw)
+		}
+		if err := netlink.AddrDel(l, &a); err != nil && !errors.Is(err, syscall.EADDRNOTAVAIL) {
+			return false, fmt.Errorf("remove address %s from bridge %q: %w", p, name, err)
+		}
+	}
+	if err := addAddr(l, gw, false); err != nil {
+		return false, fmt.Errorf("add gateway %s to bridge %q: %w", gw, name, err)
+	}
+	return true, nil
+}
+
+// addAddr adds p to l; an identical address already present is fine. IPv6
+// addresses skip duplicate address detection unless dad is set.
+func addAddr(l netlink.Link, p netip.Prefix, dad bool) error {
+	a := &netlink.Addr{IPNet: ipNet(p)}
+	if !p.Addr().Unmap().Is4() && !dad {
+		a.Flags = syscall.IFA_F_NODAD
+	}
+	if err := netlink.AddrAdd(l, a); err != nil && !errors.Is(err, syscall.EEXIST) {
+		return err
+	}
+	return nil
+}
+
+// normPrefix unmaps 4-in-6 addresses so comparisons with kernel data work.
+func normPrefix(p netip.Prefix) netip.Prefix {
+	a := p.Addr()
+	if a.Is4In6() {
+		bits := p.Bits() - 96
+		if bits < 0 {
+			bits = 0
+		}
+		return netip.PrefixFrom(a.Unmap(), bits)
+	}
+	return p
+}

@@ -1,0 +1,93 @@
+package link
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"syscall"
+
+	"github.com/vishvananda/netlink"
+)
+
+// BridgeConfig describes the node bridge EnsureBridge creates or reuses.
+type BridgeConfig struct {
+	Name          string
+	MTU           int // 0 keeps the kernel default
+	PromiscMode   bool
+	VlanFiltering bool
+}
+
+// Bridge identifies a bridge device in the node namespace.
+type Bridge struct {
+	Name  string
+	Index int
+	MAC   net.HardwareAddr
+}
+
+// EnsureBridge creates the bridge cfg.Name if it does not exist, or reuses
+// an existing one, then turns promiscuous mode on when asked, disables
+// router advertisements on it (accept_ra=0, the plugin owns its routes) and
+// brings it up. An existing link of another type is an error. The MTU and
+// VLAN filtering settings only apply when the bridge is created here.
+func EnsureBridge(cfg BridgeConfig) (Bridge, error) {
+	attrs := netlink.NewLinkAttrs()
+	attrs.Name = cfg.Name
+	attrs.MTU = cfg.MTU
+	want := &netlink.Bridge{LinkAttrs: attrs}
+	if cfg.VlanFiltering {
+		on := true
+		want.VlanFiltering = &on
+	}
+	// EEXIST covers both a pre-existing bridge and a concurrent creator;
+	// either way the re-fetch below decides whether it is usable.
+	if err := netlink.LinkAdd(want); err != nil && !errors.Is(err, syscall.EEXIST) {
+		return Bridge{}, fmt.Errorf("create bridge %q: %w", cfg.Name, err)
+	}
+	br, err := bridgeLink(cfg.Name)
+	if err != nil {
+		return Bridge{}, err
+	}
+	if cfg.PromiscMode && br.Attrs().Promisc == 0 {
+		if err := netlink.SetPromiscOn(br); err != nil {
+			return Bridge{}, fmt.Errorf("set promiscuous mode on bridge %q: %w", cfg.Name, err)
+		}
+	}
+	// Best effort, as IPv6 may be disabled on the node.
+	_ = setSysctl("net/ipv6/conf/"+cfg.Name+"/accept_ra", "0")
+	if br.Attrs().Flags&net.FlagUp == 0 {
+		if err := netlink.LinkSetUp(br); err != nil {
+			return Bridge{}, fmt.Errorf("set bridge %q up: %w", cfg.Name, err)
+		}
+	}
+	return bridgeFrom(br), nil
+}
+
+// BridgeByName looks up an existing bridge. A missing link yields an error
+// matching ErrNotFound; a link of another type is an error naming its type.
+func BridgeByName(name string) (Bridge, error) {
+	br, err := bridgeLink(name)
+	if err != nil {
+		return Bridge{}, err
+	}
+	return bridgeFrom(br), nil
+}
+
+func bridgeLink(name string) (*netlink.Bridge, error) {
+	l, err := linkByName(name)
+	if err != nil {
+		if isNotFound(err) {
+			return nil, fmt.Errorf("bridge %q: %w", name, ErrNotFound)
+		}
+		return nil, fmt.Errorf("look up bridge %q: %w", name, err)
+	}
+	br, ok := l.(*netlink.Bridge)
+	if !ok {
+		return nil, fmt.Errorf("link %q exists and is not a bridge (type %s)", name, l.Type())
+	}
+	return br, nil
+}
+
+func bridgeFrom(br *netlink.Bridge) Bridge {
+	a := br.Attrs()
+	return Bridge{Name: a.Name, Index: a.Index, MAC: a.HardwareAddr}
+}

@@ -1,0 +1,87 @@
+package link
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"net/netip"
+
+	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/vishvananda/netlink"
+)
+
+// CheckContainer verifies, inside the container netns, that ifName exists
+// and is a veth, has wantMAC (when non-nil), carries every address in addrs
+// and that every route in routes goes through it (via its GW when set). The
+// first difference found is returned, phrased as
+// "eth0 in /var/run/netns/x: address 10.1.0.5/24 missing".
+func CheckContainer(netnsPath, ifName string, wantMAC net.HardwareAddr, addrs []netip.Prefix, routes []Route) error {
+	return inNetNS(netnsPath, func(ns.NetNS) error {
+		if err := checkIface(ifName, wantMAC, addrs, routes); err != nil {
+			return fmt.Errorf("%s in %s: %w", ifName, netnsPath, err)
+		}
+		return nil
+	})
+}
+
+func checkIface(ifName string, wantMAC net.HardwareAddr, addrs []netip.Prefix, routes []Route) error {
+	l, err := linkByName(ifName)
+	if err != nil {
+		if isNotFound(err) {
+			return fmt.Errorf("interface %w", ErrNotFound)
+		}
+		return fmt.Errorf("look up interface: %w", err)
+	}
+	if _, ok := l.(*netlink.Veth); !ok {
+		return fmt.Errorf("interface is a %s, not a veth", l.Type())
+	}
+	if wantMAC != nil && !bytes.Equal(wantMAC, l.Attrs().HardwareAddr) {
+		return fmt.Errorf("MAC is %s, want %s", l.Attrs().HardwareAddr, wantMAC)
+	}
+	if len(addrs) > 0 {
+		list, err := addrList(l, netlink.FAMILY_ALL)
+		if err != nil {
+			return fmt.Errorf("list addresses: %w", err)
+		}
+		have := make(map[netip.Prefix]bool, len(list))
+		for _, a := range list {
+			if p, ok := prefixOf(a.IPNet); ok {
+				have[p] = true
+			}
+		}
+		for _, p := range addrs {
+			if !have[normPrefix(p)] {
+				return fmt.Errorf("address %s missing", p)
+			}
+		}
+	}
+	for _, r := range routes {
+		ok, err := hasRoute(l.Attrs().Index, r)
+		if err != nil {
+			return fmt.Errorf("list routes: %w", err)
+		}
+		if !ok {
+			return fmt.Errorf("route %s missing", r)
+		}
+	}
+	return nil
+}
+
+// CheckHostVeth verifies, in the current netns, that hostVethName exists,
+// is a veth and is a port of the bridge.
+func CheckHostVeth(br Bridge, hostVethName string) error {
+	l, err := linkByName(hostVethName)
+	if err != nil {
+		if isNotFound(err) {
+			return fmt.Errorf("host veth %q: %w", hostVethName, ErrNotFound)
+		}
+		return fmt.Errorf("look up host veth %q: %w", hostVethName, err)
+	}
+	if _, ok := l.(*netlink.Veth); !ok {
+		return fmt.Errorf("host interface %q is a %s, not a veth", hostVethName, l.Type())
+	}
+	if l.Attrs().MasterIndex != br.Index {
+		return fmt.Errorf("host veth %q is not attached to bridge %q", hostVethName, br.Name)
+	}
+	return nil
+}

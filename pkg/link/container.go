@@ -1,0 +1,110 @@
+package link
+
+import (
+	"fmt"
+	"net/netip"
+	"syscall"
+	"time"
+
+	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/vishvananda/netlink"
+)
+
+const (
+	// dadTimeout bounds the wait for IPv6 addresses to leave the
+	// tentative state.
+	dadTimeout = 5 * time.Second
+	// dadPoll is the interval between checks while waiting.
+	dadPoll = 20 * time.Millisecond
+)
+
+// ConfigureContainer configures ifName inside the container netns: the
+// reference plugin's sysctls (arp_notify, accept_dad, and for IPv6
+// disable_ipv6=0 on lo and ifName plus keep_addr_on_down=1), the addresses
+// (IPv6 without DAD unless enableDAD), link up, a wait until no IPv6
+// address is tentative, then the routes. IPv6 is usable when it returns.
+func ConfigureContainer(netnsPath, ifName string, addrs []netip.Prefix, routes []Route, enableDAD bool) error {
+	return inNetNS(netnsPath, func(ns.NetNS) error {
+		if err := configureIface(ifName, addrs, routes, enableDAD); err != nil {
+			return fmt.Errorf("%s in %s: %w", ifName, netnsPath, err)
+		}
+		return nil
+	})
+}
+
+func configureIface(ifName string, addrs []netip.Prefix, routes []Route, enableDAD bool) error {
+	l, err := linkByName(ifName)
+	if err != nil {
+		return fmt.Errorf("look up interface: %w", err)
+	}
+	setContainerSysctls(ifName, enableDAD)
+
+	hasV6 := false
+	for _, p := range addrs {
+		if !p.Addr().Unmap().Is4() {
+			hasV6 = true
+		}
+	}
+	if hasV6 {
+		for _, dev := range []string{"lo", ifName} {
+			if err := setSysctl("net/ipv6/conf/"+dev+"/disable_ipv6", "0"); err != nil {
+				return fmt.Errorf("enable IPv6: %w", err)
+			}
+		}
+		if err := setSysctl("net/ipv6/conf/"+ifName+"/keep_addr_on_down", "1"); err != nil {
+			return fmt.Errorf("keep addresses on down: %w", err)
+		}
+	}
+	for _, p := range addrs {
+		if err := addAddr(l, normPrefix(p), enableDAD); err != nil {
+			return fmt.Errorf("add address %s: %w", p, err)
+		}
+	}
+	if err := netlink.LinkSetUp(l); err != nil {
+		return fmt.Errorf("set up: %w", err)
+	}
+	if hasV6 {
+		if err := settleV6(l); err != nil {
+			return err
+		}
+	}
+	for _, r := range routes {
+		if err := addRoute(l, r); err != nil {
+			return fmt.Errorf("add route %s: %w", r, err)
+		}
+	}
+	return nil
+}
+
+// settleV6 waits until no IPv6 address on l is tentative. A failed DAD is
+// an error; so is a timeout while the link is operationally up (with no
+// carrier DAD cannot finish, which is not this call's failure).
+func settleV6(l netlink.Link) error {
+	deadline := time.Now().Add(dadTimeout)
+	for {
+		list, err := addrList(l, netlink.FAMILY_V6)
+		if err != nil {
+			return fmt.Errorf("list IPv6 addresses: %w", err)
+		}
+		tentative := false
+		for _, a := range list {
+			if a.Flags&syscall.IFA_F_DADFAILED != 0 {
+				return fmt.Errorf("address %s failed duplicate address detection", a.IPNet)
+			}
+			if a.Flags&syscall.IFA_F_TENTATIVE != 0 {
+				tentative = true
+			}
+		}
+		if !tentative {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			cur, err := netlink.LinkByIndex(l.Attrs().Index)
+			if err == nil && cur.Attrs().OperState != netlink.OperUp {
+				return nil
+			}
+			return fmt.Errorf("IPv6 addresses still tentative after %s", dadTimeout)
+		}
+		time.Sleep(dadPoll)
+	}
+}

@@ -1,0 +1,300 @@
+package link
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"syscall"
+
+	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/vishvananda/netlink"
+)
+
+// hostVethAttempts bounds the retries on a random host name collision.
+const hostVethAttempts = 10
+
+// VethConfig describes the veth pair SetupVeth wires between the node
+// bridge and a container.
+type VethConfig struct {
+	ContainerNetNS string           // path of the container netns
+	IfName         string           // name of the container end
+	MTU            int              // both ends; 0 keeps the kernel default
+	MAC            net.HardwareAddr // container end; nil lets the kernel pick
+	Bridge         Bridge           // the host end is enslaved to it
+	HairpinMode    bool
+	PortIsolation  bool
+	// DisableContainerInterface leaves the container end down.
+	DisableContainerInterface bool
+	// EnableDAD keeps IPv6 duplicate address detection on for the
+	// container end; pass the same value to ConfigureContainer.
+	EnableDAD bool
+}
+
+// Interface describes one end of a veth pair.
+type Interface struct {
+	Name    string
+	MAC     net.HardwareAddr
+	Index   int
+	Sandbox string // netns path for the container end, empty on the node
+}
+
+// SetupVeth creates a veth pair whose container end is created directly in
+// cfg.ContainerNetNS as cfg.IfName, and whose host end, named "veth" plus
+// eight random hex digits, is attached to the bridge and brought up. The
+// container end is brought up unless DisableContainerInterface is set.
+// If IfName already exists in the container netns the call fails naming it;
+// on any failure nothing is left behind.
+func SetupVeth(cfg VethConfig) (host Interface, cont Interface, err error) {
+	target, err := ns.GetNS(cfg.ContainerNetNS)
+	if err != nil {
+		return Interface{}, Interface{}, fmt.Errorf("open netns %q: %w", cfg.ContainerNetNS, err)
+	}
+	defer target.Close()
+
+	if err := target.Do(func(ns.NetNS) error { return ifNameFree(cfg) }); err != nil {
+		return Interface{}, Interface{}, err
+	}
+	hostName, err := createVethPair(cfg, target)
+	if err != nil {
+		return Interface{}, Interface{}, err
+	}
+	defer func() {
+		if err != nil {
+			// Deleting one end removes the pair.
+			if l, lerr := linkByName(hostName); lerr == nil {
+				_ = netlink.LinkDel(l)
+			}
+		}
+	}()
+
+	host, err = setupHostEnd(cfg, hostName)
+	if err != nil {
+		return Interface{}, Interface{}, err
+	}
+	err = target.Do(func(ns.NetNS) error {
+		var cerr error
+		cont, cerr = setupContainerEnd(cfg)
+		return cerr
+	})
+	if err != nil {
+		return Interface{}, Interface{}, err
+	}
+	return host, cont, nil
+}
+
+// ifNameFree fails when cfg.IfName already exists in the current netns.
+func ifNameFree(cfg VethConfig) error {
+	_, err := linkByName(cfg.IfName)
+	switch {
+	case err == nil:
+		return fmt.Errorf("interface %q already exists in netns %q", cfg.IfName, cfg.ContainerNetNS)
+	case isNotFound(err):
+		return nil
+	default:
+		return fmt.Errorf("look up %q in netns %q: %w", cfg.IfName, cfg.ContainerNetNS, err)
+	}
+}
+
+// createVethPair creates the pair from the node side with the peer placed
+// straight into the container netns, retrying on host name collisions.
+func createVethPair(cfg VethConfig, target ns.NetNS) (string, error) {
+	for range hostVethAttempts {
+		name, err := randomVethName()
+		if err != nil {
+			return "", err
+		}
+		attrs := netlink.NewLinkAttrs()
+		attrs.Name = name
+		attrs.MTU = cfg.MTU
+		v := &netlink.Veth{
+			LinkAttrs:        attrs,
+			PeerName:         cfg.IfName,
+			PeerHardwareAddr: cfg.MAC,
+			PeerNamespace:    netlink.NsFd(int(target.Fd())),
+		}
+		err = netlink.LinkAdd(v)
+		if err == nil {
+			return name, nil
+		}
+		if !errors.Is(err, syscall.EEXIST) {
+			return "", fmt.Errorf("create veth pair %s/%s for netns %q: %w", name, cfg.IfName, cfg.ContainerNetNS, err)
+		}
+		if _, lerr := linkByName(name); lerr == nil {
+			continue // host name taken: draw another
+		}
+		// The container name appeared after our check.
+		return "", fmt.Errorf("interface %q already exists in netns %q", cfg.IfName, cfg.ContainerNetNS)
+	}
+	return "", fmt.Errorf("create veth pair for netns %q: no free host veth name after %d attempts", cfg.ContainerNetNS, hostVethAttempts)
+}
+
+func randomVethName() (string, error) {
+	var b [4]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("generate host veth name: %w", err)
+	}
+	return "veth" + hex.EncodeToString(b[:]), nil
+}
+
+// setupHostEnd enslaves the host end to the bridge, applies port options
+// and brings it up.
+func setupHostEnd(cfg VethConfig, name string) (Interface, error) {
+	l, err := linkByName(name)
+	if err != nil {
+		return Interface{}, fmt.Errorf("look up host veth %q: %w", name, err)
+	}
+	if err := netlink.LinkSetMasterByIndex(l, cfg.Bridge.Index); err != nil {
+		return Interface{}, fmt.Errorf("attach %q to bridge %q: %w", name, cfg.Bridge.Name, err)
+	}
+	if cfg.HairpinMode {
+		if err := netlink.LinkSetHairpin(l, true); err != nil {
+			return Interface{}, fmt.Errorf("set hairpin mode on %q: %w", name, err)
+		}
+	}
+	if cfg.PortIsolation {
+		if err := netlink.LinkSetIsolated(l, true); err != nil {
+			return Interface{}, fmt.Errorf("set port isolation on %q: %w", name, err)
+		}
+	}
+	// The plugin owns this interface's routes; IPv6 may be disabled.
+	_ = setSysctl("net/ipv6/conf/"+name+"/accept_ra", "0")
+	if err := netlink.LinkSetUp(l); err != nil {
+		return Interface{}, fmt.Errorf("set %q up: %w", name, err)
+	}
+	a := l.Attrs()
+	return Interface{Name: a.Name, MAC: a.HardwareAddr, Index: a.Index}, nil
+}
+
+// setupContainerEnd runs inside the container netns.
+func setupContainerEnd(cfg VethConfig) (Interface, error) {
+	l, err := linkByName(cfg.IfName)
+	if err != nil {
+		return Interface{}, fmt.Errorf("look up %q in netns %q: %w", cfg.IfName, cfg.ContainerNetNS, err)
+	}
+	setContainerSysctls(cfg.IfName, cfg.EnableDAD)
+	if !cfg.DisableContainerInterface {
+		if err := netlink.LinkSetUp(l); err != nil {
+			return Interface{}, fmt.Errorf("set %q up in netns %q: %w", cfg.IfName, cfg.ContainerNetNS, err)
+		}
+	}
+	a := l.Attrs()
+	return Interface{Name: a.Name, MAC: a.HardwareAddr, Index: a.Index, Sandbox: cfg.ContainerNetNS}, nil
+}
+
+// setContainerSysctls applies the per-interface settings the reference
+// plugin uses in the container: gratuitous ARP on address changes, and DAD
+// on or off. Best effort: IPv6 may be disabled in the container.
+func setContainerSysctls(ifName string, dad bool) {
+	if dad {
+		_ = setSysctl("net/ipv6/conf/"+ifName+"/enhanced_dad", "1")
+		_ = setSysctl("net/ipv6/conf/"+ifName+"/accept_dad", "1")
+	} else {
+		_ = setSysctl("net/ipv6/conf/"+ifName+"/accept_dad", "0")
+	}
+	_ = setSysctl("net/ipv4/conf/"+ifName+"/arp_notify", "1")
+}
+
+// DelVeth deletes ifName in the container netns, which removes the whole
+// pair. A missing netns or interface is not an error. It returns the host
+// peer's name when it could be learned (empty otherwise) and the global
+// unicast addresses the interface carried (for IP masquerade teardown).
+func DelVeth(netnsPath, ifName string) (hostVeth string, addrs []netip.Prefix, err error) {
+	err = inNetNS(netnsPath, func(node ns.NetNS) error {
+		l, err := linkByName(ifName)
+		if err != nil {
+			if isNotFound(err) {
+				return nil
+			}
+			return fmt.Errorf("look up %q in netns %q: %w", ifName, netnsPath, err)
+		}
+		list, err := addrList(l, netlink.FAMILY_ALL)
+		if err != nil {
+			return fmt.Errorf("list addresses of %q in netns %q: %w", ifName, netnsPath, err)
+		}
+		for _, a := range list {
+			if p, ok := prefixOf(a.IPNet); ok && p.Addr().IsGlobalUnicast() {
+				addrs = append(addrs, p)
+			}
+		}
+		if _, isVeth := l.(*netlink.Veth); isVeth {
+			_ = node.Do(func(ns.NetNS) error {
+				hostVeth, _ = peerIn(l.Attrs().ParentIndex, l.Attrs().Index)
+				return nil
+			})
+		}
+		if err := netlink.LinkDel(l); err != nil && !errors.Is(err, syscall.ENODEV) {
+			return fmt.Errorf("delete %q in netns %q: %w", ifName, netnsPath, err)
+		}
+		return nil
+	})
+	if errors.Is(err, ErrNetNSGone) {
+		return "", nil, nil
+	}
+	return hostVeth, addrs, err
+}
+
+// DelLink deletes the named link in the current netns; a missing link is
+// not an error.
+func DelLink(name string) error {
+	l, err := linkByName(name)
+	if err != nil {
+		if isNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("look up %q: %w", name, err)
+	}
+	if err := netlink.LinkDel(l); err != nil && !errors.Is(err, syscall.ENODEV) {
+		return fmt.Errorf("delete %q: %w", name, err)
+	}
+	return nil
+}
+
+// HostPeer returns the name of the node-side (current netns) peer of the
+// veth ifName in the container netns.
+func HostPeer(netnsPath, ifName string) (string, error) {
+	var peerIdx, contIdx int
+	err := inNetNS(netnsPath, func(ns.NetNS) error {
+		l, err := linkByName(ifName)
+		if err != nil {
+			if isNotFound(err) {
+				return fmt.Errorf("%s in %s: %w", ifName, netnsPath, ErrNotFound)
+			}
+			return fmt.Errorf("look up %s in %s: %w", ifName, netnsPath, err)
+		}
+		if _, ok := l.(*netlink.Veth); !ok {
+			return fmt.Errorf("%s in %s is not a veth (type %s)", ifName, netnsPath, l.Type())
+		}
+		peerIdx, contIdx = l.Attrs().ParentIndex, l.Attrs().Index
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	name, err := peerIn(peerIdx, contIdx)
+	if err != nil {
+		return "", fmt.Errorf("host peer of %s in %s: %w", ifName, netnsPath, err)
+	}
+	return name, nil
+}
+
+// peerIn finds, in the current netns, the veth with index peerIdx and
+// checks that it points back at contIdx.
+func peerIn(peerIdx, contIdx int) (string, error) {
+	if peerIdx <= 0 {
+		return "", fmt.Errorf("peer index unknown: %w", ErrNotFound)
+	}
+	l, err := netlink.LinkByIndex(peerIdx)
+	if err != nil {
+		if isNotFound(err) {
+			return "", fmt.Errorf("no link with index %d: %w", peerIdx, ErrNotFound)
+		}
+		return "", fmt.Errorf("look up link index %d: %w", peerIdx, err)
+	}
+	if _, ok := l.(*netlink.Veth); !ok || l.Attrs().ParentIndex != contIdx {
+		return "", fmt.Errorf("link %q (index %d) is not the peer: %w", l.Attrs().Name, peerIdx, ErrNotFound)
+	}
+	return l.Attrs().Name, nil
+}
