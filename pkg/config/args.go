@@ -1,0 +1,58 @@
+package config
+
+import (
+	"net/netip"
+	"strings"
+
+	"github.com/containernetworking/cni/pkg/types"
+)
+
+// EnvArgs holds the CNI_ARGS keys the plugins read ("K1=V1;K2=V2"). Keys the
+// plugins do not know (K8S_POD_NAME, IgnoreUnknown, ...) are ignored.
+type EnvArgs struct {
+	IPs []netip.Addr // IP=, comma-separated
+	MAC string       // MAC=
+}
+
+// ParseEnvArgs parses CNI_ARGS.
+func ParseEnvArgs(s string) (EnvArgs, error) {
+	var out EnvArgs
+	if s == "" {
+		return out, nil
+	}
+	for _, pair := range strings.Split(s, ";") {
+		if pair == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(pair, "=")
+		if !ok {
+			return out, types.NewError(types.ErrInvalidEnvironmentVariables, "CNI_ARGS: "+pair+": expected KEY=VALUE", "")
+		}
+		switch k {
+		case "IP":
+			for _, one := range strings.Split(v, ",") {
+				addr, err := ParseAddrOrPrefix(strings.TrimSpace(one))
+				if err != nil {
+					return out, types.NewError(types.ErrInvalidEnvironmentVariables, "CNI_ARGS: IP="+one+": not an IP address", "")
+				}
+				out.IPs = append(out.IPs, addr)
+			}
+		case "MAC":
+			out.MAC = v
+		}
+	}
+	return out, nil
+}
+
+// ParseAddrOrPrefix accepts "10.1.2.3" or "10.1.2.3/24" (the address part).
+func ParseAddrOrPrefix(s string) (netip.Addr, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Addr{}, err
+		}
+		return p.Addr().Unmap(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	return a.Unmap(), err
+}

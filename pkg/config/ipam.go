@@ -1,0 +1,209 @@
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/containernetworking/cni/pkg/types"
+	"github.com/containernetworking/cni/pkg/utils"
+	"github.com/containernetworking/cni/pkg/version"
+
+	"github.com/flatcni/plugins/pkg/ipam"
+)
+
+// IPAM is a validated host-local configuration.
+type IPAM struct {
+	Network    string // the network's name: the lease directory's name
+	CNIVersion string
+	Ranges     []ipam.RangeSet
+	Routes     []*types.Route
+	DataDir    string
+	ResolvConf string
+	Requested  []netip.Addr // from CNI_ARGS IP=, args.cni.ips, runtimeConfig.ips
+}
+
+// jsonRange is a range as written in JSON; addresses stay strings so that
+// errors can quote them.
+type jsonRange struct {
+	Subnet     string `json:"subnet"`
+	RangeStart string `json:"rangeStart,omitempty"`
+	RangeEnd   string `json:"rangeEnd,omitempty"`
+	Gateway    string `json:"gateway,omitempty"`
+}
+
+type jsonIPAMNet struct {
+	Name       string `json:"name"`
+	CNIVersion string `json:"cniVersion"`
+	IPAM       *struct {
+		jsonRange
+		Type       string         `json:"type"`
+		Routes     []*types.Route `json:"routes"`
+		DataDir    string         `json:"dataDir"`
+		ResolvConf string         `json:"resolvConf"`
+		Ranges     [][]jsonRange  `json:"ranges"`
+	} `json:"ipam"`
+	RuntimeConfig struct {
+		IPRanges [][]jsonRange `json:"ipRanges,omitempty"`
+		IPs      []string      `json:"ips,omitempty"`
+	} `json:"runtimeConfig,omitempty"`
+	Args *struct {
+		CNI *struct {
+			IPs []string `json:"ips"`
+		} `json:"cni"`
+	} `json:"args"`
+}
+
+// LoadIPAM parses a host-local configuration (the whole network configuration
+// on stdin) and CNI_ARGS.
+func LoadIPAM(stdin []byte, envArgs string) (*IPAM, error) {
+	var n jsonIPAMNet
+	if err := json.Unmarshal(stdin, &n); err != nil {
+		return nil, decodeError("network configuration", err)
+	}
+	if n.IPAM == nil {
+		return nil, Invalid("ipam", "missing")
+	}
+	if err := utils.ValidateNetworkName(n.Name); err != nil {
+		return nil, Invalid("name", "%q: must be non-empty and contain only letters, digits, '_', '.' and '-', starting with a letter or digit", n.Name)
+	}
+	c := &IPAM{
+		Network:    n.Name,
+		CNIVersion: n.CNIVersion,
+		Routes:     n.IPAM.Routes,
+		DataDir:    n.IPAM.DataDir,
+		ResolvConf: n.IPAM.ResolvConf,
+	}
+	for i, r := range c.Routes {
+		if r == nil || r.Dst.IP == nil {
+			return nil, Invalid(fmt.Sprintf("ipam.routes[%d].dst", i), "missing")
+		}
+	}
+
+	env, err := ParseEnvArgs(envArgs)
+	if err != nil {
+		return nil, err
+	}
+	c.Requested = append(c.Requested, env.IPs...)
+	var ips []string
+	if n.Args != nil && n.Args.CNI != nil {
+		ips = append(ips, n.Args.CNI.IPs...)
+	}
+	ips = append(ips, n.RuntimeConfig.IPs...)
+	for _, s := range ips {
+		a, err := ParseAddrOrPrefix(s)
+		if err != nil {
+			return nil, Invalid("ips", "%q is not an IP address", s)
+		}
+		c.Requested = append(c.Requested, a)
+	}
+
+	// Where ranges come from, in the reference's order: runtime ipRanges (capability
+	// "ipRanges") replace the configured ranges; the legacy single range comes first.
+	type source struct {
+		key  string
+		sets [][]jsonRange
+	}
+	var sources []source
+	if len(n.RuntimeConfig.IPRanges) > 0 {
+		sources = append(sources, source{"runtimeConfig.ipRanges", n.RuntimeConfig.IPRanges})
+	} else {
+		if n.IPAM.Subnet != "" {
+			sources = append(sources, source{"ipam", [][]jsonRange{{n.IPAM.jsonRange}}})
+		} else if n.IPAM.RangeStart != "" || n.IPAM.RangeEnd != "" || n.IPAM.Gateway != "" {
+			return nil, Invalid("ipam.subnet", "missing (rangeStart, rangeEnd and gateway need a subnet)")
+		}
+		sources = append(sources, source{"ipam.ranges", n.IPAM.Ranges})
+	}
+	var v4, v6 int
+	for _, src := range sources {
+		for i, set := range src.sets {
+			key := fmt.Sprintf("%s[%d]", src.key, i)
+			if src.key == "ipam" {
+				key = "ipam"
+			}
+			rs, err := parseRangeSet(key, set)
+			if err != nil {
+				return nil, err
+			}
+			for j, prev := range c.Ranges {
+				if rs.Overlaps(prev) {
+					return nil, Invalid(key, "range set %s overlaps range set %d (%s)", rs, j, prev)
+				}
+			}
+			if rs.Is4() {
+				v4++
+			} else {
+				v6++
+			}
+			c.Ranges = append(c.Ranges, rs)
+		}
+	}
+	if len(c.Ranges) == 0 {
+		return nil, Invalid("ipam.ranges", "no IP ranges specified (set ipam.ranges or ipam.subnet)")
+	}
+	if v4 > 1 || v6 > 1 {
+		if ok, _ := version.GreaterThanOrEqualTo(orDefault(c.CNIVersion), "0.3.0"); !ok {
+			return nil, Invalid("cniVersion", "%s allows one address per family; use 0.3.0 or later for more range sets", c.CNIVersion)
+		}
+	}
+	return c, nil
+}
+
+func orDefault(v string) string {
+	if v == "" {
+		return "0.1.0"
+	}
+	return v
+}
+
+func parseRangeSet(key string, set []jsonRange) (ipam.RangeSet, error) {
+	if len(set) == 0 {
+		return nil, Invalid(key, "empty range set")
+	}
+	rs := make(ipam.RangeSet, len(set))
+	for j, jr := range set {
+		rkey := fmt.Sprintf("%s[%d]", key, j)
+		if key == "ipam" {
+			rkey = "ipam"
+		}
+		r := &rs[j]
+		var err error
+		if r.Subnet, err = netip.ParsePrefix(strings.TrimSpace(jr.Subnet)); err != nil {
+			if jr.Subnet == "" {
+				return nil, Invalid(rkey+".subnet", "missing")
+			}
+			return nil, Invalid(rkey+".subnet", "%q is not a CIDR", jr.Subnet)
+		}
+		for _, f := range []struct {
+			name string
+			text string
+			dst  *netip.Addr
+		}{{"rangeStart", jr.RangeStart, &r.Start}, {"rangeEnd", jr.RangeEnd, &r.End}, {"gateway", jr.Gateway, &r.Gateway}} {
+			if f.text == "" {
+				continue
+			}
+			if *f.dst, err = netip.ParseAddr(strings.TrimSpace(f.text)); err != nil {
+				return nil, Invalid(rkey+"."+f.name, "%q is not an IP address", f.text)
+			}
+		}
+		if err := r.Canonicalize(); err != nil {
+			return nil, Invalid(rkey, "%v", err)
+		}
+	}
+	if err := rs.Canonicalize(); err != nil {
+		return nil, Invalid(key, "%v", err)
+	}
+	return rs, nil
+}
+
+// Version returns the cniVersion of a configuration without parsing the rest.
+func Version(stdin []byte) string {
+	var v struct {
+		CNIVersion string `json:"cniVersion"`
+	}
+	_ = json.NewDecoder(bytes.NewReader(stdin)).Decode(&v)
+	return v.CNIVersion
+}

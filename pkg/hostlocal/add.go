@@ -1,0 +1,101 @@
+package hostlocal
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+
+	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/types"
+	current "github.com/containernetworking/cni/pkg/types/100"
+
+	"github.com/flatcni/plugins/pkg/config"
+	"github.com/flatcni/plugins/pkg/ipam"
+)
+
+// Add reserves one address per range set for the attachment and prints the result.
+func Add(args *skel.CmdArgs) error {
+	c, err := config.LoadIPAM(args.StdinData, args.Args)
+	if err != nil {
+		return err
+	}
+	result := &current.Result{CNIVersion: current.ImplementedSpecVersion, Routes: c.Routes}
+	if c.ResolvConf != "" {
+		dns, err := ParseResolvConf(c.ResolvConf)
+		if err != nil {
+			return types.NewError(types.ErrIOFailure, fmt.Sprintf("ipam.resolvConf %s: %v", c.ResolvConf, err), "")
+		}
+		result.DNS = dns
+	}
+	requested, err := assignRequested(c)
+	if err != nil {
+		return err
+	}
+
+	allocs, err := withStore(c, func(s ipam.Store) ([]ipam.Allocation, error) {
+		a := ipam.Attachment{ContainerID: args.ContainerID, IfName: args.IfName}
+		var out []ipam.Allocation
+		for i, set := range c.Ranges {
+			al, err := ipam.Allocate(s, set, i, a, requested[i])
+			if err != nil {
+				if _, rerr := s.Release(a); rerr != nil {
+					err = fmt.Errorf("%w (and releasing what was reserved failed: %v)", err, rerr)
+				}
+				return nil, allocError(c.Network, i, err)
+			}
+			out = append(out, al)
+		}
+		return out, nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, al := range allocs {
+		ipc := &current.IPConfig{Address: toIPNet(al.Addr)}
+		if al.Gateway.IsValid() {
+			ipc.Gateway = net.IP(al.Gateway.AsSlice())
+		}
+		result.IPs = append(result.IPs, ipc)
+	}
+	return types.PrintResult(result, c.CNIVersion)
+}
+
+// assignRequested maps each requested address to the range set that holds it;
+// an address outside every set, or two in one set, is a configuration error.
+func assignRequested(c *config.IPAM) (map[int]netip.Addr, error) {
+	out := map[int]netip.Addr{}
+	for _, addr := range c.Requested {
+		found := false
+		for i, set := range c.Ranges {
+			if set.RangeFor(addr) == nil {
+				continue
+			}
+			if prev, dup := out[i]; dup && prev != addr {
+				return nil, config.Invalid("ips", "%s and %s both requested from range set %d (%s); one address per range set", prev, addr, i, set)
+			}
+			out[i], found = addr, true
+			break
+		}
+		if !found {
+			return nil, config.Invalid("ips", "requested address %s is outside every range of network %q", addr, c.Network)
+		}
+	}
+	return out, nil
+}
+
+func allocError(network string, set int, err error) error {
+	msg := fmt.Sprintf("network %q, range set %d: %v", network, set, err)
+	if e, ok := err.(*types.Error); ok {
+		e.Msg = msg
+		return e
+	}
+	return types.NewError(types.ErrTryAgainLater, msg, "")
+}
+
+func toIPNet(p netip.Prefix) net.IPNet {
+	bits := 32
+	if p.Addr().Is6() {
+		bits = 128
+	}
+	return net.IPNet{IP: net.IP(p.Addr().AsSlice()), Mask: net.CIDRMask(p.Bits(), bits)}
+}

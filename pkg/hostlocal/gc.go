@@ -1,0 +1,69 @@
+package hostlocal
+
+import (
+	"encoding/json"
+
+	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/types"
+
+	"github.com/flatcni/plugins/pkg/config"
+	"github.com/flatcni/plugins/pkg/ipam"
+)
+
+// GC releases every lease of the network whose attachment is not in
+// cni.dev/valid-attachments (CNI 1.1).
+func GC(args *skel.CmdArgs) error {
+	c, err := config.LoadIPAM(args.StdinData, args.Args)
+	if err != nil {
+		return err
+	}
+	valid, err := ValidAttachments(args.StdinData)
+	if err != nil {
+		return err
+	}
+	if !storeExists(c) {
+		return nil
+	}
+	_, err = withStore(c, func(s ipam.Store) ([]byte, error) {
+		return nil, Collect(s, valid)
+	})
+	return err
+}
+
+// Collect releases the leases of every attachment not in valid. A lease from
+// old releases of the reference, which name only the container, is kept when
+// any attachment of that container is valid.
+func Collect(s ipam.Store, valid map[ipam.Attachment]bool) error {
+	leases, err := s.All()
+	if err != nil {
+		return err
+	}
+	validIDs := map[string]bool{}
+	for a := range valid {
+		validIDs[a.ContainerID] = true
+	}
+	done := map[ipam.Attachment]bool{}
+	for _, l := range leases {
+		if valid[l.Attachment] || (l.IfName == "" && validIDs[l.ContainerID]) || done[l.Attachment] {
+			continue
+		}
+		done[l.Attachment] = true
+		if _, err := s.Release(l.Attachment); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ValidAttachments reads cni.dev/valid-attachments from a GC request.
+func ValidAttachments(stdin []byte) (map[ipam.Attachment]bool, error) {
+	var conf types.PluginConf
+	if err := json.Unmarshal(stdin, &conf); err != nil {
+		return nil, config.Invalid("cni.dev/valid-attachments", "%v", err)
+	}
+	out := make(map[ipam.Attachment]bool, len(conf.ValidAttachments))
+	for _, a := range conf.ValidAttachments {
+		out[ipam.Attachment{ContainerID: a.ContainerID, IfName: a.IfName}] = true
+	}
+	return out, nil
+}

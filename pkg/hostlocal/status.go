@@ -1,0 +1,52 @@
+package hostlocal
+
+import (
+	"fmt"
+
+	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/types"
+
+	"github.com/flatcni/plugins/pkg/config"
+	"github.com/flatcni/plugins/pkg/ipam/disk"
+)
+
+// Status succeeds when the lease store is writable and every range set has a
+// free address; otherwise error 50 ("plugin not available") naming the cause.
+func Status(args *skel.CmdArgs) error {
+	c, err := config.LoadIPAM(args.StdinData, args.Args)
+	if err != nil {
+		return err
+	}
+	unavailable := func(format string, a ...any) error {
+		return types.NewError(config.ErrPluginNotAvailable, fmt.Sprintf("network %q: ", c.Network)+fmt.Sprintf(format, a...), "")
+	}
+	s, err := disk.Open(c.DataDir, c.Network)
+	if err != nil {
+		return unavailable("lease store not usable: %v", err)
+	}
+	defer s.Close()
+	if err := s.Lock(); err != nil {
+		return unavailable("%v", err)
+	}
+	werr := s.CheckWritable()
+	leases, err := s.All()
+	s.Unlock()
+	if werr != nil {
+		return unavailable("lease store %s not writable: %v", s.Dir(), werr)
+	}
+	if err != nil {
+		return unavailable("%v", err)
+	}
+	for i, set := range c.Ranges {
+		var used uint64
+		for _, l := range leases {
+			if r := set.RangeFor(l.Addr); r != nil && l.Addr != r.Gateway {
+				used++
+			}
+		}
+		if set.Size(used+1) <= used {
+			return unavailable("range set %d (%s) is exhausted: all %d addresses are leased", i, set, used)
+		}
+	}
+	return nil
+}

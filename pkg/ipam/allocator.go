@@ -1,0 +1,147 @@
+package ipam
+
+import (
+	"fmt"
+	"net/netip"
+)
+
+// Allocation is one address handed out from a range set.
+type Allocation struct {
+	Addr    netip.Prefix // the address with its subnet's prefix length
+	Gateway netip.Addr
+}
+
+// Allocate hands the attachment one address from set (the setIndex'th range set
+// of the network). The caller holds the store's lock.
+//
+// An attachment that already holds an address in the set gets that address
+// again, so a runtime that retries an ADD does not leak leases. With a requested
+// address, that address or an error; otherwise the first free address after the
+// set's last reserved one, round-robin, skipping gateways.
+func Allocate(s Store, set RangeSet, setIndex int, a Attachment, requested netip.Addr) (Allocation, error) {
+	held, err := s.Leases(a)
+	if err != nil {
+		return Allocation{}, err
+	}
+	for _, addr := range held {
+		if r := set.RangeFor(addr); r != nil {
+			if requested.IsValid() && requested != addr {
+				return Allocation{}, fmt.Errorf("%s already holds %s in range set %s; cannot also take requested %s", a, addr, set, requested)
+			}
+			return Allocation{Addr: netip.PrefixFrom(addr, r.Subnet.Bits()), Gateway: r.Gateway}, nil
+		}
+	}
+
+	if requested.IsValid() {
+		r := set.RangeFor(requested)
+		if r == nil {
+			return Allocation{}, fmt.Errorf("requested address %s is not in range set %s", requested, set)
+		}
+		if requested == r.Gateway {
+			return Allocation{}, fmt.Errorf("requested address %s is the gateway of %s", requested, r.Subnet)
+		}
+		ok, err := s.Reserve(a, requested, setIndex)
+		if err != nil {
+			return Allocation{}, err
+		}
+		if !ok {
+			return Allocation{}, fmt.Errorf("requested address %s is already in use", requested)
+		}
+		return Allocation{Addr: netip.PrefixFrom(requested, r.Subnet.Bits()), Gateway: r.Gateway}, nil
+	}
+
+	it := newIter(set, s.LastReserved(setIndex))
+	for {
+		addr, r, ok := it.next()
+		if !ok {
+			return Allocation{}, fmt.Errorf("no free address in range set %s", set)
+		}
+		ok, err := s.Reserve(a, addr, setIndex)
+		if err != nil {
+			return Allocation{}, err
+		}
+		if ok {
+			return Allocation{Addr: netip.PrefixFrom(addr, r.Subnet.Bits()), Gateway: r.Gateway}, nil
+		}
+	}
+}
+
+// iter walks a range set once, round-robin, starting after last (when last is
+// in the set) or at the set's first address, and skipping gateways.
+type iter struct {
+	set   RangeSet
+	idx   int
+	cur   netip.Addr // last address returned; zero before the first
+	first netip.Addr // first address returned, where the walk ends
+}
+
+func newIter(set RangeSet, last netip.Addr) *iter {
+	it := &iter{set: set}
+	for i := range set {
+		if set[i].Contains(last) {
+			it.idx, it.cur = i, last
+			return it
+		}
+	}
+	return it
+}
+
+func (it *iter) next() (netip.Addr, *Range, bool) {
+	for {
+		r := &it.set[it.idx]
+		var addr netip.Addr
+		switch {
+		case !it.cur.IsValid():
+			addr = r.Start
+		case it.cur == r.End:
+			it.idx = (it.idx + 1) % len(it.set)
+			r = &it.set[it.idx]
+			addr = r.Start
+		default:
+			addr = it.cur.Next()
+		}
+		it.cur = addr
+		if !it.first.IsValid() {
+			it.first = addr
+		} else if addr == it.first {
+			return netip.Addr{}, nil, false
+		}
+		if addr != r.Gateway {
+			return addr, r, true
+		}
+	}
+}
+
+// Size returns how many addresses the set can hand out (gateways excluded),
+// saturating at max.
+func (s RangeSet) Size(max uint64) uint64 {
+	var n uint64
+	for i := range s {
+		n += span(s[i].Start, s[i].End, max)
+		if s[i].Contains(s[i].Gateway) {
+			n--
+		}
+		if n >= max {
+			return max
+		}
+	}
+	return n
+}
+
+// span counts the addresses from a to b inclusive, saturating at max.
+func span(a, b netip.Addr, max uint64) uint64 {
+	x, y := a.As16(), b.As16()
+	var xh, xl, yh, yl uint64
+	for i := 0; i < 8; i++ {
+		xh, yh = xh<<8|uint64(x[i]), yh<<8|uint64(y[i])
+		xl, yl = xl<<8|uint64(x[8+i]), yl<<8|uint64(y[8+i])
+	}
+	hi, lo := yh-xh, yl-xl
+	if yl < xl {
+		hi-- // borrow from the high half
+	}
+	if hi > 0 || lo >= max-1 {
+		return max
+	}
+	return lo + 1
+}

@@ -1,0 +1,158 @@
+package disk
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/flatcni/plugins/pkg/ipam"
+)
+
+// indexPath names an attachment's index file. Container IDs cannot hold '@'
+// (CNI allows [A-Za-z0-9_.-]), so "<id>@<ifname>" is unambiguous; names too long
+// for a file name are hashed.
+func (s *Store) indexPath(a ipam.Attachment) string {
+	key := a.ContainerID + "@" + a.IfName
+	if len(key) > maxIndexKeyLen || strings.ContainsAny(key, "/\x00") || key == "." || key == ".." {
+		sum := sha256.Sum256([]byte(key))
+		key = "sha256-" + hex.EncodeToString(sum[:])
+	}
+	return filepath.Join(s.attDir, key)
+}
+
+// indexed returns the addresses the index lists for an attachment that are
+// still leased to it (each is checked against its lease file).
+func (s *Store) indexed(a ipam.Attachment) ([]netip.Addr, error) {
+	b, err := os.ReadFile(s.indexPath(a))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read lease index: %w", err)
+	}
+	var out []netip.Addr
+	for _, line := range strings.Split(strings.TrimPrefix(string(b), indexHeader), "\n") {
+		addr, err := netip.ParseAddr(strings.TrimSpace(line))
+		if err != nil {
+			continue
+		}
+		if owner, err := s.owner(addr); err == nil && owner == a {
+			out = append(out, addr)
+		}
+	}
+	return out, nil
+}
+
+// writeIndex records the addresses an attachment holds (none: removes the entry).
+func (s *Store) writeIndex(a ipam.Attachment, addrs []netip.Addr) error {
+	path := s.indexPath(a)
+	if len(addrs) == 0 {
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("lease index: %w", err)
+		}
+		return nil
+	}
+	var b strings.Builder
+	b.WriteString(indexHeader)
+	for _, addr := range addrs {
+		b.WriteString(addr.String())
+		b.WriteByte('\n')
+	}
+	if err := s.writeAtomic(path, []byte(b.String())); err != nil {
+		return fmt.Errorf("lease index: %w", err)
+	}
+	return nil
+}
+
+// stamp is what the index was last known to describe: the lease directory's
+// mtime and this boot's ID.
+func (s *Store) stamp() (string, error) {
+	fi, err := os.Stat(s.dir)
+	if err != nil {
+		return "", err
+	}
+	boot, _ := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	return strconv.FormatInt(fi.ModTime().UnixNano(), 10) + " " + strings.TrimSpace(string(boot)), nil
+}
+
+func (s *Store) writeStamp() error {
+	st, err := s.stamp()
+	if err != nil {
+		return err
+	}
+	return s.writeAtomic(filepath.Join(s.idxDir, stampName), []byte(st))
+}
+
+// ensureIndex rebuilds the index from the lease files unless the stamp shows
+// that nobody else changed the directory since our last change. Once per locked
+// section.
+func (s *Store) ensureIndex() error {
+	if s.fresh {
+		return nil
+	}
+	if !s.locked {
+		return fmt.Errorf("lease store %s used without its lock", s.dir)
+	}
+	now, err := s.stamp()
+	if err != nil {
+		return fmt.Errorf("lease directory: %w", err)
+	}
+	if old, err := os.ReadFile(filepath.Join(s.idxDir, stampName)); err == nil && string(old) == now {
+		s.fresh = true
+		return nil
+	}
+	if err := s.rebuild(); err != nil {
+		return fmt.Errorf("rebuild lease index of %s: %w", s.dir, err)
+	}
+	s.fresh, s.changed = true, true
+	return nil
+}
+
+// rebuild rewrites the whole index from the lease files and drops stale
+// temporary files. O(number of leases): runs only after foreign changes.
+func (s *Store) rebuild() error {
+	leases, err := s.All()
+	if err != nil {
+		return err
+	}
+	want := map[string][]netip.Addr{}
+	atts := map[string]ipam.Attachment{}
+	for _, l := range leases {
+		p := s.indexPath(l.Attachment)
+		want[p] = append(want[p], l.Addr)
+		atts[p] = l.Attachment
+	}
+	if err := os.MkdirAll(s.attDir, 0o755); err != nil {
+		return err
+	}
+	if entries, err := os.ReadDir(s.idxDir); err == nil {
+		for _, e := range entries {
+			if strings.HasPrefix(e.Name(), tmpPrefix) {
+				os.Remove(filepath.Join(s.idxDir, e.Name())) // we hold the lock: nobody is writing it
+			}
+		}
+	}
+	existing, err := os.ReadDir(s.attDir)
+	if err != nil {
+		return err
+	}
+	for _, e := range existing {
+		p := filepath.Join(s.attDir, e.Name())
+		if _, ok := want[p]; !ok {
+			os.Remove(p)
+		}
+	}
+	for p, addrs := range want {
+		if err := s.writeIndex(atts[p], addrs); err != nil {
+			return err
+		}
+	}
+	return nil
+}
