@@ -1,0 +1,86 @@
+package link
+
+import (
+	"net/netip"
+	"slices"
+	"syscall"
+	"testing"
+
+	"github.com/vishvananda/netlink"
+)
+
+func TestEnsureGatewayAddrs(t *testing.T) {
+	requireRoot(t)
+	pp := netip.MustParsePrefix
+	tests := []struct {
+		name     string
+		existing []netip.Prefix // put on the bridge first, with force
+		gws      []netip.Prefix
+		force    bool
+		wantErr  []string
+		want     []netip.Prefix // global addresses expected afterwards
+	}{
+		{name: "fresh v4 and v6", gws: []netip.Prefix{pp("10.1.0.1/24"), pp("fd00:1::1/64")},
+			want: []netip.Prefix{pp("10.1.0.1/24"), pp("fd00:1::1/64")}},
+		{name: "already present", existing: []netip.Prefix{pp("10.1.0.1/24")}, gws: []netip.Prefix{pp("10.1.0.1/24")},
+			want: []netip.Prefix{pp("10.1.0.1/24")}},
+		{name: "v4 conflict without force", existing: []netip.Prefix{pp("10.1.0.1/24")}, gws: []netip.Prefix{pp("10.1.0.254/24")},
+			wantErr: []string{`"gwbr"`, "10.1.0.1/24", "10.1.0.254/24"}, want: []netip.Prefix{pp("10.1.0.1/24")}},
+		{name: "v4 conflict with force", existing: []netip.Prefix{pp("10.1.0.1/24")}, gws: []netip.Prefix{pp("10.1.0.254/24")}, force: true,
+			want: []netip.Prefix{pp("10.1.0.254/24")}},
+		{name: "two requested v4 gateways coexist", gws: []netip.Prefix{pp("10.1.0.1/24"), pp("10.2.0.1/24")},
+			want: []netip.Prefix{pp("10.1.0.1/24"), pp("10.2.0.1/24")}},
+		{name: "v6 disjoint subnets coexist", existing: []netip.Prefix{pp("fd00:1::1/64")}, gws: []netip.Prefix{pp("fd00:2::1/64")},
+			want: []netip.Prefix{pp("fd00:1::1/64"), pp("fd00:2::1/64")}},
+		{name: "v6 overlap without force", existing: []netip.Prefix{pp("fd00:1::1/64")}, gws: []netip.Prefix{pp("fd00:1::2/64")},
+			wantErr: []string{"fd00:1::1/64", "fd00:1::2/64"}, want: []netip.Prefix{pp("fd00:1::1/64")}},
+		{name: "v6 overlap with force", existing: []netip.Prefix{pp("fd00:1::1/64")}, gws: []netip.Prefix{pp("fd00:1::2/64")}, force: true,
+			want: []netip.Prefix{pp("fd00:1::2/64")}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			node := newNetNS(t, "gw")
+			in(t, node, func() error {
+				br, err := EnsureBridge(BridgeConfig{Name: "gwbr"})
+				if err != nil {
+					return err
+				}
+				if err := EnsureGatewayAddrs(br, tc.existing, true); err != nil {
+					return err
+				}
+				err = EnsureGatewayAddrs(br, tc.gws, tc.force)
+				if tc.wantErr != nil {
+					wantErrContains(t, err, tc.wantErr...)
+				} else if err != nil {
+					return err
+				}
+				l, err := netlink.LinkByName("gwbr")
+				if err != nil {
+					return err
+				}
+				list, err := netlink.AddrList(l, netlink.FAMILY_ALL)
+				if err != nil {
+					return err
+				}
+				var got []netip.Prefix
+				for _, a := range list {
+					p, _ := prefixOf(a.IPNet)
+					if p.Addr().IsLinkLocalUnicast() {
+						continue
+					}
+					if a.Flags&syscall.IFA_F_TENTATIVE != 0 {
+						t.Errorf("%s is tentative", p)
+					}
+					got = append(got, p)
+				}
+				cmp := func(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) }
+				slices.SortFunc(got, cmp)
+				want := slices.SortedFunc(slices.Values(tc.want), cmp)
+				if !slices.Equal(got, want) {
+					t.Errorf("bridge addresses %v, want %v", got, want)
+				}
+				return nil
+			})
+		})
+	}
+}

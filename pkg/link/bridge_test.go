@@ -1,0 +1,119 @@
+package link
+
+import (
+	"errors"
+	"net"
+	"testing"
+
+	"github.com/vishvananda/netlink"
+)
+
+func TestEnsureBridge(t *testing.T) {
+	requireRoot(t)
+	tests := []struct {
+		name    string
+		prepare func() error
+		cfg     BridgeConfig
+		wantErr []string
+	}{
+		{name: "create", cfg: BridgeConfig{Name: "br-new", MTU: 1400, PromiscMode: true}},
+		{name: "reuse", prepare: func() error {
+			_, err := EnsureBridge(BridgeConfig{Name: "br-old"})
+			return err
+		}, cfg: BridgeConfig{Name: "br-old"}},
+		{name: "not a bridge", prepare: func() error { return addVethPair("br-dummy", "br-dummy-p") },
+			cfg: BridgeConfig{Name: "br-dummy"}, wantErr: []string{`link "br-dummy" exists and is not a bridge (type veth)`}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			node := newNetNS(t, "br")
+			if tc.prepare != nil {
+				in(t, node, tc.prepare)
+			}
+			var (
+				br  Bridge
+				err error
+			)
+			in(t, node, func() error {
+				br, err = EnsureBridge(tc.cfg)
+				return nil
+			})
+			if tc.wantErr != nil {
+				wantErrContains(t, err, tc.wantErr...)
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			in(t, node, func() error {
+				l, err := netlink.LinkByName(tc.cfg.Name)
+				if err != nil {
+					return err
+				}
+				if _, ok := l.(*netlink.Bridge); !ok {
+					t.Errorf("type %s, want bridge", l.Type())
+				}
+				a := l.Attrs()
+				if a.Index != br.Index || a.HardwareAddr.String() != br.MAC.String() || br.Name != tc.cfg.Name {
+					t.Errorf("returned %+v, link has index %d mac %s", br, a.Index, a.HardwareAddr)
+				}
+				if a.Flags&net.FlagUp == 0 {
+					t.Error("bridge is not up")
+				}
+				if tc.cfg.MTU != 0 && a.MTU != tc.cfg.MTU {
+					t.Errorf("MTU %d, want %d", a.MTU, tc.cfg.MTU)
+				}
+				if got := a.Promisc != 0; got != tc.cfg.PromiscMode {
+					t.Errorf("promisc %v, want %v", got, tc.cfg.PromiscMode)
+				}
+				if v, _ := readSysctl("net/ipv6/conf/" + tc.cfg.Name + "/accept_ra"); v != "0" {
+					t.Errorf("accept_ra = %q, want 0", v)
+				}
+				again, err := BridgeByName(tc.cfg.Name)
+				if err != nil {
+					return err
+				}
+				if again.Index != br.Index {
+					t.Errorf("BridgeByName index %d, want %d", again.Index, br.Index)
+				}
+				return nil
+			})
+		})
+	}
+}
+
+func TestBridgeByNameErrors(t *testing.T) {
+	requireRoot(t)
+	node := newNetNS(t, "brname")
+	in(t, node, func() error {
+		_, err := BridgeByName("nosuchbr")
+		if !errors.Is(err, ErrNotFound) {
+			t.Errorf("missing bridge: got %v, want ErrNotFound", err)
+		}
+		if err := addVethPair("dum0", "dum0p"); err != nil {
+			return err
+		}
+		_, err = BridgeByName("dum0")
+		if err == nil || err.Error() != `link "dum0" exists and is not a bridge (type veth)` {
+			t.Errorf("non-bridge: got %v", err)
+		}
+		return nil
+	})
+}
+
+func TestEnableForwarding(t *testing.T) {
+	requireRoot(t)
+	node := newNetNS(t, "fwd")
+	in(t, node, func() error {
+		if err := EnableForwarding(true, true); err != nil {
+			return err
+		}
+		for _, k := range []string{"net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding"} {
+			if v, err := readSysctl(k); err != nil || v != "1" {
+				t.Errorf("%s = %q (%v), want 1", k, v, err)
+			}
+		}
+		// Idempotent.
+		return EnableForwarding(true, true)
+	})
+}
