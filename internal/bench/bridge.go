@@ -1,0 +1,335 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+)
+
+// bridgeCase is one bridge scenario: with or without ipMasq, and its targets.
+type bridgeCase struct {
+	key       string
+	title     string
+	masq      string // "" (no ipMasq), "iptables" or "nftables"
+	subnet    string
+	maxRatio  float64 // ours/reference at the large point
+	maxGrowth float64 // ours, large point over baseN
+	judgeDel  bool    // DEL is held to the targets too, not only ADD
+}
+
+func bridgeCases() []bridgeCase {
+	return []bridgeCase{
+		{key: scenBridge, title: "bridge", subnet: "10.130.0.0/16", maxRatio: 0.4, maxGrowth: 1.15, judgeDel: true},
+		{key: scenMasqIPT, title: "bridge ipMasq iptables", masq: "iptables", subnet: "10.131.0.0/16", maxRatio: 0.25, maxGrowth: 1.15},
+		{key: scenMasqNFT, title: "bridge ipMasq nftables", masq: "nftables", subnet: "10.132.0.0/16", maxRatio: 0.2, maxGrowth: 1.15},
+	}
+}
+
+// bigN is the large attached-containers point of a case.
+func (c bridgeCase) bigN(o options) int {
+	if c.masq == "" {
+		return o.bridgeN
+	}
+	return o.masqN
+}
+
+// bridgeRig is one implementation's node for a bridge case: a node network
+// namespace with its own bridge and host-local data directory, and the
+// container namespaces attached to it.
+type bridgeRig struct {
+	side     *side
+	short    string // "ref" or "ours", for names
+	key      string
+	node     *node
+	conf     []byte
+	attached int
+	names    []string // every namespace of the rig, for teardown
+}
+
+// bridge runs one bridge case: for each implementation a node namespace is
+// grown to baseN and then to the case's large point by ADDing containers
+// (untimed, in parallel), and at each point ADD and DEL of extra containers
+// are timed, interleaving the implementations sample by sample.
+func (b *bench) bridge(ctx context.Context, c bridgeCase) error {
+	if !b.root {
+		b.rep.addRow(row{scenario: c.title, point: "-", ref: cell{status: "skipped: needs root"}, ours: cell{status: "skipped: needs root"}})
+		return nil
+	}
+	sides := b.sides("bridge", "host-local")
+	if !sides[0].active() {
+		return fmt.Errorf("reference bridge/host-local: %s in %s", sides[0].status, b.ref.dir)
+	}
+	subnet := netip.MustParsePrefix(c.subnet)
+	rigs := make([]*bridgeRig, len(sides))
+	defer func() {
+		cctx := context.WithoutCancel(ctx)
+		for _, r := range rigs {
+			if r != nil {
+				r.teardown(cctx, b)
+			}
+		}
+	}()
+	for i, s := range sides {
+		if !s.active() {
+			continue
+		}
+		r, err := b.newRig(ctx, c, s, subnet)
+		rigs[i] = r
+		if err != nil {
+			if i == 0 {
+				return err
+			}
+			b.fail(s, c.title, err)
+		}
+	}
+
+	type point struct{ add, del [2]summary }
+	var pts []point
+	for _, n := range []int{baseN, c.bigN(b.opts)} {
+		for i, r := range rigs {
+			if r == nil || !r.side.active() {
+				continue
+			}
+			t0 := time.Now()
+			if err := b.attach(ctx, r, n); err != nil {
+				b.fail(r.side, c.title, fmt.Errorf("pre-attach to %d containers: %w", n, err))
+				continue
+			}
+			b.logf("%s %s: %d containers attached (%s)", c.title, sides[i].impl.name, n, time.Since(t0).Round(100*time.Millisecond))
+		}
+		var adds, dels [2][]time.Duration
+		probes := make([][]string, len(rigs))
+		for i, r := range rigs {
+			if r == nil || !r.side.active() {
+				continue
+			}
+			probes[i] = r.probeNames(n, b.opts.samples, b)
+			if err := b.nss.add(ctx, probes[i]); err != nil {
+				return err
+			}
+		}
+		for k := range b.opts.samples {
+			for i, r := range rigs {
+				if r == nil || !r.side.active() {
+					continue
+				}
+				add, del, err := r.sample(ctx, probes[i][k], fmt.Sprintf("probe-%d-%d", n, k))
+				if err != nil {
+					b.fail(r.side, c.title, fmt.Errorf("at %d containers: %w", n, err))
+					continue
+				}
+				adds[i] = append(adds[i], add)
+				dels[i] = append(dels[i], del)
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+		}
+		var p point
+		var notes []string
+		for i, r := range rigs {
+			if r == nil || !r.side.active() {
+				continue
+			}
+			p.add[i] = summarize(adds[i])
+			p.del[i] = summarize(dels[i])
+			notes = append(notes, fmt.Sprintf("%s: %s", r.short, r.ruleCounts(ctx)))
+			// Probe namespaces are empty again after DEL; drop them now.
+			if err := b.nss.del(ctx, probes[i]); err != nil {
+				return err
+			}
+		}
+		pts = append(pts, p)
+		note := "rules in node: " + strings.Join(notes, "; ")
+		addRow := row{scenario: c.title, point: fmt.Sprintf("ADD @%d containers", n), ref: sides[0].cell(adds[0]), ours: sides[1].cell(adds[1]), note: note}
+		delRow := row{scenario: c.title, point: fmt.Sprintf("DEL @%d containers", n), ref: sides[0].cell(dels[0]), ours: sides[1].cell(dels[1])}
+		b.rep.addRow(addRow)
+		b.rep.addRow(delRow)
+		b.logf("%s @%d: ADD reference %s, ours %s; DEL reference %s, ours %s; %s", c.title, n, addRow.ref, addRow.ours, delRow.ref, delRow.ours, note)
+	}
+	big := c.bigN(b.opts)
+	for _, op := range []struct {
+		name   string
+		judged bool
+		pick   func(point) [2]summary
+	}{
+		{"ADD", true, func(p point) [2]summary { return p.add }},
+		{"DEL", c.judgeDel, func(p point) [2]summary { return p.del }},
+	} {
+		kind := infoOnly
+		if op.judged {
+			kind = atMost
+		}
+		small, large := op.pick(pts[0]), op.pick(pts[len(pts)-1])
+		g, ok := ratio(large[0], small[0])
+		b.rep.addCheck(check{name: fmt.Sprintf("%s %s growth %d→%d, reference", c.title, op.name, baseN, big), value: g, defined: ok, kind: infoOnly})
+		g, ok = ratio(large[1], small[1])
+		b.rep.addCheck(check{name: fmt.Sprintf("%s %s growth %d→%d, ours", c.title, op.name, baseN, big), value: g, defined: ok, kind: kind, limit: c.maxGrowth})
+		r, ok := ratio(large[1], large[0])
+		b.rep.addCheck(check{name: fmt.Sprintf("%s %s ours/reference at %d", c.title, op.name, big), value: r, defined: ok, kind: kind, limit: c.maxRatio})
+	}
+	return nil
+}
+
+// newRig creates the node namespace of one implementation for a case and
+// enters it with the pre-attach workers. The rig is returned even on error so
+// the caller can tear down what was made.
+func (b *bench) newRig(ctx context.Context, c bridgeCase, s *side, subnet netip.Prefix) (*bridgeRig, error) {
+	short := "ref"
+	if s.impl.name == "ours" {
+		short = "ours"
+	}
+	r := &bridgeRig{side: s, short: short, key: c.key}
+	nodeName := b.nss.name(c.key, short, "node")
+	r.names = append(r.names, nodeName)
+	if err := b.nss.add(ctx, []string{nodeName}); err != nil {
+		return r, err
+	}
+	n, err := enterNode(nodeName, nsPath(nodeName), b.opts.workers)
+	if err != nil {
+		return r, err
+	}
+	r.node = n
+	// Bridge names differ per implementation although each has its own node,
+	// so a stray interface is easy to attribute.
+	conf, err := bridgeConfig("fcb-"+short, c.masq, hostLocalIPAM(subnet, filepath.Join(b.tmp, c.key+"-"+short)))
+	if err != nil {
+		return r, err
+	}
+	r.conf = conf
+	return r, nil
+}
+
+// teardown stops the node threads and deletes every namespace of the rig;
+// the bridge, veths and rules go with them.
+func (r *bridgeRig) teardown(ctx context.Context, b *bench) {
+	if r.node != nil {
+		r.node.close()
+		r.node = nil
+	}
+	if err := b.nss.del(ctx, r.names); err != nil {
+		b.logf("teardown %s %s: %v", r.key, r.short, err)
+	}
+	r.names = nil
+}
+
+func (r *bridgeRig) invocation(command, id, netnsName string) invocation {
+	return invocation{
+		bin:         r.side.impl.bin("bridge"),
+		command:     command,
+		containerID: id,
+		netns:       nsPath(netnsName),
+		ifname:      "eth0",
+		cniPath:     r.side.impl.dir,
+		config:      r.conf,
+	}
+}
+
+// attach ADDs containers, each in a namespace of its own, until to are
+// attached. The first container of a node is added alone (it creates the
+// bridge); the rest by opts.workers concurrent workers.
+func (b *bench) attach(ctx context.Context, r *bridgeRig, to int) error {
+	from := r.attached
+	if to <= from {
+		return nil
+	}
+	names := make([]string, 0, to-from)
+	for i := from; i < to; i++ {
+		names = append(names, b.nss.name(r.key, r.short, fmt.Sprintf("c%d", i)))
+	}
+	r.names = append(r.names, names...)
+	if err := b.nss.add(ctx, names); err != nil {
+		return err
+	}
+	addOne := func(ctx context.Context, i int) error {
+		_, err := r.node.run(ctx, r.invocation("ADD", fmt.Sprintf("pre-%d", i), names[i-from]))
+		return err
+	}
+	next := from
+	if from == 0 {
+		if err := addOne(ctx, 0); err != nil {
+			return err
+		}
+		next = 1
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	work := make(chan int)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var first error
+	for range b.opts.workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				if err := addOne(wctx, i); err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+						cancel()
+					}
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+feed:
+	for i := next; i < to; i++ {
+		select {
+		case work <- i:
+		case <-wctx.Done():
+			break feed
+		}
+	}
+	close(work)
+	wg.Wait()
+	if first != nil {
+		return first
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	r.attached = to
+	return nil
+}
+
+// probeNames returns fresh namespace names for the timed containers at one
+// point and remembers them for teardown.
+func (r *bridgeRig) probeNames(n, samples int, b *bench) []string {
+	names := make([]string, samples)
+	for k := range names {
+		names[k] = b.nss.name(r.key, r.short, fmt.Sprintf("p%d-%d", n, k))
+	}
+	r.names = append(r.names, names...)
+	return names
+}
+
+// sample times ADD then DEL of one extra container.
+func (r *bridgeRig) sample(ctx context.Context, netnsName, id string) (add, del time.Duration, err error) {
+	add, err = r.node.run(ctx, r.invocation("ADD", id, netnsName))
+	if err != nil {
+		return 0, 0, err
+	}
+	del, err = r.node.run(ctx, r.invocation("DEL", id, netnsName))
+	if err != nil {
+		return add, 0, err
+	}
+	return add, del, nil
+}
+
+// ruleCounts describes how many iptables and nftables rules the node holds.
+func (r *bridgeRig) ruleCounts(ctx context.Context) string {
+	ipt, nft := "?", "?"
+	if out, err := r.node.output(ctx, "iptables-save"); err == nil {
+		ipt = fmt.Sprint(countIptablesRules(out))
+	}
+	if out, err := r.node.output(ctx, "nft", "-a", "list", "ruleset"); err == nil {
+		nft = fmt.Sprint(countNftRules(out))
+	}
+	return fmt.Sprintf("iptables %s, nft %s", ipt, nft)
+}

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// scenario keys, accepted by BENCH_ONLY.
+const (
+	scenHostLocal = "host-local"
+	scenVersion   = "version"
+	scenBridge    = "bridge"
+	scenMasqIPT   = "masq-iptables"
+	scenMasqNFT   = "masq-nftables"
+)
+
+// scenarioKeys lists every scenario in the order the run executes them.
+func scenarioKeys() []string {
+	return []string{scenHostLocal, scenVersion, scenBridge, scenMasqIPT, scenMasqNFT}
+}
+
+// baseN is the small "existing leases / attached containers" point every
+// scenario starts from.
+const baseN = 10
+
+// options are the knobs of one run: sizes, sample counts and paths.
+type options struct {
+	quick          bool
+	samples        int // timed samples per point (host-local, bridge)
+	versionSamples int // timed samples per binary for VERSION
+	leases         int // existing leases at the large host-local point
+	bridgeN        int // attached containers at the large bridge point
+	masqN          int // attached containers at the large ipMasq point
+	workers        int // parallel pre-attach workers
+	only           map[string]bool
+	oursDir        string
+	refDir         string
+	hello          string
+	out            string
+}
+
+// parseOptions reads flags and BENCH_* variables (getenv is os.Getenv in
+// production). BENCH_QUICK=1 selects small sizes for a smoke run; the other
+// variables override single values.
+func parseOptions(args []string, getenv func(string) string) (options, error) {
+	o := options{
+		samples:        20,
+		versionSamples: 50,
+		leases:         5000,
+		bridgeN:        500,
+		masqN:          1000,
+		workers:        2,
+	}
+	if q := getenv("BENCH_QUICK"); q != "" && q != "0" {
+		o.quick = true
+		o.samples = 5
+		o.versionSamples = 10
+		o.leases = 1000
+		o.bridgeN = 100
+		o.masqN = 100
+	}
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.StringVar(&o.oursDir, "ours", getenv("FLATCNI_BIN"), "directory with our plugin binaries (default $FLATCNI_BIN)")
+	fs.StringVar(&o.refDir, "ref", getenv("FLATCNI_REF_BIN"), "directory with the reference plugin binaries (default $FLATCNI_REF_BIN)")
+	fs.StringVar(&o.hello, "hello", "", "hello-world Go binary used as the start-up floor")
+	fs.StringVar(&o.out, "out", ".bench/results.md", "where to write the results table")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if o.refDir == "" {
+		return o, fmt.Errorf("no reference binaries: set FLATCNI_REF_BIN or -ref")
+	}
+	ints := []struct {
+		env string
+		dst *int
+	}{
+		{"BENCH_SAMPLES", &o.samples},
+		{"BENCH_VERSION_SAMPLES", &o.versionSamples},
+		{"BENCH_LEASES", &o.leases},
+		{"BENCH_BRIDGE_N", &o.bridgeN},
+		{"BENCH_MASQ_N", &o.masqN},
+		{"BENCH_WORKERS", &o.workers},
+	}
+	for _, v := range ints {
+		s := getenv(v.env)
+		if s == "" {
+			continue
+		}
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			return o, fmt.Errorf("%s=%q: want a positive integer", v.env, s)
+		}
+		*v.dst = n
+	}
+	for _, n := range []int{o.leases, o.bridgeN, o.masqN} {
+		if n <= baseN {
+			return o, fmt.Errorf("sizes must exceed the base point %d, got %d", baseN, n)
+		}
+	}
+	o.only = map[string]bool{}
+	if s := getenv("BENCH_ONLY"); s != "" {
+		for _, k := range strings.Split(s, ",") {
+			k = strings.TrimSpace(k)
+			if !isScenario(k) {
+				return o, fmt.Errorf("BENCH_ONLY: unknown scenario %q (known: %s)", k, strings.Join(scenarioKeys(), ","))
+			}
+			o.only[k] = true
+		}
+	}
+	return o, nil
+}
+
+func isScenario(k string) bool {
+	for _, s := range scenarioKeys() {
+		if s == k {
+			return true
+		}
+	}
+	return false
+}
+
+// wants reports whether the run includes scenario k.
+func (o options) wants(k string) bool { return len(o.only) == 0 || o.only[k] }

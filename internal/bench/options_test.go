@@ -1,0 +1,54 @@
+package main
+
+import "testing"
+
+func TestParseOptions(t *testing.T) {
+	tests := []struct {
+		name    string
+		env     map[string]string
+		args    []string
+		check   func(options) bool
+		wantErr bool
+	}{
+		{
+			name: "full defaults",
+			env:  map[string]string{"FLATCNI_REF_BIN": "/ref"},
+			check: func(o options) bool {
+				return !o.quick && o.leases == 5000 && o.bridgeN == 500 && o.masqN == 1000 && o.refDir == "/ref"
+			},
+		},
+		{
+			name:  "quick",
+			env:   map[string]string{"FLATCNI_REF_BIN": "/ref", "BENCH_QUICK": "1"},
+			check: func(o options) bool { return o.quick && o.samples == 5 && o.masqN == 100 },
+		},
+		{
+			name:  "quick zero is off",
+			env:   map[string]string{"FLATCNI_REF_BIN": "/ref", "BENCH_QUICK": "0"},
+			check: func(o options) bool { return !o.quick },
+		},
+		{
+			name: "overrides and flags",
+			env:  map[string]string{"FLATCNI_REF_BIN": "/ref", "BENCH_SAMPLES": "7", "BENCH_ONLY": "version,bridge"},
+			args: []string{"-ours", "/ours", "-out", "/tmp/r.md"},
+			check: func(o options) bool {
+				return o.samples == 7 && o.oursDir == "/ours" && o.out == "/tmp/r.md" && o.wants(scenBridge) && !o.wants(scenHostLocal)
+			},
+		},
+		{name: "no reference", env: map[string]string{}, wantErr: true},
+		{name: "bad number", env: map[string]string{"FLATCNI_REF_BIN": "/ref", "BENCH_SAMPLES": "x"}, wantErr: true},
+		{name: "size below base", env: map[string]string{"FLATCNI_REF_BIN": "/ref", "BENCH_MASQ_N": "5"}, wantErr: true},
+		{name: "unknown scenario", env: map[string]string{"FLATCNI_REF_BIN": "/ref", "BENCH_ONLY": "nope"}, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o, err := parseOptions(tt.args, func(k string) string { return tt.env[k] })
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("parseOptions error = %v, wantErr %v", err, tt.wantErr)
+			}
+			if err == nil && !tt.check(o) {
+				t.Errorf("unexpected options %+v", o)
+			}
+		})
+	}
+}

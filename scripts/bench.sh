@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Times our plugins beside the reference plugins (see internal/bench).
+# Run by `make bench`, which builds bin/ and the reference first; it also
+# works on its own. BENCH_QUICK=1 gives a smoke run of a minute or two.
+# Needs root for the bridge scenarios (they run in network namespaces the
+# bench creates and removes); host-local and VERSION run without.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+. "$here/versions.env"
+cd "$root"
+
+export FLATCNI_BIN=${FLATCNI_BIN:-$root/bin}
+export FLATCNI_REF_BIN=${FLATCNI_REF_BIN:-$root/.bench/ref-$REFERENCE_VERSION}
+if ! [ -x "$FLATCNI_REF_BIN/bridge" ] || ! [ -x "$FLATCNI_REF_BIN/host-local" ]; then
+	bash "$here/reference.sh" "$FLATCNI_REF_BIN"
+fi
+for p in bridge host-local; do
+	[ -x "$FLATCNI_BIN/$p" ] || echo "bench.sh: ours: not built ($FLATCNI_BIN/$p missing); benchmarking the reference only" >&2
+done
+
+# Build the harness once, and the hello-world floor with the plugins' flags.
+mkdir -p .bench
+go build -o .bench/flatcni-bench ./internal/bench
+CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o .bench/hello ./internal/bench/hello
+
+exec .bench/flatcni-bench -hello "$root/.bench/hello" -out "$root/.bench/results.md" "$@"
