@@ -1,0 +1,97 @@
+package firewall
+
+import (
+	"fmt"
+
+	"github.com/coreos/go-iptables/iptables"
+	"github.com/google/nftables"
+)
+
+// Backend manages the per-network rule sets in one firewall implementation.
+type Backend interface {
+	// Name returns "iptables" or "nftables".
+	Name() string
+	// Ensure makes the network's rule set exist and match n. It is
+	// idempotent and safe to call concurrently from many processes. A
+	// network with neither Masquerade nor Forward (or without subnets)
+	// needs no rules: Ensure then behaves like Remove.
+	Ensure(n Network) error
+	// Remove deletes everything naming the network. Removing a network
+	// without rules is not an error.
+	Remove(name string) error
+	// Networks returns the names of the networks that have rule sets.
+	Networks() ([]string, error)
+	// RemoveLegacy deletes the reference plugin's per-container masquerade
+	// rules of the network whose container ID is not in keepContainerIDs.
+	RemoveLegacy(network string, keepContainerIDs map[string]bool) error
+}
+
+// Backend names, as used by the ipMasqBackend configuration key.
+const (
+	IPTablesName = "iptables"
+	NFTablesName = "nftables"
+)
+
+// DefaultLockDir is where the iptables backend keeps its lock file.
+const DefaultLockDir = "/run/flatcni"
+
+// Option adjusts a backend made by New.
+type Option func(*options)
+
+type options struct {
+	lockDir string
+}
+
+// WithLockDir sets the directory of the lock file that serialises rule
+// updates between processes (default DefaultLockDir).
+func WithLockDir(dir string) Option {
+	return func(o *options) { o.lockDir = dir }
+}
+
+func buildOptions(opts []Option) options {
+	o := options{lockDir: DefaultLockDir}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}
+
+// New returns the backend called name: "iptables", "nftables", or "" for
+// the reference plugin's default, which is iptables unless iptables is
+// unusable and nftables is usable.
+func New(name string, opts ...Option) (Backend, error) {
+	o := buildOptions(opts)
+	switch name {
+	case IPTablesName:
+		return newIPTables(o), nil
+	case NFTablesName:
+		return newNFTables(o), nil
+	case "":
+		if !supportsIPTables() && supportsNFTables() {
+			return newNFTables(o), nil
+		}
+		return newIPTables(o), nil
+	default:
+		return nil, fmt.Errorf("unknown ipMasqBackend %q: must be %q or %q", name, IPTablesName, NFTablesName)
+	}
+}
+
+// supportsIPTables reports whether the iptables command can be used.
+func supportsIPTables() bool {
+	ipt, err := iptables.NewWithProtocol(iptables.ProtocolIPv4)
+	if err != nil {
+		return false
+	}
+	_, err = ipt.ChainExists("filter", "INPUT")
+	return err == nil
+}
+
+// supportsNFTables reports whether nftables can be used through netlink.
+func supportsNFTables() bool {
+	c, err := nftables.New()
+	if err != nil {
+		return false
+	}
+	_, err = c.ListTablesOfFamily(nftables.TableFamilyIPv4)
+	return err == nil
+}

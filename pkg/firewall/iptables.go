@@ -1,0 +1,373 @@
+package firewall
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/coreos/go-iptables/iptables"
+)
+
+// iptablesLockName is the lock file serialising rule updates.
+const iptablesLockName = "iptables.lock"
+
+// iptablesBackend keeps the rules with the iptables and ip6tables commands.
+type iptablesBackend struct {
+	opts options
+}
+
+func newIPTables(o options) *iptablesBackend {
+	return &iptablesBackend{opts: o}
+}
+
+// Name implements Backend.
+func (b *iptablesBackend) Name() string { return IPTablesName }
+
+func iptCommand(f family) string {
+	if f == ipv6 {
+		return "ip6tables"
+	}
+	return "iptables"
+}
+
+// handle returns the command wrapper of family f.
+func (b *iptablesBackend) handle(f family) (*iptables.IPTables, error) {
+	proto := iptables.ProtocolIPv4
+	if f == ipv6 {
+		proto = iptables.ProtocolIPv6
+	}
+	ipt, err := iptables.NewWithProtocol(proto)
+	if err != nil {
+		return nil, fmt.Errorf("locate %s: %w", iptCommand(f), err)
+	}
+	return ipt, nil
+}
+
+// Ensure implements Backend.
+func (b *iptablesBackend) Ensure(n Network) error {
+	n, err := n.normalize()
+	if err != nil {
+		return err
+	}
+	if !n.active() {
+		return b.Remove(n.Name)
+	}
+	fp := n.fingerprint()
+	handles := map[family]*iptables.IPTables{}
+	for _, f := range n.families() {
+		if handles[f], err = b.handle(f); err != nil {
+			return fmt.Errorf("network %q: %w", n.Name, err)
+		}
+	}
+	if b.upToDate(n, fp, handles) {
+		return nil
+	}
+
+	lock, err := lockFile(b.opts.lockDir, iptablesLockName)
+	if err != nil {
+		return fmt.Errorf("network %q: %w", n.Name, err)
+	}
+	defer lock.unlock()
+	// Another process may have written the rules while we waited.
+	if b.upToDate(n, fp, handles) {
+		return nil
+	}
+	for _, f := range allFamilies() {
+		ipt, used := handles[f]
+		if !used {
+			// The family is not (or no longer) used: drop leftovers.
+			if ipt, err = b.handle(f); err != nil {
+				continue // nothing can have been written without the command
+			}
+		}
+		if err := b.syncFamily(ipt, n, f, fp, used); err != nil {
+			return fmt.Errorf("network %q: %s: %w", n.Name, iptCommand(f), err)
+		}
+	}
+	return nil
+}
+
+// upToDate reports whether every jump of the current configuration exists.
+// Since a jump is written after its chain is filled, this proves the chains
+// are complete. This is Ensure's hot path: one `iptables -C` per part.
+func (b *iptablesBackend) upToDate(n Network, fp string, handles map[family]*iptables.IPTables) bool {
+	jump := iptJumpRule(n.Name, fp)
+	for f, ipt := range handles {
+		for _, p := range iptParts(n, f) {
+			ok, err := ipt.Exists(p.table, p.hook, jump...)
+			if err != nil || !ok {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// syncFamily writes the network's enabled parts for family f and removes the
+// disabled ones (all of them when the family is not used).
+func (b *iptablesBackend) syncFamily(ipt *iptables.IPTables, n Network, f family, fp string, used bool) error {
+	chain := iptChainName(n.Name)
+	want := map[string]iptPart{}
+	if used {
+		for _, p := range iptParts(n, f) {
+			want[p.table] = p
+		}
+	}
+	for _, table := range []string{filterTable, natTable} {
+		hook := forwardChain
+		if table == natTable {
+			hook = postroutingChain
+		}
+		p, ok := want[table]
+		if !ok {
+			if err := removeIPTPart(ipt, table, hook, chain); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := writeIPTPart(ipt, p, chain, iptJumpRule(n.Name, fp)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeIPTPart (re)fills the network's chain in p.table, then makes sure the
+// jump to it exists and that no jump of an older configuration remains.
+func writeIPTPart(ipt *iptables.IPTables, p iptPart, chain string, jump []string) error {
+	if err := ipt.ClearChain(p.table, chain); err != nil {
+		return fmt.Errorf("create or flush chain %s in table %s: %w", chain, p.table, err)
+	}
+	for _, r := range p.rules {
+		if err := ipt.Append(p.table, chain, r...); err != nil {
+			return fmt.Errorf("add rule to chain %s in table %s: %w", chain, p.table, err)
+		}
+	}
+	exists, err := ipt.Exists(p.table, p.hook, jump...)
+	if err != nil {
+		return fmt.Errorf("check jump from %s to %s in table %s: %w", p.hook, chain, p.table, err)
+	}
+	if !exists {
+		if p.insert {
+			err = ipt.Insert(p.table, p.hook, 1, jump...)
+		} else {
+			err = ipt.Append(p.table, p.hook, jump...)
+		}
+		if err != nil {
+			return fmt.Errorf("add jump from %s to %s in table %s: %w", p.hook, chain, p.table, err)
+		}
+	}
+	return deleteJumps(ipt, p.table, p.hook, chain, jump)
+}
+
+// deleteJumps deletes the rules in hook that jump to chain, except keep.
+func deleteJumps(ipt *iptables.IPTables, table, hook, chain string, keep []string) error {
+	lines, err := ipt.List(table, hook)
+	if err != nil {
+		return fmt.Errorf("list chain %s in table %s: %w", hook, table, err)
+	}
+	for _, line := range lines {
+		c, spec, ok := splitRuleLine(line)
+		if !ok || c != hook || specValue(spec, "-j") != chain {
+			continue
+		}
+		if keep != nil && specValue(spec, "--comment") == specValue(keep, "--comment") {
+			continue
+		}
+		if err := ipt.Delete(table, hook, spec...); err != nil && !isNotExist(err) {
+			return fmt.Errorf("delete jump from %s to %s in table %s: %w", hook, chain, table, err)
+		}
+	}
+	return nil
+}
+
+// removeIPTPart deletes the jumps to chain from hook and the chain itself.
+func removeIPTPart(ipt *iptables.IPTables, table, hook, chain string) error {
+	if err := deleteJumps(ipt, table, hook, chain, nil); err != nil {
+		return err
+	}
+	if err := ipt.ClearAndDeleteChain(table, chain); err != nil && !isNotExist(err) {
+		return fmt.Errorf("delete chain %s in table %s: %w", chain, table, err)
+	}
+	return nil
+}
+
+// isNotExist reports whether err says that a rule or chain does not exist.
+func isNotExist(err error) bool {
+	var e *iptables.Error
+	return errors.As(err, &e) && e.IsNotExist()
+}
+
+// Remove implements Backend.
+func (b *iptablesBackend) Remove(name string) error {
+	if err := validateName(name); err != nil {
+		return err
+	}
+	lock, err := lockFile(b.opts.lockDir, iptablesLockName)
+	if err != nil {
+		return fmt.Errorf("network %q: %w", name, err)
+	}
+	defer lock.unlock()
+	chain := iptChainName(name)
+	for _, f := range allFamilies() {
+		ipt, err := b.handle(f)
+		if err != nil {
+			continue // nothing can have been written without the command
+		}
+		if err := removeIPTPart(ipt, filterTable, forwardChain, chain); err != nil {
+			return fmt.Errorf("remove network %q: %s: %w", name, iptCommand(f), err)
+		}
+		if err := removeIPTPart(ipt, natTable, postroutingChain, chain); err != nil {
+			return fmt.Errorf("remove network %q: %s: %w", name, iptCommand(f), err)
+		}
+	}
+	return nil
+}
+
+// Networks implements Backend. It finds the networks from the comments of
+// the jumps and of the rules in FLATCNI- chains (also unreferenced ones).
+func (b *iptablesBackend) Networks() ([]string, error) {
+	seen := map[string]bool{}
+	for _, f := range allFamilies() {
+		ipt, err := b.handle(f)
+		if err != nil {
+			continue
+		}
+		for _, table := range []string{filterTable, natTable} {
+			if err := collectIPTNetworks(ipt, table, seen); err != nil {
+				return nil, fmt.Errorf("list networks: %s: %w", iptCommand(f), err)
+			}
+		}
+	}
+	return sortedKeys(seen), nil
+}
+
+func collectIPTNetworks(ipt *iptables.IPTables, table string, seen map[string]bool) error {
+	chains, err := ipt.ListChains(table)
+	if err != nil {
+		return fmt.Errorf("list chains of table %s: %w", table, err)
+	}
+	for _, chain := range chains {
+		if len(chain) != iptChainMaxLen || chain[:len(iptChainPrefix)] != iptChainPrefix {
+			continue
+		}
+		lines, err := ipt.List(table, chain)
+		if err != nil {
+			if isNotExist(err) {
+				continue
+			}
+			return fmt.Errorf("list chain %s in table %s: %w", chain, table, err)
+		}
+		for _, line := range lines {
+			if _, spec, ok := splitRuleLine(line); ok {
+				if name, ok := parseComment(specValue(spec, "--comment")); ok && iptChainName(name) == chain {
+					seen[name] = true
+					break
+				}
+			}
+		}
+	}
+	hook := forwardChain
+	if table == natTable {
+		hook = postroutingChain
+	}
+	lines, err := ipt.List(table, hook)
+	if err != nil {
+		return fmt.Errorf("list chain %s in table %s: %w", hook, table, err)
+	}
+	for _, line := range lines {
+		if _, spec, ok := splitRuleLine(line); ok {
+			if name, ok := parseComment(specValue(spec, "--comment")); ok && specValue(spec, "-j") == iptChainName(name) {
+				seen[name] = true
+			}
+		}
+	}
+	return nil
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// RemoveLegacy implements Backend for the reference's iptables rules: nat
+// POSTROUTING jumps to CNI-<hash> chains with the comment
+// name: "<network>" id: "<containerID>", and those chains.
+func (b *iptablesBackend) RemoveLegacy(network string, keep map[string]bool) error {
+	for _, f := range allFamilies() {
+		ipt, err := b.handle(f)
+		if err != nil {
+			continue
+		}
+		if err := removeLegacyIPT(ipt, network, keep); err != nil {
+			return fmt.Errorf("remove reference masquerade rules of network %q: %s: %w", network, iptCommand(f), err)
+		}
+	}
+	return nil
+}
+
+func removeLegacyIPT(ipt *iptables.IPTables, network string, keep map[string]bool) error {
+	lines, err := ipt.List(natTable, postroutingChain)
+	if err != nil {
+		return fmt.Errorf("list chain %s in table %s: %w", postroutingChain, natTable, err)
+	}
+	stale := map[string]bool{} // chains of gone containers
+	inUse := map[string]bool{} // chains still jumped to by other rules
+	for _, line := range lines {
+		_, spec, ok := splitRuleLine(line)
+		target := specValue(spec, "-j")
+		if !ok || !isLegacyMasqChain(target) {
+			continue
+		}
+		net, id, ok := parseLegacyComment(specValue(spec, "--comment"))
+		if !ok || net != network || keep[id] {
+			inUse[target] = true
+			continue
+		}
+		if err := ipt.Delete(natTable, postroutingChain, spec...); err != nil && !isNotExist(err) {
+			return fmt.Errorf("delete jump to %s for container %q: %w", target, id, err)
+		}
+		stale[target] = true
+	}
+
+	// Chains whose jump is already gone (e.g. an interrupted DEL).
+	chains, err := ipt.ListChains(natTable)
+	if err != nil {
+		return fmt.Errorf("list chains of table %s: %w", natTable, err)
+	}
+	for _, chain := range chains {
+		if !isLegacyMasqChain(chain) || stale[chain] || inUse[chain] {
+			continue
+		}
+		rules, err := ipt.List(natTable, chain)
+		if err != nil {
+			if isNotExist(err) {
+				continue
+			}
+			return fmt.Errorf("list chain %s in table %s: %w", chain, natTable, err)
+		}
+		for _, line := range rules {
+			if _, spec, ok := splitRuleLine(line); ok {
+				net, id, ok := parseLegacyComment(specValue(spec, "--comment"))
+				if ok && net == network && !keep[id] {
+					stale[chain] = true
+				}
+				break
+			}
+		}
+	}
+
+	for _, chain := range sortedKeys(stale) {
+		if inUse[chain] {
+			continue
+		}
+		if err := ipt.ClearAndDeleteChain(natTable, chain); err != nil && !isNotExist(err) {
+			return fmt.Errorf("delete chain %s in table %s: %w", chain, natTable, err)
+		}
+	}
+	return nil
+}

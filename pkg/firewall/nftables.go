@@ -1,0 +1,188 @@
+package firewall
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/google/nftables"
+)
+
+// nftablesLockName is the lock file serialising changes to iptables-nft's
+// FORWARD chain (the only chain not owned by us).
+const nftablesLockName = "nftables-forward.lock"
+
+// nftablesBackend keeps the rules through nftables' netlink interface; it
+// never starts a process.
+type nftablesBackend struct {
+	opts options
+}
+
+func newNFTables(o options) *nftablesBackend {
+	return &nftablesBackend{opts: o}
+}
+
+// Name implements Backend.
+func (b *nftablesBackend) Name() string { return NFTablesName }
+
+func (b *nftablesBackend) conn() (*nftables.Conn, error) {
+	c, err := nftables.New()
+	if err != nil {
+		return nil, fmt.Errorf("open nftables netlink connection: %w", err)
+	}
+	return c, nil
+}
+
+func networkTable(name string) *nftables.Table {
+	return &nftables.Table{Name: nftTableName(name), Family: nftables.TableFamilyINet}
+}
+
+// Ensure implements Backend. The network's table is written in one atomic
+// transaction: created if missing, its chain flushed and refilled.
+func (b *nftablesBackend) Ensure(n Network) error {
+	n, err := n.normalize()
+	if err != nil {
+		return err
+	}
+	if !n.active() {
+		return b.Remove(n.Name)
+	}
+	c, err := b.conn()
+	if err != nil {
+		return fmt.Errorf("network %q: %w", n.Name, err)
+	}
+	if err := b.syncForward(c, n.Name, &n); err != nil {
+		return fmt.Errorf("network %q: %w", n.Name, err)
+	}
+
+	t := c.AddTable(networkTable(n.Name))
+	ch := c.AddChain(&nftables.Chain{
+		Name:     nftMasqChain,
+		Table:    t,
+		Type:     nftables.ChainTypeNAT,
+		Hooknum:  nftables.ChainHookPostrouting,
+		Priority: nftables.ChainPriorityNATSource,
+	})
+	c.FlushChain(ch)
+	if n.Masquerade {
+		ud := commentUserData(ruleComment(n.Name))
+		for _, f := range n.families() {
+			for _, exprs := range nftMasqueradeRules(n, f) {
+				c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: exprs, UserData: ud})
+			}
+		}
+	} else {
+		c.DelChain(ch)
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("network %q: write nftables table inet %s: %w", n.Name, t.Name, err)
+	}
+	return nil
+}
+
+// Remove implements Backend.
+func (b *nftablesBackend) Remove(name string) error {
+	if err := validateName(name); err != nil {
+		return err
+	}
+	c, err := b.conn()
+	if err != nil {
+		return fmt.Errorf("remove network %q: %w", name, err)
+	}
+	if err := b.syncForward(c, name, nil); err != nil {
+		return fmt.Errorf("remove network %q: %w", name, err)
+	}
+	// Adding before deleting makes the deletion succeed when the table
+	// does not exist; both happen in one transaction.
+	t := c.AddTable(networkTable(name))
+	c.DelTable(t)
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("remove network %q: delete nftables table inet %s: %w", name, t.Name, err)
+	}
+	return nil
+}
+
+// Networks implements Backend: the networks with a table of ours, or with
+// rules of ours in iptables-nft's FORWARD chain.
+func (b *nftablesBackend) Networks() ([]string, error) {
+	c, err := b.conn()
+	if err != nil {
+		return nil, fmt.Errorf("list networks: %w", err)
+	}
+	tables, err := c.ListTablesOfFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return nil, fmt.Errorf("list networks: list nftables tables: %w", err)
+	}
+	seen := map[string]bool{}
+	for _, t := range tables {
+		if name, ok := strings.CutPrefix(t.Name, nftTablePrefix); ok && validateName(name) == nil {
+			seen[name] = true
+		}
+	}
+	for _, f := range allFamilies() {
+		rules, _, err := forwardRules(c, f)
+		if err != nil {
+			return nil, fmt.Errorf("list networks: %w", err)
+		}
+		for _, r := range rules {
+			if name, ok := parseComment(userDataComment(r.UserData)); ok {
+				seen[name] = true
+			}
+		}
+	}
+	return sortedKeys(seen), nil
+}
+
+// RemoveLegacy implements Backend for the reference's nftables rules: the
+// rules of chain masq_checks in table inet cni_plugins_masquerade.
+func (b *nftablesBackend) RemoveLegacy(network string, keep map[string]bool) error {
+	c, err := b.conn()
+	if err != nil {
+		return fmt.Errorf("remove reference masquerade rules of network %q: %w", network, err)
+	}
+	chain, err := findChain(c, nftables.TableFamilyINet, legacyNFTTable, legacyNFTChain)
+	if err != nil || chain == nil {
+		return wrapIf(err, "remove reference masquerade rules of network %q", network)
+	}
+	rules, err := c.GetRules(chain.Table, chain)
+	if err != nil {
+		return fmt.Errorf("remove reference masquerade rules of network %q: list chain %s: %w", network, legacyNFTChain, err)
+	}
+	n := 0
+	for _, r := range rules {
+		if legacyNFTKeep(userDataComment(r.UserData), network, keep) {
+			continue
+		}
+		if err := c.DelRule(r); err != nil {
+			return fmt.Errorf("remove reference masquerade rules of network %q: %w", network, err)
+		}
+		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("remove reference masquerade rules of network %q: %w", network, err)
+	}
+	return nil
+}
+
+// findChain returns the chain, or nil if it (or its table) does not exist.
+func findChain(c *nftables.Conn, fam nftables.TableFamily, table, chain string) (*nftables.Chain, error) {
+	chains, err := c.ListChainsOfTableFamily(fam)
+	if err != nil {
+		return nil, fmt.Errorf("list nftables chains: %w", err)
+	}
+	for _, ch := range chains {
+		if ch.Table != nil && ch.Table.Name == table && ch.Name == chain {
+			return ch, nil
+		}
+	}
+	return nil, nil
+}
+
+func wrapIf(err error, format string, args ...any) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf(format+": %w", append(args, err)...)
+}
