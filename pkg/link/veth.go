@@ -24,8 +24,12 @@ type VethConfig struct {
 	MTU            int              // both ends; 0 keeps the kernel default
 	MAC            net.HardwareAddr // container end; nil lets the kernel pick
 	Bridge         Bridge           // the host end is enslaved to it
-	HairpinMode    bool
-	PortIsolation  bool
+	// HostName is the preferred name of the host end (e.g. derived from the
+	// attachment, so DEL can find it without the container netns); when it is
+	// empty or taken, a random "veth" name is drawn.
+	HostName      string
+	HairpinMode   bool
+	PortIsolation bool
 	// DisableContainerInterface leaves the container end down.
 	DisableContainerInterface bool
 	// EnableDAD keeps IPv6 duplicate address detection on for the
@@ -101,10 +105,12 @@ func ifNameFree(cfg VethConfig) error {
 // createVethPair creates the pair from the node side with the peer placed
 // straight into the container netns, retrying on host name collisions.
 func createVethPair(cfg VethConfig, target ns.NetNS) (string, error) {
-	for range hostVethAttempts {
-		name, err := randomVethName()
-		if err != nil {
-			return "", err
+	for attempt := range hostVethAttempts {
+		name, err := cfg.HostName, error(nil)
+		if attempt > 0 || name == "" {
+			if name, err = randomVethName(); err != nil {
+				return "", err
+			}
 		}
 		attrs := netlink.NewLinkAttrs()
 		attrs.Name = name
