@@ -1,0 +1,286 @@
+package l2
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"github.com/google/nftables/userdata"
+	"golang.org/x/sys/unix"
+)
+
+// Where the MAC spoof checks live: one bridge-family table with one base
+// chain that sees every frame entering the bridge before anything else, and
+// one rule per attachment in that chain.
+const (
+	spoofTable    = "flatcni-macspoof"
+	spoofChain    = "prerouting"
+	spoofPriority = -300
+	// spoofTag starts the comment of every rule this package makes.
+	spoofTag = "flatcni-macspoofchk"
+	// maxCommentLen is what fits in the kernel's 256 bytes of rule userdata
+	// once the comment's type, length and terminating NUL are added.
+	maxCommentLen = 253
+	// flushAttempts bounds the retries of an update that raced with another
+	// plugin invocation changing the same chain.
+	flushAttempts = 3
+)
+
+// Attachment identifies one container interface whose host-side veth has a
+// MAC spoof check, as found in the kernel by MacSpoofChecks.
+type Attachment struct {
+	Network     string
+	ContainerID string
+	IfName      string
+	// HostVeth is the bridge port the rule matches on.
+	HostVeth string
+	// MAC is the only Ethernet source address let through from HostVeth.
+	MAC net.HardwareAddr
+}
+
+// spoofRule is a rule of the spoof check chain together with the attachment
+// read back from it.
+type spoofRule struct {
+	rule *nftables.Rule
+	att  Attachment
+}
+
+// SetupMacSpoofCheck makes the bridge drop every frame arriving from the
+// bridge port hostVeth whose Ethernet source address is not mac, the MAC of
+// the container's interface (the macspoofchk key). The rule is labelled with
+// network, containerID and ifname; calling it again for the same labels
+// replaces the rule, and a stale rule of another attachment on the same
+// hostVeth is removed too. Acts in the current network namespace over
+// netlink, without starting any process.
+func SetupMacSpoofCheck(network, containerID, ifname, hostVeth string, mac net.HardwareAddr) error {
+	comment, err := spoofComment(network, containerID, ifname)
+	if err != nil {
+		return fmt.Errorf("set up MAC spoof check: %w", err)
+	}
+	if hostVeth == "" || len(hostVeth) >= unix.IFNAMSIZ || strings.ContainsAny(hostVeth, " \t\n/") {
+		return fmt.Errorf("set up MAC spoof check for container %s interface %s: invalid host veth name %q", containerID, ifname, hostVeth)
+	}
+	if len(mac) != 6 {
+		return fmt.Errorf("set up MAC spoof check for container %s interface %s: %q is not a 6-byte Ethernet MAC address", containerID, ifname, mac.String())
+	}
+	want := Attachment{Network: network, ContainerID: containerID, IfName: ifname}
+	err = updateSpoofRules(func(conn *nftables.Conn, table *nftables.Table, chain *nftables.Chain, rules []spoofRule) error {
+		conn.AddTable(table)
+		conn.AddChain(chain)
+		for _, r := range rules {
+			if sameAttachment(r.att, want) || r.att.HostVeth == hostVeth {
+				if err := conn.DelRule(r.rule); err != nil {
+					return err
+				}
+			}
+		}
+		conn.AddRule(&nftables.Rule{
+			Table:    table,
+			Chain:    chain,
+			Exprs:    spoofExprs(hostVeth, mac),
+			UserData: userdata.AppendString(nil, userdata.TypeComment, comment),
+		})
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("set up MAC spoof check for container %s interface %s on %s (network %s): %w", containerID, ifname, hostVeth, network, err)
+	}
+	return nil
+}
+
+// TeardownMacSpoofCheck removes the MAC spoof check of the given attachment
+// in the current network namespace. Removing one that does not exist is not
+// an error. The table and its base chain stay for the other attachments.
+func TeardownMacSpoofCheck(network, containerID, ifname string) error {
+	want := Attachment{Network: network, ContainerID: containerID, IfName: ifname}
+	err := updateSpoofRules(func(conn *nftables.Conn, _ *nftables.Table, _ *nftables.Chain, rules []spoofRule) error {
+		for _, r := range rules {
+			if sameAttachment(r.att, want) {
+				if err := conn.DelRule(r.rule); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("tear down MAC spoof check for container %s interface %s (network %s): %w", containerID, ifname, network, err)
+	}
+	return nil
+}
+
+// MacSpoofChecks lists the MAC spoof checks of network in the current
+// network namespace (of every network when network is ""), so that garbage
+// collection can remove those of containers that are gone.
+func MacSpoofChecks(network string) ([]Attachment, error) {
+	conn, err := nftables.New()
+	if err != nil {
+		return nil, fmt.Errorf("list MAC spoof checks: open nftables netlink: %w", err)
+	}
+	table, chain := spoofTableChain()
+	rules, err := listSpoofRules(conn, table, chain)
+	if err != nil {
+		return nil, fmt.Errorf("list MAC spoof checks: %w", err)
+	}
+	var atts []Attachment
+	for _, r := range rules {
+		if network == "" || r.att.Network == network {
+			atts = append(atts, r.att)
+		}
+	}
+	return atts, nil
+}
+
+func sameAttachment(a, b Attachment) bool {
+	return a.Network == b.Network && a.ContainerID == b.ContainerID && a.IfName == b.IfName
+}
+
+// updateSpoofRules reads the spoof check rules, lets edit queue changes on
+// conn and sends them as one atomic batch. A batch that fails (for instance
+// because a concurrent invocation deleted a rule it names) is retried on a
+// fresh reading.
+func updateSpoofRules(edit func(*nftables.Conn, *nftables.Table, *nftables.Chain, []spoofRule) error) error {
+	table, chain := spoofTableChain()
+	var err error
+	for range flushAttempts {
+		var conn *nftables.Conn
+		conn, err = nftables.New()
+		if err != nil {
+			return fmt.Errorf("open nftables netlink: %w", err)
+		}
+		var rules []spoofRule
+		rules, err = listSpoofRules(conn, table, chain)
+		if err != nil {
+			return err
+		}
+		if err = edit(conn, table, chain, rules); err != nil {
+			return err
+		}
+		if err = conn.Flush(); err == nil {
+			return nil
+		}
+		err = fmt.Errorf("update nftables table bridge %s: %w", spoofTable, err)
+	}
+	return err
+}
+
+func spoofTableChain() (*nftables.Table, *nftables.Chain) {
+	table := &nftables.Table{Family: nftables.TableFamilyBridge, Name: spoofTable}
+	policy := nftables.ChainPolicyAccept
+	chain := &nftables.Chain{
+		Name:     spoofChain,
+		Table:    table,
+		Type:     nftables.ChainTypeFilter,
+		Hooknum:  nftables.ChainHookRef(unix.NF_INET_PRE_ROUTING), // same number as NF_BR_PRE_ROUTING
+		Priority: nftables.ChainPriorityRef(spoofPriority),
+		Policy:   &policy,
+	}
+	return table, chain
+}
+
+// listSpoofRules returns the rules of the spoof check chain that this
+// package made, with the attachment each belongs to. A missing table or
+// chain means there are none.
+func listSpoofRules(conn *nftables.Conn, table *nftables.Table, chain *nftables.Chain) ([]spoofRule, error) {
+	chains, err := conn.ListChainsOfTableFamily(nftables.TableFamilyBridge)
+	if err != nil {
+		return nil, fmt.Errorf("list nftables bridge chains: %w", err)
+	}
+	found := false
+	for _, c := range chains {
+		if c.Table != nil && c.Table.Name == table.Name && c.Name == chain.Name {
+			found = true
+			break
+		}
+	}
+	if !found {
+		return nil, nil
+	}
+	rules, err := conn.GetRules(table, chain)
+	if err != nil {
+		return nil, fmt.Errorf("list rules of chain %s in table bridge %s: %w", chain.Name, table.Name, err)
+	}
+	var out []spoofRule
+	for _, r := range rules {
+		att, ok := parseSpoofRule(r)
+		if ok {
+			out = append(out, spoofRule{rule: r, att: att})
+		}
+	}
+	return out, nil
+}
+
+// spoofExprs builds: iifname == hostVeth, ether saddr != mac, count, drop.
+func spoofExprs(hostVeth string, mac net.HardwareAddr) []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: append([]byte(hostVeth), 0)},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseLLHeader, Offset: 6, Len: 6},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: bytes.Clone(mac)},
+		&expr.Counter{},
+		&expr.Verdict{Kind: expr.VerdictDrop},
+	}
+}
+
+// parseSpoofRule reads the attachment back from a rule made by
+// SetupMacSpoofCheck; ok is false for any other rule.
+func parseSpoofRule(r *nftables.Rule) (Attachment, bool) {
+	comment, ok := userdata.GetString(r.UserData, userdata.TypeComment)
+	if !ok {
+		return Attachment{}, false
+	}
+	att, ok := parseSpoofComment(comment)
+	if !ok {
+		return Attachment{}, false
+	}
+	var cmps []*expr.Cmp
+	for _, e := range r.Exprs {
+		if c, isCmp := e.(*expr.Cmp); isCmp {
+			cmps = append(cmps, c)
+		}
+	}
+	if len(cmps) == 2 {
+		att.HostVeth = string(bytes.TrimRight(cmps[0].Data, "\x00"))
+		att.MAC = net.HardwareAddr(bytes.Clone(cmps[1].Data))
+	}
+	return att, true
+}
+
+// spoofComment labels a rule with its attachment. The network name comes
+// last, so it may hold any character; the container ID and interface name
+// must not hold white space.
+func spoofComment(network, containerID, ifname string) (string, error) {
+	switch {
+	case network == "":
+		return "", errors.New("empty network name")
+	case containerID == "" || strings.ContainsAny(containerID, " \t\n"):
+		return "", fmt.Errorf("invalid container ID %q", containerID)
+	case ifname == "" || strings.ContainsAny(ifname, " \t\n/"):
+		return "", fmt.Errorf("invalid interface name %q", ifname)
+	}
+	c := fmt.Sprintf("%s cid=%s if=%s net=%s", spoofTag, containerID, ifname, network)
+	if len(c) > maxCommentLen {
+		return "", fmt.Errorf("network name %q and container ID %q are too long together for an nftables rule comment (%d bytes, at most %d)", network, containerID, len(c), maxCommentLen)
+	}
+	return c, nil
+}
+
+func parseSpoofComment(c string) (Attachment, bool) {
+	rest, ok := strings.CutPrefix(c, spoofTag+" cid=")
+	if !ok {
+		return Attachment{}, false
+	}
+	cid, rest, ok := strings.Cut(rest, " if=")
+	if !ok {
+		return Attachment{}, false
+	}
+	ifname, network, ok := strings.Cut(rest, " net=")
+	if !ok || cid == "" || ifname == "" || network == "" {
+		return Attachment{}, false
+	}
+	return Attachment{Network: network, ContainerID: cid, IfName: ifname}, true
+}
