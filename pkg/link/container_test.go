@@ -1,0 +1,179 @@
+package link
+
+import (
+	"net"
+	"net/netip"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"syscall"
+	"testing"
+
+	"github.com/vishvananda/netlink"
+)
+
+// containerFixture wires a container to a bridge in a node netns and
+// returns the node and container netns paths and the container MAC.
+func containerFixture(t *testing.T, gws []netip.Prefix) (node, cont string, mac net.HardwareAddr) {
+	t.Helper()
+	node, cont = newNetNS(t, "cnode"), newNetNS(t, "ccont")
+	in(t, node, func() error {
+		br, err := EnsureBridge(BridgeConfig{Name: "cbr"})
+		if err != nil {
+			return err
+		}
+		if err := EnsureGatewayAddrs(br, gws, false); err != nil {
+			return err
+		}
+		_, ci, err := SetupVeth(VethConfig{ContainerNetNS: cont, IfName: "eth0", Bridge: br})
+		mac = ci.MAC
+		return err
+	})
+	return node, cont, mac
+}
+
+func TestConfigureAndCheckContainer(t *testing.T) {
+	requireRoot(t)
+	pp, pa := netip.MustParsePrefix, netip.MustParseAddr
+	addrs := []netip.Prefix{pp("10.1.0.5/24"), pp("fd00:1::5/64")}
+	routes := []Route{
+		{Dst: pp("0.0.0.0/0"), GW: pa("10.1.0.1")},
+		{Dst: pp("::/0"), GW: pa("fd00:1::1")},
+		{Dst: pp("192.168.7.0/24")},
+	}
+	node, cont, mac := containerFixture(t, []netip.Prefix{pp("10.1.0.1/24"), pp("fd00:1::1/64")})
+	if err := runIn(t, node, func() error { return ConfigureContainer(cont, "eth0", addrs, routes, false) }); err != nil {
+		t.Fatal(err)
+	}
+
+	in(t, cont, func() error {
+		l, err := netlink.LinkByName("eth0")
+		if err != nil {
+			return err
+		}
+		list, err := netlink.AddrList(l, netlink.FAMILY_V6)
+		if err != nil {
+			return err
+		}
+		for _, a := range list {
+			if a.Flags&(syscall.IFA_F_TENTATIVE|syscall.IFA_F_DADFAILED) != 0 {
+				t.Errorf("%s not usable, flags %#x", a.IPNet, a.Flags)
+			}
+		}
+		for k, want := range map[string]string{
+			"net/ipv6/conf/eth0/accept_dad":        "0",
+			"net/ipv6/conf/eth0/keep_addr_on_down": "1",
+			"net/ipv4/conf/eth0/arp_notify":        "1",
+		} {
+			if v, _ := readSysctl(k); v != want {
+				t.Errorf("%s = %q, want %s", k, v, want)
+			}
+		}
+		return nil
+	})
+
+	// Both gateways answer right away: IPv6 is usable on return.
+	if _, err := exec.LookPath("ping"); err == nil {
+		for _, gw := range []string{"10.1.0.1", "fd00:1::1"} {
+			out, err := exec.Command("ip", "netns", "exec", filepath.Base(cont), "ping", "-c", "1", "-W", "5", gw).CombinedOutput()
+			if err != nil {
+				t.Errorf("ping %s from the container: %v: %s", gw, err, out)
+			}
+		}
+	}
+
+	wrongMAC, _ := net.ParseMAC("02:00:00:00:00:99")
+	tests := []struct {
+		name    string
+		tamper  func() error // run in the container before checking
+		ifName  string
+		mac     net.HardwareAddr
+		addrs   []netip.Prefix
+		routes  []Route
+		wantErr string
+	}{
+		{name: "all present", ifName: "eth0", mac: mac, addrs: addrs, routes: routes},
+		{name: "missing interface", ifName: "eth9", wantErr: "eth9 in " + cont + ": interface not found"},
+		{name: "wrong MAC", ifName: "eth0", mac: wrongMAC,
+			wantErr: "eth0 in " + cont + ": MAC is " + mac.String() + ", want 02:00:00:00:00:99"},
+		{name: "route with other gateway", ifName: "eth0", routes: []Route{{Dst: pp("0.0.0.0/0"), GW: pa("10.1.0.9")}},
+			wantErr: "eth0 in " + cont + ": route 0.0.0.0/0 via 10.1.0.9 missing"},
+		{name: "route removed", ifName: "eth0", routes: routes,
+			tamper: func() error {
+				_, dst, _ := net.ParseCIDR("192.168.7.0/24")
+				return netlink.RouteDel(&netlink.Route{Dst: dst})
+			},
+			wantErr: "eth0 in " + cont + ": route 192.168.7.0/24 missing"},
+		{name: "address removed", ifName: "eth0", mac: mac, addrs: addrs,
+			tamper: func() error {
+				l, err := netlink.LinkByName("eth0")
+				if err != nil {
+					return err
+				}
+				return netlink.AddrDel(l, &netlink.Addr{IPNet: ipNet(pp("10.1.0.5/24"))})
+			},
+			wantErr: "eth0 in " + cont + ": address 10.1.0.5/24 missing"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.tamper != nil {
+				in(t, cont, tc.tamper)
+			}
+			err := runIn(t, node, func() error { return CheckContainer(cont, tc.ifName, tc.mac, tc.addrs, tc.routes) })
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Errorf("unexpected error: %v", err)
+			case tc.wantErr != "" && (err == nil || err.Error() != tc.wantErr):
+				t.Errorf("error %v, want %q", err, tc.wantErr)
+			}
+		})
+	}
+
+	// DelVeth reports the remaining global addresses.
+	in(t, node, func() error {
+		_, got, err := DelVeth(cont, "eth0")
+		if err != nil {
+			return err
+		}
+		if want := []netip.Prefix{pp("fd00:1::5/64")}; !slices.Equal(got, want) {
+			t.Errorf("DelVeth addresses %v, want %v", got, want)
+		}
+		return nil
+	})
+}
+
+func TestConfigureContainerWithDAD(t *testing.T) {
+	requireRoot(t)
+	pp := netip.MustParsePrefix
+	node, cont, _ := containerFixture(t, []netip.Prefix{pp("fd00:2::1/64")})
+	if err := runIn(t, node, func() error {
+		return ConfigureContainer(cont, "eth0", []netip.Prefix{pp("fd00:2::5/64")}, nil, true)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	in(t, cont, func() error {
+		l, err := netlink.LinkByName("eth0")
+		if err != nil {
+			return err
+		}
+		list, err := netlink.AddrList(l, netlink.FAMILY_V6)
+		if err != nil {
+			return err
+		}
+		for _, a := range list {
+			if a.Flags&syscall.IFA_F_TENTATIVE != 0 {
+				t.Errorf("%s still tentative after ConfigureContainer", a.IPNet)
+			}
+		}
+		if v, _ := readSysctl("net/ipv6/conf/eth0/accept_dad"); v != "1" {
+			t.Errorf("accept_dad = %q, want 1", v)
+		}
+		return nil
+	})
+}
+
+// runIn runs fn inside the netns at path and returns its error.
+func runIn(t *testing.T, path string, fn func() error) error {
+	t.Helper()
+	return inErr(t, path, fn)
+}

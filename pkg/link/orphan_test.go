@@ -1,0 +1,91 @@
+package link
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/vishvananda/netlink"
+)
+
+func TestIsHostVethName(t *testing.T) {
+	tests := []struct {
+		name string
+		want bool
+	}{
+		{"veth0a1b2c3d", true},
+		{"vethdeadbeef", true},
+		{"veth0A1B2C3D", false},
+		{"veth0a1b2c3", false},
+		{"veth0a1b2c3d4", false},
+		{"eth00a1b2c3d", false},
+		{"vethzzzzzzzz", false},
+	}
+	for _, tc := range tests {
+		if got := isHostVethName(tc.name); got != tc.want {
+			t.Errorf("isHostVethName(%q) = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestOrphanVeths(t *testing.T) {
+	requireRoot(t)
+	node, cont := newNetNS(t, "onode"), newNetNS(t, "ocont")
+	in(t, node, func() error {
+		br, err := EnsureBridge(BridgeConfig{Name: "obr"})
+		if err != nil {
+			return err
+		}
+		other, err := EnsureBridge(BridgeConfig{Name: "obr2"})
+		if err != nil {
+			return err
+		}
+		live, _, err := SetupVeth(VethConfig{ContainerNetNS: cont, IfName: "eth0", Bridge: br})
+		if err != nil {
+			return err
+		}
+		enslave := func(name, peer string, b Bridge) error {
+			if err := addVethPair(name, peer); err != nil {
+				return err
+			}
+			l, err := netlink.LinkByName(name)
+			if err != nil {
+				return err
+			}
+			return netlink.LinkSetMasterByIndex(l, b.Index)
+		}
+		// Never handed to a container: both ends on the node.
+		if err := enslave("vethdeadbeef", "stray0", br); err != nil {
+			return err
+		}
+		// Not named like ours: left alone.
+		if err := enslave("uplink0", "uplink0p", br); err != nil {
+			return err
+		}
+		// Ours, but on another bridge.
+		if err := enslave("vethfeedf00d", "stray1", other); err != nil {
+			return err
+		}
+		got, err := OrphanVeths(br)
+		if err != nil {
+			return err
+		}
+		if want := []string{"vethdeadbeef"}; !slices.Equal(got, want) {
+			t.Errorf("OrphanVeths = %v, want %v (live %s must not be listed)", got, want, live.Name)
+		}
+		// A peer index that does not exist in the peer's netns.
+		l, err := netlink.LinkByName(live.Name)
+		if err != nil {
+			return err
+		}
+		if ok, err := linkInNetNSID(l.Attrs().NetNsID, l.Attrs().ParentIndex); err != nil || !ok {
+			t.Errorf("live peer lookup = %v, %v; want true", ok, err)
+		}
+		if ok, err := linkInNetNSID(l.Attrs().NetNsID, 99999); err != nil || ok {
+			t.Errorf("missing index lookup = %v, %v; want false", ok, err)
+		}
+		if ok, err := linkInNetNSID(4242, 1); err != nil || ok {
+			t.Errorf("unknown nsid lookup = %v, %v; want false", ok, err)
+		}
+		return nil
+	})
+}
