@@ -27,7 +27,10 @@ type VethConfig struct {
 	// HostName is the preferred name of the host end (e.g. derived from the
 	// attachment, so DEL can find it without the container netns); when it is
 	// empty or taken, a random "veth" name is drawn.
-	HostName      string
+	HostName string
+	// HostAlias is set as the host end's alias (ip link's "alias"): the
+	// attachment it belongs to, so that DEL and GC can tell it from others.
+	HostAlias     string
 	HairpinMode   bool
 	PortIsolation bool
 	// DisableContainerInterface leaves the container end down.
@@ -163,6 +166,11 @@ func setupHostEnd(cfg VethConfig, name string) (Interface, error) {
 	if cfg.PortIsolation {
 		if err := netlink.LinkSetIsolated(l, true); err != nil {
 			return Interface{}, fmt.Errorf("set port isolation on %q: %w", name, err)
+		}
+	}
+	if cfg.HostAlias != "" {
+		if err := netlink.LinkSetAlias(l, cfg.HostAlias); err != nil {
+			return Interface{}, fmt.Errorf("set alias of %q: %w", name, err)
 		}
 	}
 	// The plugin owns this interface's routes; IPv6 may be disabled.
