@@ -3,6 +3,7 @@ package link
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -65,12 +66,13 @@ func in(t *testing.T, path string, fn func() error) {
 	}
 }
 
-// inErr is in without failing: it returns fn's error.
+// inErr is in without failing: it returns fn's error. Safe to call from
+// goroutines other than the test's.
 func inErr(t *testing.T, path string, fn func() error) error {
 	t.Helper()
 	target, err := ns.GetNS(path)
 	if err != nil {
-		t.Fatalf("open netns %s: %v", path, err)
+		return fmt.Errorf("open netns %s: %w", path, err)
 	}
 	defer target.Close()
 	return target.Do(func(ns.NetNS) error { return fn() })

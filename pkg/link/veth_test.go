@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vishvananda/netlink"
 )
@@ -181,4 +182,78 @@ func TestDelVeth(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+func TestWaitPortUp(t *testing.T) {
+	requireRoot(t)
+	tests := []struct {
+		name    string
+		disable bool
+		wantErr bool
+	}{
+		{name: "container end up"},
+		{name: "container end down", disable: true, wantErr: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			node, cont := newNetNS(t, "pnode"), newNetNS(t, "pcont")
+			in(t, node, func() error {
+				br, err := EnsureBridge(BridgeConfig{Name: "pbr"})
+				if err != nil {
+					return err
+				}
+				host, _, err := SetupVeth(VethConfig{ContainerNetNS: cont, IfName: "eth0", Bridge: br, DisableContainerInterface: tc.disable})
+				if err != nil {
+					return err
+				}
+				// A down peer never comes up, so a zero timeout is enough
+				// to see the error; an up port gets a generous bound.
+				timeout := 10 * time.Second
+				if tc.wantErr {
+					timeout = 0
+				}
+				got, err := WaitPortUp(host.Name, timeout)
+				if tc.wantErr {
+					wantErrContains(t, err, host.Name, "not up")
+					return nil
+				}
+				if err != nil {
+					return err
+				}
+				if got.Name != host.Name || got.Index != host.Index {
+					t.Errorf("WaitPortUp = %+v, want %+v", got, host)
+				}
+				return nil
+			})
+		})
+	}
+}
+
+func TestEnsureBridgeConcurrent(t *testing.T) {
+	requireRoot(t)
+	node := newNetNS(t, "brrace")
+	const workers = 4
+	errs := make(chan error, workers)
+	idx := make(chan int, workers)
+	for range workers {
+		go func() {
+			errs <- inErr(t, node, func() error {
+				br, err := EnsureBridge(BridgeConfig{Name: "racebr"})
+				idx <- br.Index
+				return err
+			})
+		}()
+	}
+	first := 0
+	for range workers {
+		if err := <-errs; err != nil {
+			t.Errorf("concurrent EnsureBridge: %v", err)
+		}
+		i := <-idx
+		if first == 0 {
+			first = i
+		} else if i != first {
+			t.Errorf("bridge index %d, another caller got %d", i, first)
+		}
+	}
 }
