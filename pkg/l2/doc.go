@@ -20,8 +20,10 @@
 //     comment naming the network, container ID and interface name, so that
 //     TeardownMacSpoofCheck and MacSpoofChecks (for garbage collection) can
 //     find it. The rules are programmed over netlink (google/nftables); no
-//     nft or ebtables process is started. Needs nf_tables with bridge family
-//     support (CONFIG_NF_TABLES_BRIDGE).
+//     nft or ebtables process is started. The table and its (then empty)
+//     base chain stay after the last teardown, as the reference keeps its
+//     own; an empty chain costs next to nothing. Needs nf_tables with bridge
+//     family support (CONFIG_NF_TABLES_BRIDGE).
 //
 //   - portIsolation: SetIsolated sets the bridge port's isolated flag
 //     (IFLA_BRPORT_ISOLATED, kernel 4.18 or later). Isolated ports cannot
