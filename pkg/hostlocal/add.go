@@ -1,6 +1,7 @@
 package hostlocal
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -34,16 +35,42 @@ func Add(args *skel.CmdArgs) error {
 
 	allocs, err := withStore(c, func(s ipam.Store) ([]ipam.Allocation, error) {
 		a := ipam.Attachment{ContainerID: args.ContainerID, IfName: args.IfName}
-		var out []ipam.Allocation
-		for i, set := range c.Ranges {
-			al, err := ipam.Allocate(s, set, i, a, requested[i])
+		before, err := s.Leases(a)
+		if err != nil {
+			return nil, err
+		}
+		held := map[netip.Addr]bool{}
+		for _, addr := range before {
+			held[addr] = true
+		}
+		// Sets with a requested address first: they are the ones that fail on
+		// a taken address, and then no other set has moved its last reserved
+		// address yet.
+		order := make([]int, 0, len(c.Ranges))
+		for i := range c.Ranges {
+			if requested[i].IsValid() {
+				order = append(order, i)
+			}
+		}
+		for i := range c.Ranges {
+			if !requested[i].IsValid() {
+				order = append(order, i)
+			}
+		}
+		out := make([]ipam.Allocation, len(c.Ranges))
+		var fresh []netip.Addr // reserved by this ADD: undone if a later set fails
+		for _, i := range order {
+			al, err := ipam.Allocate(s, c.Ranges[i], i, a, requested[i])
 			if err != nil {
-				if _, rerr := s.Release(a); rerr != nil {
+				if rerr := s.ReleaseAddrs(a, fresh); rerr != nil {
 					err = fmt.Errorf("%w (and releasing what was reserved failed: %v)", err, rerr)
 				}
 				return nil, allocError(c.Network, i, err)
 			}
-			out = append(out, al)
+			if !held[al.Addr.Addr()] {
+				fresh = append(fresh, al.Addr.Addr())
+			}
+			out[i] = al
 		}
 		return out, nil
 	})
@@ -83,13 +110,21 @@ func assignRequested(c *config.IPAM) (map[int]netip.Addr, error) {
 	return out, nil
 }
 
+// allocError names the network and range set; the code says whether to retry
+// (11), fix the request (7) or look at the lease store (5).
 func allocError(network string, set int, err error) error {
 	msg := fmt.Sprintf("network %q, range set %d: %v", network, set, err)
-	if e, ok := err.(*types.Error); ok {
+	var e *types.Error
+	switch {
+	case errors.As(err, &e):
 		e.Msg = msg
 		return e
+	case errors.Is(err, ipam.ErrUnavailable):
+		return types.NewError(types.ErrTryAgainLater, msg, "")
+	case errors.Is(err, ipam.ErrBadRequest):
+		return types.NewError(types.ErrInvalidNetworkConfig, msg, "")
 	}
-	return types.NewError(types.ErrTryAgainLater, msg, "")
+	return types.NewError(types.ErrIOFailure, msg, "")
 }
 
 func toIPNet(p netip.Prefix) net.IPNet {

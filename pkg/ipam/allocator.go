@@ -1,8 +1,17 @@
 package ipam
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
+)
+
+// Allocate's errors wrap one of these (or a Store error, which is neither):
+// ErrUnavailable when the address wanted is in use or the set is exhausted
+// (worth retrying later), ErrBadRequest when the request can never succeed.
+var (
+	ErrUnavailable = errors.New("address unavailable")
+	ErrBadRequest  = errors.New("invalid address request")
 )
 
 // Allocation is one address handed out from a range set.
@@ -26,7 +35,7 @@ func Allocate(s Store, set RangeSet, setIndex int, a Attachment, requested netip
 	for _, addr := range held {
 		if r := set.RangeFor(addr); r != nil {
 			if requested.IsValid() && requested != addr {
-				return Allocation{}, fmt.Errorf("%s already holds %s in range set %s; cannot also take requested %s", a, addr, set, requested)
+				return Allocation{}, fmt.Errorf("%w: %s already holds %s in range set %s; cannot also take requested %s", ErrBadRequest, a, addr, set, requested)
 			}
 			return Allocation{Addr: netip.PrefixFrom(addr, r.Subnet.Bits()), Gateway: r.Gateway}, nil
 		}
@@ -35,17 +44,17 @@ func Allocate(s Store, set RangeSet, setIndex int, a Attachment, requested netip
 	if requested.IsValid() {
 		r := set.RangeFor(requested)
 		if r == nil {
-			return Allocation{}, fmt.Errorf("requested address %s is not in range set %s", requested, set)
+			return Allocation{}, fmt.Errorf("%w: requested address %s is not in range set %s", ErrBadRequest, requested, set)
 		}
 		if requested == r.Gateway {
-			return Allocation{}, fmt.Errorf("requested address %s is the gateway of %s", requested, r.Subnet)
+			return Allocation{}, fmt.Errorf("%w: requested address %s is the gateway of %s", ErrBadRequest, requested, r.Subnet)
 		}
 		ok, err := s.Reserve(a, requested, setIndex)
 		if err != nil {
 			return Allocation{}, err
 		}
 		if !ok {
-			return Allocation{}, fmt.Errorf("requested address %s is already in use", requested)
+			return Allocation{}, fmt.Errorf("%w: requested address %s is already in use", ErrUnavailable, requested)
 		}
 		return Allocation{Addr: netip.PrefixFrom(requested, r.Subnet.Bits()), Gateway: r.Gateway}, nil
 	}
@@ -54,7 +63,7 @@ func Allocate(s Store, set RangeSet, setIndex int, a Attachment, requested netip
 	for {
 		addr, r, ok := it.next()
 		if !ok {
-			return Allocation{}, fmt.Errorf("no free address in range set %s", set)
+			return Allocation{}, fmt.Errorf("%w: no free address in range set %s", ErrUnavailable, set)
 		}
 		ok, err := s.Reserve(a, addr, setIndex)
 		if err != nil {
@@ -117,13 +126,19 @@ func (it *iter) next() (netip.Addr, *Range, bool) {
 func (s RangeSet) Size(max uint64) uint64 {
 	var n uint64
 	for i := range s {
-		n += span(s[i].Start, s[i].End, max)
-		if s[i].Contains(s[i].Gateway) {
-			n--
+		// Count one past max so that taking the gateway off a saturated
+		// span cannot bring it below max.
+		c := span(s[i].Start, s[i].End, max+1)
+		if max == ^uint64(0) {
+			c = span(s[i].Start, s[i].End, max)
 		}
-		if n >= max {
+		if s[i].Contains(s[i].Gateway) {
+			c--
+		}
+		if c >= max-n {
 			return max
 		}
+		n += c
 	}
 	return n
 }

@@ -52,6 +52,15 @@ func (m *MemStore) Release(a Attachment) ([]netip.Addr, error) {
 	return out, nil
 }
 
+func (m *MemStore) ReleaseAddrs(a Attachment, addrs []netip.Addr) error {
+	for _, addr := range addrs {
+		if m.leases[addr] == a {
+			delete(m.leases, addr)
+		}
+	}
+	return nil
+}
+
 func (m *MemStore) All() ([]Lease, error) {
 	out := make([]Lease, 0, len(m.leases))
 	for addr, a := range m.leases {

@@ -33,6 +33,9 @@ type Store interface {
 	// Release drops every lease of the attachment and returns the addresses freed.
 	// Releasing an attachment that holds nothing is not an error.
 	Release(a Attachment) ([]netip.Addr, error)
+	// ReleaseAddrs drops those of addrs that the attachment holds, keeping its
+	// other leases (undoing part of an ADD that failed).
+	ReleaseAddrs(a Attachment, addrs []netip.Addr) error
 	// All returns every lease of the network (O(number of leases): GC and STATUS only).
 	All() ([]Lease, error)
 }

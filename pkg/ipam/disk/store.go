@@ -200,6 +200,42 @@ func (s *Store) Release(a ipam.Attachment) ([]netip.Addr, error) {
 	return held, errors.Join(errs...)
 }
 
+// ReleaseAddrs removes those of addrs that the attachment holds and rewrites
+// its index entry with the rest.
+func (s *Store) ReleaseAddrs(a ipam.Attachment, addrs []netip.Addr) error {
+	key, held, err := s.lookup(a)
+	if err != nil || len(held) == 0 {
+		return err
+	}
+	drop := map[netip.Addr]bool{}
+	for _, addr := range addrs {
+		drop[addr] = true
+	}
+	var keep []netip.Addr
+	var errs []error
+	for _, addr := range held {
+		if !drop[addr] {
+			keep = append(keep, addr)
+			continue
+		}
+		s.changed = true
+		if err := os.Remove(filepath.Join(s.dir, addr.String())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("release %s: %w", addr, err))
+			keep = append(keep, addr)
+		}
+	}
+	if len(keep) == len(held) {
+		return errors.Join(errs...)
+	}
+	if err := syncDir(s.dir); err != nil {
+		errs = append(errs, err)
+	}
+	if err := s.writeIndex(key, keep); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
 // All reads every lease file.
 func (s *Store) All() ([]ipam.Lease, error) {
 	entries, err := os.ReadDir(s.dir)
