@@ -1,0 +1,162 @@
+package bridge
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/types"
+	current "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/containernetworking/plugins/pkg/ns"
+
+	"github.com/flatcni/plugins/pkg/config"
+	"github.com/flatcni/plugins/pkg/l2"
+	"github.com/flatcni/plugins/pkg/link"
+)
+
+// Add attaches the container to the bridge network and prints the result.
+func Add(args *skel.CmdArgs) (err error) {
+	c, err := config.LoadBridge(args.StdinData, args.Args)
+	if err != nil {
+		return err
+	}
+	if err := validateNode(c, args); err != nil {
+		return err
+	}
+
+	br, err := link.EnsureBridge(link.BridgeConfig{Name: c.BrName, MTU: c.MTU, PromiscMode: c.PromiscMode, VlanFiltering: c.NeedsVlanFiltering()})
+	if err != nil {
+		return fmt.Errorf("bridge %q: %w", c.BrName, err)
+	}
+	if c.NeedsVlanFiltering() {
+		if err := l2.EnableVlanFiltering(br.Name); err != nil {
+			return err
+		}
+	}
+
+	var undo []func()
+	defer func() {
+		if err != nil {
+			for i := len(undo) - 1; i >= 0; i-- {
+				undo[i]()
+			}
+		}
+	}()
+
+	var res *current.Result
+	if c.IsLayer3() {
+		if res, err = ipamAdd(c, args.StdinData); err != nil {
+			return err
+		}
+		undo = append(undo, func() { _ = ipamDel(c, args.StdinData) })
+	} else {
+		res = &current.Result{CNIVersion: current.ImplementedSpecVersion}
+	}
+
+	host, cont, err := link.SetupVeth(link.VethConfig{
+		ContainerNetNS:            args.Netns,
+		IfName:                    args.IfName,
+		HostName:                  hostVethName(args.ContainerID, args.IfName),
+		HostAlias:                 hostVethAlias(args.ContainerID, args.IfName),
+		MTU:                       c.MTU,
+		MAC:                       c.MAC,
+		Bridge:                    br,
+		HairpinMode:               c.HairpinMode,
+		PortIsolation:             c.PortIsolation,
+		DisableContainerInterface: c.DisableContainerInterface,
+		EnableDAD:                 c.EnableDad,
+	})
+	if err != nil {
+		return err
+	}
+	undo = append(undo, func() {
+		_, _, _ = link.DelVeth(args.Netns, args.IfName)
+		_ = link.DelLink(host.Name)
+	})
+	if c.NeedsVlanFiltering() {
+		if err := l2.SetPortVlans(host.Name, c.Vlan, c.TrunkVlans, c.PreserveDefaultVlan); err != nil {
+			return err
+		}
+	}
+
+	var p plan
+	if c.IsLayer3() {
+		if p, err = makePlan(c, res); err != nil {
+			return err
+		}
+		if err := link.ConfigureContainer(args.Netns, args.IfName, p.addrs, p.routes, c.EnableDad); err != nil {
+			return err
+		}
+		if c.IsGW {
+			if err := link.EnsureGatewayAddrs(br, p.gateways, c.ForceAddress); err != nil {
+				return fmt.Errorf("bridge %q: %w", br.Name, err)
+			}
+			if err := link.EnableForwarding(p.v4, p.v6); err != nil {
+				return err
+			}
+		}
+	}
+
+	if c.MacSpoofChk {
+		if err := l2.SetupMacSpoofCheck(c.Name, args.ContainerID, args.IfName, host.Name, cont.MAC); err != nil {
+			return fmt.Errorf("macspoofchk: %w", err)
+		}
+		undo = append(undo, func() { _ = l2.TeardownMacSpoofCheck(c.Name, args.ContainerID, args.IfName) })
+	}
+	if c.IPMasq && c.IsLayer3() {
+		if err := ensureFirewall(c, args.StdinData, p); err != nil {
+			return err
+		}
+	}
+
+	// The bridge's MAC follows its ports: read it once everything is attached.
+	if b, berr := link.BridgeByName(br.Name); berr == nil {
+		br = b
+	}
+	result := &current.Result{
+		CNIVersion: current.ImplementedSpecVersion,
+		Interfaces: []*current.Interface{
+			{Name: br.Name, Mac: br.MAC.String()},
+			{Name: host.Name, Mac: host.MAC.String()},
+			{Name: cont.Name, Mac: cont.MAC.String(), Sandbox: args.Netns},
+		},
+		IPs:    res.IPs,
+		Routes: res.Routes,
+		DNS:    res.DNS,
+	}
+	if dnsSet(c.DNS) {
+		result.DNS = c.DNS
+	}
+	return types.PrintResult(result, c.CNIVersion)
+}
+
+// validateNode checks what ADD needs from the node before anything changes.
+func validateNode(c *config.Bridge, args *skel.CmdArgs) error {
+	netns, err := ns.GetNS(args.Netns)
+	if err != nil {
+		return types.NewError(types.ErrInvalidNetNS, fmt.Sprintf("CNI_NETNS %q: %v", args.Netns, err), "")
+	}
+	netns.Close()
+	if c.IsLayer3() {
+		if err := findIPAM(c); err != nil {
+			return err
+		}
+	}
+	if c.NeedsVlanFiltering() {
+		ok, err := l2.VlanFilteringSupported()
+		if err != nil {
+			return fmt.Errorf("vlan: probe bridge VLAN filtering: %w", err)
+		}
+		if !ok {
+			return types.NewError(types.ErrInvalidNetworkConfig, "vlan/vlanTrunk: "+l2.ErrNoVlanFiltering.Error(), "")
+		}
+	}
+	if _, err := link.BridgeByName(c.BrName); err != nil && !errors.Is(err, link.ErrNotFound) {
+		return config.Invalid("bridge", "%v", err)
+	}
+	return nil
+}
+
+func dnsSet(d types.DNS) bool {
+	return len(d.Nameservers) > 0 || len(d.Search) > 0 || len(d.Options) > 0 || d.Domain != ""
+}

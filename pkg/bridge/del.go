@@ -1,0 +1,48 @@
+package bridge
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/containernetworking/cni/pkg/skel"
+
+	"github.com/flatcni/plugins/pkg/config"
+	"github.com/flatcni/plugins/pkg/l2"
+	"github.com/flatcni/plugins/pkg/link"
+)
+
+// Del detaches the container: removes its veth (if the netns still exists, or
+// a host end that survived it), releases its addresses, its MAC spoof check,
+// and the network's firewall rules when it was the last attachment.
+// Idempotent: whatever is already gone is skipped.
+func Del(args *skel.CmdArgs) error {
+	c, err := config.LoadBridge(args.StdinData, args.Args)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	if args.Netns != "" {
+		if _, _, err := link.DelVeth(args.Netns, args.IfName); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := link.DelLinkWithAlias(hostVethName(args.ContainerID, args.IfName), hostVethAlias(args.ContainerID, args.IfName)); err != nil {
+		errs = append(errs, err)
+	}
+	if c.IsLayer3() {
+		if err := ipamDel(c, args.StdinData); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.MacSpoofChk {
+		if err := l2.TeardownMacSpoofCheck(c.Name, args.ContainerID, args.IfName); err != nil {
+			errs = append(errs, fmt.Errorf("macspoofchk: %w", err))
+		}
+	}
+	if c.IPMasq && c.IsLayer3() {
+		if err := removeFirewallIfEmpty(c); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,101 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/containernetworking/cni/pkg/invoke"
+	"github.com/containernetworking/cni/pkg/skel"
+
+	"github.com/flatcni/plugins/pkg/config"
+	"github.com/flatcni/plugins/pkg/firewall"
+	"github.com/flatcni/plugins/pkg/l2"
+	"github.com/flatcni/plugins/pkg/link"
+)
+
+// GC (CNI 1.1) hands the valid attachments to IPAM, removes host veths on the
+// bridge whose peer is gone, MAC spoof checks of attachments that are not
+// valid, the network's firewall rules when no attachment is valid, and the
+// reference plugin's per-container masquerade chains of gone containers.
+func GC(args *skel.CmdArgs) error {
+	c, err := config.LoadBridge(args.StdinData, args.Args)
+	if err != nil {
+		return err
+	}
+	type att struct{ id, ifname string }
+	valid := map[att]bool{}
+	validIDs := map[string]bool{}
+	for _, a := range c.ValidAttachments {
+		valid[att{a.ContainerID, a.IfName}] = true
+		validIDs[a.ContainerID] = true
+	}
+
+	var errs []error
+	if c.IsLayer3() {
+		if err := invoke.DelegateGC(context.Background(), c.IPAM.Type, args.StdinData, nil); err != nil {
+			errs = append(errs, ipamError(c, "GC", err))
+		}
+	}
+	if br, err := link.BridgeByName(c.BrName); err == nil {
+		orphans, err := link.OrphanVeths(br)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		for _, name := range orphans {
+			if err := link.DelLink(name); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	} else if !errors.Is(err, link.ErrNotFound) {
+		errs = append(errs, err)
+	}
+	if checks, err := l2.MacSpoofChecks(c.Name); err == nil {
+		for _, a := range checks {
+			if !valid[att{a.ContainerID, a.IfName}] {
+				if err := l2.TeardownMacSpoofCheck(a.Network, a.ContainerID, a.IfName); err != nil {
+					errs = append(errs, fmt.Errorf("macspoofchk: %w", err))
+				}
+			}
+		}
+	} else if c.MacSpoofChk {
+		errs = append(errs, fmt.Errorf("macspoofchk: %w", err))
+	}
+	if c.IPMasq {
+		errs = append(errs, gcFirewall(c, len(valid) == 0, validIDs)...)
+	}
+	return errors.Join(errs...)
+}
+
+// gcFirewall drops the network's rules when it has no valid attachment, and
+// the reference plugin's per-container rules of containers not kept, with
+// whichever backends this node has.
+func gcFirewall(c *config.Bridge, empty bool, keep map[string]bool) []error {
+	var errs []error
+	if empty {
+		fw, err := firewall.New(c.MasqBackend())
+		if err != nil {
+			return []error{config.Invalid("ipMasqBackend", "%v", err)}
+		}
+		unlock, err := lockNetwork(c.Name)
+		if err != nil {
+			return []error{err}
+		}
+		if err := fw.Remove(c.Name); err != nil {
+			errs = append(errs, fmt.Errorf("ipMasq (%s): %w", fw.Name(), err))
+		}
+		unlock()
+	}
+	for _, name := range []string{firewall.IPTablesName, firewall.NFTablesName} {
+		fw, err := firewall.New(name)
+		if err != nil {
+			continue
+		}
+		// The reference may have used either backend; only the configured
+		// one's failures are reported (the other may not exist on this node).
+		if err := fw.RemoveLegacy(c.Name, keep); err != nil && (c.MasqBackend() == "" || c.MasqBackend() == name) {
+			errs = append(errs, fmt.Errorf("remove reference plugin's rules (%s): %w", name, err))
+		}
+	}
+	return errs
+}

@@ -1,0 +1,146 @@
+package config
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+
+	"github.com/containernetworking/cni/pkg/types"
+	"github.com/containernetworking/cni/pkg/utils"
+
+	"github.com/flatcni/plugins/pkg/l2"
+)
+
+// DefaultBridge is the bridge name used when the configuration names none.
+const DefaultBridge = "cni0"
+
+// Bridge is a validated bridge network configuration.
+type Bridge struct {
+	types.PluginConf
+
+	BrName                    string         `json:"bridge"`
+	IsGW                      bool           `json:"isGateway"`
+	IsDefaultGW               bool           `json:"isDefaultGateway"`
+	ForceAddress              bool           `json:"forceAddress"`
+	IPMasq                    bool           `json:"ipMasq"`
+	IPMasqBackend             *string        `json:"ipMasqBackend,omitempty"`
+	NonMasqueradeCIDRs        []string       `json:"nonMasqueradeCIDRs,omitempty"`
+	MTU                       int            `json:"mtu"`
+	HairpinMode               bool           `json:"hairpinMode"`
+	PromiscMode               bool           `json:"promiscMode"`
+	Vlan                      int            `json:"vlan"`
+	VlanTrunk                 []l2.VlanTrunk `json:"vlanTrunk,omitempty"`
+	PreserveDefaultVlan       bool           `json:"preserveDefaultVlan"`
+	MacSpoofChk               bool           `json:"macspoofchk,omitempty"`
+	EnableDad                 bool           `json:"enabledad,omitempty"`
+	DisableContainerInterface bool           `json:"disableContainerInterface,omitempty"`
+	PortIsolation             bool           `json:"portIsolation,omitempty"`
+
+	Args *struct {
+		CNI struct {
+			MAC string `json:"mac,omitempty"`
+		} `json:"cni,omitempty"`
+	} `json:"args,omitempty"`
+	RuntimeConfig struct {
+		MAC string `json:"mac,omitempty"`
+	} `json:"runtimeConfig,omitempty"`
+
+	// Derived by LoadBridge.
+	MAC        net.HardwareAddr `json:"-"` // container MAC requested by CNI_ARGS, args or runtimeConfig
+	NonMasq    []netip.Prefix   `json:"-"`
+	TrunkVlans []int            `json:"-"`
+}
+
+// IsLayer3 reports whether the network gets addresses from an IPAM plugin.
+func (b *Bridge) IsLayer3() bool { return b.IPAM.Type != "" }
+
+// NeedsVlanFiltering reports whether the bridge must filter VLANs.
+func (b *Bridge) NeedsVlanFiltering() bool { return l2.NeedsVlanFiltering(b.Vlan, b.VlanTrunk) }
+
+// MasqBackend returns the configured masquerade backend name ("" = default).
+func (b *Bridge) MasqBackend() string {
+	if b.IPMasqBackend == nil {
+		return ""
+	}
+	return *b.IPMasqBackend
+}
+
+// LoadBridge parses and fully validates a bridge configuration and CNI_ARGS.
+// Nothing on the node is looked at or changed.
+func LoadBridge(stdin []byte, envArgs string) (*Bridge, error) {
+	b := &Bridge{BrName: DefaultBridge}
+	if err := json.Unmarshal(stdin, b); err != nil {
+		return nil, decodeError("network configuration", err)
+	}
+	if err := utils.ValidateNetworkName(b.Name); err != nil {
+		return nil, Invalid("name", "%q: must be non-empty and contain only letters, digits, '_', '.' and '-', starting with a letter or digit", b.Name)
+	}
+	if err := utils.ValidateInterfaceName(b.BrName); err != nil {
+		return nil, Invalid("bridge", "%q is not a valid interface name: %s", b.BrName, err.Msg)
+	}
+	if b.IsDefaultGW {
+		b.IsGW = true
+	}
+	if b.MTU != 0 && (b.MTU < 68 || b.MTU > 65535) {
+		return nil, Invalid("mtu", "%d out of range 68-65535", b.MTU)
+	}
+	if b.HairpinMode && b.PromiscMode {
+		return nil, Invalid("hairpinMode", "cannot be combined with promiscMode")
+	}
+	if b.IsLayer3() && b.DisableContainerInterface {
+		return nil, Invalid("disableContainerInterface", "cannot be used with IPAM (ipam.type %q): an interface that stays down cannot carry addresses", b.IPAM.Type)
+	}
+	if b.IsLayer3() {
+		if strings.ContainsAny(b.IPAM.Type, "/\x00") || b.IPAM.Type == "." || b.IPAM.Type == ".." {
+			return nil, Invalid("ipam.type", "%q is not a plugin name", b.IPAM.Type)
+		}
+	}
+	if name := b.MasqBackend(); b.IPMasqBackend != nil && name != "iptables" && name != "nftables" {
+		return nil, Invalid("ipMasqBackend", "unknown backend %q: must be \"iptables\" or \"nftables\"", name)
+	}
+	for i, s := range b.NonMasqueradeCIDRs {
+		p, err := netip.ParsePrefix(strings.TrimSpace(s))
+		if err != nil {
+			return nil, Invalid(fmt.Sprintf("nonMasqueradeCIDRs[%d]", i), "%q is not a CIDR", s)
+		}
+		b.NonMasq = append(b.NonMasq, p.Masked())
+	}
+	vlans, err := l2.VlanIDs(b.Vlan, b.VlanTrunk)
+	if err != nil {
+		return nil, Invalid("vlanTrunk", "%v", err)
+	}
+	b.TrunkVlans = vlans
+
+	env, err := ParseEnvArgs(envArgs)
+	if err != nil {
+		return nil, err
+	}
+	// Precedence as the reference: CNI_ARGS, then args.cni.mac, then runtimeConfig.mac.
+	for _, m := range []struct{ key, val string }{
+		{"CNI_ARGS MAC", env.MAC},
+		{"args.cni.mac", argsMAC(b)},
+		{"runtimeConfig.mac", b.RuntimeConfig.MAC},
+	} {
+		if m.val == "" {
+			continue
+		}
+		mac, err := net.ParseMAC(m.val)
+		if err != nil || len(mac) != 6 {
+			return nil, Invalid(m.key, "%q is not an Ethernet MAC address", m.val)
+		}
+		if mac[0]&1 == 1 {
+			return nil, Invalid(m.key, "%s is a multicast address", m.val)
+		}
+		b.MAC = mac
+	}
+	return b, nil
+}
+
+func argsMAC(b *Bridge) string {
+	if b.Args == nil {
+		return ""
+	}
+	return b.Args.CNI.MAC
+}
