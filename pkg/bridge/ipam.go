@@ -153,4 +153,3 @@ func subnets(addrs []netip.Prefix) []netip.Prefix {
 	}
 	return out
 }
-
