@@ -128,9 +128,13 @@ func (s RangeSet) Size(max uint64) uint64 {
 	for i := range s {
 		// Count one past max so that taking the gateway off a saturated
 		// span cannot bring it below max.
-		c := span(s[i].Start, s[i].End, max+1)
+		limit := max + 1
 		if max == ^uint64(0) {
-			c = span(s[i].Start, s[i].End, max)
+			limit = max
+		}
+		c := span(s[i].Start, s[i].End, limit)
+		if c == ^uint64(0) {
+			return max
 		}
 		if s[i].Contains(s[i].Gateway) {
 			c--

@@ -1,0 +1,184 @@
+package ipam
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+)
+
+func mustPrefix(t *testing.T, s string) netip.Prefix {
+	t.Helper()
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func addr(s string) netip.Addr {
+	if s == "" {
+		return netip.Addr{}
+	}
+	return netip.MustParseAddr(s)
+}
+
+func TestRangeCanonicalize(t *testing.T) {
+	tests := []struct {
+		name                 string
+		subnet               string
+		start, end, gw       string
+		wantStart, wantEnd   string
+		wantGw, wantErrMatch string
+	}{
+		{name: "v4 /24 defaults", subnet: "10.0.0.0/24", wantStart: "10.0.0.1", wantEnd: "10.0.0.254", wantGw: "10.0.0.1"},
+		{name: "v4 /16 defaults", subnet: "10.2.0.0/16", wantStart: "10.2.0.1", wantEnd: "10.2.255.254", wantGw: "10.2.0.1"},
+		{name: "v4 /30", subnet: "10.0.0.0/30", wantStart: "10.0.0.1", wantEnd: "10.0.0.2", wantGw: "10.0.0.1"},
+		{name: "v6 /64 defaults", subnet: "fd00::/64", wantStart: "fd00::1", wantEnd: "fd00::ffff:ffff:ffff:ffff", wantGw: "fd00::1"},
+		{name: "v6 /126", subnet: "fd00::/126", wantStart: "fd00::1", wantEnd: "fd00::3", wantGw: "fd00::1"},
+		{name: "explicit range and gateway", subnet: "10.0.0.0/24", start: "10.0.0.100", end: "10.0.0.200", gw: "10.0.0.254",
+			wantStart: "10.0.0.100", wantEnd: "10.0.0.200", wantGw: "10.0.0.254"},
+		{name: "v4-mapped subnet is unmapped", subnet: "::ffff:10.0.0.0/120", wantStart: "10.0.0.1", wantEnd: "10.0.0.254", wantGw: "10.0.0.1"},
+		{name: "v4-mapped bounds are unmapped", subnet: "10.0.0.0/24", start: "::ffff:10.0.0.5", wantStart: "10.0.0.5", wantEnd: "10.0.0.254", wantGw: "10.0.0.1"},
+		{name: "/31 with gateway elsewhere", subnet: "10.0.0.0/31", gw: "10.0.0.0", wantStart: "10.0.0.1", wantEnd: "10.0.0.1", wantGw: "10.0.0.0"},
+		{name: "/31 default", subnet: "10.0.0.0/31", wantErrMatch: "no address to allocate"},
+		{name: "/32", subnet: "10.0.0.7/32", wantErrMatch: "too small"},
+		{name: "/127", subnet: "fd00::/127", wantErrMatch: "no address to allocate"},
+		{name: "/128", subnet: "fd00::1/128", wantErrMatch: "too small"},
+		{name: "host bits", subnet: "10.0.0.1/24", wantErrMatch: "host bits"},
+		{name: "start outside subnet", subnet: "10.0.0.0/24", start: "10.0.1.1", wantErrMatch: "rangeStart 10.0.1.1 is not in subnet"},
+		{name: "end outside subnet", subnet: "10.0.0.0/24", end: "10.0.1.1", wantErrMatch: "rangeEnd 10.0.1.1 is not in subnet"},
+		{name: "gateway outside subnet", subnet: "10.0.0.0/24", gw: "10.9.0.1", wantErrMatch: "gateway 10.9.0.1"},
+		{name: "end before start", subnet: "10.0.0.0/24", start: "10.0.0.9", end: "10.0.0.8", wantErrMatch: "before rangeStart"},
+		{name: "only the gateway", subnet: "10.0.0.0/24", start: "10.0.0.5", end: "10.0.0.5", gw: "10.0.0.5", wantErrMatch: "is the gateway"},
+		{name: "family mismatch", subnet: "10.0.0.0/24", start: "fd00::1", wantErrMatch: "not in subnet"},
+		{name: "no subnet", wantErrMatch: "subnet missing"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := Range{Start: addr(tt.start), End: addr(tt.end), Gateway: addr(tt.gw)}
+			if tt.subnet != "" {
+				r.Subnet = mustPrefix(t, tt.subnet)
+			}
+			err := r.Canonicalize()
+			if tt.wantErrMatch != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErrMatch) {
+					t.Fatalf("Canonicalize() error = %v, want one containing %q", err, tt.wantErrMatch)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Canonicalize(): %v", err)
+			}
+			if r.Start != addr(tt.wantStart) || r.End != addr(tt.wantEnd) || r.Gateway != addr(tt.wantGw) {
+				t.Fatalf("got start %s end %s gw %s, want %s %s %s", r.Start, r.End, r.Gateway, tt.wantStart, tt.wantEnd, tt.wantGw)
+			}
+		})
+	}
+}
+
+func TestRangeSetCanonicalize(t *testing.T) {
+	tests := []struct {
+		name     string
+		subnets  []string
+		wantErr  string
+		wantIs4  bool
+		wantSize uint64
+	}{
+		{name: "one v4", subnets: []string{"10.0.0.0/24"}, wantIs4: true, wantSize: 253},
+		{name: "two v4", subnets: []string{"10.0.0.0/30", "10.0.1.0/30"}, wantIs4: true, wantSize: 2},
+		{name: "one v6", subnets: []string{"fd00::/120"}, wantSize: 254},
+		{name: "empty", wantErr: "empty range set"},
+		{name: "mixed", subnets: []string{"10.0.0.0/24", "fd00::/64"}, wantErr: "mixed address families"},
+		{name: "overlap", subnets: []string{"10.0.0.0/24", "10.0.0.0/25"}, wantErr: "overlaps"},
+		{name: "bad member", subnets: []string{"10.0.0.0/24", "10.0.1.1/32"}, wantErr: "too small"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var s RangeSet
+			for _, sub := range tt.subnets {
+				s = append(s, Range{Subnet: mustPrefix(t, sub)})
+			}
+			err := s.Canonicalize()
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Is4() != tt.wantIs4 {
+				t.Errorf("Is4() = %v", s.Is4())
+			}
+			if got := s.Size(1 << 40); got != tt.wantSize {
+				t.Errorf("Size() = %d, want %d", got, tt.wantSize)
+			}
+		})
+	}
+}
+
+// STATUS asks Size(used+1) and calls the set exhausted when the answer is not
+// above used: the gateway must not make a free set look full.
+func TestRangeSetSizeSaturates(t *testing.T) {
+	tests := []struct {
+		name   string
+		ranges []Range
+		max    uint64
+		want   uint64
+	}{
+		{name: "gateway in range, max 1", ranges: []Range{{Subnet: mustPrefix(t, "10.0.0.0/24")}}, max: 1, want: 1},
+		{name: "gateway in range, max 252", ranges: []Range{{Subnet: mustPrefix(t, "10.0.0.0/24")}}, max: 252, want: 252},
+		{name: "gateway in range, max 253", ranges: []Range{{Subnet: mustPrefix(t, "10.0.0.0/24")}}, max: 253, want: 253},
+		{name: "gateway in range, max 254", ranges: []Range{{Subnet: mustPrefix(t, "10.0.0.0/24")}}, max: 254, want: 253},
+		{name: "gateway outside range", ranges: []Range{{Subnet: mustPrefix(t, "10.0.0.0/24"), Start: addr("10.0.0.10"), End: addr("10.0.0.19")}}, max: 100, want: 10},
+		{name: "two ranges", ranges: []Range{{Subnet: mustPrefix(t, "10.0.0.0/30")}, {Subnet: mustPrefix(t, "10.0.1.0/29")}}, max: 100, want: 1 + 5},
+		{name: "two ranges saturate", ranges: []Range{{Subnet: mustPrefix(t, "10.0.0.0/30")}, {Subnet: mustPrefix(t, "10.0.1.0/29")}}, max: 3, want: 3},
+		{name: "v6 /64 saturates", ranges: []Range{{Subnet: mustPrefix(t, "fd00::/64")}}, max: 1000, want: 1000},
+		{name: "v6 /8 saturates", ranges: []Range{{Subnet: mustPrefix(t, "fd00::/8")}}, max: 5, want: 5},
+		{name: "v6 whole space", ranges: []Range{{Subnet: mustPrefix(t, "::/0")}}, max: ^uint64(0), want: ^uint64(0)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := RangeSet(tt.ranges)
+			if err := s.Canonicalize(); err != nil {
+				t.Fatal(err)
+			}
+			if got := s.Size(tt.max); got != tt.want {
+				t.Fatalf("Size(%d) = %d, want %d", tt.max, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestRangeContainsAndOverlaps(t *testing.T) {
+	mk := func(sub, start, end string) Range {
+		r := Range{Subnet: mustPrefix(t, sub), Start: addr(start), End: addr(end)}
+		if err := r.Canonicalize(); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	r := mk("10.0.0.0/24", "10.0.0.10", "10.0.0.20")
+	for _, tt := range []struct {
+		a    string
+		want bool
+	}{{"10.0.0.10", true}, {"10.0.0.20", true}, {"10.0.0.15", true}, {"::ffff:10.0.0.15", true}, {"10.0.0.9", false}, {"10.0.0.21", false}, {"fd00::10", false}} {
+		if got := r.Contains(addr(tt.a)); got != tt.want {
+			t.Errorf("Contains(%s) = %v, want %v", tt.a, got, tt.want)
+		}
+	}
+	for _, tt := range []struct {
+		o    Range
+		want bool
+	}{
+		{mk("10.0.0.0/24", "10.0.0.20", "10.0.0.30"), true},
+		{mk("10.0.0.0/24", "10.0.0.21", "10.0.0.30"), false},
+		{mk("10.0.0.0/16", "", ""), true},
+		{mk("fd00::/64", "", ""), false},
+	} {
+		if got := r.Overlaps(&tt.o); got != tt.want {
+			t.Errorf("Overlaps(%s) = %v, want %v", &tt.o, got, tt.want)
+		}
+	}
+}
