@@ -94,3 +94,7 @@ func backendsForTest(t *testing.T) []Backend {
 func writeFile(path, content string) error {
 	return os.WriteFile(path, []byte(content), 0o600)
 }
+
+func nsGet(name string) (ns.NetNS, error) {
+	return ns.GetNS("/run/netns/" + name)
+}
