@@ -42,9 +42,13 @@
 //     "ip filter" and "ip6 filter" seen through netlink, whatever its policy at
 //     the time, so that a later switch to DROP is covered), it inserts the two
 //     accept rules at the top of that chain through netlink, written with the
-//     same expressions iptables-nft itself generates (xt "conntrack" match,
-//     comment in the rule's user data) so that iptables-nft can still list and
-//     edit the chain. The rules carry the comment "flatcni net=<name> cfg=<hash>"
+//     expressions iptables-nft understands (xt "conntrack" match, comment in
+//     the rule's user data) so that iptables-nft can still list and edit the
+//     chain; iptables -S shows them as
+//     "-i <br> -m comment --comment ... -j ACCEPT" and
+//     "-o <br> -m conntrack --ctstate RELATED,ESTABLISHED ... -j ACCEPT".
+//     If that chain only appears after Ensure (e.g. Docker starts later), the
+//     next Ensure of the network adds the rules. The rules carry the comment "flatcni net=<name> cfg=<hash>"
 //     and are found and removed by it. The legacy (non-nft) iptables
 //     backend of the kernel is invisible to netlink; on a node whose FORWARD
 //     DROP policy lives in iptables-legacy, use the iptables backend. A DROP
@@ -60,11 +64,14 @@
 // from one jump rule each (appended to nat POSTROUTING, inserted first in
 // filter FORWARD) whose comment is "flatcni net=<name> cfg=<hash>", where the
 // hash is a fingerprint of the whole Network description. Ensure's hot path
-// is therefore one "iptables -C" per used table and family: if the jump with
+// is therefore one "iptables -C" per used table and family (plus the version
+// probe go-iptables runs once per family): if the jump with
 // the current fingerprint exists, the chain behind it was filled completely
 // for this very configuration (the jump is written last). Otherwise Ensure
 // takes an exclusive file lock (LockDir, by default /run/flatcni), checks
-// again, and rewrites the network's chains; this serialises the
+// again, and rewrites the network's chains (flush and refill: during that
+// short rewrite, done only on creation or configuration change, the chain is
+// briefly incomplete); this serialises the
 // check-then-add sequences of concurrent plugin processes, while iptables'
 // own lock (-w) serialises the individual commands.
 //
