@@ -39,11 +39,11 @@ type jsonIPAMNet struct {
 	CNIVersion string `json:"cniVersion"`
 	IPAM       *struct {
 		jsonRange
-		Type       string         `json:"type"`
-		Routes     []*types.Route `json:"routes"`
-		DataDir    string         `json:"dataDir"`
-		ResolvConf string         `json:"resolvConf"`
-		Ranges     [][]jsonRange  `json:"ranges"`
+		Type       string            `json:"type"`
+		Routes     []json.RawMessage `json:"routes"`
+		DataDir    string            `json:"dataDir"`
+		ResolvConf string            `json:"resolvConf"`
+		Ranges     [][]jsonRange     `json:"ranges"`
 	} `json:"ipam"`
 	RuntimeConfig struct {
 		IPRanges [][]jsonRange `json:"ipRanges,omitempty"`
@@ -72,14 +72,21 @@ func LoadIPAM(stdin []byte, envArgs string) (*IPAM, error) {
 	c := &IPAM{
 		Network:    n.Name,
 		CNIVersion: n.CNIVersion,
-		Routes:     n.IPAM.Routes,
 		DataDir:    n.IPAM.DataDir,
 		ResolvConf: n.IPAM.ResolvConf,
 	}
-	for i, r := range c.Routes {
-		if r == nil || r.Dst.IP == nil {
-			return nil, Invalid(fmt.Sprintf("ipam.routes[%d].dst", i), "missing")
+	// Routes are decoded one by one so that a bad address is a configuration
+	// error naming the route, not a decoding failure of the whole document.
+	for i, raw := range n.IPAM.Routes {
+		key := fmt.Sprintf("ipam.routes[%d]", i)
+		var r types.Route
+		if err := json.Unmarshal(raw, &r); err != nil {
+			return nil, Invalid(key, "%v", err)
 		}
+		if r.Dst.IP == nil {
+			return nil, Invalid(key+".dst", "missing")
+		}
+		c.Routes = append(c.Routes, &r)
 	}
 
 	env, err := ParseEnvArgs(envArgs)
