@@ -1,0 +1,75 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/containernetworking/cni/pkg/types"
+)
+
+func TestParseEnvArgs(t *testing.T) {
+	tests := []struct {
+		in      string
+		wantIPs string
+		wantMAC string
+		wantErr string
+	}{
+		{in: ""},
+		{in: "IgnoreUnknown=1;K8S_POD_NAME=p;K8S_POD_NAMESPACE=ns"},
+		{in: "IP=10.0.0.5", wantIPs: "[10.0.0.5]"},
+		{in: "IP=10.0.0.5/24", wantIPs: "[10.0.0.5]"},
+		{in: "IP=10.0.0.5,fd00::5", wantIPs: "[10.0.0.5 fd00::5]"},
+		{in: "IP= 10.0.0.5 , fd00::5/64 ", wantIPs: "[10.0.0.5 fd00::5]"},
+		{in: "IP=::ffff:10.0.0.5", wantIPs: "[10.0.0.5]"},
+		{in: "IgnoreUnknown=1;IP=10.0.0.5;MAC=aa:bb:cc:dd:ee:ff;", wantIPs: "[10.0.0.5]", wantMAC: "aa:bb:cc:dd:ee:ff"},
+		{in: "IP=10.0.0.300", wantErr: "IP=10.0.0.300"},
+		{in: "IP=10.0.0.5,nope", wantErr: "IP=nope"},
+		{in: "IP=", wantErr: "IP="},
+		{in: "garbage", wantErr: "garbage"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := ParseEnvArgs(tt.in)
+			if tt.wantErr != "" {
+				var e *types.Error
+				if !errors.As(err, &e) || e.Code != types.ErrInvalidEnvironmentVariables || !strings.Contains(e.Msg, tt.wantErr) {
+					t.Fatalf("ParseEnvArgs(%q) error = %#v, want code 4 naming %q", tt.in, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			ips := ""
+			if got.IPs != nil {
+				ips = fmt.Sprint(got.IPs)
+			}
+			if ips != tt.wantIPs || got.MAC != tt.wantMAC {
+				t.Fatalf("got IPs %s MAC %q, want %s %q", ips, got.MAC, tt.wantIPs, tt.wantMAC)
+			}
+		})
+	}
+}
+
+func TestParseAddrOrPrefix(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want netip.Addr
+		ok   bool
+	}{
+		{"10.1.2.3", netip.MustParseAddr("10.1.2.3"), true},
+		{"10.1.2.3/8", netip.MustParseAddr("10.1.2.3"), true},
+		{"fd00::1/64", netip.MustParseAddr("fd00::1"), true},
+		{"::ffff:1.2.3.4", netip.MustParseAddr("1.2.3.4"), true},
+		{"1.2.3.4/33", netip.Addr{}, false},
+		{"", netip.Addr{}, false},
+	} {
+		got, err := ParseAddrOrPrefix(tt.in)
+		if (err == nil) != tt.ok || (tt.ok && got != tt.want) {
+			t.Errorf("ParseAddrOrPrefix(%q) = %v, %v", tt.in, got, err)
+		}
+	}
+}
