@@ -1,0 +1,104 @@
+package integration
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// l2Conf is a single-plugin bridge configuration with extra keys.
+func l2Conf(n *Node, network, bridge, subnet, extra string) []byte {
+	return []byte(fmt.Sprintf(`{"cniVersion":"1.1.0","name":%q,"type":"bridge","bridge":%q,"isGateway":true%s,
+		"ipam":{"type":"host-local","dataDir":%q,"ranges":[[{"subnet":%q}]]}}`, network, bridge, extra, n.LeaseDir(), subnet))
+}
+
+// attach runs bridge ADD for a new container namespace and returns it and its IPv4 address.
+func attach(t *testing.T, n *Node, conf []byte, role string) (*Netns, string) {
+	t.Helper()
+	c := NewNetns(t, role)
+	id := "ctr-" + c.Name
+	if _, err := n.Exec(t, "bridge", "ADD", id, c.Path, "eth0", conf); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = n.Exec(t, "bridge", "DEL", id, c.Path, "eth0", conf) })
+	out := c.MustRun(t, "ip", "-4", "-o", "addr", "show", "eth0")
+	f := strings.Fields(out)
+	if len(f) < 4 {
+		t.Fatalf("no IPv4 address on eth0 in %s: %q", c.Name, out)
+	}
+	return c, strings.Split(f[3], "/")[0]
+}
+
+func reaches(c *Netns, addr string) bool {
+	_, err := c.Run("ping", "-c1", "-W1", addr)
+	return err == nil
+}
+
+// The macspoofchk key through the plugin: after a container changes its MAC,
+// its frames are dropped at the bridge, and DEL removes the check.
+func TestMacSpoofCheck(t *testing.T) {
+	n := NewNode(t)
+	conf := l2Conf(n, "spoof", "spbr"+uniq()[:4], "10.61.0.0/24", `,"macspoofchk":true`)
+	a, _ := attach(t, n, conf, "spoof-a")
+	b, bAddr := attach(t, n, conf, "spoof-b")
+	if !reaches(a, bAddr) {
+		t.Fatal("containers do not reach each other before the MAC change")
+	}
+	if out := n.MustRun(t, "nft", "list", "ruleset"); !strings.Contains(out, "ctr-"+a.Name) {
+		t.Fatalf("no spoof check rule naming container %s:\n%s", a.Name, out)
+	}
+	a.MustRun(t, "ip", "link", "set", "eth0", "address", "02:00:00:00:be:ef")
+	a.MustRun(t, "ip", "neigh", "flush", "all")
+	if reaches(a, bAddr) {
+		t.Fatal("container still reaches the other after changing its MAC")
+	}
+	// DEL removes the container's rule.
+	if _, err := n.Exec(t, "bridge", "DEL", "ctr-"+a.Name, a.Path, "eth0", conf); err != nil {
+		t.Fatal(err)
+	}
+	if out := n.MustRun(t, "nft", "list", "ruleset"); strings.Contains(out, "ctr-"+a.Name) {
+		t.Fatalf("spoof check rule of %s left after DEL:\n%s", a.Name, out)
+	}
+	_ = b
+}
+
+// The portIsolation key: isolated ports cannot reach each other but reach the gateway.
+func TestPortIsolation(t *testing.T) {
+	n := NewNode(t)
+	conf := l2Conf(n, "isol", "isbr"+uniq()[:4], "10.62.0.0/24", `,"portIsolation":true`)
+	a, aAddr := attach(t, n, conf, "isol-a")
+	b, bAddr := attach(t, n, conf, "isol-b")
+	if reaches(a, bAddr) || reaches(b, aAddr) {
+		t.Fatal("isolated ports reach each other")
+	}
+	for _, c := range []*Netns{a, b} {
+		if !reaches(c, "10.62.0.1") {
+			t.Fatalf("%s does not reach the gateway", c.Name)
+		}
+	}
+}
+
+// vlan and vlanTrunk on a kernel without bridge VLAN filtering fail before
+// anything changes, saying what the kernel lacks.
+func TestVlanWithoutKernelSupport(t *testing.T) {
+	n := NewNode(t)
+	probe := "vfprobe" + uniq()[:4]
+	if _, err := n.Run("ip", "link", "add", probe, "type", "bridge", "vlan_filtering", "1"); err == nil {
+		n.MustRun(t, "ip", "link", "del", probe)
+		t.Skip("this kernel supports bridge VLAN filtering; the VLAN tests of pkg/l2 cover it")
+	}
+	c := NewNetns(t, "vlan")
+	for _, extra := range []string{`,"vlan":100`, `,"vlanTrunk":[{"minID":10,"maxID":20}]`} {
+		conf := l2Conf(n, "vlan", "vlbr"+uniq()[:4], "10.63.0.0/24", extra)
+		before := n.Snapshot(t)
+		out, err := n.Exec(t, "bridge", "ADD", "ctr-vlan", c.Path, "eth0", conf)
+		if err == nil {
+			t.Fatalf("ADD with %s succeeded on a kernel without VLAN filtering", extra)
+		}
+		e := CNIError(t, out)
+		if e.Code != 7 || !strings.Contains(e.Msg, "VLAN filtering") {
+			t.Fatalf("ADD with %s: got code %d %q, want 7 naming VLAN filtering", extra, e.Code, e.Msg)
+		}
+		RequireSame(t, before, n.Snapshot(t))
+	}
+}
