@@ -88,8 +88,12 @@ func Add(args *skel.CmdArgs) (err error) {
 			return err
 		}
 		if c.IsGW {
-			if err := link.EnsureGatewayAddrs(br, p.gateways, c.ForceAddress); err != nil {
-				return fmt.Errorf("bridge %q: %w", br.Name, err)
+			gwDev, err := gatewayDevice(c, br)
+			if err != nil {
+				return err
+			}
+			if err := link.EnsureGatewayAddrs(gwDev, p.gateways, c.ForceAddress); err != nil {
+				return fmt.Errorf("bridge %q: %w", gwDev.Name, err)
 			}
 			if err := link.EnableForwarding(p.v4, p.v6); err != nil {
 				return err

@@ -23,9 +23,13 @@ func EnsureGatewayAddrs(br Bridge, gws []netip.Prefix, force bool) error {
 	if len(gws) == 0 {
 		return nil
 	}
-	l, err := bridgeLink(br.Name)
+	// Usually the bridge; for a VLAN network, the VLAN's gateway veth.
+	l, err := linkByName(br.Name)
 	if err != nil {
-		return err
+		if isNotFound(err) {
+			return fmt.Errorf("gateway device %q: %w", br.Name, ErrNotFound)
+		}
+		return fmt.Errorf("look up gateway device %q: %w", br.Name, err)
 	}
 	wanted := make(map[netip.Prefix]bool, len(gws))
 	for _, gw := range gws {

@@ -1,0 +1,42 @@
+package bridge
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/flatcni/plugins/pkg/config"
+	"github.com/flatcni/plugins/pkg/l2"
+	"github.com/flatcni/plugins/pkg/link"
+)
+
+// nodeNetNS names the plugin's own (node) network namespace.
+const nodeNetNS = "/proc/self/ns/net"
+
+// gatewayDevice returns where the gateway addresses go: the bridge, or for a
+// network with a vlan, as the reference does, a veth "<bridge>.<vlan>" on the
+// node whose peer is a port of the bridge with that VLAN untagged.
+func gatewayDevice(c *config.Bridge, br link.Bridge) (link.Bridge, error) {
+	if c.Vlan == 0 {
+		return br, nil
+	}
+	name := fmt.Sprintf("%s.%d", br.Name, c.Vlan)
+	if _, err := link.HostPeer(nodeNetNS, name); err == nil {
+		return link.Bridge{Name: name}, nil
+	} else if !errors.Is(err, link.ErrNotFound) {
+		return link.Bridge{}, fmt.Errorf("vlan gateway %q: %w", name, err)
+	}
+	port, _, err := link.SetupVeth(link.VethConfig{
+		ContainerNetNS: nodeNetNS,
+		IfName:         name,
+		MTU:            c.MTU,
+		Bridge:         br,
+		HostAlias:      "flatcni:vlan-gateway/" + name,
+	})
+	if err != nil {
+		return link.Bridge{}, fmt.Errorf("vlan gateway %q: %w", name, err)
+	}
+	if err := l2.SetPortVlans(port.Name, c.Vlan, nil, c.PreserveDefaultVlan); err != nil {
+		return link.Bridge{}, fmt.Errorf("vlan gateway %q: %w", name, err)
+	}
+	return link.Bridge{Name: name}, nil
+}
