@@ -238,3 +238,18 @@ func ping(t testing.TB, ns *Netns, addr string) {
 		t.Errorf("ping %s from %s: %v\n%s", addr, ns.Name, err, out)
 	}
 }
+
+// pluginConf is the network's single plugin as a standalone configuration
+// of cniVersion, as a runtime hands it to the plugin binary.
+func (b *bridgeNet) pluginConf(t testing.TB, cniVersion string) []byte {
+	t.Helper()
+	conf := map[string]any{"cniVersion": cniVersion, "name": b.name}
+	for k, v := range b.plugin {
+		conf[k] = v
+	}
+	raw, err := json.Marshal(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}

@@ -1,0 +1,145 @@
+package integration
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/cni/pkg/types"
+)
+
+// 50 containers added, then deleted, in sequence leave the node as it was
+// after a first ADD+DEL (which made the bridge, kept like the reference's).
+func TestBridgeManyContainersLeaveNoTrace(t *testing.T) {
+	const count = 50
+	n := NewNode(t)
+	plugin := dualStackPlugin("br"+uniq(), n.LeaseDir())
+	plugin["ipMasq"] = true
+	plugin["ipMasqBackend"] = "nftables" // as the default, iptables-nft, but without a process per rule
+	b := newBridgeNet(t, n, plugin)
+
+	_, warm := container(t, "warm")
+	b.MustAdd(t, warm)
+	b.MustDel(t, warm)
+	before := withoutLinkLocal(n.Snapshot(t))
+
+	rts := make([]*libcni.RuntimeConf, count)
+	for i := range rts {
+		_, rts[i] = container(t, fmt.Sprintf("c%d", i))
+		b.MustAdd(t, rts[i])
+		t.Cleanup(func() { _ = b.Del(t, rts[i]) })
+	}
+	if l := b.Leases(t); len(l) != 2*count {
+		t.Errorf("want %d leases with %d containers, got %d", 2*count, count, len(l))
+	}
+	if v := hostVeths(t, n); len(v) != count {
+		t.Errorf("want %d host veths, got %d", count, len(v))
+	}
+	for _, rt := range rts {
+		b.MustDel(t, rt)
+	}
+	RequireSame(t, before, withoutLinkLocal(n.Snapshot(t)))
+}
+
+// A failure after IPAM ADD (the container interface name is taken) leaves
+// no lease and no link, and the interface that was there is untouched.
+func TestBridgeFailureAfterIPAMLeavesNothing(t *testing.T) {
+	n := NewNode(t)
+	plugin := dualStackPlugin("br"+uniq(), n.LeaseDir())
+	plugin["ipMasq"] = true
+	b := newBridgeNet(t, n, plugin)
+
+	_, warm := container(t, "warm")
+	b.MustAdd(t, warm)
+	b.MustDel(t, warm)
+	before := withoutLinkLocal(n.Snapshot(t))
+
+	c, rt := container(t, "c")
+	c.MustRun(t, "ip", "link", "add", "eth0", "type", "veth", "peer", "name", "eth0peer")
+	_, err := b.Add(t, rt)
+	if err == nil {
+		b.MustDel(t, rt)
+		t.Fatal("ADD succeeded though eth0 exists in the container")
+	}
+	if !strings.Contains(err.Error(), `"eth0"`) {
+		t.Errorf("error does not name the interface: %v", err)
+	}
+	t.Logf("ADD error: %v", err)
+	RequireSame(t, before, withoutLinkLocal(n.Snapshot(t)))
+	if l := b.Leases(t); len(l) != 0 {
+		t.Errorf("leases left: %v", l)
+	}
+	if info := linkInfo(t, c, "eth0"); info["linkinfo"].(map[string]any)["info_kind"] != "veth" {
+		t.Errorf("container eth0 changed: %v", info)
+	}
+}
+
+// GC through libcni releases the leases (and host veth) of an attachment
+// that is no longer valid and keeps the valid one's; STATUS succeeds.
+func TestBridgeGCAndStatus(t *testing.T) {
+	n := NewNode(t)
+	b := newDualStack(t, n)
+
+	if err := b.Status(t); err != nil {
+		t.Fatalf("STATUS: %v", err)
+	}
+	_, keep := container(t, "keep")
+	kept := b.MustAdd(t, keep)
+	t.Cleanup(func() { _ = b.Del(t, keep) })
+
+	// The gone attachment was added without libcni, so its result is not in
+	// libcni's cache: only the plugins' GC can release it.
+	gone, goneRT := container(t, "gone")
+	conf := b.pluginConf(t, "1.1.0")
+	if out, err := n.Exec(t, "bridge", "ADD", goneRT.ContainerID, gone.Path, goneRT.IfName, conf); err != nil {
+		t.Fatalf("ADD: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { _, _ = n.Exec(t, "bridge", "DEL", goneRT.ContainerID, gone.Path, goneRT.IfName, conf) })
+	if l := b.Leases(t); len(l) != 4 {
+		t.Fatalf("want 4 leases, got %v", l)
+	}
+	gone.Delete()
+
+	if err := b.GC(t, types.GCAttachment{ContainerID: keep.ContainerID, IfName: keep.IfName}); err != nil {
+		t.Fatalf("GC: %v", err)
+	}
+	var want []string
+	for _, ip := range kept.IPs {
+		want = append(want, ip.Address.IP.String())
+	}
+	got := b.Leases(t)
+	slices.Sort(want)
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("leases after GC %v, want the kept attachment's %v", got, want)
+	}
+	if v := hostVeths(t, n); len(v) != 1 {
+		t.Errorf("want only the kept attachment's host veth, got %v", v)
+	}
+	if err := b.Check(t, keep); err != nil {
+		t.Errorf("CHECK of the kept attachment after GC: %v", err)
+	}
+	if err := b.Status(t); err != nil {
+		t.Errorf("STATUS after GC: %v", err)
+	}
+}
+
+// withoutLinkLocal drops IPv6 link-local addresses and routes from a state:
+// the kernel gives the bridge one the first time it gets carrier, which
+// happens (through the kernel's link watch, up to a second late) or not
+// during a quick ADD+DEL; it is not the plugin's doing.
+func withoutLinkLocal(s State) State {
+	drop := func(text string) string {
+		var keep []string
+		for _, l := range strings.Split(text, "\n") {
+			if !strings.Contains(l, "fe80:") {
+				keep = append(keep, l)
+			}
+		}
+		return strings.Join(keep, "\n")
+	}
+	s.Addrs, s.Routes = drop(s.Addrs), drop(s.Routes)
+	return s
+}
