@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -84,7 +85,9 @@ func ensureFirewall(c *config.Bridge, stdin []byte, p plan) error {
 // removeFirewallIfEmpty removes the network's rules when its bridge has no
 // attached port with carrier left (the bridge itself then has no carrier).
 // ADD ensures the rules only after its veth is up, under the same lock, so an
-// ADD racing with this DEL always ends with the rules in place.
+// ADD racing with this DEL always ends with the rules in place. Since no
+// container is then attached, the reference plugin's per-container rules of
+// the network (left on a node switched over in place) are removed as well.
 func removeFirewallIfEmpty(c *config.Bridge) error {
 	fw, err := firewall.New(c.MasqBackend())
 	if err != nil {
@@ -102,7 +105,26 @@ func removeFirewallIfEmpty(c *config.Bridge) error {
 	if err := fw.Remove(c.Name); err != nil {
 		return fmt.Errorf("ipMasq (%s): %w", fw.Name(), err)
 	}
-	return nil
+	return errors.Join(removeReferenceRules(c, nil)...)
+}
+
+// removeReferenceRules deletes the reference plugin's per-container
+// masquerade rules of the network whose container is not in keep, with
+// whichever backends this node has. The reference may have used either
+// backend; only the configured one's failures are reported (the other may
+// not exist on this node).
+func removeReferenceRules(c *config.Bridge, keep map[string]bool) []error {
+	var errs []error
+	for _, name := range []string{firewall.IPTablesName, firewall.NFTablesName} {
+		fw, err := firewall.New(name)
+		if err != nil {
+			continue
+		}
+		if err := fw.RemoveLegacy(c.Name, keep); err != nil && (c.MasqBackend() == "" || c.MasqBackend() == name) {
+			errs = append(errs, fmt.Errorf("remove reference plugin's rules (%s): %w", name, err))
+		}
+	}
+	return errs
 }
 
 // lockNetwork takes the network's lock file under lockDir.

@@ -86,16 +86,5 @@ func gcFirewall(c *config.Bridge, empty bool, keep map[string]bool) []error {
 		}
 		unlock()
 	}
-	for _, name := range []string{firewall.IPTablesName, firewall.NFTablesName} {
-		fw, err := firewall.New(name)
-		if err != nil {
-			continue
-		}
-		// The reference may have used either backend; only the configured
-		// one's failures are reported (the other may not exist on this node).
-		if err := fw.RemoveLegacy(c.Name, keep); err != nil && (c.MasqBackend() == "" || c.MasqBackend() == name) {
-			errs = append(errs, fmt.Errorf("remove reference plugin's rules (%s): %w", name, err))
-		}
-	}
-	return errs
+	return append(errs, removeReferenceRules(c, keep)...)
 }
