@@ -36,13 +36,17 @@ type masqNetConf struct {
 	subnets []string // one range set per subnet
 	nonMasq []string // nonMasqueradeCIDRs
 	noMasq  bool     // ipMasq false
+	name    string   // network name ("" = a random one)
 }
 
 // newMasqNet writes the network's conflist into the node (so cnitool finds
 // it too) and removes the network's lock file at cleanup.
 func newMasqNet(t testing.TB, n *Node, c masqNetConf) *masqNet {
 	t.Helper()
-	name := "masq-" + uniq()
+	name := c.name
+	if name == "" {
+		name = "masq-" + uniq()
+	}
 	ranges := make([][]map[string]string, 0, len(c.subnets))
 	for _, s := range c.subnets {
 		ranges = append(ranges, []map[string]string{{"subnet": s}})
@@ -148,8 +152,8 @@ func masqContainer(t testing.TB, role string) (*Netns, *libcni.RuntimeConf) {
 	return c, &libcni.RuntimeConf{ContainerID: "ctr-" + c.Name, NetNS: c.Path, IfName: "eth0"}
 }
 
-// resultIP returns the container's address of the family (4 or 6).
-func resultIP(t testing.TB, r *current.Result, family int) string {
+// masqResultIP returns the container's address of the family (4 or 6).
+func masqResultIP(t testing.TB, r *current.Result, family int) string {
 	t.Helper()
 	for _, ip := range r.IPs {
 		if (ip.Address.IP.To4() != nil) == (family == 4) {
@@ -160,9 +164,9 @@ func resultIP(t testing.TB, r *current.Result, family int) string {
 	return ""
 }
 
-// peerServer listens on every address of ns and answers each connection with
+// masqPeerServer listens on every address of ns and answers each connection with
 // the address of its peer. It is closed at cleanup.
-func peerServer(t testing.TB, ns *Netns) int {
+func masqPeerServer(t testing.TB, ns *Netns) int {
 	t.Helper()
 	var ln net.Listener
 	if err := ns.Do(t, func() error {
@@ -186,16 +190,16 @@ func peerServer(t testing.TB, ns *Netns) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// peerSeen connects from ns to dst:port and returns the address the server
+// masqPeerSeen connects from ns to dst:port and returns the address the server
 // saw. A few attempts absorb neighbour discovery; the timeouts only bound a
 // dropped connection, nothing about timing is asserted.
-func peerSeen(t testing.TB, ns *Netns, dst string, port int) (string, error) {
+func masqPeerSeen(t testing.TB, ns *Netns, dst string, port int) (string, error) {
 	t.Helper()
-	return peerSeenN(t, ns, dst, port, 3)
+	return masqPeerSeenN(t, ns, dst, port, 3)
 }
 
-// peerSeenN is peerSeen with the given number of attempts.
-func peerSeenN(t testing.TB, ns *Netns, dst string, port, attempts int) (string, error) {
+// masqPeerSeenN is masqPeerSeen with the given number of attempts.
+func masqPeerSeenN(t testing.TB, ns *Netns, dst string, port, attempts int) (string, error) {
 	t.Helper()
 	var seen string
 	var err error
@@ -218,10 +222,10 @@ func peerSeenN(t testing.TB, ns *Netns, dst string, port, attempts int) (string,
 	return "", fmt.Errorf("connect from %s to %s: %w", ns.Name, net.JoinHostPort(dst, fmt.Sprint(port)), err)
 }
 
-// expectPeer fails unless a connection from ns to dst is seen from want.
-func expectPeer(t testing.TB, ns *Netns, dst string, port int, want, why string) {
+// masqExpectPeer fails unless a connection from ns to dst is seen from want.
+func masqExpectPeer(t testing.TB, ns *Netns, dst string, port int, want, why string) {
 	t.Helper()
-	got, err := peerSeen(t, ns, dst, port)
+	got, err := masqPeerSeen(t, ns, dst, port)
 	if err != nil {
 		t.Errorf("%s: %v", why, err)
 		return
@@ -231,8 +235,8 @@ func expectPeer(t testing.TB, ns *Netns, dst string, port int, want, why string)
 	}
 }
 
-// firewallDump is the node's whole firewall configuration as text.
-func firewallDump(t testing.TB, n *Netns) string {
+// masqFirewallDump is the node's whole firewall configuration as text.
+func masqFirewallDump(t testing.TB, n *Netns) string {
 	t.Helper()
 	var b strings.Builder
 	for _, cmd := range [][]string{{"iptables-save"}, {"ip6tables-save"}, {"nft", "list", "ruleset"}} {
@@ -245,12 +249,12 @@ func firewallDump(t testing.TB, n *Netns) string {
 	return b.String()
 }
 
-var nftNonRule = regexp.MustCompile(`^\s*(table |chain |type |policy |set |map |elements |flags |\}|$)`)
+var masqNFTNonRule = regexp.MustCompile(`^\s*(table |chain |type |policy |set |map |elements |flags |\}|$)`)
 
-// ruleCount counts the node's rules: "-A" lines of iptables-save and
+// masqRuleCount counts the node's rules: "-A" lines of iptables-save and
 // ip6tables-save, and rule lines of nft list ruleset (iptables-nft rules are
 // therefore counted twice, the same way each time).
-func ruleCount(t testing.TB, n *Netns) int {
+func masqRuleCount(t testing.TB, n *Netns) int {
 	t.Helper()
 	count := 0
 	for _, cmd := range []string{"iptables-save", "ip6tables-save"} {
@@ -268,18 +272,18 @@ func ruleCount(t testing.TB, n *Netns) int {
 			inChain = true
 		case s == "}":
 			inChain = false
-		case inChain && !nftNonRule.MatchString(l):
+		case inChain && !masqNFTNonRule.MatchString(l):
 			count++
 		}
 	}
 	return count
 }
 
-// requireNoTrace fails when the node's firewall still names the network or
+// masqRequireNoTrace fails when the node's firewall still names the network or
 // holds a chain or table of ours.
-func requireNoTrace(t testing.TB, n *Netns, network string) {
+func masqRequireNoTrace(t testing.TB, n *Netns, network string) {
 	t.Helper()
-	dump := firewallDump(t, n)
+	dump := masqFirewallDump(t, n)
 	for _, s := range []string{network, "FLATCNI", "flatcni"} {
 		if strings.Contains(dump, s) {
 			t.Errorf("node firewall still mentions %q:\n%s", s, dump)
@@ -287,8 +291,8 @@ func requireNoTrace(t testing.TB, n *Netns, network string) {
 	}
 }
 
-// bridgePorts returns the interfaces attached to the node's bridge.
-func bridgePorts(t testing.TB, n *Netns, bridge string) []string {
+// masqBridgePorts returns the interfaces attached to the node's bridge.
+func masqBridgePorts(t testing.TB, n *Netns, bridge string) []string {
 	t.Helper()
 	out := n.MustRun(t, "ip", "-o", "link", "show", "master", bridge)
 	var ports []string
@@ -302,9 +306,9 @@ func bridgePorts(t testing.TB, n *Netns, bridge string) []string {
 	return ports
 }
 
-// waitFor polls cond until it holds or a generous bound passes (kernel
+// masqWaitFor polls cond until it holds or a generous bound passes (kernel
 // clean-up of a deleted namespace is asynchronous); it reports the last state.
-func waitFor(cond func() (bool, string)) (bool, string) {
+func masqWaitFor(cond func() (bool, string)) (bool, string) {
 	var last string
 	for deadline := time.Now().Add(15 * time.Second); ; {
 		ok, state := cond()
@@ -319,8 +323,8 @@ func waitFor(cond func() (bool, string)) (bool, string) {
 	}
 }
 
-// execCombined runs a command and returns its combined output.
-func execCombined(args ...string) (string, error) {
+// masqExec runs a command and returns its combined output.
+func masqExec(args ...string) (string, error) {
 	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
 	return string(out), err
 }

@@ -8,9 +8,9 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 )
 
-// legacyChain matches the reference plugin's per-container masquerade
+// masqLegacyChain matches the reference plugin's per-container masquerade
 // chains in iptables-save output.
-var legacyChain = regexp.MustCompile(`CNI-[0-9a-f]{24}`)
+var masqLegacyChain = regexp.MustCompile(`CNI-[0-9a-f]{24}`)
 
 // TestMasqReferenceLeftovers switches a node in place: containers were
 // attached by the REFERENCE bridge plugin with ipMasq; two vanish without
@@ -35,13 +35,13 @@ func TestMasqReferenceLeftovers(t *testing.T) {
 				gone = append(gone, c)
 				goneIDs = append(goneIDs, rt.ContainerID)
 			}
-			before := firewallDump(t, node.Netns)
+			before := masqFirewallDump(t, node.Netns)
 			for _, id := range append(goneIDs, liveRT.ContainerID) {
 				if !strings.Contains(before, id) {
 					t.Fatalf("the reference plugin left no rule naming container %s:\n%s", id, before)
 				}
 			}
-			if backend == "iptables" && len(legacyChain.FindAllString(node.MustRun(t, "iptables-save", "-t", "nat"), -1)) == 0 {
+			if backend == "iptables" && len(masqLegacyChain.FindAllString(node.MustRun(t, "iptables-save", "-t", "nat"), -1)) == 0 {
 				t.Fatalf("the reference plugin made no CNI- chain:\n%s", before)
 			}
 			for _, c := range gone {
@@ -49,7 +49,7 @@ func TestMasqReferenceLeftovers(t *testing.T) {
 			}
 
 			net.gc(t, types.GCAttachment{ContainerID: liveRT.ContainerID, IfName: liveRT.IfName})
-			after := firewallDump(t, node.Netns)
+			after := masqFirewallDump(t, node.Netns)
 			for _, id := range goneIDs {
 				if strings.Contains(after, id) {
 					t.Errorf("GC left the reference's rules of gone container %s:\n%s", id, after)
@@ -59,7 +59,7 @@ func TestMasqReferenceLeftovers(t *testing.T) {
 				t.Errorf("GC removed the reference's rules of the live container %s:\n%s", liveRT.ContainerID, after)
 			}
 			if backend == "iptables" {
-				requireLegacyChainsJumped(t, node)
+				masqRequireLegacyJumps(t, node)
 			}
 			if got := net.leases(t); len(got) != 2 {
 				t.Errorf("leases after GC with the live attachment: %v, want the live container's two", got)
@@ -67,9 +67,9 @@ func TestMasqReferenceLeftovers(t *testing.T) {
 
 			live.Delete()
 			net.gc(t)
-			requireNoTrace(t, node.Netns, net.name)
+			masqRequireNoTrace(t, node.Netns, net.name)
 			if backend == "iptables" {
-				if chains := legacyChain.FindAllString(node.MustRun(t, "iptables-save")+node.MustRun(t, "ip6tables-save"), -1); len(chains) > 0 {
+				if chains := masqLegacyChain.FindAllString(node.MustRun(t, "iptables-save")+node.MustRun(t, "ip6tables-save"), -1); len(chains) > 0 {
 					t.Errorf("reference chains left after GC: %v", chains)
 				}
 			}
@@ -80,19 +80,19 @@ func TestMasqReferenceLeftovers(t *testing.T) {
 	}
 }
 
-// requireLegacyChainsJumped fails when a reference CNI- chain is left
+// masqRequireLegacyJumps fails when a reference CNI- chain is left
 // without a POSTROUTING jump to it, or a jump without its chain.
-func requireLegacyChainsJumped(t testing.TB, node *Node) {
+func masqRequireLegacyJumps(t testing.TB, node *Node) {
 	t.Helper()
 	for _, cmd := range []string{"iptables-save", "ip6tables-save"} {
 		dump := node.MustRun(t, cmd, "-t", "nat")
 		chains, jumps := map[string]bool{}, map[string]bool{}
 		for _, l := range strings.Split(dump, "\n") {
-			if c, ok := strings.CutPrefix(l, ":"); ok && legacyChain.MatchString(c) {
-				chains[legacyChain.FindString(c)] = true
+			if c, ok := strings.CutPrefix(l, ":"); ok && masqLegacyChain.MatchString(c) {
+				chains[masqLegacyChain.FindString(c)] = true
 			}
-			if strings.HasPrefix(l, "-A POSTROUTING ") && legacyChain.MatchString(l) {
-				jumps[legacyChain.FindString(l)] = true
+			if strings.HasPrefix(l, "-A POSTROUTING ") && masqLegacyChain.MatchString(l) {
+				jumps[masqLegacyChain.FindString(l)] = true
 			}
 		}
 		if len(chains) != len(jumps) || len(chains) == 0 {
@@ -121,7 +121,7 @@ func TestMasqReferenceDel(t *testing.T) {
 
 			net.del(t, refRT)
 			net.del(t, ourRT)
-			requireNoTrace(t, node.Netns, net.name)
+			masqRequireNoTrace(t, node.Netns, net.name)
 		})
 	}
 }

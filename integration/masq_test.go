@@ -21,8 +21,8 @@ const (
 
 var masqSubnets = []string{"10.22.0.0/24", "fd22::/64"}
 
-// uplinkNode is a node namespace with a veth "up0" to a remote namespace.
-func uplinkNode(t testing.TB) (*Node, *Netns) {
+// masqUplinkNode is a node namespace with a veth "up0" to a remote namespace.
+func masqUplinkNode(t testing.TB) (*Node, *Netns) {
 	t.Helper()
 	node := NewNode(t)
 	remote := NewNetns(t, "remote")
@@ -35,7 +35,7 @@ func uplinkNode(t testing.TB) (*Node, *Netns) {
 		{"ip", "-n", remote.Name, "addr", "add", uplinkRemote6 + "/64", "dev", "eth0", "nodad"},
 		{"ip", "-n", remote.Name, "link", "set", "eth0", "up"},
 	} {
-		runCmd(t, c...)
+		masqRun(t, c...)
 	}
 	return node, remote
 }
@@ -49,8 +49,8 @@ func TestMasqTraffic(t *testing.T) {
 	for _, backend := range []string{"iptables", "nftables"} {
 		for _, policy := range []string{"ACCEPT", "DROP"} {
 			t.Run(backend+"/FORWARD-"+policy, func(t *testing.T) {
-				node, remote := uplinkNode(t)
-				port := peerServer(t, remote)
+				node, remote := masqUplinkNode(t)
+				port := masqPeerServer(t, remote)
 				node.MustRun(t, "iptables", "-P", "FORWARD", policy)
 				node.MustRun(t, "ip6tables", "-P", "FORWARD", policy)
 
@@ -61,8 +61,8 @@ func TestMasqTraffic(t *testing.T) {
 				}
 				t.Cleanup(func() { _, _ = node.CNITool(t, "del", net.name, ctr.Path) })
 
-				expectPeer(t, ctr, uplinkRemote4, port, uplinkNode4, "IPv4 to the remote")
-				expectPeer(t, ctr, uplinkRemote6, port, uplinkNode6, "IPv6 to the remote")
+				masqExpectPeer(t, ctr, uplinkRemote4, port, uplinkNode4, "IPv4 to the remote")
+				masqExpectPeer(t, ctr, uplinkRemote6, port, uplinkNode6, "IPv6 to the remote")
 
 				if policy == "DROP" {
 					// The accept rules live in the chain holding the policy.
@@ -78,7 +78,7 @@ func TestMasqTraffic(t *testing.T) {
 				if out, err := node.CNITool(t, "del", net.name, ctr.Path); err != nil {
 					t.Fatalf("cnitool del: %v\n%s", err, out)
 				}
-				requireNoTrace(t, node.Netns, net.name)
+				masqRequireNoTrace(t, node.Netns, net.name)
 			})
 		}
 	}
@@ -109,14 +109,14 @@ func requireMasqRules(t testing.TB, node *Node, backend string) {
 // fails.
 func TestMasqControl(t *testing.T) {
 	requireRoot(t)
-	node, remote := uplinkNode(t)
-	port := peerServer(t, remote)
+	node, remote := masqUplinkNode(t)
+	port := masqPeerServer(t, remote)
 	net := newMasqNet(t, node, masqNetConf{subnets: masqSubnets, noMasq: true})
 	ctr, rt := masqContainer(t, "ctr")
 	net.add(t, "", rt)
 	t.Cleanup(func() { net.del(t, rt) })
 	for _, dst := range []string{uplinkRemote4, uplinkRemote6} {
-		if got, err := peerSeenN(t, ctr, dst, port, 1); err == nil {
+		if got, err := masqPeerSeenN(t, ctr, dst, port, 1); err == nil {
 			t.Errorf("without ipMasq the connection to %s succeeded (seen from %s)", dst, got)
 		}
 	}
@@ -128,17 +128,17 @@ func TestMasqNonMasquerade(t *testing.T) {
 	requireRoot(t)
 	for _, backend := range []string{"iptables", "nftables"} {
 		t.Run(backend, func(t *testing.T) {
-			node, remote := uplinkNode(t)
+			node, remote := masqUplinkNode(t)
 			remote.MustRun(t, "ip", "route", "add", "10.22.0.0/24", "via", uplinkNode4)
 			remote.MustRun(t, "ip", "-6", "route", "add", "fd22::/64", "via", uplinkNode6)
-			port := peerServer(t, remote)
+			port := masqPeerServer(t, remote)
 			net := newMasqNet(t, node, masqNetConf{backend: backend, subnets: masqSubnets,
 				nonMasq: []string{"192.0.2.0/28", "2001:db8:1::/64"}})
 			ctr, rt := masqContainer(t, "ctr")
 			res := net.add(t, "", rt)
 			t.Cleanup(func() { net.del(t, rt) })
-			expectPeer(t, ctr, uplinkRemote4, port, resultIP(t, res, 4), "IPv4 to a nonMasquerade destination")
-			expectPeer(t, ctr, uplinkRemote6, port, resultIP(t, res, 6), "IPv6 to a nonMasquerade destination")
+			masqExpectPeer(t, ctr, uplinkRemote4, port, masqResultIP(t, res, 4), "IPv4 to a nonMasquerade destination")
+			masqExpectPeer(t, ctr, uplinkRemote6, port, masqResultIP(t, res, 6), "IPv6 to a nonMasquerade destination")
 		})
 	}
 }
@@ -158,19 +158,19 @@ func TestMasqRuleCount(t *testing.T) {
 				net.add(t, "", rt)
 				rts = append(rts, rt)
 				if i == 2 || i == 30 {
-					counts[i] = ruleCount(t, node.Netns)
+					counts[i] = masqRuleCount(t, node.Netns)
 				}
 			}
 			if counts[2] != counts[30] || counts[2] == 0 {
-				t.Errorf("rules with 2 containers: %d, with 30: %d\n%s", counts[2], counts[30], firewallDump(t, node.Netns))
+				t.Errorf("rules with 2 containers: %d, with 30: %d\n%s", counts[2], counts[30], masqFirewallDump(t, node.Netns))
 			}
 			for i, rt := range rts {
 				net.del(t, rt)
-				if i < len(rts)-1 && ruleCount(t, node.Netns) != counts[30] {
-					t.Fatalf("rules changed after DEL %d of %d:\n%s", i+1, len(rts), firewallDump(t, node.Netns))
+				if i < len(rts)-1 && masqRuleCount(t, node.Netns) != counts[30] {
+					t.Fatalf("rules changed after DEL %d of %d:\n%s", i+1, len(rts), masqFirewallDump(t, node.Netns))
 				}
 			}
-			requireNoTrace(t, node.Netns, net.name)
+			masqRequireNoTrace(t, node.Netns, net.name)
 			if l := net.leases(t); len(l) != 0 {
 				t.Errorf("leases left after the last DEL: %v", l)
 			}
@@ -185,8 +185,8 @@ func TestMasqGC(t *testing.T) {
 	requireRoot(t)
 	for _, backend := range []string{"iptables", "nftables"} {
 		t.Run(backend, func(t *testing.T) {
-			node, remote := uplinkNode(t)
-			port := peerServer(t, remote)
+			node, remote := masqUplinkNode(t)
+			port := masqPeerServer(t, remote)
 			net := newMasqNet(t, node, masqNetConf{backend: backend, subnets: masqSubnets})
 			live, liveRT := masqContainer(t, "live")
 			liveRes := net.add(t, "", liveRT)
@@ -205,27 +205,27 @@ func TestMasqGC(t *testing.T) {
 			}
 
 			net.gc(t, types.GCAttachment{ContainerID: liveRT.ContainerID, IfName: liveRT.IfName})
-			want := []string{resultIP(t, liveRes, 4), resultIP(t, liveRes, 6)}
-			if got := net.leases(t); !sameSet(got, want) {
+			want := []string{masqResultIP(t, liveRes, 4), masqResultIP(t, liveRes, 6)}
+			if got := net.leases(t); !masqSameSet(got, want) {
 				t.Errorf("leases after GC with the live attachment: %v, want %v", got, want)
 			}
-			ok, ports := waitFor(func() (bool, string) {
-				p := bridgePorts(t, node.Netns, net.bridge)
+			ok, ports := masqWaitFor(func() (bool, string) {
+				p := masqBridgePorts(t, node.Netns, net.bridge)
 				return len(p) == 1, strings.Join(p, " ")
 			})
 			if !ok {
 				t.Errorf("bridge ports after GC: %s, want only the live container's", ports)
 			}
-			expectPeer(t, live, uplinkRemote4, port, uplinkNode4, "live container after GC")
+			masqExpectPeer(t, live, uplinkRemote4, port, uplinkNode4, "live container after GC")
 
 			live.Delete()
 			net.gc(t)
 			if got := net.leases(t); len(got) != 0 {
 				t.Errorf("leases after GC without valid attachments: %v", got)
 			}
-			requireNoTrace(t, node.Netns, net.name)
-			ok, ports = waitFor(func() (bool, string) {
-				p := bridgePorts(t, node.Netns, net.bridge)
+			masqRequireNoTrace(t, node.Netns, net.name)
+			ok, ports = masqWaitFor(func() (bool, string) {
+				p := masqBridgePorts(t, node.Netns, net.bridge)
 				return len(p) == 0, strings.Join(p, " ")
 			})
 			if !ok {
@@ -235,7 +235,7 @@ func TestMasqGC(t *testing.T) {
 	}
 }
 
-func sameSet(a, b []string) bool {
+func masqSameSet(a, b []string) bool {
 	if len(a) != len(b) {
 		return false
 	}
@@ -252,10 +252,10 @@ func sameSet(a, b []string) bool {
 	return true
 }
 
-// runCmd runs a command on the machine (ip -n … addresses namespaces).
-func runCmd(t testing.TB, args ...string) {
+// masqRun runs a command on the machine (ip -n … addresses namespaces).
+func masqRun(t testing.TB, args ...string) {
 	t.Helper()
-	if out, err := execCombined(args...); err != nil {
+	if out, err := masqExec(args...); err != nil {
 		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 }
