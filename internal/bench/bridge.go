@@ -83,7 +83,7 @@ func (b *bench) bridge(ctx context.Context, c bridgeCase) error {
 			if i == 0 {
 				return err
 			}
-			b.fail(s, c.title, err)
+			b.fail(ctx, s, c.title, err)
 		}
 	}
 
@@ -96,7 +96,7 @@ func (b *bench) bridge(ctx context.Context, c bridgeCase) error {
 			}
 			t0 := time.Now()
 			if err := b.attach(ctx, r, n); err != nil {
-				b.fail(r.side, c.title, fmt.Errorf("pre-attach to %d containers: %w", n, err))
+				b.fail(ctx, r.side, c.title, fmt.Errorf("pre-attach to %d containers: %w", n, err))
 				continue
 			}
 			b.logf("%s %s: %d containers attached (%s)", c.title, sides[i].impl.name, n, time.Since(t0).Round(100*time.Millisecond))
@@ -119,7 +119,7 @@ func (b *bench) bridge(ctx context.Context, c bridgeCase) error {
 				}
 				add, del, err := r.sample(ctx, probes[i][k], fmt.Sprintf("probe-%d-%d", n, k))
 				if err != nil {
-					b.fail(r.side, c.title, fmt.Errorf("at %d containers: %w", n, err))
+					b.fail(ctx, r.side, c.title, fmt.Errorf("at %d containers: %w", n, err))
 					continue
 				}
 				adds[i] = append(adds[i], add)

@@ -43,7 +43,7 @@ func (b *bench) hostLocal(ctx context.Context) error {
 			}
 			cfgs[i] = cfg
 			if _, err := b.hostLocalCycle(ctx, s.impl, cfg, netns, fmt.Sprintf("warm-%d", n)); err != nil {
-				b.fail(s, scen, fmt.Errorf("warm-up at %d leases: %w", n, err))
+				b.fail(ctx, s, scen, fmt.Errorf("warm-up at %d leases: %w", n, err))
 			}
 		}
 		samples := make([][]time.Duration, len(sides))
@@ -54,7 +54,7 @@ func (b *bench) hostLocal(ctx context.Context) error {
 				}
 				took, err := b.hostLocalCycle(ctx, s.impl, cfgs[i], netns, fmt.Sprintf("bench-%d-%d", n, k))
 				if err != nil {
-					b.fail(s, scen, fmt.Errorf("at %d leases: %w", n, err))
+					b.fail(ctx, s, scen, fmt.Errorf("at %d leases: %w", n, err))
 					continue
 				}
 				samples[i] = append(samples[i], took)

@@ -186,11 +186,12 @@ func (b *bench) sides(plugins ...string) []*side {
 func (s *side) active() bool { return s.status == "" }
 
 // fail takes the side out of the scenario and records why.
-func (b *bench) fail(s *side, scenario string, err error) {
+func (b *bench) fail(ctx context.Context, s *side, scenario string, err error) {
 	if !s.active() {
 		return
 	}
-	if errors.Is(err, context.Canceled) {
+	// A plugin killed because the run was interrupted is not its failure.
+	if ctx.Err() != nil || errors.Is(err, context.Canceled) {
 		s.status = "interrupted"
 		return
 	}

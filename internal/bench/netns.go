@@ -41,8 +41,14 @@ func (m namespaces) add(ctx context.Context, names []string) error {
 
 // del removes the named namespaces, ignoring ones already gone.
 func (m namespaces) del(ctx context.Context, names []string) error {
-	if err := ipBatch(ctx, "del", names); err != nil {
-		return fmt.Errorf("delete %d network namespaces: %w", len(names), err)
+	var present []string
+	for _, n := range names {
+		if _, err := os.Lstat(nsPath(n)); err == nil {
+			present = append(present, n)
+		}
+	}
+	if err := ipBatch(ctx, "del", present); err != nil {
+		return fmt.Errorf("delete %d network namespaces: %w", len(present), err)
 	}
 	return nil
 }

@@ -33,7 +33,7 @@ func (b *bench) version(ctx context.Context) error {
 			}
 			took, err := invocation{bin: t.bin, command: "VERSION"}.run(ctx)
 			if err != nil {
-				b.fail(t.side, scen, err)
+				b.fail(ctx, t.side, scen, err)
 				continue
 			}
 			samples[i] = append(samples[i], took)
