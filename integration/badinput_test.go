@@ -1,0 +1,292 @@
+package integration
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/containernetworking/cni/pkg/types"
+)
+
+// Configuration templates (see relConf).
+const (
+	relHL     = `{"cniVersion":"1.0.0","name":"@NET@","type":"host-local","ipam":{"type":"host-local","dataDir":"@DATA@",%s}}`
+	relBridge = `{"cniVersion":"1.0.0","name":"@NET@","type":"bridge","bridge":"@BR@","isGateway":true,%s"ipam":{"type":"host-local","dataDir":"@DATA@","subnet":"10.77.0.0/24"}}`
+)
+
+func hlConf(ipam string) string { return strings.Replace(relHL, "%s", ipam, 1) }
+func brConf(keys string) string { return strings.Replace(relBridge, "%s", keys, 1) }
+
+// badCase is one invalid ADD (or DEL) and the CNI error it must give.
+type badCase struct {
+	name    string
+	plugin  string // "bridge" or "host-local"
+	command string // default ADD
+	conf    string // template for relConf
+	id      string // container ID (default "bad-1")
+	ifname  string // default eth0
+	netns   string // default: the container namespace; "-" for ""
+	bridge  string // default br-bad
+	env     []string
+	// setup prepares the node before the "before" snapshot (e.g. fill a range).
+	setup    func(t *testing.T, e *relEnv, c *badCase)
+	wantCode uint
+	wantMsg  []string // each must appear in the error message (the culprit)
+}
+
+func (c *badCase) network() string {
+	return "n-" + strings.NewReplacer(" ", "-", "/", "-").Replace(c.name)
+}
+
+func (c *badCase) bridgeName() string {
+	if c.bridge != "" {
+		return c.bridge
+	}
+	return "br-bad"
+}
+
+// TestBadInput feeds the built plugins invalid input through exec, as a
+// runtime would, and checks the error code and message and that the node
+// (links, addresses, routes, rules, leases) is unchanged.
+func TestBadInput(t *testing.T) {
+	e := newRelEnv(t)
+	outer := t
+	fakeDir := relFakeIPAM(t)
+	notNetns := filepath.Join(t.TempDir(), "not-a-netns")
+	if err := os.WriteFile(notNetns, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	// addHolder takes the only free address of a network for another container.
+	addHolder := func(plugin string) func(t *testing.T, e *relEnv, c *badCase) {
+		return func(t *testing.T, e *relEnv, c *badCase) {
+			conf := relConf(c.conf, e.dataDir, c.network(), c.bridgeName())
+			holder := NewNetns(outer, "holder") // lives as long as the node: its port keeps the bridge's carrier steady
+			if out, err := e.node.Exec(t, plugin, "ADD", "holder", holder.Path, "eth0", conf); err != nil {
+				t.Fatalf("holder ADD: %v\n%s", err, out)
+			}
+		}
+	}
+	// warm runs one good ADD and DEL first, so that the bridge exists (a
+	// failed first ADD leaves the bridge, shared by the network, as the
+	// reference does).
+	warm := func(t *testing.T, e *relEnv, c *badCase) {
+		conf := relConf(brConf(""), e.dataDir, "warm", c.bridgeName())
+		if c.bridge != "" {
+			conf = relConf(c.conf, e.dataDir, c.network(), c.bridgeName())
+		}
+		if out, err := e.node.Exec(t, "bridge", "ADD", "warm", e.cont.Path, "eth9", conf); err != nil {
+			t.Fatalf("warm-up ADD: %v\n%s", err, out)
+		}
+		if out, err := e.node.Exec(t, "bridge", "DEL", "warm", e.cont.Path, "eth9", conf); err != nil {
+			t.Fatalf("warm-up DEL: %v\n%s", err, out)
+		}
+		relSettle(t, e.node, c.bridgeName())
+	}
+	both := func(fs ...func(t *testing.T, e *relEnv, c *badCase)) func(t *testing.T, e *relEnv, c *badCase) {
+		return func(t *testing.T, e *relEnv, c *badCase) {
+			for _, f := range fs {
+				f(t, e, c)
+			}
+		}
+	}
+	goodHL := hlConf(`"subnet":"10.66.0.0/24"`)
+	tiny := `"subnet":"10.77.0.0/30"` // one address besides the gateway
+
+	cases := []badCase{
+		// Undecodable input: 6.
+		{name: "hl truncated json", plugin: "host-local", conf: goodHL[:40], wantCode: types.ErrDecodingFailure, wantMsg: []string{"network config"}},
+		{name: "hl empty stdin", plugin: "host-local", conf: "", wantCode: types.ErrDecodingFailure, wantMsg: []string{"network config"}},
+		{name: "hl not an object", plugin: "host-local", conf: `[1,2,3]`, wantCode: types.ErrDecodingFailure, wantMsg: []string{"network config"}},
+		{name: "hl cniVersion a number", plugin: "host-local", conf: `{"cniVersion":1,"name":"x","ipam":{"subnet":"10.0.0.0/24"}}`, wantCode: types.ErrDecodingFailure, wantMsg: []string{"cniVersion"}},
+		{name: "bridge truncated json", plugin: "bridge", conf: brConf("")[:60], wantCode: types.ErrDecodingFailure, wantMsg: []string{"network config"}},
+		{name: "bridge garbage", plugin: "bridge", conf: "\x00\xff not json", wantCode: types.ErrDecodingFailure, wantMsg: []string{"network config"}},
+		{name: "bridge DEL truncated json", plugin: "bridge", command: "DEL", conf: brConf("")[:60], wantCode: types.ErrDecodingFailure, wantMsg: []string{"network config"}},
+
+		// Version: 1.
+		{name: "hl unknown cniVersion", plugin: "host-local", conf: strings.Replace(goodHL, "1.0.0", "9.9.9", 1), wantCode: types.ErrIncompatibleCNIVersion, wantMsg: []string{"incompatible CNI versions"}},
+		{name: "bridge unknown cniVersion", plugin: "bridge", conf: strings.Replace(brConf(""), "1.0.0", "2.0.0", 1), wantCode: types.ErrIncompatibleCNIVersion, wantMsg: []string{"incompatible CNI versions"}},
+
+		// Environment: 4.
+		{name: "hl container ID with path", plugin: "host-local", conf: goodHL, id: "../../etc", wantCode: types.ErrInvalidEnvironmentVariables, wantMsg: []string{"containerID"}},
+		{name: "bridge container ID with slash", plugin: "bridge", conf: brConf(""), id: "a/b", wantCode: types.ErrInvalidEnvironmentVariables, wantMsg: []string{"containerID"}},
+		{name: "bridge empty container ID", plugin: "bridge", conf: brConf(""), env: []string{"CNI_CONTAINERID="}, wantCode: types.ErrInvalidEnvironmentVariables, wantMsg: []string{"CNI_CONTAINERID"}},
+		{name: "bridge ifname too long", plugin: "bridge", conf: brConf(""), ifname: "eth0123456789abcd", wantCode: types.ErrInvalidEnvironmentVariables, wantMsg: []string{"interface name", "long"}},
+		{name: "bridge ifname with slash", plugin: "bridge", conf: brConf(""), ifname: "eth/0", wantCode: types.ErrInvalidEnvironmentVariables, wantMsg: []string{"interface name", "/"}},
+		{name: "hl ifname with slash", plugin: "host-local", conf: goodHL, ifname: "../x", wantCode: types.ErrInvalidEnvironmentVariables, wantMsg: []string{"interface name"}},
+		{name: "hl ifname dotdot", plugin: "host-local", conf: goodHL, ifname: "..", wantCode: types.ErrInvalidEnvironmentVariables, wantMsg: []string{"interface name"}},
+		{name: "bridge empty netns", plugin: "bridge", conf: brConf(""), netns: "-", wantCode: types.ErrInvalidEnvironmentVariables, wantMsg: []string{"CNI_NETNS"}},
+		{name: "bridge unknown command", plugin: "bridge", conf: brConf(""), env: []string{"CNI_COMMAND=FROB"}, wantCode: types.ErrInvalidEnvironmentVariables, wantMsg: []string{"FROB"}},
+		{name: "hl bad CNI_ARGS", plugin: "host-local", conf: goodHL, env: []string{"CNI_ARGS=garbage"}, wantCode: types.ErrInvalidEnvironmentVariables, wantMsg: []string{"garbage"}},
+		{name: "hl bad CNI_ARGS IP", plugin: "host-local", conf: goodHL, env: []string{"CNI_ARGS=IP=10.66.0.300"}, wantCode: types.ErrInvalidEnvironmentVariables, wantMsg: []string{"10.66.0.300"}},
+		{name: "bridge bad CNI_ARGS IP", plugin: "bridge", conf: brConf(""), env: []string{"CNI_ARGS=IgnoreUnknown=1;IP=1.2.3"}, wantCode: types.ErrInvalidEnvironmentVariables, wantMsg: []string{"IP=1.2.3"}},
+
+		// Namespace: 8.
+		{name: "bridge missing netns", plugin: "bridge", conf: brConf(""), netns: "/var/run/netns/flatcni-it-does-not-exist", wantCode: types.ErrInvalidNetNS, wantMsg: []string{"flatcni-it-does-not-exist"}},
+		{name: "bridge netns not a namespace", plugin: "bridge", conf: brConf(""), netns: notNetns, wantCode: types.ErrInvalidNetNS, wantMsg: []string{notNetns}},
+		{name: "bridge netns is a directory", plugin: "bridge", conf: brConf(""), netns: "/", wantCode: types.ErrInvalidNetNS, wantMsg: []string{`"/"`}},
+
+		// Invalid configuration: 7.
+		{name: "hl missing name", plugin: "host-local", conf: strings.Replace(goodHL, `"name":"@NET@",`, "", 1), wantCode: types.ErrInvalidNetworkConfig, wantMsg: []string{"name"}},
+		{name: "bridge missing name", plugin: "bridge", conf: strings.Replace(brConf(""), `"name":"@NET@",`, "", 1), wantCode: types.ErrInvalidNetworkConfig, wantMsg: []string{"name"}},
+		{name: "hl network name with path", plugin: "host-local", conf: strings.Replace(goodHL, `"name":"@NET@"`, `"name":"../../etc"`, 1), wantCode: types.ErrInvalidNetworkConfig, wantMsg: []string{"../../etc"}},
+		{name: "bridge network name with slash", plugin: "bridge", conf: strings.Replace(brConf(""), `"name":"@NET@"`, `"name":"a/b"`, 1), wantCode: types.ErrInvalidNetworkConfig, wantMsg: []string{"a/b"}},
+		{name: "hl no ipam", plugin: "host-local", conf: `{"cniVersion":"1.0.0","name":"x"}`, wantCode: types.ErrInvalidNetworkConfig, wantMsg: []string{"ipam"}},
+		{name: "hl subnet wrong type", plugin: "host-local", conf: hlConf(`"subnet":24`), wantCode: types.ErrInvalidNetworkConfig, wantMsg: []string{"subnet"}},
+		{name: "hl ranges wrong type", plugin: "host-local", conf: hlConf(`"ranges":{"subnet":"10.0.0.0/24"}`), wantCode: types.ErrInvalidNetworkConfig, wantMsg: []string{"ranges"}},
+		{name: "bridge mtu wrong type", plugin: "bridge", conf: brConf(`"mtu":"1500",`), wantCode: types.ErrInvalidNetworkConfig, wantMsg: []string{"mtu"}},
+		{name: "bridge ipMasq wrong type", plugin: "bridge", conf: brConf(`"ipMasq":"yes",`), wantCode: types.ErrInvalidNetworkConfig, wantMsg: []string{"ipMasq"}},
+		{name: "hl invalid CIDR", plugin: "host-local", conf: hlConf(`"subnet":"10.66.0.0/33"`), wantCode: types.ErrInvalidNetworkConfig, wantMsg: []string{"10.66.0.0/33"}},
+		{name: "hl invalid range CIDR", plugin: "host-local", conf: hlConf(`"ranges":[[{"subnet":"10.66.0.0/24"}],[{"subnet":"fd00::zz/64"}]]`), wantCode: types.ErrInvalidNetworkConfig, wantMsg: []string{"ipam.ranges[1][0].subnet", "fd00::zz/64"}},
+		{name: "hl subnet host bits", plugin: "host-local", conf: hlConf(`"subnet":"10.66.0.9/24"`), wantCode: types.ErrInvalidNetworkConfig, wantMsg: []string{"10.66.0.9/24"}},
+		{name: "hl single address subnet", plugin: "host-local", conf: hlConf(`"subnet":"10.66.0.9/32"`), wantCode: types.ErrInvalidNetworkConfig, wantMsg: []string{"10.66.0.9/32"}},
+		{name: "hl rangeStart outside subnet", plugin: "host-local", conf: hlConf(`"subnet":"10.66.0.0/24","rangeStart":"10.67.0.5"`), wantCode: types.ErrInvalidNetworkConfig, wantMsg: []string{"rangeStart", "10.67.0.5"}},
+		{name: "hl rangeEnd outside subnet", plugin: "host-local", conf: hlConf(`"ranges":[[{"subnet":"10.66.0.0/24","rangeEnd":"10.66.1.0"}]]`), wantCode: types.ErrInvalidNetworkConfig, wantMsg: []string{"rangeEnd", "10.66.1.0"}},
+		{name: "hl gateway outside subnet", plugin: "host-local", conf: hlConf(`"subnet":"10.66.0.0/24","gateway":"192.168.0.1"`), wantCode: types.ErrInvalidNetworkConfig, wantMsg: []string{"gateway", "192.168.0.1"}},
+		{name: "hl rangeEnd before rangeStart", plugin: "host-local", conf: hlConf(`"subnet":"10.66.0.0/24","rangeStart":"10.66.0.50","rangeEnd":"10.66.0.40"`), wantCode: types.ErrInvalidNetworkConfig, wantMsg: []string{"10.66.0.40", "10.66.0.50"}},
+		{name: "hl overlapping range sets", plugin: "host-local", conf: hlConf(`"ranges":[[{"subnet":"10.66.0.0/24"}],[{"subnet":"10.66.0.0/16"}]]`), wantCode: types.ErrInvalidNetworkConfig, wantMsg: []string{"ipam.ranges[1]", "overlaps"}},
+		{name: "hl overlapping ranges in a set", plugin: "host-local", conf: hlConf(`"ranges":[[{"subnet":"10.66.0.0/24"},{"subnet":"10.66.0.0/25"}]]`), wantCode: types.ErrInvalidNetworkConfig, wantMsg: []string{"ipam.ranges[0]", "overlaps"}},
+		{name: "hl mixed families in a set", plugin: "host-local", conf: hlConf(`"ranges":[[{"subnet":"10.66.0.0/24"},{"subnet":"fd00::/64"}]]`), wantCode: types.ErrInvalidNetworkConfig, wantMsg: []string{"ipam.ranges[0]"}},
+		{name: "hl no ranges", plugin: "host-local", conf: hlConf(`"ranges":[]`), wantCode: types.ErrInvalidNetworkConfig, wantMsg: []string{"ipam.ranges"}},
+		{name: "hl route bad dst", plugin: "host-local", conf: hlConf(`"subnet":"10.66.0.0/24","routes":[{"dst":"0.0.0.0/0"},{"dst":"300.0.0.0/8"}]`), wantCode: types.ErrInvalidNetworkConfig, wantMsg: []string{"ipam.routes[1]"}},
+		{name: "hl requested IP outside ranges", plugin: "host-local", conf: goodHL, env: []string{"CNI_ARGS=IP=10.99.0.5"}, wantCode: types.ErrInvalidNetworkConfig, wantMsg: []string{"10.99.0.5"}},
+		{name: "hl requested gateway", plugin: "host-local", conf: goodHL, env: []string{"CNI_ARGS=IP=10.66.0.1"}, wantCode: types.ErrInvalidNetworkConfig, wantMsg: []string{"10.66.0.1", "gateway"}},
+		{name: "hl requested runtimeConfig IP outside", plugin: "host-local", conf: strings.Replace(goodHL, `"type":"host-local",`, `"type":"host-local","runtimeConfig":{"ips":["10.99.0.7/24"]},`, 1), wantCode: types.ErrInvalidNetworkConfig, wantMsg: []string{"10.99.0.7"}},
+		{name: "hl two requested in one set", plugin: "host-local", conf: goodHL, env: []string{"CNI_ARGS=IP=10.66.0.5,10.66.0.6"}, wantCode: types.ErrInvalidNetworkConfig, wantMsg: []string{"10.66.0.5", "10.66.0.6"}},
+		{name: "bridge bad mtu", plugin: "bridge", conf: brConf(`"mtu":20,`), wantCode: types.ErrInvalidNetworkConfig, wantMsg: []string{"mtu", "20"}},
+		{name: "bridge huge mtu", plugin: "bridge", conf: brConf(`"mtu":70000,`), wantCode: types.ErrInvalidNetworkConfig, wantMsg: []string{"mtu", "70000"}},
+		{name: "bridge negative mtu", plugin: "bridge", conf: brConf(`"mtu":-1,`), wantCode: types.ErrInvalidNetworkConfig, wantMsg: []string{"mtu", "-1"}},
+		{name: "bridge unknown masquerade backend", plugin: "bridge", conf: brConf(`"ipMasq":true,"ipMasqBackend":"pf",`), wantCode: types.ErrInvalidNetworkConfig, wantMsg: []string{"ipMasqBackend", "pf"}},
+		{name: "bridge empty masquerade backend", plugin: "bridge", conf: brConf(`"ipMasq":true,"ipMasqBackend":"",`), wantCode: types.ErrInvalidNetworkConfig, wantMsg: []string{"ipMasqBackend"}},
+		{name: "bridge bad nonMasqueradeCIDRs", plugin: "bridge", conf: brConf(`"ipMasq":true,"nonMasqueradeCIDRs":["10.0.0.0/8","nope"],`), wantCode: types.ErrInvalidNetworkConfig, wantMsg: []string{"nonMasqueradeCIDRs[1]", "nope"}},
+		{name: "bridge name too long", plugin: "bridge", conf: brConf(`"bridge":"br0123456789abcdef",`), wantCode: types.ErrInvalidNetworkConfig, wantMsg: []string{"bridge", "br0123456789abcdef"}},
+		{name: "bridge name with slash", plugin: "bridge", conf: brConf(`"bridge":"br/0",`), wantCode: types.ErrInvalidNetworkConfig, wantMsg: []string{"br/0"}},
+		{name: "bridge hairpin with promisc", plugin: "bridge", conf: brConf(`"hairpinMode":true,"promiscMode":true,`), wantCode: types.ErrInvalidNetworkConfig, wantMsg: []string{"hairpinMode", "promiscMode"}},
+		{name: "bridge vlan out of range", plugin: "bridge", conf: brConf(`"vlan":5000,`), wantCode: types.ErrInvalidNetworkConfig, wantMsg: []string{"5000"}},
+		{name: "bridge vlan without kernel support", plugin: "bridge", conf: brConf(`"vlan":100,`), wantCode: types.ErrInvalidNetworkConfig, wantMsg: []string{"vlan"}},
+		{name: "bridge bad mac in CNI_ARGS", plugin: "bridge", conf: brConf(""), env: []string{"CNI_ARGS=MAC=zz:zz"}, wantCode: types.ErrInvalidNetworkConfig, wantMsg: []string{"MAC", "zz:zz"}},
+		{name: "bridge multicast mac", plugin: "bridge", conf: brConf(`"runtimeConfig":{"mac":"01:00:5e:00:00:01"},`), wantCode: types.ErrInvalidNetworkConfig, wantMsg: []string{"runtimeConfig.mac", "multicast"}},
+		{name: "bridge ipam with container interface disabled", plugin: "bridge", conf: brConf(`"disableContainerInterface":true,`), wantCode: types.ErrInvalidNetworkConfig, wantMsg: []string{"disableContainerInterface"}},
+		{name: "bridge unknown IPAM binary", plugin: "bridge", conf: strings.Replace(brConf(""), `"type":"host-local"`, `"type":"no-such-ipam"`, 1), wantCode: types.ErrInvalidNetworkConfig, wantMsg: []string{"no-such-ipam"}},
+		{name: "bridge IPAM type with path", plugin: "bridge", conf: strings.Replace(brConf(""), `"type":"host-local"`, `"type":"../bin/host-local"`, 1), wantCode: types.ErrInvalidNetworkConfig, wantMsg: []string{"../bin/host-local"}},
+		{name: "bridge IPAM invalid config", plugin: "bridge", conf: strings.Replace(brConf(""), `10.77.0.0/24`, `10.77.0.0/99`, 1), setup: warm, wantCode: types.ErrInvalidNetworkConfig, wantMsg: []string{"host-local", "10.77.0.0/99"}},
+		{name: "bridge name taken by a non-bridge", plugin: "bridge", conf: brConf(`"bridge":"taken0",`),
+			setup: func(t *testing.T, e *relEnv, c *badCase) {
+				e.node.MustRun(t, "ip", "link", "add", "taken0", "type", "veth", "peer", "name", "taken0p")
+			},
+			wantCode: types.ErrInvalidNetworkConfig, wantMsg: []string{"taken0", "not a bridge"}},
+
+		// Try again later: 11.
+		{name: "hl exhausted range", plugin: "host-local", conf: hlConf(tiny), setup: addHolder("host-local"), wantCode: types.ErrTryAgainLater, wantMsg: []string{"n-hl-exhausted-range", "no free address"}},
+		{name: "hl requested IP taken", plugin: "host-local", conf: hlConf(tiny), env: []string{"CNI_ARGS=IP=10.77.0.2"}, setup: addHolder("host-local"), wantCode: types.ErrTryAgainLater, wantMsg: []string{"10.77.0.2", "in use"}},
+		{name: "bridge IPAM exhausted range", plugin: "bridge", conf: strings.Replace(brConf(""), "10.77.0.0/24", "10.77.0.0/30", 1), bridge: "br-tiny", setup: both(warm, addHolder("bridge")), wantCode: types.ErrTryAgainLater, wantMsg: []string{"host-local", "no free address"}},
+		{name: "bridge fake IPAM fails", plugin: "bridge", conf: strings.Replace(brConf(""), `"type":"host-local"`, `"type":"fail-ipam"`, 1), env: []string{"CNI_PATH=" + fakeDir + ":" + e.node.Bin}, setup: warm, wantCode: types.ErrTryAgainLater, wantMsg: []string{"fail-ipam", "fake pool empty"}},
+
+		// I/O: 5.
+		{name: "hl dataDir is a file", plugin: "host-local", conf: strings.Replace(goodHL, "@DATA@", notNetns, 1), wantCode: types.ErrIOFailure, wantMsg: []string{notNetns}},
+		{name: "hl resolvConf missing", plugin: "host-local", conf: hlConf(`"subnet":"10.66.0.0/24","resolvConf":"/nonexistent/resolv.conf"`), wantCode: types.ErrIOFailure, wantMsg: []string{"/nonexistent/resolv.conf"}},
+	}
+
+	for i := range cases {
+		c := &cases[i]
+		t.Run(c.name, func(t *testing.T) {
+			if c.setup != nil {
+				c.setup(t, e, c)
+			}
+			network := c.network()
+			conf := relConf(c.conf, e.dataDir, network, c.bridgeName())
+			id, ifname, netns, command := "bad-1", "eth0", e.cont.Path, "ADD"
+			if c.id != "" {
+				id = c.id
+			}
+			if c.ifname != "" {
+				ifname = c.ifname
+			}
+			if c.netns == "-" {
+				netns = ""
+			} else if c.netns != "" {
+				netns = c.netns
+			}
+			if c.command != "" {
+				command = c.command
+			}
+			relSettle(t, e.node, c.bridgeName())
+			before := e.node.Snapshot(t)
+			contBefore := e.cont.MustRun(t, "ip", "-o", "link", "show")
+			out, err := e.node.Exec(t, c.plugin, command, id, netns, ifname, conf, c.env...)
+			if err == nil {
+				t.Fatalf("%s %s succeeded, want error code %d:\n%s", c.plugin, command, c.wantCode, out)
+			}
+			relSettle(t, e.node, c.bridgeName())
+			ce := CNIError(t, out)
+			if ce.Code != c.wantCode {
+				t.Errorf("error code %d, want %d: %s", ce.Code, c.wantCode, ce.Error())
+			}
+			for _, m := range c.wantMsg {
+				if !strings.Contains(ce.Error(), m) {
+					t.Errorf("error %q does not name %q", ce.Error(), m)
+				}
+			}
+			RequireSame(t, before, e.node.Snapshot(t))
+			if after := e.cont.MustRun(t, "ip", "-o", "link", "show"); after != contBefore {
+				t.Errorf("container namespace changed:\nbefore:\n%s\nafter:\n%s", contBefore, after)
+			}
+			if probs := relLeaseProblems(filepath.Join(e.dataDir, network)); len(probs) > 0 {
+				t.Errorf("lease store: %s", strings.Join(probs, "; "))
+			}
+		})
+	}
+}
+
+// TestBadInputIPAMFailsAfterReserve makes the ADD fail after IPAM handed out
+// an address (the IPAM result holds a route the container cannot use): the
+// bridge plugin must give the address back (IPAM DEL) and remove the veth.
+func TestBadInputIPAMFailsAfterReserve(t *testing.T) {
+	e := newRelEnv(t)
+	conf := relConf(strings.Replace(brConf(""), `"subnet":"10.77.0.0/24"`,
+		`"subnet":"10.77.0.0/24","routes":[{"dst":"10.200.0.0/16","gw":"192.0.2.1"}]`, 1), e.dataDir, "late", "br-late")
+	warmConf := relConf(brConf(""), e.dataDir, "late", "br-late")
+	if out, err := e.node.Exec(t, "bridge", "ADD", "warm", e.cont.Path, "eth9", warmConf); err != nil {
+		t.Fatalf("warm-up ADD: %v\n%s", err, out)
+	}
+	if out, err := e.node.Exec(t, "bridge", "DEL", "warm", e.cont.Path, "eth9", warmConf); err != nil {
+		t.Fatalf("warm-up DEL: %v\n%s", err, out)
+	}
+	relSettle(t, e.node, "br-late")
+	before := e.node.Snapshot(t)
+	contBefore := e.cont.MustRun(t, "ip", "-o", "link", "show")
+	out, err := e.node.Exec(t, "bridge", "ADD", "late-1", e.cont.Path, "eth0", conf)
+	if err == nil {
+		t.Fatalf("ADD with an unreachable route gateway succeeded:\n%s", out)
+	}
+	relSettle(t, e.node, "br-late")
+	ce := CNIError(t, out)
+	if !strings.Contains(ce.Error(), "192.0.2.1") && !strings.Contains(ce.Error(), "10.200.0.0/16") {
+		t.Errorf("error %q names neither the route nor its gateway", ce.Error())
+	}
+	RequireSame(t, before, e.node.Snapshot(t))
+	if after := e.cont.MustRun(t, "ip", "-o", "link", "show"); after != contBefore {
+		t.Errorf("container namespace changed:\nbefore:\n%s\nafter:\n%s", contBefore, after)
+	}
+	if probs := relLeaseProblems(filepath.Join(e.dataDir, "late")); len(probs) > 0 {
+		t.Errorf("lease store: %s", strings.Join(probs, "; "))
+	}
+}
+
+// relFakeIPAM writes a directory holding "fail-ipam", an IPAM plugin that
+// always fails with "try again later".
+func relFakeIPAM(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	script := "#!/bin/sh\ncat >/dev/null\n" +
+		`echo '{"cniVersion":"1.0.0","code":11,"msg":"fake pool empty"}'` + "\nexit 1\n"
+	if err := os.WriteFile(filepath.Join(dir, "fail-ipam"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := exec.LookPath("sh"); err != nil {
+		t.Skip("no sh for the fake IPAM plugin")
+	}
+	return dir
+}

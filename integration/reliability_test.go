@@ -1,0 +1,176 @@
+package integration
+
+// Helpers shared by the reliability tests (bad input, concurrency, crashes,
+// full disks). Names start with "rel" so they do not collide with other
+// tests of the package.
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	current "github.com/containernetworking/cni/pkg/types/100"
+)
+
+// relEnv is what one reliability test works in: a node, a container
+// namespace and a lease directory.
+type relEnv struct {
+	node    *Node
+	cont    *Netns
+	dataDir string
+}
+
+func newRelEnv(t *testing.T) *relEnv {
+	t.Helper()
+	requireRoot(t)
+	n := NewNode(t)
+	return &relEnv{node: n, cont: NewNetns(t, "cont"), dataDir: n.LeaseDir()}
+}
+
+// relConf fills a configuration template: @DATA@ is the lease directory,
+// @NET@ the network name, @BR@ the bridge name.
+func relConf(tmpl, dataDir, network, bridge string) []byte {
+	return []byte(strings.NewReplacer("@DATA@", dataDir, "@NET@", network, "@BR@", bridge).Replace(tmpl))
+}
+
+// relResult decodes an ADD result.
+func relResult(t testing.TB, out []byte) *current.Result {
+	t.Helper()
+	var r current.Result
+	if err := json.Unmarshal(out, &r); err != nil {
+		t.Fatalf("decode ADD result %q: %v", out, err)
+	}
+	return &r
+}
+
+// relAddrs returns the addresses of an ADD result.
+func relAddrs(t testing.TB, r *current.Result) []netip.Prefix {
+	t.Helper()
+	var out []netip.Prefix
+	for _, ipc := range r.IPs {
+		a, ok := netip.AddrFromSlice(ipc.Address.IP)
+		if !ok {
+			t.Fatalf("bad address in result: %v", ipc.Address)
+		}
+		ones, _ := ipc.Address.Mask.Size()
+		out = append(out, netip.PrefixFrom(a.Unmap(), ones))
+	}
+	return out
+}
+
+// relStart starts a plugin in the node like Node.Exec, in a process group of
+// its own (so that it and the IPAM plugin it execs can be killed together).
+func relStart(n *Node, plugin, command, containerID, netnsPath, ifname string, conf []byte, stdout *bytes.Buffer) (*exec.Cmd, error) {
+	cmd := exec.Command("ip", "netns", "exec", n.Name, filepath.Join(n.Bin, plugin))
+	cmd.Env = append(os.Environ(),
+		"CNI_COMMAND="+command, "CNI_CONTAINERID="+containerID, "CNI_NETNS="+netnsPath,
+		"CNI_IFNAME="+ifname, "CNI_PATH="+n.Bin)
+	cmd.Stdin = bytes.NewReader(conf)
+	cmd.Stdout = stdout
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	return cmd, cmd.Start()
+}
+
+// relLeaseProblems checks a network's lease directory: every lease file is a
+// complete "<id>\r\n<ifname>", every lease is listed in its attachment's
+// index entry, and every index entry lists only addresses leased to it.
+func relLeaseProblems(dir string) []string {
+	var probs []string
+	entries, err := os.ReadDir(dir)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return []string{err.Error()}
+	}
+	leases := map[string]string{} // addr -> "<id>@<ifname>"
+	for _, e := range entries {
+		name := e.Name()
+		if _, err := netip.ParseAddr(name); err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			probs = append(probs, fmt.Sprintf("lease %s: %v", name, err))
+			continue
+		}
+		id, ifname, ok := strings.Cut(string(b), "\r\n")
+		if !ok || id == "" || ifname == "" || strings.ContainsAny(id+ifname, "\r\n") {
+			probs = append(probs, fmt.Sprintf("lease %s is not \"<id>\\r\\n<ifname>\": %q", name, b))
+			continue
+		}
+		leases[name] = id + "@" + ifname
+	}
+	idx := map[string]map[string]bool{} // "<id>@<ifname>" -> addresses
+	attDir := filepath.Join(dir, ".flatcni", "a")
+	ents, _ := os.ReadDir(attDir)
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(attDir, e.Name()))
+		if err != nil {
+			probs = append(probs, fmt.Sprintf("index %s: %v", e.Name(), err))
+			continue
+		}
+		set := map[string]bool{}
+		for _, line := range strings.Split(string(b), "\n") {
+			if _, err := netip.ParseAddr(line); err == nil {
+				set[line] = true
+				if leases[line] != e.Name() {
+					probs = append(probs, fmt.Sprintf("index %s lists %s, leased to %q", e.Name(), line, leases[line]))
+				}
+			}
+		}
+		idx[e.Name()] = set
+	}
+	for addr, holder := range leases {
+		if !idx[holder][addr] {
+			probs = append(probs, fmt.Sprintf("lease %s of %s missing from the index", addr, holder))
+		}
+	}
+	return probs
+}
+
+// relGC runs the bridge GC with the given valid attachments.
+func relGC(t testing.TB, n *Node, conf []byte, valid []map[string]string) error {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(conf, &m); err != nil {
+		t.Fatal(err)
+	}
+	m["cniVersion"] = "1.1.0"
+	if valid == nil {
+		valid = []map[string]string{}
+	}
+	m["cni.dev/valid-attachments"] = valid
+	b, _ := json.Marshal(m)
+	_, err := n.Exec(t, "bridge", "GC", "", "", "", b)
+	return err
+}
+
+// relSettle waits (bounded) until a bridge without ports has lost its carrier
+// and the node's links have finished duplicate address detection: the kernel changes both a moment
+// after the last port goes, and a snapshot taken before would differ from one
+// taken after for that reason alone. A bridge with ports is left as it is.
+func relSettle(t testing.TB, n *Node, bridge string) {
+	t.Helper()
+	for i := 0; i < 100; i++ {
+		out, err := n.Run("ip", "-o", "link", "show", bridge)
+		if err != nil {
+			return
+		}
+		ports, _ := n.Run("ip", "-o", "link", "show", "master", bridge)
+		addrs, _ := n.Run("ip", "-o", "addr", "show") // any link of the node: DAD ends on its own
+		if (strings.TrimSpace(ports) != "" || strings.Contains(out, "NO-CARRIER")) && !strings.Contains(addrs, "tentative") {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("bridge %s has not settled after 5s", bridge)
+}
