@@ -41,14 +41,20 @@ func masqUplinkNode(t testing.TB) (*Node, *Netns) {
 }
 
 // TestMasqTraffic attaches a container with cnitool and connects to the
-// remote: the remote sees the node's uplink address, with each backend, over
-// IPv4 and IPv6, with the FORWARD policy ACCEPT and DROP (iptables and
-// ip6tables) in the node.
+// remote: the remote sees the node's uplink address, with each backend (and
+// the default), over IPv4 and IPv6, with the FORWARD policy ACCEPT and DROP
+// (iptables and ip6tables) in the node; a neighbour on the same bridge sees
+// the container's own address.
 func TestMasqTraffic(t *testing.T) {
 	requireRoot(t)
-	for _, backend := range []string{"iptables", "nftables"} {
+	// "" leaves ipMasqBackend unset: iptables, which this node has.
+	for _, backend := range []string{"iptables", "nftables", ""} {
 		for _, policy := range []string{"ACCEPT", "DROP"} {
-			t.Run(backend+"/FORWARD-"+policy, func(t *testing.T) {
+			label := backend
+			if label == "" {
+				label = "default"
+			}
+			t.Run(label+"/FORWARD-"+policy, func(t *testing.T) {
 				node, remote := masqUplinkNode(t)
 				port := masqPeerServer(t, remote)
 				node.MustRun(t, "iptables", "-P", "FORWARD", policy)
@@ -64,6 +70,20 @@ func TestMasqTraffic(t *testing.T) {
 				masqExpectPeer(t, ctr, uplinkRemote4, port, uplinkNode4, "IPv4 to the remote")
 				masqExpectPeer(t, ctr, uplinkRemote6, port, uplinkNode6, "IPv6 to the remote")
 
+				// A neighbour on the same bridge is reached with the
+				// container's own address (bridged, and seen by the FORWARD
+				// chain when br_netfilter calls iptables in the node).
+				neigh, neighRT := masqContainer(t, "neigh")
+				neighRes := net.add(t, "", neighRT)
+				t.Cleanup(func() { net.del(t, neighRT) })
+				neighPort := masqPeerServer(t, neigh)
+				for _, fam := range []int{4, 6} {
+					got, err := masqPeerSeen(t, ctr, masqResultIP(t, neighRes, fam), neighPort)
+					if err != nil || !strings.HasPrefix(got, map[int]string{4: "10.22.0.", 6: "fd22::"}[fam]) {
+						t.Errorf("IPv%d to a neighbour on the bridge: seen from %q (%v), want the container's own address", fam, got, err)
+					}
+				}
+
 				if policy == "DROP" {
 					// The accept rules live in the chain holding the policy.
 					for _, cmd := range []string{"iptables", "ip6tables"} {
@@ -75,6 +95,7 @@ func TestMasqTraffic(t *testing.T) {
 				}
 				requireMasqRules(t, node, backend)
 
+				net.del(t, neighRT)
 				if out, err := node.CNITool(t, "del", net.name, ctr.Path); err != nil {
 					t.Fatalf("cnitool del: %v\n%s", err, out)
 				}
@@ -89,6 +110,9 @@ func TestMasqTraffic(t *testing.T) {
 func requireMasqRules(t testing.TB, node *Node, backend string) {
 	t.Helper()
 	var dump string
+	if backend == "" {
+		backend = "iptables"
+	}
 	if backend == "iptables" {
 		dump = node.MustRun(t, "iptables-save", "-t", "nat") + node.MustRun(t, "ip6tables-save", "-t", "nat")
 	} else {
