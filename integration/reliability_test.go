@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -173,4 +174,112 @@ func relSettle(t testing.TB, n *Node, bridge string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Logf("bridge %s has not settled after 5s", bridge)
+}
+
+// relConcConf is the network of the concurrency and crash tests.
+const relConcConf = `{"cniVersion":"1.0.0","name":"@NET@","type":"bridge","bridge":"@BR@","isGateway":true,
+"ipMasq":true,"ipMasqBackend":"%s","ipam":{"type":"host-local","dataDir":"@DATA@","subnet":"10.88.0.0/24"}}`
+
+// relParallel runs fn(i) for i in [0,n) on workers goroutines.
+func relParallel(n, workers int, fn func(i int)) {
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				fn(i)
+			}
+		}()
+	}
+	for i := 0; i < n; i++ {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+}
+
+// TestConcurrentAddDel runs 100 bridge ADDs from 16 parallel workers on one
+// network with ipMasq, then 100 DELs in parallel, for each masquerade backend:
+// every container gets its own address and reaches the gateway, and the node
+// ends as it was after one warm-up ADD and DEL.
+func TestConcurrentAddDel(t *testing.T) {
+	const containers, workers = 100, 16
+	for _, backend := range []string{"iptables", "nftables"} {
+		t.Run(backend, func(t *testing.T) {
+			e := newRelEnv(t)
+			conf := relConf(strings.Replace(relConcConf, "%s", backend, 1), e.dataDir, "conc", "br-conc")
+			if out, err := e.node.Exec(t, "bridge", "ADD", "warm", e.cont.Path, "eth0", conf); err != nil {
+				t.Fatalf("warm-up ADD: %v\n%s", err, out)
+			}
+			if out, err := e.node.Exec(t, "bridge", "DEL", "warm", e.cont.Path, "eth0", conf); err != nil {
+				t.Fatalf("warm-up DEL: %v\n%s", err, out)
+			}
+			relSettle(t, e.node, "br-conc")
+			baseline := e.node.Snapshot(t)
+
+			conts := make([]*Netns, containers)
+			for i := range conts {
+				conts[i] = NewNetns(t, "c")
+			}
+			id := func(i int) string { return fmt.Sprintf("conc-%03d", i) }
+
+			addrs := make([]netip.Prefix, containers)
+			relParallel(containers, workers, func(i int) {
+				out, err := e.node.Exec(t, "bridge", "ADD", id(i), conts[i].Path, "eth0", conf)
+				if err != nil {
+					t.Errorf("ADD %s: %v", id(i), err)
+					return
+				}
+				a := relAddrs(t, relResult(t, out))
+				if len(a) != 1 {
+					t.Errorf("ADD %s: addresses %v, want one", id(i), a)
+					return
+				}
+				addrs[i] = a[0]
+			})
+			if t.Failed() {
+				t.FailNow()
+			}
+			seen := map[netip.Addr]string{}
+			subnet := netip.MustParsePrefix("10.88.0.0/24")
+			for i, a := range addrs {
+				if prev, dup := seen[a.Addr()]; dup {
+					t.Errorf("%s and %s both got %s", prev, id(i), a)
+				}
+				seen[a.Addr()] = id(i)
+				if !subnet.Contains(a.Addr()) || a.Addr() == netip.MustParseAddr("10.88.0.1") {
+					t.Errorf("%s got %s: outside the range or the gateway", id(i), a)
+				}
+			}
+			if s := e.node.Snapshot(t); s.IPTables == baseline.IPTables && s.NFT == baseline.NFT {
+				t.Errorf("no masquerade rules with %d containers attached (%s)", containers, backend)
+			}
+			if probs := relLeaseProblems(filepath.Join(e.dataDir, "conc")); len(probs) > 0 {
+				t.Errorf("lease store: %s", strings.Join(probs, "; "))
+			}
+			relParallel(containers, workers, func(i int) {
+				if out, err := conts[i].Run("ping", "-c1", "-W2", "10.88.0.1"); err != nil {
+					t.Errorf("%s (%s) cannot reach the gateway: %v\n%s", id(i), addrs[i], err, out)
+				}
+			})
+
+			relParallel(containers, workers, func(i int) {
+				if out, err := e.node.Exec(t, "bridge", "DEL", id(i), conts[i].Path, "eth0", conf); err != nil {
+					t.Errorf("DEL %s: %v\n%s", id(i), err, out)
+				}
+			})
+			relSettle(t, e.node, "br-conc")
+			RequireSame(t, baseline, e.node.Snapshot(t))
+			if probs := relLeaseProblems(filepath.Join(e.dataDir, "conc")); len(probs) > 0 {
+				t.Errorf("lease store: %s", strings.Join(probs, "; "))
+			}
+			for i, c := range conts {
+				if out := c.MustRun(t, "ip", "-o", "link", "show"); strings.Contains(out, "eth0") {
+					t.Errorf("%s still has eth0 after DEL", id(i))
+				}
+			}
+		})
+	}
 }
