@@ -141,6 +141,11 @@ func validateNode(c *config.Bridge, args *skel.CmdArgs) error {
 		return types.NewError(types.ErrInvalidNetNS, fmt.Sprintf("CNI_NETNS %q: %v", args.Netns, err), "")
 	}
 	netns.Close()
+	// Before IPAM: a failed ADD releases the attachment's leases, which must
+	// not be those of a live attachment with the same interface.
+	if err := link.CheckIfNameFree(args.Netns, args.IfName); err != nil {
+		return err
+	}
 	if c.IsLayer3() {
 		if err := findIPAM(c); err != nil {
 			return err

@@ -92,6 +92,15 @@ func SetupVeth(cfg VethConfig) (host Interface, cont Interface, err error) {
 	return host, cont, nil
 }
 
+// CheckIfNameFree fails, naming the interface, when ifName already exists in
+// the container netns: callers check it before allocating anything for a new
+// attachment, so that a repeated ADD does not disturb the live one.
+func CheckIfNameFree(netnsPath, ifName string) error {
+	return inNetNS(netnsPath, func(ns.NetNS) error {
+		return ifNameFree(VethConfig{ContainerNetNS: netnsPath, IfName: ifName})
+	})
+}
+
 // ifNameFree fails when cfg.IfName already exists in the current netns.
 func ifNameFree(cfg VethConfig) error {
 	_, err := linkByName(cfg.IfName)
