@@ -43,36 +43,66 @@ func TestBridgeManyContainersLeaveNoTrace(t *testing.T) {
 	RequireSame(t, before, withoutLinkLocal(n.Snapshot(t)))
 }
 
-// A failure after IPAM ADD (the container interface name is taken) leaves
-// no lease and no link, and the interface that was there is untouched.
-func TestBridgeFailureAfterIPAMLeavesNothing(t *testing.T) {
-	n := NewNode(t)
-	plugin := dualStackPlugin("br"+uniq(), n.LeaseDir())
-	plugin["ipMasq"] = true
-	b := newBridgeNet(t, n, plugin)
+// A failed ADD leaves no lease and no link, whether it fails before IPAM ADD
+// (the container interface name is taken: what was there is untouched) or
+// after IPAM ADD, the veth and the container's addresses (the bridge carries
+// another network's IPv4 gateway, which this one's conflicts with).
+func TestBridgeFailedAddLeavesNothing(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		prepare func(t *testing.T, n *Node, b *bridgeNet, c *Netns)
+		errHas  string
+	}{
+		{
+			name: "interface name taken",
+			prepare: func(t *testing.T, n *Node, b *bridgeNet, c *Netns) {
+				c.MustRun(t, "ip", "link", "add", "eth0", "type", "veth", "peer", "name", "eth0peer")
+			},
+			errHas: `"eth0"`,
+		},
+		{
+			name: "gateway conflict after IPAM",
+			prepare: func(t *testing.T, n *Node, b *bridgeNet, c *Netns) {
+				// Another network on the same bridge left its gateway there.
+				other := newBridgeNet(t, n, map[string]any{
+					"type": "bridge", "bridge": b.bridge, "isGateway": true,
+					"ipam": map[string]any{"type": "host-local", "dataDir": n.LeaseDir(), "subnet": "10.98.0.0/24"},
+				})
+				_, rt := container(t, "other")
+				other.MustAdd(t, rt)
+				other.MustDel(t, rt)
+			},
+			errHas: "10.98.0.1/24",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := NewNode(t)
+			plugin := dualStackPlugin("br"+uniq(), n.LeaseDir())
+			plugin["ipMasq"] = true
+			plugin["ipMasqBackend"] = "nftables"
+			b := newBridgeNet(t, n, plugin)
+			c, rt := container(t, "c")
+			tc.prepare(t, n, b, c)
+			before := withoutLinkLocal(n.Snapshot(t))
+			contBefore := c.MustRun(t, "ip", "-o", "link", "show")
 
-	_, warm := container(t, "warm")
-	b.MustAdd(t, warm)
-	b.MustDel(t, warm)
-	before := withoutLinkLocal(n.Snapshot(t))
-
-	c, rt := container(t, "c")
-	c.MustRun(t, "ip", "link", "add", "eth0", "type", "veth", "peer", "name", "eth0peer")
-	_, err := b.Add(t, rt)
-	if err == nil {
-		b.MustDel(t, rt)
-		t.Fatal("ADD succeeded though eth0 exists in the container")
-	}
-	if !strings.Contains(err.Error(), `"eth0"`) {
-		t.Errorf("error does not name the interface: %v", err)
-	}
-	t.Logf("ADD error: %v", err)
-	RequireSame(t, before, withoutLinkLocal(n.Snapshot(t)))
-	if l := b.Leases(t); len(l) != 0 {
-		t.Errorf("leases left: %v", l)
-	}
-	if info := linkInfo(t, c, "eth0"); info["linkinfo"].(map[string]any)["info_kind"] != "veth" {
-		t.Errorf("container eth0 changed: %v", info)
+			_, err := b.Add(t, rt)
+			if err == nil {
+				b.MustDel(t, rt)
+				t.Fatal("ADD succeeded")
+			}
+			t.Logf("ADD error: %v", err)
+			if !strings.Contains(err.Error(), tc.errHas) {
+				t.Errorf("error does not name %s: %v", tc.errHas, err)
+			}
+			RequireSame(t, before, withoutLinkLocal(n.Snapshot(t)))
+			if l := b.Leases(t); len(l) != 0 {
+				t.Errorf("leases left: %v", l)
+			}
+			if got := c.MustRun(t, "ip", "-o", "link", "show"); got != contBefore {
+				t.Errorf("container links changed:\nbefore:\n%s\nafter:\n%s", contBefore, got)
+			}
+		})
 	}
 }
 
@@ -142,4 +172,32 @@ func withoutLinkLocal(s State) State {
 	}
 	s.Addrs, s.Routes = drop(s.Addrs), drop(s.Routes)
 	return s
+}
+
+// A second ADD of a live attachment (a runtime retrying) fails, and leaves
+// the first one working: its interface, its leases, CHECK.
+func TestBridgeRepeatedAddKeepsAttachment(t *testing.T) {
+	n := NewNode(t)
+	b := newDualStack(t, n)
+	c, rt := container(t, "c")
+	res := b.MustAdd(t, rt)
+	t.Cleanup(func() { _ = b.Del(t, rt) })
+	leases := b.Leases(t)
+
+	conf := b.pluginConf(t, "1.1.0")
+	out, err := n.Exec(t, "bridge", "ADD", rt.ContainerID, c.Path, rt.IfName, conf)
+	if err == nil {
+		t.Fatalf("second ADD succeeded: %s", out)
+	}
+	t.Logf("second ADD: %v", err)
+	if got := b.Leases(t); !slices.Equal(got, leases) {
+		t.Errorf("leases after the failed second ADD %v, want the first ADD's %v", got, leases)
+	}
+	if err := b.Check(t, rt); err != nil {
+		t.Errorf("CHECK of the first attachment: %v", err)
+	}
+	ping(t, c, testGW4)
+	if got := globalAddrs(t, c, "eth0"); len(got) != len(res.IPs) {
+		t.Errorf("container addresses %v, want those of %v", got, res.IPs)
+	}
 }
