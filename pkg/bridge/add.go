@@ -26,7 +26,7 @@ func Add(args *skel.CmdArgs) (err error) {
 
 	br, err := link.EnsureBridge(link.BridgeConfig{Name: c.BrName, MTU: c.MTU, PromiscMode: c.PromiscMode, VlanFiltering: c.NeedsVlanFiltering()})
 	if err != nil {
-		return fmt.Errorf("bridge %q: %w", c.BrName, err)
+		return err // names the bridge
 	}
 	if c.NeedsVlanFiltering() {
 		if err := l2.EnableVlanFiltering(br.Name); err != nil {
@@ -93,7 +93,7 @@ func Add(args *skel.CmdArgs) (err error) {
 				return err
 			}
 			if err := link.EnsureGatewayAddrs(gwDev, p.gateways, c.ForceAddress); err != nil {
-				return fmt.Errorf("bridge %q: %w", gwDev.Name, err)
+				return err // names the device and both addresses
 			}
 			if err := link.EnableForwarding(p.v4, p.v6); err != nil {
 				return err
