@@ -54,11 +54,16 @@ func (u *twoNodeUnderlay) plug(t testing.TB, ns *Netns, addr4, addr6 string) {
 // describes: one pod subnet per node, nonMasqueradeCIDRs set to the cluster
 // CIDRs, routes between the nodes for each other's pod subnet. Pod to pod
 // across nodes keeps the pod's own address; pod to a remote on the underlay
-// is masqueraded to the pod's node's address. Both backends, IPv4 and IPv6.
+// is masqueraded to the pod's node's address. Both backends, IPv4 and IPv6,
+// FORWARD policy ACCEPT, and DROP with the operator's accept rule for
+// traffic towards the cluster CIDRs.
 func TestTwoNodes(t *testing.T) {
 	requireRoot(t)
-	for _, backend := range []string{"iptables", "nftables"} {
-		t.Run(backend, func(t *testing.T) {
+	for _, tc := range []struct{ backend, policy string }{
+		{"iptables", "ACCEPT"}, {"nftables", "ACCEPT"}, {"iptables", "DROP"}, {"nftables", "DROP"},
+	} {
+		backend := tc.backend
+		t.Run(backend+"/FORWARD-"+tc.policy, func(t *testing.T) {
 			ul := newTwoNodeUnderlay(t)
 			remote := NewNetns(t, "remote")
 			ul.plug(t, remote, twoNodeRemote4, twoNodeRemote6)
@@ -73,6 +78,18 @@ func TestTwoNodes(t *testing.T) {
 			}{{nodeA, twoNodeB}, {nodeB, twoNodeA}} {
 				r.node.MustRun(t, "ip", "route", "add", r.peer.pods4, "via", r.peer.underlay4)
 				r.node.MustRun(t, "ip", "-6", "route", "add", r.peer.pods6, "via", r.peer.underlay6)
+			}
+
+			if tc.policy == "DROP" {
+				// The plugin accepts what leaves its bridge and the replies;
+				// connections from other nodes' pods are the cluster
+				// operator's to accept, as the README says.
+				for _, n := range []*Node{nodeA, nodeB} {
+					n.MustRun(t, "iptables", "-P", "FORWARD", "DROP")
+					n.MustRun(t, "ip6tables", "-P", "FORWARD", "DROP")
+					n.MustRun(t, "iptables", "-A", "FORWARD", "-d", twoNodeCluster[0], "-j", "ACCEPT")
+					n.MustRun(t, "ip6tables", "-A", "FORWARD", "-d", twoNodeCluster[1], "-j", "ACCEPT")
+				}
 			}
 
 			// The same network (name and all) on both nodes, but for the
