@@ -115,8 +115,8 @@ func (s *Store) ensureIndex() error {
 	return nil
 }
 
-// rebuild rewrites the whole index from the lease files and drops stale
-// temporary files. O(number of leases): runs only after foreign changes.
+// rebuild rewrites the whole index from the lease files (All also drops
+// stale temporary files). O(number of leases): runs only after foreign changes.
 func (s *Store) rebuild() error {
 	leases, err := s.All()
 	if err != nil {
@@ -131,13 +131,6 @@ func (s *Store) rebuild() error {
 	}
 	if err := os.MkdirAll(s.attDir, 0o755); err != nil {
 		return err
-	}
-	if entries, err := os.ReadDir(s.idxDir); err == nil {
-		for _, e := range entries {
-			if strings.HasPrefix(e.Name(), tmpPrefix) {
-				os.Remove(filepath.Join(s.idxDir, e.Name())) // we hold the lock: nobody is writing it
-			}
-		}
 	}
 	existing, err := os.ReadDir(s.attDir)
 	if err != nil {
@@ -155,4 +148,20 @@ func (s *Store) rebuild() error {
 		}
 	}
 	return nil
+}
+
+// removeTemps drops temporary files left by writers that died before renaming
+// or linking them. A crash there changes nothing the stamp covers, so rebuild
+// alone would never see them; All (GC, STATUS, rebuild) calls this. The
+// caller holds the lock: nobody is writing them.
+func (s *Store) removeTemps() {
+	entries, err := os.ReadDir(s.idxDir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), tmpPrefix) {
+			os.Remove(filepath.Join(s.idxDir, e.Name()))
+		}
+	}
 }

@@ -236,8 +236,11 @@ func (s *Store) ReleaseAddrs(a ipam.Attachment, addrs []netip.Addr) error {
 	return errors.Join(errs...)
 }
 
-// All reads every lease file.
+// All reads every lease file, and removes temporary files left by crashed writers.
 func (s *Store) All() ([]ipam.Lease, error) {
+	if s.locked {
+		s.removeTemps()
+	}
 	entries, err := os.ReadDir(s.dir)
 	if err != nil {
 		return nil, fmt.Errorf("read lease directory: %w", err)
