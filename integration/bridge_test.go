@@ -161,6 +161,27 @@ func TestBridgeDel(t *testing.T) {
 		}
 	})
 
+	t.Run("without CNI_NETNS", func(t *testing.T) {
+		c, rt := container(t, "c")
+		b.MustAdd(t, rt)
+		conf := b.pluginConf(t, "1.1.0")
+		for i := range 2 {
+			if out, err := n.Exec(t, "bridge", "DEL", rt.ContainerID, "", rt.IfName, conf); err != nil {
+				t.Fatalf("DEL #%d without netns: %v %s", i+1, err, out)
+			}
+		}
+		if l := b.Leases(t); len(l) != 0 {
+			t.Errorf("leases left after DEL: %v", l)
+		}
+		if v := hostVeths(t, n); len(v) != 0 {
+			t.Errorf("host veths left after DEL: %v", v)
+		}
+		if out, err := c.Run("ip", "link", "show", "eth0"); err == nil {
+			t.Errorf("eth0 left in the container after DEL:\n%s", out)
+		}
+		b.MustDel(t, rt) // empties libcni's cache
+	})
+
 	t.Run("netns gone", func(t *testing.T) {
 		c, rt := container(t, "c")
 		b.MustAdd(t, rt)
