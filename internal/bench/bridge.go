@@ -90,6 +90,7 @@ func (b *bench) bridge(ctx context.Context, c bridgeCase) error {
 	type point struct{ add, del [2]summary }
 	var pts []point
 	for _, n := range []int{baseN, c.bigN(b.opts)} {
+		var attachNotes []string
 		for i, r := range rigs {
 			if r == nil || !r.side.active() {
 				continue
@@ -99,7 +100,9 @@ func (b *bench) bridge(ctx context.Context, c bridgeCase) error {
 				b.fail(ctx, r.side, c.title, fmt.Errorf("pre-attach to %d containers: %w", n, err))
 				continue
 			}
-			b.logf("%s %s: %d containers attached (%s)", c.title, sides[i].impl.name, n, time.Since(t0).Round(100*time.Millisecond))
+			took := time.Since(t0).Round(100 * time.Millisecond)
+			attachNotes = append(attachNotes, fmt.Sprintf("%s %s", r.short, took))
+			b.logf("%s %s: %d containers attached (%s)", c.title, sides[i].impl.name, n, took)
 		}
 		var adds, dels [2][]time.Duration
 		probes := make([][]string, len(rigs))
@@ -145,11 +148,12 @@ func (b *bench) bridge(ctx context.Context, c bridgeCase) error {
 		}
 		pts = append(pts, p)
 		note := "rules in node: " + strings.Join(notes, "; ")
+		attachNote := fmt.Sprintf("untimed pre-attach (%d workers): %s", b.opts.workers, strings.Join(attachNotes, ", "))
 		addRow := row{scenario: c.title, point: fmt.Sprintf("ADD @%d containers", n), ref: sides[0].cell(adds[0]), ours: sides[1].cell(adds[1]), note: note}
-		delRow := row{scenario: c.title, point: fmt.Sprintf("DEL @%d containers", n), ref: sides[0].cell(dels[0]), ours: sides[1].cell(dels[1])}
+		delRow := row{scenario: c.title, point: fmt.Sprintf("DEL @%d containers", n), ref: sides[0].cell(dels[0]), ours: sides[1].cell(dels[1]), note: attachNote}
 		b.rep.addRow(addRow)
 		b.rep.addRow(delRow)
-		b.logf("%s @%d: ADD reference %s, ours %s; DEL reference %s, ours %s; %s", c.title, n, addRow.ref, addRow.ours, delRow.ref, delRow.ours, note)
+		b.logf("%s @%d: ADD reference %s | %s; DEL reference %s | %s; %s", c.title, n, addRow.ref, addRow.ours, delRow.ref, delRow.ours, note)
 	}
 	big := c.bigN(b.opts)
 	for _, op := range []struct {

@@ -62,7 +62,7 @@ func (b *bench) hostLocal(ctx context.Context) error {
 		}
 		x := row{scenario: "host-local", point: fmt.Sprintf("ADD+DEL @%d leases", n), ref: sides[0].cell(samples[0]), ours: sides[1].cell(samples[1])}
 		b.rep.addRow(x)
-		b.logf("host-local @%d: reference %s, ours %s", n, x.ref, x.ours)
+		b.logf("host-local @%d: reference %s | %s", n, x.ref, x.ours)
 		meds["ref"] = append(meds["ref"], x.ref.sum)
 		meds["ours"] = append(meds["ours"], x.ours.sum)
 		if ctx.Err() != nil {

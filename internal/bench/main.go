@@ -203,10 +203,7 @@ func (b *bench) fail(ctx context.Context, s *side, scenario string, err error) {
 // cell turns a side's samples at one point into a table cell.
 func (s *side) cell(samples []time.Duration) cell {
 	if !s.active() {
-		if s.status == "not built" && s.impl.name == "ours" {
-			return cell{status: "ours: not built"}
-		}
-		return cell{status: s.status}
+		return cell{status: s.impl.name + ": " + s.status}
 	}
 	return cell{sum: summarize(samples)}
 }

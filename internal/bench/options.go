@@ -51,7 +51,7 @@ func parseOptions(args []string, getenv func(string) string) (options, error) {
 		leases:         5000,
 		bridgeN:        500,
 		masqN:          1000,
-		workers:        2,
+		workers:        3,
 	}
 	if q := getenv("BENCH_QUICK"); q != "" && q != "0" {
 		o.quick = true

@@ -70,7 +70,7 @@ func (b *bench) version(ctx context.Context) error {
 			x.note = note
 		}
 		b.rep.addRow(x)
-		b.logf("VERSION %s: reference %s, ours %s", x.point, x.ref, x.ours)
+		b.logf("VERSION %s: reference %s | %s", x.point, x.ref, x.ours)
 	}
 	return nil
 }
