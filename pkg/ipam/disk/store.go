@@ -117,17 +117,32 @@ func (s *Store) Reserve(a ipam.Attachment, addr netip.Addr, setIndex int) (bool,
 	}
 	s.changed = true
 	ok, err := s.createExclusive(path, []byte(strings.TrimSpace(a.ContainerID)+lineBreak+a.IfName), true)
-	if err != nil || !ok {
-		return ok, err
+	if err == nil && ok {
+		err = s.recordReserved(a, addr, setIndex)
 	}
+	if err != nil && ok {
+		// The lease file is in place but its bookkeeping is not: take it back,
+		// so that a failed reservation (ENOSPC, EIO) never leaves a lease that
+		// nobody's index lists.
+		if rerr := os.Remove(path); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+			err = fmt.Errorf("%w (and removing lease %s failed: %v)", err, path, rerr)
+		}
+		return false, err
+	}
+	return ok, err
+}
+
+// recordReserved writes last_reserved_ip.<setIndex> and the index entry of a
+// lease just created.
+func (s *Store) recordReserved(a ipam.Attachment, addr netip.Addr, setIndex int) error {
 	if err := s.writeAtomic(filepath.Join(s.dir, lastPrefix+strconv.Itoa(setIndex)), []byte(addr.String())); err != nil {
-		return true, fmt.Errorf("record last reserved address: %w", err)
+		return fmt.Errorf("record last reserved address: %w", err)
 	}
 	held, err := s.indexed(a)
 	if err != nil {
-		return true, err
+		return err
 	}
-	return true, s.writeIndex(a, append(held, addr))
+	return s.writeIndex(a, append(held, addr))
 }
 
 // CheckWritable writes and removes a temporary file in the store.
