@@ -1,0 +1,174 @@
+package integration
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/containernetworking/cni/pkg/types"
+)
+
+// relTmpfs mounts a small tmpfs (removed at cleanup) and returns its path.
+func relTmpfs(t *testing.T, size string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "flatcni-fulldisk", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs: %v: %s", err, out)
+	}
+	t.Cleanup(func() {
+		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
+			t.Errorf("unmount %s: %v", dir, err)
+		}
+	})
+	return dir
+}
+
+// relFill fills the file system of dir with one file and returns it.
+func relFill(t *testing.T, dir string) *os.File {
+	t.Helper()
+	f, err := os.Create(filepath.Join(dir, "filler"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	buf := make([]byte, 64<<10)
+	for {
+		if _, err := f.Write(buf); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatalf("fill %s: %v", dir, err)
+			}
+			break
+		}
+	}
+	// Smaller writes take what is left of the last block.
+	for _, err := f.Write(buf[:512]); err == nil; _, err = f.Write(buf[:512]) {
+	}
+	return f
+}
+
+// relFree frees about n pages of the filler.
+func relFree(t *testing.T, f *os.File, pages int) {
+	t.Helper()
+	fi, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := fi.Size() - int64(pages)*4096
+	if size < 0 {
+		size = 0
+	}
+	if err := f.Truncate(size); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestFullDisk puts the lease directory on a full tmpfs: ADD must fail with
+// an I/O error (5) naming the lease store and leave no partial lease; DEL
+// still works; once space is back ADD works again. Then the disk is made
+// almost full, with 0 to 8 pages left, so that the store runs out of space at
+// every step of a reservation (lease file, last reserved address, index).
+func TestFullDisk(t *testing.T) {
+	e := newRelEnv(t)
+	data := relTmpfs(t, "256k")
+	conf := relConf(`{"cniVersion":"1.0.0","name":"full","type":"bridge","bridge":"br-full","isGateway":true,
+"ipam":{"type":"host-local","dataDir":"@DATA@","ranges":[[{"subnet":"10.90.0.0/24"}],[{"subnet":"fd90::/120"}]]}}`, data, "", "")
+	leaseDir := filepath.Join(data, "full")
+	add := func(plugin, id string) ([]byte, error) {
+		return e.node.Exec(t, plugin, "ADD", id, e.cont.Path, "eth0", conf)
+	}
+	del := func(plugin, id string) {
+		t.Helper()
+		if out, err := e.node.Exec(t, plugin, "DEL", id, e.cont.Path, "eth0", conf); err != nil {
+			t.Fatalf("DEL %s: %v\n%s", id, err, out)
+		}
+	}
+	// Leases that exist before the disk fills; the bridge exists too.
+	if out, err := add("host-local", "before-1"); err != nil {
+		t.Fatalf("ADD: %v\n%s", err, out)
+	}
+	if out, err := add("bridge", "warm"); err != nil {
+		t.Fatalf("warm-up ADD: %v\n%s", err, out)
+	}
+	del("bridge", "warm")
+	relSettle(t, e.node, "br-full")
+
+	filler := relFill(t, data)
+	checkFailed := func(t *testing.T, plugin, id string, out []byte, err error) {
+		t.Helper()
+		if err == nil {
+			t.Fatalf("%s ADD on a full disk succeeded:\n%s", plugin, out)
+		}
+		ce := CNIError(t, out)
+		if ce.Code != types.ErrIOFailure || !strings.Contains(ce.Error(), "no space left") || !strings.Contains(ce.Error(), "full") {
+			t.Errorf("%s ADD on a full disk: error %q (code %d), want code 5 naming network \"full\" and the lack of space", plugin, ce.Error(), ce.Code)
+		}
+		if leases := relLeasesOf(leaseDir, id); len(leases) > 0 {
+			t.Errorf("failed ADD left leases %v", leases)
+		}
+		if probs := relLeaseProblems(leaseDir); len(probs) > 0 {
+			t.Errorf("lease store: %s", strings.Join(probs, "; "))
+		}
+	}
+
+	t.Run("host-local", func(t *testing.T) {
+		out, err := add("host-local", "full-1")
+		checkFailed(t, "host-local", "full-1", out, err)
+	})
+	t.Run("bridge", func(t *testing.T) {
+		before := e.node.Snapshot(t)
+		contBefore := e.cont.MustRun(t, "ip", "-o", "link", "show")
+		out, err := add("bridge", "full-2")
+		checkFailed(t, "bridge", "full-2", out, err)
+		relSettle(t, e.node, "br-full")
+		RequireSame(t, before, e.node.Snapshot(t))
+		if after := e.cont.MustRun(t, "ip", "-o", "link", "show"); after != contBefore {
+			t.Errorf("container namespace changed:\nbefore:\n%s\nafter:\n%s", contBefore, after)
+		}
+	})
+	t.Run("DEL on a full disk", func(t *testing.T) {
+		del("host-local", "before-1")
+		if leases := relLeasesOf(leaseDir, "before-1"); len(leases) > 0 {
+			t.Errorf("DEL left %v", leases)
+		}
+	})
+	t.Run("almost full", func(t *testing.T) {
+		for pages := 0; pages <= 8; pages++ {
+			relFree(t, relFill(t, data), pages) // relFill truncates the filler first
+			id := fmt.Sprintf("almost-%d", pages)
+			out, err := add("host-local", id)
+			if err != nil {
+				t.Logf("%d pages free: ADD failed: %s", pages, CNIError(t, out).Msg)
+				checkFailed(t, "host-local", id, out, err)
+				continue
+			}
+			t.Logf("%d pages free: ADD succeeded", pages)
+			if a := relAddrs(t, relResult(t, out)); len(a) != 2 {
+				t.Errorf("%d pages free: ADD gave %v, want two addresses", pages, a)
+			}
+			if got := relLeasesOf(leaseDir, id); len(got) != 2 {
+				t.Errorf("%d pages free: ADD succeeded with leases %v, want two", pages, got)
+			}
+			if probs := relLeaseProblems(leaseDir); len(probs) > 0 {
+				t.Errorf("%d pages free: lease store: %s", pages, strings.Join(probs, "; "))
+			}
+			del("host-local", id)
+		}
+	})
+	t.Run("space back", func(t *testing.T) {
+		filler.Close()
+		os.Remove(filepath.Join(data, "filler"))
+		out, err := add("bridge", "after-1")
+		if err != nil {
+			t.Fatalf("ADD once space is back: %v\n%s", err, out)
+		}
+		del("bridge", "after-1")
+		if probs := relLeaseProblems(leaseDir); len(probs) > 0 {
+			t.Errorf("lease store: %s", strings.Join(probs, "; "))
+		}
+	})
+}
