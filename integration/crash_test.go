@@ -2,6 +2,7 @@ package integration
 
 import (
 	"bytes"
+	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"os"
@@ -223,4 +224,94 @@ func relLeaseCount(dir string) int {
 		}
 	}
 	return n
+}
+
+// TestRuntimeRetries covers what runtimes do after failures and reboots: DEL
+// before any ADD, DEL repeated, DEL after the container's namespace is gone,
+// and an ADD retried after a success. DEL never fails on what is already
+// gone, and nothing is left afterwards.
+func TestRuntimeRetries(t *testing.T) {
+	e := newRelEnv(t)
+	conf := relConf(strings.Replace(relConcConf, "%s", "nftables", 1), e.dataDir, "retry", "br-retry")
+	leaseDir := filepath.Join(e.dataDir, "retry")
+	run := func(command, id string, netns *Netns) ([]byte, error) {
+		return e.node.Exec(t, "bridge", command, id, netns.Path, "eth0", conf)
+	}
+
+	t.Run("DEL before ADD creates nothing", func(t *testing.T) {
+		before := e.node.Snapshot(t)
+		if out, err := run("DEL", "never-added", e.cont); err != nil {
+			t.Fatalf("DEL: %v\n%s", err, out)
+		}
+		RequireSame(t, before, e.node.Snapshot(t))
+		if _, err := os.Stat(leaseDir); !os.IsNotExist(err) {
+			t.Errorf("DEL created the lease directory %s (%v)", leaseDir, err)
+		}
+	})
+
+	if out, err := run("ADD", "warm", e.cont); err != nil {
+		t.Fatalf("warm-up ADD: %v\n%s", err, out)
+	}
+	if out, err := run("DEL", "warm", e.cont); err != nil {
+		t.Fatalf("warm-up DEL: %v\n%s", err, out)
+	}
+	relSettle(t, e.node, "br-retry")
+	baseline := e.node.Snapshot(t)
+
+	t.Run("DEL twice", func(t *testing.T) {
+		if out, err := run("ADD", "twice", e.cont); err != nil {
+			t.Fatalf("ADD: %v\n%s", err, out)
+		}
+		for i := 0; i < 2; i++ {
+			if out, err := run("DEL", "twice", e.cont); err != nil {
+				t.Fatalf("DEL %d: %v\n%s", i+1, err, out)
+			}
+		}
+		relSettle(t, e.node, "br-retry")
+		RequireSame(t, baseline, e.node.Snapshot(t))
+	})
+
+	t.Run("DEL after the namespace is gone", func(t *testing.T) {
+		c := NewNetns(t, "gone")
+		if out, err := run("ADD", "gone", c); err != nil {
+			t.Fatalf("ADD: %v\n%s", err, out)
+		}
+		c.Delete()
+		for i := 0; i < 2; i++ {
+			if out, err := run("DEL", "gone", c); err != nil {
+				t.Fatalf("DEL %d with the namespace gone: %v\n%s", i+1, err, out)
+			}
+		}
+		if leases := relLeasesOf(leaseDir, "gone"); len(leases) > 0 {
+			t.Errorf("leases left: %v", leases)
+		}
+		relSettle(t, e.node, "br-retry")
+		RequireSame(t, baseline, e.node.Snapshot(t))
+	})
+
+	t.Run("ADD retried after success", func(t *testing.T) {
+		first, err := run("ADD", "again", e.cont)
+		if err != nil {
+			t.Fatalf("ADD: %v\n%s", err, first)
+		}
+		second, err := run("ADD", "again", e.cont)
+		if err == nil {
+			if a, b := relAddrs(t, relResult(t, first)), relAddrs(t, relResult(t, second)); fmt.Sprint(a) != fmt.Sprint(b) {
+				t.Errorf("retried ADD moved the container from %v to %v", a, b)
+			}
+		} else {
+			t.Logf("retried ADD refused: %s", CNIError(t, second).Error())
+		}
+		if leases := relLeasesOf(leaseDir, "again"); len(leases) != 1 {
+			t.Errorf("after a retried ADD the container holds %v, want one lease", leases)
+		}
+		if out, err := run("DEL", "again", e.cont); err != nil {
+			t.Fatalf("DEL: %v\n%s", err, out)
+		}
+		relSettle(t, e.node, "br-retry")
+		RequireSame(t, baseline, e.node.Snapshot(t))
+		if probs := relLeaseProblems(leaseDir); len(probs) > 0 {
+			t.Errorf("lease store: %s", strings.Join(probs, "; "))
+		}
+	})
 }
