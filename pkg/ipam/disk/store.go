@@ -40,7 +40,10 @@ type Store struct {
 	locked  bool
 	fresh   bool // the index has been checked against the directory in this locked section
 	changed bool // we changed the directory in this locked section
-	seq     int
+	// syncPending: lease files were linked or removed since the last fsync
+	// of the lease directory.
+	syncPending bool
+	seq         int
 }
 
 var _ ipam.Store = (*Store)(nil)
@@ -96,12 +99,21 @@ func (s *Store) Lock() error {
 
 // Unlock records the directory's state for the index (when we changed it) and
 // releases the lock.
+//
+// Lease files added or removed under the lock are made durable here, with one
+// fsync of the lease directory for all of them, before the lock is released
+// and before the caller reports success.
 func (s *Store) Unlock() error {
+	var err error
+	if s.syncPending {
+		err = syncDir(s.dir)
+		s.syncPending = false
+	}
 	if s.changed && s.fresh {
 		_ = s.writeStamp() // a stale stamp costs a rebuild next time, nothing more
 	}
 	s.locked = false
-	return unix.Flock(int(s.lock.Fd()), unix.LOCK_UN)
+	return errors.Join(err, unix.Flock(int(s.lock.Fd()), unix.LOCK_UN))
 }
 
 // Reserve writes the lease file for addr unless it exists.
@@ -206,9 +218,7 @@ func (s *Store) Release(a ipam.Attachment) ([]netip.Addr, error) {
 			errs = append(errs, fmt.Errorf("release %s: %w", addr, err))
 		}
 	}
-	if err := syncDir(s.dir); err != nil {
-		errs = append(errs, err)
-	}
+	s.syncPending = true
 	if err := os.Remove(s.indexPath(key)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		errs = append(errs, fmt.Errorf("index: %w", err))
 	}
@@ -242,9 +252,7 @@ func (s *Store) ReleaseAddrs(a ipam.Attachment, addrs []netip.Addr) error {
 	if len(keep) == len(held) {
 		return errors.Join(errs...)
 	}
-	if err := syncDir(s.dir); err != nil {
-		errs = append(errs, err)
-	}
+	s.syncPending = true
 	if err := s.writeIndex(key, keep); err != nil {
 		errs = append(errs, err)
 	}
@@ -309,9 +317,7 @@ func (s *Store) createExclusive(path string, data []byte, durable bool) (bool, e
 		return false, fmt.Errorf("lease %s: %w", path, err)
 	}
 	if durable {
-		if err := syncDir(filepath.Dir(path)); err != nil {
-			return true, err
-		}
+		s.syncPending = true // the directory is fsynced once, at Unlock
 	}
 	return true, nil
 }
