@@ -81,7 +81,7 @@ func TestBridgeDisableContainerInterface(t *testing.T) {
 		plugin["disableContainerInterface"] = true
 		b := newBridgeNet(t, n, plugin)
 		c, rt := container(t, "c")
-		before := n.Snapshot(t)
+		before := settled(n.Snapshot(t))
 		out, err := n.Exec(t, "bridge", "ADD", rt.ContainerID, c.Path, rt.IfName, b.pluginConf(t, "1.0.0"))
 		if err == nil {
 			t.Fatalf("ADD succeeded: %s", out)
@@ -89,7 +89,7 @@ func TestBridgeDisableContainerInterface(t *testing.T) {
 		if e := CNIError(t, out); e.Code != types.ErrInvalidNetworkConfig || !strings.Contains(e.Msg, "disableContainerInterface") {
 			t.Errorf("want code 7 naming disableContainerInterface, got %d %q", e.Code, e.Msg)
 		}
-		RequireSame(t, before, n.Snapshot(t))
+		RequireSame(t, before, settled(n.Snapshot(t)))
 		if out, err := c.Run("ip", "link", "show", "eth0"); err == nil {
 			t.Errorf("eth0 created in the container:\n%s", out)
 		}
@@ -163,7 +163,7 @@ func TestBridgeNameTakenByOtherLink(t *testing.T) {
 	b := newBridgeNet(t, n, dualStackPlugin(br, n.LeaseDir()))
 	c, rt := container(t, "c")
 
-	before := n.Snapshot(t)
+	before := settled(n.Snapshot(t))
 	out, err := n.Exec(t, "bridge", "ADD", rt.ContainerID, c.Path, rt.IfName, b.pluginConf(t, "1.0.0"))
 	if err == nil {
 		t.Fatalf("ADD succeeded: %s", out)
@@ -173,7 +173,7 @@ func TestBridgeNameTakenByOtherLink(t *testing.T) {
 		t.Errorf("error does not say %s is not a bridge: %d %q", br, e.Code, e.Msg)
 	}
 	t.Logf("ADD error: %d %s", e.Code, e.Msg)
-	RequireSame(t, before, n.Snapshot(t))
+	RequireSame(t, before, settled(n.Snapshot(t)))
 	if out, err := c.Run("ip", "link", "show", "eth0"); err == nil {
 		t.Errorf("eth0 created in the container:\n%s", out)
 	}
