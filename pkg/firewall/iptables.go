@@ -53,6 +53,9 @@ func (b *iptablesBackend) Ensure(n Network) error {
 		return b.Remove(n.Name)
 	}
 	fp := n.fingerprint()
+	if iptablesNFTUpToDate(n, fp) {
+		return nil // no process started
+	}
 	handles := map[family]*iptables.IPTables{}
 	for _, f := range n.families() {
 		if handles[f], err = b.handle(f); err != nil {
