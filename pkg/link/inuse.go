@@ -6,12 +6,15 @@ import (
 	"syscall"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
+	"golang.org/x/sys/unix"
 )
 
-// BridgeInUse reports whether the bridge has at least one attached port with
-// carrier: a Linux bridge has carrier exactly when one of its ports is up and
-// forwarding. One netlink request, whatever the number of ports. A missing
-// bridge is not in use.
+// BridgeInUse reports whether the bridge has at least one attached port,
+// up or down: a container may have set its interface down, its attachment is
+// still there. One netlink dump, filtered by the kernel to the bridge's ports
+// (each reply is checked too, in case the kernel ignores the filter). A
+// missing bridge is not in use.
 func BridgeInUse(name string) (bool, error) {
 	br, err := bridgeLink(name)
 	if errors.Is(err, ErrNotFound) {
@@ -20,11 +23,32 @@ func BridgeInUse(name string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	return br.Attrs().RawFlags&rawLowerUp != 0, nil
+	idx := uint32(br.Attrs().Index)
+	req := nl.NewNetlinkRequest(unix.RTM_GETLINK, unix.NLM_F_DUMP)
+	req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
+	req.AddData(nl.NewRtAttr(unix.IFLA_MASTER, nl.Uint32Attr(idx)))
+	inUse := false
+	err = req.ExecuteIter(unix.NETLINK_ROUTE, unix.RTM_NEWLINK, func(m []byte) bool {
+		if len(m) < unix.SizeofIfInfomsg {
+			return true
+		}
+		attrs, perr := nl.ParseRouteAttr(m[unix.SizeofIfInfomsg:])
+		if perr != nil {
+			return true
+		}
+		for _, a := range attrs {
+			if a.Attr.Type == unix.IFLA_MASTER && len(a.Value) >= 4 && nl.NativeEndian().Uint32(a.Value[:4]) == idx {
+				inUse = true
+				return false
+			}
+		}
+		return true
+	})
+	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
+		return false, fmt.Errorf("list ports of bridge %q: %w", name, err)
+	}
+	return inUse, nil
 }
-
-// rawLowerUp is IFF_LOWER_UP (carrier) in a link's raw flags.
-const rawLowerUp = 1 << 16
 
 // DelLinkWithAlias deletes the named link only when its alias is alias (it
 // belongs to the caller's attachment). A missing link is not an error.
