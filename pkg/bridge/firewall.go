@@ -5,19 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
-	"path/filepath"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/flatcni/plugins/pkg/config"
 	"github.com/flatcni/plugins/pkg/firewall"
 	"github.com/flatcni/plugins/pkg/link"
 )
-
-// lockDir holds one lock file per network, serialising "make sure the rules
-// exist" (ADD) with "remove them if the network is now empty" (DEL).
-const lockDir = firewall.DefaultLockDir
 
 // firewallNetwork describes the network's rules. Subnets come from the IPAM
 // configuration's ranges when it has them (the same for every ADD, so the
@@ -66,20 +58,27 @@ func configuredSubnets(stdin []byte) []netip.Prefix {
 	return out
 }
 
-func ensureFirewall(c *config.Bridge, stdin []byte, p plan) error {
+// withFirewall runs fn with the network's backend, under the network's lock.
+func withFirewall(c *config.Bridge, fn func(firewall.Backend) error) error {
 	fw, err := firewall.New(c.MasqBackend())
 	if err != nil {
 		return config.Invalid("ipMasqBackend", "%v", err)
 	}
-	unlock, err := lockNetwork(c.Name)
+	unlock, err := firewall.LockNetwork(firewall.DefaultLockDir, c.Name)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	if err := fw.Ensure(firewallNetwork(c, stdin, p)); err != nil {
+	if err := fn(fw); err != nil {
 		return fmt.Errorf("ipMasq (%s): %w", fw.Name(), err)
 	}
 	return nil
+}
+
+func ensureFirewall(c *config.Bridge, stdin []byte, p plan) error {
+	return withFirewall(c, func(fw firewall.Backend) error {
+		return fw.Ensure(firewallNetwork(c, stdin, p))
+	})
 }
 
 // removeFirewallIfEmpty removes the network's rules when its bridge has no
@@ -89,23 +88,16 @@ func ensureFirewall(c *config.Bridge, stdin []byte, p plan) error {
 // container is then attached, the reference plugin's per-container rules of
 // the network (left on a node switched over in place) are removed as well.
 func removeFirewallIfEmpty(c *config.Bridge) error {
-	fw, err := firewall.New(c.MasqBackend())
-	if err != nil {
-		return config.Invalid("ipMasqBackend", "%v", err)
-	}
-	unlock, err := lockNetwork(c.Name)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	inUse, err := link.BridgeInUse(c.BrName)
-	if err != nil || inUse {
-		return err
-	}
-	if err := fw.Remove(c.Name); err != nil {
-		return fmt.Errorf("ipMasq (%s): %w", fw.Name(), err)
-	}
-	return errors.Join(removeReferenceRules(c, nil)...)
+	return withFirewall(c, func(fw firewall.Backend) error {
+		inUse, err := link.BridgeInUse(c.BrName)
+		if err != nil || inUse {
+			return err
+		}
+		if err := fw.Remove(c.Name); err != nil {
+			return err
+		}
+		return errors.Join(removeReferenceRules(c, nil)...)
+	})
 }
 
 // removeReferenceRules deletes the reference plugin's per-container
@@ -125,27 +117,4 @@ func removeReferenceRules(c *config.Bridge, keep map[string]bool) []error {
 		}
 	}
 	return errs
-}
-
-// lockNetwork takes the network's lock file under lockDir.
-func lockNetwork(network string) (func(), error) {
-	if err := os.MkdirAll(lockDir, 0o700); err != nil {
-		return nil, fmt.Errorf("lock directory: %w", err)
-	}
-	path := filepath.Join(lockDir, "net-"+network+".lock")
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("network lock: %w", err)
-	}
-	for {
-		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
-		if err != unix.EINTR {
-			break
-		}
-	}
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("network lock %s: %w", path, err)
-	}
-	return func() { f.Close() }, nil
 }

@@ -73,18 +73,9 @@ func GC(args *skel.CmdArgs) error {
 func gcFirewall(c *config.Bridge, empty bool, keep map[string]bool) []error {
 	var errs []error
 	if empty {
-		fw, err := firewall.New(c.MasqBackend())
-		if err != nil {
-			return []error{config.Invalid("ipMasqBackend", "%v", err)}
+		if err := withFirewall(c, func(fw firewall.Backend) error { return fw.Remove(c.Name) }); err != nil {
+			errs = append(errs, err)
 		}
-		unlock, err := lockNetwork(c.Name)
-		if err != nil {
-			return []error{err}
-		}
-		if err := fw.Remove(c.Name); err != nil {
-			errs = append(errs, fmt.Errorf("ipMasq (%s): %w", fw.Name(), err))
-		}
-		unlock()
 	}
 	return append(errs, removeReferenceRules(c, keep)...)
 }

@@ -43,3 +43,18 @@ func (l *fileLock) unlock() {
 	// Closing the only descriptor of the open file releases the flock.
 	l.f.Close()
 }
+
+// LockNetwork takes the exclusive lock of one network, lockDir/net-<name>.lock.
+// The bridge plugin holds it around "make sure the rules exist" (ADD) and
+// "remove them if the network is now empty" (DEL, GC), so that these never
+// interleave. The returned function releases it.
+func LockNetwork(lockDir, network string) (func(), error) {
+	if err := validateName(network); err != nil {
+		return nil, err
+	}
+	l, err := lockFile(lockDir, "net-"+network+".lock")
+	if err != nil {
+		return nil, fmt.Errorf("network %q: %w", network, err)
+	}
+	return l.unlock, nil
+}
