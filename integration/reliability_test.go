@@ -261,7 +261,9 @@ func TestConcurrentAddDel(t *testing.T) {
 			}
 			relParallel(containers, workers, func(i int) {
 				if out, err := conts[i].Run("ping", "-c1", "-W2", "10.88.0.1"); err != nil {
-					t.Errorf("%s (%s) cannot reach the gateway: %v\n%s", id(i), addrs[i], err, out)
+					diag, _ := conts[i].Run("sh", "-c", "ip -o addr; ip route; ip neigh; ip -s -o link show eth0")
+					again, aerr := conts[i].Run("ping", "-c1", "-W2", "10.88.0.1")
+					t.Errorf("%s (%s) cannot reach the gateway: %v\n%s\ncontainer:\n%s\nping again: %v\n%s", id(i), addrs[i], err, out, diag, aerr, again)
 				}
 			})
 
