@@ -16,7 +16,7 @@ import (
 // and the network's firewall rules when it was the last attachment.
 // Idempotent: whatever is already gone is skipped.
 func Del(args *skel.CmdArgs) error {
-	c, err := config.LoadBridge(args.StdinData, args.Args)
+	c, err := config.LoadBridgeForTeardown(args.StdinData)
 	if err != nil {
 		return err
 	}
@@ -39,7 +39,8 @@ func Del(args *skel.CmdArgs) error {
 			errs = append(errs, fmt.Errorf("macspoofchk: %w", err))
 		}
 	}
-	if c.IPMasq && c.IsLayer3() {
+	// An unknown backend never made rules: ADD rejects it.
+	if c.IPMasq && c.IsLayer3() && c.MasqBackendValid() {
 		if err := removeFirewallIfEmpty(c); err != nil {
 			errs = append(errs, err)
 		}

@@ -19,7 +19,7 @@ import (
 // valid, the network's firewall rules when no attachment is valid, and the
 // reference plugin's per-container masquerade chains of gone containers.
 func GC(args *skel.CmdArgs) error {
-	c, err := config.LoadBridge(args.StdinData, args.Args)
+	c, err := config.LoadBridgeForTeardown(args.StdinData)
 	if err != nil {
 		return err
 	}
@@ -61,7 +61,7 @@ func GC(args *skel.CmdArgs) error {
 	} else if c.MacSpoofChk {
 		errs = append(errs, fmt.Errorf("macspoofchk: %w", err))
 	}
-	if c.IPMasq {
+	if c.IPMasq && c.MasqBackendValid() {
 		errs = append(errs, gcFirewall(c, len(valid) == 0, validIDs)...)
 	}
 	return errors.Join(errs...)

@@ -67,9 +67,34 @@ func (b *Bridge) MasqBackend() string {
 	return *b.IPMasqBackend
 }
 
-// LoadBridge parses and fully validates a bridge configuration and CNI_ARGS.
-// Nothing on the node is looked at or changed.
+// LoadBridge parses and fully validates a bridge configuration and CNI_ARGS
+// (ADD, CHECK, STATUS). Nothing on the node is looked at or changed.
 func LoadBridge(stdin []byte, envArgs string) (*Bridge, error) {
+	b, err := decodeBridge(stdin)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.validate(envArgs); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// LoadBridgeForTeardown parses a configuration for DEL and GC. Only what
+// teardown relies on must be valid (the names that lead to links, files and
+// plugins), so that a runtime can always remove what an ADD of the same
+// configuration left, even when ADD rejected it.
+func LoadBridgeForTeardown(stdin []byte) (*Bridge, error) {
+	return decodeBridge(stdin)
+}
+
+// MasqBackendValid reports whether ipMasqBackend names a known backend.
+func (b *Bridge) MasqBackendValid() bool {
+	name := b.MasqBackend()
+	return name == "" || name == "iptables" || name == "nftables"
+}
+
+func decodeBridge(stdin []byte) (*Bridge, error) {
 	b := &Bridge{BrName: DefaultBridge}
 	if err := json.Unmarshal(stdin, b); err != nil {
 		return nil, decodeError("network configuration", err)
@@ -80,42 +105,48 @@ func LoadBridge(stdin []byte, envArgs string) (*Bridge, error) {
 	if err := utils.ValidateInterfaceName(b.BrName); err != nil {
 		return nil, Invalid("bridge", "%q is not a valid interface name: %s", b.BrName, err.Msg)
 	}
-	if b.IsDefaultGW {
-		b.IsGW = true
-	}
-	if b.MTU != 0 && (b.MTU < 68 || b.MTU > 65535) {
-		return nil, Invalid("mtu", "%d out of range 68-65535", b.MTU)
-	}
-	if b.HairpinMode && b.PromiscMode {
-		return nil, Invalid("hairpinMode", "cannot be combined with promiscMode")
-	}
-	if b.IsLayer3() && b.DisableContainerInterface {
-		return nil, Invalid("disableContainerInterface", "cannot be used with IPAM (ipam.type %q): an interface that stays down cannot carry addresses", b.IPAM.Type)
-	}
 	if b.IsLayer3() {
 		if strings.ContainsAny(b.IPAM.Type, "/\x00") || b.IPAM.Type == "." || b.IPAM.Type == ".." {
 			return nil, Invalid("ipam.type", "%q is not a plugin name", b.IPAM.Type)
 		}
 	}
-	if name := b.MasqBackend(); b.IPMasqBackend != nil && name != "iptables" && name != "nftables" {
-		return nil, Invalid("ipMasqBackend", "unknown backend %q: must be \"iptables\" or \"nftables\"", name)
+	if b.IsDefaultGW {
+		b.IsGW = true
+	}
+	return b, nil
+}
+
+// validate checks what only ADD (and CHECK) need, and derives MAC, NonMasq
+// and TrunkVlans.
+func (b *Bridge) validate(envArgs string) error {
+	if b.MTU != 0 && (b.MTU < 68 || b.MTU > 65535) {
+		return Invalid("mtu", "%d out of range 68-65535", b.MTU)
+	}
+	if b.HairpinMode && b.PromiscMode {
+		return Invalid("hairpinMode", "cannot be combined with promiscMode")
+	}
+	if b.IsLayer3() && b.DisableContainerInterface {
+		return Invalid("disableContainerInterface", "cannot be used with IPAM (ipam.type %q): an interface that stays down cannot carry addresses", b.IPAM.Type)
+	}
+	if !b.MasqBackendValid() {
+		return Invalid("ipMasqBackend", "unknown backend %q: must be \"iptables\" or \"nftables\"", b.MasqBackend())
 	}
 	for i, s := range b.NonMasqueradeCIDRs {
 		p, err := netip.ParsePrefix(strings.TrimSpace(s))
 		if err != nil {
-			return nil, Invalid(fmt.Sprintf("nonMasqueradeCIDRs[%d]", i), "%q is not a CIDR", s)
+			return Invalid(fmt.Sprintf("nonMasqueradeCIDRs[%d]", i), "%q is not a CIDR", s)
 		}
 		b.NonMasq = append(b.NonMasq, p.Masked())
 	}
 	vlans, err := l2.VlanIDs(b.Vlan, b.VlanTrunk)
 	if err != nil {
-		return nil, Invalid("vlanTrunk", "%v", err)
+		return Invalid("vlanTrunk", "%v", err)
 	}
 	b.TrunkVlans = vlans
 
 	env, err := ParseEnvArgs(envArgs)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	// Precedence as the reference: CNI_ARGS, then args.cni.mac, then runtimeConfig.mac.
 	for _, m := range []struct{ key, val string }{
@@ -128,14 +159,14 @@ func LoadBridge(stdin []byte, envArgs string) (*Bridge, error) {
 		}
 		mac, err := net.ParseMAC(m.val)
 		if err != nil || len(mac) != 6 {
-			return nil, Invalid(m.key, "%q is not an Ethernet MAC address", m.val)
+			return Invalid(m.key, "%q is not an Ethernet MAC address", m.val)
 		}
 		if mac[0]&1 == 1 {
-			return nil, Invalid(m.key, "%s is a multicast address", m.val)
+			return Invalid(m.key, "%s is a multicast address", m.val)
 		}
 		b.MAC = mac
 	}
-	return b, nil
+	return nil
 }
 
 func argsMAC(b *Bridge) string {
