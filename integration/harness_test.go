@@ -207,4 +207,3 @@ func (n *Node) LibCNI() *libcni.CNIConfig {
 func RuntimeConf(containerID string, netns *Netns, ifname string) *libcni.RuntimeConf {
 	return &libcni.RuntimeConf{ContainerID: containerID, NetNS: netns.Path, IfName: ifname}
 }
-
