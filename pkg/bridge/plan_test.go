@@ -1,0 +1,116 @@
+package bridge
+
+import (
+	"encoding/json"
+	"net/netip"
+	"slices"
+	"testing"
+
+	current "github.com/containernetworking/cni/pkg/types/100"
+
+	"github.com/flatcni/plugins/pkg/config"
+	"github.com/flatcni/plugins/pkg/link"
+)
+
+func mustResult(t *testing.T, js string) *current.Result {
+	t.Helper()
+	var r current.Result
+	if err := json.Unmarshal([]byte(js), &r); err != nil {
+		t.Fatal(err)
+	}
+	return &r
+}
+
+func TestMakePlan(t *testing.T) {
+	pfx := netip.MustParsePrefix
+	addr := netip.MustParseAddr
+	tests := []struct {
+		name       string
+		conf       string
+		result     string
+		addrs      []netip.Prefix
+		routes     []link.Route
+		gateways   []netip.Prefix
+		v4, v6     bool
+		wantRoutes int // routes in the result after makePlan
+	}{
+		{
+			name:     "gateway from IPAM, no default route",
+			conf:     `{"name":"n","isGateway":true,"ipam":{"type":"host-local"}}`,
+			result:   `{"cniVersion":"1.0.0","ips":[{"address":"10.1.0.5/24","gateway":"10.1.0.1"}]}`,
+			addrs:    []netip.Prefix{pfx("10.1.0.5/24")},
+			gateways: []netip.Prefix{pfx("10.1.0.1/24")},
+			v4:       true,
+		},
+		{
+			name:       "isDefaultGateway adds a default route per family, gateway computed when missing",
+			conf:       `{"name":"n","isDefaultGateway":true,"ipam":{"type":"host-local"}}`,
+			result:     `{"cniVersion":"1.0.0","ips":[{"address":"10.1.0.5/24"},{"address":"fd00::5/64","gateway":"fd00::1"}]}`,
+			addrs:      []netip.Prefix{pfx("10.1.0.5/24"), pfx("fd00::5/64")},
+			routes:     []link.Route{{Dst: pfx("0.0.0.0/0"), GW: addr("10.1.0.1")}, {Dst: pfx("::/0"), GW: addr("fd00::1")}},
+			gateways:   []netip.Prefix{pfx("10.1.0.1/24"), pfx("fd00::1/64")},
+			v4:         true,
+			v6:         true,
+			wantRoutes: 2,
+		},
+		{
+			name:       "IPAM's default route is kept, routes without gw go via the family's gateway",
+			conf:       `{"name":"n","isDefaultGateway":true,"ipam":{"type":"host-local"}}`,
+			result:     `{"cniVersion":"1.0.0","ips":[{"address":"10.1.0.5/24","gateway":"10.1.0.1"}],"routes":[{"dst":"0.0.0.0/0","gw":"10.1.0.254"},{"dst":"192.168.0.0/16"}]}`,
+			addrs:      []netip.Prefix{pfx("10.1.0.5/24")},
+			routes:     []link.Route{{Dst: pfx("0.0.0.0/0"), GW: addr("10.1.0.254")}, {Dst: pfx("192.168.0.0/16"), GW: addr("10.1.0.1")}},
+			gateways:   []netip.Prefix{pfx("10.1.0.1/24")},
+			v4:         true,
+			wantRoutes: 2,
+		},
+		{
+			name:   "not a gateway: no bridge addresses",
+			conf:   `{"name":"n","ipam":{"type":"host-local"}}`,
+			result: `{"cniVersion":"1.0.0","ips":[{"address":"10.1.0.5/24","gateway":"10.1.0.1"}]}`,
+			addrs:  []netip.Prefix{pfx("10.1.0.5/24")},
+			v4:     true,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := config.LoadBridge([]byte(tt.conf), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			res := mustResult(t, tt.result)
+			p, err := makePlan(c, res)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(p.addrs, tt.addrs) || !slices.Equal(p.routes, tt.routes) || !slices.Equal(p.gateways, tt.gateways) || p.v4 != tt.v4 || p.v6 != tt.v6 {
+				t.Errorf("plan = %+v", p)
+			}
+			if len(res.Routes) != tt.wantRoutes {
+				t.Errorf("result routes = %v, want %d", res.Routes, tt.wantRoutes)
+			}
+			for _, ipc := range res.IPs {
+				if ipc.Interface == nil || *ipc.Interface != 2 {
+					t.Errorf("IP %v not pointed at the container interface", ipc.Address)
+				}
+			}
+		})
+	}
+}
+
+func TestConfiguredSubnets(t *testing.T) {
+	got := configuredSubnets([]byte(`{"ipam":{"subnet":"10.9.0.0/16","ranges":[[{"subnet":"10.1.0.0/24"},{"subnet":"10.2.0.5/24"}],[{"subnet":"fd00::/64"}]]}}`))
+	want := []netip.Prefix{netip.MustParsePrefix("10.9.0.0/16"), netip.MustParsePrefix("10.1.0.0/24"), netip.MustParsePrefix("10.2.0.0/24"), netip.MustParsePrefix("fd00::/64")}
+	if !slices.Equal(got, want) {
+		t.Errorf("configuredSubnets = %v, want %v", got, want)
+	}
+	if got := configuredSubnets([]byte(`{"ipam":{"type":"dhcp"}}`)); got != nil {
+		t.Errorf("no subnets configured: got %v", got)
+	}
+}
+
+func TestHostVethName(t *testing.T) {
+	a, b := hostVethName("c1", "eth0"), hostVethName("c1", "eth1")
+	if a == b || len(a) != 12 || a[:4] != "veth" || a != hostVethName("c1", "eth0") {
+		t.Errorf("hostVethName: %q %q", a, b)
+	}
+}
