@@ -128,7 +128,8 @@ func (b *Bridge) validate(envArgs string) error {
 	if b.IsLayer3() && b.DisableContainerInterface {
 		return Invalid("disableContainerInterface", "cannot be used with IPAM (ipam.type %q): an interface that stays down cannot carry addresses", b.IPAM.Type)
 	}
-	if !b.MasqBackendValid() {
+	// An explicit "" is not the default backend: the reference rejects it too.
+	if !b.MasqBackendValid() || (b.IPMasqBackend != nil && *b.IPMasqBackend == "") {
 		return Invalid("ipMasqBackend", "unknown backend %q: must be \"iptables\" or \"nftables\"", b.MasqBackend())
 	}
 	for i, s := range b.NonMasqueradeCIDRs {
