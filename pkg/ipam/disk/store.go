@@ -362,7 +362,7 @@ func (s *Store) writeTemp(data []byte, durable bool) (string, error) {
 		}
 		if err != nil {
 			os.Remove(name)
-			return "", fmt.Errorf("write %s: %w", name, err)
+			return "", err // an *os.PathError: it names the file already
 		}
 		return name, nil
 	}
