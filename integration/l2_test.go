@@ -102,3 +102,50 @@ func TestVlanWithoutKernelSupport(t *testing.T) {
 		RequireSame(t, before, n.Snapshot(t))
 	}
 }
+
+// vlan and vlanTrunk where the kernel has bridge VLAN filtering: the port
+// carries the VLAN untagged (PVID) and the trunk VLANs tagged, and the gateway
+// sits on "<bridge>.<vlan>" as with the reference. Skips elsewhere.
+func TestVlanWithKernelSupport(t *testing.T) {
+	n := NewNode(t)
+	probe := "vfprobe" + uniq()[:4]
+	if _, err := n.Run("ip", "link", "add", probe, "type", "bridge", "vlan_filtering", "1"); err != nil {
+		t.Skip("this kernel lacks bridge VLAN filtering (CONFIG_BRIDGE_VLAN_FILTERING): the vlan keys fail clearly here, see TestVlanWithoutKernelSupport")
+	}
+	n.MustRun(t, "ip", "link", "del", probe)
+	br := "vlbr" + uniq()[:4]
+	conf := l2Conf(n, "vlan", br, "10.65.0.0/24", `,"vlan":100,"vlanTrunk":[{"id":200},{"minID":300,"maxID":302}]`)
+	c, _ := attach(t, n, conf, "vlan")
+	vlans := n.MustRun(t, "bridge", "vlan", "show")
+	host := hostVethOf(t, n, c)
+	for _, want := range []string{"100 PVID Egress Untagged", "200", "300", "302"} {
+		if !strings.Contains(vlans, want) {
+			t.Errorf("bridge vlan show lacks %q for %s:\n%s", want, host, vlans)
+		}
+	}
+	if out := n.MustRun(t, "ip", "-o", "addr", "show", br+".100"); !strings.Contains(out, "10.65.0.1/24") {
+		t.Errorf("gateway not on %s.100: %s", br, out)
+	}
+	if !reaches(c, "10.65.0.1") {
+		t.Error("container does not reach its VLAN gateway")
+	}
+}
+
+// hostVethOf names the node end of the container's eth0.
+func hostVethOf(t *testing.T, n *Node, c *Netns) string {
+	t.Helper()
+	out := c.MustRun(t, "ip", "-o", "link", "show", "eth0")
+	// "2: eth0@if7: ..." -> peer index 7
+	i := strings.Index(out, "@if")
+	if i < 0 {
+		t.Fatalf("no peer index in %q", out)
+	}
+	idx := strings.TrimSpace(strings.SplitN(out[i+3:], ":", 2)[0])
+	for _, l := range strings.Split(n.MustRun(t, "ip", "-o", "link", "show"), "\n") {
+		if strings.HasPrefix(l, idx+": ") {
+			return strings.SplitN(strings.TrimPrefix(l, idx+": "), "@", 2)[0]
+		}
+	}
+	t.Fatalf("no link %s on the node", idx)
+	return ""
+}
