@@ -42,7 +42,7 @@ func (c bridgeCase) bigN(o options) int {
 // container namespaces attached to it.
 type bridgeRig struct {
 	side     *side
-	short    string // "ref" or "ours", for names
+	short    string // implementation and point, for names: "ref0", "ours1"
 	key      string
 	node     *node
 	conf     []byte
@@ -50,10 +50,12 @@ type bridgeRig struct {
 	names    []string // every namespace of the rig, for teardown
 }
 
-// bridge runs one bridge case: for each implementation a node namespace is
-// grown to baseN and then to the case's large point by ADDing containers
-// (untimed, in parallel), and at each point ADD and DEL of extra containers
-// are timed, interleaving the implementations sample by sample.
+// bridge runs one bridge case. Each implementation gets two nodes: one with
+// baseN containers attached and one grown to the case's large point (by
+// ADDing containers through the plugin, untimed, in parallel). Then ADD and
+// DEL of extra containers are timed on all nodes in turn, sample by sample,
+// so both points and both implementations see the same machine load and the
+// growth ratios do not drift with it.
 func (b *bench) bridge(ctx context.Context, c bridgeCase) error {
 	if !b.root {
 		b.rep.addRow(row{scenario: c.title, point: "-", ref: cell{status: "skipped: needs root"}, ours: cell{status: "skipped: needs root"}})
@@ -64,129 +66,130 @@ func (b *bench) bridge(ctx context.Context, c bridgeCase) error {
 		return fmt.Errorf("reference bridge/host-local: %s in %s", sides[0].status, b.ref.dir)
 	}
 	subnet := netip.MustParsePrefix(c.subnet)
-	rigs := make([]*bridgeRig, len(sides))
+	sizes := []int{baseN, c.bigN(b.opts)}
+	// rigs[point][side]
+	rigs := make([][]*bridgeRig, len(sizes))
 	defer func() {
 		cctx := context.WithoutCancel(ctx)
-		for _, r := range rigs {
-			if r != nil {
-				r.teardown(cctx, b)
+		for _, rs := range rigs {
+			for _, r := range rs {
+				if r != nil {
+					r.teardown(cctx, b)
+				}
 			}
 		}
 	}()
-	for i, s := range sides {
-		if !s.active() {
-			continue
-		}
-		r, err := b.newRig(ctx, c, s, subnet)
-		rigs[i] = r
-		if err != nil {
-			if i == 0 {
-				return err
+	attachNotes := make([][]string, len(sizes))
+	for p, n := range sizes {
+		rigs[p] = make([]*bridgeRig, len(sides))
+		for i, s := range sides {
+			if !s.active() {
+				continue
 			}
-			b.fail(ctx, s, c.title, err)
+			r, err := b.newRig(ctx, c, s, p, subnet)
+			rigs[p][i] = r
+			if err == nil {
+				t0 := time.Now()
+				err = b.attach(ctx, r, n)
+				took := time.Since(t0).Round(100 * time.Millisecond)
+				attachNotes[p] = append(attachNotes[p], fmt.Sprintf("%s %s", r.short, took))
+				b.logf("%s %s: %d containers attached (%s)", c.title, s.impl.name, n, took)
+			}
+			if err != nil {
+				if i == 0 {
+					return fmt.Errorf("reference node with %d containers: %w", n, err)
+				}
+				b.fail(ctx, s, c.title, fmt.Errorf("node with %d containers: %w", n, err))
+			}
 		}
 	}
 
-	type point struct{ add, del [2]summary }
-	var pts []point
-	for _, n := range []int{baseN, c.bigN(b.opts)} {
-		var attachNotes []string
-		for i, r := range rigs {
+	probes := make([][][]string, len(sizes))
+	for p, n := range sizes {
+		probes[p] = make([][]string, len(sides))
+		for i, r := range rigs[p] {
 			if r == nil || !r.side.active() {
 				continue
 			}
-			t0 := time.Now()
-			if err := b.attach(ctx, r, n); err != nil {
-				b.fail(ctx, r.side, c.title, fmt.Errorf("pre-attach to %d containers: %w", n, err))
-				continue
-			}
-			took := time.Since(t0).Round(100 * time.Millisecond)
-			attachNotes = append(attachNotes, fmt.Sprintf("%s %s", r.short, took))
-			b.logf("%s %s: %d containers attached (%s)", c.title, sides[i].impl.name, n, took)
-		}
-		var adds, dels [2][]time.Duration
-		probes := make([][]string, len(rigs))
-		for i, r := range rigs {
-			if r == nil || !r.side.active() {
-				continue
-			}
-			probes[i] = r.probeNames(n, b.opts.samples, b)
-			if err := b.nss.add(ctx, probes[i]); err != nil {
+			probes[p][i] = r.probeNames(n, b.opts.samples, b)
+			if err := b.nss.add(ctx, probes[p][i]); err != nil {
 				return err
 			}
 		}
-		for k := range b.opts.samples {
-			for i, r := range rigs {
+	}
+	adds := make([][][]time.Duration, len(sizes))
+	dels := make([][][]time.Duration, len(sizes))
+	for p := range sizes {
+		adds[p] = make([][]time.Duration, len(sides))
+		dels[p] = make([][]time.Duration, len(sides))
+	}
+	for k := range b.opts.samples {
+		for p, n := range sizes {
+			for i, r := range rigs[p] {
 				if r == nil || !r.side.active() {
 					continue
 				}
-				add, del, err := r.sample(ctx, probes[i][k], fmt.Sprintf("probe-%d-%d", n, k))
+				add, del, err := r.sample(ctx, probes[p][i][k], fmt.Sprintf("probe-%d-%d", n, k))
 				if err != nil {
 					b.fail(ctx, r.side, c.title, fmt.Errorf("at %d containers: %w", n, err))
 					continue
 				}
-				adds[i] = append(adds[i], add)
-				dels[i] = append(dels[i], del)
-			}
-			if ctx.Err() != nil {
-				return ctx.Err()
+				adds[p][i] = append(adds[p][i], add)
+				dels[p][i] = append(dels[p][i], del)
 			}
 		}
-		var p point
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+
+	// medians[op][point][side], op 0 = ADD, 1 = DEL
+	var medians [2][2][2]summary
+	for p, n := range sizes {
 		var notes []string
-		for i, r := range rigs {
+		for i, r := range rigs[p] {
 			if r == nil || !r.side.active() {
 				continue
 			}
-			p.add[i] = summarize(adds[i])
-			p.del[i] = summarize(dels[i])
+			medians[0][p][i] = summarize(adds[p][i])
+			medians[1][p][i] = summarize(dels[p][i])
 			notes = append(notes, fmt.Sprintf("%s: %s", r.short, r.ruleCounts(ctx)))
-			// Probe namespaces are empty again after DEL; drop them now.
-			if err := b.nss.del(ctx, probes[i]); err != nil {
-				return err
-			}
 		}
-		pts = append(pts, p)
 		note := "rules in node: " + strings.Join(notes, "; ")
-		attachNote := fmt.Sprintf("untimed pre-attach (%d workers): %s", b.opts.workers, strings.Join(attachNotes, ", "))
-		addRow := row{scenario: c.title, point: fmt.Sprintf("ADD @%d containers", n), ref: sides[0].cell(adds[0]), ours: sides[1].cell(adds[1]), note: note}
-		delRow := row{scenario: c.title, point: fmt.Sprintf("DEL @%d containers", n), ref: sides[0].cell(dels[0]), ours: sides[1].cell(dels[1]), note: attachNote}
+		attachNote := fmt.Sprintf("untimed pre-attach (%d workers): %s", b.opts.workers, strings.Join(attachNotes[p], ", "))
+		addRow := row{scenario: c.title, point: fmt.Sprintf("ADD @%d containers", n), ref: sides[0].cell(adds[p][0]), ours: sides[1].cell(adds[p][1]), note: note}
+		delRow := row{scenario: c.title, point: fmt.Sprintf("DEL @%d containers", n), ref: sides[0].cell(dels[p][0]), ours: sides[1].cell(dels[p][1]), note: attachNote}
 		b.rep.addRow(addRow)
 		b.rep.addRow(delRow)
 		b.logf("%s @%d: ADD reference %s | %s; DEL reference %s | %s; %s", c.title, n, addRow.ref, addRow.ours, delRow.ref, delRow.ours, note)
 	}
-	big := c.bigN(b.opts)
-	for _, op := range []struct {
-		name   string
-		judged bool
-		pick   func(point) [2]summary
-	}{
-		{"ADD", true, func(p point) [2]summary { return p.add }},
-		{"DEL", c.judgeDel, func(p point) [2]summary { return p.del }},
-	} {
-		kind := infoOnly
-		if op.judged {
-			kind = atMost
+	big := sizes[1]
+	for op, name := range []string{"ADD", "DEL"} {
+		kind := atMost
+		if op == 1 && !c.judgeDel {
+			kind = infoOnly
 		}
-		small, large := op.pick(pts[0]), op.pick(pts[len(pts)-1])
-		g, ok := ratio(large[0], small[0])
-		b.rep.addCheck(check{name: fmt.Sprintf("%s %s growth %d→%d, reference", c.title, op.name, baseN, big), value: g, defined: ok, kind: infoOnly})
-		g, ok = ratio(large[1], small[1])
-		b.rep.addCheck(check{name: fmt.Sprintf("%s %s growth %d→%d, ours", c.title, op.name, baseN, big), value: g, defined: ok, kind: kind, limit: c.maxGrowth})
-		r, ok := ratio(large[1], large[0])
-		b.rep.addCheck(check{name: fmt.Sprintf("%s %s ours/reference at %d", c.title, op.name, big), value: r, defined: ok, kind: kind, limit: c.maxRatio})
+		m := medians[op]
+		g, ok := ratio(m[1][0], m[0][0])
+		b.rep.addCheck(check{name: fmt.Sprintf("%s %s growth %d→%d, reference", c.title, name, baseN, big), value: g, defined: ok, kind: infoOnly})
+		g, ok = ratio(m[1][1], m[0][1])
+		b.rep.addCheck(check{name: fmt.Sprintf("%s %s growth %d→%d, ours", c.title, name, baseN, big), value: g, defined: ok, kind: kind, limit: c.maxGrowth})
+		r, ok := ratio(m[1][1], m[1][0])
+		b.rep.addCheck(check{name: fmt.Sprintf("%s %s ours/reference at %d", c.title, name, big), value: r, defined: ok, kind: kind, limit: c.maxRatio})
 	}
 	return nil
 }
 
-// newRig creates the node namespace of one implementation for a case and
+// newRig creates the node namespace of one implementation at one point of a
+// case (point 0 is baseN, 1 the large point) and
 // enters it with the pre-attach workers. The rig is returned even on error so
 // the caller can tear down what was made.
-func (b *bench) newRig(ctx context.Context, c bridgeCase, s *side, subnet netip.Prefix) (*bridgeRig, error) {
+func (b *bench) newRig(ctx context.Context, c bridgeCase, s *side, point int, subnet netip.Prefix) (*bridgeRig, error) {
 	short := "ref"
 	if s.impl.name == "ours" {
 		short = "ours"
 	}
+	short += fmt.Sprint(point) // e.g. ref0 (base point), ours1 (large point)
 	r := &bridgeRig{side: s, short: short, key: c.key}
 	nodeName := b.nss.name(c.key, short, "node")
 	r.names = append(r.names, nodeName)

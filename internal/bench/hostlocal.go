@@ -15,6 +15,7 @@ const hostLocalSubnet = "10.128.0.0/16"
 // opts.leases existing leases written straight to disk in the reference's
 // layout. Both implementations read copies of the same files; each gets one
 // untimed warm-up cycle per point (ours may build an index on first use).
+// Samples rotate over points and implementations so load drift hits all.
 func (b *bench) hostLocal(ctx context.Context) error {
 	const scen = "host-local ADD+DEL"
 	sides := b.sides("host-local")
@@ -26,9 +27,10 @@ func (b *bench) hostLocal(ctx context.Context) error {
 	// only needs CNI_NETNS set for ADD.
 	netns := nsPath(b.nss.name("none"))
 	points := []int{baseN, b.opts.leases}
-	meds := map[string][]summary{}
-	for _, n := range points {
-		cfgs := make([][]byte, len(sides))
+	// cfgs[point][side]
+	cfgs := make([][][]byte, len(points))
+	for p, n := range points {
+		cfgs[p] = make([][]byte, len(sides))
 		for i, s := range sides {
 			if !s.active() {
 				continue
@@ -41,40 +43,48 @@ func (b *bench) hostLocal(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			cfgs[i] = cfg
+			cfgs[p][i] = cfg
 			if _, err := b.hostLocalCycle(ctx, s.impl, cfg, netns, fmt.Sprintf("warm-%d", n)); err != nil {
 				b.fail(ctx, s, scen, fmt.Errorf("warm-up at %d leases: %w", n, err))
 			}
 		}
-		samples := make([][]time.Duration, len(sides))
-		for k := range b.opts.samples {
+	}
+	samples := make([][][]time.Duration, len(points))
+	for p := range points {
+		samples[p] = make([][]time.Duration, len(sides))
+	}
+	for k := range b.opts.samples {
+		for p, n := range points {
 			for i, s := range sides {
 				if !s.active() {
 					continue
 				}
-				took, err := b.hostLocalCycle(ctx, s.impl, cfgs[i], netns, fmt.Sprintf("bench-%d-%d", n, k))
+				took, err := b.hostLocalCycle(ctx, s.impl, cfgs[p][i], netns, fmt.Sprintf("bench-%d-%d", n, k))
 				if err != nil {
 					b.fail(ctx, s, scen, fmt.Errorf("at %d leases: %w", n, err))
 					continue
 				}
-				samples[i] = append(samples[i], took)
+				samples[p][i] = append(samples[p][i], took)
 			}
 		}
-		x := row{scenario: "host-local", point: fmt.Sprintf("ADD+DEL @%d leases", n), ref: sides[0].cell(samples[0]), ours: sides[1].cell(samples[1])}
-		b.rep.addRow(x)
-		b.logf("host-local @%d: reference %s | %s", n, x.ref, x.ours)
-		meds["ref"] = append(meds["ref"], x.ref.sum)
-		meds["ours"] = append(meds["ours"], x.ours.sum)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 	}
+	// meds[point][side]
+	meds := make([][]summary, len(points))
+	for p, n := range points {
+		x := row{scenario: "host-local", point: fmt.Sprintf("ADD+DEL @%d leases", n), ref: sides[0].cell(samples[p][0]), ours: sides[1].cell(samples[p][1])}
+		b.rep.addRow(x)
+		b.logf("host-local @%d: reference %s | %s", n, x.ref, x.ours)
+		meds[p] = []summary{x.ref.sum, x.ours.sum}
+	}
 	big := b.opts.leases
-	g, ok := ratio(meds["ref"][1], meds["ref"][0])
+	g, ok := ratio(meds[1][0], meds[0][0])
 	b.rep.addCheck(check{name: fmt.Sprintf("host-local growth %d→%d leases, reference", baseN, big), value: g, defined: ok, kind: infoOnly})
-	g, ok = ratio(meds["ours"][1], meds["ours"][0])
+	g, ok = ratio(meds[1][1], meds[0][1])
 	b.rep.addCheck(check{name: fmt.Sprintf("host-local growth %d→%d leases, ours", baseN, big), value: g, defined: ok, kind: atMost, limit: 1.3})
-	r, ok := ratio(meds["ours"][1], meds["ref"][1])
+	r, ok := ratio(meds[1][1], meds[1][0])
 	b.rep.addCheck(check{name: fmt.Sprintf("host-local ours/reference at %d leases (10x faster)", big), value: r, defined: ok, kind: atMost, limit: 0.1})
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -65,12 +66,16 @@ func TestNodeChildrenInheritNamespace(t *testing.T) {
 		})
 	}
 
-	self, err := os.Readlink("/proc/self/ns/net")
+	// The thread running the test must not have moved. (/proc/self would
+	// name the thread-group leader, which a finished worker may have been.)
+	runtime.LockOSThread()
+	self, err := os.Readlink("/proc/thread-self/ns/net")
+	runtime.UnlockOSThread()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if self == want {
-		t.Errorf("the test process itself ended up in the node namespace")
+		t.Errorf("the test's own thread ended up in the node namespace")
 	}
 
 	if err := nss.del(ctx, []string{name, nss.name("never-made")}); err != nil {
