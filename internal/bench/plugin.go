@@ -88,9 +88,9 @@ func (inv invocation) run(ctx context.Context) (time.Duration, error) {
 // oneLine squeezes plugin output into a short single line for error messages.
 func oneLine(s string) string {
 	s = strings.Join(strings.Fields(s), " ")
-	const max = 300
-	if len(s) > max {
-		s = s[:max] + "..."
+	const limit = 300
+	if len(s) > limit {
+		s = s[:limit] + "..."
 	}
 	return s
 }
