@@ -73,7 +73,9 @@ func (c check) valueString() string {
 	if !c.defined {
 		return "-"
 	}
-	return fmt.Sprintf("%.2fx", c.value)
+	// Three significant digits, so a value just over its limit (0.101 vs
+	// 0.10) does not print as if it met it.
+	return fmt.Sprintf("%.3gx", c.value)
 }
 
 // report collects everything the run measured.

@@ -45,6 +45,7 @@ func TestRender(t *testing.T) {
 		ours:     cell{sum: summary{n: 3, median: 10 * time.Millisecond, p90: 12 * time.Millisecond}},
 	})
 	r.addCheck(check{name: "ours/ref", value: 0.25, defined: true, kind: atMost, limit: 0.4})
+	r.addCheck(check{name: "just over", value: 0.1009, defined: true, kind: atMost, limit: 0.1})
 	var buf bytes.Buffer
 	r.render(&buf)
 	out := buf.String()
@@ -52,6 +53,7 @@ func TestRender(t *testing.T) {
 		"| host-local | ADD+DEL @10 | 40.0 (50.0) | not built | - | a/b |",
 		"| bridge | ADD @10 | 40.0 (50.0) | 10.0 (12.0) | 0.25x |  |",
 		"| ours/ref | 0.25x | ≤ 0.40x | PASS |",
+		"| just over | 0.101x | ≤ 0.10x | FAIL |",
 		"- mode: quick",
 	} {
 		if !strings.Contains(out, want) {
