@@ -43,17 +43,22 @@ func Add(args *skel.CmdArgs) (err error) {
 		}
 	}()
 
-	var res *current.Result
-	if c.IsLayer3() {
-		if res, err = ipamAdd(c, args.StdinData); err != nil {
-			return err
-		}
-		undo = append(undo, func() { _ = ipamDel(c, args.StdinData) })
-	} else {
-		res = &current.Result{CNIVersion: current.ImplementedSpecVersion}
+	// IPAM, a process of its own, runs while the veth pair is made; if either
+	// fails, the deferred undo reverts whichever succeeded.
+	type ipamOut struct {
+		res *current.Result
+		err error
 	}
-
-	host, cont, err := link.SetupVeth(link.VethConfig{
+	ipamDone := make(chan ipamOut, 1)
+	if c.IsLayer3() {
+		go func() {
+			res, err := ipamAdd(c, args.StdinData)
+			ipamDone <- ipamOut{res, err}
+		}()
+	} else {
+		ipamDone <- ipamOut{res: &current.Result{CNIVersion: current.ImplementedSpecVersion}}
+	}
+	host, cont, vethErr := link.SetupVeth(link.VethConfig{
 		ContainerNetNS:            args.Netns,
 		IfName:                    args.IfName,
 		HostName:                  hostVethName(args.ContainerID, args.IfName),
@@ -66,13 +71,23 @@ func Add(args *skel.CmdArgs) (err error) {
 		DisableContainerInterface: c.DisableContainerInterface,
 		EnableDAD:                 c.EnableDad,
 	})
-	if err != nil {
-		return err
+	ipamRes := <-ipamDone
+	if ipamRes.err == nil && c.IsLayer3() {
+		undo = append(undo, func() { _ = ipamDel(c, args.StdinData) })
 	}
-	undo = append(undo, func() {
-		_, _, _ = link.DelVeth(args.Netns, args.IfName)
-		_ = link.DelLink(host.Name)
-	})
+	if vethErr == nil {
+		undo = append(undo, func() {
+			_, _, _ = link.DelVeth(args.Netns, args.IfName)
+			_ = link.DelLink(host.Name)
+		})
+	}
+	if ipamRes.err != nil {
+		return ipamRes.err
+	}
+	if vethErr != nil {
+		return vethErr
+	}
+	res := ipamRes.res
 	if c.NeedsVlanFiltering() {
 		if err := l2.SetPortVlans(host.Name, c.Vlan, c.TrunkVlans, c.PreserveDefaultVlan); err != nil {
 			return err

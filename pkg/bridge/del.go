@@ -20,6 +20,14 @@ func Del(args *skel.CmdArgs) error {
 	if err != nil {
 		return err
 	}
+	// IPAM DEL, a process of its own, runs while the kernel removes the veth
+	// (which waits for an RCU grace period, often the longest step).
+	ipamErr := make(chan error, 1)
+	if c.IsLayer3() {
+		go func() { ipamErr <- ipamDel(c, args.StdinData) }()
+	} else {
+		ipamErr <- nil
+	}
 	var errs []error
 	if args.Netns != "" {
 		if _, _, err := link.DelVeth(args.Netns, args.IfName); err != nil {
@@ -29,10 +37,8 @@ func Del(args *skel.CmdArgs) error {
 	if err := link.DelLinkWithAlias(hostVethName(args.ContainerID, args.IfName), hostVethAlias(args.ContainerID, args.IfName)); err != nil {
 		errs = append(errs, err)
 	}
-	if c.IsLayer3() {
-		if err := ipamDel(c, args.StdinData); err != nil {
-			errs = append(errs, err)
-		}
+	if err := <-ipamErr; err != nil {
+		errs = append(errs, err)
 	}
 	if c.MacSpoofChk {
 		if err := l2.TeardownMacSpoofCheck(c.Name, args.ContainerID, args.IfName); err != nil {
