@@ -54,6 +54,10 @@ func (b *nftablesBackend) Ensure(n Network) error {
 		return fmt.Errorf("network %q: %w", n.Name, err)
 	}
 
+	fp := n.fingerprint()
+	if b.masqUpToDate(c, n, fp) {
+		return nil // the hot path: read, nothing written
+	}
 	t := c.AddTable(networkTable(n.Name))
 	ch := c.AddChain(&nftables.Chain{
 		Name:     nftMasqChain,
@@ -64,7 +68,7 @@ func (b *nftablesBackend) Ensure(n Network) error {
 	})
 	c.FlushChain(ch)
 	if n.Masquerade {
-		ud := commentUserData(ruleComment(n.Name))
+		ud := commentUserData(jumpComment(n.Name, fp))
 		for _, f := range n.families() {
 			for _, exprs := range nftMasqueradeRules(n, f) {
 				c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: exprs, UserData: ud})
@@ -185,4 +189,32 @@ func wrapIf(err error, format string, args ...any) error {
 		return nil
 	}
 	return fmt.Errorf(format+": %w", append(args, err)...)
+}
+
+// masqUpToDate reports whether the network's table holds exactly the
+// masquerade rules of this configuration: each rule carries the fingerprint
+// of the configuration it was written for.
+func (b *nftablesBackend) masqUpToDate(c *nftables.Conn, n Network, fp string) bool {
+	if !n.Masquerade {
+		return false
+	}
+	t := networkTable(n.Name)
+	rules, err := c.GetRules(t, &nftables.Chain{Name: nftMasqChain, Table: t})
+	if err != nil {
+		return false
+	}
+	want := 0
+	for _, f := range n.families() {
+		want += len(nftMasqueradeRules(n, f))
+	}
+	if len(rules) != want {
+		return false
+	}
+	comment := jumpComment(n.Name, fp)
+	for _, r := range rules {
+		if userDataComment(r.UserData) != comment {
+			return false
+		}
+	}
+	return true
 }
