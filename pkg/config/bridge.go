@@ -9,8 +9,6 @@ import (
 
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/cni/pkg/utils"
-
-	"github.com/flatcni/plugins/pkg/l2"
 )
 
 // DefaultBridge is the bridge name used when the configuration names none.
@@ -20,23 +18,23 @@ const DefaultBridge = "cni0"
 type Bridge struct {
 	types.PluginConf
 
-	BrName                    string         `json:"bridge"`
-	IsGW                      bool           `json:"isGateway"`
-	IsDefaultGW               bool           `json:"isDefaultGateway"`
-	ForceAddress              bool           `json:"forceAddress"`
-	IPMasq                    bool           `json:"ipMasq"`
-	IPMasqBackend             *string        `json:"ipMasqBackend,omitempty"`
-	NonMasqueradeCIDRs        []string       `json:"nonMasqueradeCIDRs,omitempty"`
-	MTU                       int            `json:"mtu"`
-	HairpinMode               bool           `json:"hairpinMode"`
-	PromiscMode               bool           `json:"promiscMode"`
-	Vlan                      int            `json:"vlan"`
-	VlanTrunk                 []l2.VlanTrunk `json:"vlanTrunk,omitempty"`
-	PreserveDefaultVlan       bool           `json:"preserveDefaultVlan"`
-	MacSpoofChk               bool           `json:"macspoofchk,omitempty"`
-	EnableDad                 bool           `json:"enabledad,omitempty"`
-	DisableContainerInterface bool           `json:"disableContainerInterface,omitempty"`
-	PortIsolation             bool           `json:"portIsolation,omitempty"`
+	BrName                    string      `json:"bridge"`
+	IsGW                      bool        `json:"isGateway"`
+	IsDefaultGW               bool        `json:"isDefaultGateway"`
+	ForceAddress              bool        `json:"forceAddress"`
+	IPMasq                    bool        `json:"ipMasq"`
+	IPMasqBackend             *string     `json:"ipMasqBackend,omitempty"`
+	NonMasqueradeCIDRs        []string    `json:"nonMasqueradeCIDRs,omitempty"`
+	MTU                       int         `json:"mtu"`
+	HairpinMode               bool        `json:"hairpinMode"`
+	PromiscMode               bool        `json:"promiscMode"`
+	Vlan                      int         `json:"vlan"`
+	VlanTrunk                 []VlanTrunk `json:"vlanTrunk,omitempty"`
+	PreserveDefaultVlan       bool        `json:"preserveDefaultVlan"`
+	MacSpoofChk               bool        `json:"macspoofchk,omitempty"`
+	EnableDad                 bool        `json:"enabledad,omitempty"`
+	DisableContainerInterface bool        `json:"disableContainerInterface,omitempty"`
+	PortIsolation             bool        `json:"portIsolation,omitempty"`
 
 	Args *struct {
 		CNI struct {
@@ -57,7 +55,7 @@ type Bridge struct {
 func (b *Bridge) IsLayer3() bool { return b.IPAM.Type != "" }
 
 // NeedsVlanFiltering reports whether the bridge must filter VLANs.
-func (b *Bridge) NeedsVlanFiltering() bool { return l2.NeedsVlanFiltering(b.Vlan, b.VlanTrunk) }
+func (b *Bridge) NeedsVlanFiltering() bool { return NeedsVlanFiltering(b.Vlan, b.VlanTrunk) }
 
 // MasqBackend returns the configured masquerade backend name ("" = default).
 func (b *Bridge) MasqBackend() string {
@@ -139,7 +137,7 @@ func (b *Bridge) validate(envArgs string) error {
 		}
 		b.NonMasq = append(b.NonMasq, p.Masked())
 	}
-	vlans, err := l2.VlanIDs(b.Vlan, b.VlanTrunk)
+	vlans, err := VlanIDs(b.Vlan, b.VlanTrunk)
 	if err != nil {
 		return Invalid("vlanTrunk", "%v", err)
 	}

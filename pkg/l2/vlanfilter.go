@@ -10,6 +10,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// Bounds of the VLAN ids accepted by the vlan and vlanTrunk keys.
+const (
+	minVlanID = 1
+	maxVlanID = 4094
+)
+
 // ErrNoVlanFiltering is returned (wrapped) when the vlan or vlanTrunk keys
 // are used on a kernel built without bridge VLAN filtering, where the kernel
 // itself only answers "operation not supported".
