@@ -12,7 +12,9 @@ import (
 
 // BridgeInUse reports whether the bridge has at least one attached port,
 // up or down: a container may have set its interface down, its attachment is
-// still there. One netlink dump, filtered by the kernel to the bridge's ports
+// still there. A bridge with carrier has a forwarding port, which answers at
+// once (one request, whatever the number of ports); only a bridge without
+// carrier costs a netlink dump, filtered by the kernel to the bridge's ports
 // (each reply is checked too, in case the kernel ignores the filter). A
 // missing bridge is not in use.
 func BridgeInUse(name string) (bool, error) {
@@ -22,6 +24,9 @@ func BridgeInUse(name string) (bool, error) {
 	}
 	if err != nil {
 		return false, err
+	}
+	if br.Attrs().RawFlags&unix.IFF_LOWER_UP != 0 {
+		return true, nil
 	}
 	idx := uint32(br.Attrs().Index)
 	req := nl.NewNetlinkRequest(unix.RTM_GETLINK, unix.NLM_F_DUMP)
