@@ -182,8 +182,11 @@ func setupHostEnd(cfg VethConfig, name string) (Interface, error) {
 			return Interface{}, fmt.Errorf("set alias of %q: %w", name, err)
 		}
 	}
-	// The plugin owns this interface's routes; IPv6 may be disabled.
-	_ = setSysctl("net/ipv6/conf/"+name+"/accept_ra", "0")
+	// A bridge port needs no address of its own: with IPv6 off it gets no
+	// link-local address, so bringing it up sends no DAD or MLD packets that
+	// the bridge would flood to every other port. (Best effort: IPv6 may be
+	// disabled on the node already.)
+	_ = setSysctl("net/ipv6/conf/"+name+"/disable_ipv6", "1")
 	if err := netlink.LinkSetUp(l); err != nil {
 		return Interface{}, fmt.Errorf("set %q up: %w", name, err)
 	}
