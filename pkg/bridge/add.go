@@ -24,16 +24,6 @@ func Add(args *skel.CmdArgs) (err error) {
 		return err
 	}
 
-	br, err := link.EnsureBridge(link.BridgeConfig{Name: c.BrName, MTU: c.MTU, PromiscMode: c.PromiscMode, VlanFiltering: c.NeedsVlanFiltering()})
-	if err != nil {
-		return err // names the bridge
-	}
-	if c.NeedsVlanFiltering() {
-		if err := l2.EnableVlanFiltering(br.Name); err != nil {
-			return err
-		}
-	}
-
 	var undo []func()
 	defer func() {
 		if err != nil {
@@ -43,8 +33,9 @@ func Add(args *skel.CmdArgs) (err error) {
 		}
 	}()
 
-	// IPAM, a process of its own, runs while the veth pair is made; if either
-	// fails, the deferred undo reverts whichever succeeded.
+	// Everything is validated: IPAM, a process of its own and the longest
+	// step, starts now and runs while the bridge and the veth pair are made.
+	// If either half fails, the deferred undo reverts whichever succeeded.
 	type ipamOut struct {
 		res *current.Result
 		err error
@@ -58,19 +49,7 @@ func Add(args *skel.CmdArgs) (err error) {
 	} else {
 		ipamDone <- ipamOut{res: &current.Result{CNIVersion: current.ImplementedSpecVersion}}
 	}
-	host, cont, vethErr := link.SetupVeth(link.VethConfig{
-		ContainerNetNS:            args.Netns,
-		IfName:                    args.IfName,
-		HostName:                  hostVethName(args.ContainerID, args.IfName),
-		HostAlias:                 hostVethAlias(args.ContainerID, args.IfName),
-		MTU:                       c.MTU,
-		MAC:                       c.MAC,
-		Bridge:                    br,
-		HairpinMode:               c.HairpinMode,
-		PortIsolation:             c.PortIsolation,
-		DisableContainerInterface: c.DisableContainerInterface,
-		EnableDAD:                 c.EnableDad,
-	})
+	host, cont, br, vethErr := setupLinks(c, args)
 	ipamRes := <-ipamDone
 	if ipamRes.err == nil && c.IsLayer3() {
 		undo = append(undo, func() { _ = ipamDel(c, args.StdinData) })
@@ -147,6 +126,33 @@ func Add(args *skel.CmdArgs) (err error) {
 		result.DNS = c.DNS
 	}
 	return types.PrintResult(result, c.CNIVersion)
+}
+
+// setupLinks makes sure the bridge exists and wires the container to it.
+func setupLinks(c *config.Bridge, args *skel.CmdArgs) (host, cont link.Interface, br link.Bridge, err error) {
+	br, err = link.EnsureBridge(link.BridgeConfig{Name: c.BrName, MTU: c.MTU, PromiscMode: c.PromiscMode, VlanFiltering: c.NeedsVlanFiltering()})
+	if err != nil {
+		return host, cont, br, err // names the bridge
+	}
+	if c.NeedsVlanFiltering() {
+		if err := l2.EnableVlanFiltering(br.Name); err != nil {
+			return host, cont, br, err
+		}
+	}
+	host, cont, err = link.SetupVeth(link.VethConfig{
+		ContainerNetNS:            args.Netns,
+		IfName:                    args.IfName,
+		HostName:                  hostVethName(args.ContainerID, args.IfName),
+		HostAlias:                 hostVethAlias(args.ContainerID, args.IfName),
+		MTU:                       c.MTU,
+		MAC:                       c.MAC,
+		Bridge:                    br,
+		HairpinMode:               c.HairpinMode,
+		PortIsolation:             c.PortIsolation,
+		DisableContainerInterface: c.DisableContainerInterface,
+		EnableDAD:                 c.EnableDad,
+	})
+	return host, cont, br, err
 }
 
 // validateNode checks what ADD needs from the node before anything changes.
