@@ -9,13 +9,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/types"
-	"github.com/containernetworking/plugins/pkg/ns"
+
+	"github.com/flatcni/plugins/internal/testns"
 )
 
 // binDir is where our built plugins are (make test exports FLATCNI_BIN).
@@ -50,9 +50,7 @@ func refBinDir(t testing.TB) string {
 
 func requireRoot(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: network namespaces")
-	}
+	testns.RequireRoot(t)
 }
 
 // uniq returns a short random suffix for names made by one test run.
@@ -63,59 +61,19 @@ func uniq() string {
 }
 
 // Netns is a named network namespace made by a test (ip netns add).
-type Netns struct {
-	Name string
-	Path string
-}
+type Netns struct{ *testns.NS }
 
 // NewNetns makes a namespace "flatcni-it-<role>-<random>", removed at cleanup.
 func NewNetns(t testing.TB, role string) *Netns {
 	t.Helper()
-	requireRoot(t)
-	name := "flatcni-it-" + role + "-" + uniq()
-	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add %s: %v: %s", name, err, out)
-	}
-	n := &Netns{Name: name, Path: "/var/run/netns/" + name}
-	t.Cleanup(func() { n.Delete() })
-	// Loopback up, as a runtime would.
-	n.MustRun(t, "ip", "link", "set", "lo", "up")
-	return n
-}
-
-// Delete removes the namespace (idempotent).
-func (n *Netns) Delete() {
-	_ = exec.Command("ip", "netns", "del", n.Name).Run()
-}
-
-// Run runs a command inside the namespace and returns its combined output.
-func (n *Netns) Run(args ...string) (string, error) {
-	out, err := exec.Command("ip", append([]string{"netns", "exec", n.Name}, args...)...).CombinedOutput()
-	return string(out), err
-}
-
-// MustRun is Run that fails the test on error.
-func (n *Netns) MustRun(t testing.TB, args ...string) string {
-	t.Helper()
-	out, err := n.Run(args...)
-	if err != nil {
-		t.Fatalf("in %s: %s: %v\n%s", n.Name, strings.Join(args, " "), err, out)
-	}
-	return out
+	return &Netns{testns.New(t, "it-"+role)}
 }
 
 // Do runs fn on a locked OS thread inside the namespace; processes started by
 // fn (plugins exec'd by libcni) inherit it.
 func (n *Netns) Do(t testing.TB, fn func() error) error {
 	t.Helper()
-	h, err := ns.GetNS(n.Path)
-	if err != nil {
-		t.Fatalf("open %s: %v", n.Path, err)
-	}
-	defer h.Close()
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	return h.Do(func(ns.NetNS) error { return fn() })
+	return n.NS.Do(fn)
 }
 
 // Node is a throwaway node: a namespace where the plugins run, a directory

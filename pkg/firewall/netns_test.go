@@ -1,22 +1,20 @@
 package firewall
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
 
 	"github.com/containernetworking/plugins/pkg/ns"
+
+	"github.com/flatcni/plugins/internal/testns"
 )
 
 // requireRoot skips tests that need to create network namespaces.
 func requireRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create network namespaces and firewall rules in them")
-	}
+	testns.RequireRoot(t)
 }
 
 // testNS is a throwaway network namespace made with `ip netns add`.
@@ -29,24 +27,13 @@ type testNS struct {
 // when the test ends.
 func newTestNS(t *testing.T, purpose string) *testNS {
 	t.Helper()
-	b := make([]byte, 4)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	name := "flatcni-fw-" + purpose + "-" + hex.EncodeToString(b)
-	run(t, "ip", "netns", "add", name)
-	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
-			t.Errorf("ip netns del %s: %v: %s", name, err, out)
-		}
-	})
-	n, err := ns.GetNS("/run/netns/" + name)
+	made := testns.New(t, "fw-"+purpose)
+	n, err := ns.GetNS(made.Path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { n.Close() })
-	run(t, "ip", "-n", name, "link", "set", "lo", "up")
-	return &testNS{name: name, ns: n}
+	return &testNS{name: made.Name, ns: n}
 }
 
 // do runs fn on a thread inside the namespace.

@@ -1,50 +1,30 @@
 package l2
 
 import (
-	"crypto/rand"
-	"encoding/hex"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
 
-	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/flatcni/plugins/internal/testns"
 )
 
 // requireRoot skips a test that changes the kernel's network state.
 func requireRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("skipped: needs root to create throwaway network namespaces")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("skipped: needs the ip command (iproute2) to build the test topology")
-	}
+	testns.RequireRoot(t)
 }
 
 // randomSuffix returns n random bytes as hex.
 func randomSuffix(t *testing.T, n int) string {
 	t.Helper()
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b)
+	return testns.Suffix(t, n)
 }
 
 // newNetns creates a throwaway named network namespace, removed (with all it
 // holds) when the test ends, and returns its name.
 func newNetns(t *testing.T, purpose string) string {
 	t.Helper()
-	name := "flatcni-l2-" + purpose + "-" + randomSuffix(t, 4)
-	run(t, "ip", "netns", "add", name)
-	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
-			t.Errorf("remove netns %s: %v: %s", name, err, out)
-		}
-	})
-	run(t, "ip", "-n", name, "link", "set", "lo", "up")
-	return name
+	return testns.New(t, "l2-"+purpose).Name
 }
 
 // run runs a command that must succeed and returns its output.
@@ -60,12 +40,7 @@ func run(t *testing.T, name string, args ...string) string {
 // inNetns runs f on an OS thread that is inside the named namespace.
 func inNetns(t *testing.T, name string, f func() error) error {
 	t.Helper()
-	netns, err := ns.GetNS("/var/run/netns/" + name)
-	if err != nil {
-		t.Fatalf("open netns %s: %v", name, err)
-	}
-	defer netns.Close()
-	return netns.Do(func(ns.NetNS) error { return f() })
+	return testns.Do("/var/run/netns/"+name, f)
 }
 
 // pingOK reports whether one ICMP echo from namespace from to addr is

@@ -1,9 +1,6 @@
 package link
 
 import (
-	"crypto/rand"
-	"encoding/hex"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,34 +8,21 @@ import (
 	"testing"
 
 	"github.com/containernetworking/plugins/pkg/ns"
+
+	"github.com/flatcni/plugins/internal/testns"
 	"github.com/vishvananda/netlink"
 )
 
 func requireRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create network namespaces")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs the ip tool to create network namespaces")
-	}
+	testns.RequireRoot(t)
 }
 
 // newNetNS creates a throwaway named netns and returns its path; it is
 // deleted when the test ends.
 func newNetNS(t *testing.T, purpose string) string {
 	t.Helper()
-	var b [4]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		t.Fatal(err)
-	}
-	name := "flatcni-" + purpose + "-" + hex.EncodeToString(b[:])
-	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add %s: %v: %s", name, err, out)
-	}
-	path := filepath.Join("/var/run/netns", name)
-	t.Cleanup(func() { deleteNetNS(t, path) })
-	return path
+	return testns.New(t, purpose).Path
 }
 
 // deleteNetNS removes a netns made by newNetNS; deleting twice is fine.
@@ -70,12 +54,7 @@ func in(t *testing.T, path string, fn func() error) {
 // goroutines other than the test's.
 func inErr(t *testing.T, path string, fn func() error) error {
 	t.Helper()
-	target, err := ns.GetNS(path)
-	if err != nil {
-		return fmt.Errorf("open netns %s: %w", path, err)
-	}
-	defer target.Close()
-	return target.Do(func(ns.NetNS) error { return fn() })
+	return testns.Do(path, fn)
 }
 
 // linkNames lists the links in the current netns.
