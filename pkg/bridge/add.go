@@ -50,6 +50,15 @@ func Add(args *skel.CmdArgs) (err error) {
 		ipamDone <- ipamOut{res: &current.Result{CNIVersion: current.ImplementedSpecVersion}}
 	}
 	host, cont, br, vethErr := setupLinks(c, args)
+	// The network's rules are subnet-wide: with the subnets in the IPAM
+	// configuration (host-local's ranges, the same for every ADD), they are
+	// made sure of while IPAM still runs; otherwise from IPAM's addresses below.
+	fwSubnets := configuredSubnets(args.StdinData)
+	var fwErr error
+	fwDone := false
+	if vethErr == nil && c.IPMasq && c.IsLayer3() && len(fwSubnets) > 0 {
+		fwErr, fwDone = ensureFirewall(c, fwSubnets), true
+	}
 	ipamRes := <-ipamDone
 	if ipamRes.err == nil && c.IsLayer3() {
 		undo = append(undo, func() { _ = ipamDel(c, args.StdinData) })
@@ -65,6 +74,9 @@ func Add(args *skel.CmdArgs) (err error) {
 	}
 	if vethErr != nil {
 		return vethErr
+	}
+	if fwErr != nil {
+		return fwErr
 	}
 	res := ipamRes.res
 	if c.NeedsVlanFiltering() {
@@ -101,8 +113,8 @@ func Add(args *skel.CmdArgs) (err error) {
 		}
 		undo = append(undo, func() { _ = l2.TeardownMacSpoofCheck(c.Name, args.ContainerID, args.IfName) })
 	}
-	if c.IPMasq && c.IsLayer3() {
-		if err := ensureFirewall(c, args.StdinData, p); err != nil {
+	if c.IPMasq && c.IsLayer3() && !fwDone {
+		if err := ensureFirewall(c, subnets(p.addrs)); err != nil {
 			return err
 		}
 	}

@@ -11,22 +11,16 @@ import (
 	"github.com/flatcni/plugins/pkg/link"
 )
 
-// firewallNetwork describes the network's rules. Subnets come from the IPAM
-// configuration's ranges when it has them (the same for every ADD, so the
-// rules are not rewritten), else from the addresses IPAM handed out.
-func firewallNetwork(c *config.Bridge, stdin []byte, p plan) firewall.Network {
-	n := firewall.Network{
+// firewallNetwork describes the network's rules for its subnets.
+func firewallNetwork(c *config.Bridge, subnets []netip.Prefix) firewall.Network {
+	return firewall.Network{
 		Name:          c.Name,
 		Bridge:        c.BrName,
-		Subnets:       configuredSubnets(stdin),
+		Subnets:       subnets,
 		NonMasquerade: c.NonMasq,
 		Masquerade:    true,
 		Forward:       true,
 	}
-	if len(n.Subnets) == 0 {
-		n.Subnets = subnets(p.addrs)
-	}
-	return n
 }
 
 // configuredSubnets reads ipam.subnet and ipam.ranges[*][*].subnet, whatever
@@ -75,9 +69,11 @@ func withFirewall(c *config.Bridge, fn func(firewall.Backend) error) error {
 	return nil
 }
 
-func ensureFirewall(c *config.Bridge, stdin []byte, p plan) error {
+// ensureFirewall makes sure the network's rules exist. Call it only once the
+// container's port is on the bridge (see removeFirewallIfEmpty).
+func ensureFirewall(c *config.Bridge, subnets []netip.Prefix) error {
 	return withFirewall(c, func(fw firewall.Backend) error {
-		return fw.Ensure(firewallNetwork(c, stdin, p))
+		return fw.Ensure(firewallNetwork(c, subnets))
 	})
 }
 
