@@ -63,6 +63,10 @@ func Add(args *skel.CmdArgs) (err error) {
 	if ipamRes.err == nil && c.IsLayer3() {
 		undo = append(undo, func() { _ = ipamDel(c, args.StdinData) })
 	}
+	if fwDone {
+		// Undone after the veth is gone: the rules go if no other port is left.
+		undo = append(undo, func() { _ = removeFirewallIfEmpty(c) })
+	}
 	if vethErr == nil {
 		undo = append(undo, func() {
 			_, _, _ = link.DelVeth(args.Netns, args.IfName)
