@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -40,19 +39,8 @@ func relKillAfter(t *testing.T, n *Node, plugin, command, id, netns string, conf
 // must hold at any moment, even right after a crash).
 func relLeaseFilesWhole(t *testing.T, dir string) {
 	t.Helper()
-	entries, _ := os.ReadDir(dir)
-	for _, e := range entries {
-		if _, err := netip.ParseAddr(e.Name()); err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
-		if err != nil {
-			t.Errorf("lease %s: %v", e.Name(), err)
-			continue
-		}
-		if id, ifname, ok := strings.Cut(string(b), "\r\n"); !ok || id == "" || ifname == "" {
-			t.Errorf("half-written lease %s: %q", e.Name(), b)
-		}
+	for _, p := range relHalfWritten(dir) {
+		t.Error(p)
 	}
 }
 

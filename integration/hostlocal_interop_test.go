@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/flatcni/plugins/pkg/ipam/disk"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"strings"
 	"testing"
 )
@@ -99,22 +99,13 @@ func interopConf(ver, dataDir string) string {
 // interopLeases maps lease file names to "<id>/<ifname>".
 func interopLeases(t *testing.T, netDir string) map[string]string {
 	t.Helper()
-	out := map[string]string{}
-	entries, err := os.ReadDir(netDir)
+	leases, err := disk.ReadLeases(netDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, e := range entries {
-		n := e.Name()
-		if e.IsDir() || n == "lock" || strings.HasPrefix(n, "last_reserved_ip.") {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(netDir, n))
-		if err != nil {
-			t.Fatal(err)
-		}
-		id, ifname, _ := strings.Cut(strings.TrimSpace(string(b)), "\r\n")
-		out[n] = id + "/" + ifname
+	out := map[string]string{}
+	for _, l := range leases {
+		out[l.Addr.String()] = l.ContainerID + "/" + l.IfName
 	}
 	return out
 }
@@ -122,27 +113,8 @@ func interopLeases(t *testing.T, netDir string) map[string]string {
 // interopCheckIndex verifies that our index lists exactly the lease files.
 func interopCheckIndex(t *testing.T, netDir string) {
 	t.Helper()
-	want := map[string][]string{}
-	for addr, holder := range interopLeases(t, netDir) {
-		key := strings.Replace(holder, "/", "@", 1)
-		want[key] = append(want[key], addr)
-	}
-	got := map[string][]string{}
-	entries, _ := os.ReadDir(filepath.Join(netDir, ".flatcni", "a"))
-	for _, e := range entries {
-		b, err := os.ReadFile(filepath.Join(netDir, ".flatcni", "a", e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		got[e.Name()] = strings.Fields(string(b))[2:] // after "flatcni-index v1"
-	}
-	for _, m := range []map[string][]string{want, got} {
-		for _, v := range m {
-			sort.Strings(v)
-		}
-	}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Fatalf("index %v does not match lease files %v", got, want)
+	if probs := disk.Check(netDir); len(probs) > 0 {
+		t.Fatalf("lease store %s:\n%s", netDir, strings.Join(probs, "\n"))
 	}
 }
 

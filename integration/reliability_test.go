@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/flatcni/plugins/pkg/ipam/disk"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -80,59 +81,20 @@ func relStart(n *Node, plugin, command, containerID, netnsPath, ifname string, c
 	return cmd, cmd.Start()
 }
 
-// relLeaseProblems checks a network's lease directory: every lease file is a
-// complete "<id>\r\n<ifname>", every lease is listed in its attachment's
-// index entry, and every index entry lists only addresses leased to it.
+// relLeaseProblems checks a network's lease directory (disk.Check: leases and
+// index agree) and that no lease file is half-written.
 func relLeaseProblems(dir string) []string {
+	return append(disk.Check(dir), relHalfWritten(dir)...)
+}
+
+// relHalfWritten lists lease files without "\r\n<ifname>": our plugins always
+// write both parts, so such a file would be half-written.
+func relHalfWritten(dir string) []string {
+	leases, _ := disk.ReadLeases(dir)
 	var probs []string
-	entries, err := os.ReadDir(dir)
-	if os.IsNotExist(err) {
-		return nil
-	}
-	if err != nil {
-		return []string{err.Error()}
-	}
-	leases := map[string]string{} // addr -> "<id>@<ifname>"
-	for _, e := range entries {
-		name := e.Name()
-		if _, err := netip.ParseAddr(name); err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(dir, name))
-		if err != nil {
-			probs = append(probs, fmt.Sprintf("lease %s: %v", name, err))
-			continue
-		}
-		id, ifname, ok := strings.Cut(string(b), "\r\n")
-		if !ok || id == "" || ifname == "" || strings.ContainsAny(id+ifname, "\r\n") {
-			probs = append(probs, fmt.Sprintf("lease %s is not \"<id>\\r\\n<ifname>\": %q", name, b))
-			continue
-		}
-		leases[name] = id + "@" + ifname
-	}
-	idx := map[string]map[string]bool{} // "<id>@<ifname>" -> addresses
-	attDir := filepath.Join(dir, ".flatcni", "a")
-	ents, _ := os.ReadDir(attDir)
-	for _, e := range ents {
-		b, err := os.ReadFile(filepath.Join(attDir, e.Name()))
-		if err != nil {
-			probs = append(probs, fmt.Sprintf("index %s: %v", e.Name(), err))
-			continue
-		}
-		set := map[string]bool{}
-		for _, line := range strings.Split(string(b), "\n") {
-			if _, err := netip.ParseAddr(line); err == nil {
-				set[line] = true
-				if leases[line] != e.Name() {
-					probs = append(probs, fmt.Sprintf("index %s lists %s, leased to %q", e.Name(), line, leases[line]))
-				}
-			}
-		}
-		idx[e.Name()] = set
-	}
-	for addr, holder := range leases {
-		if !idx[holder][addr] {
-			probs = append(probs, fmt.Sprintf("lease %s of %s missing from the index", addr, holder))
+	for _, l := range leases {
+		if l.ContainerID == "" || l.IfName == "" {
+			probs = append(probs, fmt.Sprintf("half-written lease %s: %q/%q", l.Addr, l.ContainerID, l.IfName))
 		}
 	}
 	return probs

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/flatcni/plugins/pkg/ipam/disk"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -160,22 +161,13 @@ func snapshot(t *testing.T, dir string) string {
 // ("<id>/<ifname>").
 func leaseFiles(t *testing.T, netDir string) map[string]string {
 	t.Helper()
-	out := map[string]string{}
-	entries, err := os.ReadDir(netDir)
+	leases, err := disk.ReadLeases(netDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, e := range entries {
-		n := e.Name()
-		if e.IsDir() || n == "lock" || strings.HasPrefix(n, "last_reserved_ip.") {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(netDir, n))
-		if err != nil {
-			t.Fatal(err)
-		}
-		id, ifname, _ := strings.Cut(string(b), "\r\n")
-		out[n] = id + "/" + ifname
+	out := map[string]string{}
+	for _, l := range leases {
+		out[l.Addr.String()] = l.ContainerID + "/" + l.IfName
 	}
 	return out
 }
@@ -184,34 +176,11 @@ func leaseFiles(t *testing.T, netDir string) map[string]string {
 // holder, and that no temporary file is left behind.
 func checkIndex(t *testing.T, netDir string) {
 	t.Helper()
-	want := map[string][]string{}
-	for addr, holder := range leaseFiles(t, netDir) {
-		id, ifname, _ := strings.Cut(holder, "/")
-		want[id+"@"+ifname] = append(want[id+"@"+ifname], addr)
+	if probs := disk.Check(netDir); len(probs) > 0 {
+		t.Fatalf("lease store %s:\n%s", netDir, strings.Join(probs, "\n"))
 	}
-	got := map[string][]string{}
-	entries, _ := os.ReadDir(filepath.Join(netDir, ".flatcni", "a"))
-	for _, e := range entries {
-		b, err := os.ReadFile(filepath.Join(netDir, ".flatcni", "a", e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-		got[e.Name()] = lines[1:]
-	}
-	for _, m := range []map[string][]string{want, got} {
-		for _, v := range m {
-			sort.Strings(v)
-		}
-	}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Fatalf("index %v does not match lease files %v", got, want)
-	}
-	idx, _ := os.ReadDir(filepath.Join(netDir, ".flatcni"))
-	for _, e := range idx {
-		if strings.HasPrefix(e.Name(), "tmp.") {
-			t.Fatalf("temporary file %s left behind", e.Name())
-		}
+	if tmp := disk.TempFiles(netDir); len(tmp) > 0 {
+		t.Fatalf("temporary files left behind: %v", tmp)
 	}
 }
 

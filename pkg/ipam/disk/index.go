@@ -19,6 +19,11 @@ import (
 // (CNI allows [A-Za-z0-9_.-]), so "<id>@<ifname>" is unambiguous; names too long
 // for a file name are hashed (FNV-1a, 128 bits).
 func (s *Store) indexPath(a ipam.Attachment) string {
+	return filepath.Join(s.attDir, indexKey(a))
+}
+
+// indexKey is the file name of an attachment's index entry.
+func indexKey(a ipam.Attachment) string {
 	key := a.ContainerID + "@" + a.IfName
 	if len(key) > maxIndexKeyLen || strings.ContainsAny(key, "/\x00") || key == "." || key == ".." {
 		// FNV-1a, 128 bits: no collision in practice, and unlike crypto/sha256
@@ -27,7 +32,7 @@ func (s *Store) indexPath(a ipam.Attachment) string {
 		h.Write([]byte(key))
 		key = "fnv128a-" + hex.EncodeToString(h.Sum(nil))
 	}
-	return filepath.Join(s.attDir, key)
+	return key
 }
 
 // indexed returns the addresses the index lists for an attachment that are

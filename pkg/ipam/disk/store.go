@@ -264,28 +264,16 @@ func (s *Store) All() ([]ipam.Lease, error) {
 	if s.locked {
 		s.removeTemps()
 	}
-	entries, err := os.ReadDir(s.dir)
-	if err != nil {
-		return nil, fmt.Errorf("read lease directory: %w", err)
-	}
-	var out []ipam.Lease
-	for _, e := range entries {
-		addr, err := netip.ParseAddr(e.Name())
-		if err != nil || !e.Type().IsRegular() {
-			continue
-		}
-		owner, err := s.owner(addr)
-		if err != nil {
-			continue
-		}
-		out = append(out, ipam.Lease{Addr: addr.Unmap(), Attachment: owner})
-	}
-	return out, nil
+	return ReadLeases(s.dir)
 }
 
 // owner reads the holder of a lease file.
 func (s *Store) owner(addr netip.Addr) (ipam.Attachment, error) {
-	b, err := os.ReadFile(filepath.Join(s.dir, addr.String()))
+	return readOwner(s.dir, addr)
+}
+
+func readOwner(dir string, addr netip.Addr) (ipam.Attachment, error) {
+	b, err := os.ReadFile(filepath.Join(dir, addr.String()))
 	if err != nil {
 		return ipam.Attachment{}, err
 	}

@@ -76,44 +76,16 @@ func writeForeign(t *testing.T, s *Store, addr, content string) {
 // (once rebuilt or kept up to date) and that no temporary file is left.
 func checkConsistent(t *testing.T, s *Store) {
 	t.Helper()
-	want := map[string][]string{}
-	locked(t, s, func() {
-		all, err := s.All()
-		if err != nil {
+	locked(t, s, func() { // All sweeps temporary files of killed writers
+		if _, err := s.All(); err != nil {
 			t.Fatal(err)
-		}
-		for _, l := range all {
-			p := s.indexPath(l.Attachment)
-			want[p] = append(want[p], l.Addr.String())
 		}
 	})
-	entries, _ := os.ReadDir(s.attDir)
-	got := map[string][]string{}
-	for _, e := range entries {
-		p := filepath.Join(s.attDir, e.Name())
-		b, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !strings.HasPrefix(string(b), indexHeader) {
-			t.Fatalf("index entry %s has no header: %q", p, b)
-		}
-		got[p] = strings.Fields(strings.TrimPrefix(string(b), indexHeader))
+	if probs := Check(s.Dir()); len(probs) > 0 {
+		t.Fatalf("lease store:\n%s", strings.Join(probs, "\n"))
 	}
-	norm := func(m map[string][]string) string {
-		for _, v := range m {
-			slices.Sort(v)
-		}
-		return fmt.Sprint(m)
-	}
-	if norm(got) != norm(want) {
-		t.Fatalf("index %v does not match lease files %v", got, want)
-	}
-	idx, _ := os.ReadDir(s.idxDir)
-	for _, e := range idx {
-		if strings.HasPrefix(e.Name(), tmpPrefix) {
-			t.Fatalf("temporary file %s left behind", e.Name())
-		}
+	if tmp := TempFiles(s.Dir()); len(tmp) > 0 {
+		t.Fatalf("temporary files left: %v", tmp)
 	}
 }
 

@@ -1,0 +1,106 @@
+package disk
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/flatcni/plugins/pkg/ipam"
+)
+
+// ReadLeases reads every lease file of a network's lease directory (All does
+// the same under the lock). It takes no lock and changes nothing.
+func ReadLeases(dir string) ([]ipam.Lease, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("read lease directory: %w", err)
+	}
+	var out []ipam.Lease
+	for _, e := range entries {
+		addr, err := netip.ParseAddr(e.Name())
+		if err != nil || !e.Type().IsRegular() {
+			continue
+		}
+		owner, err := readOwner(dir, addr)
+		if err != nil {
+			continue
+		}
+		out = append(out, ipam.Lease{Addr: addr.Unmap(), Attachment: owner})
+	}
+	return out, nil
+}
+
+// Check reports what is wrong with a network's lease directory, for tests and
+// for an operator's inspection: a lease file that names no container (it is
+// read as the store reads it: "<id>\r\n<ifname>", or "<id>" from reference
+// releases before 0.8), a lease missing from its attachment's index entry, an
+// index entry listing an address not leased to that attachment. A missing
+// directory has nothing wrong. It takes no lock: run it while no plugin runs.
+func Check(dir string) []string {
+	leases, err := ReadLeases(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return []string{err.Error()}
+	}
+	var probs []string
+	want := map[string][]string{} // index key -> addresses
+	for _, l := range leases {
+		if l.ContainerID == "" {
+			probs = append(probs, fmt.Sprintf("lease %s names no container", l.Addr))
+			continue
+		}
+		key := indexKey(l.Attachment)
+		want[key] = append(want[key], l.Addr.String())
+	}
+	got := map[string][]string{}
+	attDir := filepath.Join(dir, indexDirName, attachDirName)
+	entries, _ := os.ReadDir(attDir)
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(attDir, e.Name()))
+		if err != nil {
+			probs = append(probs, fmt.Sprintf("index %s: %v", e.Name(), err))
+			continue
+		}
+		if !strings.HasPrefix(string(b), indexHeader) {
+			probs = append(probs, fmt.Sprintf("index %s has no header: %q", e.Name(), b))
+			continue
+		}
+		got[e.Name()] = strings.Fields(strings.TrimPrefix(string(b), indexHeader))
+	}
+	for key, addrs := range want {
+		for _, a := range addrs {
+			if !slices.Contains(got[key], a) {
+				probs = append(probs, fmt.Sprintf("lease %s of %s missing from the index", a, key))
+			}
+		}
+	}
+	for key, addrs := range got {
+		for _, a := range addrs {
+			if !slices.Contains(want[key], a) {
+				probs = append(probs, fmt.Sprintf("index %s lists %s, which is not leased to it", key, a))
+			}
+		}
+	}
+	slices.Sort(probs)
+	return probs
+}
+
+// TempFiles lists temporary files left in a network's lease directory by
+// writers that were killed (GC, STATUS and index rebuilds remove them).
+func TempFiles(dir string) []string {
+	entries, _ := os.ReadDir(filepath.Join(dir, indexDirName))
+	var out []string
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), tmpPrefix) {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
