@@ -7,7 +7,6 @@ import (
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
-	"github.com/containernetworking/plugins/pkg/ns"
 
 	"github.com/flatcni/plugins/pkg/config"
 	"github.com/flatcni/plugins/pkg/l2"
@@ -173,14 +172,13 @@ func setupLinks(c *config.Bridge, args *skel.CmdArgs) (host, cont link.Interface
 
 // validateNode checks what ADD needs from the node before anything changes.
 func validateNode(c *config.Bridge, args *skel.CmdArgs) error {
-	netns, err := ns.GetNS(args.Netns)
-	if err != nil {
-		return types.NewError(types.ErrInvalidNetNS, fmt.Sprintf("CNI_NETNS %q: %v", args.Netns, err), "")
-	}
-	netns.Close()
-	// Before IPAM: a failed ADD releases the attachment's leases, which must
-	// not be those of a live attachment with the same interface.
+	// This also proves CNI_NETNS is a network namespace. Before IPAM: a failed
+	// ADD releases the attachment's leases, which must not be those of a live
+	// attachment with the same interface.
 	if err := link.CheckIfNameFree(args.Netns, args.IfName); err != nil {
+		if errors.Is(err, link.ErrNetNSGone) || errors.Is(err, link.ErrNotNetNS) {
+			return types.NewError(types.ErrInvalidNetNS, fmt.Sprintf("CNI_NETNS %q: %v", args.Netns, err), "")
+		}
 		return err
 	}
 	if c.IsLayer3() {

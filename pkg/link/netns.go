@@ -11,6 +11,10 @@ import (
 // not exist any more.
 var ErrNetNSGone = errors.New("network namespace does not exist")
 
+// ErrNotNetNS is matched (with errors.Is) when a netns path exists but cannot
+// be opened as a network namespace.
+var ErrNotNetNS = errors.New("not a usable network namespace")
+
 // inNetNS runs fn on a locked OS thread inside the netns at path. The node
 // namespace (the caller's) is passed to fn so it can hop back.
 func inNetNS(path string, fn func(node ns.NetNS) error) error {
@@ -20,7 +24,7 @@ func inNetNS(path string, fn func(node ns.NetNS) error) error {
 		if errors.As(err, &gone) {
 			return fmt.Errorf("open netns %q: %w", path, ErrNetNSGone)
 		}
-		return fmt.Errorf("open netns %q: %w", path, err)
+		return fmt.Errorf("open netns %q: %w: %w", path, ErrNotNetNS, err)
 	}
 	defer target.Close()
 	return target.Do(fn)
