@@ -1,13 +1,13 @@
 package l2
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/flatcni/plugins/pkg/link"
 )
 
 // Bounds of the VLAN ids accepted by the vlan and vlanTrunk keys.
@@ -28,11 +28,10 @@ const probeBridgePrefix = "flcvf"
 // namespace can do VLAN filtering. It creates a bridge with VLAN filtering
 // on under a unique name and deletes it again; nothing is left behind.
 func VlanFilteringSupported() (bool, error) {
-	var suffix [5]byte
-	if _, err := rand.Read(suffix[:]); err != nil {
+	name, err := link.RandomName(probeBridgePrefix, 5) // 15 bytes, the IFNAMSIZ limit
+	if err != nil {
 		return false, fmt.Errorf("name a probe bridge: %w", err)
 	}
-	name := probeBridgePrefix + hex.EncodeToString(suffix[:]) // 15 bytes, the IFNAMSIZ limit
 	on := true
 	addErr := netlink.LinkAdd(&netlink.Bridge{
 		LinkAttrs:     netlink.LinkAttrs{Name: name},

@@ -1,16 +1,17 @@
 package link
 
 import (
-	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"syscall"
 
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // hostVethAttempts bounds the retries on a random host name collision.
@@ -55,13 +56,15 @@ type Interface struct {
 // If IfName already exists in the container netns the call fails naming it;
 // on any failure nothing is left behind.
 func SetupVeth(cfg VethConfig) (host Interface, cont Interface, err error) {
-	target, err := ns.GetNS(cfg.ContainerNetNS)
-	if err != nil {
-		return Interface{}, Interface{}, fmt.Errorf("open netns %q: %w", cfg.ContainerNetNS, err)
-	}
-	defer target.Close()
+	err = withNetNSHandle(cfg.ContainerNetNS, func(target ns.NetNS) error {
+		host, cont, err = setupVeth(cfg, target)
+		return err
+	})
+	return host, cont, err
+}
 
-	if err := target.Do(func(ns.NetNS) error { return ifNameFree(cfg) }); err != nil {
+func setupVeth(cfg VethConfig, target ns.NetNS) (host Interface, cont Interface, err error) {
+	if err := inNetNS(cfg.ContainerNetNS, func(ns.NetNS) error { return ifNameFree(cfg) }); err != nil {
 		return Interface{}, Interface{}, err
 	}
 	hostName, err := createVethPair(cfg, target)
@@ -81,7 +84,7 @@ func SetupVeth(cfg VethConfig) (host Interface, cont Interface, err error) {
 	if err != nil {
 		return Interface{}, Interface{}, err
 	}
-	err = target.Do(func(ns.NetNS) error {
+	err = inNetNS(cfg.ContainerNetNS, func(ns.NetNS) error {
 		var cerr error
 		cont, cerr = setupContainerEnd(cfg)
 		return cerr
@@ -150,11 +153,30 @@ func createVethPair(cfg VethConfig, target ns.NetNS) (string, error) {
 }
 
 func randomVethName() (string, error) {
-	var b [4]byte
-	if _, err := rand.Read(b[:]); err != nil {
+	name, err := RandomName("veth", 4)
+	if err != nil {
 		return "", fmt.Errorf("generate host veth name: %w", err)
 	}
-	return "veth" + hex.EncodeToString(b[:]), nil
+	return name, nil
+}
+
+// RandomName is prefix followed by n random bytes in hex, for links that need
+// a unique name. It reads the kernel's random source directly (crypto/rand
+// would link math/big and a DRBG into the plugins, and run their
+// initialisation at every start).
+func RandomName(prefix string, n int) (string, error) {
+	b := make([]byte, n)
+	for read := 0; read < n; {
+		m, err := unix.Getrandom(b[read:], 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return "", os.NewSyscallError("getrandom", err)
+		}
+		read += m
+	}
+	return prefix + hex.EncodeToString(b), nil
 }
 
 // setupHostEnd enslaves the host end to the bridge, applies port options
