@@ -127,6 +127,10 @@ func TestBadInput(t *testing.T) {
 		{name: "bridge missing netns", plugin: "bridge", conf: brConf(""), netns: "/var/run/netns/flatcni-it-does-not-exist", wantCode: types.ErrInvalidNetNS, wantMsg: []string{"flatcni-it-does-not-exist"}},
 		{name: "bridge netns not a namespace", plugin: "bridge", conf: brConf(""), netns: notNetns, wantCode: types.ErrInvalidNetNS, wantMsg: []string{notNetns}},
 		{name: "bridge netns is a directory", plugin: "bridge", conf: brConf(""), netns: "/", wantCode: types.ErrInvalidNetNS, wantMsg: []string{`"/"`}},
+		// The node's own namespace: refused before anything changes (skel
+		// would only say so after ADD or DEL had run).
+		{name: "bridge netns is the node", plugin: "bridge", conf: brConf(""), netns: e.node.Path, wantCode: types.ErrInvalidNetNS, wantMsg: []string{e.node.Path, "should not be the same"}},
+		{name: "bridge DEL netns is the node", plugin: "bridge", command: "DEL", conf: brConf(""), netns: e.node.Path, wantCode: types.ErrInvalidNetNS, wantMsg: []string{e.node.Path, "should not be the same"}},
 
 		// Invalid configuration: 7.
 		{name: "hl missing name", plugin: "host-local", conf: strings.Replace(goodHL, `"name":"@NET@",`, "", 1), wantCode: types.ErrInvalidNetworkConfig, wantMsg: []string{"name"}},

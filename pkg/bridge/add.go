@@ -9,6 +9,7 @@ import (
 	current "github.com/containernetworking/cni/pkg/types/100"
 
 	"github.com/flatcni/plugins/pkg/config"
+	"github.com/flatcni/plugins/pkg/delegate"
 	"github.com/flatcni/plugins/pkg/l2"
 	"github.com/flatcni/plugins/pkg/link"
 )
@@ -19,9 +20,48 @@ func Add(args *skel.CmdArgs) (err error) {
 	if err != nil {
 		return err
 	}
-	if err := validateNode(c, args); err != nil {
+	var ipamPath string
+	if c.IsLayer3() {
+		if ipamPath, err = findIPAM(c); err != nil {
+			return err
+		}
+	}
+
+	// IPAM is a process of its own and the longest step. Its process starts
+	// now, but gets its configuration (and so does anything) only once the
+	// node checks below have passed: its start-up overlaps them, and an
+	// invalid ADD still changes nothing. It then runs while the bridge and
+	// the veth pair are made; if either half fails, the deferred undo reverts
+	// whichever succeeded.
+	type ipamOut struct {
+		res *current.Result
+		err error
+	}
+	ipamDone := make(chan ipamOut, 1)
+	gate := make(chan bool, 1)
+	// The result is used as soon as IPAM has written it; whether IPAM then
+	// exited successfully is settled before ADD reports success.
+	ipamExec := &delegate.Exec{Early: true, Gate: gate}
+	if c.IsLayer3() {
+		// Started here, not in the goroutine: the fork is then not queued
+		// behind the checks below. A failed start is retried and reported by
+		// ipamAdd.
+		_ = ipamExec.Prestart(ipamPath, ipamAddArgs.AsEnv())
+		go func() {
+			res, err := ipamAdd(c, ipamPath, args.StdinData, ipamExec)
+			ipamDone <- ipamOut{res, err}
+		}()
+	} else {
+		ipamDone <- ipamOut{res: &current.Result{CNIVersion: current.ImplementedSpecVersion}}
+	}
+	sandbox, err := validateNode(c, args)
+	if err != nil {
+		gate <- false
+		<-ipamDone
 		return err
 	}
+	defer sandbox.Close()
+	gate <- true
 
 	var undo []func()
 	defer func() {
@@ -32,22 +72,6 @@ func Add(args *skel.CmdArgs) (err error) {
 		}
 	}()
 
-	// Everything is validated: IPAM, a process of its own and the longest
-	// step, starts now and runs while the bridge and the veth pair are made.
-	// If either half fails, the deferred undo reverts whichever succeeded.
-	type ipamOut struct {
-		res *current.Result
-		err error
-	}
-	ipamDone := make(chan ipamOut, 1)
-	if c.IsLayer3() {
-		go func() {
-			res, err := ipamAdd(c, args.StdinData)
-			ipamDone <- ipamOut{res, err}
-		}()
-	} else {
-		ipamDone <- ipamOut{res: &current.Result{CNIVersion: current.ImplementedSpecVersion}}
-	}
 	host, cont, br, vethErr := setupLinks(c, args)
 	// The network's rules are subnet-wide: with the subnets in the IPAM
 	// configuration (host-local's ranges, the same for every ADD), they are
@@ -140,6 +164,9 @@ func Add(args *skel.CmdArgs) (err error) {
 	if dnsSet(c.DNS) {
 		result.DNS = c.DNS
 	}
+	if err := ipamExec.Settle(); err != nil {
+		return ipamError(c, "ADD", err)
+	}
 	return types.PrintResult(result, c.CNIVersion)
 }
 
@@ -171,34 +198,41 @@ func setupLinks(c *config.Bridge, args *skel.CmdArgs) (host, cont link.Interface
 }
 
 // validateNode checks what ADD needs from the node before anything changes.
-func validateNode(c *config.Bridge, args *skel.CmdArgs) error {
-	// This also proves CNI_NETNS is a network namespace. Before IPAM: a failed
-	// ADD releases the attachment's leases, which must not be those of a live
-	// attachment with the same interface.
-	if err := link.CheckIfNameFree(args.Netns, args.IfName); err != nil {
-		if errors.Is(err, link.ErrNetNSGone) || errors.Is(err, link.ErrNotNetNS) {
-			return types.NewError(types.ErrInvalidNetNS, fmt.Sprintf("CNI_NETNS %q: %v", args.Netns, err), "")
-		}
-		return err
+// It returns the container netns entered for the rest of ADD.
+func validateNode(c *config.Bridge, args *skel.CmdArgs) (_ *link.Sandbox, err error) {
+	if err := refuseOwnNetns(args.Netns); err != nil {
+		return nil, err
 	}
-	if c.IsLayer3() {
-		if err := findIPAM(c); err != nil {
-			return err
+	sb, err := link.OpenSandbox(args.Netns)
+	if err != nil {
+		if errors.Is(err, link.ErrNetNSGone) || errors.Is(err, link.ErrNotNetNS) {
+			return nil, types.NewError(types.ErrInvalidNetNS, fmt.Sprintf("CNI_NETNS %q: %v", args.Netns, err), "")
 		}
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			sb.Close()
+		}
+	}()
+	// Before IPAM: a failed ADD releases the attachment's leases, which must
+	// not be those of a live attachment with the same interface.
+	if err := link.CheckIfNameFree(args.Netns, args.IfName); err != nil {
+		return nil, err
 	}
 	if c.NeedsVlanFiltering() {
 		ok, err := l2.VlanFilteringSupported()
 		if err != nil {
-			return fmt.Errorf("vlan: probe bridge VLAN filtering: %w", err)
+			return nil, fmt.Errorf("vlan: probe bridge VLAN filtering: %w", err)
 		}
 		if !ok {
-			return types.NewError(types.ErrInvalidNetworkConfig, "vlan/vlanTrunk: "+l2.ErrNoVlanFiltering.Error(), "")
+			return nil, types.NewError(types.ErrInvalidNetworkConfig, "vlan/vlanTrunk: "+l2.ErrNoVlanFiltering.Error(), "")
 		}
 	}
 	if _, err := link.BridgeByName(c.BrName); err != nil && !errors.Is(err, link.ErrNotFound) {
-		return config.Invalid("bridge", "%v", err)
+		return nil, config.Invalid("bridge", "%v", err)
 	}
-	return nil
+	return sb, nil
 }
 
 func dnsSet(d types.DNS) bool {

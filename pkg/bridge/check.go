@@ -12,6 +12,7 @@ import (
 	"github.com/containernetworking/cni/pkg/version"
 
 	"github.com/flatcni/plugins/pkg/config"
+	"github.com/flatcni/plugins/pkg/delegate"
 	"github.com/flatcni/plugins/pkg/link"
 )
 
@@ -90,7 +91,7 @@ func Check(args *skel.CmdArgs) error {
 		return err
 	}
 	if c.IsLayer3() {
-		if err := invoke.DelegateCheck(context.Background(), c.IPAM.Type, args.StdinData, nil); err != nil {
+		if err := invoke.DelegateCheck(context.Background(), c.IPAM.Type, args.StdinData, &delegate.Exec{}); err != nil {
 			return ipamError(c, "CHECK", err)
 		}
 	}

@@ -20,6 +20,9 @@ func Del(args *skel.CmdArgs) error {
 	if err != nil {
 		return err
 	}
+	if err := refuseOwnNetns(args.Netns); err != nil {
+		return err
+	}
 	// IPAM DEL, a process of its own, runs while the kernel removes the veth
 	// (which waits for an RCU grace period, often the longest step).
 	ipamErr := make(chan error, 1)
@@ -28,14 +31,20 @@ func Del(args *skel.CmdArgs) error {
 	} else {
 		ipamErr <- nil
 	}
+	// Our host end has a name and alias derived from the attachment: deleting
+	// it from the node removes the container end too, without entering the
+	// container netns. Otherwise (the netns is gone, or the attachment was
+	// made by the reference plugin, whose host end has a random name) the
+	// container end is deleted from inside the netns.
 	var errs []error
-	if args.Netns != "" {
+	deleted, err := link.DelLinkWithAlias(hostVethName(args.ContainerID, args.IfName), hostVethAlias(args.ContainerID, args.IfName))
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if !deleted && args.Netns != "" {
 		if _, _, err := link.DelVeth(args.Netns, args.IfName); err != nil {
 			errs = append(errs, err)
 		}
-	}
-	if err := link.DelLinkWithAlias(hostVethName(args.ContainerID, args.IfName), hostVethAlias(args.ContainerID, args.IfName)); err != nil {
-		errs = append(errs, err)
 	}
 	if err := <-ipamErr; err != nil {
 		errs = append(errs, err)

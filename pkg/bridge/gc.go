@@ -9,6 +9,7 @@ import (
 	"github.com/containernetworking/cni/pkg/skel"
 
 	"github.com/flatcni/plugins/pkg/config"
+	"github.com/flatcni/plugins/pkg/delegate"
 	"github.com/flatcni/plugins/pkg/firewall"
 	"github.com/flatcni/plugins/pkg/l2"
 	"github.com/flatcni/plugins/pkg/link"
@@ -33,7 +34,7 @@ func GC(args *skel.CmdArgs) error {
 
 	var errs []error
 	if c.IsLayer3() {
-		if err := invoke.DelegateGC(context.Background(), c.IPAM.Type, args.StdinData, nil); err != nil {
+		if err := invoke.DelegateGC(context.Background(), c.IPAM.Type, args.StdinData, &delegate.Exec{}); err != nil {
 			errs = append(errs, ipamError(c, "GC", err))
 		}
 	}

@@ -14,17 +14,19 @@ import (
 	current "github.com/containernetworking/cni/pkg/types/100"
 
 	"github.com/flatcni/plugins/pkg/config"
+	"github.com/flatcni/plugins/pkg/delegate"
 	"github.com/flatcni/plugins/pkg/link"
 )
 
 // findIPAM checks that the IPAM binary exists in CNI_PATH before anything
-// changes on the node.
-func findIPAM(c *config.Bridge) error {
+// changes on the node, and returns its path.
+func findIPAM(c *config.Bridge) (string, error) {
 	paths := filepath.SplitList(os.Getenv("CNI_PATH"))
-	if _, err := invoke.FindInPath(c.IPAM.Type, paths); err != nil {
-		return config.Invalid("ipam.type", "IPAM plugin %q not found in CNI_PATH %q", c.IPAM.Type, os.Getenv("CNI_PATH"))
+	path, err := invoke.FindInPath(c.IPAM.Type, paths)
+	if err != nil {
+		return "", config.Invalid("ipam.type", "IPAM plugin %q not found in CNI_PATH %q", c.IPAM.Type, os.Getenv("CNI_PATH"))
 	}
-	return nil
+	return path, nil
 }
 
 // ipamError names the IPAM plugin in its error, keeping its CNI code.
@@ -36,8 +38,15 @@ func ipamError(c *config.Bridge, verb string, err error) error {
 	return fmt.Errorf("IPAM plugin %q %s: %w", c.IPAM.Type, verb, err)
 }
 
-func ipamAdd(c *config.Bridge, stdin []byte) (*current.Result, error) {
-	r, err := invoke.DelegateAdd(context.Background(), c.IPAM.Type, stdin, nil)
+// ipamAddArgs is the environment of IPAM ADD (the plugin's own, with
+// CNI_COMMAND=ADD), as invoke.DelegateAdd makes it.
+var ipamAddArgs = &invoke.DelegateArgs{Command: "ADD"}
+
+// ipamAdd runs IPAM ADD (the binary at path) through ex; with ex.Early the
+// result may arrive before the plugin has exited, and ex.Settle tells how it
+// ended.
+func ipamAdd(c *config.Bridge, path string, stdin []byte, ex *delegate.Exec) (*current.Result, error) {
+	r, err := invoke.ExecPluginWithResult(context.Background(), path, stdin, ipamAddArgs, ex)
 	if err != nil {
 		return nil, ipamError(c, "ADD", err)
 	}
@@ -52,7 +61,7 @@ func ipamAdd(c *config.Bridge, stdin []byte) (*current.Result, error) {
 }
 
 func ipamDel(c *config.Bridge, stdin []byte) error {
-	if err := invoke.DelegateDel(context.Background(), c.IPAM.Type, stdin, nil); err != nil {
+	if err := invoke.DelegateDel(context.Background(), c.IPAM.Type, stdin, &delegate.Exec{}); err != nil {
 		return ipamError(c, "DEL", err)
 	}
 	return nil

@@ -7,6 +7,7 @@ import (
 	"github.com/containernetworking/cni/pkg/skel"
 
 	"github.com/flatcni/plugins/pkg/config"
+	"github.com/flatcni/plugins/pkg/delegate"
 )
 
 // Status (CNI 1.1) is ready when the IPAM plugin is.
@@ -18,7 +19,7 @@ func Status(args *skel.CmdArgs) error {
 	if !c.IsLayer3() {
 		return nil
 	}
-	if err := invoke.DelegateStatus(context.Background(), c.IPAM.Type, args.StdinData, nil); err != nil {
+	if err := invoke.DelegateStatus(context.Background(), c.IPAM.Type, args.StdinData, &delegate.Exec{}); err != nil {
 		return ipamError(c, "STATUS", err)
 	}
 	return nil

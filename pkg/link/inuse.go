@@ -56,20 +56,21 @@ func BridgeInUse(name string) (bool, error) {
 }
 
 // DelLinkWithAlias deletes the named link only when its alias is alias (it
-// belongs to the caller's attachment). A missing link is not an error.
-func DelLinkWithAlias(name, alias string) error {
+// belongs to the caller's attachment), and tells whether it did. A missing
+// link is not an error.
+func DelLinkWithAlias(name, alias string) (deleted bool, err error) {
 	l, err := linkByName(name)
 	if err != nil {
 		if isNotFound(err) {
-			return nil
+			return false, nil
 		}
-		return fmt.Errorf("look up %q: %w", name, err)
+		return false, fmt.Errorf("look up %q: %w", name, err)
 	}
 	if l.Attrs().Alias != alias {
-		return nil
+		return false, nil
 	}
 	if err := netlink.LinkDel(l); err != nil && !errors.Is(err, syscall.ENODEV) {
-		return fmt.Errorf("delete %q: %w", name, err)
+		return false, fmt.Errorf("delete %q: %w", name, err)
 	}
-	return nil
+	return true, nil
 }

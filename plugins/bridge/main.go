@@ -11,6 +11,7 @@ import (
 )
 
 func main() {
+	bridge.TakeOverNetnsCheck() // before skel reads the environment
 	skel.PluginMainFuncs(skel.CNIFuncs{
 		Add:    bridge.Add,
 		Del:    bridge.Del,

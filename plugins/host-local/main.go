@@ -4,6 +4,8 @@
 package main
 
 import (
+	"os"
+
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/version"
 
@@ -12,10 +14,20 @@ import (
 
 func main() {
 	skel.PluginMainFuncs(skel.CNIFuncs{
-		Add:    hostlocal.Add,
+		Add:    add,
 		Del:    hostlocal.Del,
 		Check:  hostlocal.Check,
 		GC:     hostlocal.GC,
 		Status: hostlocal.Status,
 	}, version.All, "flatcni host-local")
+}
+
+// add closes stdout once the result is printed: a caller that reads the
+// result up to EOF (our bridge) goes on while this process exits.
+func add(args *skel.CmdArgs) error {
+	if err := hostlocal.Add(args); err != nil {
+		return err
+	}
+	_ = os.Stdout.Close()
+	return nil
 }
