@@ -71,7 +71,6 @@ func (e *Exec) Prestart(pluginPath string, environ []string) error {
 	if err != nil {
 		return err
 	}
-	r.path, r.env = pluginPath, withGOMAXPROCS(environ)
 	e.mu.Lock()
 	old := e.pre
 	e.pre = r
@@ -228,8 +227,8 @@ func successResult(stdout []byte) bool {
 // run is one started plugin process.
 type run struct {
 	pid       int
-	path      string   // set by Prestart
-	env       []string // set by Prestart
+	path      string
+	env       []string // as passed to the process
 	stdin     *os.File
 	stdout    *os.File
 	out       []byte
@@ -242,41 +241,41 @@ type run struct {
 }
 
 func start(path string, environ []string) (*run, error) {
-	inR, inW, err := os.Pipe()
-	if err != nil {
-		return nil, err
+	// Parent and child ends of stdin, stdout and stderr.
+	var parent, child [3]*os.File
+	closeAll := func(fs []*os.File) {
+		for _, f := range fs {
+			if f != nil {
+				f.Close()
+			}
+		}
 	}
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		inR.Close()
-		inW.Close()
-		return nil, err
-	}
-	errR, errW, err := os.Pipe()
-	if err != nil {
-		inR.Close()
-		inW.Close()
-		outR.Close()
-		outW.Close()
-		return nil, err
+	for i := range parent {
+		r, w, err := os.Pipe()
+		if err != nil {
+			closeAll(parent[:])
+			closeAll(child[:])
+			return nil, err
+		}
+		if i == 0 {
+			parent[i], child[i] = w, r
+		} else {
+			parent[i], child[i] = r, w
+		}
 	}
 	pid, err := syscall.ForkExec(path, []string{path}, &syscall.ProcAttr{
 		Env:   environ,
-		Files: []uintptr{inR.Fd(), outW.Fd(), errW.Fd()},
+		Files: []uintptr{child[0].Fd(), child[1].Fd(), child[2].Fd()},
 	})
-	inR.Close()
-	outW.Close()
-	errW.Close()
+	closeAll(child[:])
 	if err != nil {
-		inW.Close()
-		outR.Close()
-		errR.Close()
+		closeAll(parent[:])
 		return nil, err
 	}
-	r := &run{pid: pid, stdin: inW, stdout: outR, stderrEOF: make(chan struct{})}
+	r := &run{pid: pid, path: path, env: environ, stdin: parent[0], stdout: parent[1], stderrEOF: make(chan struct{})}
 	go func() {
-		_, _ = io.Copy(&r.stderr, errR)
-		errR.Close()
+		_, _ = io.Copy(&r.stderr, parent[2])
+		parent[2].Close()
 		close(r.stderrEOF)
 	}()
 	return r, nil
