@@ -3,12 +3,9 @@
 // argument and result handling; what differs from invoke's RawExec is how the
 // plugin process is run, for latency:
 //
-//   - the process is started with syscall.ForkExec (os/exec probes pidfd
-//     support with an extra fork on its first start);
-//   - GOMAXPROCS=1 is added to the plugin's environment unless the caller's
-//     environment sets GOMAXPROCS: an IPAM plugin is a short single-threaded
-//     job, and a Go runtime with one P starts fewer threads and touches fewer
-//     pages;
+//   - the process is started by spawn.Start (syscall.ForkExec), with
+//     GOMAXPROCS=1 added to its environment unless the caller's environment
+//     sets GOMAXPROCS (spawn.WithGOMAXPROCS);
 //   - with Gate set, the process is started at once but gets its stdin (the
 //     network configuration) only when the caller allows it: a plugin can do
 //     nothing before it has read its configuration, so its start-up (the Go
@@ -33,7 +30,6 @@ import (
 	"io"
 	"os"
 	"slices"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -41,6 +37,8 @@ import (
 	"github.com/containernetworking/cni/pkg/invoke"
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/cni/pkg/version"
+
+	"github.com/flatcni/plugins/pkg/spawn"
 )
 
 // Exec implements invoke.Exec.
@@ -64,13 +62,23 @@ type Exec struct {
 
 // Prestart starts the plugin now, for the ExecPlugin call that will ask for
 // the same path and environment: with Gate set, the process starts up while
-// the caller still prepares. A process that ExecPlugin does not claim is
-// killed by it, or by Abandon.
+// the caller still prepares. A prestarted process that ExecPlugin does not
+// claim (another path or environment) is killed by it.
 func (e *Exec) Prestart(pluginPath string, environ []string) error {
-	r, err := start(pluginPath, withGOMAXPROCS(environ))
+	p, err := spawn.Start(pluginPath, spawn.WithGOMAXPROCS(environ))
 	if err != nil {
 		return err
 	}
+	e.Adopt(p)
+	return nil
+}
+
+// Adopt is Prestart with a process someone else started (pkg/bridge/early
+// starts IPAM before the plugin has initialised). Its environment must be
+// the one ExecPlugin will pass, with GOMAXPROCS as spawn.WithGOMAXPROCS sets
+// it, for ExecPlugin to claim it.
+func (e *Exec) Adopt(p *spawn.Proc) {
+	r := adopt(p)
 	e.mu.Lock()
 	old := e.pre
 	e.pre = r
@@ -78,7 +86,6 @@ func (e *Exec) Prestart(pluginPath string, environ []string) error {
 	if old != nil {
 		old.kill()
 	}
-	return nil
 }
 
 // claim returns the prestarted process if it was started for path and
@@ -121,7 +128,7 @@ var busyWait = time.Second
 
 // ExecPlugin runs the plugin with stdin and environ and returns its stdout.
 func (e *Exec) ExecPlugin(ctx context.Context, pluginPath string, stdin []byte, environ []string) ([]byte, error) {
-	environ = withGOMAXPROCS(environ)
+	environ = spawn.WithGOMAXPROCS(environ)
 	r := e.claim(pluginPath, environ)
 	var err error
 	for i := 0; r == nil; i++ {
@@ -202,16 +209,6 @@ func sameEnv(a, b []string) bool {
 	return slices.Equal(a, b)
 }
 
-// withGOMAXPROCS adds GOMAXPROCS=1 unless environ sets GOMAXPROCS.
-func withGOMAXPROCS(environ []string) []string {
-	for _, kv := range environ {
-		if strings.HasPrefix(kv, "GOMAXPROCS=") {
-			return environ
-		}
-	}
-	return append(environ[:len(environ):len(environ)], "GOMAXPROCS=1")
-}
-
 // successResult tells whether stdout holds a JSON object that is not a CNI
 // error (no "code").
 func successResult(stdout []byte) bool {
@@ -241,44 +238,22 @@ type run struct {
 }
 
 func start(path string, environ []string) (*run, error) {
-	// Parent and child ends of stdin, stdout and stderr.
-	var parent, child [3]*os.File
-	closeAll := func(fs []*os.File) {
-		for _, f := range fs {
-			if f != nil {
-				f.Close()
-			}
-		}
-	}
-	for i := range parent {
-		r, w, err := os.Pipe()
-		if err != nil {
-			closeAll(parent[:])
-			closeAll(child[:])
-			return nil, err
-		}
-		if i == 0 {
-			parent[i], child[i] = w, r
-		} else {
-			parent[i], child[i] = r, w
-		}
-	}
-	pid, err := syscall.ForkExec(path, []string{path}, &syscall.ProcAttr{
-		Env:   environ,
-		Files: []uintptr{child[0].Fd(), child[1].Fd(), child[2].Fd()},
-	})
-	closeAll(child[:])
+	p, err := spawn.Start(path, environ)
 	if err != nil {
-		closeAll(parent[:])
 		return nil, err
 	}
-	r := &run{pid: pid, path: path, env: environ, stdin: parent[0], stdout: parent[1], stderrEOF: make(chan struct{})}
+	return adopt(p), nil
+}
+
+// adopt takes over a started process: its stderr is collected from now on.
+func adopt(p *spawn.Proc) *run {
+	r := &run{pid: p.Pid, path: p.Path, env: p.Env, stdin: p.Stdin, stdout: p.Stdout, stderrEOF: make(chan struct{})}
 	go func() {
-		_, _ = io.Copy(&r.stderr, parent[2])
-		parent[2].Close()
+		_, _ = io.Copy(&r.stderr, p.Stderr)
+		p.Stderr.Close()
 		close(r.stderrEOF)
 	}()
-	return r, nil
+	return r
 }
 
 // feed writes the plugin's stdin in the background and closes it (a plugin

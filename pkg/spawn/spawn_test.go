@@ -1,0 +1,52 @@
+package spawn
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+func TestStart(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "plugin")
+	if err := os.WriteFile(p, []byte("#!/bin/sh\ncat\necho \" $X\"\necho oops >&2\nexit 3\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	pr, err := Start(p, []string{"X=1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pr.Path != p || !slices.Equal(pr.Env, []string{"X=1"}) {
+		t.Errorf("path %q env %q", pr.Path, pr.Env)
+	}
+	_, _ = pr.Stdin.Write([]byte("in"))
+	pr.Stdin.Close()
+	out, _ := io.ReadAll(pr.Stdout)
+	errOut, _ := io.ReadAll(pr.Stderr)
+	var ws syscall.WaitStatus
+	if _, err := syscall.Wait4(pr.Pid, &ws, 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	if strings.TrimSpace(string(out)) != "in 1" || strings.TrimSpace(string(errOut)) != "oops" || ws.ExitStatus() != 3 {
+		t.Errorf("stdout %q stderr %q status %d", out, errOut, ws.ExitStatus())
+	}
+
+	if _, err := Start(filepath.Join(t.TempDir(), "missing"), nil); err == nil {
+		t.Error("started a missing binary")
+	}
+}
+
+func TestWithGOMAXPROCS(t *testing.T) {
+	env := []string{"A=1"}
+	got := WithGOMAXPROCS(env)
+	if !slices.Equal(got, []string{"A=1", "GOMAXPROCS=1"}) || len(env) != 1 {
+		t.Errorf("got %q (input now %q)", got, env)
+	}
+	keep := []string{"GOMAXPROCS=4", "A=1"}
+	if got := WithGOMAXPROCS(keep); !slices.Equal(got, keep) {
+		t.Errorf("got %q", got)
+	}
+}
