@@ -8,6 +8,7 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 
+	"github.com/flatcni/plugins/pkg/bridge/early"
 	"github.com/flatcni/plugins/pkg/config"
 	"github.com/flatcni/plugins/pkg/delegate"
 	"github.com/flatcni/plugins/pkg/l2"
@@ -43,10 +44,15 @@ func Add(args *skel.CmdArgs) (err error) {
 	// exited successfully is settled before ADD reports success.
 	ipamExec := &delegate.Exec{Early: true, Gate: gate}
 	if c.IsLayer3() {
-		// Started here, not in the goroutine: the fork is then not queued
+		// Usually started by package early while the plugin initialised;
+		// else here, not in the goroutine: the fork is then not queued
 		// behind the checks below. A failed start is retried and reported by
 		// ipamAdd.
-		_ = ipamExec.Prestart(ipamPath, ipamAddArgs.AsEnv())
+		if p := early.TakeIPAM(); p != nil {
+			ipamExec.Adopt(p)
+		} else {
+			_ = ipamExec.Prestart(ipamPath, ipamAddArgs.AsEnv())
+		}
 		go func() {
 			res, err := ipamAdd(c, ipamPath, args.StdinData, ipamExec)
 			ipamDone <- ipamOut{res, err}

@@ -8,10 +8,12 @@ import (
 	"github.com/containernetworking/cni/pkg/version"
 
 	"github.com/flatcni/plugins/pkg/bridge"
+	_ "github.com/flatcni/plugins/pkg/shortrun" // runtime tuned for a plugin call, first thing
 )
 
 func main() {
-	bridge.TakeOverNetnsCheck() // before skel reads the environment
+	// pkg/bridge/early has already run (a package initialiser): it took the
+	// own-netns check over from skel and, for ADD, started the IPAM plugin.
 	skel.PluginMainFuncs(skel.CNIFuncs{
 		Add:    bridge.Add,
 		Del:    bridge.Del,
