@@ -10,6 +10,7 @@ import (
 	"github.com/containernetworking/cni/pkg/version"
 
 	"github.com/flatcni/plugins/pkg/hostlocal"
+	_ "github.com/flatcni/plugins/pkg/shortrun" // runtime tuned for a plugin call, first thing
 )
 
 func main() {
