@@ -9,6 +9,7 @@ import (
 	current "github.com/containernetworking/cni/pkg/types/100"
 
 	"github.com/flatcni/plugins/pkg/bridge/early"
+	"github.com/flatcni/plugins/pkg/bridge/hostveth"
 	"github.com/flatcni/plugins/pkg/config"
 	"github.com/flatcni/plugins/pkg/delegate"
 	"github.com/flatcni/plugins/pkg/l2"
@@ -90,7 +91,7 @@ func Add(args *skel.CmdArgs) (err error) {
 	}
 	ipamRes := <-ipamDone
 	if ipamRes.err == nil && c.IsLayer3() {
-		undo = append(undo, func() { _ = ipamDel(c, args.StdinData) })
+		undo = append(undo, func() { _ = ipamDel(c, args.StdinData, &delegate.Exec{}) })
 	}
 	if fwDone {
 		// Undone after the veth is gone: the rules go if no other port is left.
@@ -190,8 +191,8 @@ func setupLinks(c *config.Bridge, args *skel.CmdArgs) (host, cont link.Interface
 	host, cont, err = link.SetupVeth(link.VethConfig{
 		ContainerNetNS:            args.Netns,
 		IfName:                    args.IfName,
-		HostName:                  hostVethName(args.ContainerID, args.IfName),
-		HostAlias:                 hostVethAlias(args.ContainerID, args.IfName),
+		HostName:                  hostveth.Name(args.ContainerID, args.IfName),
+		HostAlias:                 hostveth.Alias(args.ContainerID, args.IfName),
 		MTU:                       c.MTU,
 		MAC:                       c.MAC,
 		Bridge:                    br,

@@ -6,9 +6,13 @@ import (
 
 	"github.com/containernetworking/cni/pkg/skel"
 
+	"github.com/flatcni/plugins/pkg/bridge/early"
+	"github.com/flatcni/plugins/pkg/bridge/hostveth"
 	"github.com/flatcni/plugins/pkg/config"
+	"github.com/flatcni/plugins/pkg/delegate"
 	"github.com/flatcni/plugins/pkg/l2"
 	"github.com/flatcni/plugins/pkg/link"
+	"github.com/flatcni/plugins/pkg/rtnl"
 )
 
 // Del detaches the container: removes its veth (if the netns still exists, or
@@ -25,9 +29,14 @@ func Del(args *skel.CmdArgs) error {
 	}
 	// IPAM DEL, a process of its own, runs while the kernel removes the veth
 	// (which waits for an RCU grace period, often the longest step).
+	// Both usually started while the plugin initialised (package early).
 	ipamErr := make(chan error, 1)
 	if c.IsLayer3() {
-		go func() { ipamErr <- ipamDel(c, args.StdinData) }()
+		ex := &delegate.Exec{}
+		if p := early.TakeIPAM(); p != nil {
+			ex.Adopt(p) // killed and run anew unless it is the same plugin and environment
+		}
+		go func() { ipamErr <- ipamDel(c, args.StdinData, ex) }()
 	} else {
 		ipamErr <- nil
 	}
@@ -37,7 +46,10 @@ func Del(args *skel.CmdArgs) error {
 	// made by the reference plugin, whose host end has a random name) the
 	// container end is deleted from inside the netns.
 	var errs []error
-	deleted, err := link.DelLinkWithAlias(hostVethName(args.ContainerID, args.IfName), hostVethAlias(args.ContainerID, args.IfName))
+	deleted, err, started := early.HostVethDel()
+	if !started {
+		deleted, err = rtnl.DelLinkWithAlias(hostveth.Name(args.ContainerID, args.IfName), hostveth.Alias(args.ContainerID, args.IfName))
+	}
 	if err != nil {
 		errs = append(errs, err)
 	}

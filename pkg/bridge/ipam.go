@@ -60,8 +60,9 @@ func ipamAdd(c *config.Bridge, path string, stdin []byte, ex *delegate.Exec) (*c
 	return res, nil
 }
 
-func ipamDel(c *config.Bridge, stdin []byte) error {
-	if err := invoke.DelegateDel(context.Background(), c.IPAM.Type, stdin, &delegate.Exec{}); err != nil {
+// ipamDel runs IPAM DEL through ex.
+func ipamDel(c *config.Bridge, stdin []byte, ex *delegate.Exec) error {
+	if err := invoke.DelegateDel(context.Background(), c.IPAM.Type, stdin, ex); err != nil {
 		return ipamError(c, "DEL", err)
 	}
 	return nil

@@ -107,10 +107,3 @@ func TestConfiguredSubnets(t *testing.T) {
 		t.Errorf("no subnets configured: got %v", got)
 	}
 }
-
-func TestHostVethName(t *testing.T) {
-	a, b := hostVethName("c1", "eth0"), hostVethName("c1", "eth1")
-	if a == b || len(a) != 12 || a[:4] != "veth" || a != hostVethName("c1", "eth0") {
-		t.Errorf("hostVethName: %q %q", a, b)
-	}
-}

@@ -3,7 +3,6 @@ package link
 import (
 	"errors"
 	"fmt"
-	"syscall"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
@@ -53,24 +52,4 @@ func BridgeInUse(name string) (bool, error) {
 		return false, fmt.Errorf("list ports of bridge %q: %w", name, err)
 	}
 	return inUse, nil
-}
-
-// DelLinkWithAlias deletes the named link only when its alias is alias (it
-// belongs to the caller's attachment), and tells whether it did. A missing
-// link is not an error.
-func DelLinkWithAlias(name, alias string) (deleted bool, err error) {
-	l, err := linkByName(name)
-	if err != nil {
-		if isNotFound(err) {
-			return false, nil
-		}
-		return false, fmt.Errorf("look up %q: %w", name, err)
-	}
-	if l.Attrs().Alias != alias {
-		return false, nil
-	}
-	if err := netlink.LinkDel(l); err != nil && !errors.Is(err, syscall.ENODEV) {
-		return false, fmt.Errorf("delete %q: %w", name, err)
-	}
-	return true, nil
 }

@@ -19,7 +19,13 @@
 //     (see OwnNetnsCheck);
 //   - ADD: stdin is read here (and replayed to skel through os.Stdin) and,
 //     when the configuration names an IPAM plugin found in CNI_PATH, that
-//     plugin is started (TakeIPAM).
+//     plugin is started (TakeIPAM);
+//   - DEL: the same IPAM start (DEL feeds it after its own checks), and the
+//     removal of the attachment's host veth (HostVethDel), which DEL does in
+//     any case and which is its longest step. It needs only the environment
+//     (the veth's name and alias derive from the attachment), and is not
+//     started for a configuration that is not JSON or a CNI_NETNS that is
+//     the plugin's own netns, the two errors DEL could meet before it.
 //
 // When ADD never claims the process (skel refused the call before ADD ran),
 // the IPAM plugin reads end of file on stdin as the bridge exits, and fails
@@ -34,23 +40,34 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/flatcni/plugins/pkg/bridge/hostveth"
+	"github.com/flatcni/plugins/pkg/rtnl"
 	"github.com/flatcni/plugins/pkg/spawn"
 )
 
 var (
 	ownNetnsCheck bool
 
-	mu   sync.Mutex
-	ipam *spawn.Proc
+	mu      sync.Mutex
+	ipam    *spawn.Proc
+	hostDel chan hostDelResult // nil unless DEL's host veth removal was started
 )
+
+type hostDelResult struct {
+	deleted bool
+	err     error
+}
 
 func init() {
 	if os.Getenv("CNI_COMMAND") == "" {
 		return
 	}
 	takeOverNetnsCheck()
-	if os.Getenv("CNI_COMMAND") == "ADD" {
+	switch os.Getenv("CNI_COMMAND") {
+	case "ADD":
 		prestartIPAM()
+	case "DEL":
+		startDel()
 	}
 }
 
@@ -82,6 +99,53 @@ func prestartIPAM() {
 		ipam = p
 		mu.Unlock()
 	}
+}
+
+// startDel starts DEL's two long steps, both of which DEL does whatever
+// else it finds: removing the attachment's host veth (the kernel then waits
+// for an RCU grace period, 15-20 ms here) and IPAM DEL (started, and fed by
+// DEL). Nothing starts when the configuration is not JSON or CNI_NETNS is
+// the plugin's own netns: DEL reports those errors without changing anything.
+func startDel() {
+	conf := replayStdin()
+	if !json.Valid(conf) {
+		return
+	}
+	if netns := os.Getenv("CNI_NETNS"); netns != "" && ownNetnsCheck {
+		if own, err := rtnl.IsOwnNetNS(netns); err == nil && own {
+			return
+		}
+	}
+	id, ifName := os.Getenv("CNI_CONTAINERID"), os.Getenv("CNI_IFNAME")
+	if id != "" && ifName != "" {
+		ch := make(chan hostDelResult, 1)
+		go func() {
+			deleted, err := rtnl.DelLinkWithAlias(hostveth.Name(id, ifName), hostveth.Alias(id, ifName))
+			ch <- hostDelResult{deleted, err}
+		}()
+		mu.Lock()
+		hostDel = ch
+		mu.Unlock()
+	}
+	if p := startIPAM(conf, os.Getenv("CNI_PATH"), os.Environ()); p != nil {
+		mu.Lock()
+		ipam = p
+		mu.Unlock()
+	}
+}
+
+// HostVethDel waits for the host veth removal that DEL started, and returns
+// its outcome (see rtnl.DelLinkWithAlias); started is false when none was.
+func HostVethDel() (deleted bool, err error, started bool) {
+	mu.Lock()
+	ch := hostDel
+	hostDel = nil
+	mu.Unlock()
+	if ch == nil {
+		return false, nil, false
+	}
+	r := <-ch
+	return r.deleted, r.err, true
 }
 
 // replayStdin reads stdin to its end and puts a pipe that yields the same
@@ -142,8 +206,8 @@ func findInPath(plugin string, paths []string) string {
 	return ""
 }
 
-// TakeIPAM returns the IPAM process started for this ADD, once; nil if none
-// was started.
+// TakeIPAM returns the IPAM process started for this ADD or DEL, once; nil
+// if none was started.
 func TakeIPAM() *spawn.Proc {
 	mu.Lock()
 	defer mu.Unlock()

@@ -98,3 +98,43 @@ func TestReplayStdin(t *testing.T) {
 	}
 	os.Stdin.Close()
 }
+
+// startDel starts nothing for the two errors DEL reports before changing
+// anything: a configuration that is not JSON, and CNI_NETNS being the
+// plugin's own netns.
+func TestStartDelRefuses(t *testing.T) {
+	saved, savedCheck := os.Stdin, ownNetnsCheck
+	defer func() { os.Stdin, ownNetnsCheck = saved, savedCheck }()
+	dir := t.TempDir()
+	plugin(t, dir, "ipam", "cat >/dev/null")
+	t.Setenv("CNI_PATH", dir)
+	t.Setenv("CNI_CONTAINERID", "c1")
+	t.Setenv("CNI_IFNAME", "eth0")
+	ownNetnsCheck = true
+	for _, tc := range []struct{ name, conf, netns string }{
+		{"not JSON", `{"ipam":{"type":"ipam"}`, ""},
+		{"own netns", `{"ipam":{"type":"ipam"}}`, "/proc/self/ns/net"},
+	} {
+		t.Setenv("CNI_NETNS", tc.netns)
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = w.Write([]byte(tc.conf))
+		w.Close()
+		os.Stdin = r
+		startDel()
+		r.Close()
+		if _, _, started := HostVethDel(); started {
+			t.Errorf("%s: host veth removal started", tc.name)
+		}
+		if p := TakeIPAM(); p != nil {
+			t.Errorf("%s: IPAM started (%s)", tc.name, p.Path)
+		}
+		// skel still reads the configuration.
+		if got, _ := io.ReadAll(os.Stdin); string(got) != tc.conf {
+			t.Errorf("%s: replayed %q", tc.name, got)
+		}
+		os.Stdin.Close()
+	}
+}

@@ -1,0 +1,23 @@
+// Package hostveth names the host end of an attachment's veth pair. The name
+// and alias derive from the attachment (container ID and interface name), so
+// that DEL finds the host end from the node alone, even after the container
+// netns is gone. A leaf package: pkg/bridge/early uses it before the rest of
+// the plugin has initialised.
+package hostveth
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+)
+
+// Name is the host end's name. When it is taken (a hash collision), package
+// link draws a random name instead; the alias still tells the attachment.
+func Name(containerID, ifName string) string {
+	sum := sha256.Sum256([]byte(containerID + "\x00" + ifName))
+	return "veth" + hex.EncodeToString(sum[:4])
+}
+
+// Alias labels the host end with its attachment.
+func Alias(containerID, ifName string) string {
+	return "flatcni:" + containerID + "/" + ifName
+}

@@ -1,0 +1,198 @@
+// Package rtnl makes the few rtnetlink requests (and netns identity checks)
+// that must work before the rest of a plugin binary has initialised
+// (pkg/bridge/early): it imports only the standard library. Everything else uses github.com/vishvananda/netlink
+// through pkg/link.
+package rtnl
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"syscall"
+)
+
+const (
+	nlmsgHdrLen   = 16 // struct nlmsghdr
+	ifinfomsgLen  = 16 // struct ifinfomsg
+	rtaHdrLen     = 4  // struct rtattr
+	recvBufferLen = 32 << 10
+)
+
+// ErrNotFound is returned when no link has the name.
+var ErrNotFound = errors.New("link not found")
+
+// conn is one request/answer exchange with the kernel.
+type conn struct {
+	fd  int
+	seq uint32
+	buf []byte
+}
+
+func dial() (*conn, error) {
+	fd, err := syscall.Socket(syscall.AF_NETLINK, syscall.SOCK_RAW|syscall.SOCK_CLOEXEC, syscall.NETLINK_ROUTE)
+	if err != nil {
+		return nil, fmt.Errorf("netlink socket: %w", err)
+	}
+	if err := syscall.Bind(fd, &syscall.SockaddrNetlink{Family: syscall.AF_NETLINK}); err != nil {
+		syscall.Close(fd)
+		return nil, fmt.Errorf("netlink bind: %w", err)
+	}
+	return &conn{fd: fd, buf: make([]byte, recvBufferLen)}, nil
+}
+
+func (c *conn) close() { syscall.Close(c.fd) }
+
+// request sends one message (type typ, ifinfomsg with index, the attributes
+// in attrs, already encoded) and returns the payload of the answer: the
+// RTM_NEWLINK message's bytes after its header, or nil for an ack.
+func (c *conn) request(typ uint16, flags uint16, index int32, attrs []byte) ([]byte, error) {
+	c.seq++
+	msg := make([]byte, nlmsgHdrLen+ifinfomsgLen+len(attrs))
+	binary.NativeEndian.PutUint32(msg[0:], uint32(len(msg)))
+	binary.NativeEndian.PutUint16(msg[4:], typ)
+	binary.NativeEndian.PutUint16(msg[6:], syscall.NLM_F_REQUEST|flags)
+	binary.NativeEndian.PutUint32(msg[8:], c.seq)
+	// ifinfomsg: family AF_UNSPEC, type 0, index, flags 0, change 0.
+	binary.NativeEndian.PutUint32(msg[nlmsgHdrLen+4:], uint32(index))
+	copy(msg[nlmsgHdrLen+ifinfomsgLen:], attrs)
+	if err := syscall.Sendto(c.fd, msg, 0, &syscall.SockaddrNetlink{Family: syscall.AF_NETLINK}); err != nil {
+		return nil, fmt.Errorf("netlink send: %w", err)
+	}
+	for {
+		n, _, err := syscall.Recvfrom(c.fd, c.buf, 0)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("netlink receive: %w", err)
+		}
+		msgs, err := syscall.ParseNetlinkMessage(c.buf[:n])
+		if err != nil {
+			return nil, fmt.Errorf("netlink receive: %w", err)
+		}
+		for _, m := range msgs {
+			if m.Header.Seq != c.seq {
+				continue // a late answer to an earlier request
+			}
+			switch m.Header.Type {
+			case syscall.NLMSG_ERROR:
+				if len(m.Data) < 4 {
+					return nil, errors.New("netlink: short error message")
+				}
+				if errno := -int32(binary.NativeEndian.Uint32(m.Data)); errno != 0 {
+					return nil, syscall.Errno(errno)
+				}
+				return nil, nil // ack
+			case syscall.RTM_NEWLINK:
+				if len(m.Data) < ifinfomsgLen {
+					return nil, errors.New("netlink: short link message")
+				}
+				return m.Data, nil
+			}
+		}
+	}
+}
+
+// attr encodes one rtnetlink attribute holding a NUL-terminated string.
+func stringAttr(typ uint16, s string) []byte {
+	l := rtaHdrLen + len(s) + 1
+	b := make([]byte, (l+3)&^3)
+	binary.NativeEndian.PutUint16(b[0:], uint16(l))
+	binary.NativeEndian.PutUint16(b[2:], typ)
+	copy(b[rtaHdrLen:], s)
+	return b
+}
+
+// Link is what LinkByName reports of a link.
+type Link struct {
+	Index int32
+	Alias string
+}
+
+// linkByName asks the kernel for the link called name in the current
+// network namespace.
+func (c *conn) linkByName(name string) (Link, error) {
+	data, err := c.request(syscall.RTM_GETLINK, 0, 0, stringAttr(syscall.IFLA_IFNAME, name))
+	if errors.Is(err, syscall.ENODEV) {
+		return Link{}, ErrNotFound
+	}
+	if err != nil {
+		return Link{}, err
+	}
+	if data == nil {
+		return Link{}, errors.New("netlink: no link message in the answer")
+	}
+	l := Link{Index: int32(binary.NativeEndian.Uint32(data[4:8]))}
+	for a := data[ifinfomsgLen:]; len(a) >= rtaHdrLen; {
+		n := int(binary.NativeEndian.Uint16(a[0:]))
+		if n < rtaHdrLen || n > len(a) {
+			break
+		}
+		if binary.NativeEndian.Uint16(a[2:])&^syscall.NLA_F_NESTED == ifla_IFALIAS {
+			v := a[rtaHdrLen:n]
+			for len(v) > 0 && v[len(v)-1] == 0 {
+				v = v[:len(v)-1]
+			}
+			l.Alias = string(v)
+		}
+		a = a[min((n+3)&^3, len(a)):]
+	}
+	return l, nil
+}
+
+// ifla_IFALIAS is IFLA_IFALIAS (absent from package syscall).
+const ifla_IFALIAS = 20
+
+// LinkByName reports the index and alias of the link called name in the
+// current network namespace; ErrNotFound when there is none.
+func LinkByName(name string) (Link, error) {
+	c, err := dial()
+	if err != nil {
+		return Link{}, err
+	}
+	defer c.close()
+	return c.linkByName(name)
+}
+
+// DelLinkWithAlias deletes the link called name in the current network
+// namespace if its alias is alias. It reports whether it deleted it; a link
+// that is missing, or that has another alias (not ours), is not an error.
+func DelLinkWithAlias(name, alias string) (deleted bool, err error) {
+	c, err := dial()
+	if err != nil {
+		return false, err
+	}
+	defer c.close()
+	l, err := c.linkByName(name)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("look up %q: %w", name, err)
+	}
+	if l.Alias != alias {
+		return false, nil
+	}
+	if _, err := c.request(syscall.RTM_DELLINK, syscall.NLM_F_ACK, l.Index, nil); err != nil && !errors.Is(err, syscall.ENODEV) {
+		return false, fmt.Errorf("delete %q: %w", name, err)
+	}
+	return true, nil
+}
+
+// IsOwnNetNS tells whether the netns at path is the one the calling
+// goroutine's thread is in (the node's, for an unlocked goroutine).
+func IsOwnNetNS(path string) (bool, error) {
+	var target, own syscall.Stat_t
+	if err := syscall.Stat(path, &target); err != nil {
+		return false, fmt.Errorf("stat netns %q: %w", path, err)
+	}
+	runtime.LockOSThread()
+	err := syscall.Stat("/proc/thread-self/ns/net", &own)
+	runtime.UnlockOSThread()
+	if err != nil {
+		return false, fmt.Errorf("stat own netns: %w", os.NewSyscallError("stat", err))
+	}
+	return target.Dev == own.Dev && target.Ino == own.Ino, nil
+}
