@@ -37,7 +37,7 @@ func configureIface(ifName string, addrs []netip.Prefix, routes []Route, enableD
 	if err != nil {
 		return fmt.Errorf("look up interface: %w", err)
 	}
-	setContainerSysctls(ifName, enableDAD)
+	// DAD and ARP settings were made by SetupVeth on the fresh interface.
 
 	hasV6 := false
 	for _, p := range addrs {

@@ -12,9 +12,10 @@ import (
 	"github.com/vishvananda/netlink"
 )
 
-// containerFixture wires a container to a bridge in a node netns and
-// returns the node and container netns paths and the container MAC.
-func containerFixture(t *testing.T, gws []netip.Prefix) (node, cont string, mac net.HardwareAddr) {
+// containerFixture wires a container to a bridge in a node netns (with DAD
+// on the container end as dad says) and returns the node and container netns
+// paths and the container MAC.
+func containerFixture(t *testing.T, gws []netip.Prefix, dad bool) (node, cont string, mac net.HardwareAddr) {
 	t.Helper()
 	node, cont = newNetNS(t, "cnode"), newNetNS(t, "ccont")
 	in(t, node, func() error {
@@ -25,7 +26,7 @@ func containerFixture(t *testing.T, gws []netip.Prefix) (node, cont string, mac 
 		if err := EnsureGatewayAddrs(br, gws, false); err != nil {
 			return err
 		}
-		_, ci, err := SetupVeth(VethConfig{ContainerNetNS: cont, IfName: "eth0", Bridge: br})
+		_, ci, err := SetupVeth(VethConfig{ContainerNetNS: cont, IfName: "eth0", Bridge: br, EnableDAD: dad})
 		mac = ci.MAC
 		return err
 	})
@@ -41,7 +42,7 @@ func TestConfigureAndCheckContainer(t *testing.T) {
 		{Dst: pp("::/0"), GW: pa("fd00:1::1")},
 		{Dst: pp("192.168.7.0/24")},
 	}
-	node, cont, mac := containerFixture(t, []netip.Prefix{pp("10.1.0.1/24"), pp("fd00:1::1/64")})
+	node, cont, mac := containerFixture(t, []netip.Prefix{pp("10.1.0.1/24"), pp("fd00:1::1/64")}, false)
 	if err := runIn(t, node, func() error { return ConfigureContainer(cont, "eth0", addrs, routes, false) }); err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +146,7 @@ func TestConfigureAndCheckContainer(t *testing.T) {
 func TestConfigureContainerWithDAD(t *testing.T) {
 	requireRoot(t)
 	pp := netip.MustParsePrefix
-	node, cont, _ := containerFixture(t, []netip.Prefix{pp("fd00:2::1/64")})
+	node, cont, _ := containerFixture(t, []netip.Prefix{pp("fd00:2::1/64")}, true)
 	if err := runIn(t, node, func() error {
 		return ConfigureContainer(cont, "eth0", []netip.Prefix{pp("fd00:2::5/64")}, nil, true)
 	}); err != nil {

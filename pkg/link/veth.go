@@ -208,7 +208,7 @@ func setupHostEnd(cfg VethConfig, name string) (Interface, error) {
 	// link-local address, so bringing it up sends no DAD or MLD packets that
 	// the bridge would flood to every other port. (Best effort: IPv6 may be
 	// disabled on the node already.)
-	_ = setSysctl("net/ipv6/conf/"+name+"/disable_ipv6", "1")
+	_ = writeSysctl("net/ipv6/conf/"+name+"/disable_ipv6", "1")
 	if err := netlink.LinkSetUp(l); err != nil {
 		return Interface{}, fmt.Errorf("set %q up: %w", name, err)
 	}
@@ -234,15 +234,16 @@ func setupContainerEnd(cfg VethConfig) (Interface, error) {
 
 // setContainerSysctls applies the per-interface settings the reference
 // plugin uses in the container: gratuitous ARP on address changes, and DAD
-// on or off. Best effort: IPv6 may be disabled in the container.
+// on or off. Best effort: IPv6 may be disabled in the container. The
+// interface is fresh: written without reading first.
 func setContainerSysctls(ifName string, dad bool) {
 	if dad {
-		_ = setSysctl("net/ipv6/conf/"+ifName+"/enhanced_dad", "1")
-		_ = setSysctl("net/ipv6/conf/"+ifName+"/accept_dad", "1")
+		_ = writeSysctl("net/ipv6/conf/"+ifName+"/enhanced_dad", "1")
+		_ = writeSysctl("net/ipv6/conf/"+ifName+"/accept_dad", "1")
 	} else {
-		_ = setSysctl("net/ipv6/conf/"+ifName+"/accept_dad", "0")
+		_ = writeSysctl("net/ipv6/conf/"+ifName+"/accept_dad", "0")
 	}
-	_ = setSysctl("net/ipv4/conf/"+ifName+"/arp_notify", "1")
+	_ = writeSysctl("net/ipv4/conf/"+ifName+"/arp_notify", "1")
 }
 
 // DelVeth deletes ifName in the container netns, which removes the whole
