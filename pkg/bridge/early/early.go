@@ -16,7 +16,7 @@
 //
 // It acts only when the process is a CNI plugin call (CNI_COMMAND is set):
 //   - every command: the plugin's own-netns check is taken over from skel
-//     (see OwnNetnsCheck);
+//     (see RefusesNetns);
 //   - ADD: stdin is read here (and replayed to skel through os.Stdin) and,
 //     when the configuration names an IPAM plugin found in CNI_PATH, that
 //     plugin is started (TakeIPAM);
@@ -86,9 +86,16 @@ func takeOverNetnsCheck() {
 	_ = os.Setenv("CNI_NETNS_OVERRIDE", "1")
 }
 
-// OwnNetnsCheck tells whether the plugin must refuse a CNI_NETNS that is its
-// own network namespace (skel's check is turned off).
-func OwnNetnsCheck() bool { return ownNetnsCheck }
+// RefusesNetns tells whether the plugin must refuse netns (CNI_NETNS): it is
+// the plugin's own network namespace and the check was taken over from skel.
+// A path that cannot be read is left to the caller.
+func RefusesNetns(netns string) bool {
+	if !ownNetnsCheck || netns == "" {
+		return false
+	}
+	own, err := rtnl.IsOwnNetNS(netns)
+	return err == nil && own
+}
 
 // prestartIPAM reads the configuration from stdin, gives it back to skel
 // through os.Stdin, and starts the IPAM plugin it names.
@@ -111,10 +118,8 @@ func startDel() {
 	if !json.Valid(conf) {
 		return
 	}
-	if netns := os.Getenv("CNI_NETNS"); netns != "" && ownNetnsCheck {
-		if own, err := rtnl.IsOwnNetNS(netns); err == nil && own {
-			return
-		}
+	if RefusesNetns(os.Getenv("CNI_NETNS")) {
+		return
 	}
 	id, ifName := os.Getenv("CNI_CONTAINERID"), os.Getenv("CNI_IFNAME")
 	if id != "" && ifName != "" {
