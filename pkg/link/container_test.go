@@ -48,11 +48,7 @@ func TestConfigureAndCheckContainer(t *testing.T) {
 	}
 
 	in(t, cont, func() error {
-		l, err := netlink.LinkByName("eth0")
-		if err != nil {
-			return err
-		}
-		list, err := netlink.AddrList(l, netlink.FAMILY_V6)
+		list, err := v6Addrs("eth0")
 		if err != nil {
 			return err
 		}
@@ -153,11 +149,7 @@ func TestConfigureContainerWithDAD(t *testing.T) {
 		t.Fatal(err)
 	}
 	in(t, cont, func() error {
-		l, err := netlink.LinkByName("eth0")
-		if err != nil {
-			return err
-		}
-		list, err := netlink.AddrList(l, netlink.FAMILY_V6)
+		list, err := v6Addrs("eth0")
 		if err != nil {
 			return err
 		}
@@ -171,6 +163,15 @@ func TestConfigureContainerWithDAD(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// v6Addrs lists the IPv6 addresses of ifName in the current netns.
+func v6Addrs(ifName string) ([]netlink.Addr, error) {
+	l, err := netlink.LinkByName(ifName)
+	if err != nil {
+		return nil, err
+	}
+	return netlink.AddrList(l, netlink.FAMILY_V6)
 }
 
 // runIn runs fn inside the netns at path and returns its error.
