@@ -7,6 +7,8 @@ import (
 	"syscall"
 
 	"github.com/vishvananda/netlink"
+
+	"github.com/flatcni/plugins/pkg/rtnl"
 )
 
 // BridgeConfig describes the node bridge EnsureBridge creates or reuses.
@@ -52,14 +54,24 @@ func EnsureBridge(cfg BridgeConfig) (Bridge, error) {
 			return Bridge{}, fmt.Errorf("set promiscuous mode on bridge %q: %w", cfg.Name, err)
 		}
 	}
-	// Best effort, as IPv6 may be disabled on the node.
-	_ = setSysctl("net/ipv6/conf/"+cfg.Name+"/accept_ra", "0")
+	disableAcceptRA(br)
 	if br.Attrs().Flags&net.FlagUp == 0 {
 		if err := netlink.LinkSetUp(br); err != nil {
 			return Bridge{}, fmt.Errorf("set bridge %q up: %w", cfg.Name, err)
 		}
 	}
 	return bridgeFrom(br), nil
+}
+
+// disableAcceptRA sets the bridge's accept_ra to 0 unless it is already:
+// read through netlink (see pkg/rtnl), so /proc/sys is opened in practice
+// once, when the bridge is made. Best effort, as IPv6 may be off on the node.
+func disableAcceptRA(br netlink.Link) {
+	ra, err := rtnl.IPv6Conf(int32(br.Attrs().Index), rtnl.IPv6AcceptRA)
+	if errors.Is(err, rtnl.ErrNoIPv6) || err == nil && ra == 0 {
+		return
+	}
+	_ = writeSysctl("net/ipv6/conf/"+br.Attrs().Name+"/accept_ra", "0")
 }
 
 // BridgeByName looks up an existing bridge. A missing link yields an error

@@ -12,6 +12,8 @@ import (
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/flatcni/plugins/pkg/rtnl"
 )
 
 // hostVethAttempts bounds the retries on a random host name collision.
@@ -179,6 +181,10 @@ func RandomName(prefix string, n int) (string, error) {
 	return prefix + hex.EncodeToString(b), nil
 }
 
+// in6AddrGenModeNone is IN6_ADDR_GEN_MODE_NONE (linux/if_link.h): no IPv6
+// link-local address is made for the interface.
+const in6AddrGenModeNone = 1
+
 // setupHostEnd enslaves the host end to the bridge, applies port options
 // and brings it up.
 func setupHostEnd(cfg VethConfig, name string) (Interface, error) {
@@ -204,11 +210,12 @@ func setupHostEnd(cfg VethConfig, name string) (Interface, error) {
 			return Interface{}, fmt.Errorf("set alias of %q: %w", name, err)
 		}
 	}
-	// A bridge port needs no address of its own: with IPv6 off it gets no
-	// link-local address, so bringing it up sends no DAD or MLD packets that
-	// the bridge would flood to every other port. (Best effort: IPv6 may be
-	// disabled on the node already.)
-	_ = writeSysctl("net/ipv6/conf/"+name+"/disable_ipv6", "1")
+	// A bridge port needs no address of its own: with no IPv6 address
+	// generation it gets no link-local address, so bringing it up sends no
+	// DAD, MLD or router solicitation that the bridge would flood to every
+	// other port. Set through netlink, not /proc/sys (see pkg/rtnl). Best
+	// effort: IPv6 may be off on the node.
+	_ = netlink.LinkSetIP6AddrGenMode(l, in6AddrGenModeNone)
 	if err := netlink.LinkSetUp(l); err != nil {
 		return Interface{}, fmt.Errorf("set %q up: %w", name, err)
 	}
@@ -222,7 +229,7 @@ func setupContainerEnd(cfg VethConfig) (Interface, error) {
 	if err != nil {
 		return Interface{}, fmt.Errorf("look up %q in netns %q: %w", cfg.IfName, cfg.ContainerNetNS, err)
 	}
-	setContainerSysctls(cfg.IfName, cfg.EnableDAD)
+	setContainerSysctls(l, cfg.EnableDAD)
 	if !cfg.DisableContainerInterface {
 		if err := netlink.LinkSetUp(l); err != nil {
 			return Interface{}, fmt.Errorf("set %q up in netns %q: %w", cfg.IfName, cfg.ContainerNetNS, err)
@@ -235,15 +242,17 @@ func setupContainerEnd(cfg VethConfig) (Interface, error) {
 // setContainerSysctls applies the per-interface settings the reference
 // plugin uses in the container: gratuitous ARP on address changes, and DAD
 // on or off. Best effort: IPv6 may be disabled in the container. The
-// interface is fresh: written without reading first.
-func setContainerSysctls(ifName string, dad bool) {
+// interface is fresh: written without reading first, and the IPv4 setting
+// through netlink (see pkg/rtnl).
+func setContainerSysctls(l netlink.Link, dad bool) {
+	ifName := l.Attrs().Name
 	if dad {
 		_ = writeSysctl("net/ipv6/conf/"+ifName+"/enhanced_dad", "1")
 		_ = writeSysctl("net/ipv6/conf/"+ifName+"/accept_dad", "1")
 	} else {
 		_ = writeSysctl("net/ipv6/conf/"+ifName+"/accept_dad", "0")
 	}
-	_ = writeSysctl("net/ipv4/conf/"+ifName+"/arp_notify", "1")
+	_ = rtnl.SetIPv4Conf(int32(l.Attrs().Index), rtnl.IPv4ArpNotify, 1)
 }
 
 // DelVeth deletes ifName in the container netns, which removes the whole

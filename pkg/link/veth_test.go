@@ -58,6 +58,11 @@ func TestSetupVeth(t *testing.T) {
 				if cfg.MTU != 0 && a.MTU != cfg.MTU {
 					t.Errorf("host MTU %d, want %d", a.MTU, cfg.MTU)
 				}
+				// A bridge port gets no IPv6 address, so it sends nothing
+				// the bridge would flood (up: no link-local was made).
+				if addrs, err := netlink.AddrList(l, netlink.FAMILY_V6); err != nil || len(addrs) != 0 {
+					t.Errorf("host end IPv6 addresses %v, %v; want none", addrs, err)
+				}
 				pi, err := netlink.LinkGetProtinfo(l)
 				if err != nil {
 					return err

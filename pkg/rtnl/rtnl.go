@@ -1,7 +1,10 @@
 // Package rtnl makes the few rtnetlink requests (and netns identity checks)
 // that must work before the rest of a plugin binary has initialised
-// (pkg/bridge/early): it imports only the standard library. Everything else uses github.com/vishvananda/netlink
-// through pkg/link.
+// (pkg/bridge/early), and the ones github.com/vishvananda/netlink lacks:
+// reading forwarding and per-interface IPv6 settings and writing IPv4
+// per-interface settings, which would otherwise go through /proc/sys (see
+// conf.go). It imports only the standard library. Everything else uses
+// vishvananda/netlink through pkg/link.
 package rtnl
 
 import (
@@ -44,19 +47,27 @@ func dial() (*conn, error) {
 
 func (c *conn) close() { syscall.Close(c.fd) }
 
-// request sends one message (type typ, ifinfomsg with index, the attributes
-// in attrs, already encoded) and returns the payload of the answer: the
-// RTM_NEWLINK message's bytes after its header, or nil for an ack.
-func (c *conn) request(typ uint16, flags uint16, index int32, attrs []byte) ([]byte, error) {
+// ifinfo is a struct ifinfomsg for the link with index: family AF_UNSPEC,
+// flags and change 0.
+func ifinfo(index int32) []byte {
+	b := make([]byte, ifinfomsgLen)
+	binary.NativeEndian.PutUint32(b[4:], uint32(index))
+	return b
+}
+
+// request sends one message (type typ, the fixed header hdr such as an
+// ifinfomsg, then the attributes in attrs, already encoded) and returns the
+// payload of the answer: the RTM_NEWLINK or RTM_NEWNETCONF message's bytes
+// after its netlink header, or nil for an ack.
+func (c *conn) request(typ uint16, flags uint16, hdr, attrs []byte) ([]byte, error) {
 	c.seq++
-	msg := make([]byte, nlmsgHdrLen+ifinfomsgLen+len(attrs))
+	msg := make([]byte, nlmsgHdrLen+len(hdr)+len(attrs))
 	binary.NativeEndian.PutUint32(msg[0:], uint32(len(msg)))
 	binary.NativeEndian.PutUint16(msg[4:], typ)
 	binary.NativeEndian.PutUint16(msg[6:], syscall.NLM_F_REQUEST|flags)
 	binary.NativeEndian.PutUint32(msg[8:], c.seq)
-	// ifinfomsg: family AF_UNSPEC, type 0, index, flags 0, change 0.
-	binary.NativeEndian.PutUint32(msg[nlmsgHdrLen+4:], uint32(index))
-	copy(msg[nlmsgHdrLen+ifinfomsgLen:], attrs)
+	copy(msg[nlmsgHdrLen:], hdr)
+	copy(msg[nlmsgHdrLen+len(hdr):], attrs)
 	if err := syscall.Sendto(c.fd, msg, 0, &syscall.SockaddrNetlink{Family: syscall.AF_NETLINK}); err != nil {
 		return nil, fmt.Errorf("netlink send: %w", err)
 	}
@@ -90,19 +101,45 @@ func (c *conn) request(typ uint16, flags uint16, index int32, attrs []byte) ([]b
 					return nil, errors.New("netlink: short link message")
 				}
 				return m.Data, nil
+			case rtm_NEWNETCONF:
+				if len(m.Data) < netconfmsgLen {
+					return nil, errors.New("netlink: short netconf message")
+				}
+				return m.Data, nil
 			}
 		}
 	}
 }
 
-// attr encodes one rtnetlink attribute holding a NUL-terminated string.
-func stringAttr(typ uint16, s string) []byte {
-	l := rtaHdrLen + len(s) + 1
+// attr encodes one rtnetlink attribute: its header, the payload, padding.
+func attr(typ uint16, payload []byte) []byte {
+	l := rtaHdrLen + len(payload)
 	b := make([]byte, (l+3)&^3)
 	binary.NativeEndian.PutUint16(b[0:], uint16(l))
 	binary.NativeEndian.PutUint16(b[2:], typ)
-	copy(b[rtaHdrLen:], s)
+	copy(b[rtaHdrLen:], payload)
 	return b
+}
+
+// stringAttr encodes one attribute holding a NUL-terminated string.
+func stringAttr(typ uint16, s string) []byte { return attr(typ, append([]byte(s), 0)) }
+
+// u32Attr encodes one attribute holding a 32-bit value.
+func u32Attr(typ uint16, v uint32) []byte {
+	return attr(typ, binary.NativeEndian.AppendUint32(nil, v))
+}
+
+// eachAttr calls fn with the type (nesting flag cleared) and payload of
+// every attribute in b, in order; a malformed tail ends the walk.
+func eachAttr(b []byte, fn func(typ uint16, payload []byte)) {
+	for len(b) >= rtaHdrLen {
+		n := int(binary.NativeEndian.Uint16(b[0:]))
+		if n < rtaHdrLen || n > len(b) {
+			return
+		}
+		fn(binary.NativeEndian.Uint16(b[2:])&^syscall.NLA_F_NESTED, b[rtaHdrLen:n])
+		b = b[min((n+3)&^3, len(b)):]
+	}
 }
 
 // Link is what LinkByName reports of a link.
@@ -114,7 +151,7 @@ type Link struct {
 // linkByName asks the kernel for the link called name in the current
 // network namespace.
 func (c *conn) linkByName(name string) (Link, error) {
-	data, err := c.request(syscall.RTM_GETLINK, 0, 0, stringAttr(syscall.IFLA_IFNAME, name))
+	data, err := c.request(syscall.RTM_GETLINK, 0, ifinfo(0), stringAttr(syscall.IFLA_IFNAME, name))
 	if errors.Is(err, syscall.ENODEV) {
 		return Link{}, ErrNotFound
 	}
@@ -125,20 +162,14 @@ func (c *conn) linkByName(name string) (Link, error) {
 		return Link{}, errors.New("netlink: no link message in the answer")
 	}
 	l := Link{Index: int32(binary.NativeEndian.Uint32(data[4:8]))}
-	for a := data[ifinfomsgLen:]; len(a) >= rtaHdrLen; {
-		n := int(binary.NativeEndian.Uint16(a[0:]))
-		if n < rtaHdrLen || n > len(a) {
-			break
-		}
-		if binary.NativeEndian.Uint16(a[2:])&^syscall.NLA_F_NESTED == ifla_IFALIAS {
-			v := a[rtaHdrLen:n]
+	eachAttr(data[ifinfomsgLen:], func(typ uint16, v []byte) {
+		if typ == ifla_IFALIAS {
 			for len(v) > 0 && v[len(v)-1] == 0 {
 				v = v[:len(v)-1]
 			}
 			l.Alias = string(v)
 		}
-		a = a[min((n+3)&^3, len(a)):]
-	}
+	})
 	return l, nil
 }
 
@@ -175,7 +206,7 @@ func DelLinkWithAlias(name, alias string) (deleted bool, err error) {
 	if l.Alias != alias {
 		return false, nil
 	}
-	if _, err := c.request(syscall.RTM_DELLINK, syscall.NLM_F_ACK, l.Index, nil); err != nil && !errors.Is(err, syscall.ENODEV) {
+	if _, err := c.request(syscall.RTM_DELLINK, syscall.NLM_F_ACK, ifinfo(l.Index), nil); err != nil && !errors.Is(err, syscall.ENODEV) {
 		return false, fmt.Errorf("delete %q: %w", name, err)
 	}
 	return true, nil
