@@ -211,10 +211,10 @@ func setupHostEnd(cfg VethConfig, name string) (Interface, error) {
 		}
 	}
 	// A bridge port needs no address of its own: with no IPv6 address
-	// generation it gets no link-local address, so bringing it up sends no
-	// DAD, MLD or router solicitation that the bridge would flood to every
-	// other port. Set through netlink, not /proc/sys (see pkg/rtnl). Best
-	// effort: IPv6 may be off on the node.
+	// generation it gets no link-local address, so bringing it up starts no
+	// DAD, MLD or router solicitation work and adds no per-port address to
+	// the node's IPv6 tables. Set through netlink, not /proc/sys (see
+	// pkg/rtnl). Best effort: IPv6 may be off on the node.
 	_ = netlink.LinkSetIP6AddrGenMode(l, in6AddrGenModeNone)
 	if err := netlink.LinkSetUp(l); err != nil {
 		return Interface{}, fmt.Errorf("set %q up: %w", name, err)
