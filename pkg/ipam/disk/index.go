@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/flatcni/plugins/pkg/ipam"
 )
@@ -86,9 +87,15 @@ func (s *Store) stamp() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	boot, _ := os.ReadFile("/proc/sys/kernel/random/boot_id")
-	return strconv.FormatInt(fi.ModTime().UnixNano(), 10) + " " + strings.TrimSpace(string(boot)), nil
+	return strconv.FormatInt(fi.ModTime().UnixNano(), 10) + " " + bootID(), nil
 }
+
+// bootID is this boot's ID, read once per process (a stamp is taken before
+// and after each change).
+var bootID = sync.OnceValue(func() string {
+	boot, _ := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	return strings.TrimSpace(string(boot))
+})
 
 func (s *Store) writeStamp() error {
 	st, err := s.stamp()
