@@ -48,11 +48,10 @@ var ErrNoIPv6 = errors.New("link has no IPv6 settings")
 // AF_INET6) in the current network namespace: net.ipv4.ip_forward (the
 // "all" setting) or net.ipv6.conf.all.forwarding.
 func Forwarding(family int) (bool, error) {
-	c, err := dial()
-	if err != nil {
-		return false, err
-	}
-	defer c.close()
+	return withConn(func(c *conn) (bool, error) { return c.forwarding(family) })
+}
+
+func (c *conn) forwarding(family int) (bool, error) {
 	hdr := make([]byte, netconfmsgLen)
 	hdr[0] = byte(family)
 	all := int32(netconfa_IFINDEX_ALL)
@@ -78,11 +77,10 @@ func Forwarding(family int) (bool, error) {
 // IPv6Conf reports one IPv6 setting (a DEVCONF_* field such as
 // IPv6AcceptRA) of the link with index in the current network namespace.
 func IPv6Conf(index int32, field int) (int32, error) {
-	c, err := dial()
-	if err != nil {
-		return 0, err
-	}
-	defer c.close()
+	return withConn(func(c *conn) (int32, error) { return c.ipv6Conf(index, field) })
+}
+
+func (c *conn) ipv6Conf(index int32, field int) (int32, error) {
 	data, err := c.request(syscall.RTM_GETLINK, 0, ifinfo(index), nil)
 	if err != nil {
 		return 0, err
@@ -118,12 +116,9 @@ func IPv6Conf(index int32, field int) (int32, error) {
 // SetIPv4Conf sets one IPv4 setting (an IPV4_DEVCONF_* field such as
 // IPv4ArpNotify) of the link with index in the current network namespace.
 func SetIPv4Conf(index int32, field int, value uint32) error {
-	c, err := dial()
-	if err != nil {
-		return err
-	}
-	defer c.close()
 	spec := attr(ifla_AF_SPEC, attr(syscall.AF_INET, attr(ifla_INET_CONF|syscall.NLA_F_NESTED, u32Attr(uint16(field), value))))
-	_, err = c.request(syscall.RTM_SETLINK, syscall.NLM_F_ACK, ifinfo(index), spec)
+	_, err := withConn(func(c *conn) ([]byte, error) {
+		return c.request(syscall.RTM_SETLINK, syscall.NLM_F_ACK, ifinfo(index), spec)
+	})
 	return err
 }

@@ -47,6 +47,17 @@ func dial() (*conn, error) {
 
 func (c *conn) close() { syscall.Close(c.fd) }
 
+// withConn runs fn on a connection of its own, closed afterwards.
+func withConn[T any](fn func(c *conn) (T, error)) (T, error) {
+	c, err := dial()
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	defer c.close()
+	return fn(c)
+}
+
 // ifinfo is a struct ifinfomsg for the link with index: family AF_UNSPEC,
 // flags and change 0.
 func ifinfo(index int32) []byte {
@@ -179,23 +190,17 @@ const ifla_IFALIAS = 20
 // LinkByName reports the index and alias of the link called name in the
 // current network namespace; ErrNotFound when there is none.
 func LinkByName(name string) (Link, error) {
-	c, err := dial()
-	if err != nil {
-		return Link{}, err
-	}
-	defer c.close()
-	return c.linkByName(name)
+	return withConn(func(c *conn) (Link, error) { return c.linkByName(name) })
 }
 
 // DelLinkWithAlias deletes the link called name in the current network
 // namespace if its alias is alias. It reports whether it deleted it; a link
 // that is missing, or that has another alias (not ours), is not an error.
 func DelLinkWithAlias(name, alias string) (deleted bool, err error) {
-	c, err := dial()
-	if err != nil {
-		return false, err
-	}
-	defer c.close()
+	return withConn(func(c *conn) (bool, error) { return c.delLinkWithAlias(name, alias) })
+}
+
+func (c *conn) delLinkWithAlias(name, alias string) (bool, error) {
 	l, err := c.linkByName(name)
 	if errors.Is(err, ErrNotFound) {
 		return false, nil
