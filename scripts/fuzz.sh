@@ -10,6 +10,8 @@ targets=(
 	"./pkg/config FuzzLoadBridge"
 	"./pkg/config FuzzLoadIPAM"
 	"./pkg/ipam FuzzAllocate"
+	"./pkg/bridge/early FuzzScanConfig"
+	"./pkg/bridge/hostveth FuzzSHA256"
 )
 failed=0
 for t in "${targets[@]}"; do

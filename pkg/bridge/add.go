@@ -3,6 +3,7 @@ package bridge
 import (
 	"errors"
 	"fmt"
+	"runtime"
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
@@ -69,6 +70,9 @@ func Add(args *skel.CmdArgs) (err error) {
 	}
 	defer sandbox.Close()
 	gate <- true
+	// Let the IPAM goroutine feed the plugin now: with GOMAXPROCS=1 it would
+	// otherwise wait for this goroutine to block, after the links are made.
+	runtime.Gosched()
 
 	var undo []func()
 	defer func() {

@@ -38,7 +38,7 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/cni/pkg/version"
 
-	"github.com/flatcni/plugins/pkg/spawn"
+	"github.com/flatcni/plugins/pkg/bridge/spawn"
 )
 
 // Exec implements invoke.Exec.
@@ -247,13 +247,26 @@ func start(path string, environ []string) (*run, error) {
 
 // adopt takes over a started process: its stderr is collected from now on.
 func adopt(p *spawn.Proc) *run {
-	r := &run{pid: p.Pid, path: p.Path, env: p.Env, stdin: p.Stdin, stdout: p.Stdout, stderrEOF: make(chan struct{})}
+	stderr := pollable(p.Stderr, "stderr of "+p.Path)
+	r := &run{pid: p.Pid, path: p.Path, env: p.Env,
+		stdin:     pollable(p.Stdin, "stdin of "+p.Path),
+		stdout:    pollable(p.Stdout, "stdout of "+p.Path),
+		stderrEOF: make(chan struct{})}
 	go func() {
-		_, _ = io.Copy(&r.stderr, p.Stderr)
-		p.Stderr.Close()
+		_, _ = io.Copy(&r.stderr, stderr)
+		stderr.Close()
 		close(r.stderrEOF)
 	}()
 	return r
+}
+
+// pollable wraps a pipe end in an os.File that waits in the runtime's
+// poller: a goroutine waiting for the plugin then parks instead of holding a
+// thread and, with GOMAXPROCS=1, the only P, which the runtime takes back
+// only when its monitor next wakes (up to 10 ms later).
+func pollable(fd int, name string) *os.File {
+	_ = syscall.SetNonblock(fd, true) // if it fails, reads block: slower, still right
+	return os.NewFile(uintptr(fd), name)
 }
 
 // feed writes the plugin's stdin in the background and closes it (a plugin

@@ -1,7 +1,6 @@
 package rtnl
 
 import (
-	"encoding/binary"
 	"errors"
 	"syscall"
 )
@@ -65,7 +64,7 @@ func (c *conn) forwarding(family int) (bool, error) {
 	on, found := false, false
 	eachAttr(data[netconfmsgLen:], func(typ uint16, v []byte) {
 		if typ == netconfa_FORWARDING && len(v) >= 4 {
-			on, found = binary.NativeEndian.Uint32(v) != 0, true
+			on, found = getU32(v) != 0, true
 		}
 	})
 	if !found {
@@ -110,7 +109,7 @@ func (c *conn) ipv6Conf(index int32, field int) (int32, error) {
 	if len(conf) < 4*(field+1) {
 		return 0, errors.New("netlink: IPv6 settings without the field asked for")
 	}
-	return int32(binary.NativeEndian.Uint32(conf[4*field:])), nil
+	return int32(getU32(conf[4*field:])), nil
 }
 
 // SetIPv4Conf sets one IPv4 setting (an IPV4_DEVCONF_* field such as

@@ -5,13 +5,15 @@
 // per-interface settings, which would otherwise go through /proc/sys (see
 // conf.go). It imports only the standard library. Everything else uses
 // vishvananda/netlink through pkg/link.
+//
+// It imports only packages that the Go runtime initialises before package
+// syscall is ready (errors, runtime, syscall, unsafe): encoding/binary, fmt or
+// os would make pkg/bridge/early wait for reflect, unicode and os to
+// initialise first (see that package).
 package rtnl
 
 import (
-	"encoding/binary"
 	"errors"
-	"fmt"
-	"os"
 	"runtime"
 	"syscall"
 )
@@ -36,11 +38,11 @@ type conn struct {
 func dial() (*conn, error) {
 	fd, err := syscall.Socket(syscall.AF_NETLINK, syscall.SOCK_RAW|syscall.SOCK_CLOEXEC, syscall.NETLINK_ROUTE)
 	if err != nil {
-		return nil, fmt.Errorf("netlink socket: %w", err)
+		return nil, wrap("netlink socket", err)
 	}
 	if err := syscall.Bind(fd, &syscall.SockaddrNetlink{Family: syscall.AF_NETLINK}); err != nil {
 		syscall.Close(fd)
-		return nil, fmt.Errorf("netlink bind: %w", err)
+		return nil, wrap("netlink bind", err)
 	}
 	return &conn{fd: fd, buf: make([]byte, recvBufferLen)}, nil
 }
@@ -62,7 +64,7 @@ func withConn[T any](fn func(c *conn) (T, error)) (T, error) {
 // flags and change 0.
 func ifinfo(index int32) []byte {
 	b := make([]byte, ifinfomsgLen)
-	binary.NativeEndian.PutUint32(b[4:], uint32(index))
+	putU32(b[4:], uint32(index))
 	return b
 }
 
@@ -73,14 +75,14 @@ func ifinfo(index int32) []byte {
 func (c *conn) request(typ uint16, flags uint16, hdr, attrs []byte) ([]byte, error) {
 	c.seq++
 	msg := make([]byte, nlmsgHdrLen+len(hdr)+len(attrs))
-	binary.NativeEndian.PutUint32(msg[0:], uint32(len(msg)))
-	binary.NativeEndian.PutUint16(msg[4:], typ)
-	binary.NativeEndian.PutUint16(msg[6:], syscall.NLM_F_REQUEST|flags)
-	binary.NativeEndian.PutUint32(msg[8:], c.seq)
+	putU32(msg[0:], uint32(len(msg)))
+	putU16(msg[4:], typ)
+	putU16(msg[6:], syscall.NLM_F_REQUEST|flags)
+	putU32(msg[8:], c.seq)
 	copy(msg[nlmsgHdrLen:], hdr)
 	copy(msg[nlmsgHdrLen+len(hdr):], attrs)
 	if err := syscall.Sendto(c.fd, msg, 0, &syscall.SockaddrNetlink{Family: syscall.AF_NETLINK}); err != nil {
-		return nil, fmt.Errorf("netlink send: %w", err)
+		return nil, wrap("netlink send", err)
 	}
 	for {
 		n, _, err := syscall.Recvfrom(c.fd, c.buf, 0)
@@ -88,11 +90,11 @@ func (c *conn) request(typ uint16, flags uint16, hdr, attrs []byte) ([]byte, err
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("netlink receive: %w", err)
+			return nil, wrap("netlink receive", err)
 		}
 		msgs, err := syscall.ParseNetlinkMessage(c.buf[:n])
 		if err != nil {
-			return nil, fmt.Errorf("netlink receive: %w", err)
+			return nil, wrap("netlink receive", err)
 		}
 		for _, m := range msgs {
 			if m.Header.Seq != c.seq {
@@ -103,7 +105,7 @@ func (c *conn) request(typ uint16, flags uint16, hdr, attrs []byte) ([]byte, err
 				if len(m.Data) < 4 {
 					return nil, errors.New("netlink: short error message")
 				}
-				if errno := -int32(binary.NativeEndian.Uint32(m.Data)); errno != 0 {
+				if errno := -int32(getU32(m.Data)); errno != 0 {
 					return nil, syscall.Errno(errno)
 				}
 				return nil, nil // ack
@@ -126,8 +128,8 @@ func (c *conn) request(typ uint16, flags uint16, hdr, attrs []byte) ([]byte, err
 func attr(typ uint16, payload []byte) []byte {
 	l := rtaHdrLen + len(payload)
 	b := make([]byte, (l+3)&^3)
-	binary.NativeEndian.PutUint16(b[0:], uint16(l))
-	binary.NativeEndian.PutUint16(b[2:], typ)
+	putU16(b[0:], uint16(l))
+	putU16(b[2:], typ)
 	copy(b[rtaHdrLen:], payload)
 	return b
 }
@@ -137,18 +139,18 @@ func stringAttr(typ uint16, s string) []byte { return attr(typ, append([]byte(s)
 
 // u32Attr encodes one attribute holding a 32-bit value.
 func u32Attr(typ uint16, v uint32) []byte {
-	return attr(typ, binary.NativeEndian.AppendUint32(nil, v))
+	return attr(typ, putU32(make([]byte, 4), v))
 }
 
 // eachAttr calls fn with the type (nesting flag cleared) and payload of
 // every attribute in b, in order; a malformed tail ends the walk.
 func eachAttr(b []byte, fn func(typ uint16, payload []byte)) {
 	for len(b) >= rtaHdrLen {
-		n := int(binary.NativeEndian.Uint16(b[0:]))
+		n := int(getU16(b[0:]))
 		if n < rtaHdrLen || n > len(b) {
 			return
 		}
-		fn(binary.NativeEndian.Uint16(b[2:])&^syscall.NLA_F_NESTED, b[rtaHdrLen:n])
+		fn(getU16(b[2:])&^syscall.NLA_F_NESTED, b[rtaHdrLen:n])
 		b = b[min((n+3)&^3, len(b)):]
 	}
 }
@@ -172,7 +174,7 @@ func (c *conn) linkByName(name string) (Link, error) {
 	if data == nil {
 		return Link{}, errors.New("netlink: no link message in the answer")
 	}
-	l := Link{Index: int32(binary.NativeEndian.Uint32(data[4:8]))}
+	l := Link{Index: int32(getU32(data[4:8]))}
 	eachAttr(data[ifinfomsgLen:], func(typ uint16, v []byte) {
 		if typ == ifla_IFALIAS {
 			for len(v) > 0 && v[len(v)-1] == 0 {
@@ -206,13 +208,13 @@ func (c *conn) delLinkWithAlias(name, alias string) (bool, error) {
 		return false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("look up %q: %w", name, err)
+		return false, wrap("look up "+quote(name), err)
 	}
 	if l.Alias != alias {
 		return false, nil
 	}
 	if _, err := c.request(syscall.RTM_DELLINK, syscall.NLM_F_ACK, ifinfo(l.Index), nil); err != nil && !errors.Is(err, syscall.ENODEV) {
-		return false, fmt.Errorf("delete %q: %w", name, err)
+		return false, wrap("delete "+quote(name), err)
 	}
 	return true, nil
 }
@@ -222,13 +224,13 @@ func (c *conn) delLinkWithAlias(name, alias string) (bool, error) {
 func IsOwnNetNS(path string) (bool, error) {
 	var target, own syscall.Stat_t
 	if err := syscall.Stat(path, &target); err != nil {
-		return false, fmt.Errorf("stat netns %q: %w", path, err)
+		return false, wrap("stat netns "+quote(path), err)
 	}
 	runtime.LockOSThread()
 	err := syscall.Stat("/proc/thread-self/ns/net", &own)
 	runtime.UnlockOSThread()
 	if err != nil {
-		return false, fmt.Errorf("stat own netns: %w", os.NewSyscallError("stat", err))
+		return false, wrap("stat own netns", wrap("stat", err))
 	}
 	return target.Dev == own.Dev && target.Ino == own.Ino, nil
 }

@@ -1,6 +1,7 @@
 package rtnl
 
 import (
+	"encoding/binary"
 	"errors"
 	"strings"
 	"testing"
@@ -73,5 +74,22 @@ func TestIsOwnNetNS(t *testing.T) {
 	}
 	if _, err := IsOwnNetNS("/nonexistent"); err == nil {
 		t.Error("missing path: no error")
+	}
+}
+
+// The byte-order helpers agree with encoding/binary.NativeEndian.
+func TestNativeEndian(t *testing.T) {
+	b := []byte{1, 2, 3, 4}
+	if getU16(b) != binary.NativeEndian.Uint16(b) || getU32(b) != binary.NativeEndian.Uint32(b) {
+		t.Errorf("read %#x %#x", getU16(b), getU32(b))
+	}
+	w := make([]byte, 4)
+	putU32(w, 0x01020304)
+	if binary.NativeEndian.Uint32(w) != 0x01020304 {
+		t.Errorf("putU32 wrote %v", w)
+	}
+	putU16(w, 0x0506)
+	if binary.NativeEndian.Uint16(w) != 0x0506 {
+		t.Errorf("putU16 wrote %v", w)
 	}
 }

@@ -51,13 +51,14 @@ func TestStartIPAM(t *testing.T) {
 		t.Errorf("path %q env %q", p.Path, p.Env)
 	}
 	// It has done nothing yet: it waits for its stdin.
-	if _, err := p.Stdin.Write([]byte("fed")); err != nil {
+	stdin, stdout, stderr := os.NewFile(uintptr(p.Stdin), "stdin"), os.NewFile(uintptr(p.Stdout), "stdout"), os.NewFile(uintptr(p.Stderr), "stderr")
+	if _, err := stdin.Write([]byte("fed")); err != nil {
 		t.Fatal(err)
 	}
-	p.Stdin.Close()
-	out, _ := io.ReadAll(p.Stdout)
-	p.Stdout.Close()
-	p.Stderr.Close()
+	stdin.Close()
+	out, _ := io.ReadAll(stdout)
+	stdout.Close()
+	stderr.Close()
 	var ws syscall.WaitStatus
 	if _, err := syscall.Wait4(p.Pid, &ws, 0, nil); err != nil || ws.ExitStatus() != 0 {
 		t.Fatalf("wait: %v, status %v", err, ws)
@@ -74,37 +75,78 @@ func TestStartIPAM(t *testing.T) {
 	}
 }
 
-func TestReplayStdin(t *testing.T) {
-	saved := os.Stdin
-	defer func() { os.Stdin = saved }()
+// withStdin runs fn with file descriptor 0 reading conf, and returns what
+// fd 0 yields after fn (what skel reads); fd 0 is restored afterwards.
+func withStdin(t *testing.T, conf string, fn func()) string {
+	t.Helper()
+	saved, err := syscall.Dup(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = syscall.Dup3(saved, 0, 0)
+		syscall.Close(saved)
+	}()
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	os.Stdin = r
-	conf := `{"name":"net"}`
 	go func() {
 		_, _ = w.Write([]byte(conf))
 		w.Close()
 	}()
-	if got := string(replayStdin()); got != conf {
-		t.Errorf("read %q", got)
+	if err := syscall.Dup3(int(r.Fd()), 0, 0); err != nil {
+		t.Fatal(err)
 	}
 	r.Close()
-	// skel reads the same bytes again.
-	again, err := io.ReadAll(os.Stdin)
-	if err != nil || string(again) != conf {
-		t.Errorf("replayed %q, %v", again, err)
+	fn()
+	// Read fd 0 directly: an os.File for it would close it when collected.
+	var again []byte
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := syscall.Read(0, buf)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			return string(again)
+		}
+		again = append(again, buf[:n]...)
 	}
-	os.Stdin.Close()
+}
+
+func TestReplayStdin(t *testing.T) {
+	// Small, and larger than a pipe holds (the rest is written as skel reads).
+	for _, conf := range []string{`{"name":"net"}`, `{"name":"` + strings.Repeat("x", 300<<10) + `"}`, ""} {
+		var got []byte
+		again := withStdin(t, conf, func() { got = replayStdin() })
+		if string(got) != conf {
+			t.Errorf("read %d bytes, want %d", len(got), len(conf))
+		}
+		// skel reads the same bytes again.
+		if again != conf {
+			t.Errorf("replayed %d bytes, want %d", len(again), len(conf))
+		}
+	}
+}
+
+func TestSplitList(t *testing.T) {
+	for _, list := range []string{"", "/a", "/a:/b", "/a::/b/", ":", "/a:"} {
+		if got, want := splitList(list), filepath.SplitList(list); !slices.Equal(got, want) {
+			t.Errorf("splitList(%q) = %q, want %q", list, got, want)
+		}
+	}
 }
 
 // startDel starts nothing for the two errors DEL reports before changing
 // anything: a configuration that is not JSON, and CNI_NETNS being the
 // plugin's own netns.
 func TestStartDelRefuses(t *testing.T) {
-	saved, savedCheck := os.Stdin, ownNetnsCheck
-	defer func() { os.Stdin, ownNetnsCheck = saved, savedCheck }()
+	savedCheck := ownNetnsCheck
+	defer func() { ownNetnsCheck = savedCheck }()
 	dir := t.TempDir()
 	plugin(t, dir, "ipam", "cat >/dev/null")
 	t.Setenv("CNI_PATH", dir)
@@ -116,15 +158,7 @@ func TestStartDelRefuses(t *testing.T) {
 		{"own netns", `{"ipam":{"type":"ipam"}}`, "/proc/self/ns/net"},
 	} {
 		t.Setenv("CNI_NETNS", tc.netns)
-		r, w, err := os.Pipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, _ = w.Write([]byte(tc.conf))
-		w.Close()
-		os.Stdin = r
-		startDel()
-		r.Close()
+		again := withStdin(t, tc.conf, startDel)
 		if _, _, started := HostVethDel(); started {
 			t.Errorf("%s: host veth removal started", tc.name)
 		}
@@ -132,9 +166,8 @@ func TestStartDelRefuses(t *testing.T) {
 			t.Errorf("%s: IPAM started (%s)", tc.name, p.Path)
 		}
 		// skel still reads the configuration.
-		if got, _ := io.ReadAll(os.Stdin); string(got) != tc.conf {
-			t.Errorf("%s: replayed %q", tc.name, got)
+		if again != tc.conf {
+			t.Errorf("%s: replayed %q", tc.name, again)
 		}
-		os.Stdin.Close()
 	}
 }

@@ -22,10 +22,13 @@ func TestStart(t *testing.T) {
 	if pr.Path != p || !slices.Equal(pr.Env, []string{"X=1"}) {
 		t.Errorf("path %q env %q", pr.Path, pr.Env)
 	}
-	_, _ = pr.Stdin.Write([]byte("in"))
-	pr.Stdin.Close()
-	out, _ := io.ReadAll(pr.Stdout)
-	errOut, _ := io.ReadAll(pr.Stderr)
+	stdin, stdout, stderr := Files(pr)
+	_, _ = stdin.Write([]byte("in"))
+	stdin.Close()
+	out, _ := io.ReadAll(stdout)
+	errOut, _ := io.ReadAll(stderr)
+	stdout.Close()
+	stderr.Close()
 	var ws syscall.WaitStatus
 	if _, err := syscall.Wait4(pr.Pid, &ws, 0, nil); err != nil {
 		t.Fatal(err)
@@ -37,6 +40,11 @@ func TestStart(t *testing.T) {
 	if _, err := Start(filepath.Join(t.TempDir(), "missing"), nil); err == nil {
 		t.Error("started a missing binary")
 	}
+}
+
+// Files wraps a Proc's pipe ends, for tests.
+func Files(p *Proc) (stdin, stdout, stderr *os.File) {
+	return os.NewFile(uintptr(p.Stdin), "stdin"), os.NewFile(uintptr(p.Stdout), "stdout"), os.NewFile(uintptr(p.Stderr), "stderr")
 }
 
 func TestWithGOMAXPROCS(t *testing.T) {

@@ -1,22 +1,20 @@
 // Package spawn starts a plugin process with its stdin, stdout and stderr on
-// pipes. It is a leaf package (standard library only) so that the bridge
-// plugin can start its IPAM plugin from a package initialiser, before the
-// rest of the binary has initialised (see pkg/bridge/early).
+// pipes. It imports only package syscall, so that the bridge plugin can start
+// its IPAM plugin from a package initialiser that runs before most of the
+// standard library has initialised (see pkg/bridge/early); the caller wraps
+// the pipe ends it returns (os.NewFile).
 package spawn
 
-import (
-	"os"
-	"strings"
-	"syscall"
-)
+import "syscall"
 
-// Proc is a started plugin process and the parent's ends of its pipes.
+// Proc is a started plugin process and the parent's ends of its pipes, as
+// file descriptors (close-on-exec) that the caller owns.
 type Proc struct {
 	Pid  int
 	Path string
 	Env  []string // as passed to the process
 	// Stdin is written by the parent; Stdout and Stderr are read by it.
-	Stdin, Stdout, Stderr *os.File
+	Stdin, Stdout, Stderr int
 }
 
 // Start runs the program at path with environ (argv is the path alone, as
@@ -24,23 +22,26 @@ type Proc struct {
 // an extra fork on its first start.
 func Start(path string, environ []string) (*Proc, error) {
 	// Parent and child ends of stdin, stdout and stderr.
-	var parent, child [3]*os.File
+	var parent, child [3]int
 	for i := range parent {
-		r, w, err := os.Pipe()
-		if err != nil {
+		parent[i], child[i] = -1, -1
+	}
+	for i := range parent {
+		var p [2]int // read end, write end
+		if err := syscall.Pipe2(p[:], syscall.O_CLOEXEC); err != nil {
 			closeAll(parent[:])
 			closeAll(child[:])
 			return nil, err
 		}
 		if i == 0 {
-			parent[i], child[i] = w, r
+			parent[i], child[i] = p[1], p[0]
 		} else {
-			parent[i], child[i] = r, w
+			parent[i], child[i] = p[0], p[1]
 		}
 	}
 	pid, err := syscall.ForkExec(path, []string{path}, &syscall.ProcAttr{
 		Env:   environ,
-		Files: []uintptr{child[0].Fd(), child[1].Fd(), child[2].Fd()},
+		Files: []uintptr{uintptr(child[0]), uintptr(child[1]), uintptr(child[2])},
 	})
 	closeAll(child[:])
 	if err != nil {
@@ -50,10 +51,10 @@ func Start(path string, environ []string) (*Proc, error) {
 	return &Proc{Pid: pid, Path: path, Env: environ, Stdin: parent[0], Stdout: parent[1], Stderr: parent[2]}, nil
 }
 
-func closeAll(fs []*os.File) {
-	for _, f := range fs {
-		if f != nil {
-			f.Close()
+func closeAll(fds []int) {
+	for _, fd := range fds {
+		if fd >= 0 {
+			syscall.Close(fd)
 		}
 	}
 }
@@ -62,10 +63,11 @@ func closeAll(fs []*os.File) {
 // plugin is a short single-threaded job, and a Go runtime with one P starts
 // fewer threads and touches fewer pages.
 func WithGOMAXPROCS(environ []string) []string {
+	const key = "GOMAXPROCS="
 	for _, kv := range environ {
-		if strings.HasPrefix(kv, "GOMAXPROCS=") {
+		if len(kv) >= len(key) && kv[:len(key)] == key {
 			return environ
 		}
 	}
-	return append(environ[:len(environ):len(environ)], "GOMAXPROCS=1")
+	return append(environ[:len(environ):len(environ)], key+"1")
 }
