@@ -176,6 +176,12 @@ func replayStdin() []byte {
 		if err == syscall.EINTR {
 			continue
 		}
+		if err == syscall.EAGAIN {
+			// The runtime handed over a non-blocking stdin: wait until it
+			// has more (its flags are shared with the runtime: left as is).
+			waitReadable(0)
+			continue
+		}
 		if n <= 0 || err != nil {
 			break
 		}
@@ -227,6 +233,13 @@ func replayStdin() []byte {
 		syscall.Close(p[1])
 	}()
 	return data
+}
+
+// waitReadable blocks until fd has something to read (or is at its end).
+func waitReadable(fd int) {
+	var set syscall.FdSet
+	set.Bits[fd/64] |= 1 << (uint(fd) % 64)
+	_, _ = syscall.Select(fd+1, &set, nil, nil, nil) // EINTR: the caller reads again
 }
 
 // startIPAM starts the IPAM plugin that conf names (ipam.type), looked up in

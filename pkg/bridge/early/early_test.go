@@ -8,6 +8,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // plugin writes an executable shell script named name in dir.
@@ -130,6 +131,36 @@ func TestReplayStdin(t *testing.T) {
 		if again != conf {
 			t.Errorf("replayed %d bytes, want %d", len(again), len(conf))
 		}
+	}
+}
+
+// A runtime may hand over a non-blocking stdin and write the configuration
+// later: replayStdin waits for it rather than reading it as empty.
+func TestReplayStdinNonblocking(t *testing.T) {
+	saved, err := syscall.Dup(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = syscall.Dup3(saved, 0, 0)
+		syscall.Close(saved)
+	}()
+	var p [2]int
+	if err := syscall.Pipe2(p[:], syscall.O_CLOEXEC|syscall.O_NONBLOCK); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Dup3(p[0], 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	syscall.Close(p[0])
+	conf := `{"cniVersion":"1.0.0"}`
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		_, _ = syscall.Write(p[1], []byte(conf))
+		syscall.Close(p[1])
+	}()
+	if got := string(replayStdin()); got != conf {
+		t.Errorf("read %q, want %q", got, conf)
 	}
 }
 
