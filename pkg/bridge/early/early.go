@@ -203,16 +203,7 @@ func replayStdin() []byte {
 	// leave any rest to a goroutine that blocks until skel reads.
 	rest := data
 	if syscall.SetNonblock(p[1], true) == nil {
-		for len(rest) > 0 {
-			n, err := syscall.Write(p[1], rest)
-			if err == syscall.EINTR {
-				continue
-			}
-			if n <= 0 || err != nil {
-				break
-			}
-			rest = rest[n:]
-		}
+		rest = writeSome(p[1], rest)
 		_ = syscall.SetNonblock(p[1], false)
 	}
 	if len(rest) == 0 {
@@ -220,19 +211,26 @@ func replayStdin() []byte {
 		return data
 	}
 	go func() {
-		for len(rest) > 0 {
-			n, err := syscall.Write(p[1], rest)
-			if err == syscall.EINTR {
-				continue
-			}
-			if n <= 0 || err != nil {
-				break
-			}
-			rest = rest[n:]
-		}
+		writeSome(p[1], rest)
 		syscall.Close(p[1])
 	}()
 	return data
+}
+
+// writeSome writes b to fd until it is written or a write fails (on a
+// non-blocking fd: until the pipe is full), and returns what is left.
+func writeSome(fd int, b []byte) []byte {
+	for len(b) > 0 {
+		n, err := syscall.Write(fd, b)
+		if err == syscall.EINTR {
+			continue
+		}
+		if n <= 0 || err != nil {
+			break
+		}
+		b = b[n:]
+	}
+	return b
 }
 
 // waitReadable blocks until fd has something to read (or is at its end).

@@ -76,18 +76,24 @@ func TestStartIPAM(t *testing.T) {
 	}
 }
 
-// withStdin runs fn with file descriptor 0 reading conf, and returns what
-// fd 0 yields after fn (what skel reads); fd 0 is restored afterwards.
-func withStdin(t *testing.T, conf string, fn func()) string {
+// restoreStdin puts the test binary's fd 0 back when the test ends.
+func restoreStdin(t *testing.T) {
 	t.Helper()
 	saved, err := syscall.Dup(0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() {
+	t.Cleanup(func() {
 		_ = syscall.Dup3(saved, 0, 0)
 		syscall.Close(saved)
-	}()
+	})
+}
+
+// withStdin runs fn with file descriptor 0 reading conf, and returns what
+// fd 0 yields after fn (what skel reads); fd 0 is restored afterwards.
+func withStdin(t *testing.T, conf string, fn func()) string {
+	t.Helper()
+	restoreStdin(t)
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
@@ -137,14 +143,7 @@ func TestReplayStdin(t *testing.T) {
 // A runtime may hand over a non-blocking stdin and write the configuration
 // later: replayStdin waits for it rather than reading it as empty.
 func TestReplayStdinNonblocking(t *testing.T) {
-	saved, err := syscall.Dup(0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		_ = syscall.Dup3(saved, 0, 0)
-		syscall.Close(saved)
-	}()
+	restoreStdin(t)
 	var p [2]int
 	if err := syscall.Pipe2(p[:], syscall.O_CLOEXEC|syscall.O_NONBLOCK); err != nil {
 		t.Fatal(err)

@@ -152,19 +152,8 @@ func (r *jsonReader) object(role int) bool {
 		if !r.value(member) {
 			return false
 		}
-		r.space()
-		if r.i == len(r.b) {
-			return false
-		}
-		switch r.b[r.i] {
-		case ',':
-			r.i++
-		case '}':
-			r.i++
-			r.depth--
-			return true
-		default:
-			return false
+		if done, ok := r.next('}'); !ok || done {
+			return ok
 		}
 	}
 }
@@ -183,21 +172,29 @@ func (r *jsonReader) array() bool {
 		if !r.value(roleNone) {
 			return false
 		}
-		r.space()
-		if r.i == len(r.b) {
-			return false
-		}
-		switch r.b[r.i] {
-		case ',':
-			r.i++
-		case ']':
-			r.i++
-			r.depth--
-			return true
-		default:
-			return false
+		if done, ok := r.next(']'); !ok || done {
+			return ok
 		}
 	}
+}
+
+// next reads what follows a member or element: a comma (another follows)
+// or closing, which ends the object or array (done).
+func (r *jsonReader) next(closing byte) (done, ok bool) {
+	r.space()
+	if r.i == len(r.b) {
+		return false, false
+	}
+	switch r.b[r.i] {
+	case ',':
+		r.i++
+		return false, true
+	case closing:
+		r.i++
+		r.depth--
+		return true, true
+	}
+	return false, false
 }
 
 // str reads a string and returns its content with escapes decoded as far as
