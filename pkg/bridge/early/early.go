@@ -126,7 +126,8 @@ func getenv(key string) string {
 // the plugin's own netns: DEL reports those errors without changing anything.
 func startDel() {
 	conf := replayStdin()
-	if valid, _ := scanConfig(conf); !valid {
+	valid, ipamType := scanConfig(conf)
+	if !valid {
 		return
 	}
 	if RefusesNetns(getenv("CNI_NETNS")) {
@@ -143,7 +144,7 @@ func startDel() {
 		hostDel = ch
 		mu.Unlock()
 	}
-	if p := startIPAM(conf, getenv("CNI_PATH"), syscall.Environ()); p != nil {
+	if p := startNamedIPAM(ipamType, getenv("CNI_PATH"), syscall.Environ()); p != nil {
 		mu.Lock()
 		ipam = p
 		mu.Unlock()
@@ -249,6 +250,12 @@ func startIPAM(conf []byte, cniPath string, environ []string) *spawn.Proc {
 	if !valid {
 		return nil
 	}
+	return startNamedIPAM(ipamType, cniPath, environ)
+}
+
+// startNamedIPAM is startIPAM for a configuration already read: ipamType
+// is the plugin it names.
+func startNamedIPAM(ipamType, cniPath string, environ []string) *spawn.Proc {
 	file := findInPath(ipamType, splitList(cniPath))
 	if file == "" {
 		return nil

@@ -112,21 +112,26 @@ func (r *jsonReader) mistyped(role int) {
 	}
 }
 
-func (r *jsonReader) enter() bool {
+// enter reads the opening of an object or array and, if the closing byte
+// follows at once, the closing too (empty); ok is false past maxDepth.
+func (r *jsonReader) enter(closing byte) (empty, ok bool) {
 	r.depth++
 	r.i++
-	return r.depth <= maxDepth
+	if r.depth > maxDepth {
+		return false, false
+	}
+	r.space()
+	if r.i < len(r.b) && r.b[r.i] == closing {
+		r.i++
+		r.depth--
+		return true, true
+	}
+	return false, true
 }
 
 func (r *jsonReader) object(role int) bool {
-	if !r.enter() {
-		return false
-	}
-	r.space()
-	if r.i < len(r.b) && r.b[r.i] == '}' {
-		r.i++
-		r.depth--
-		return true
+	if empty, ok := r.enter('}'); !ok || empty {
+		return ok
 	}
 	for {
 		r.space()
@@ -159,14 +164,8 @@ func (r *jsonReader) object(role int) bool {
 }
 
 func (r *jsonReader) array() bool {
-	if !r.enter() {
-		return false
-	}
-	r.space()
-	if r.i < len(r.b) && r.b[r.i] == ']' {
-		r.i++
-		r.depth--
-		return true
+	if empty, ok := r.enter(']'); !ok || empty {
+		return ok
 	}
 	for {
 		if !r.value(roleNone) {
