@@ -5,7 +5,8 @@
 //
 //   - the process is started by spawn.Start (syscall.ForkExec), with
 //     GOMAXPROCS=1 added to its environment unless the caller's environment
-//     sets GOMAXPROCS (spawn.WithGOMAXPROCS);
+//     sets GOMAXPROCS (spawn.WithGOMAXPROCS), and a 2 ms timer slack
+//     (spawn.ChildTimerSlack);
 //   - with Gate set, the process is started at once but gets its stdin (the
 //     network configuration) only when the caller allows it: a plugin can do
 //     nothing before it has read its configuration, so its start-up (the Go

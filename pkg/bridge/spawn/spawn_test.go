@@ -4,7 +4,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -57,4 +59,41 @@ func TestWithGOMAXPROCS(t *testing.T) {
 	if got := WithGOMAXPROCS(keep); !slices.Equal(got, keep) {
 		t.Errorf("got %q", got)
 	}
+}
+
+// The started process runs with ChildTimerSlack (inherited across fork and
+// execve); the starting thread gets its own slack back.
+func TestStartTimerSlack(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	before := threadTimerSlack(t)
+	pr, err := Start("/bin/sh", []string{"PATH=/usr/bin:/bin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdin, stdout, stderr := Files(pr)
+	_, _ = stdin.Write([]byte("cat /proc/self/timerslack_ns\n"))
+	stdin.Close()
+	out, _ := io.ReadAll(stdout)
+	stdout.Close()
+	stderr.Close()
+	var ws syscall.WaitStatus
+	if _, err := syscall.Wait4(pr.Pid, &ws, 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(string(out)); got != strconv.Itoa(ChildTimerSlack) {
+		t.Errorf("child timer slack %q, want %d", got, ChildTimerSlack)
+	}
+	if after := threadTimerSlack(t); after != before {
+		t.Errorf("starting thread's timer slack %d, was %d", after, before)
+	}
+}
+
+func threadTimerSlack(t *testing.T) int {
+	t.Helper()
+	n, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, prGetTimerSlack, 0, 0)
+	if errno != 0 {
+		t.Skipf("PR_GET_TIMERSLACK: %v", errno)
+	}
+	return int(n)
 }
