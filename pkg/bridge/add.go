@@ -93,7 +93,16 @@ func Add(args *skel.CmdArgs) (err error) {
 	if vethErr == nil && c.IPMasq && c.IsLayer3() && len(fwSubnets) > 0 {
 		fwErr, fwDone = ensureFirewall(c, fwSubnets), true
 	}
-	ipamRes := <-ipamDone
+	var ipamRes ipamOut
+	select {
+	case ipamRes = <-ipamDone:
+	default:
+		// IPAM still runs: meanwhile, run the code that will handle its
+		// result once, on a sample, so that its first run (page faults,
+		// encoding/json's per-type set-up) is not on ADD's critical path.
+		warmResultPath(c.CNIVersion)
+		ipamRes = <-ipamDone
+	}
 	if ipamRes.err == nil && c.IsLayer3() {
 		undo = append(undo, func() { _ = ipamDel(c, args.StdinData, &delegate.Exec{}) })
 	}
