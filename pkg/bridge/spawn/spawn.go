@@ -1,8 +1,8 @@
 // Package spawn starts a plugin process with its stdin, stdout and stderr on
-// pipes. It imports only package syscall, so that the bridge plugin can start
-// its IPAM plugin from a package initialiser that runs before most of the
-// standard library has initialised (see pkg/bridge/early); the caller wraps
-// the pipe ends it returns (os.NewFile).
+// pipes. It imports only packages syscall and runtime, so that the bridge
+// plugin can start its IPAM plugin from a package initialiser that runs
+// before most of the standard library has initialised (see
+// pkg/bridge/early); the caller wraps the pipe ends it returns (os.NewFile).
 package spawn
 
 import (

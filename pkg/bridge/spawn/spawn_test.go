@@ -62,11 +62,20 @@ func TestWithGOMAXPROCS(t *testing.T) {
 }
 
 // The started process runs with ChildTimerSlack (inherited across fork and
-// execve); the starting thread gets its own slack back.
+// execve); the starting thread gets its own slack back, also when the start
+// fails.
 func TestStartTimerSlack(t *testing.T) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	if _, err := os.Stat("/proc/self/timerslack_ns"); err != nil {
+		t.Skipf("no per-process timer slack file: %v", err)
+	}
 	before := threadTimerSlack(t)
+	if before == 0 || before == ChildTimerSlack {
+		// A real-time thread has no slack (the kernel ignores a new one), and
+		// a thread already at ChildTimerSlack could not tell the difference.
+		t.Skipf("starting thread's timer slack is %d", before)
+	}
 	pr, err := Start("/bin/sh", []string{"PATH=/usr/bin:/bin"})
 	if err != nil {
 		t.Fatal(err)
@@ -86,6 +95,13 @@ func TestStartTimerSlack(t *testing.T) {
 	}
 	if after := threadTimerSlack(t); after != before {
 		t.Errorf("starting thread's timer slack %d, was %d", after, before)
+	}
+
+	if _, err := Start(filepath.Join(t.TempDir(), "missing"), nil); err == nil {
+		t.Fatal("started a missing binary")
+	}
+	if after := threadTimerSlack(t); after != before {
+		t.Errorf("after a failed start, the thread's timer slack is %d, was %d", after, before)
 	}
 }
 
