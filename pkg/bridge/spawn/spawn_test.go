@@ -24,17 +24,7 @@ func TestStart(t *testing.T) {
 	if pr.Path != p || !slices.Equal(pr.Env, []string{"X=1"}) {
 		t.Errorf("path %q env %q", pr.Path, pr.Env)
 	}
-	stdin, stdout, stderr := Files(pr)
-	_, _ = stdin.Write([]byte("in"))
-	stdin.Close()
-	out, _ := io.ReadAll(stdout)
-	errOut, _ := io.ReadAll(stderr)
-	stdout.Close()
-	stderr.Close()
-	var ws syscall.WaitStatus
-	if _, err := syscall.Wait4(pr.Pid, &ws, 0, nil); err != nil {
-		t.Fatal(err)
-	}
+	out, errOut, ws := feed(t, pr, "in")
 	if strings.TrimSpace(string(out)) != "in 1" || strings.TrimSpace(string(errOut)) != "oops" || ws.ExitStatus() != 3 {
 		t.Errorf("stdout %q stderr %q status %d", out, errOut, ws.ExitStatus())
 	}
@@ -42,6 +32,23 @@ func TestStart(t *testing.T) {
 	if _, err := Start(filepath.Join(t.TempDir(), "missing"), nil); err == nil {
 		t.Error("started a missing binary")
 	}
+}
+
+// feed writes input to a started process's stdin, closes it, reads stdout
+// and stderr to their ends and waits for the process.
+func feed(t *testing.T, pr *Proc, input string) (stdout, stderr []byte, ws syscall.WaitStatus) {
+	t.Helper()
+	in, out, errOut := Files(pr)
+	_, _ = in.Write([]byte(input))
+	in.Close()
+	stdout, _ = io.ReadAll(out)
+	stderr, _ = io.ReadAll(errOut)
+	out.Close()
+	errOut.Close()
+	if _, err := syscall.Wait4(pr.Pid, &ws, 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	return stdout, stderr, ws
 }
 
 // Files wraps a Proc's pipe ends, for tests.
@@ -80,16 +87,7 @@ func TestStartTimerSlack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stdin, stdout, stderr := Files(pr)
-	_, _ = stdin.Write([]byte("cat /proc/self/timerslack_ns\n"))
-	stdin.Close()
-	out, _ := io.ReadAll(stdout)
-	stdout.Close()
-	stderr.Close()
-	var ws syscall.WaitStatus
-	if _, err := syscall.Wait4(pr.Pid, &ws, 0, nil); err != nil {
-		t.Fatal(err)
-	}
+	out, _, _ := feed(t, pr, "cat /proc/self/timerslack_ns\n")
 	if got := strings.TrimSpace(string(out)); got != strconv.Itoa(ChildTimerSlack) {
 		t.Errorf("child timer slack %q, want %d", got, ChildTimerSlack)
 	}
