@@ -13,10 +13,10 @@
 // It runs as early as a package initialiser can. The Go runtime initialises
 // packages in dependency order and, among those whose imports are done, the
 // lexically first; so everything early imports, directly or not, is ready
-// by the time package syscall is: path, runtime, sync, syscall, and this project's
-// pkg/rtnl, pkg/bridge/spawn and pkg/bridge/hostveth, which keep to the same
-// rule and whose paths sort before pkg/shortrun (whose heap collapse then
-// runs after the IPAM start). It reads its JSON itself (json.go):
+// by the time package syscall is: path, runtime, sync, syscall, and this
+// project's pkg/rtnl, pkg/bridge/spawn and pkg/bridge/hostveth, which keep
+// to the same rule and whose paths sort before pkg/shortrun (whose heap
+// collapse then runs after the IPAM start). It reads its JSON itself (json.go):
 // encoding/json, os, fmt, strings or crypto/sha256 would make it wait for
 // reflect, unicode, os and the crypto packages. Measured: early runs about
 // 4 ms after exec instead of 7, and DEL's host veth removal starts as much
