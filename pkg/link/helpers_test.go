@@ -57,6 +57,18 @@ func inErr(t *testing.T, path string, fn func() error) error {
 	return testns.Do(path, fn)
 }
 
+// bridgedVeth makes sure bridge brName exists in the current netns and wires
+// the container netns at cont to it with a veth pair whose container end is
+// eth0.
+func bridgedVeth(brName, cont string) (br Bridge, host, contEnd Interface, err error) {
+	br, err = EnsureBridge(BridgeConfig{Name: brName})
+	if err != nil {
+		return br, host, contEnd, err
+	}
+	host, contEnd, err = SetupVeth(VethConfig{ContainerNetNS: cont, IfName: "eth0", Bridge: br})
+	return br, host, contEnd, err
+}
+
 // linkNames lists the links in the current netns.
 func linkNames() ([]string, error) {
 	links, err := netlink.LinkList()

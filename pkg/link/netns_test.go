@@ -25,11 +25,7 @@ func TestSandbox(t *testing.T) {
 		if err := CheckIfNameFree(cont, "eth0"); err != nil {
 			t.Errorf("CheckIfNameFree: %v", err)
 		}
-		br, err := EnsureBridge(BridgeConfig{Name: "sbr"})
-		if err != nil {
-			return err
-		}
-		host, c, err := SetupVeth(VethConfig{ContainerNetNS: cont, IfName: "eth0", Bridge: br})
+		br, host, c, err := bridgedVeth("sbr", cont)
 		if err != nil {
 			return err
 		}

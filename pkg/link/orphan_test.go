@@ -31,15 +31,11 @@ func TestOrphanVeths(t *testing.T) {
 	requireRoot(t)
 	node, cont := newNetNS(t, "onode"), newNetNS(t, "ocont")
 	in(t, node, func() error {
-		br, err := EnsureBridge(BridgeConfig{Name: "obr"})
-		if err != nil {
-			return err
-		}
 		other, err := EnsureBridge(BridgeConfig{Name: "obr2"})
 		if err != nil {
 			return err
 		}
-		live, _, err := SetupVeth(VethConfig{ContainerNetNS: cont, IfName: "eth0", Bridge: br})
+		br, live, _, err := bridgedVeth("obr", cont)
 		if err != nil {
 			return err
 		}

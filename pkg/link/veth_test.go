@@ -154,11 +154,7 @@ func TestDelVeth(t *testing.T) {
 	requireRoot(t)
 	node, cont := newNetNS(t, "dnode"), newNetNS(t, "dcont")
 	in(t, node, func() error {
-		br, err := EnsureBridge(BridgeConfig{Name: "dbr"})
-		if err != nil {
-			return err
-		}
-		host, _, err := SetupVeth(VethConfig{ContainerNetNS: cont, IfName: "eth0", Bridge: br})
+		_, host, _, err := bridgedVeth("dbr", cont)
 		if err != nil {
 			return err
 		}
