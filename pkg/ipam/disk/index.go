@@ -102,7 +102,7 @@ func (s *Store) writeStamp() error {
 	if err != nil {
 		return err
 	}
-	return s.writeAtomic(filepath.Join(s.idxDir, stampName), []byte(st))
+	return overwrite(filepath.Join(s.idxDir, stampName), []byte(st))
 }
 
 // ensureIndex rebuilds the index from the lease files unless the stamp shows

@@ -147,7 +147,7 @@ func (s *Store) Reserve(a ipam.Attachment, addr netip.Addr, setIndex int) (bool,
 // recordReserved writes last_reserved_ip.<setIndex> and the index entry of a
 // lease just created.
 func (s *Store) recordReserved(a ipam.Attachment, addr netip.Addr, setIndex int) error {
-	if err := s.writeAtomic(filepath.Join(s.dir, lastPrefix+strconv.Itoa(setIndex)), []byte(addr.String())); err != nil {
+	if err := overwrite(filepath.Join(s.dir, lastPrefix+strconv.Itoa(setIndex)), []byte(addr.String())); err != nil {
 		return fmt.Errorf("record last reserved address: %w", err)
 	}
 	held, err := s.indexed(a)
@@ -308,6 +308,33 @@ func (s *Store) createExclusive(path string, data []byte, durable bool) (bool, e
 		s.syncPending = true // the directory is fsynced once, at Unlock
 	}
 	return true, nil
+}
+
+// overwrite writes data over path's content in place (creating path when
+// missing), for the files whose torn content is harmless because they are
+// only read under the lock and only steer: a torn last_reserved_ip moves
+// where the next search starts (the reference writes it in place too), a torn
+// stamp forces a rebuild of the index. Renaming a new file over an existing
+// one would make ext4 (auto_da_alloc) start writing the new file out at once:
+// 0.1-0.4 ms per rename here, on every ADD and DEL. Truncating to zero first
+// would do the same at close, so the data is written first and the file is
+// cut only when it was longer.
+func overwrite(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	fi, err := f.Stat()
+	if err == nil {
+		_, err = f.WriteAt(data, 0)
+	}
+	if err == nil && fi.Size() > int64(len(data)) {
+		err = f.Truncate(int64(len(data)))
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // writeAtomic replaces path's content in one step (rename).

@@ -124,6 +124,45 @@ func TestReserveLayout(t *testing.T) {
 	checkConsistent(t, s)
 }
 
+// last_reserved_ip and the stamp are rewritten in place: a shorter address
+// leaves no tail of the longer one, a torn stamp only forces a rebuild, and
+// an untouched stamp keeps the index trusted (no rebuild after our own
+// change).
+func TestInPlaceRewrites(t *testing.T) {
+	s := open(t)
+	last := filepath.Join(s.Dir(), "last_reserved_ip.0")
+	for _, addr := range []string{"10.0.0.100", "10.0.0.9", "10.0.0.10"} {
+		reserve(t, s, attA, addr, 0)
+		if b, err := os.ReadFile(last); err != nil || string(b) != addr {
+			t.Fatalf("after reserving %s, last_reserved_ip.0 = %q, %v", addr, b, err)
+		}
+	}
+	if fi, err := os.Stat(last); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("last_reserved_ip.0: %v, %v; want mode 0600", fi, err)
+	}
+	stamp := filepath.Join(s.idxDir, stampName)
+	want, err := os.ReadFile(stamp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The stamp still matches: a lease rewritten in place to name B is not
+	// noticed (no rebuild), as TestLookupDoesNotScan relies on.
+	if err := os.WriteFile(filepath.Join(s.Dir(), "10.0.0.9"), []byte("ctr-b\r\neth0"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := leases(t, s, attB); got != "[]" {
+		t.Fatalf("Leases(B) = %s: our own stamp was not trusted", got)
+	}
+	// A stamp cut short (a writer killed in the middle) is not trusted.
+	if err := os.WriteFile(stamp, want[:len(want)/2], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := leases(t, s, attB); got != "[10.0.0.9]" {
+		t.Fatalf("Leases(B) = %s after a torn stamp, want a rebuild to find 10.0.0.9", got)
+	}
+	checkConsistent(t, s)
+}
+
 func TestReleaseAndReleaseAddrs(t *testing.T) {
 	s := open(t)
 	reserve(t, s, attA, "10.0.0.2", 0)
