@@ -265,7 +265,8 @@ func startNamedIPAM(ipamType, cniPath string, environ []string) *spawn.Proc {
 	if file == "" {
 		return nil
 	}
-	p, err := spawn.Start(file, spawn.WithGOMAXPROCS(environ))
+	// Only ever called from init (package initialisers run locked).
+	p, err := spawn.StartLocked(file, spawn.WithGOMAXPROCS(environ))
 	if err != nil {
 		return nil
 	}

@@ -4,6 +4,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -40,6 +41,9 @@ func TestFindInPath(t *testing.T) {
 }
 
 func TestStartIPAM(t *testing.T) {
+	// As in a package initialiser, where early starts it: locked.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	dir := t.TempDir()
 	// The plugin echoes its configuration and the environment it got.
 	want := plugin(t, dir, "ipam", `cat; echo " $CNI_COMMAND $GOMAXPROCS $0"`)

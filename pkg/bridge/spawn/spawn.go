@@ -24,6 +24,21 @@ type Proc struct {
 // invoke does). It uses syscall.ForkExec: os/exec probes pidfd support with
 // an extra fork on its first start.
 func Start(path string, environ []string) (*Proc, error) {
+	return start(path, environ, true)
+}
+
+// StartLocked is Start for a caller whose goroutine is already locked to its
+// thread, such as a package initialiser (the runtime runs them all on the
+// main thread, locked). Start locks the thread around the fork so that the
+// timer slack it sets is the forking thread's; the first
+// runtime.LockOSThread of a process also starts the runtime's template
+// thread, a thread creation (0.2-0.3 ms here) that would otherwise come
+// just before the fork.
+func StartLocked(path string, environ []string) (*Proc, error) {
+	return start(path, environ, false)
+}
+
+func start(path string, environ []string, lock bool) (*Proc, error) {
 	// Parent and child ends of stdin, stdout and stderr.
 	var parent, child [3]int
 	for i := range parent {
@@ -42,7 +57,7 @@ func Start(path string, environ []string) (*Proc, error) {
 			parent[i], child[i] = p[0], p[1]
 		}
 	}
-	pid, err := forkExec(path, environ, child)
+	pid, err := forkExec(path, environ, child, lock)
 	closeAll(child[:])
 	if err != nil {
 		closeAll(parent[:])
@@ -66,10 +81,13 @@ func Start(path string, environ []string) (*Proc, error) {
 const ChildTimerSlack = 2_000_000
 
 // forkExec starts path with the calling thread's timer slack set to
-// ChildTimerSlack, and then restores it.
-func forkExec(path string, environ []string, child [3]int) (int, error) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
+// ChildTimerSlack, and then restores it; lock: the goroutine is not locked
+// to its thread yet and must be for the while.
+func forkExec(path string, environ []string, child [3]int, lock bool) (int, error) {
+	if lock {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+	}
 	old, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, prGetTimerSlack, 0, 0)
 	if errno == 0 {
 		setTimerSlack(ChildTimerSlack)

@@ -70,8 +70,17 @@ func TestWithGOMAXPROCS(t *testing.T) {
 
 // The started process runs with ChildTimerSlack (inherited across fork and
 // execve); the starting thread gets its own slack back, also when the start
-// fails.
+// fails. StartLocked is called as from a package initialiser: locked.
 func TestStartTimerSlack(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		start func(string, []string) (*Proc, error)
+	}{{"Start", Start}, {"StartLocked", StartLocked}} {
+		t.Run(tc.name, func(t *testing.T) { testStartTimerSlack(t, tc.start) })
+	}
+}
+
+func testStartTimerSlack(t *testing.T, start func(string, []string) (*Proc, error)) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	if _, err := os.Stat("/proc/self/timerslack_ns"); err != nil {
@@ -83,7 +92,7 @@ func TestStartTimerSlack(t *testing.T) {
 		// a thread already at ChildTimerSlack could not tell the difference.
 		t.Skipf("starting thread's timer slack is %d", before)
 	}
-	pr, err := Start("/bin/sh", []string{"PATH=/usr/bin:/bin"})
+	pr, err := start("/bin/sh", []string{"PATH=/usr/bin:/bin"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +104,7 @@ func TestStartTimerSlack(t *testing.T) {
 		t.Errorf("starting thread's timer slack %d, was %d", after, before)
 	}
 
-	if _, err := Start(filepath.Join(t.TempDir(), "missing"), nil); err == nil {
+	if _, err := start(filepath.Join(t.TempDir(), "missing"), nil); err == nil {
 		t.Fatal("started a missing binary")
 	}
 	if after := threadTimerSlack(t); after != before {
