@@ -11,7 +11,7 @@ targets=(
 	"./pkg/config FuzzLoadIPAM"
 	"./pkg/ipam FuzzAllocate"
 	"./pkg/bridge/early FuzzScanConfig"
-	"./pkg/bridge/hostveth FuzzSHA256"
+	"./pkg/sha2 FuzzSums"
 )
 failed=0
 for t in "${targets[@]}"; do

@@ -1,25 +1,14 @@
-package hostveth
+package sha2
 
 import "math/bits"
 
-// sha256 is SHA-256 (FIPS 180-4), written out here so that the package
-// imports nothing that initialises late (see the package comment). It hashes
-// a container ID and an interface name per call: speed does not matter.
-func sha256(msg []byte) [32]byte {
+// Sum256 is SHA-256 (FIPS 180-4) of msg.
+func Sum256(msg []byte) [32]byte {
 	h := [8]uint32{
 		0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
 		0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
 	}
-	// Padding: a one bit, zeros up to 56 bytes mod 64, the length in bits
-	// as a big-endian 64-bit number.
-	n := uint64(len(msg))
-	p := append(msg[:n:n], 0x80)
-	for len(p)%64 != 56 {
-		p = append(p, 0)
-	}
-	for i := 7; i >= 0; i-- {
-		p = append(p, byte(n*8>>(8*i)))
-	}
+	p := pad(msg, 64)
 	var w [64]uint32
 	for ; len(p) > 0; p = p[64:] {
 		for i := 0; i < 16; i++ {
