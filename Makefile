@@ -5,7 +5,10 @@ PREFIX  ?= /opt/cni
 DESTDIR ?=
 BINDIR  := $(DESTDIR)$(PREFIX)/bin
 GO      ?= go
-GOFLAGS_BUILD := -trimpath -ldflags="-s -w"
+# -R 0x200000: segments on 2 MiB boundaries, so that the kernel can map the
+# code and read-only data with huge pages (internal/hugetext, run below).
+GOFLAGS_BUILD := -trimpath -ldflags="-s -w -R 0x200000"
+HUGETEXT := $(GO) run ./internal/hugetext/cmd/hugetext
 PLUGINS := bridge host-local
 # The reference plugins, built at REFERENCE_VERSION, for interop tests and benchmarks.
 REFDIR  := $(CURDIR)/.bench/ref-$(REFERENCE_VERSION)
@@ -20,10 +23,12 @@ all: build
 build:
 	@mkdir -p bin
 	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -o bin/ $(addprefix ./plugins/,$(PLUGINS))
+	@$(HUGETEXT) -pad -warm $(addprefix bin/,$(PLUGINS))
 
 install: build
 	install -d $(BINDIR)
 	install -m 0755 $(addprefix bin/,$(PLUGINS)) $(BINDIR)/
+	@$(HUGETEXT) -warm $(addprefix $(BINDIR)/,$(PLUGINS))
 
 deps:
 	@bash scripts/deps.sh

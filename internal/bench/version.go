@@ -52,7 +52,7 @@ func (b *bench) version(ctx context.Context) error {
 	}
 	note := "no hello-world floor given (-hello)"
 	if len(floor) > 0 {
-		note = "hello-world Go binary (floor): " + summarize(floor).String()
+		note = "hello-world Go binary built like the plugins (floor): " + summarize(floor).String()
 		if extra, err := b.ipNetnsExecCost(ctx); err != nil {
 			b.rep.addError(fmt.Sprintf("%s: measure ip netns exec: %v", scen, err))
 		} else if extra != "" {
