@@ -15,8 +15,10 @@
 // lexically first; so everything early imports, directly or not, is ready
 // by the time package syscall is: path, runtime, sync, syscall, and this
 // project's pkg/rtnl, pkg/bridge/spawn, pkg/bridge/hostveth and pkg/sha2,
-// which keep to the same rule (the first three sort before pkg/shortrun,
-// whose heap collapse then runs after the IPAM start). It reads its JSON
+// which keep to the same rule (they sort before pkg/shortrun, whose one P
+// then comes after the IPAM start; pkg/shortrun/hugeheap, which needs no
+// other package, has put the heap on huge pages before all of them). It
+// reads its JSON
 // itself (json.go): encoding/json, os, fmt, strings or crypto/sha256 would
 // make it wait for reflect, unicode, os and the crypto packages. Measured
 // (GODEBUG=inittrace=1, which counts from the runtime's first initialiser):
