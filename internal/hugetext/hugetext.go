@@ -41,14 +41,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"unsafe"
 
-	"golang.org/x/sys/unix"
+	"github.com/flatcni/plugins/pkg/pagecache"
 )
 
 // Block is the size of a PMD mapping (a huge page) on amd64, and on arm64
 // with 4 KiB pages.
-const Block = 2 << 20
+const Block = pagecache.Block
 
 // Pad extends the program header of every loadable segment that is not
 // writable, starts on a 2 MiB boundary in memory and in the file, and ends
@@ -155,11 +154,10 @@ func checkZero(r io.ReaderAt, off, n int64) error {
 }
 
 // Warm writes the file's dirty pages back, drops its pages from the page
-// cache, and reads it back through a 2 MiB aligned mapping advised with
-// MADV_HUGEPAGE, so that the kernel caches it in 2 MiB folios. It returns how
-// many bytes of the mapping the kernel then mapped with huge pages (0 where
-// THP or large folios are not available). Pages that another process has
-// mapped (the binary is running) stay as they were.
+// cache, and reads it back in 2 MiB folios (pkg/pagecache). It returns how
+// many bytes of the file the kernel then mapped with huge pages in this
+// process (0 where THP or large folios are not available). Pages that another
+// process has mapped (the binary is running) stay as they were.
 func Warm(path string) (int64, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -170,44 +168,21 @@ func Warm(path string) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	size := st.Size()
-	if size == 0 {
-		return 0, nil
-	}
 	fd := int(f.Fd())
-	if err := unix.Fdatasync(fd); err != nil {
-		return 0, fmt.Errorf("%s: fdatasync: %w", path, err)
+	if err := pagecache.Drop(fd); err != nil {
+		return 0, fmt.Errorf("%s: drop from the page cache: %w", path, err)
 	}
-	if err := unix.Fadvise(fd, 0, 0, unix.FADV_DONTNEED); err != nil {
-		return 0, fmt.Errorf("%s: fadvise: %w", path, err)
-	}
-	length := uintptr(size+Block-1) &^ (Block - 1)
-	// Reserve a block more than needed, to place the file on a boundary.
-	reserve, err := unix.MmapPtr(-1, 0, nil, length+Block, unix.PROT_NONE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	addr, unmap, err := pagecache.LoadHuge(fd, st.Size())
 	if err != nil {
-		return 0, fmt.Errorf("mmap: %w", err)
+		return 0, fmt.Errorf("%s: %w", path, err)
 	}
-	defer unix.MunmapPtr(reserve, length+Block)
-	at := unsafe.Pointer((uintptr(reserve) + Block - 1) &^ (Block - 1))
-	p, err := unix.MmapPtr(fd, 0, at, length, unix.PROT_READ, unix.MAP_PRIVATE|unix.MAP_FIXED)
-	if err != nil {
-		return 0, fmt.Errorf("%s: mmap: %w", path, err)
-	}
-	mem := unsafe.Slice((*byte)(p), length)
-	// Without THP (or with it "never"), the advice fails: read it anyway.
-	_ = unix.Madvise(mem, unix.MADV_HUGEPAGE)
-	for off := int64(0); off < size; off += 4096 {
-		sink += mem[off]
-	}
+	defer unmap()
 	kb, err := ReadOnlyPmdKB(os.Getpid(), "")
 	if err != nil {
 		return 0, err
 	}
-	return int64(kb[uint64(uintptr(p))]) << 10, nil
+	return int64(kb[uint64(addr)]) << 10, nil
 }
-
-// sink keeps the reads in Warm from being optimised away.
-var sink byte
 
 // ReadOnlyPmdKB reads /proc/<pid>/smaps and returns, for each mapping of
 // the file at path that is not writable, by start address, how many KiB of

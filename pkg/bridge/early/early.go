@@ -14,8 +14,8 @@
 // packages in dependency order and, among those whose imports are done, the
 // lexically first; so everything early imports, directly or not, is ready
 // by the time package syscall is: path, runtime, sync, syscall, and this
-// project's pkg/rtnl, pkg/bridge/spawn, pkg/bridge/hostveth and pkg/sha2,
-// which keep to the same rule (they sort before pkg/shortrun, whose one P
+// project's pkg/rtnl, pkg/bridge/spawn, pkg/bridge/hostveth, pkg/pagecache
+// and pkg/sha2, which keep to the same rule (they sort before pkg/shortrun, whose one P
 // then comes after the IPAM start; pkg/shortrun/hugeheap, which needs no
 // other package, has put the heap on huge pages before all of them). It
 // reads its JSON
@@ -52,6 +52,7 @@ import (
 
 	"github.com/flatcni/plugins/pkg/bridge/hostveth"
 	"github.com/flatcni/plugins/pkg/bridge/spawn"
+	"github.com/flatcni/plugins/pkg/pagecache"
 	"github.com/flatcni/plugins/pkg/rtnl"
 )
 
@@ -269,6 +270,9 @@ func startNamedIPAM(ipamType, cniPath string, environ []string) *spawn.Proc {
 	if file == "" {
 		return nil
 	}
+	// If the kernel has dropped some of the plugin from the page cache, load
+	// it back in 2 MiB folios before its exec would read it page by page.
+	pagecache.Heal(file)
 	// Only ever called from init (package initialisers run locked).
 	p, err := spawn.StartLocked(file, spawn.WithGOMAXPROCS(environ))
 	if err != nil {
