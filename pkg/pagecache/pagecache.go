@@ -94,7 +94,13 @@ func Drop(fd int) error {
 	if err := syscall.Fdatasync(fd); err != nil {
 		return err
 	}
-	_, _, e := syscall.Syscall6(syscall.SYS_FADVISE64, uintptr(fd), 0, 0, fadvDontneed, 0, 0)
+	return dontneed(fd, 0, 0)
+}
+
+// dontneed drops the n bytes at off (n 0: to the end) of the file open at
+// fd from the page cache, but pages some process has mapped.
+func dontneed(fd int, off, n int64) error {
+	_, _, e := syscall.Syscall6(syscall.SYS_FADVISE64, uintptr(fd), uintptr(off), uintptr(n), fadvDontneed, 0, 0)
 	if e != 0 {
 		return e
 	}
@@ -131,7 +137,7 @@ func Heal(path string) {
 	// back whole. Blocks still whole stay (their folios are not re-read).
 	for off := int64(0); off < st.Size; off += Block {
 		if ok, err := resident(fd, off, min(Block, st.Size-off)); err == nil && !ok {
-			_, _, _ = syscall.Syscall6(syscall.SYS_FADVISE64, uintptr(fd), uintptr(off), Block, fadvDontneed, 0, 0)
+			_ = dontneed(fd, off, Block)
 		}
 	}
 	if _, unmap, err := LoadHuge(fd, st.Size); err == nil {

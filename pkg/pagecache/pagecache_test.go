@@ -101,15 +101,25 @@ func writeBinary(t *testing.T, size int64) string {
 	return path
 }
 
-func resident(t *testing.T, path string) bool {
+// openFile opens path for the test's duration and returns its descriptor
+// and size.
+func openFile(t *testing.T, path string) (fd int, size int64) {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	st, _ := f.Stat()
-	ok, err := pagecache.Resident(int(f.Fd()), st.Size())
+	t.Cleanup(func() { f.Close() })
+	st, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return int(f.Fd()), st.Size()
+}
+
+func resident(t *testing.T, path string) bool {
+	t.Helper()
+	ok, err := pagecache.Resident(openFile(t, path))
 	if errors.Is(err, syscall.ENOSYS) {
 		t.Skip("no cachestat(2) (Linux before 6.5)")
 	}
@@ -121,12 +131,8 @@ func resident(t *testing.T, path string) bool {
 
 func drop(t *testing.T, path string) {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if err := pagecache.Drop(int(f.Fd())); err != nil {
+	fd, _ := openFile(t, path)
+	if err := pagecache.Drop(fd); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -151,14 +157,8 @@ func thpEnabled() bool {
 // how many KiB of it are mapped with huge pages.
 func pmdKB(t *testing.T, path string) uint64 {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	st, _ := f.Stat()
 	// LoadHuge on a fully cached file reads nothing new: it only maps.
-	addr, unmap, err := pagecache.LoadHuge(int(f.Fd()), st.Size())
+	addr, unmap, err := pagecache.LoadHuge(openFile(t, path))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,14 +188,10 @@ func TestHeal(t *testing.T) {
 		t.Fatalf("the file is already in 2 MiB folios (%d KiB): the test proves nothing", kb)
 	}
 	// Its first block dropped, as by a reclaimer; the rest still cached.
-	f, err := os.Open(path)
-	if err != nil {
+	fd, _ := openFile(t, path)
+	if err := unix.Fadvise(fd, 0, mb2, unix.FADV_DONTNEED); err != nil {
 		t.Fatal(err)
 	}
-	if err := unix.Fadvise(int(f.Fd()), 0, mb2, unix.FADV_DONTNEED); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
 	pagecache.Heal(path)
 	if !resident(t, path) {
 		t.Fatal("Heal left the file out of the page cache")
