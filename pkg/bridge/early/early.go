@@ -15,12 +15,12 @@
 // lexically first; so everything early imports, directly or not, is ready
 // by the time package syscall is: path, runtime, sync, syscall, and this
 // project's pkg/rtnl, pkg/bridge/spawn, pkg/bridge/hostveth, pkg/pagecache
-// and pkg/sha2, which keep to the same rule (they sort before pkg/shortrun, whose one P
-// then comes after the IPAM start; pkg/shortrun/hugeheap, which needs no
-// other package, has put the heap on huge pages before all of them). It
-// reads its JSON
-// itself (json.go): encoding/json, os, fmt, strings or crypto/sha256 would
-// make it wait for reflect, unicode, os and the crypto packages. Measured
+// and pkg/sha2, which keep to the same rule (they sort before pkg/shortrun,
+// whose one P then comes after the IPAM start; pkg/shortrun/hugeheap, which
+// needs no other package, has put the heap on huge pages before all of
+// them). It reads its JSON itself (json.go): encoding/json, os, fmt, strings
+// or crypto/sha256 would make it wait for reflect, unicode, os and the
+// crypto packages. Measured
 // (GODEBUG=inittrace=1, which counts from the runtime's first initialiser):
 // early runs about 3.5 ms in instead of 7, and DEL's host veth removal
 // starts as much sooner; the runtime's own start before that takes another
