@@ -110,21 +110,21 @@ func dontneed(fd int, off, n int64) error {
 // Heal loads the binary at path back into the page cache in 2 MiB folios if
 // the kernel has dropped any of it, and if it is laid out for huge pages
 // (HugeLayout). Otherwise, and on any error, it does nothing: an exec reads
-// what it needs as usual. It costs four system calls when the file is fully
+// what it needs as usual. size is the file's size, as the caller's lookup
+// of the file found it. It costs three system calls when the file is fully
 // cached. A file cached whole but in small folios (an exec read it back
 // before anything healed it, or it was copied in without internal/hugetext)
 // is not detected: `hugetext -warm` mends that.
-func Heal(path string) {
+func Heal(path string, size int64) {
+	if size <= 0 {
+		return
+	}
 	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
 	if err != nil {
 		return
 	}
 	defer syscall.Close(fd)
-	var st syscall.Stat_t
-	if syscall.Fstat(fd, &st) != nil || st.Size == 0 {
-		return
-	}
-	if ok, err := Resident(fd, st.Size); err != nil || ok {
+	if ok, err := Resident(fd, size); err != nil || ok {
 		return
 	}
 	var head [4096]byte
@@ -135,12 +135,12 @@ func Heal(path string) {
 	// A block the kernel dropped part of: what is left of it, cached in
 	// small folios since an exec read it back, would keep it from being read
 	// back whole. Blocks still whole stay (their folios are not re-read).
-	for off := int64(0); off < st.Size; off += Block {
-		if ok, err := resident(fd, off, min(Block, st.Size-off)); err == nil && !ok {
+	for off := int64(0); off < size; off += Block {
+		if ok, err := resident(fd, off, min(Block, size-off)); err == nil && !ok {
 			_ = dontneed(fd, off, Block)
 		}
 	}
-	if _, unmap, err := LoadHuge(fd, st.Size); err == nil {
+	if _, unmap, err := LoadHuge(fd, size); err == nil {
 		unmap()
 	}
 }

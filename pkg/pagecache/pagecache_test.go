@@ -192,7 +192,7 @@ func TestHeal(t *testing.T) {
 	if err := unix.Fadvise(fd, 0, mb2, unix.FADV_DONTNEED); err != nil {
 		t.Fatal(err)
 	}
-	pagecache.Heal(path)
+	pagecache.Heal(path, 3*mb2)
 	if !resident(t, path) {
 		t.Fatal("Heal left the file out of the page cache")
 	}
@@ -208,10 +208,10 @@ func TestHeal(t *testing.T) {
 		t.Fatal(err)
 	}
 	drop(t, plain)
-	pagecache.Heal(plain)
+	pagecache.Heal(plain, mb2)
 	if resident(t, plain) {
 		t.Error("Heal loaded a file that is not laid out for huge pages")
 	}
 	// Missing file: nothing happens.
-	pagecache.Heal(filepath.Join(t.TempDir(), "missing"))
+	pagecache.Heal(filepath.Join(t.TempDir(), "missing"), mb2)
 }

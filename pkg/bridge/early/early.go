@@ -266,13 +266,13 @@ func startIPAM(conf []byte, cniPath string, environ []string) *spawn.Proc {
 // startNamedIPAM is startIPAM for a configuration already read: ipamType
 // is the plugin it names.
 func startNamedIPAM(ipamType, cniPath string, environ []string) *spawn.Proc {
-	file := findInPath(ipamType, splitList(cniPath))
+	file, size := findInPath(ipamType, splitList(cniPath))
 	if file == "" {
 		return nil
 	}
 	// If the kernel has dropped some of the plugin from the page cache, load
 	// it back in 2 MiB folios before its exec would read it page by page.
-	pagecache.Heal(file)
+	pagecache.Heal(file, size)
 	// Only ever called from init (package initialisers run locked).
 	p, err := spawn.StartLocked(file, spawn.WithGOMAXPROCS(environ))
 	if err != nil {
@@ -283,24 +283,24 @@ func startNamedIPAM(ipamType, cniPath string, environ []string) *spawn.Proc {
 
 // findInPath finds a plugin binary as invoke.FindInPath does: the first
 // directory in paths that holds a regular file of that name (path.Join is
-// filepath.Join on Linux).
-func findInPath(plugin string, paths []string) string {
+// filepath.Join on Linux). It returns the file's path and size, or "".
+func findInPath(plugin string, paths []string) (string, int64) {
 	if plugin == "" {
-		return ""
+		return "", 0
 	}
 	for i := 0; i < len(plugin); i++ {
 		if plugin[i] == '/' {
-			return ""
+			return "", 0
 		}
 	}
 	for _, dir := range paths {
 		full := path.Join(dir, plugin)
 		var st syscall.Stat_t
 		if syscall.Stat(full, &st) == nil && st.Mode&syscall.S_IFMT == syscall.S_IFREG {
-			return full
+			return full, st.Size
 		}
 	}
-	return ""
+	return "", 0
 }
 
 // splitList is filepath.SplitList on Linux: CNI_PATH's directories.

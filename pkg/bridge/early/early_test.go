@@ -30,11 +30,11 @@ func TestFindInPath(t *testing.T) {
 	}
 	want := plugin(t, b, "ipam", "")
 	plugin(t, t.TempDir(), "ipam", "")
-	if got := findInPath("ipam", []string{a, b}); got != want {
+	if got, _ := findInPath("ipam", []string{a, b}); got != want {
 		t.Errorf("found %q, want %q", got, want)
 	}
 	for _, name := range []string{"", "../ipam", "missing"} {
-		if got := findInPath(name, []string{a, b}); got != "" {
+		if got, _ := findInPath(name, []string{a, b}); got != "" {
 			t.Errorf("findInPath(%q) = %q, want none", name, got)
 		}
 	}
