@@ -1,21 +1,20 @@
 package link
 
 import (
-	"bytes"
 	"fmt"
-	"os"
-	"path/filepath"
 	"syscall"
 
+	"github.com/flatcni/plugins/pkg/procsys"
 	"github.com/flatcni/plugins/pkg/rtnl"
 )
 
 // setSysctl writes value to /proc/sys/<key> unless it already holds it. key
 // uses slashes ("net/ipv6/conf/eth0/accept_dad") so interface names with dots
 // need no escaping. The value is read and written in the network namespace
-// of the calling OS thread.
+// of the calling OS thread, through package procsys (whose lookups cost the
+// same however many network namespaces the node has).
 func setSysctl(key, value string) error {
-	if cur, err := os.ReadFile(filepath.Join("/proc/sys", key)); err == nil && string(bytes.TrimSpace(cur)) == value {
+	if cur, err := procsys.Read(key); err == nil && cur == value {
 		return nil
 	}
 	return writeSysctl(key, value)
@@ -23,10 +22,9 @@ func setSysctl(key, value string) error {
 
 // writeSysctl writes value to /proc/sys/<key> without reading it first: for
 // settings of an interface this plugin has just made, which still hold the
-// defaults. (A /proc/sys open costs from ~20 us to several hundred, more
-// with every network namespace on the machine: see pkg/rtnl.)
+// defaults.
 func writeSysctl(key, value string) error {
-	if err := os.WriteFile(filepath.Join("/proc/sys", key), []byte(value), 0o644); err != nil {
+	if err := procsys.Write(key, value); err != nil {
 		return fmt.Errorf("set sysctl %s=%s: %w", key, value, err)
 	}
 	return nil
