@@ -2,8 +2,11 @@ package link
 
 import (
 	"errors"
+	"net"
 
 	"github.com/vishvananda/netlink"
+
+	"github.com/flatcni/plugins/pkg/rtnl"
 )
 
 // dumpAttempts bounds retries of netlink dumps that the kernel interrupted
@@ -34,8 +37,32 @@ func linkList() ([]netlink.Link, error) {
 	return retryDump(netlink.LinkList)
 }
 
+// addrList lists l's addresses of family fam (netlink.FAMILY_ALL, _V4, _V6)
+// in the current netns. The kernel dumps l's addresses only (see
+// rtnl.Addrs), not every address of the netns: on a node, that would walk
+// every bridge port.
 func addrList(l netlink.Link, fam int) ([]netlink.Addr, error) {
-	return retryDump(func() ([]netlink.Addr, error) { return netlink.AddrList(l, fam) })
+	idx := int32(l.Attrs().Index)
+	list, err := retryDump(func() ([]rtnl.Addr, error) {
+		list, err := rtnl.Addrs(idx, uint8(fam))
+		if errors.Is(err, rtnl.ErrDumpInterrupted) {
+			err = netlink.ErrDumpInterrupted
+		}
+		return list, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]netlink.Addr, 0, len(list))
+	for _, a := range list {
+		out = append(out, netlink.Addr{
+			IPNet:     &net.IPNet{IP: net.IP(a.IP), Mask: net.CIDRMask(int(a.PrefixLen), 8*len(a.IP))},
+			Flags:     int(a.Flags),
+			Scope:     int(a.Scope),
+			LinkIndex: int(idx),
+		})
+	}
+	return out, nil
 }
 
 func routeListFiltered(fam int, filter *netlink.Route, mask uint64) ([]netlink.Route, error) {

@@ -3,7 +3,8 @@
 // (pkg/bridge/early), and the ones github.com/vishvananda/netlink lacks:
 // reading forwarding and per-interface IPv6 settings and writing IPv4
 // per-interface settings, which would otherwise go through /proc/sys (see
-// conf.go). It imports only the standard library. Everything else uses
+// conf.go), and listing one link's addresses with the kernel doing the
+// filtering (addr.go). It imports only the standard library. Everything else uses
 // vishvananda/netlink through pkg/link.
 //
 // It imports only packages that the Go runtime initialises before package
@@ -73,6 +74,34 @@ func ifinfo(index int32) []byte {
 // payload of the answer: the RTM_NEWLINK or RTM_NEWNETCONF message's bytes
 // after its netlink header, or nil for an ack.
 func (c *conn) request(typ uint16, flags uint16, hdr, attrs []byte) ([]byte, error) {
+	if err := c.send(typ, flags, hdr, attrs); err != nil {
+		return nil, err
+	}
+	var data []byte
+	err := c.receive(func(m syscall.NetlinkMessage) (bool, error) {
+		switch m.Header.Type {
+		case syscall.NLMSG_ERROR:
+			return true, ackError(m)
+		case syscall.RTM_NEWLINK:
+			if len(m.Data) < ifinfomsgLen {
+				return true, errors.New("netlink: short link message")
+			}
+			data = m.Data
+			return true, nil
+		case rtm_NEWNETCONF:
+			if len(m.Data) < netconfmsgLen {
+				return true, errors.New("netlink: short netconf message")
+			}
+			data = m.Data
+			return true, nil
+		}
+		return false, nil
+	})
+	return data, err
+}
+
+// send sends one request message with the next sequence number.
+func (c *conn) send(typ uint16, flags uint16, hdr, attrs []byte) error {
 	c.seq++
 	msg := make([]byte, nlmsgHdrLen+len(hdr)+len(attrs))
 	putU32(msg[0:], uint32(len(msg)))
@@ -82,46 +111,46 @@ func (c *conn) request(typ uint16, flags uint16, hdr, attrs []byte) ([]byte, err
 	copy(msg[nlmsgHdrLen:], hdr)
 	copy(msg[nlmsgHdrLen+len(hdr):], attrs)
 	if err := syscall.Sendto(c.fd, msg, 0, &syscall.SockaddrNetlink{Family: syscall.AF_NETLINK}); err != nil {
-		return nil, wrap("netlink send", err)
+		return wrap("netlink send", err)
 	}
+	return nil
+}
+
+// receive reads the answer to the last request, calling fn with each of its
+// messages until fn reports the answer complete.
+func (c *conn) receive(fn func(m syscall.NetlinkMessage) (done bool, err error)) error {
 	for {
 		n, _, err := syscall.Recvfrom(c.fd, c.buf, 0)
 		if err == syscall.EINTR {
 			continue
 		}
 		if err != nil {
-			return nil, wrap("netlink receive", err)
+			return wrap("netlink receive", err)
 		}
 		msgs, err := syscall.ParseNetlinkMessage(c.buf[:n])
 		if err != nil {
-			return nil, wrap("netlink receive", err)
+			return wrap("netlink receive", err)
 		}
 		for _, m := range msgs {
 			if m.Header.Seq != c.seq {
 				continue // a late answer to an earlier request
 			}
-			switch m.Header.Type {
-			case syscall.NLMSG_ERROR:
-				if len(m.Data) < 4 {
-					return nil, errors.New("netlink: short error message")
-				}
-				if errno := -int32(getU32(m.Data)); errno != 0 {
-					return nil, syscall.Errno(errno)
-				}
-				return nil, nil // ack
-			case syscall.RTM_NEWLINK:
-				if len(m.Data) < ifinfomsgLen {
-					return nil, errors.New("netlink: short link message")
-				}
-				return m.Data, nil
-			case rtm_NEWNETCONF:
-				if len(m.Data) < netconfmsgLen {
-					return nil, errors.New("netlink: short netconf message")
-				}
-				return m.Data, nil
+			if done, err := fn(m); done || err != nil {
+				return err
 			}
 		}
 	}
+}
+
+// ackError is the error an NLMSG_ERROR message carries, nil for an ack.
+func ackError(m syscall.NetlinkMessage) error {
+	if len(m.Data) < 4 {
+		return errors.New("netlink: short error message")
+	}
+	if errno := -int32(getU32(m.Data)); errno != 0 {
+		return syscall.Errno(errno)
+	}
+	return nil
 }
 
 // attr encodes one rtnetlink attribute: its header, the payload, padding.
