@@ -74,9 +74,9 @@ func privateSys() (int, error) {
 	return fd, err
 }
 
-// Private reports whether settings go through a procfs instance of the
+// private reports whether settings go through a procfs instance of the
 // process's own (false: through /proc/sys).
-func Private() bool {
+func private() bool {
 	_, err := sysDir()
 	return err == nil && root.private
 }

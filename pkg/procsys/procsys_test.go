@@ -85,7 +85,7 @@ func TestPrivateInstance(t *testing.T) {
 	}
 	unix.Close(fd)
 	before := procMounts(t)
-	if !Private() {
+	if !private() {
 		t.Fatal("settings go through /proc/sys although a procfs instance can be made")
 	}
 	readWrite(t)
@@ -107,8 +107,8 @@ func procMounts(t *testing.T) int {
 func TestFallbackToProcSys(t *testing.T) {
 	testns.RequireRoot(t)
 	reset(t, func() (int, error) { return -1, unix.EPERM })
-	if Private() {
-		t.Fatal("Private() with the private instance refused")
+	if private() {
+		t.Fatal("private() with the private instance refused")
 	}
 	readWrite(t)
 }

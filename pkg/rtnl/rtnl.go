@@ -4,8 +4,8 @@
 // reading forwarding and per-interface IPv6 settings and writing IPv4
 // per-interface settings, which would otherwise go through /proc/sys (see
 // conf.go), and listing one link's addresses with the kernel doing the
-// filtering (addr.go). It imports only the standard library. Everything else uses
-// vishvananda/netlink through pkg/link.
+// filtering (addr.go). It imports only the standard library. Everything
+// else uses vishvananda/netlink through pkg/link.
 //
 // It imports only packages that the Go runtime initialises before package
 // syscall is ready (errors, runtime, syscall, unsafe): encoding/binary, fmt or
