@@ -22,7 +22,7 @@ func retryDump[T any](f func() (T, error)) (T, error) {
 	)
 	for range dumpAttempts {
 		v, err = f()
-		if !errors.Is(err, netlink.ErrDumpInterrupted) {
+		if !errors.Is(err, netlink.ErrDumpInterrupted) && !errors.Is(err, rtnl.ErrDumpInterrupted) {
 			return v, err
 		}
 	}
@@ -43,13 +43,7 @@ func linkList() ([]netlink.Link, error) {
 // every bridge port.
 func addrList(l netlink.Link, fam int) ([]netlink.Addr, error) {
 	idx := int32(l.Attrs().Index)
-	list, err := retryDump(func() ([]rtnl.Addr, error) {
-		list, err := rtnl.Addrs(idx, uint8(fam))
-		if errors.Is(err, rtnl.ErrDumpInterrupted) {
-			err = netlink.ErrDumpInterrupted
-		}
-		return list, err
-	})
+	list, err := retryDump(func() ([]rtnl.Addr, error) { return rtnl.Addrs(idx, uint8(fam)) })
 	if err != nil {
 		return nil, err
 	}
