@@ -41,6 +41,9 @@ type VethConfig struct {
 	// EnableDAD keeps IPv6 duplicate address detection on for the
 	// container end; pass the same value to ConfigureContainer.
 	EnableDAD bool
+	// DeferAttach brings the host end up without making it a port of
+	// Bridge: the caller attaches it later with AttachPort.
+	DeferAttach bool
 }
 
 // Interface describes one end of a veth pair.
@@ -185,24 +188,16 @@ func RandomName(prefix string, n int) (string, error) {
 // link-local address is made for the interface.
 const in6AddrGenModeNone = 1
 
-// setupHostEnd enslaves the host end to the bridge, applies port options
-// and brings it up.
+// setupHostEnd enslaves the host end to the bridge (unless DeferAttach),
+// applies port options and brings it up.
 func setupHostEnd(cfg VethConfig, name string) (Interface, error) {
 	l, err := linkByName(name)
 	if err != nil {
 		return Interface{}, fmt.Errorf("look up host veth %q: %w", name, err)
 	}
-	if err := netlink.LinkSetMasterByIndex(l, cfg.Bridge.Index); err != nil {
-		return Interface{}, fmt.Errorf("attach %q to bridge %q: %w", name, cfg.Bridge.Name, err)
-	}
-	if cfg.HairpinMode {
-		if err := netlink.LinkSetHairpin(l, true); err != nil {
-			return Interface{}, fmt.Errorf("set hairpin mode on %q: %w", name, err)
-		}
-	}
-	if cfg.PortIsolation {
-		if err := netlink.LinkSetIsolated(l, true); err != nil {
-			return Interface{}, fmt.Errorf("set port isolation on %q: %w", name, err)
+	if !cfg.DeferAttach {
+		if err := attachPort(l, cfg); err != nil {
+			return Interface{}, err
 		}
 	}
 	if cfg.HostAlias != "" {
@@ -221,6 +216,34 @@ func setupHostEnd(cfg VethConfig, name string) (Interface, error) {
 	}
 	a := l.Attrs()
 	return Interface{Name: a.Name, MAC: a.HardwareAddr, Index: a.Index}, nil
+}
+
+// AttachPort makes host, the host end of a pair made with DeferAttach, a
+// port of cfg.Bridge with the port options of cfg.
+func AttachPort(host Interface, cfg VethConfig) error {
+	l, err := netlink.LinkByIndex(host.Index)
+	if err != nil {
+		return fmt.Errorf("look up host veth %q: %w", host.Name, err)
+	}
+	return attachPort(l, cfg)
+}
+
+func attachPort(l netlink.Link, cfg VethConfig) error {
+	name := l.Attrs().Name
+	if err := netlink.LinkSetMasterByIndex(l, cfg.Bridge.Index); err != nil {
+		return fmt.Errorf("attach %q to bridge %q: %w", name, cfg.Bridge.Name, err)
+	}
+	if cfg.HairpinMode {
+		if err := netlink.LinkSetHairpin(l, true); err != nil {
+			return fmt.Errorf("set hairpin mode on %q: %w", name, err)
+		}
+	}
+	if cfg.PortIsolation {
+		if err := netlink.LinkSetIsolated(l, true); err != nil {
+			return fmt.Errorf("set port isolation on %q: %w", name, err)
+		}
+	}
+	return nil
 }
 
 // setupContainerEnd runs inside the container netns.

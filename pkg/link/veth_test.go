@@ -21,6 +21,7 @@ func TestSetupVeth(t *testing.T) {
 		{name: "defaults", cfg: VethConfig{IfName: "eth0"}},
 		{name: "mac mtu hairpin", cfg: VethConfig{IfName: "net1", MTU: 1400, MAC: mac, HairpinMode: true}},
 		{name: "container interface disabled", cfg: VethConfig{IfName: "eth0", DisableContainerInterface: true}},
+		{name: "attach deferred", cfg: VethConfig{IfName: "eth0", HairpinMode: true, PortIsolation: true, DeferAttach: true}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -40,6 +41,19 @@ func TestSetupVeth(t *testing.T) {
 				}
 				if !isHostVethName(host.Name) || host.Sandbox != "" {
 					t.Errorf("host interface %+v", host)
+				}
+				if cfg.DeferAttach {
+					// Up, but no port until AttachPort.
+					l, err := netlink.LinkByName(host.Name)
+					if err != nil {
+						return err
+					}
+					if a := l.Attrs(); a.MasterIndex != 0 || a.Flags&net.FlagUp == 0 {
+						t.Errorf("deferred host end: master %d, flags %v; want no master, up", a.MasterIndex, a.Flags)
+					}
+					if err := AttachPort(host, cfg); err != nil {
+						return err
+					}
 				}
 				l, err := netlink.LinkByName(host.Name)
 				if err != nil {
@@ -67,8 +81,8 @@ func TestSetupVeth(t *testing.T) {
 				if err != nil {
 					return err
 				}
-				if pi.Hairpin != cfg.HairpinMode {
-					t.Errorf("hairpin %v, want %v", pi.Hairpin, cfg.HairpinMode)
+				if pi.Hairpin != cfg.HairpinMode || pi.Isolated != cfg.PortIsolation {
+					t.Errorf("hairpin %v, isolated %v; want %v, %v", pi.Hairpin, pi.Isolated, cfg.HairpinMode, cfg.PortIsolation)
 				}
 				if err := CheckHostVeth(br, host.Name); err != nil {
 					t.Errorf("CheckHostVeth: %v", err)

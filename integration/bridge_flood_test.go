@@ -1,0 +1,120 @@
+package integration
+
+import (
+	"bytes"
+	"errors"
+	"net"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// ICMPv6 types of the packets a new container's kernel sends by itself.
+const (
+	icmp6RouterSolicitation = 133
+	icmp6ListenerReportV2   = 143
+)
+
+// A new container's interface comes up while its host end is not yet a port
+// of the bridge, so the first IPv6 packets its kernel sends at once (router
+// solicitation, listener report) are not flooded to the other containers;
+// the report's repeat, within a second, does reach them through the bridge.
+func TestBridgeNewContainerFirstPacketsStayOffBridge(t *testing.T) {
+	n := NewNode(t)
+	b := newDualStack(t, n)
+	a, rtA := container(t, "a")
+	b.MustAdd(t, rtA)
+	t.Cleanup(func() { _ = b.Del(t, rtA) })
+
+	fd := openCapture(t, a, "eth0")
+	_, rtC := container(t, "c")
+	res := b.MustAdd(t, rtC)
+	t.Cleanup(func() { _ = b.Del(t, rtC) })
+	mac, err := net.ParseMAC(res.Interfaces[2].Mac)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The kernel repeats the solicitation only after about 4 s.
+	seen := icmp6From(t, fd, mac, 2*time.Second)
+	if seen[icmp6RouterSolicitation] != 0 {
+		t.Errorf("%d router solicitations of the new container reached another container's interface", seen[icmp6RouterSolicitation])
+	}
+	if seen[icmp6ListenerReportV2] == 0 {
+		t.Errorf("no listener report of the new container reached another container within 2 s (seen: %v)", seen)
+	}
+}
+
+// openCapture opens a packet socket for the IPv6 frames dev receives in ns.
+func openCapture(t *testing.T, ns *Netns, dev string) int {
+	t.Helper()
+	fd := -1
+	err := ns.Do(t, func() error {
+		ifi, err := net.InterfaceByName(dev)
+		if err != nil {
+			return err
+		}
+		proto := int(htons(unix.ETH_P_IPV6))
+		if fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, proto); err != nil {
+			return err
+		}
+		return unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_IPV6), Ifindex: ifi.Index})
+	})
+	if fd >= 0 {
+		t.Cleanup(func() { unix.Close(fd) })
+	}
+	if err != nil {
+		t.Fatalf("packet socket on %s in %s: %v", dev, ns.Name, err)
+	}
+	return fd
+}
+
+// icmp6From counts, by ICMPv6 type, the frames from src received on fd
+// until the deadline, beginning with those already queued.
+func icmp6From(t *testing.T, fd int, src net.HardwareAddr, wait time.Duration) map[int]int {
+	t.Helper()
+	seen := map[int]int{}
+	buf := make([]byte, 2048)
+	for end := time.Now().Add(wait); time.Now().Before(end); {
+		tv := unix.NsecToTimeval(time.Until(end).Nanoseconds())
+		if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+			t.Fatal(err)
+		}
+		m, from, err := unix.Recvfrom(fd, buf, 0)
+		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ll, ok := from.(*unix.SockaddrLinklayer); ok && ll.Pkttype == unix.PACKET_OUTGOING {
+			continue
+		}
+		if typ, ok := icmp6Type(buf[:m]); ok && bytes.Equal(buf[6:12], src) {
+			seen[typ]++
+		}
+	}
+	return seen
+}
+
+// icmp6Type is the ICMPv6 type of an Ethernet frame carrying IPv6, directly
+// or after a hop-by-hop options header (listener reports).
+func icmp6Type(f []byte) (int, bool) {
+	const eth, ip6 = 14, 40
+	if len(f) < eth+ip6+1 || f[12] != 0x86 || f[13] != 0xdd {
+		return 0, false
+	}
+	next, off := f[eth+6], eth+ip6
+	if next == 0 { // hop-by-hop options
+		if len(f) < off+2 {
+			return 0, false
+		}
+		next, off = f[off], off+(int(f[off+1])+1)*8
+	}
+	if next != 58 || len(f) <= off {
+		return 0, false
+	}
+	return int(f[off]), true
+}
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }
