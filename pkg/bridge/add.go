@@ -84,7 +84,7 @@ func Add(args *skel.CmdArgs) (err error) {
 	}()
 
 	vcfg := vethConfig(c, args)
-	host, cont, br, vethErr := setupLinks(c, vcfg)
+	host, cont, br, vethErr := setupLinks(c, &vcfg)
 	// The network's rules are subnet-wide: with the subnets in the IPAM
 	// configuration (host-local's ranges, the same for every ADD), they are
 	// made sure of while IPAM still runs; otherwise from IPAM's addresses below.
@@ -128,7 +128,6 @@ func Add(args *skel.CmdArgs) (err error) {
 	}
 	res := ipamRes.res
 	if vcfg.DeferAttach {
-		vcfg.Bridge = br
 		if err := link.AttachPort(host, vcfg); err != nil {
 			return err
 		}
@@ -197,8 +196,9 @@ func Add(args *skel.CmdArgs) (err error) {
 	return types.PrintResult(result, c.CNIVersion)
 }
 
-// setupLinks makes sure the bridge exists and wires the container to it.
-func setupLinks(c *config.Bridge, vcfg link.VethConfig) (host, cont link.Interface, br link.Bridge, err error) {
+// setupLinks makes sure the bridge exists and wires the container to it;
+// vcfg.Bridge is set to the bridge.
+func setupLinks(c *config.Bridge, vcfg *link.VethConfig) (host, cont link.Interface, br link.Bridge, err error) {
 	br, err = link.EnsureBridge(link.BridgeConfig{Name: c.BrName, MTU: c.MTU, PromiscMode: c.PromiscMode, VlanFiltering: c.NeedsVlanFiltering()})
 	if err != nil {
 		return host, cont, br, err // names the bridge
@@ -209,7 +209,7 @@ func setupLinks(c *config.Bridge, vcfg link.VethConfig) (host, cont link.Interfa
 		}
 	}
 	vcfg.Bridge = br
-	host, cont, err = link.SetupVeth(vcfg)
+	host, cont, err = link.SetupVeth(*vcfg)
 	return host, cont, br, err
 }
 
@@ -225,9 +225,9 @@ func setupLinks(c *config.Bridge, vcfg link.VethConfig) (host, cont link.Interfa
 // while the host end is not yet a port, they stop at the host end. The
 // kernel repeats the report within a second and the solicitation after 4 s,
 // through the bridge by then, so a multicast querier or a router on the
-// bridge hears of the container as they would have. Not deferred with DAD
-// (it must probe through the bridge) or with the container end left down
-// (nothing is sent).
+// bridge hears of the container as they would have. Not deferred without
+// IPAM (nothing to wait for), with DAD (it must probe through the bridge) or
+// with the container end left down (nothing is sent).
 func vethConfig(c *config.Bridge, args *skel.CmdArgs) link.VethConfig {
 	return link.VethConfig{
 		ContainerNetNS:            args.Netns,

@@ -219,13 +219,10 @@ func setupHostEnd(cfg VethConfig, name string) (Interface, error) {
 }
 
 // AttachPort makes host, the host end of a pair made with DeferAttach, a
-// port of cfg.Bridge with the port options of cfg.
+// port of cfg.Bridge with the port options of cfg. It addresses the link by
+// the index SetupVeth returned: no lookup on ADD's critical path.
 func AttachPort(host Interface, cfg VethConfig) error {
-	l, err := netlink.LinkByIndex(host.Index)
-	if err != nil {
-		return fmt.Errorf("look up host veth %q: %w", host.Name, err)
-	}
-	return attachPort(l, cfg)
+	return attachPort(&netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: host.Index, Name: host.Name}}, cfg)
 }
 
 func attachPort(l netlink.Link, cfg VethConfig) error {
