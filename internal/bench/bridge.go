@@ -129,7 +129,7 @@ func (b *bench) bridge(ctx context.Context, c bridgeCase) error {
 				if r == nil || !r.side.active() {
 					continue
 				}
-				add, del, err := r.sample(ctx, probes[p][i][k], fmt.Sprintf("probe-%d-%d", n, k))
+				add, del, err := r.sample(ctx, probes[p][i][k], fmt.Sprintf("probe-%d-%d", n, k), b.opts.delAfter)
 				if err != nil {
 					b.fail(ctx, r.side, c.title, fmt.Errorf("at %d containers: %w", n, err))
 					continue
@@ -317,10 +317,17 @@ func (r *bridgeRig) probeNames(n, samples int, b *bench) []string {
 }
 
 // sample times ADD then DEL of one extra container.
-func (r *bridgeRig) sample(ctx context.Context, netnsName, id string) (add, del time.Duration, err error) {
+func (r *bridgeRig) sample(ctx context.Context, netnsName, id string, delAfter time.Duration) (add, del time.Duration, err error) {
 	add, err = r.node.run(ctx, r.invocation("ADD", id, netnsName))
 	if err != nil {
 		return 0, 0, err
+	}
+	if delAfter > 0 {
+		select {
+		case <-time.After(delAfter):
+		case <-ctx.Done():
+			return add, 0, ctx.Err()
+		}
 	}
 	del, err = r.node.run(ctx, r.invocation("DEL", id, netnsName))
 	if err != nil {

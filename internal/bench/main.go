@@ -143,6 +143,15 @@ func (b *bench) describe() {
 		time.Now().UTC().Format("2006-01-02 15:04 UTC"), runtimeDesc(strings.TrimSpace(string(kernel))), mode, b.opts.samples, b.opts.versionSamples, b.opts.workers))
 	b.rep.addHeader(fmt.Sprintf("reference: %s; ours: %s", b.ref.dir, b.ours.dir))
 	b.rep.addHeader("times are wall-clock per plugin process (fork, exec, wait) as a runtime sees them; ms as median (p90)")
+	b.rep.addHeader(delTiming(b.opts.delAfter))
+}
+
+// delTiming says when a bridge probe's DEL runs after its ADD.
+func delTiming(after time.Duration) string {
+	if after <= 0 {
+		return "bridge probes: DEL right after its ADD (BENCH_DEL_AFTER=0)"
+	}
+	return fmt.Sprintf("bridge probes: DEL %s after its ADD (BENCH_DEL_AFTER)", after)
 }
 
 func runtimeDesc(kernel string) string {

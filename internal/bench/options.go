@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // scenario keys, accepted by BENCH_ONLY.
@@ -34,11 +35,17 @@ type options struct {
 	bridgeN        int // attached containers at the large bridge point
 	masqN          int // attached containers at the large ipMasq point
 	workers        int // parallel pre-attach workers
-	only           map[string]bool
-	oursDir        string
-	refDir         string
-	hello          string
-	out            string
+	// delAfter is the pause between a bridge probe's ADD and its timed DEL
+	// (BENCH_DEL_AFTER, a Go duration; 0, the default, runs DEL at once).
+	// With a pause the DEL is timed without the kernel work its ADD left
+	// running in the background (the container's first MLD reports, which
+	// a bridge without a multicast querier floods to every port).
+	delAfter time.Duration
+	only     map[string]bool
+	oursDir  string
+	refDir   string
+	hello    string
+	out      string
 }
 
 // parseOptions reads flags and BENCH_* variables (getenv is os.Getenv in
@@ -93,6 +100,13 @@ func parseOptions(args []string, getenv func(string) string) (options, error) {
 			return o, fmt.Errorf("%s=%q: want a positive integer", v.env, s)
 		}
 		*v.dst = n
+	}
+	if s := getenv("BENCH_DEL_AFTER"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d < 0 {
+			return o, fmt.Errorf("BENCH_DEL_AFTER=%q: want a duration such as 500ms", s)
+		}
+		o.delAfter = d
 	}
 	for _, n := range []int{o.leases, o.bridgeN, o.masqN} {
 		if n <= baseN {

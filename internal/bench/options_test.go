@@ -1,6 +1,9 @@
 package main
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 func TestParseOptions(t *testing.T) {
 	tests := []struct {
@@ -35,6 +38,18 @@ func TestParseOptions(t *testing.T) {
 				return o.samples == 7 && o.oursDir == "/ours" && o.out == "/tmp/r.md" && o.wants(scenBridge) && !o.wants(scenHostLocal)
 			},
 		},
+		{
+			name:  "DEL pause",
+			env:   map[string]string{"FLATCNI_REF_BIN": "/ref", "BENCH_DEL_AFTER": "300ms"},
+			check: func(o options) bool { return o.delAfter == 300*time.Millisecond },
+		},
+		{
+			name:  "DEL at once by default",
+			env:   map[string]string{"FLATCNI_REF_BIN": "/ref"},
+			check: func(o options) bool { return o.delAfter == 0 },
+		},
+		{name: "bad DEL pause", env: map[string]string{"FLATCNI_REF_BIN": "/ref", "BENCH_DEL_AFTER": "soon"}, wantErr: true},
+		{name: "negative DEL pause", env: map[string]string{"FLATCNI_REF_BIN": "/ref", "BENCH_DEL_AFTER": "-1s"}, wantErr: true},
 		{name: "no reference", env: map[string]string{}, wantErr: true},
 		{name: "bad number", env: map[string]string{"FLATCNI_REF_BIN": "/ref", "BENCH_SAMPLES": "x"}, wantErr: true},
 		{name: "size below base", env: map[string]string{"FLATCNI_REF_BIN": "/ref", "BENCH_MASQ_N": "5"}, wantErr: true},
