@@ -18,8 +18,10 @@ const (
 
 // A new container's interface comes up while its host end is not yet a port
 // of the bridge, so the first IPv6 packets its kernel sends at once (router
-// solicitation, listener report) are not flooded to the other containers;
-// the report's repeat, within a second, does reach them through the bridge.
+// solicitation, listener report) are not flooded to the other containers.
+// Listener reports sent later do reach them through the bridge: the one the
+// kernel sends two ticks after the link-local address joins its group
+// (usually after the port has joined) and the repeat within a second.
 func TestBridgeNewContainerFirstPacketsStayOffBridge(t *testing.T) {
 	n := NewNode(t)
 	b := newDualStack(t, n)

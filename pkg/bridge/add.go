@@ -222,8 +222,12 @@ func setupLinks(c *config.Bridge, vcfg *link.VethConfig) (host, cont link.Interf
 // with no multicast querier floods each to every port, and every other
 // container takes each copy up its IPv6 stack: at 500 containers that was
 // some 6 ms of CPU per ADD on a 2-CPU node, taken from the ADD itself. Sent
-// while the host end is not yet a port, they stop at the host end. The
-// kernel repeats the report within a second and the solicitation after 4 s,
+// while the host end is not yet a port, they stop at the host end. One
+// report does not: the kernel sends it two scheduler ticks after the
+// link-local address joins its group, about 10 ms after the container end
+// comes up, usually after the port has joined (on a large bridge its flood
+// lands on whatever the node does next; README, Performance). The kernel
+// repeats the report within a second and the solicitation after 4 s,
 // through the bridge by then, so a multicast querier or a router on the
 // bridge hears of the container as they would have. Not deferred without
 // IPAM (nothing to wait for), with DAD (it must probe through the bridge) or
