@@ -3,6 +3,7 @@ package link
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"syscall"
 
 	"github.com/vishvananda/netlink"
@@ -24,13 +25,19 @@ import (
 //
 // The rule: a port of the bridge is an orphan when it is a veth named like
 // the ones SetupVeth creates ("veth" plus eight hex digits) and either its
-// peer cannot be resolved, or its peer lives in the node netns itself.
-// Veths with a live peer in another netns are never reported, whatever their
-// carrier or up/down state.
+// peer cannot be resolved, or its peer lives in the node netns itself and
+// is not the gateway of a VLAN ("<bridge>.<vlan>", which both this plugin
+// and the reference keep on the node by design). Veths with a live peer in
+// another netns are never reported, whatever their carrier or up/down
+// state.
 func OrphanVeths(br Bridge) ([]string, error) {
 	links, err := linkList()
 	if err != nil {
 		return nil, fmt.Errorf("list links for orphan veths of bridge %q: %w", br.Name, err)
+	}
+	names := make(map[int]string, len(links))
+	for _, l := range links {
+		names[l.Attrs().Index] = l.Attrs().Name
 	}
 	var orphans []string
 	for _, l := range links {
@@ -42,8 +49,11 @@ func OrphanVeths(br Bridge) ([]string, error) {
 			continue
 		}
 		if a.NetNsID < 0 {
-			// Peer in the node netns (or unknown): never handed over.
-			orphans = append(orphans, a.Name)
+			// Peer in the node netns (or unknown): never handed over,
+			// unless the peer is the VLAN's gateway.
+			if !isVlanGatewayName(br.Name, names[a.ParentIndex]) {
+				orphans = append(orphans, a.Name)
+			}
 			continue
 		}
 		alive, err := linkInNetNSID(a.NetNsID, a.ParentIndex)
@@ -70,6 +80,23 @@ func isHostVethName(name string) bool {
 		}
 	}
 	return true
+}
+
+// isVlanGatewayName reports whether name is "<bridge>.<vlan>", the node end
+// of the veth pair that carries a VLAN's gateway addresses (vlan 1-4094).
+func isVlanGatewayName(bridge, name string) bool {
+	vid, ok := strings.CutPrefix(name, bridge+".")
+	if !ok || len(vid) == 0 || len(vid) > 4 || vid[0] == '0' {
+		return false
+	}
+	n := 0
+	for _, c := range vid {
+		if c < '0' || c > '9' {
+			return false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n <= 4094
 }
 
 // linkInNetNSID asks the kernel whether a link with index idx exists in the

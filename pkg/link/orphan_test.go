@@ -27,6 +27,30 @@ func TestIsHostVethName(t *testing.T) {
 	}
 }
 
+func TestIsVlanGatewayName(t *testing.T) {
+	tests := []struct {
+		name string
+		want bool
+	}{
+		{"cni0.100", true},
+		{"cni0.1", true},
+		{"cni0.4094", true},
+		{"cni0.4095", false},
+		{"cni0.0", false},
+		{"cni0.010", false},
+		{"cni0.", false},
+		{"cni0.1a", false},
+		{"cni1.100", false},
+		{"cni0", false},
+		{"", false},
+	}
+	for _, tc := range tests {
+		if got := isVlanGatewayName("cni0", tc.name); got != tc.want {
+			t.Errorf("isVlanGatewayName(cni0, %q) = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
 func TestOrphanVeths(t *testing.T) {
 	requireRoot(t)
 	node, cont := newNetNS(t, "onode"), newNetNS(t, "ocont")
@@ -51,6 +75,11 @@ func TestOrphanVeths(t *testing.T) {
 		}
 		// Never handed to a container: both ends on the node.
 		if err := enslave("vethdeadbeef", "stray0", br); err != nil {
+			return err
+		}
+		// A VLAN's gateway pair: the port's peer "<bridge>.<vlan>" stays on
+		// the node by design (ours and the reference's): not an orphan.
+		if err := enslave("vethc0ffee00", "obr.100", br); err != nil {
 			return err
 		}
 		// Not named like ours: left alone.
