@@ -3,11 +3,14 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/containernetworking/cni/pkg/types"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // l2Plugin is a bridge configuration without IPAM ("ipam": {}).
@@ -250,4 +253,90 @@ func TestBridgeResultVersions(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A result's route keeps its priority and table in the container, as with
+// the reference plugin, and two routes to one destination through different
+// gateways are both installed (IPv6: one multipath route). CHECK passes on
+// them and fails once the metric differs.
+func TestBridgeRouteAttributes(t *testing.T) {
+	n := NewNode(t)
+	plugin := dualStackPlugin("br"+uniq(), n.LeaseDir())
+	ipam := plugin["ipam"].(map[string]any)
+	ipam["routes"] = []any{
+		map[string]any{"dst": "192.168.50.0/24", "priority": 77},
+		map[string]any{"dst": "192.168.51.0/24", "table": 100},
+		map[string]any{"dst": "fd70::/64", "gw": "fd99:1::a"},
+		map[string]any{"dst": "fd70::/64", "gw": "fd99:1::b"},
+	}
+	b := newBridgeNet(t, n, plugin)
+	c, rt := container(t, "c")
+	b.MustAdd(t, rt)
+	t.Cleanup(func() { _ = b.Del(t, rt) })
+
+	type found struct {
+		metric, table, hops int
+	}
+	routes := func() map[string]found {
+		got := map[string]found{}
+		err := c.Do(t, func() error {
+			list, err := netlink.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
+			if err != nil {
+				return err
+			}
+			for _, r := range list {
+				if r.Dst == nil {
+					continue
+				}
+				hops := len(r.MultiPath)
+				if hops == 0 {
+					hops = 1
+				}
+				f := got[r.Dst.String()]
+				got[r.Dst.String()] = found{metric: r.Priority, table: r.Table, hops: f.hops + hops}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	got := routes()
+	if r := got["192.168.50.0/24"]; r.metric != 77 || r.table != unix.RT_TABLE_MAIN {
+		t.Errorf("192.168.50.0/24: metric %d table %d, want metric 77 in the main table", r.metric, r.table)
+	}
+	if r := got["192.168.51.0/24"]; r.table != 100 {
+		t.Errorf("192.168.51.0/24: table %d, want 100", r.table)
+	}
+	if r := got["fd70::/64"]; r.hops != 2 {
+		t.Errorf("fd70::/64: %d next hops, want 2 (one per gateway)", r.hops)
+	}
+	if err := b.Check(t, rt); err != nil {
+		t.Errorf("CHECK: %v", err)
+	}
+
+	// The metric is part of what CHECK compares.
+	err := c.Do(t, func() error {
+		_, dst, _ := net.ParseCIDR("192.168.50.0/24")
+		return netlink.RouteDel(&netlink.Route{Dst: dst, Priority: 77, Table: unix.RT_TABLE_MAIN})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.Do(t, func() error {
+		l, err := netlink.LinkByName("eth0")
+		if err != nil {
+			return err
+		}
+		_, dst, _ := net.ParseCIDR("192.168.50.0/24")
+		return netlink.RouteAdd(&netlink.Route{LinkIndex: l.Attrs().Index, Dst: dst, Gw: net.ParseIP("10.99.0.1"), Priority: 78})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Check(t, rt); err == nil || !strings.Contains(err.Error(), "192.168.50.0/24") {
+		t.Errorf("CHECK after the metric changed = %v, want an error naming 192.168.50.0/24", err)
+	}
+	b.MustDel(t, rt)
 }

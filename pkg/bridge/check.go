@@ -77,13 +77,9 @@ func Check(args *skel.CmdArgs) error {
 	}
 	var routes []link.Route
 	for _, r := range prev.Routes {
-		dst, ok := prefixOf(r.Dst)
+		rt, ok := containerRoute(r, gw)
 		if !ok {
 			return fmt.Errorf("prevResult: invalid route %v", r.Dst)
-		}
-		rt := link.Route{Dst: dst, GW: gw[dst.Addr().Is4()]}
-		if g, ok := netip.AddrFromSlice(r.GW); ok {
-			rt.GW = g.Unmap()
 		}
 		routes = append(routes, rt)
 	}

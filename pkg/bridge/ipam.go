@@ -148,19 +148,35 @@ func makePlan(c *config.Bridge, res *current.Result) (plan, error) {
 		p.v4, p.v6 = p.v4 || is4, p.v6 || !is4
 	}
 	for _, r := range res.Routes {
-		dst, ok := prefixOf(r.Dst)
+		rt, ok := containerRoute(r, gw)
 		if !ok {
 			return p, fmt.Errorf("IPAM plugin %q returned an invalid route %v", c.IPAM.Type, r.Dst)
-		}
-		rt := link.Route{Dst: dst}
-		if g, ok := netip.AddrFromSlice(r.GW); ok {
-			rt.GW = g.Unmap()
-		} else {
-			rt.GW = gw[dst.Addr().Is4()] // as the reference: a route without gw goes via the family's gateway
 		}
 		p.routes = append(p.routes, rt)
 	}
 	return p, nil
+}
+
+// containerRoute converts a result's route for the container interface. As
+// the reference plugin does, a route without gw goes via its family's
+// gateway (familyGW, keyed by "is IPv4"), and its priority, table and scope
+// are kept (MTU and advmss are not applied).
+func containerRoute(r *types.Route, familyGW map[bool]netip.Addr) (link.Route, bool) {
+	dst, ok := prefixOf(r.Dst)
+	if !ok {
+		return link.Route{}, false
+	}
+	rt := link.Route{Dst: dst, GW: familyGW[dst.Addr().Is4()], Priority: r.Priority}
+	if g, ok := netip.AddrFromSlice(r.GW); ok {
+		rt.GW = g.Unmap()
+	}
+	if r.Table != nil {
+		rt.Table = *r.Table
+	}
+	if r.Scope != nil {
+		rt.Scope = *r.Scope
+	}
+	return rt, true
 }
 
 func prefixOf(n net.IPNet) (netip.Prefix, bool) {

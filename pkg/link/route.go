@@ -12,41 +12,68 @@ import (
 // Route is a route through the container interface. A zero GW means the
 // destination is on-link. Callers wanting the reference plugin's behaviour
 // of defaulting a route's gateway to the address family's IPAM gateway must
-// fill GW in themselves.
+// fill GW in themselves. Priority, Table and Scope are those of a CNI
+// result's route: 0 leaves the kernel's default metric, the main table and
+// universe scope.
 type Route struct {
-	Dst netip.Prefix
-	GW  netip.Addr
+	Dst      netip.Prefix
+	GW       netip.Addr
+	Priority int
+	Table    int
+	Scope    int
 }
 
 func (r Route) String() string {
+	s := r.Dst.String()
 	if r.GW.IsValid() {
-		return fmt.Sprintf("%s via %s", r.Dst, r.GW)
+		s += " via " + r.GW.String()
 	}
-	return r.Dst.String()
+	if r.Priority != 0 {
+		s += fmt.Sprintf(" metric %d", r.Priority)
+	}
+	if r.Table != 0 {
+		s += fmt.Sprintf(" table %d", r.Table)
+	}
+	if r.Scope != 0 {
+		s += fmt.Sprintf(" scope %d", r.Scope)
+	}
+	return s
 }
 
-// addRoute installs r on l in the main table; an identical route already
-// present is fine.
+func (r Route) table() int {
+	if r.Table == 0 {
+		return syscall.RT_TABLE_MAIN
+	}
+	return r.Table
+}
+
+// addRoute installs r on l, with the reference plugin's request flags
+// (create, neither exclusive nor replace): a second route to the same
+// destination through another gateway becomes an IPv6 multipath route, an
+// IPv4 alternative. A route identical to one already present is fine.
 func addRoute(l netlink.Link, r Route) error {
 	nr := &netlink.Route{
 		LinkIndex: l.Attrs().Index,
 		Dst:       ipNet(r.Dst.Masked()),
-		Scope:     netlink.SCOPE_UNIVERSE,
+		Scope:     netlink.Scope(r.Scope),
+		Priority:  r.Priority,
+		Table:     r.Table,
 	}
 	if r.GW.IsValid() {
 		nr.Gw = r.GW.Unmap().AsSlice()
 	}
-	if err := netlink.RouteAdd(nr); err != nil && !errors.Is(err, syscall.EEXIST) {
+	if err := netlink.RouteAddEcmp(nr); err != nil && !errors.Is(err, syscall.EEXIST) {
 		return err
 	}
 	return nil
 }
 
-// hasRoute reports whether the main table holds a route to r.Dst through
-// the link with index ifIndex and, when r.GW is set, via that gateway.
+// hasRoute reports whether r's table holds a route to r.Dst through the
+// link with index ifIndex, with r's metric when set and, when r.GW is set,
+// via that gateway.
 func hasRoute(ifIndex int, r Route) (bool, error) {
 	fam := family(r.Dst.Addr())
-	filter := &netlink.Route{Table: syscall.RT_TABLE_MAIN}
+	filter := &netlink.Route{Table: r.table()}
 	routes, err := routeListFiltered(fam, filter, netlink.RT_FILTER_TABLE)
 	if err != nil {
 		return false, err
@@ -64,7 +91,7 @@ func hasRoute(ifIndex int, r Route) (bool, error) {
 			}
 			dst = p.Masked()
 		}
-		if dst != want || !routeUses(got, ifIndex, r.GW) {
+		if dst != want || !routeUses(got, ifIndex, r.GW) || (r.Priority != 0 && got.Priority != r.Priority) {
 			continue
 		}
 		return true, nil
