@@ -107,8 +107,11 @@ func LoadIPAM(stdin []byte, envArgs string) (*IPAM, error) {
 		c.Requested = append(c.Requested, a)
 	}
 
-	// Where ranges come from, in the reference's order: runtime ipRanges (capability
-	// "ipRanges") replace the configured ranges; the legacy single range comes first.
+	// Where ranges come from, in the reference's order: runtime ipRanges
+	// (capability "ipRanges"), then the legacy single range (ipam.subnet;
+	// its rangeStart, rangeEnd and gateway are ignored without a subnet, as
+	// by the reference), then ipam.ranges. The range sets are numbered in
+	// that order (last_reserved_ip.N).
 	type source struct {
 		key  string
 		sets [][]jsonRange
@@ -116,14 +119,11 @@ func LoadIPAM(stdin []byte, envArgs string) (*IPAM, error) {
 	var sources []source
 	if len(n.RuntimeConfig.IPRanges) > 0 {
 		sources = append(sources, source{"runtimeConfig.ipRanges", n.RuntimeConfig.IPRanges})
-	} else {
-		if n.IPAM.Subnet != "" {
-			sources = append(sources, source{"ipam", [][]jsonRange{{n.IPAM.jsonRange}}})
-		} else if n.IPAM.RangeStart != "" || n.IPAM.RangeEnd != "" || n.IPAM.Gateway != "" {
-			return nil, Invalid("ipam.subnet", "missing (rangeStart, rangeEnd and gateway need a subnet)")
-		}
-		sources = append(sources, source{"ipam.ranges", n.IPAM.Ranges})
 	}
+	if n.IPAM.Subnet != "" {
+		sources = append(sources, source{"ipam", [][]jsonRange{{n.IPAM.jsonRange}}})
+	}
+	sources = append(sources, source{"ipam.ranges", n.IPAM.Ranges})
 	var v4, v6 int
 	for _, src := range sources {
 		for i, set := range src.sets {

@@ -33,10 +33,13 @@ func (r *Range) Canonicalize() error {
 	if first == last {
 		return fmt.Errorf("subnet %s is too small to allocate from: it holds a single address", r.Subnet)
 	}
+	// A gateway outside the subnet is accepted, as by the reference (it is
+	// passed on in the result; the bridge puts it on the bridge).
+	r.Gateway = r.Gateway.Unmap()
 	for _, a := range []struct {
 		name string
 		addr *netip.Addr
-	}{{"gateway", &r.Gateway}, {"rangeStart", &r.Start}, {"rangeEnd", &r.End}} {
+	}{{"rangeStart", &r.Start}, {"rangeEnd", &r.End}} {
 		if !a.addr.IsValid() {
 			continue
 		}

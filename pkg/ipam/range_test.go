@@ -47,7 +47,7 @@ func TestRangeCanonicalize(t *testing.T) {
 		{name: "host bits", subnet: "10.0.0.1/24", wantErrMatch: "host bits"},
 		{name: "start outside subnet", subnet: "10.0.0.0/24", start: "10.0.1.1", wantErrMatch: "rangeStart 10.0.1.1 is not in subnet"},
 		{name: "end outside subnet", subnet: "10.0.0.0/24", end: "10.0.1.1", wantErrMatch: "rangeEnd 10.0.1.1 is not in subnet"},
-		{name: "gateway outside subnet", subnet: "10.0.0.0/24", gw: "10.9.0.1", wantErrMatch: "gateway 10.9.0.1"},
+		{name: "gateway outside subnet (accepted, as by the reference)", subnet: "10.0.0.0/24", gw: "10.9.0.1", wantStart: "10.0.0.1", wantEnd: "10.0.0.254", wantGw: "10.9.0.1"},
 		{name: "end before start", subnet: "10.0.0.0/24", start: "10.0.0.9", end: "10.0.0.8", wantErrMatch: "before rangeStart"},
 		{name: "only the gateway", subnet: "10.0.0.0/24", start: "10.0.0.5", end: "10.0.0.5", gw: "10.0.0.5", wantErrMatch: "is the gateway"},
 		{name: "family mismatch", subnet: "10.0.0.0/24", start: "fd00::1", wantErrMatch: "not in subnet"},

@@ -302,10 +302,13 @@ func TestRequestedAddresses(t *testing.T) {
 		{name: "CNI_ARGS with prefix", body: dualStack, args: "IP=fd10::50/64", want: "[10.10.0.201/24 fd10::50/64]"},
 		{name: "args.cni.ips", body: dualStack, extra: `,"args":{"cni":{"ips":["10.10.0.60","fd10::60"]}}`, want: "[10.10.0.60/24 fd10::60/64]"},
 		{name: "runtimeConfig.ips", body: dualStack, extra: `,"runtimeConfig":{"ips":["fd10::70/64"]}`, want: "[10.10.0.201/24 fd10::70/64]"},
-		{name: "runtimeConfig.ipRanges replace ranges", body: dualStack, extra: `,"runtimeConfig":{"ipRanges":[[{"subnet":"10.77.0.0/24","rangeStart":"10.77.0.100"}]]}`, want: "[10.77.0.100/24]"},
-		{name: "requested from ipRanges", body: dualStack, extra: `,"runtimeConfig":{"ipRanges":[[{"subnet":"10.77.0.0/24"}]],"ips":["10.77.0.9"]}`, want: "[10.77.0.9/24]"},
+		// runtimeConfig.ipRanges come before the configured ranges (range
+		// set 0), which keep their addresses, as with the reference.
+		{name: "runtimeConfig.ipRanges come first", body: dualStack, extra: `,"runtimeConfig":{"ipRanges":[[{"subnet":"10.77.0.0/24","rangeStart":"10.77.0.100"}]]}`, want: "[10.77.0.100/24 10.10.0.2/24 fd10::2/64]"},
+		{name: "requested from ipRanges", body: dualStack, extra: `,"runtimeConfig":{"ipRanges":[[{"subnet":"10.77.0.0/24"}]],"ips":["10.77.0.9"]}`, want: "[10.77.0.9/24 10.10.0.2/24 fd10::2/64]"},
 		{name: "outside every range", body: dualStack, args: "IP=10.99.0.5", wantErr: 7},
-		{name: "outside the replaced ranges", body: dualStack, extra: `,"runtimeConfig":{"ipRanges":[[{"subnet":"10.77.0.0/24"}]],"ips":["10.10.0.9"]}`, wantErr: 7},
+		{name: "requested from ranges next to ipRanges", body: dualStack, extra: `,"runtimeConfig":{"ipRanges":[[{"subnet":"10.77.0.0/24"}]],"ips":["10.10.0.9"]}`, want: "[10.77.0.2/24 10.10.0.9/24 fd10::2/64]"},
+		{name: "outside ipRanges and ranges", body: dualStack, extra: `,"runtimeConfig":{"ipRanges":[[{"subnet":"10.77.0.0/24"}]],"ips":["10.78.0.9"]}`, wantErr: 7},
 		{name: "outside rangeStart-rangeEnd", body: `"subnet":"10.10.0.0/24","rangeStart":"10.10.0.100"`, args: "IP=10.10.0.5", wantErr: 7},
 		{name: "two in one set", body: dualStack, args: "IP=10.10.0.5,10.10.0.6", wantErr: 7},
 		{name: "the gateway", body: dualStack, args: "IP=10.10.0.1", wantErr: 7},
@@ -346,6 +349,24 @@ func TestRequestedAddresses(t *testing.T) {
 }
 
 // A failed ADD for an attachment that already holds leases keeps them.
+// A gateway outside the subnet is passed on, as by the reference; DEL of
+// such an attachment works.
+func TestGatewayOutsideSubnet(t *testing.T) {
+	dir := t.TempDir()
+	conf := netConf("1.0.0", dir, `"ranges":[[{"subnet":"10.10.0.0/24","gateway":"10.11.0.1"}]]`, "")
+	o := mustOK(t, call{cmd: "ADD", id: "ctr1", stdin: conf})
+	if got := fmt.Sprint(addrs(o)); got != "[10.10.0.1/24]" {
+		t.Errorf("ADD gave %s, want [10.10.0.1/24] (the gateway is not in the range)", got)
+	}
+	if !strings.Contains(string(o.stdout), `"gateway": "10.11.0.1"`) {
+		t.Errorf("result does not carry gateway 10.11.0.1:\n%s", o.stdout)
+	}
+	mustOK(t, call{cmd: "DEL", id: "ctr1", stdin: conf})
+	if got := leaseFiles(t, filepath.Join(dir, "testnet")); len(got) != 0 {
+		t.Errorf("leases left after DEL: %v", got)
+	}
+}
+
 func TestFailedAddKeepsExistingLeases(t *testing.T) {
 	dir := t.TempDir()
 	conf := netConf("1.0.0", dir, dualStack, "")
@@ -534,8 +555,8 @@ func TestBadInput(t *testing.T) {
 			return call{cmd: "ADD", id: "ctr9", stdin: netConf("1.0.0", d, `"subnet":"10.0.0.0/99"`, "")}
 		}, wantCode: 7, wantMsg: "10.0.0.0/99"},
 		{name: "bad gateway", c: func(d string) call {
-			return call{cmd: "ADD", id: "ctr9", stdin: netConf("1.0.0", d, `"ranges":[[{"subnet":"10.10.0.0/24","gateway":"10.11.0.1"}]]`, "")}
-		}, wantCode: 7, wantMsg: "10.11.0.1"},
+			return call{cmd: "ADD", id: "ctr9", stdin: netConf("1.0.0", d, `"ranges":[[{"subnet":"10.10.0.0/24","gateway":"10.11.0.x"}]]`, "")}
+		}, wantCode: 7, wantMsg: "10.11.0.x"},
 		{name: "/32", c: func(d string) call {
 			return call{cmd: "ADD", id: "ctr9", stdin: netConf("1.0.0", d, `"ranges":[[{"subnet":"10.10.0.7/32"}]]`, "")}
 		}, wantCode: 7, wantMsg: "10.10.0.7/32"},
