@@ -23,15 +23,20 @@ func firewallNetwork(c *config.Bridge, subnets []netip.Prefix) firewall.Network 
 	}
 }
 
-// configuredSubnets reads ipam.subnet and ipam.ranges[*][*].subnet, whatever
-// the IPAM plugin; nil when there are none.
+// configuredSubnets reads runtimeConfig.ipRanges[*][*].subnet (which
+// host-local uses before its own ranges), ipam.subnet and
+// ipam.ranges[*][*].subnet, whatever the IPAM plugin; nil when there are none.
 func configuredSubnets(stdin []byte) []netip.Prefix {
+	type rangeSets [][]struct {
+		Subnet string `json:"subnet"`
+	}
 	var conf struct {
+		RuntimeConfig struct {
+			IPRanges rangeSets `json:"ipRanges"`
+		} `json:"runtimeConfig"`
 		IPAM struct {
-			Subnet string `json:"subnet"`
-			Ranges [][]struct {
-				Subnet string `json:"subnet"`
-			} `json:"ranges"`
+			Subnet string    `json:"subnet"`
+			Ranges rangeSets `json:"ranges"`
 		} `json:"ipam"`
 	}
 	if json.Unmarshal(stdin, &conf) != nil {
@@ -43,12 +48,16 @@ func configuredSubnets(stdin []byte) []netip.Prefix {
 			out = append(out, p.Masked())
 		}
 	}
-	add(conf.IPAM.Subnet)
-	for _, set := range conf.IPAM.Ranges {
-		for _, r := range set {
-			add(r.Subnet)
+	addSets := func(sets rangeSets) {
+		for _, set := range sets {
+			for _, r := range set {
+				add(r.Subnet)
+			}
 		}
 	}
+	addSets(conf.RuntimeConfig.IPRanges)
+	add(conf.IPAM.Subnet)
+	addSets(conf.IPAM.Ranges)
 	return out
 }
 

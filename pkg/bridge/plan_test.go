@@ -103,6 +103,12 @@ func TestConfiguredSubnets(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("configuredSubnets = %v, want %v", got, want)
 	}
+	// Runtime ipRanges come first, as host-local allocates from them too.
+	got = configuredSubnets([]byte(`{"runtimeConfig":{"ipRanges":[[{"subnet":"10.77.0.0/24"}]]},"ipam":{"ranges":[[{"subnet":"10.1.0.0/24"}]]}}`))
+	want = []netip.Prefix{netip.MustParsePrefix("10.77.0.0/24"), netip.MustParsePrefix("10.1.0.0/24")}
+	if !slices.Equal(got, want) {
+		t.Errorf("configuredSubnets with ipRanges = %v, want %v", got, want)
+	}
 	if got := configuredSubnets([]byte(`{"ipam":{"type":"dhcp"}}`)); got != nil {
 		t.Errorf("no subnets configured: got %v", got)
 	}
