@@ -148,7 +148,8 @@ func TestBadInput(t *testing.T) {
 		{name: "hl single address subnet", plugin: "host-local", conf: hlConf(`"subnet":"10.66.0.9/32"`), wantCode: types.ErrInvalidNetworkConfig, wantMsg: []string{"10.66.0.9/32"}},
 		{name: "hl rangeStart outside subnet", plugin: "host-local", conf: hlConf(`"subnet":"10.66.0.0/24","rangeStart":"10.67.0.5"`), wantCode: types.ErrInvalidNetworkConfig, wantMsg: []string{"rangeStart", "10.67.0.5"}},
 		{name: "hl rangeEnd outside subnet", plugin: "host-local", conf: hlConf(`"ranges":[[{"subnet":"10.66.0.0/24","rangeEnd":"10.66.1.0"}]]`), wantCode: types.ErrInvalidNetworkConfig, wantMsg: []string{"rangeEnd", "10.66.1.0"}},
-		{name: "hl gateway outside subnet", plugin: "host-local", conf: hlConf(`"subnet":"10.66.0.0/24","gateway":"192.168.0.1"`), wantCode: types.ErrInvalidNetworkConfig, wantMsg: []string{"gateway", "192.168.0.1"}},
+		// A gateway outside the subnet is accepted, as by the reference.
+		{name: "hl gateway not an address", plugin: "host-local", conf: hlConf(`"subnet":"10.66.0.0/24","gateway":"192.168.0.x"`), wantCode: types.ErrInvalidNetworkConfig, wantMsg: []string{"gateway", "192.168.0.x"}},
 		{name: "hl rangeEnd before rangeStart", plugin: "host-local", conf: hlConf(`"subnet":"10.66.0.0/24","rangeStart":"10.66.0.50","rangeEnd":"10.66.0.40"`), wantCode: types.ErrInvalidNetworkConfig, wantMsg: []string{"10.66.0.40", "10.66.0.50"}},
 		{name: "hl overlapping range sets", plugin: "host-local", conf: hlConf(`"ranges":[[{"subnet":"10.66.0.0/24"}],[{"subnet":"10.66.0.0/16"}]]`), wantCode: types.ErrInvalidNetworkConfig, wantMsg: []string{"ipam.ranges[1]", "overlaps"}},
 		{name: "hl overlapping ranges in a set", plugin: "host-local", conf: hlConf(`"ranges":[[{"subnet":"10.66.0.0/24"},{"subnet":"10.66.0.0/25"}]]`), wantCode: types.ErrInvalidNetworkConfig, wantMsg: []string{"ipam.ranges[0]", "overlaps"}},
