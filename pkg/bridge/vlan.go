@@ -19,7 +19,7 @@ func gatewayDevice(c *config.Bridge, br link.Bridge) (link.Bridge, error) {
 	if c.Vlan == 0 {
 		return br, nil
 	}
-	name := fmt.Sprintf("%s.%d", br.Name, c.Vlan)
+	name := link.VlanGatewayName(br.Name, c.Vlan)
 	if _, err := link.HostPeer(nodeNetNS, name); err == nil {
 		return link.Bridge{Name: name}, nil
 	} else if !errors.Is(err, link.ErrNotFound) {

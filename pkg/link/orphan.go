@@ -3,6 +3,7 @@ package link
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -82,21 +83,21 @@ func isHostVethName(name string) bool {
 	return true
 }
 
-// isVlanGatewayName reports whether name is "<bridge>.<vlan>", the node end
-// of the veth pair that carries a VLAN's gateway addresses (vlan 1-4094).
+// VlanGatewayName is the name of the node end of the veth pair that carries
+// a VLAN's gateway addresses, "<bridge>.<vlan>" (as the reference names it).
+func VlanGatewayName(bridge string, vlan int) string {
+	return bridge + "." + strconv.Itoa(vlan)
+}
+
+// isVlanGatewayName reports whether name is VlanGatewayName(bridge, v) for
+// a vlan v in 1-4094.
 func isVlanGatewayName(bridge, name string) bool {
 	vid, ok := strings.CutPrefix(name, bridge+".")
-	if !ok || len(vid) == 0 || len(vid) > 4 || vid[0] == '0' {
+	if !ok {
 		return false
 	}
-	n := 0
-	for _, c := range vid {
-		if c < '0' || c > '9' {
-			return false
-		}
-		n = n*10 + int(c-'0')
-	}
-	return n <= 4094
+	v, err := strconv.Atoi(vid)
+	return err == nil && v >= 1 && v <= 4094 && VlanGatewayName(bridge, v) == name
 }
 
 // linkInNetNSID asks the kernel whether a link with index idx exists in the
