@@ -16,7 +16,8 @@
 // couple of files instead of every lease. The index is trusted only while it
 // describes the directory as it is: <network>/.flatcni/stamp records the lease
 // directory's modification time (nanoseconds) and the boot ID as of our last
-// change. When another writer (the reference plugin, a person) has added or
+// change, after setting that time two seconds back so that any later change,
+// even within the same tick of a coarse clock, moves it. When another writer (the reference plugin, a person) has added or
 // removed a lease since, the directory's mtime differs and the index is rebuilt
 // from the lease files once; after a reboot (when unsynced index writes may be
 // lost) likewise. Addresses listed in the index are always checked against their

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/flatcni/plugins/pkg/ipam"
 )
@@ -97,7 +98,18 @@ var bootID = sync.OnceValue(func() string {
 	return strings.TrimSpace(string(boot))
 })
 
+// writeStamp records the directory as it is now. First it sets the
+// directory's mtime to a whole second, two seconds or more in the past: every
+// later change, by anyone, stamps the directory with a later time, so the
+// stamp cannot match again after one. Without this, on kernels with coarse
+// timestamps (before 6.13, or ext4 with 128-byte inodes: one second) a lease
+// written by another plugin within the same clock tick as our change would
+// leave the mtime, and so the stamp, as it was: the index would miss it.
 func (s *Store) writeStamp() error {
+	past := time.Now().Add(-2 * time.Second).Truncate(time.Second)
+	if err := os.Chtimes(s.dir, time.Time{}, past); err != nil {
+		return err
+	}
 	st, err := s.stamp()
 	if err != nil {
 		return err

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/flatcni/plugins/pkg/ipam"
 )
@@ -255,6 +256,43 @@ func TestForeignChanges(t *testing.T) {
 			checkConsistent(t, s)
 		})
 	}
+}
+
+// On a kernel with coarse timestamps (before 6.13, or ext4 with 128-byte
+// inodes), a change within the same clock tick as the previous one leaves the
+// directory's mtime as it was. A foreign lease written that soon after our
+// change, or after a rebuild, must still be found. The test sets the mtime
+// back by hand to play that clock.
+func TestForeignLeaseInSameTick(t *testing.T) {
+	s := open(t)
+	var tick time.Time // the mtime our change left, before Unlock
+	locked(t, s, func() {
+		if ok, err := s.Reserve(attA, netip.MustParseAddr("10.0.0.2"), 0); err != nil || !ok {
+			t.Fatalf("Reserve = %v, %v", ok, err)
+		}
+		fi, err := os.Stat(s.Dir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		tick = fi.ModTime()
+	})
+	sameTick := func(addr, content string) {
+		writeForeign(t, s, addr, content)
+		if err := os.Chtimes(s.Dir(), time.Time{}, tick); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sameTick("10.0.0.9", "ctr-b\r\neth0")
+	if got := leases(t, s, attB); got != "[10.0.0.9]" {
+		t.Fatalf("Leases(B) = %s, want the lease written in the same tick", got)
+	}
+	// The lookup above rebuilt the index; another foreign lease in that tick.
+	attC := ipam.Attachment{ContainerID: "ctr-c", IfName: "eth0"}
+	sameTick("10.0.0.10", "ctr-c\r\neth0")
+	if got := leases(t, s, attC); got != "[10.0.0.10]" {
+		t.Fatalf("Leases(C) = %s, want the lease written in the same tick as the rebuild", got)
+	}
+	checkConsistent(t, s)
 }
 
 // A stale index entry (its address now leased to someone else, written in
