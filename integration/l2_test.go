@@ -1,9 +1,12 @@
 package integration
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
+
+	current "github.com/containernetworking/cni/pkg/types/100"
 )
 
 // l2Conf is a single-plugin bridge configuration with extra keys.
@@ -15,18 +18,30 @@ func l2Conf(n *Node, network, bridge, subnet, extra string) []byte {
 // attach runs bridge ADD for a new container namespace and returns it and its IPv4 address.
 func attach(t *testing.T, n *Node, conf []byte, role string) (*Netns, string) {
 	t.Helper()
+	c, addr, _ := attachResult(t, n, conf, role)
+	return c, addr
+}
+
+// attachResult is attach that also returns the result ADD printed.
+func attachResult(t *testing.T, n *Node, conf []byte, role string) (*Netns, string, *current.Result) {
+	t.Helper()
 	c := NewNetns(t, role)
 	id := "ctr-" + c.Name
-	if _, err := n.Exec(t, "bridge", "ADD", id, c.Path, "eth0", conf); err != nil {
+	printed, err := n.Exec(t, "bridge", "ADD", id, c.Path, "eth0", conf)
+	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _, _ = n.Exec(t, "bridge", "DEL", id, c.Path, "eth0", conf) })
+	res := &current.Result{}
+	if err := json.Unmarshal(printed, res); err != nil {
+		t.Fatalf("ADD result %q: %v", printed, err)
+	}
 	out := c.MustRun(t, "ip", "-4", "-o", "addr", "show", "eth0")
 	f := strings.Fields(out)
 	if len(f) < 4 {
 		t.Fatalf("no IPv4 address on eth0 in %s: %q", c.Name, out)
 	}
-	return c, strings.Split(f[3], "/")[0]
+	return c, strings.Split(f[3], "/")[0], res
 }
 
 func reaches(c *Netns, addr string) bool {
@@ -115,7 +130,14 @@ func TestVlanWithKernelSupport(t *testing.T) {
 	n.MustRun(t, "ip", "link", "del", probe)
 	br := "vlbr" + uniq()[:4]
 	conf := l2Conf(n, "vlan", br, "10.65.0.0/24", `,"vlan":100,"vlanTrunk":[{"id":200},{"minID":300,"maxID":302}]`)
-	c, _ := attach(t, n, conf, "vlan")
+	c, _, res := attachResult(t, n, conf, "vlan")
+	// As the reference, the result lists the gateway device fourth.
+	gwName := br + ".100"
+	if len(res.Interfaces) != 4 || res.Interfaces[3].Name != gwName || res.Interfaces[3].Sandbox != "" {
+		t.Errorf("result interfaces %v, want the 4th to be %s on the node", res.Interfaces, gwName)
+	} else if live := n.MustRun(t, "cat", "/sys/class/net/"+gwName+"/address"); res.Interfaces[3].Mac != strings.TrimSpace(live) {
+		t.Errorf("result gives %s the MAC %s, the link has %s", gwName, res.Interfaces[3].Mac, live)
+	}
 	vlans := n.MustRun(t, "bridge", "vlan", "show")
 	host := hostVethOf(t, n, c)
 	for _, want := range []string{"100 PVID Egress Untagged", "200", "300", "302"} {

@@ -139,6 +139,7 @@ func Add(args *skel.CmdArgs) (err error) {
 	}
 
 	var p plan
+	var gwDev link.Bridge // where the gateway addresses went (for a vlan, "<bridge>.<vlan>")
 	if c.IsLayer3() {
 		if p, err = makePlan(c, res); err != nil {
 			return err
@@ -146,9 +147,8 @@ func Add(args *skel.CmdArgs) (err error) {
 		if err := link.ConfigureContainer(args.Netns, args.IfName, p.addrs, p.routes, c.EnableDad); err != nil {
 			return err
 		}
-		if c.IsGW {
-			gwDev, err := gatewayDevice(c, br)
-			if err != nil {
+		if c.IsGW && len(p.gateways) > 0 {
+			if gwDev, err = gatewayDevice(c, br); err != nil {
 				return err
 			}
 			if err := link.EnsureGatewayAddrs(gwDev, p.gateways, c.ForceAddress); err != nil {
@@ -186,6 +186,10 @@ func Add(args *skel.CmdArgs) (err error) {
 		IPs:    res.IPs,
 		Routes: res.Routes,
 		DNS:    res.DNS,
+	}
+	if c.Vlan != 0 && gwDev.Name != "" {
+		// As the reference: the VLAN's gateway device comes fourth.
+		result.Interfaces = append(result.Interfaces, &current.Interface{Name: gwDev.Name, Mac: gwDev.MAC.String()})
 	}
 	if dnsSet(c.DNS) {
 		result.DNS = c.DNS

@@ -14,18 +14,23 @@ const nodeNetNS = "/proc/self/ns/net"
 
 // gatewayDevice returns where the gateway addresses go: the bridge, or for a
 // network with a vlan, as the reference does, a veth "<bridge>.<vlan>" on the
-// node whose peer is a port of the bridge with that VLAN untagged.
+// node whose peer is a port of the bridge with that VLAN untagged. For a vlan,
+// the returned MAC is that veth's (the result lists it as a fourth interface).
 func gatewayDevice(c *config.Bridge, br link.Bridge) (link.Bridge, error) {
 	if c.Vlan == 0 {
 		return br, nil
 	}
 	name := link.VlanGatewayName(br.Name, c.Vlan)
 	if _, err := link.HostPeer(nodeNetNS, name); err == nil {
-		return link.Bridge{Name: name}, nil
+		gw, err := link.InterfaceByName(name)
+		if err != nil {
+			return link.Bridge{}, fmt.Errorf("vlan gateway %q: %w", name, err)
+		}
+		return link.Bridge{Name: name, Index: gw.Index, MAC: gw.MAC}, nil
 	} else if !errors.Is(err, link.ErrNotFound) {
 		return link.Bridge{}, fmt.Errorf("vlan gateway %q: %w", name, err)
 	}
-	port, _, err := link.SetupVeth(link.VethConfig{
+	port, gw, err := link.SetupVeth(link.VethConfig{
 		ContainerNetNS: nodeNetNS,
 		IfName:         name,
 		MTU:            c.MTU,
@@ -38,5 +43,5 @@ func gatewayDevice(c *config.Bridge, br link.Bridge) (link.Bridge, error) {
 	if err := l2.SetPortVlans(port.Name, c.Vlan, nil, c.PreserveDefaultVlan); err != nil {
 		return link.Bridge{}, fmt.Errorf("vlan gateway %q: %w", name, err)
 	}
-	return link.Bridge{Name: name}, nil
+	return link.Bridge{Name: name, Index: gw.Index, MAC: gw.MAC}, nil
 }

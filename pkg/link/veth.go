@@ -330,6 +330,19 @@ func DelLink(name string) error {
 	return nil
 }
 
+// InterfaceByName looks up a link of the current network namespace.
+func InterfaceByName(name string) (Interface, error) {
+	l, err := linkByName(name)
+	if err != nil {
+		if isNotFound(err) {
+			return Interface{}, fmt.Errorf("link %q: %w", name, ErrNotFound)
+		}
+		return Interface{}, fmt.Errorf("look up %q: %w", name, err)
+	}
+	a := l.Attrs()
+	return Interface{Name: a.Name, MAC: a.HardwareAddr, Index: a.Index}, nil
+}
+
 // HostPeer returns the name of the node-side (current netns) peer of the
 // veth ifName in the container netns.
 func HostPeer(netnsPath, ifName string) (string, error) {
