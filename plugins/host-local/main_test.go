@@ -413,6 +413,38 @@ func TestDel(t *testing.T) {
 	checkIndex(t, netDir)
 }
 
+// A lease file naming only the container (written by host-local before 0.8)
+// is the container's for CHECK and DEL, as with the reference. An ADD of the
+// container fails, whatever the interface, as with the reference: the lease may
+// be another interface's, and handing it out again would give two interfaces
+// one address.
+func TestOldFormatLease(t *testing.T) {
+	dir := t.TempDir()
+	conf := netConf("1.0.0", dir, `"ranges":[[{"subnet":"10.10.0.0/24"}]]`, "")
+	netDir := filepath.Join(dir, "testnet")
+	mustOK(t, call{cmd: "ADD", id: "ctr0", stdin: conf}) // creates the directory
+	if err := os.WriteFile(filepath.Join(netDir, "10.10.0.9"), []byte("ctr1"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, ifname := range []string{"eth0", "net1"} {
+		o := run(t, call{cmd: "ADD", id: "ctr1", ifname: ifname, stdin: conf})
+		if o.code == 0 {
+			t.Fatalf("ADD ctr1/%s succeeded (%v) beside a lease without an interface name", ifname, addrs(o))
+		}
+		if !strings.Contains(o.msg(), "10.10.0.9") || !strings.Contains(o.msg(), "without an interface name") {
+			t.Fatalf("ADD ctr1/%s: error %q does not name the old lease", ifname, o.msg())
+		}
+	}
+	prev := `,"prevResult":{"cniVersion":"1.0.0","ips":[{"address":"10.10.0.9/24"}]}`
+	mustOK(t, call{cmd: "CHECK", id: "ctr1", stdin: netConf("1.0.0", dir, `"ranges":[[{"subnet":"10.10.0.0/24"}]]`, prev)})
+	mustOK(t, call{cmd: "DEL", id: "ctr1", stdin: conf})
+	if got := fmt.Sprint(leaseFiles(t, netDir)); got != "map[10.10.0.2:ctr0/eth0]" {
+		t.Fatalf("after DEL of ctr1: %s", got)
+	}
+	mustOK(t, call{cmd: "ADD", id: "ctr1", ifname: "net1", stdin: conf})
+	checkIndex(t, netDir)
+}
+
 func TestCheck(t *testing.T) {
 	dir := t.TempDir()
 	plain := netConf("1.0.0", dir, dualStack, "")
