@@ -7,6 +7,7 @@ import (
 	"syscall"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/flatcni/plugins/pkg/rtnl"
 )
@@ -24,6 +25,11 @@ type Bridge struct {
 	Name  string
 	Index int
 	MAC   net.HardwareAddr
+	// Promisc is whether promiscuous mode is turned on for the bridge
+	// itself (promiscMode, "ip link set promisc on": IFF_PROMISC in the
+	// link's flags). A capture in promiscuous mode (tcpdump) only raises the
+	// kernel's promiscuity count, which does not show here.
+	Promisc bool
 }
 
 // EnsureBridge creates the bridge cfg.Name if it does not exist, or reuses
@@ -49,7 +55,9 @@ func EnsureBridge(cfg BridgeConfig) (Bridge, error) {
 	if err != nil {
 		return Bridge{}, err
 	}
-	if cfg.PromiscMode && br.Attrs().Promisc == 0 {
+	// The flag, not the promiscuity count: a capture running on the bridge
+	// raises the count, and ends.
+	if cfg.PromiscMode && br.Attrs().RawFlags&unix.IFF_PROMISC == 0 {
 		if err := netlink.SetPromiscOn(br); err != nil {
 			return Bridge{}, fmt.Errorf("set promiscuous mode on bridge %q: %w", cfg.Name, err)
 		}
@@ -60,7 +68,9 @@ func EnsureBridge(cfg BridgeConfig) (Bridge, error) {
 			return Bridge{}, fmt.Errorf("set bridge %q up: %w", cfg.Name, err)
 		}
 	}
-	return bridgeFrom(br), nil
+	b := bridgeFrom(br)
+	b.Promisc = b.Promisc || cfg.PromiscMode // turned on above
+	return b, nil
 }
 
 // disableAcceptRA sets the bridge's accept_ra to 0 unless it is already:
@@ -101,5 +111,5 @@ func bridgeLink(name string) (*netlink.Bridge, error) {
 
 func bridgeFrom(br *netlink.Bridge) Bridge {
 	a := br.Attrs()
-	return Bridge{Name: a.Name, Index: a.Index, MAC: a.HardwareAddr}
+	return Bridge{Name: a.Name, Index: a.Index, MAC: a.HardwareAddr, Promisc: a.RawFlags&unix.IFF_PROMISC != 0}
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 func TestEnsureBridge(t *testing.T) {
@@ -80,6 +81,66 @@ func TestEnsureBridge(t *testing.T) {
 			})
 		})
 	}
+}
+
+// Promiscuous mode is the bridge's own flag (promiscMode, "ip link set
+// promisc on"), not the kernel's promiscuity count: a packet capture in
+// promiscuous mode raises the count only, and neither hides a missing flag
+// from EnsureBridge nor shows as Promisc.
+func TestBridgePromiscFlag(t *testing.T) {
+	requireRoot(t)
+	node := newNetNS(t, "brpromisc")
+	in(t, node, func() error {
+		br, err := EnsureBridge(BridgeConfig{Name: "br-cap"})
+		if err != nil {
+			return err
+		}
+		if br.Promisc {
+			t.Error("new bridge reported promiscuous")
+		}
+		// A capture socket in promiscuous mode on the bridge, as tcpdump's.
+		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		open := true
+		defer func() {
+			if open {
+				unix.Close(fd)
+			}
+		}()
+		mreq := &unix.PacketMreq{Ifindex: int32(br.Index), Type: unix.PACKET_MR_PROMISC}
+		if err := unix.SetsockoptPacketMreq(fd, unix.SOL_PACKET, unix.PACKET_ADD_MEMBERSHIP, mreq); err != nil {
+			return err
+		}
+		l, err := netlink.LinkByName("br-cap")
+		if err != nil {
+			return err
+		}
+		if l.Attrs().Promisc == 0 {
+			return errors.New("the capture did not raise the promiscuity count")
+		}
+		if got, err := BridgeByName("br-cap"); err != nil || got.Promisc {
+			t.Errorf("during a capture: BridgeByName = %+v, %v; want Promisc false", got, err)
+		}
+		br, err = EnsureBridge(BridgeConfig{Name: "br-cap", PromiscMode: true})
+		if err != nil {
+			return err
+		}
+		if !br.Promisc {
+			t.Error("EnsureBridge with PromiscMode returned Promisc false")
+		}
+		unix.Close(fd)
+		open = false
+		got, err := BridgeByName("br-cap")
+		if err != nil {
+			return err
+		}
+		if !got.Promisc {
+			t.Error("promiscMode during a capture: the flag is not set once the capture ended")
+		}
+		return nil
+	})
 }
 
 func TestBridgeByNameErrors(t *testing.T) {
