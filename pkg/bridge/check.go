@@ -56,7 +56,7 @@ func Check(args *skel.CmdArgs) error {
 	if err != nil {
 		return err
 	}
-	if err := link.CheckHostVeth(br, hostVeth); err != nil {
+	if err := link.CheckHostVeth(br, hostVeth, nil); err != nil {
 		return err
 	}
 

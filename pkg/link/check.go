@@ -67,9 +67,29 @@ func checkIface(ifName string, wantMAC net.HardwareAddr, addrs []netip.Prefix, r
 	return nil
 }
 
+// CheckBridge compares the bridge br, as looked up, with the network: its
+// promiscuous flag must be promisc (the configuration's promiscMode), and its
+// MAC wantMAC unless wantMAC is nil. Errors name the bridge and both values.
+func CheckBridge(br Bridge, promisc bool, wantMAC net.HardwareAddr) error {
+	if br.Promisc != promisc {
+		return fmt.Errorf("bridge %q: promiscuous mode is %s, but promiscMode is %v", br.Name, onOff(br.Promisc), promisc)
+	}
+	if wantMAC != nil && !bytes.Equal(wantMAC, br.MAC) {
+		return fmt.Errorf("bridge %q: MAC is %s, prevResult has %s", br.Name, br.MAC, wantMAC)
+	}
+	return nil
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
+}
+
 // CheckHostVeth verifies, in the current netns, that hostVethName exists,
-// is a veth and is a port of the bridge.
-func CheckHostVeth(br Bridge, hostVethName string) error {
+// is a veth, is a port of the bridge and, unless wantMAC is nil, has wantMAC.
+func CheckHostVeth(br Bridge, hostVethName string, wantMAC net.HardwareAddr) error {
 	l, err := linkByName(hostVethName)
 	if err != nil {
 		if isNotFound(err) {
@@ -82,6 +102,9 @@ func CheckHostVeth(br Bridge, hostVethName string) error {
 	}
 	if l.Attrs().MasterIndex != br.Index {
 		return fmt.Errorf("host veth %q is not attached to bridge %q", hostVethName, br.Name)
+	}
+	if wantMAC != nil && !bytes.Equal(wantMAC, l.Attrs().HardwareAddr) {
+		return fmt.Errorf("host veth %q: MAC is %s, prevResult has %s", hostVethName, l.Attrs().HardwareAddr, wantMAC)
 	}
 	return nil
 }

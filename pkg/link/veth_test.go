@@ -84,7 +84,7 @@ func TestSetupVeth(t *testing.T) {
 				if pi.Hairpin != cfg.HairpinMode || pi.Isolated != cfg.PortIsolation {
 					t.Errorf("hairpin %v, isolated %v; want %v, %v", pi.Hairpin, pi.Isolated, cfg.HairpinMode, cfg.PortIsolation)
 				}
-				if err := CheckHostVeth(br, host.Name); err != nil {
+				if err := CheckHostVeth(br, host.Name, host.MAC); err != nil {
 					t.Errorf("CheckHostVeth: %v", err)
 				}
 				peer, err := HostPeer(cont, cfg.IfName)
