@@ -16,9 +16,13 @@ import (
 	"github.com/flatcni/plugins/pkg/link"
 )
 
-// Check verifies the attachment against prevResult: the bridge, the host veth
-// on it, the container interface with its MAC, addresses and routes; then
-// asks IPAM to check its leases.
+// Check verifies the attachment against prevResult and the configuration,
+// as the reference plugin does: the bridge (listed in prevResult, in
+// promiscuous mode exactly when promiscMode says so, with prevResult's MAC
+// when ADD pinned it: see bridgeMACPinned), the host veth (the container
+// interface's peer, listed in prevResult, with its MAC there, a port of the
+// bridge), the container interface with its MAC, addresses and routes; then
+// asks IPAM to check its leases. Netlink only, besides IPAM.
 func Check(args *skel.CmdArgs) error {
 	c, err := config.LoadBridge(args.StdinData, args.Args)
 	if err != nil {
@@ -35,13 +39,27 @@ func Check(args *skel.CmdArgs) error {
 		return config.Invalid("prevResult", "%v", err)
 	}
 
+	brIface, err := nodeInterface(prev, "bridge", c.BrName)
+	if err != nil {
+		return err
+	}
+	var brMAC net.HardwareAddr
+	if bridgeMACPinned(c) {
+		if brMAC, err = resultMAC(brIface); err != nil {
+			return err
+		}
+	}
 	br, err := link.BridgeByName(c.BrName)
 	if err != nil {
 		return err
 	}
+	if err := link.CheckBridge(br, c.PromiscMode, brMAC); err != nil {
+		return err
+	}
+
 	contIdx := -1
 	for i, iface := range prev.Interfaces {
-		if iface.Name == args.IfName && iface.Sandbox == args.Netns {
+		if iface != nil && iface.Name == args.IfName && iface.Sandbox == args.Netns {
 			contIdx = i
 		}
 	}
@@ -56,7 +74,15 @@ func Check(args *skel.CmdArgs) error {
 	if err != nil {
 		return err
 	}
-	if err := link.CheckHostVeth(br, hostVeth, nil); err != nil {
+	hostIface, err := nodeInterface(prev, "host veth", hostVeth)
+	if err != nil {
+		return fmt.Errorf("%w, the peer of %s in %s", err, args.IfName, args.Netns)
+	}
+	hostMAC, err := resultMAC(hostIface)
+	if err != nil {
+		return err
+	}
+	if err := link.CheckHostVeth(br, hostVeth, hostMAC); err != nil {
 		return err
 	}
 
@@ -92,4 +118,47 @@ func Check(args *skel.CmdArgs) error {
 		}
 	}
 	return nil
+}
+
+// bridgeMACPinned reports whether ADD pinned the bridge's MAC, so that CHECK
+// can hold it to prevResult's. The kernel gives a bridge whose MAC was never
+// set the lowest MAC of its ports, so its MAC changes as containers come and
+// go. ADD sets the bridge's MAC (to itself, as the reference does) when it
+// puts a gateway address on it: isGateway (implied by isDefaultGateway) with
+// IPAM, and no vlan (with a vlan the gateway is the <bridge>.<vlan> veth).
+// The reference compares the bridge's MAC in every case.
+func bridgeMACPinned(c *config.Bridge) bool {
+	return c.IsGW && c.IsLayer3() && c.Vlan == 0
+}
+
+// nodeInterface returns prevResult's interface named name with no sandbox,
+// the entry of a link on the node; what says which link, for the error.
+func nodeInterface(prev *current.Result, what, name string) (*current.Interface, error) {
+	sandbox := ""
+	for _, iface := range prev.Interfaces {
+		if iface == nil || iface.Name != name {
+			continue
+		}
+		if iface.Sandbox == "" {
+			return iface, nil
+		}
+		sandbox = iface.Sandbox
+	}
+	if sandbox != "" {
+		return nil, fmt.Errorf("prevResult does not list %s %q on the node, only in sandbox %q", what, name, sandbox)
+	}
+	return nil, fmt.Errorf("prevResult does not list %s %q", what, name)
+}
+
+// resultMAC parses a prevResult interface's MAC; nil when it has none (then
+// there is nothing to compare, as with the reference).
+func resultMAC(iface *current.Interface) (net.HardwareAddr, error) {
+	if iface.Mac == "" {
+		return nil, nil
+	}
+	mac, err := net.ParseMAC(iface.Mac)
+	if err != nil {
+		return nil, fmt.Errorf("prevResult: interface %q has MAC %q: %v", iface.Name, iface.Mac, err)
+	}
+	return mac, nil
 }
