@@ -68,10 +68,10 @@ func SetupMacSpoofCheck(network, containerID, ifname, hostVeth string, mac net.H
 		return fmt.Errorf("set up MAC spoof check for container %s interface %s: %q is not a 6-byte Ethernet MAC address", containerID, ifname, mac.String())
 	}
 	want := Attachment{Network: network, ContainerID: containerID, IfName: ifname}
-	err = updateSpoofRules(func(conn *nftables.Conn, table *nftables.Table, chain *nftables.Chain, rules []spoofRule) error {
-		conn.AddTable(table)
-		conn.AddChain(chain)
-		for _, r := range rules {
+	err = updateSpoofRules(func(conn *nftables.Conn, s *spoofState) error {
+		conn.AddTable(s.table)
+		conn.AddChain(s.chain)
+		for _, r := range s.rules {
 			if sameAttachment(r.att, want) || r.att.HostVeth == hostVeth {
 				if err := conn.DelRule(r.rule); err != nil {
 					return err
@@ -79,8 +79,8 @@ func SetupMacSpoofCheck(network, containerID, ifname, hostVeth string, mac net.H
 			}
 		}
 		conn.AddRule(&nftables.Rule{
-			Table:    table,
-			Chain:    chain,
+			Table:    s.table,
+			Chain:    s.chain,
 			Exprs:    spoofExprs(hostVeth, mac),
 			UserData: userdata.AppendString(nil, userdata.TypeComment, comment),
 		})
@@ -97,15 +97,8 @@ func SetupMacSpoofCheck(network, containerID, ifname, hostVeth string, mac net.H
 // an error. The table and its base chain stay for the other attachments.
 func TeardownMacSpoofCheck(network, containerID, ifname string) error {
 	want := Attachment{Network: network, ContainerID: containerID, IfName: ifname}
-	err := updateSpoofRules(func(conn *nftables.Conn, _ *nftables.Table, _ *nftables.Chain, rules []spoofRule) error {
-		for _, r := range rules {
-			if sameAttachment(r.att, want) {
-				if err := conn.DelRule(r.rule); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
+	err := updateSpoofRules(func(conn *nftables.Conn, s *spoofState) error {
+		return s.deleteRulesOf(conn, want)
 	})
 	if err != nil {
 		return fmt.Errorf("tear down MAC spoof check for container %s interface %s (network %s): %w", containerID, ifname, network, err)
@@ -121,13 +114,12 @@ func MacSpoofChecks(network string) ([]Attachment, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list MAC spoof checks: open nftables netlink: %w", err)
 	}
-	table, chain := spoofTableChain()
-	rules, err := listSpoofRules(conn, table, chain)
+	s, err := readSpoofState(conn)
 	if err != nil {
 		return nil, fmt.Errorf("list MAC spoof checks: %w", err)
 	}
 	var atts []Attachment
-	for _, r := range rules {
+	for _, r := range s.rules {
 		if network == "" || r.att.Network == network {
 			atts = append(atts, r.att)
 		}
@@ -139,12 +131,34 @@ func sameAttachment(a, b Attachment) bool {
 	return a.Network == b.Network && a.ContainerID == b.ContainerID && a.IfName == b.IfName
 }
 
+// spoofState is one reading of the kernel: our table and base chain, the
+// rules this package made in it, and every chain of the bridge family (the
+// reading that tells whether our chain exists also shows the reference
+// plugin's chains, see refspoof.go).
+type spoofState struct {
+	table  *nftables.Table
+	chain  *nftables.Chain
+	rules  []spoofRule
+	chains []*nftables.Chain
+}
+
+// deleteRulesOf queues the deletion of the rules of attachment want.
+func (s *spoofState) deleteRulesOf(conn *nftables.Conn, want Attachment) error {
+	for _, r := range s.rules {
+		if sameAttachment(r.att, want) {
+			if err := conn.DelRule(r.rule); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // updateSpoofRules reads the spoof check rules, lets edit queue changes on
 // conn and sends them as one atomic batch. A batch that fails (for instance
 // because a concurrent invocation deleted a rule it names) is retried on a
 // fresh reading.
-func updateSpoofRules(edit func(*nftables.Conn, *nftables.Table, *nftables.Chain, []spoofRule) error) error {
-	table, chain := spoofTableChain()
+func updateSpoofRules(edit func(*nftables.Conn, *spoofState) error) error {
 	var err error
 	for range flushAttempts {
 		var conn *nftables.Conn
@@ -152,12 +166,12 @@ func updateSpoofRules(edit func(*nftables.Conn, *nftables.Table, *nftables.Chain
 		if err != nil {
 			return fmt.Errorf("open nftables netlink: %w", err)
 		}
-		var rules []spoofRule
-		rules, err = listSpoofRules(conn, table, chain)
+		var s *spoofState
+		s, err = readSpoofState(conn)
 		if err != nil {
 			return err
 		}
-		if err = edit(conn, table, chain, rules); err != nil {
+		if err = edit(conn, s); err != nil {
 			return err
 		}
 		if err = conn.Flush(); err == nil {
@@ -182,36 +196,43 @@ func spoofTableChain() (*nftables.Table, *nftables.Chain) {
 	return table, chain
 }
 
-// listSpoofRules returns the rules of the spoof check chain that this
-// package made, with the attachment each belongs to. A missing table or
-// chain means there are none.
-func listSpoofRules(conn *nftables.Conn, table *nftables.Table, chain *nftables.Chain) ([]spoofRule, error) {
+// readSpoofState lists the bridge family's chains and, when our base chain
+// is among them, the rules of it that this package made, with the
+// attachment each belongs to. A missing table or chain means there are no
+// rules: one netlink round trip then, two otherwise.
+func readSpoofState(conn *nftables.Conn) (*spoofState, error) {
+	table, chain := spoofTableChain()
+	s := &spoofState{table: table, chain: chain}
 	chains, err := conn.ListChainsOfTableFamily(nftables.TableFamilyBridge)
 	if err != nil {
 		return nil, fmt.Errorf("list nftables bridge chains: %w", err)
 	}
-	found := false
-	for _, c := range chains {
-		if c.Table != nil && c.Table.Name == table.Name && c.Name == chain.Name {
-			found = true
-			break
-		}
-	}
-	if !found {
-		return nil, nil
+	s.chains = chains
+	if findChain(chains, table.Name, chain.Name) == nil {
+		return s, nil
 	}
 	rules, err := conn.GetRules(table, chain)
 	if err != nil {
 		return nil, fmt.Errorf("list rules of chain %s in table bridge %s: %w", chain.Name, table.Name, err)
 	}
-	var out []spoofRule
 	for _, r := range rules {
 		att, ok := parseSpoofRule(r)
 		if ok {
-			out = append(out, spoofRule{rule: r, att: att})
+			s.rules = append(s.rules, spoofRule{rule: r, att: att})
 		}
 	}
-	return out, nil
+	return s, nil
+}
+
+// findChain returns the chain of that name in that table of a listing, or
+// nil.
+func findChain(chains []*nftables.Chain, table, name string) *nftables.Chain {
+	for _, c := range chains {
+		if c.Table != nil && c.Table.Name == table && c.Name == name {
+			return c
+		}
+	}
+	return nil
 }
 
 // spoofExprs builds: iifname == hostVeth, ether saddr != mac, count, drop.
