@@ -2,6 +2,7 @@ package l2
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -17,10 +18,11 @@ import (
 // noExecNetnsEnv hands the child test process the namespace to work in.
 const noExecNetnsEnv = "FLATCNI_L2_NOEXEC_NETNS"
 
-// TestMacSpoofCheckStartsNoProcess runs the MAC spoof check functions in a
-// child test process with an empty PATH under a seccomp filter that refuses
-// execve and execveat: any attempt to start a program (nft, ebtables, ...)
-// would fail there and so fail the child.
+// TestMacSpoofCheckStartsNoProcess runs the MAC spoof check functions (and
+// those removing the reference plugin's checks) in a child test process
+// with an empty PATH under a seccomp filter that refuses execve and
+// execveat: any attempt to start a program (nft, ebtables, ...) would fail
+// there and so fail the child.
 func TestMacSpoofCheckStartsNoProcess(t *testing.T) {
 	requireRoot(t)
 	if auditArch() == 0 {
@@ -63,7 +65,20 @@ func TestMacSpoofNoExecChild(t *testing.T) {
 		if len(atts) != 1 || atts[0].HostVeth != "vethnoexec" {
 			t.Errorf("MacSpoofChecks = %+v, want the one just set up", atts)
 		}
-		return TeardownMacSpoofCheck("noexec", "cid", "eth0")
+		if err := TeardownMacSpoofCheck("noexec", "cid", "eth0"); err != nil {
+			return err
+		}
+		// The reference plugin's leftovers go without a process too.
+		if err := SetupMacSpoofCheck("noexec", "cid", "eth0", "vethnoexec", mac); err != nil {
+			return err
+		}
+		if err := refSpoofAdd("cid-eth0", "vethnoexec", mac); err != nil {
+			return err
+		}
+		if leftover, err := TeardownMacSpoofCheckWithReference("noexec", "cid", "eth0"); err != nil || leftover != nil {
+			return fmt.Errorf("teardown with the reference's: %v, leftover %v", err, leftover)
+		}
+		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
