@@ -3,6 +3,7 @@ package bridge
 import (
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/containernetworking/cni/pkg/skel"
 
@@ -16,8 +17,9 @@ import (
 )
 
 // Del detaches the container: removes its veth (if the netns still exists, or
-// a host end that survived it), releases its addresses, its MAC spoof check,
-// and the network's firewall rules when it was the last attachment.
+// a host end that survived it), releases its addresses, its MAC spoof check
+// (and the reference plugin's for the same attachment), and the network's
+// firewall rules when it was the last attachment.
 // Idempotent: whatever is already gone is skipped.
 func Del(args *skel.CmdArgs) error {
 	c, err := config.LoadBridgeForTeardown(args.StdinData)
@@ -62,8 +64,15 @@ func Del(args *skel.CmdArgs) error {
 		errs = append(errs, err)
 	}
 	if c.MacSpoofChk {
-		if err := l2.TeardownMacSpoofCheck(c.Name, args.ContainerID, args.IfName); err != nil {
+		// Also the reference plugin's check of this attachment, left on a
+		// node switched in place; failing to remove that fails nothing, the
+		// reference only prints its own teardown's failures too.
+		leftover, err := l2.TeardownMacSpoofCheckWithReference(c.Name, args.ContainerID, args.IfName)
+		if err != nil {
 			errs = append(errs, fmt.Errorf("macspoofchk: %w", err))
+		}
+		if leftover != nil {
+			fmt.Fprintf(os.Stderr, "macspoofchk: %v\n", leftover)
 		}
 	}
 	// An unknown backend never made rules: ADD rejects it.
