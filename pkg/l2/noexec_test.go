@@ -72,11 +72,16 @@ func TestMacSpoofNoExecChild(t *testing.T) {
 		if err := SetupMacSpoofCheck("noexec", "cid", "eth0", "vethnoexec", mac); err != nil {
 			return err
 		}
-		if err := refSpoofAdd("cid-eth0", "vethnoexec", mac); err != nil {
-			return err
+		for _, id := range []string{"cid-eth0", "gone-eth0"} {
+			if err := refSpoofAdd(id, "vethnoexec", mac); err != nil {
+				return err
+			}
 		}
 		if leftover, err := TeardownMacSpoofCheckWithReference("noexec", "cid", "eth0"); err != nil || leftover != nil {
 			return fmt.Errorf("teardown with the reference's: %v, leftover %v", err, leftover)
+		}
+		if ids, err := RemoveDeadReferenceSpoofChecks(); err != nil || len(ids) != 1 {
+			return fmt.Errorf("remove the reference's dead checks: removed %v, %v; want [gone-eth0]", ids, err)
 		}
 		return nil
 	})
