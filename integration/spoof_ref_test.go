@@ -2,6 +2,7 @@ package integration
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -68,6 +69,26 @@ func (s *refSpoofNet) oursConf(t *testing.T, command, id string, c *Netns, conf 
 		err = fmt.Errorf("our bridge %s: %v: %s%s", command, err, stdout.String(), stderr.String())
 	}
 	return stdout.Bytes(), stderr.Bytes(), err
+}
+
+// gc runs our GC with the given containers' eth0 as valid attachments.
+func (s *refSpoofNet) gc(t *testing.T, validIDs ...string) ([]byte, error) {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(s.conf, &m); err != nil {
+		t.Fatal(err)
+	}
+	valid := []map[string]string{}
+	for _, id := range validIDs {
+		valid = append(valid, map[string]string{"containerID": id, "ifname": "eth0"})
+	}
+	m["cni.dev/valid-attachments"] = valid
+	conf, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, err := s.oursConf(t, "GC", "", nil, conf)
+	return stderr, err
 }
 
 // nat lists table bridge nat in the node.
@@ -158,4 +179,27 @@ func TestMacSpoofReferenceDelLeftover(t *testing.T) {
 		t.Fatalf("DEL once unpinned: %v", err)
 	}
 	requireRefCheck(t, "DEL once unpinned", s.nat(t), idA, false)
+}
+
+// TestMacSpoofReferenceGC: GC cannot tell the network of the reference's
+// checks (their names and comments carry only container ID and interface),
+// but it removes those whose host veth is gone, and keeps the others,
+// whatever the valid attachments say.
+func TestMacSpoofReferenceGC(t *testing.T) {
+	s := newRefSpoofNet(t, "10.68.0.0/24")
+	_, idLive := s.refAdd(t, "spoofref-live")
+	gone, idGone := s.refAdd(t, "spoofref-gone")
+	_, idOther := s.refAdd(t, "spoofref-oth") // alive, of "another network" as far as GC can tell
+	// The container's end goes and takes the host veth with it, as when a
+	// container dies without DEL.
+	gone.MustRun(t, "ip", "link", "del", "eth0")
+
+	if stderr, err := s.gc(t, idLive); err != nil || len(stderr) > 0 {
+		t.Fatalf("GC: %v %s", err, stderr)
+	}
+	nat := s.nat(t)
+	requireRefCheck(t, "after GC", nat, idGone, false)
+	requireRefCheck(t, "after GC", nat, idLive, true)
+	requireRefCheck(t, "after GC", nat, idOther, true)
+	requireNatKept(t, "after GC", nat)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/containernetworking/cni/pkg/invoke"
 	"github.com/containernetworking/cni/pkg/skel"
@@ -17,8 +18,9 @@ import (
 
 // GC (CNI 1.1) hands the valid attachments to IPAM, removes host veths on the
 // bridge whose peer is gone, MAC spoof checks of attachments that are not
-// valid, the network's firewall rules when no attachment is valid, and the
-// reference plugin's per-container masquerade chains of gone containers.
+// valid, the reference plugin's MAC spoof checks whose host veth is gone, the
+// network's firewall rules when no attachment is valid, and the reference
+// plugin's per-container masquerade chains of gone containers.
 func GC(args *skel.CmdArgs) error {
 	c, err := config.LoadBridgeForTeardown(args.StdinData)
 	if err != nil {
@@ -61,6 +63,13 @@ func GC(args *skel.CmdArgs) error {
 		}
 	} else if c.MacSpoofChk {
 		errs = append(errs, fmt.Errorf("macspoofchk: %w", err))
+	}
+	// The reference plugin's checks name no network, so the valid
+	// attachments cannot tell whose they are; those whose host veth is gone
+	// (perhaps just now, as an orphan) are dead whatever their network.
+	// Printed only, as DEL does with the reference's leftovers.
+	if _, err := l2.RemoveDeadReferenceSpoofChecks(); err != nil {
+		fmt.Fprintf(os.Stderr, "macspoofchk: %v\n", err)
 	}
 	if c.IPMasq && c.MasqBackendValid() {
 		errs = append(errs, gcFirewall(c, len(valid) == 0, validIDs)...)
