@@ -25,6 +25,14 @@
 //     own; an empty chain costs next to nothing. Needs nf_tables with bridge
 //     family support (CONFIG_NF_TABLES_BRIDGE).
 //
+//     The reference plugin keeps its checks elsewhere (table "bridge nat":
+//     per attachment a jump in PREROUTING and two chains named after the
+//     container ID and interface, see refspoof.go). For a node switched in
+//     place, TeardownMacSpoofCheckWithReference (DEL) removes the
+//     reference's check of the attachment along with ours, and
+//     RemoveDeadReferenceSpoofChecks (GC) those whose host veth is gone:
+//     their names carry no network to match GC's valid attachments against.
+//
 //   - portIsolation: SetIsolated sets the bridge port's isolated flag
 //     (IFLA_BRPORT_ISOLATED, kernel 4.18 or later). Isolated ports cannot
 //     exchange frames with each other, only with non-isolated ports such as
