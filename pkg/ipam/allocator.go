@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"slices"
 )
 
 // Allocate's errors wrap one of these (or a Store error, which is neither):
@@ -25,9 +24,8 @@ type Allocation struct {
 // of the network). The caller holds the store's lock.
 //
 // An attachment that already holds an address in the set gets that address
-// again, so a runtime that retries an ADD does not leak leases; a lease that
-// names only the container (host-local before 0.8) is an error instead, as with
-// the reference, since it may be another interface's. With a requested
+// again, so a runtime that retries an ADD does not leak leases (the caller
+// first rules out leases that name only the container: LegacyLease). With a requested
 // address, that address or an error; otherwise the first free address after the
 // set's last reserved one, round-robin, skipping gateways.
 func Allocate(s Store, set RangeSet, setIndex int, a Attachment, requested netip.Addr) (Allocation, error) {
@@ -37,11 +35,6 @@ func Allocate(s Store, set RangeSet, setIndex int, a Attachment, requested netip
 	}
 	for _, addr := range held {
 		if r := set.RangeFor(addr); r != nil {
-			if legacy, err := heldWithoutIfName(s, a, addr); err != nil {
-				return Allocation{}, err
-			} else if legacy {
-				return Allocation{}, fmt.Errorf("%w: %s: container %s holds %s through a lease written without an interface name (host-local before 0.8), which may be another interface's; DEL the container or remove that lease file", ErrBadRequest, a, a.ContainerID, addr)
-			}
 			if requested.IsValid() && requested != addr {
 				return Allocation{}, fmt.Errorf("%w: %s already holds %s in range set %s; cannot also take requested %s", ErrBadRequest, a, addr, set, requested)
 			}
@@ -83,19 +76,27 @@ func Allocate(s Store, set RangeSet, setIndex int, a Attachment, requested netip
 	}
 }
 
-// heldWithoutIfName tells whether addr, found for a, is held through a lease
-// naming only a's container (the format of host-local before 0.8). Such a lease
-// counts as a's for CHECK and DEL, as with the reference, but an ADD cannot
-// take it as this interface's own: it may be the container's other interface's.
-func heldWithoutIfName(s Store, a Attachment, addr netip.Addr) (bool, error) {
+// LegacyLease returns an address that a's container holds in one of sets
+// through a lease naming only the container (the format of host-local before
+// 0.8), or the zero Addr. Such a lease counts as a's for CHECK and DEL, as
+// with the reference, but an ADD cannot take it as this interface's own: it
+// may be the container's other interface's. The caller holds the lock.
+func LegacyLease(s Store, a Attachment, sets []RangeSet) (netip.Addr, error) {
 	if a.IfName == "" {
-		return false, nil
+		return netip.Addr{}, nil
 	}
 	old, err := s.Leases(Attachment{ContainerID: a.ContainerID})
 	if err != nil {
-		return false, err
+		return netip.Addr{}, err
 	}
-	return slices.Contains(old, addr), nil
+	for _, addr := range old {
+		for _, set := range sets {
+			if set.RangeFor(addr) != nil {
+				return addr, nil
+			}
+		}
+	}
+	return netip.Addr{}, nil
 }
 
 // iter walks a range set once, round-robin, starting after last (when last is

@@ -443,6 +443,22 @@ func TestOldFormatLease(t *testing.T) {
 	}
 	mustOK(t, call{cmd: "ADD", id: "ctr1", ifname: "net1", stdin: conf})
 	checkIndex(t, netDir)
+
+	// With two range sets and the old lease in the second, the ADD fails as
+	// well, and reserves nothing in the first.
+	dir2 := t.TempDir()
+	twoSets := netConf("1.0.0", dir2, `"ranges":[[{"subnet":"10.10.0.0/24"}],[{"subnet":"10.20.0.0/24"}]]`, "")
+	netDir2 := filepath.Join(dir2, "testnet")
+	mustOK(t, call{cmd: "ADD", id: "ctr0", stdin: twoSets})
+	if err := os.WriteFile(filepath.Join(netDir2, "10.20.0.9"), []byte("ctr1"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if o := run(t, call{cmd: "ADD", id: "ctr1", stdin: twoSets}); o.code == 0 || !strings.Contains(o.msg(), "10.20.0.9") {
+		t.Fatalf("ADD ctr1 with an old lease in the second set: exit %d %s", o.code, o.stdout)
+	}
+	if got := fmt.Sprint(leaseFiles(t, netDir2)); got != "map[10.10.0.2:ctr0/eth0 10.20.0.2:ctr0/eth0 10.20.0.9:ctr1/]" {
+		t.Fatalf("after the failed ADD: %s", got)
+	}
 }
 
 func TestCheck(t *testing.T) {
