@@ -2,11 +2,13 @@ package disk
 
 import (
 	"fmt"
+	"io/fs"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -293,6 +295,27 @@ func TestForeignLeaseInSameTick(t *testing.T) {
 		t.Fatalf("Leases(C) = %s, want the lease written in the same tick as the rebuild", got)
 	}
 	checkConsistent(t, s)
+}
+
+// A lease directory we do not own (a dataDir shared with another user): its
+// mtime cannot be set back, and the stamp is still recorded, so the index is
+// trusted as before rather than rebuilt on every call.
+func TestStampWithoutOwnership(t *testing.T) {
+	chtimes = func(name string, _, _ time.Time) error {
+		return &fs.PathError{Op: "chtimes", Path: name, Err: syscall.EPERM}
+	}
+	t.Cleanup(func() { chtimes = os.Chtimes })
+	s := open(t)
+	reserve(t, s, attA, "10.0.0.2", 0)
+	reserve(t, s, attB, "10.0.0.3", 0)
+	// Rewritten in place (the directory's mtime does not move): a trusted
+	// index does not see it, a rebuild would.
+	if err := os.WriteFile(filepath.Join(s.Dir(), "10.0.0.3"), []byte("ctr-a\r\neth0"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := leases(t, s, attA); got != "[10.0.0.2]" {
+		t.Fatalf("Leases(A) = %s: the index was rebuilt, no stamp was recorded", got)
+	}
 }
 
 // A stale index entry (its address now leased to someone else, written in
