@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/google/nftables"
@@ -90,20 +91,24 @@ func RemoveDeadReferenceSpoofChecks() ([]string, error) {
 	var ids []string
 	var err error
 	// A failed batch is retried on a fresh reading (another invocation may
-	// have removed some of it meanwhile); the last try leaves the chains
-	// out, should something else still refer to them: the jumps are what
-	// could catch a new interface, the chains are inert without them.
+	// have removed some of it meanwhile); the last try removes the jumps
+	// first, then each check's chains on their own, should something else
+	// still refer to some of them: the jumps are what could catch a new
+	// interface, the chains are inert without them.
 	for attempt := range flushAttempts + 1 {
 		withChains := attempt < flushAttempts
 		var chainsLeft bool
 		ids, chainsLeft, err = removeDeadRefSpoof(withChains)
 		if err == nil {
 			if chainsLeft {
-				err = fmt.Errorf("their jumps are gone, their chains stay after %d failed attempts", flushAttempts)
+				err = fmt.Errorf("their jumps are gone, but some of their chains stay (something else refers to them)")
 				break
 			}
 			return ids, nil
 		}
+	}
+	if len(ids) == 0 {
+		return nil, fmt.Errorf("remove the reference plugin's stale MAC spoof checks: %w", err)
 	}
 	return ids, fmt.Errorf("remove the reference plugin's stale MAC spoof checks %s: %w", strings.Join(ids, ", "), err)
 }
@@ -140,7 +145,27 @@ func removeDeadRefSpoof(withChains bool) (ids []string, chainsLeft bool, err err
 	if err := conn.Flush(); err != nil {
 		return ids, false, err
 	}
-	return ids, !withChains && len(delChains) > 0, nil
+	if withChains {
+		return ids, false, nil
+	}
+	// The jumps are gone; the chains go one check at a time, so that a
+	// chain something else still refers to keeps only its own check's.
+	for _, id := range ids {
+		var batch refSpoofObjects
+		for _, c := range refSpoofChains(chains, id) {
+			if slices.Contains(delChains, c) {
+				batch.chains = append(batch.chains, c)
+			}
+		}
+		if batch.empty() {
+			continue
+		}
+		batch.queueDelete(conn)
+		if conn.Flush() != nil {
+			chainsLeft = true
+		}
+	}
+	return ids, chainsLeft, nil
 }
 
 // hasRefSpoofChain reports whether a listing holds any of the reference's

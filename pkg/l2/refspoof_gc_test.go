@@ -3,6 +3,7 @@ package l2
 import (
 	"net"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/nftables"
@@ -166,4 +167,57 @@ func TestRemoveDeadReferenceSpoofChecks(t *testing.T) {
 	state, _ = natState(t, node)
 	requireRefSpoof(t, "after second GC", state, "live-eth0", false)
 	requireAdmin(t, "after second GC", state)
+}
+
+// One dead check whose -mac chain something else jumps to keeps its own
+// chains, and only those: the other dead check's chains go all the same,
+// and both jumps go. GC reports the pinned chains.
+func TestRemoveDeadReferenceSpoofChecksPinned(t *testing.T) {
+	requireRoot(t)
+	node := newNetns(t, "refgcpin")
+	mac := net.HardwareAddr{2, 0, 0, 0, 0, 4}
+	if err := inNetns(t, node, func() error {
+		for _, a := range []struct{ id, veth string }{{"pinned-eth0", "vpingone"}, {"free-eth0", "vfreegone"}} {
+			if err := refSpoofAdd(a.id, a.veth, mac); err != nil {
+				return err
+			}
+		}
+		conn, err := nftables.New()
+		if err != nil {
+			return err
+		}
+		pin := conn.AddChain(&nftables.Chain{Name: "admin-pin", Table: refNat})
+		conn.AddRule(&nftables.Rule{Table: refNat, Chain: pin,
+			Exprs: []expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: "cni-br-iface-pinned-eth0-mac"}}})
+		return conn.Flush()
+	}); err != nil {
+		t.Fatalf("set up: %v", err)
+	}
+	var gcErr error
+	if err := inNetns(t, node, func() error {
+		_, gcErr = RemoveDeadReferenceSpoofChecks()
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if gcErr == nil {
+		t.Error("GC did not report the chains it could not remove")
+	}
+	state, _ := natState(t, node)
+	requireRefSpoof(t, "after GC", state, "free-eth0", false)
+	for _, c := range []string{"cni-br-iface-free-eth0", "cni-br-iface-free-eth0-mac"} {
+		if _, ok := state[c]; ok {
+			t.Errorf("chain %s of the unpinned dead check stayed", c)
+		}
+	}
+	if _, ok := state["cni-br-iface-pinned-eth0-mac"]; !ok {
+		t.Errorf("the pinned -mac chain is gone:\n%v", state)
+	}
+	for chain, rules := range state {
+		for _, r := range rules {
+			if strings.Contains(r, "pinned-eth0") && chain == refSpoofBaseChain {
+				t.Errorf("the pinned check's jump stayed in %s: %s", chain, r)
+			}
+		}
+	}
 }
