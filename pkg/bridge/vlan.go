@@ -21,11 +21,9 @@ func gatewayDevice(c *config.Bridge, br link.Bridge) (link.Bridge, error) {
 		return br, nil
 	}
 	name := link.VlanGatewayName(br.Name, c.Vlan)
-	if _, err := link.HostPeer(nodeNetNS, name); err == nil {
-		gw, err := link.InterfaceByName(name)
-		if err != nil {
-			return link.Bridge{}, fmt.Errorf("vlan gateway %q: %w", name, err)
-		}
+	// One lookup: an existing link of that name is the gateway, as with the
+	// reference.
+	if gw, err := link.InterfaceByName(name); err == nil {
 		return link.Bridge{Name: name, Index: gw.Index, MAC: gw.MAC}, nil
 	} else if !errors.Is(err, link.ErrNotFound) {
 		return link.Bridge{}, fmt.Errorf("vlan gateway %q: %w", name, err)
