@@ -67,8 +67,10 @@ func GC(args *skel.CmdArgs) error {
 	// The reference plugin's checks name no network, so the valid
 	// attachments cannot tell whose they are; those whose host veth is gone
 	// (perhaps just now, as an orphan) are dead whatever their network.
-	// Printed only, as DEL does with the reference's leftovers.
-	if _, err := l2.RemoveDeadReferenceSpoofChecks(); err != nil {
+	// Printed only, as DEL does with the reference's leftovers, and only for
+	// a network with macspoofchk (as our own checks' listing failures above):
+	// a node without nftables would otherwise print it on every GC.
+	if _, err := l2.RemoveDeadReferenceSpoofChecks(); err != nil && c.MacSpoofChk {
 		fmt.Fprintf(os.Stderr, "macspoofchk: %v\n", err)
 	}
 	if c.IPMasq && c.MasqBackendValid() {
