@@ -135,11 +135,20 @@ func createVethPair(cfg VethConfig, target ns.NetNS) (string, error) {
 		attrs := netlink.NewLinkAttrs()
 		attrs.Name = name
 		attrs.MTU = cfg.MTU
+		// Transmit queue lengths as the reference plugin leaves them: the
+		// container end the kernel's default, 1000 (DEFAULT_TX_QUEUE_LEN),
+		// the host end 0 (the reference makes the pair from the container
+		// side, with the netlink library's zero peer queue length). A qdisc
+		// added in the container later (pfifo, say) takes its limit from
+		// it. With PeerTxQLen -1 the library would give the peer
+		// attrs.TxQLen.
+		attrs.TxQLen = 0
 		v := &netlink.Veth{
 			LinkAttrs:        attrs,
 			PeerName:         cfg.IfName,
 			PeerHardwareAddr: cfg.MAC,
 			PeerNamespace:    netlink.NsFd(int(target.Fd())),
+			PeerTxQLen:       1000,
 		}
 		err = netlink.LinkAdd(v)
 		if err == nil {

@@ -72,6 +72,9 @@ func TestSetupVeth(t *testing.T) {
 				if cfg.MTU != 0 && a.MTU != cfg.MTU {
 					t.Errorf("host MTU %d, want %d", a.MTU, cfg.MTU)
 				}
+				if a.TxQLen != 0 {
+					t.Errorf("host end txqlen %d, want 0 as the reference's", a.TxQLen)
+				}
 				// A bridge port gets no IPv6 address, so it sends nothing
 				// the bridge would flood (up: no link-local was made).
 				if addrs, err := netlink.AddrList(l, netlink.FAMILY_V6); err != nil || len(addrs) != 0 {
@@ -116,6 +119,10 @@ func TestSetupVeth(t *testing.T) {
 				}
 				if v, _ := readSysctl("net/ipv4/conf/" + cfg.IfName + "/arp_notify"); v != "1" {
 					t.Errorf("arp_notify = %q, want 1", v)
+				}
+				// Queue lengths as the reference leaves them.
+				if a.TxQLen != 1000 {
+					t.Errorf("container end txqlen %d, want 1000", a.TxQLen)
 				}
 				return nil
 			})
