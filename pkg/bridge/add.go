@@ -249,6 +249,7 @@ func vethConfig(c *config.Bridge, args *skel.CmdArgs) link.VethConfig {
 		DisableContainerInterface: c.DisableContainerInterface,
 		EnableDAD:                 c.EnableDad,
 		DeferAttach:               c.IsLayer3() && !c.EnableDad && !c.DisableContainerInterface,
+		L2Only:                    !c.IsLayer3(),
 	}
 }
 

@@ -44,6 +44,11 @@ type VethConfig struct {
 	// DeferAttach brings the host end up without making it a port of
 	// Bridge: the caller attaches it later with AttachPort.
 	DeferAttach bool
+	// L2Only is set for a network without IPAM: the container end keeps
+	// the kernel's accept_dad and arp_notify, as with the reference plugin,
+	// which sets them only for addresses it configures (whatever the
+	// container runs on the interface, SLAAC or DHCP, then does DAD).
+	L2Only bool
 }
 
 // Interface describes one end of a veth pair.
@@ -258,7 +263,9 @@ func setupContainerEnd(cfg VethConfig) (Interface, error) {
 	if err != nil {
 		return Interface{}, fmt.Errorf("look up %q in netns %q: %w", cfg.IfName, cfg.ContainerNetNS, err)
 	}
-	setContainerSysctls(l, cfg.EnableDAD)
+	if !cfg.L2Only {
+		setContainerSysctls(l, cfg.EnableDAD)
+	}
 	if !cfg.DisableContainerInterface {
 		if err := netlink.LinkSetUp(l); err != nil {
 			return Interface{}, fmt.Errorf("set %q up in netns %q: %w", cfg.IfName, cfg.ContainerNetNS, err)

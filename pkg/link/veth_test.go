@@ -22,6 +22,7 @@ func TestSetupVeth(t *testing.T) {
 		{name: "mac mtu hairpin", cfg: VethConfig{IfName: "net1", MTU: 1400, MAC: mac, HairpinMode: true}},
 		{name: "container interface disabled", cfg: VethConfig{IfName: "eth0", DisableContainerInterface: true}},
 		{name: "attach deferred", cfg: VethConfig{IfName: "eth0", HairpinMode: true, PortIsolation: true, DeferAttach: true}},
+		{name: "L2 only", cfg: VethConfig{IfName: "eth0", L2Only: true}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -117,8 +118,18 @@ func TestSetupVeth(t *testing.T) {
 				if cfg.MTU != 0 && a.MTU != cfg.MTU {
 					t.Errorf("container MTU %d, want %d", a.MTU, cfg.MTU)
 				}
-				if v, _ := readSysctl("net/ipv4/conf/" + cfg.IfName + "/arp_notify"); v != "1" {
-					t.Errorf("arp_notify = %q, want 1", v)
+				// The reference's sysctls for configured addresses; L2
+				// only, the kernel's defaults.
+				wantNotify, wantDAD := "1", "0"
+				if cfg.L2Only {
+					wantNotify, _ = readSysctl("net/ipv4/conf/default/arp_notify")
+					wantDAD, _ = readSysctl("net/ipv6/conf/default/accept_dad")
+				}
+				if v, _ := readSysctl("net/ipv4/conf/" + cfg.IfName + "/arp_notify"); v != wantNotify {
+					t.Errorf("arp_notify = %q, want %s", v, wantNotify)
+				}
+				if v, _ := readSysctl("net/ipv6/conf/" + cfg.IfName + "/accept_dad"); v != wantDAD {
+					t.Errorf("accept_dad = %q, want %s", v, wantDAD)
 				}
 				// Queue lengths as the reference leaves them.
 				if a.TxQLen != 1000 {
