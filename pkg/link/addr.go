@@ -17,8 +17,8 @@ import (
 // Without force a conflict is an error naming both addresses; with force the
 // conflicting address is removed. Addresses listed in gws never conflict with
 // each other. IPv6 addresses are added without duplicate address detection.
-// Once something was added, the bridge MAC is pinned to its current value so
-// it no longer follows the lowest port MAC.
+// Once something was added, the bridge MAC is pinned to br.MAC (its value
+// when br was read) so it no longer follows the lowest port MAC.
 func EnsureGatewayAddrs(br Bridge, gws []netip.Prefix, force bool) error {
 	if len(gws) == 0 {
 		return nil
@@ -45,7 +45,16 @@ func EnsureGatewayAddrs(br Bridge, gws []netip.Prefix, force bool) error {
 		added = added || did
 	}
 	if added {
-		if err := netlink.LinkSetHardwareAddr(l, l.Attrs().HardwareAddr); err != nil {
+		// Pinned to the MAC br was read with (EnsureBridge, before this
+		// attachment's port joined), as the reference pins the MAC it read
+		// then: a new bridge keeps the MAC it was made with (and its
+		// link-local address stays the one derived from it) rather than
+		// taking the first container's host veth MAC.
+		mac := br.MAC
+		if len(mac) == 0 {
+			mac = l.Attrs().HardwareAddr
+		}
+		if err := netlink.LinkSetHardwareAddr(l, mac); err != nil {
 			return fmt.Errorf("pin MAC of bridge %q: %w", br.Name, err)
 		}
 	}

@@ -1,6 +1,7 @@
 package link
 
 import (
+	"net"
 	"net/netip"
 	"slices"
 	"syscall"
@@ -83,4 +84,34 @@ func TestEnsureGatewayAddrs(t *testing.T) {
 			})
 		})
 	}
+}
+
+// A bridge made for an attachment keeps the MAC it was made with, as with
+// the reference: the MAC is pinned to what EnsureBridge read, not to the
+// lowest port MAC the bridge took when the attachment's port joined.
+func TestEnsureGatewayAddrsPinsMACOfEnsureBridge(t *testing.T) {
+	requireRoot(t)
+	node := newNetNS(t, "gwmac")
+	in(t, node, func() error {
+		br, err := EnsureBridge(BridgeConfig{Name: "gwbr"})
+		if err != nil {
+			return err
+		}
+		port := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "gwport", MasterIndex: br.Index, TxQLen: -1,
+			HardwareAddr: net.HardwareAddr{0x02, 0, 0, 0, 0, 1}}, PeerName: "gwpeer", PeerTxQLen: -1}
+		if err := netlink.LinkAdd(port); err != nil {
+			return err
+		}
+		if err := EnsureGatewayAddrs(br, []netip.Prefix{netip.MustParsePrefix("10.1.0.1/24")}, false); err != nil {
+			return err
+		}
+		l, err := netlink.LinkByName("gwbr")
+		if err != nil {
+			return err
+		}
+		if got := l.Attrs().HardwareAddr.String(); got != br.MAC.String() {
+			t.Errorf("bridge MAC %s, want %s (its MAC before the port joined)", got, br.MAC)
+		}
+		return nil
+	})
 }
