@@ -495,17 +495,16 @@ func diffState(t *testing.T, node *Node, ctr *Netns, br string) (map[string][]st
 	// the nodad flag, in the container (where both plugins also set
 	// accept_dad=0, so neither does DAD there) and on the bridge (the
 	// gateway address: pkg/link.EnsureGatewayAddrs; the reference adds it
-	// with DAD, so it is usable only a second or so later). The README's
-	// list names only the container's.
+	// with DAD, so it is usable only a second or so later).
 	for _, k := range []string{"ctr addrs", "node addrs"} {
 		for i, l := range st[k] {
 			st[k][i] = strings.Replace(l, " nodad", "", 1)
 		}
 	}
-	// Not in the README: the reference sets accept_ra=0 on its host veths,
-	// ours leave the kernel's default. A bridge port's own IPv6 stack gets
-	// no frames (the bridge takes them), so it never sees a router
-	// advertisement; left as a reported difference rather than a fix.
+	// Deliberate (README): the reference sets accept_ra=0 on its host
+	// veths, ours leave the kernel's default. A bridge port's own IPv6
+	// stack gets no frames (the bridge takes them), so it never sees a
+	// router advertisement, and setting it costs a /proc/sys open.
 	st["node sysctls"] = dropLines(st["node sysctls"], func(l string) bool {
 		return strings.HasPrefix(l, "/proc/sys/net/ipv6/conf/<hostveth>/accept_ra:")
 	})
