@@ -34,6 +34,9 @@ func gatewayDevice(c *config.Bridge, br link.Bridge) (link.Bridge, error) {
 		MTU:            c.MTU,
 		Bridge:         br,
 		HostAlias:      "flatcni:vlan-gateway/" + name,
+		// As the reference's: the gateway end keeps the kernel's
+		// accept_dad and arp_notify (set only on container interfaces).
+		L2Only: true,
 	})
 	if err != nil {
 		return link.Bridge{}, fmt.Errorf("vlan gateway %q: %w", name, err)
