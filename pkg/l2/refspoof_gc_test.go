@@ -182,14 +182,7 @@ func TestRemoveDeadReferenceSpoofChecksPinned(t *testing.T) {
 				return err
 			}
 		}
-		conn, err := nftables.New()
-		if err != nil {
-			return err
-		}
-		pin := conn.AddChain(&nftables.Chain{Name: "admin-pin", Table: refNat})
-		conn.AddRule(&nftables.Rule{Table: refNat, Chain: pin,
-			Exprs: []expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: "cni-br-iface-pinned-eth0-mac"}}})
-		return conn.Flush()
+		return pinRefMacChain("pinned-eth0")
 	}); err != nil {
 		t.Fatalf("set up: %v", err)
 	}

@@ -258,6 +258,19 @@ func TestTeardownWithReference(t *testing.T) {
 	}
 }
 
+// pinRefMacChain makes an administrator's chain, admin-pin, jump to the -mac
+// chain of the reference's check of id, so that chain cannot be removed.
+func pinRefMacChain(id string) error {
+	conn, err := nftables.New()
+	if err != nil {
+		return err
+	}
+	pin := conn.AddChain(&nftables.Chain{Name: "admin-pin", Table: refNat})
+	conn.AddRule(&nftables.Rule{Table: refNat, Chain: pin,
+		Exprs: []expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: refSpoofChainPrefix + id + refSpoofMacSuffix}}})
+	return conn.Flush()
+}
+
 // A reference check that cannot go (another chain jumps to its -mac chain)
 // neither keeps our own rule in place nor fails the teardown: it is
 // reported as a leftover.
@@ -272,14 +285,7 @@ func TestTeardownWithReferenceLeftover(t *testing.T) {
 		if err := SetupMacSpoofCheck("n1", "cx", "eth0", "vethx", mac); err != nil {
 			return err
 		}
-		conn, err := nftables.New()
-		if err != nil {
-			return err
-		}
-		pin := conn.AddChain(&nftables.Chain{Name: "admin-pin", Table: refNat})
-		conn.AddRule(&nftables.Rule{Table: refNat, Chain: pin,
-			Exprs: []expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: "cni-br-iface-cx-eth0-mac"}}})
-		return conn.Flush()
+		return pinRefMacChain("cx-eth0")
 	}); err != nil {
 		t.Fatalf("set up: %v", err)
 	}
