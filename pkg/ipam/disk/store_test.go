@@ -305,17 +305,23 @@ func TestStampWithoutOwnership(t *testing.T) {
 		return &fs.PathError{Op: "chtimes", Path: name, Err: syscall.EPERM}
 	}
 	t.Cleanup(func() { chtimes = os.Chtimes })
-	s := open(t)
+	if got := leasesAfterRewriteInPlace(t, open(t)); got != "[10.0.0.2]" {
+		t.Fatalf("Leases(A) = %s: the index was rebuilt, no stamp was recorded", got)
+	}
+}
+
+// leasesAfterRewriteInPlace reserves 10.0.0.2 for A and 10.0.0.3 for B,
+// rewrites B's lease file in place to name A (the directory's mtime does not
+// move) and returns A's leases: [10.0.0.2] while the index is trusted, both
+// addresses after a rebuild or a scan.
+func leasesAfterRewriteInPlace(t *testing.T, s *Store) string {
+	t.Helper()
 	reserve(t, s, attA, "10.0.0.2", 0)
 	reserve(t, s, attB, "10.0.0.3", 0)
-	// Rewritten in place (the directory's mtime does not move): a trusted
-	// index does not see it, a rebuild would.
 	if err := os.WriteFile(filepath.Join(s.Dir(), "10.0.0.3"), []byte("ctr-a\r\neth0"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if got := leases(t, s, attA); got != "[10.0.0.2]" {
-		t.Fatalf("Leases(A) = %s: the index was rebuilt, no stamp was recorded", got)
-	}
+	return leases(t, s, attA)
 }
 
 // A stale index entry (its address now leased to someone else, written in
@@ -343,13 +349,7 @@ func TestStaleIndexEntryIgnored(t *testing.T) {
 // files, not every lease: a lease file rewritten in place (no directory
 // change) to name A is not found through A's index entry.
 func TestLookupDoesNotScan(t *testing.T) {
-	s := open(t)
-	reserve(t, s, attA, "10.0.0.2", 0)
-	reserve(t, s, attB, "10.0.0.3", 0)
-	if err := os.WriteFile(filepath.Join(s.Dir(), "10.0.0.3"), []byte("ctr-a\r\neth0"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if got := leases(t, s, attA); got != "[10.0.0.2]" {
+	if got := leasesAfterRewriteInPlace(t, open(t)); got != "[10.0.0.2]" {
 		t.Fatalf("Leases(A) = %s: the lookup scanned the lease files", got)
 	}
 }
