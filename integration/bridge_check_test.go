@@ -143,9 +143,7 @@ func TestBridgeCheckPromisc(t *testing.T) {
 			plugin := dualStackPlugin("br"+uniq(), n.LeaseDir())
 			plugin["promiscMode"] = promisc
 			b := newBridgeNet(t, n, plugin)
-			_, rt := container(t, "c")
-			b.MustAdd(t, rt)
-			t.Cleanup(func() { _ = b.Del(t, rt) })
+			_, rt, _ := b.Attached(t, "c")
 			if err := b.Check(t, rt); err != nil {
 				t.Fatalf("CHECK after ADD: %v", err)
 			}
@@ -179,9 +177,7 @@ func TestBridgeCheckPromisc(t *testing.T) {
 func TestBridgeCheckHostVethMAC(t *testing.T) {
 	n := NewNode(t)
 	b := newDualStack(t, n)
-	_, rt := container(t, "c")
-	res := b.MustAdd(t, rt)
-	t.Cleanup(func() { _ = b.Del(t, rt) })
+	_, rt, res := b.Attached(t, "c")
 	if err := b.Check(t, rt); err != nil {
 		t.Fatalf("CHECK after ADD: %v", err)
 	}
@@ -201,9 +197,7 @@ func TestBridgeCheckHostVethMAC(t *testing.T) {
 func TestBridgeCheckPrevResultInterfaces(t *testing.T) {
 	n := NewNode(t)
 	b := newDualStack(t, n)
-	c, rt := container(t, "c")
-	res := b.MustAdd(t, rt)
-	t.Cleanup(func() { _ = b.Del(t, rt) })
+	c, rt, res := b.Attached(t, "c")
 	if msg := b.checkWith(t, rt, res); msg != "" {
 		t.Fatalf("CHECK with ADD's result: %s", msg)
 	}

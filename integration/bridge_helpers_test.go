@@ -104,6 +104,16 @@ func (b *bridgeNet) MustAdd(t testing.TB, rt *libcni.RuntimeConf) *current.Resul
 	return res
 }
 
+// Attached makes a container netns and ADDs it to the network; DEL runs when
+// the test ends.
+func (b *bridgeNet) Attached(t testing.TB, role string) (*Netns, *libcni.RuntimeConf, *current.Result) {
+	t.Helper()
+	c, rt := container(t, role)
+	res := b.MustAdd(t, rt)
+	t.Cleanup(func() { _ = b.Del(t, rt) })
+	return c, rt, res
+}
+
 // Check runs CHECK through libcni inside the node (against the cached result).
 func (b *bridgeNet) Check(t testing.TB, rt *libcni.RuntimeConf) error {
 	t.Helper()

@@ -67,9 +67,7 @@ func TestBridgeDisableContainerInterface(t *testing.T) {
 		plugin := l2Plugin("br" + uniq())
 		plugin["disableContainerInterface"] = true
 		b := newBridgeNet(t, n, plugin)
-		c, rt := container(t, "c")
-		res := b.MustAdd(t, rt)
-		t.Cleanup(func() { _ = b.Del(t, rt) })
+		c, rt, res := b.Attached(t, "c")
 		if slices.Contains(linkFlags(t, c, "eth0"), "UP") {
 			t.Errorf("container eth0 is up: %v", linkFlags(t, c, "eth0"))
 		}
@@ -143,9 +141,7 @@ func TestBridgeMTU(t *testing.T) {
 	plugin := dualStackPlugin("br"+uniq(), n.LeaseDir())
 	plugin["mtu"] = mtu
 	b := newBridgeNet(t, n, plugin)
-	c, rt := container(t, "c")
-	res := b.MustAdd(t, rt)
-	t.Cleanup(func() { _ = b.Del(t, rt) })
+	c, _, res := b.Attached(t, "c")
 
 	for _, l := range []struct {
 		ns  *Netns
@@ -270,9 +266,7 @@ func TestBridgeRouteAttributes(t *testing.T) {
 		map[string]any{"dst": "fd70::/64", "gw": "fd99:1::b"},
 	}
 	b := newBridgeNet(t, n, plugin)
-	c, rt := container(t, "c")
-	b.MustAdd(t, rt)
-	t.Cleanup(func() { _ = b.Del(t, rt) })
+	c, rt, _ := b.Attached(t, "c")
 
 	type found struct {
 		metric, table, hops int

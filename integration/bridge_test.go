@@ -69,9 +69,7 @@ func TestBridgeCheck(t *testing.T) {
 	n := NewNode(t)
 	b := newDualStack(t, n)
 
-	c, rt := container(t, "c")
-	res := b.MustAdd(t, rt)
-	t.Cleanup(func() { _ = b.Del(t, rt) })
+	c, rt, res := b.Attached(t, "c")
 	a := NewNetns(t, "a")
 	resA := cnitoolAdd(t, b, a)
 
