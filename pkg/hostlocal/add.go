@@ -35,17 +35,20 @@ func Add(args *skel.CmdArgs) error {
 
 	allocs, err := withStore(c, func(s ipam.Store) ([]ipam.Allocation, error) {
 		a := ipam.Attachment{ContainerID: args.ContainerID, IfName: args.IfName}
-		// A lease naming only the container (host-local before 0.8) may be
-		// another interface's: fail, as the reference does, before any set
-		// reserves anything.
-		if old, err := ipam.LegacyLease(s, a, c.Ranges); err != nil {
-			return nil, err
-		} else if old.IsValid() {
-			return nil, types.NewError(types.ErrInternal, fmt.Sprintf("network %q: container %s holds %s through a lease written without an interface name (host-local before 0.8), which may be another interface's: DEL the container or remove that lease file", c.Network, a.ContainerID, old), "")
-		}
 		before, err := s.Leases(a)
 		if err != nil {
 			return nil, err
+		}
+		// A lease naming only the container (host-local before 0.8) may be
+		// another interface's: fail, as the reference does, before any set
+		// reserves anything. Leases falls back to such leases when the
+		// attachment has none of its own: with nothing found, there are none.
+		if len(before) > 0 {
+			if old, err := ipam.LegacyLease(s, a, c.Ranges); err != nil {
+				return nil, err
+			} else if old.IsValid() {
+				return nil, types.NewError(types.ErrInternal, fmt.Sprintf("network %q: container %s holds %s through a lease written without an interface name (host-local before 0.8), which may be another interface's: DEL the container or remove that lease file", c.Network, a.ContainerID, old), "")
+			}
 		}
 		held := map[netip.Addr]bool{}
 		for _, addr := range before {
