@@ -31,9 +31,14 @@ const (
 	ifla_INET6_CONF = 2 // in IFLA_AF_SPEC/AF_INET6: an array of int32
 )
 
-// IPv6AcceptRA is the accept_ra field of an interface's IPv6 settings
-// (DEVCONF_ACCEPT_RA of linux/ipv6.h), for IPv6Conf.
-const IPv6AcceptRA = 3
+// Fields of an interface's IPv6 settings (DEVCONF_* of linux/ipv6.h), for
+// IPv6Conf. The MLD intervals are in milliseconds, as in /proc/sys.
+const (
+	IPv6AcceptRA        = 3  // accept_ra
+	IPv6ForceMLDVersion = 16 // force_mld_version
+	IPv6MLDv1Interval   = 30 // mldv1_unsolicited_report_interval
+	IPv6MLDv2Interval   = 31 // mldv2_unsolicited_report_interval
+)
 
 // IPv4ArpNotify is the arp_notify field of an interface's IPv4 settings
 // (IPV4_DEVCONF_ARP_NOTIFY of linux/ip.h), for SetIPv4Conf.
@@ -76,16 +81,25 @@ func (c *conn) forwarding(family int) (bool, error) {
 // IPv6Conf reports one IPv6 setting (a DEVCONF_* field such as
 // IPv6AcceptRA) of the link with index in the current network namespace.
 func IPv6Conf(index int32, field int) (int32, error) {
-	return withConn(func(c *conn) (int32, error) { return c.ipv6Conf(index, field) })
-}
-
-func (c *conn) ipv6Conf(index int32, field int) (int32, error) {
-	data, err := c.request(syscall.RTM_GETLINK, 0, ifinfo(index), nil)
+	v, err := IPv6Confs(index, field)
 	if err != nil {
 		return 0, err
 	}
+	return v[0], nil
+}
+
+// IPv6Confs is IPv6Conf for several fields, read in one request.
+func IPv6Confs(index int32, fields ...int) ([]int32, error) {
+	return withConn(func(c *conn) ([]int32, error) { return c.ipv6Confs(index, fields) })
+}
+
+func (c *conn) ipv6Confs(index int32, fields []int) ([]int32, error) {
+	data, err := c.request(syscall.RTM_GETLINK, 0, ifinfo(index), nil)
+	if err != nil {
+		return nil, err
+	}
 	if data == nil {
-		return 0, errors.New("netlink: no link message in the answer")
+		return nil, errors.New("netlink: no link message in the answer")
 	}
 	var conf []byte
 	eachAttr(data[ifinfomsgLen:], func(typ uint16, v []byte) {
@@ -104,12 +118,16 @@ func (c *conn) ipv6Conf(index int32, field int) (int32, error) {
 		})
 	})
 	if conf == nil {
-		return 0, ErrNoIPv6
+		return nil, ErrNoIPv6
 	}
-	if len(conf) < 4*(field+1) {
-		return 0, errors.New("netlink: IPv6 settings without the field asked for")
+	out := make([]int32, len(fields))
+	for i, f := range fields {
+		if len(conf) < 4*(f+1) {
+			return nil, errors.New("netlink: IPv6 settings without a field asked for")
+		}
+		out[i] = int32(getU32(conf[4*f:]))
 	}
-	return int32(getU32(conf[4*field:])), nil
+	return out, nil
 }
 
 // SetIPv4Conf sets one IPv4 setting (an IPV4_DEVCONF_* field such as

@@ -2,6 +2,7 @@ package rtnl
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -90,5 +91,32 @@ func TestSetIPv4Conf(t *testing.T) {
 		if got != string(rune('0'+v)) {
 			t.Errorf("after SetIPv4Conf(arp_notify, %d): /proc/sys says %s", v, got)
 		}
+	}
+}
+
+// Several fields in one request, each as /proc/sys shows it (the MLD
+// intervals in milliseconds there too).
+func TestIPv6Confs(t *testing.T) {
+	n := testns.New(t, "rtnlv6s")
+	n.MustRun(t, "ip", "link", "add", "conf0", "type", "veth", "peer", "name", "conf0p")
+	n.MustRun(t, "sysctl", "-qw", "net.ipv6.conf.conf0.force_mld_version=2")
+	n.MustRun(t, "sysctl", "-qw", "net.ipv6.conf.conf0.mldv1_unsolicited_report_interval=7000")
+	n.MustRun(t, "sysctl", "-qw", "net.ipv6.conf.conf0.mldv2_unsolicited_report_interval=1500")
+	err := n.Do(func() error {
+		l, err := LinkByName("conf0")
+		if err != nil {
+			return err
+		}
+		got, err := IPv6Confs(l.Index, IPv6MLDv2Interval, IPv6ForceMLDVersion, IPv6MLDv1Interval)
+		if err != nil {
+			return err
+		}
+		if want := []int32{1500, 2, 7000}; !slices.Equal(got, want) {
+			t.Errorf("IPv6Confs = %v, want %v", got, want)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
