@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"net"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,16 +14,16 @@ import (
 
 // ICMPv6 types of the packets a new container's kernel sends by itself.
 const (
+	icmp6ListenerReportV1   = 131
 	icmp6RouterSolicitation = 133
 	icmp6ListenerReportV2   = 143
 )
 
-// A new container's interface comes up while its host end is not yet a port
-// of the bridge, so the first IPv6 packets its kernel sends at once (router
-// solicitation, listener report) are not flooded to the other containers.
-// Listener reports sent later do reach them through the bridge: the one the
-// kernel sends two ticks after the link-local address joins its group
-// (usually after the port has joined) and the repeat within a second.
+// A new container's interface comes up, and is configured, while its host
+// end is not yet a port of the bridge, so the first IPv6 packets its kernel
+// sends (router solicitation, listener reports) are not flooded to the other
+// containers. The repeats do reach them through the bridge: the listener
+// reports' within a second.
 func TestBridgeNewContainerFirstPacketsStayOffBridge(t *testing.T) {
 	n := NewNode(t)
 	b := newDualStack(t, n)
@@ -44,6 +46,52 @@ func TestBridgeNewContainerFirstPacketsStayOffBridge(t *testing.T) {
 	}
 	if seen[icmp6ListenerReportV2] == 0 {
 		t.Errorf("no listener report of the new container reached another container within 2 s (seen: %v)", seen)
+	}
+}
+
+// The listener reports a new container's kernel sends by itself (for its
+// link-local and its IPv6 address, once each joins its group) are all sent
+// before the port joins the bridge, none after ADD has returned: MLDv2 would
+// send its first two scheduler ticks after each join, by then on the bridge,
+// where its flood to every port landed on whatever the node did next. The
+// container's repeat interval is an hour here, so that the repeats of the
+// reports, at a random time within it, stay out of the observed half second.
+func TestBridgeNoListenerReportAfterAdd(t *testing.T) {
+	n := NewNode(t)
+	b := newDualStack(t, n)
+	a, rtA := container(t, "a")
+	b.MustAdd(t, rtA)
+	t.Cleanup(func() { _ = b.Del(t, rtA) })
+
+	c, rtC := container(t, "c")
+	if err := c.Do(t, func() error {
+		return os.WriteFile("/proc/sys/net/ipv6/conf/default/mldv2_unsolicited_report_interval", []byte("3600000"), 0o644)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	fd := openCapture(t, a, "eth0")
+	res := b.MustAdd(t, rtC)
+	t.Cleanup(func() { _ = b.Del(t, rtC) })
+	mac, err := net.ParseMAC(res.Interfaces[2].Mac)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := icmp6From(t, fd, mac, 500*time.Millisecond)
+	if r := seen[icmp6ListenerReportV1] + seen[icmp6ListenerReportV2]; r != 0 {
+		t.Errorf("%d listener reports of the new container reached another container in the half second after ADD (by type: %v)", r, seen)
+	}
+	// What the kernel made, the interval included, is what ADD leaves.
+	for key, want := range map[string]string{"force_mld_version": "0", "mldv1_unsolicited_report_interval": "10000", "mldv2_unsolicited_report_interval": "3600000"} {
+		var got []byte
+		if err := c.Do(t, func() (err error) {
+			got, err = os.ReadFile("/proc/sys/net/ipv6/conf/eth0/" + key)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if g := strings.TrimSpace(string(got)); g != want {
+			t.Errorf("container eth0 %s = %s after ADD, want %s", key, g, want)
+		}
 	}
 }
 

@@ -127,26 +127,31 @@ func Add(args *skel.CmdArgs) (err error) {
 		return fwErr
 	}
 	res := ipamRes.res
-	if vcfg.DeferAttach {
-		if err := link.AttachPort(host, vcfg); err != nil {
+	// The port is made whole (attached if deferred, VLANs set) before the
+	// container's addresses when it is already on the bridge (DAD must probe
+	// through it), after them when deferred (see vethConfig).
+	if !vcfg.DeferAttach {
+		if err := finishPort(c, host, vcfg); err != nil {
 			return err
 		}
 	}
-	if c.NeedsVlanFiltering() {
-		if err := l2.SetPortVlans(host.Name, c.Vlan, c.TrunkVlans, c.PreserveDefaultVlan); err != nil {
-			return err
-		}
-	}
-
 	var p plan
-	var gwDev link.Bridge // where the gateway addresses went (for a vlan, "<bridge>.<vlan>")
 	if c.IsLayer3() {
 		if p, err = makePlan(c, res); err != nil {
 			return err
 		}
-		if err := link.ConfigureContainer(args.Netns, args.IfName, p.addrs, p.routes, c.EnableDad); err != nil {
+		if err := link.ConfigureContainer(cont, p.addrs, p.routes, c.EnableDad); err != nil {
 			return err
 		}
+	}
+	if vcfg.DeferAttach {
+		if err := finishPort(c, host, vcfg); err != nil {
+			return err
+		}
+	}
+
+	var gwDev link.Bridge // where the gateway addresses went (for a vlan, "<bridge>.<vlan>")
+	if c.IsLayer3() {
 		if c.IsGW && len(p.gateways) > 0 {
 			if gwDev, err = gatewayDevice(c, br); err != nil {
 				return err
@@ -200,6 +205,20 @@ func Add(args *skel.CmdArgs) (err error) {
 	return types.PrintResult(result, c.CNIVersion)
 }
 
+// finishPort makes the host end a port of the bridge if SetupVeth left that
+// to later (DeferAttach), and gives it its VLANs.
+func finishPort(c *config.Bridge, host link.Interface, vcfg link.VethConfig) error {
+	if vcfg.DeferAttach {
+		if err := link.AttachPort(host, vcfg); err != nil {
+			return err
+		}
+	}
+	if c.NeedsVlanFiltering() {
+		return l2.SetPortVlans(host.Name, c.Vlan, c.TrunkVlans, c.PreserveDefaultVlan)
+	}
+	return nil
+}
+
 // setupLinks makes sure the bridge exists and wires the container to it;
 // vcfg.Bridge is set to the bridge.
 func setupLinks(c *config.Bridge, vcfg *link.VethConfig) (host, cont link.Interface, br link.Bridge, err error) {
@@ -219,19 +238,20 @@ func setupLinks(c *config.Bridge, vcfg *link.VethConfig) (host, cont link.Interf
 
 // vethConfig describes the container's veth pair.
 //
-// With IPAM, the host end joins the bridge only once IPAM has answered
-// (DeferAttach). The container end comes up while IPAM runs, and the kernel
-// then sends its first IPv6 packets at once: a multicast listener report, an
-// unsolicited neighbour advertisement, a router solicitation. A Linux bridge
-// with no multicast querier floods each to every port, and every other
-// container takes each copy up its IPv6 stack: at 500 containers that was
-// some 6 ms of CPU per ADD on a 2-CPU node, taken from the ADD itself. Sent
-// while the host end is not yet a port, they stop at the host end. One
-// report does not: the kernel sends it two scheduler ticks after the
-// link-local address joins its group, about 10 ms after the container end
-// comes up, usually after the port has joined (on a large bridge its flood
-// lands on whatever the node does next; README, Performance). The kernel
-// repeats the report within a second and the solicitation after 4 s,
+// With IPAM, the host end joins the bridge only once IPAM has answered and
+// the container end is configured (DeferAttach). The container end comes up
+// while IPAM runs, and the kernel then sends its first IPv6 packets: a
+// multicast listener report per group its addresses join, an unsolicited
+// neighbour advertisement, a router solicitation. A Linux bridge with no
+// multicast querier floods each to every port, and every other container
+// takes each copy up its IPv6 stack: at 500 containers that was some 6 ms of
+// CPU per ADD on a 2-CPU node, taken from the ADD itself. Sent while the
+// host end is not yet a port, they stop at the host end. The listener
+// reports would not on their own (the kernel sends them two scheduler ticks
+// after the join, after ADD has returned, where their flood landed on
+// whatever the node did next): the container end is in MLDv1 mode until it
+// is configured, which reports at once (pkg/link, mld.go). The kernel
+// repeats the reports within a second and the solicitation after 4 s,
 // through the bridge by then, so a multicast querier or a router on the
 // bridge hears of the container as they would have. Not deferred without
 // IPAM (nothing to wait for), with DAD (it must probe through the bridge) or

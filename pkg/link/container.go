@@ -18,15 +18,23 @@ const (
 	dadPoll = 20 * time.Millisecond
 )
 
-// ConfigureContainer configures ifName inside the container netns: the
-// reference plugin's sysctls (arp_notify, accept_dad, and for IPv6
-// disable_ipv6=0 on lo and ifName plus keep_addr_on_down=1), the addresses
-// (IPv6 without DAD unless enableDAD), link up, a wait until no IPv6
-// address is tentative, then the routes. IPv6 is usable when it returns.
-func ConfigureContainer(netnsPath, ifName string, addrs []netip.Prefix, routes []Route, enableDAD bool) error {
-	return inNetNS(netnsPath, func(ns.NetNS) error {
-		if err := configureIface(ifName, addrs, routes, enableDAD); err != nil {
-			return fmt.Errorf("%s in %s: %w", ifName, netnsPath, err)
+// ConfigureContainer configures cont, the container end SetupVeth returned
+// (or one named by Name and Sandbox), inside its netns: the reference
+// plugin's sysctls (arp_notify, accept_dad, and for IPv6 disable_ipv6=0 on
+// lo and the interface plus keep_addr_on_down=1), the addresses (IPv6
+// without DAD unless enableDAD), link up, a wait until no IPv6 address is
+// tentative, then the routes. IPv6 is usable when it returns. Last, it puts
+// back the MLD settings SetupVeth changed for DeferAttach (mld.go).
+func ConfigureContainer(cont Interface, addrs []netip.Prefix, routes []Route, enableDAD bool) error {
+	return inNetNS(cont.Sandbox, func(ns.NetNS) error {
+		err := configureIface(cont.Name, addrs, routes, enableDAD)
+		if err == nil {
+			if err = cont.mld.restore(); err != nil {
+				err = fmt.Errorf("put back MLD settings: %w", err)
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("%s in %s: %w", cont.Name, cont.Sandbox, err)
 		}
 		return nil
 	})

@@ -43,7 +43,7 @@ func TestConfigureAndCheckContainer(t *testing.T) {
 		{Dst: pp("192.168.7.0/24")},
 	}
 	node, cont, mac := containerFixture(t, []netip.Prefix{pp("10.1.0.1/24"), pp("fd00:1::1/64")}, false)
-	if err := runIn(t, node, func() error { return ConfigureContainer(cont, "eth0", addrs, routes, false) }); err != nil {
+	if err := runIn(t, node, func() error { return ConfigureContainer(Interface{Name: "eth0", Sandbox: cont}, addrs, routes, false) }); err != nil {
 		t.Fatal(err)
 	}
 
@@ -144,7 +144,7 @@ func TestConfigureContainerWithDAD(t *testing.T) {
 	pp := netip.MustParsePrefix
 	node, cont, _ := containerFixture(t, []netip.Prefix{pp("fd00:2::1/64")}, true)
 	if err := runIn(t, node, func() error {
-		return ConfigureContainer(cont, "eth0", []netip.Prefix{pp("fd00:2::5/64")}, nil, true)
+		return ConfigureContainer(Interface{Name: "eth0", Sandbox: cont}, []netip.Prefix{pp("fd00:2::5/64")}, nil, true)
 	}); err != nil {
 		t.Fatal(err)
 	}

@@ -42,7 +42,9 @@ type VethConfig struct {
 	// container end; pass the same value to ConfigureContainer.
 	EnableDAD bool
 	// DeferAttach brings the host end up without making it a port of
-	// Bridge: the caller attaches it later with AttachPort.
+	// Bridge: the caller attaches it later with AttachPort, after
+	// ConfigureContainer (which then also ends the container end's MLDv1
+	// spell, see mld.go).
 	DeferAttach bool
 	// L2Only is set for a network without IPAM: the container end keeps
 	// the kernel's accept_dad and arp_notify, as with the reference plugin,
@@ -57,6 +59,8 @@ type Interface struct {
 	MAC     net.HardwareAddr
 	Index   int
 	Sandbox string // netns path for the container end, empty on the node
+
+	mld *mldSettings // container end: what ConfigureContainer puts back
 }
 
 // SetupVeth creates a veth pair whose container end is created directly in
@@ -266,13 +270,17 @@ func setupContainerEnd(cfg VethConfig) (Interface, error) {
 	if !cfg.L2Only {
 		setContainerSysctls(l, cfg.EnableDAD)
 	}
+	var mld *mldSettings
 	if !cfg.DisableContainerInterface {
+		if cfg.DeferAttach {
+			mld = muteMLD(l.Attrs().Index, cfg.IfName)
+		}
 		if err := netlink.LinkSetUp(l); err != nil {
 			return Interface{}, fmt.Errorf("set %q up in netns %q: %w", cfg.IfName, cfg.ContainerNetNS, err)
 		}
 	}
 	a := l.Attrs()
-	return Interface{Name: a.Name, MAC: a.HardwareAddr, Index: a.Index, Sandbox: cfg.ContainerNetNS}, nil
+	return Interface{Name: a.Name, MAC: a.HardwareAddr, Index: a.Index, Sandbox: cfg.ContainerNetNS, mld: mld}, nil
 }
 
 // setContainerSysctls applies the per-interface settings the reference

@@ -1,0 +1,94 @@
+package link
+
+import (
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// A container end made with DeferAttach is in MLDv1 mode, with the MLDv2
+// repeat interval, from SetupVeth until ConfigureContainer has configured
+// it; then both settings are as the kernel made them. Where the container
+// runs a mode of its own, or without DeferAttach, nothing is changed.
+func TestMLDMutedUntilConfigured(t *testing.T) {
+	requireRoot(t)
+	tests := []struct {
+		name     string
+		defaults map[string]string // the container netns's conf/default
+		defer_   bool
+		muted    bool
+	}{
+		{name: "deferred", defer_: true, muted: true},
+		{name: "deferred, own v2 interval", defaults: map[string]string{"mldv2_unsolicited_report_interval": "2500"}, defer_: true, muted: true},
+		{name: "deferred, MLDv2 only", defaults: map[string]string{mldForceKey: "2"}, defer_: true},
+		{name: "attached at once", defer_: false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			node, cont := newNetNS(t, "mnode"), newNetNS(t, "mcont")
+			settings := func() map[string]string {
+				m := map[string]string{}
+				for _, k := range []string{mldForceKey, mldV1IvlKey, "mldv2_unsolicited_report_interval"} {
+					v, err := readSysctl("net/ipv6/conf/eth0/" + k)
+					if err != nil {
+						t.Error(err)
+					}
+					m[k] = v
+				}
+				return m
+			}
+			in(t, cont, func() error {
+				for k, v := range tc.defaults {
+					if err := os.WriteFile(filepath.Join("/proc/sys/net/ipv6/conf/default", k), []byte(v), 0o644); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			var ci Interface
+			in(t, node, func() error {
+				br, err := EnsureBridge(BridgeConfig{Name: "mbr"})
+				if err != nil {
+					return err
+				}
+				cfg := VethConfig{ContainerNetNS: cont, IfName: "eth0", Bridge: br, DeferAttach: tc.defer_}
+				_, ci, err = SetupVeth(cfg)
+				return err
+			})
+			var kernel, during map[string]string
+			in(t, cont, func() error {
+				during = settings()
+				kernel = map[string]string{}
+				for _, k := range []string{mldForceKey, mldV1IvlKey, "mldv2_unsolicited_report_interval"} {
+					v, err := readSysctl("net/ipv6/conf/default/" + k)
+					if err != nil {
+						return err
+					}
+					kernel[k] = v
+				}
+				return nil
+			})
+			want := kernel
+			if tc.muted {
+				want = map[string]string{mldForceKey: "1", mldV1IvlKey: kernel["mldv2_unsolicited_report_interval"], "mldv2_unsolicited_report_interval": kernel["mldv2_unsolicited_report_interval"]}
+			}
+			for k, v := range want {
+				if during[k] != v {
+					t.Errorf("after SetupVeth: %s = %s, want %s (kernel's: %s)", k, during[k], v, kernel[k])
+				}
+			}
+			addrs := []netip.Prefix{netip.MustParsePrefix("10.1.0.5/24"), netip.MustParsePrefix("fd00:1::5/64")}
+			in(t, node, func() error { return ConfigureContainer(ci, addrs, nil, false) })
+			in(t, cont, func() error {
+				after := settings()
+				for k, v := range kernel {
+					if after[k] != v {
+						t.Errorf("after ConfigureContainer: %s = %s, want the kernel's %s", k, after[k], v)
+					}
+				}
+				return nil
+			})
+		})
+	}
+}
