@@ -253,7 +253,8 @@ func setupLinks(c *config.Bridge, vcfg *link.VethConfig) (host, cont link.Interf
 // is configured, which reports at once (pkg/link, mld.go). The kernel
 // repeats the reports within a second and the solicitation after 4 s,
 // through the bridge by then, so a multicast querier or a router on the
-// bridge hears of the container as they would have. Not deferred without
+// bridge hears of the container, only up to a second or 4 s later than it
+// would have (README, differences from the reference). Not deferred without
 // IPAM (nothing to wait for), with DAD (it must probe through the bridge) or
 // with the container end left down (nothing is sent).
 func vethConfig(c *config.Bridge, args *skel.CmdArgs) link.VethConfig {

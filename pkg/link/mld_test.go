@@ -81,6 +81,10 @@ func TestMLDMutedUntilConfigured(t *testing.T) {
 			addrs := []netip.Prefix{netip.MustParsePrefix("10.1.0.5/24"), netip.MustParsePrefix("fd00:1::5/64")}
 			in(t, node, func() error { return ConfigureContainer(ci, addrs, nil, false) })
 			in(t, cont, func() error {
+				// What ConfigureContainer waited for is so, not timed out.
+				if s := (&mldSettings{index: int32(ci.Index)}); tc.muted && !s.joined() {
+					t.Error("the solicited-node groups of eth0's addresses are not all joined")
+				}
 				after := settings()
 				for k, v := range kernel {
 					if after[k] != v {
@@ -90,5 +94,18 @@ func TestMLDMutedUntilConfigured(t *testing.T) {
 				return nil
 			})
 		})
+	}
+}
+
+func TestSolicitedNode(t *testing.T) {
+	for addr, want := range map[string]string{
+		"fd00:1::1:2:3":             "ff02::1:ff02:3",
+		"fe80::4c2a:bdff:fe8f:ccf3": "ff02::1:ff8f:ccf3",
+		"2001:db8::ab:cdef":         "ff02::1:ffab:cdef",
+	} {
+		g := solicitedNode(netip.MustParseAddr(addr).AsSlice())
+		if got := netip.AddrFrom16(g).String(); got != want {
+			t.Errorf("solicitedNode(%s) = %s, want %s", addr, got, want)
+		}
 	}
 }
