@@ -117,6 +117,14 @@ func (b *bench) bridge(ctx context.Context, c bridgeCase) error {
 			}
 		}
 	}
+	if b.opts.settle > 0 {
+		b.logf("%s: settling %s before sampling", c.title, b.opts.settle)
+		select {
+		case <-time.After(b.opts.settle):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	adds := make([][][]time.Duration, len(sizes))
 	dels := make([][][]time.Duration, len(sizes))
 	for p := range sizes {

@@ -144,6 +144,15 @@ func (b *bench) describe() {
 	b.rep.addHeader(fmt.Sprintf("reference: %s; ours: %s", b.ref.dir, b.ours.dir))
 	b.rep.addHeader("times are wall-clock per plugin process (fork, exec, wait) as a runtime sees them; ms as median (p90)")
 	b.rep.addHeader(delTiming(b.opts.delAfter))
+	b.rep.addHeader(settleTiming(b.opts.settle))
+}
+
+// settleTiming says when a bridge scenario's sampling starts.
+func settleTiming(settle time.Duration) string {
+	if settle <= 0 {
+		return "bridge sampling: right after the containers are attached (BENCH_SETTLE=0)"
+	}
+	return fmt.Sprintf("bridge sampling: %s after the containers are attached (BENCH_SETTLE)", settle)
 }
 
 // delTiming says when a bridge probe's DEL runs after its ADD.

@@ -41,11 +41,17 @@ type options struct {
 	// running in the background (the container's first MLD reports, which
 	// a bridge without a multicast querier floods to every port).
 	delAfter time.Duration
-	only     map[string]bool
-	oursDir  string
-	refDir   string
-	hello    string
-	out      string
+	// settle is the pause between attaching a bridge scenario's containers
+	// and its first timed sample (BENCH_SETTLE, a Go duration; 0, the
+	// default, samples at once). Containers just attached in bulk send
+	// router solicitations at doubling intervals from 4 s, each flooded to
+	// every port of their bridge: with a pause the samples see less of that.
+	settle  time.Duration
+	only    map[string]bool
+	oursDir string
+	refDir  string
+	hello   string
+	out     string
 }
 
 // parseOptions reads flags and BENCH_* variables (getenv is os.Getenv in
@@ -101,12 +107,23 @@ func parseOptions(args []string, getenv func(string) string) (options, error) {
 		}
 		*v.dst = n
 	}
-	if s := getenv("BENCH_DEL_AFTER"); s != "" {
+	durations := []struct {
+		env string
+		dst *time.Duration
+	}{
+		{"BENCH_DEL_AFTER", &o.delAfter},
+		{"BENCH_SETTLE", &o.settle},
+	}
+	for _, v := range durations {
+		s := getenv(v.env)
+		if s == "" {
+			continue
+		}
 		d, err := time.ParseDuration(s)
 		if err != nil || d < 0 {
-			return o, fmt.Errorf("BENCH_DEL_AFTER=%q: want a duration such as 500ms", s)
+			return o, fmt.Errorf("%s=%q: want a duration such as 500ms", v.env, s)
 		}
-		o.delAfter = d
+		*v.dst = d
 	}
 	for _, n := range []int{o.leases, o.bridgeN, o.masqN} {
 		if n <= baseN {

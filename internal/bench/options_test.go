@@ -48,6 +48,17 @@ func TestParseOptions(t *testing.T) {
 			env:   map[string]string{"FLATCNI_REF_BIN": "/ref"},
 			check: func(o options) bool { return o.delAfter == 0 },
 		},
+		{
+			name:  "settle",
+			env:   map[string]string{"FLATCNI_REF_BIN": "/ref", "BENCH_SETTLE": "90s"},
+			check: func(o options) bool { return o.settle == 90*time.Second && o.delAfter == 0 },
+		},
+		{
+			name:  "no settling by default",
+			env:   map[string]string{"FLATCNI_REF_BIN": "/ref"},
+			check: func(o options) bool { return o.settle == 0 },
+		},
+		{name: "bad settle", env: map[string]string{"FLATCNI_REF_BIN": "/ref", "BENCH_SETTLE": "1 min"}, wantErr: true},
 		{name: "bad DEL pause", env: map[string]string{"FLATCNI_REF_BIN": "/ref", "BENCH_DEL_AFTER": "soon"}, wantErr: true},
 		{name: "negative DEL pause", env: map[string]string{"FLATCNI_REF_BIN": "/ref", "BENCH_DEL_AFTER": "-1s"}, wantErr: true},
 		{name: "no reference", env: map[string]string{}, wantErr: true},
