@@ -109,6 +109,15 @@ func diffCases() []diffCase {
 		{name: "no-gateway", plugin: func(br, dd string) map[string]any {
 			return map[string]any{"type": "bridge", "bridge": br, "isGateway": false, "ipam": hostLocal(dd, "10.78.0.0/24", "fd78::/64")}
 		}},
+		{name: "isolation", plugin: func(br, dd string) map[string]any {
+			return map[string]any{"type": "bridge", "bridge": br, "isGateway": true, "portIsolation": true, "ipam": hostLocal(dd, "10.79.0.0/24")}
+		}},
+		{name: "dad", plugin: func(br, dd string) map[string]any {
+			return map[string]any{"type": "bridge", "bridge": br, "isGateway": true, "enabledad": true, "ipam": hostLocal(dd, "10.80.0.0/24", "fd80::/64")}
+		}},
+		{name: "l2-down", plugin: func(br, dd string) map[string]any {
+			return map[string]any{"type": "bridge", "bridge": br, "disableContainerInterface": true, "ipam": map[string]any{}}
+		}},
 	}
 }
 
