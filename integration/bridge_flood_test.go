@@ -25,20 +25,7 @@ const (
 // containers. The repeats do reach them through the bridge: the listener
 // reports' within a second.
 func TestBridgeNewContainerFirstPacketsStayOffBridge(t *testing.T) {
-	n := NewNode(t)
-	b := newDualStack(t, n)
-	a, rtA := container(t, "a")
-	b.MustAdd(t, rtA)
-	t.Cleanup(func() { _ = b.Del(t, rtA) })
-
-	fd := openCapture(t, a, "eth0")
-	_, rtC := container(t, "c")
-	res := b.MustAdd(t, rtC)
-	t.Cleanup(func() { _ = b.Del(t, rtC) })
-	mac, err := net.ParseMAC(res.Interfaces[2].Mac)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, mac, fd := addWatched(t, nil)
 	// The kernel repeats the solicitation only after about 4 s.
 	seen := icmp6From(t, fd, mac, 2*time.Second)
 	if seen[icmp6RouterSolicitation] != 0 {
@@ -57,25 +44,9 @@ func TestBridgeNewContainerFirstPacketsStayOffBridge(t *testing.T) {
 // container's repeat interval is an hour here, so that the repeats of the
 // reports, at a random time within it, stay out of the observed half second.
 func TestBridgeNoListenerReportAfterAdd(t *testing.T) {
-	n := NewNode(t)
-	b := newDualStack(t, n)
-	a, rtA := container(t, "a")
-	b.MustAdd(t, rtA)
-	t.Cleanup(func() { _ = b.Del(t, rtA) })
-
-	c, rtC := container(t, "c")
-	if err := c.Do(t, func() error {
+	c, mac, fd := addWatched(t, func() error {
 		return os.WriteFile("/proc/sys/net/ipv6/conf/default/mldv2_unsolicited_report_interval", []byte("3600000"), 0o644)
-	}); err != nil {
-		t.Fatal(err)
-	}
-	fd := openCapture(t, a, "eth0")
-	res := b.MustAdd(t, rtC)
-	t.Cleanup(func() { _ = b.Del(t, rtC) })
-	mac, err := net.ParseMAC(res.Interfaces[2].Mac)
-	if err != nil {
-		t.Fatal(err)
-	}
+	})
 	seen := icmp6From(t, fd, mac, 500*time.Millisecond)
 	if r := seen[icmp6ListenerReportV1] + seen[icmp6ListenerReportV2]; r != 0 {
 		t.Errorf("%d listener reports of the new container reached another container in the half second after ADD (by type: %v)", r, seen)
@@ -93,6 +64,32 @@ func TestBridgeNoListenerReportAfterAdd(t *testing.T) {
 			t.Errorf("container eth0 %s = %s after ADD, want %s", key, g, want)
 		}
 	}
+}
+
+// addWatched attaches a container to a new dual-stack network, then a second
+// one, c (after prepare, if any, has run inside c): it returns c, the MAC
+// of c's interface and a packet socket on the first container's interface
+// opened before c's ADD. Both are detached at the end.
+func addWatched(t *testing.T, prepare func() error) (*Netns, net.HardwareAddr, int) {
+	t.Helper()
+	b := newDualStack(t, NewNode(t))
+	a, rtA := container(t, "a")
+	b.MustAdd(t, rtA)
+	t.Cleanup(func() { _ = b.Del(t, rtA) })
+	c, rtC := container(t, "c")
+	if prepare != nil {
+		if err := c.Do(t, prepare); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fd := openCapture(t, a, "eth0")
+	res := b.MustAdd(t, rtC)
+	t.Cleanup(func() { _ = b.Del(t, rtC) })
+	mac, err := net.ParseMAC(res.Interfaces[2].Mac)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, mac, fd
 }
 
 // openCapture opens a packet socket for the IPv6 frames dev receives in ns.
