@@ -21,6 +21,7 @@ func TestMLDMutedUntilConfigured(t *testing.T) {
 	}{
 		{name: "deferred", defer_: true, muted: true},
 		{name: "deferred, own v2 interval", defaults: map[string]string{"mldv2_unsolicited_report_interval": "2500"}, defer_: true, muted: true},
+		{name: "deferred, v1 interval as v2's", defaults: map[string]string{mldV1IvlKey: "1000"}, defer_: true, muted: true},
 		{name: "deferred, MLDv2 only", defaults: map[string]string{mldForceKey: "2"}, defer_: true},
 		{name: "attached at once", defer_: false},
 	}
@@ -81,9 +82,17 @@ func TestMLDMutedUntilConfigured(t *testing.T) {
 			addrs := []netip.Prefix{netip.MustParsePrefix("10.1.0.5/24"), netip.MustParsePrefix("fd00:1::5/64")}
 			in(t, node, func() error { return ConfigureContainer(ci, addrs, nil, false) })
 			in(t, cont, func() error {
-				// What ConfigureContainer waited for is so, not timed out.
-				if s := (&mldSettings{index: int32(ci.Index)}); tc.muted && !s.joined() {
-					t.Error("the solicited-node groups of eth0's addresses are not all joined")
+				// ConfigureContainer's wait ended with the reports sent.
+				if tc.muted && (ci.mld == nil || ci.mld.timedOut) {
+					t.Errorf("the reports of eth0's solicited-node groups were not seen within %s", joinWait)
+				}
+				table, err := os.ReadFile("/proc/thread-self/net/igmp6")
+				if err != nil {
+					return err
+				}
+				g := solicitedNode(addrs[1].Addr().AsSlice())
+				if tc.muted && !reportedGroups(table, int32(ci.Index))[g] {
+					t.Errorf("group %s of eth0 not reported in MLDv1 mode:\n%s", netip.AddrFrom16(g), table)
 				}
 				after := settings()
 				for k, v := range kernel {
@@ -107,5 +116,20 @@ func TestSolicitedNode(t *testing.T) {
 		if got := netip.AddrFrom16(g).String(); got != want {
 			t.Errorf("solicitedNode(%s) = %s, want %s", addr, got, want)
 		}
+	}
+}
+
+func TestReportedGroups(t *testing.T) {
+	table := []byte(`1    lo              ff020000000000000000000000000001     1 0000000C 0
+1    lo              ff010000000000000000000000000001     1 00000008 0
+7    eth0            ff0200000000000000000001ff020003     1 00000007 212
+7    eth0            ff0200000000000000000001ff8fccf3     1 00000004 0
+7    eth0            ff020000000000000000000000000001     1 0000000C 0
+12   eth1            ff0200000000000000000001ff000005     1 00000006 0
+`)
+	got := reportedGroups(table, 7)
+	want := netip.MustParseAddr("ff02::1:ff02:3").As16()
+	if len(got) != 1 || !got[want] {
+		t.Errorf("reportedGroups(index 7) = %v, want only ff02::1:ff02:3 (reported, flag 0x02)", got)
 	}
 }
