@@ -24,7 +24,6 @@ const (
 	ifaddrmsgLen           = 8   // struct ifaddrmsg
 	ifa_FLAGS              = 8   // IFA_FLAGS
 	nlm_F_DUMP_INTR        = 0x10
-	rtm_NEWMULTICAST       = 56 // RTM_NEWMULTICAST
 )
 
 // Addrs lists the addresses of family (AF_INET, AF_INET6, or AF_UNSPEC for
@@ -83,41 +82,14 @@ func (c *conn) addrs(index int32, family uint8) ([]Addr, error) {
 	return out, err
 }
 
-// IPv6Groups lists the IPv6 multicast groups the link with index has
-// joined, in the current network namespace (what /proc/net/igmp6 shows).
-func IPv6Groups(index int32) ([][16]byte, error) {
-	return withConn(func(c *conn) ([][16]byte, error) {
-		var out [][16]byte
-		err := c.dumpOf(syscall.RTM_GETMULTICAST, index, syscall.AF_INET6, func(typ, _ uint16, data []byte) {
-			// A dump's answers are RTM_GETMULTICAST; RTM_NEWMULTICAST is
-			// taken too, as the kernel's notifications of joins are.
-			if typ != syscall.RTM_GETMULTICAST && typ != rtm_NEWMULTICAST || len(data) < ifaddrmsgLen || int32(getU32(data[4:])) != index {
-				return
-			}
-			eachAttr(data[ifaddrmsgLen:], func(typ uint16, v []byte) {
-				if typ == syscall.IFA_MULTICAST && len(v) == 16 {
-					out = append(out, [16]byte(v))
-				}
-			})
-		})
-		return out, err
-	})
-}
-
 // dumpAddrs asks for the addresses of family on the link with index only.
 func (c *conn) dumpAddrs(index int32, family uint8, fn func(typ, flags uint16, data []byte)) error {
-	return c.dumpOf(syscall.RTM_GETADDR, index, family, fn)
-}
-
-// dumpOf asks for a dump of typ (RTM_GETADDR, RTM_GETMULTICAST) of family
-// on the link with index only.
-func (c *conn) dumpOf(typ uint16, index int32, family uint8, fn func(typ, flags uint16, data []byte)) error {
 	// Best effort: without strict checking the dump covers every link.
 	_ = syscall.SetsockoptInt(c.fd, sol_NETLINK, netlink_GET_STRICT_CHK, 1)
 	hdr := make([]byte, ifaddrmsgLen)
 	hdr[0] = family
 	putU32(hdr[4:], uint32(index))
-	return c.dump(typ, hdr, fn)
+	return c.dump(syscall.RTM_GETADDR, hdr, fn)
 }
 
 // dump sends one dump request and calls fn with the type, flags and payload

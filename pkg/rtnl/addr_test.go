@@ -3,10 +3,8 @@ package rtnl
 import (
 	"net/netip"
 	"slices"
-	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/flatcni/plugins/internal/testns"
 )
@@ -94,47 +92,5 @@ func TestAddrs(t *testing.T) {
 		return err
 	}); err != nil {
 		t.Fatal(err)
-	}
-}
-
-// The groups are the link's own, as /proc/net/igmp6 lists them: an IPv6
-// address's solicited-node group among them once the address is up.
-func TestIPv6Groups(t *testing.T) {
-	n := testns.New(t, "rtnlgrp")
-	n.MustRun(t, "ip", "link", "add", "g0", "type", "veth", "peer", "name", "g0p")
-	n.MustRun(t, "ip", "addr", "add", "fd00:1::1:2:3/64", "dev", "g0", "nodad")
-	n.MustRun(t, "ip", "link", "set", "g0", "up")
-	n.MustRun(t, "ip", "link", "set", "g0p", "up")
-	want := netip.MustParseAddr("ff02::1:ff02:3")
-	var got []string
-	for range 100 {
-		got = nil
-		if err := n.Do(func() error {
-			l, err := LinkByName("g0")
-			if err != nil {
-				return err
-			}
-			groups, err := IPv6Groups(l.Index)
-			for _, g := range groups {
-				got = append(got, netip.AddrFrom16(g).String())
-			}
-			return err
-		}); err != nil {
-			t.Fatal(err)
-		}
-		if slices.Contains(got, want.String()) {
-			break
-		}
-		time.Sleep(10 * time.Millisecond) // the kernel joins in a worker
-	}
-	if !slices.Contains(got, want.String()) || !slices.Contains(got, "ff02::1") {
-		t.Errorf("IPv6Groups(g0) = %v, want %s and ff02::1 among them", got, want)
-	}
-	out := n.MustRun(t, "cat", "/proc/net/igmp6")
-	for _, g := range got {
-		hex := strings.ReplaceAll(netip.MustParseAddr(g).StringExpanded(), ":", "")
-		if !strings.Contains(out, "g0 ") || !strings.Contains(out, hex) {
-			t.Errorf("group %s of g0 not in /proc/net/igmp6:\n%s", g, out)
-		}
 	}
 }
