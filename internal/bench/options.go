@@ -47,7 +47,7 @@ type options struct {
 	// router solicitations at doubling intervals from 4 s, each flooded to
 	// every port of their bridge: right after attaching 500 on each side
 	// that is tens of floods a second, which no node running 500 containers
-	// sees; after 90 s, about a fifth of that.
+	// sees; after 90 s, a fifth of that or less.
 	settle  time.Duration
 	only    map[string]bool
 	oursDir string
