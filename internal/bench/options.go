@@ -38,12 +38,11 @@ type options struct {
 	// delAfter is the pause between a bridge probe's ADD and its timed DEL
 	// (BENCH_DEL_AFTER, a Go duration; 0, the default, runs DEL at once).
 	// With a pause the DEL is timed without the kernel work its ADD left
-	// running in the background (the container's first MLD reports, which
-	// a bridge without a multicast querier floods to every port).
+	// running in the background.
 	delAfter time.Duration
 	// settle is the pause between attaching a bridge scenario's containers
-	// and its first timed sample (BENCH_SETTLE, a Go duration; 90s by
-	// default, none in a quick run). Containers just attached in bulk send
+	// and its first timed sample (BENCH_SETTLE, a Go duration; 0, the
+	// default, samples at once). Containers just attached in bulk send
 	// router solicitations at doubling intervals from 4 s, each flooded to
 	// every port of their bridge: right after attaching 500 on each side
 	// that is tens of floods a second, which no node running 500 containers
@@ -67,7 +66,6 @@ func parseOptions(args []string, getenv func(string) string) (options, error) {
 		bridgeN:        500,
 		masqN:          1000,
 		workers:        3,
-		settle:         90 * time.Second,
 	}
 	if q := getenv("BENCH_QUICK"); q != "" && q != "0" {
 		o.quick = true
@@ -76,7 +74,6 @@ func parseOptions(args []string, getenv func(string) string) (options, error) {
 		o.leases = 1000
 		o.bridgeN = 100
 		o.masqN = 100
-		o.settle = 0
 	}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.StringVar(&o.oursDir, "ours", getenv("FLATCNI_BIN"), "directory with our plugin binaries (default $FLATCNI_BIN)")

@@ -54,18 +54,8 @@ func TestParseOptions(t *testing.T) {
 			check: func(o options) bool { return o.settle == 90*time.Second && o.delAfter == 0 },
 		},
 		{
-			name:  "settles 90 s by default",
+			name:  "no settling by default",
 			env:   map[string]string{"FLATCNI_REF_BIN": "/ref"},
-			check: func(o options) bool { return o.settle == 90*time.Second },
-		},
-		{
-			name:  "no settling in a quick run",
-			env:   map[string]string{"FLATCNI_REF_BIN": "/ref", "BENCH_QUICK": "1"},
-			check: func(o options) bool { return o.settle == 0 },
-		},
-		{
-			name:  "settling off",
-			env:   map[string]string{"FLATCNI_REF_BIN": "/ref", "BENCH_SETTLE": "0"},
 			check: func(o options) bool { return o.settle == 0 },
 		},
 		{name: "bad settle", env: map[string]string{"FLATCNI_REF_BIN": "/ref", "BENCH_SETTLE": "1 min"}, wantErr: true},
