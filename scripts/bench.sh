@@ -34,12 +34,7 @@ go run ./internal/hugetext/cmd/hugetext -pad -warm .bench/hello
 
 # The plugins keep lock files in /run/flatcni and /run/netns entries come and
 # go; remove the lock files this run adds, whatever happens.
-locks=/run/flatcni
-before=$(ls "$locks" 2>/dev/null || true)
-cleanup_locks() {
-	for f in $(ls "$locks" 2>/dev/null); do
-		grep -qxF "$f" <<<"$before" || rm -f "$locks/$f"
-	done
-}
-trap cleanup_locks EXIT
+. "$here/locks.sh"
+locks_note
+trap locks_cleanup EXIT
 .bench/flatcni-bench -hello "$root/.bench/hello" -out "$root/.bench/results.md" "$@"

@@ -16,9 +16,9 @@ id=$RANDOM
 node=flatcni-demo-node-$id
 ctrs=(flatcni-demo-a-$id flatcni-demo-b-$id)
 work=$(mktemp -d /tmp/flatcni-demo.XXXXXX)
-# The plugins keep lock files in /run/flatcni; remove those this demo adds.
-locks=/run/flatcni
-locks_before=$(ls "$locks" 2>/dev/null || true)
+# The lock files the plugins add in /run/flatcni go too.
+. scripts/locks.sh
+locks_note
 cleanup() {
 	for c in "${ctrs[@]}"; do
 		ip netns exec "$node" env NETCONFPATH="$work/net" CNI_PATH="$bin" \
@@ -27,9 +27,7 @@ cleanup() {
 	done
 	ip netns del "$node" 2>/dev/null || true
 	rm -rf "$work"
-	for f in $(ls "$locks" 2>/dev/null); do
-		grep -qxF "$f" <<<"$locks_before" || rm -f "$locks/$f"
-	done
+	locks_cleanup
 }
 trap cleanup EXIT
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
