@@ -29,6 +29,14 @@ func bridgeCases() []bridgeCase {
 	}
 }
 
+// samples is how many rounds the case times.
+func (c bridgeCase) samples(o options) int {
+	if c.masq == "" {
+		return o.bridgeSamples
+	}
+	return o.masqSamples
+}
+
 // bigN is the large attached-containers point of a case.
 func (c bridgeCase) bigN(o options) int {
 	if c.masq == "" {
@@ -104,19 +112,6 @@ func (b *bench) bridge(ctx context.Context, c bridgeCase) error {
 		}
 	}
 
-	probes := make([][][]string, len(sizes))
-	for p, n := range sizes {
-		probes[p] = make([][]string, len(sides))
-		for i, r := range rigs[p] {
-			if r == nil || !r.side.active() {
-				continue
-			}
-			probes[p][i] = r.probeNames(n, b.opts.samples, b)
-			if err := b.nss.add(ctx, probes[p][i]); err != nil {
-				return err
-			}
-		}
-	}
 	if b.opts.settle > 0 {
 		b.logf("%s: settling %s before sampling", c.title, b.opts.settle)
 		select {
@@ -125,29 +120,66 @@ func (b *bench) bridge(ctx context.Context, c bridgeCase) error {
 			return ctx.Err()
 		}
 	}
+	samples := c.samples(b.opts)
 	adds := make([][][]time.Duration, len(sizes))
 	dels := make([][][]time.Duration, len(sizes))
 	for p := range sizes {
 		adds[p] = make([][]time.Duration, len(sides))
 		dels[p] = make([][]time.Duration, len(sides))
 	}
-	for k := range b.opts.samples {
+	// The probes' namespaces are made probeChunk rounds at a time and
+	// removed after them (see probeChunk).
+	for first := 0; first < samples; first += probeChunk {
+		rounds := min(probeChunk, samples-first)
+		// probes[point][side][round of the chunk]
+		probes := make([][][]string, len(sizes))
 		for p, n := range sizes {
+			probes[p] = make([][]string, len(sides))
 			for i, r := range rigs[p] {
 				if r == nil || !r.side.active() {
 					continue
 				}
-				add, del, err := r.sample(ctx, probes[p][i][k], fmt.Sprintf("probe-%d-%d", n, k), b.opts.delAfter)
-				if err != nil {
-					b.fail(ctx, r.side, c.title, fmt.Errorf("at %d containers: %w", n, err))
-					continue
+				probes[p][i] = r.probeNames(n, first, rounds, b)
+				if err := b.nss.add(ctx, probes[p][i]); err != nil {
+					return err
 				}
-				adds[p][i] = append(adds[p][i], add)
-				dels[p][i] = append(dels[p][i], del)
 			}
 		}
-		if ctx.Err() != nil {
-			return ctx.Err()
+		for j := range rounds {
+			k := first + j
+			for p, n := range sizes {
+				for i, r := range rigs[p] {
+					if r == nil || !r.side.active() {
+						continue
+					}
+					add, del, err := r.sample(ctx, probes[p][i][j], fmt.Sprintf("probe-%d-%d", n, k), b.opts.delAfter)
+					if err != nil {
+						b.fail(ctx, r.side, c.title, fmt.Errorf("at %d containers: %w", n, err))
+						continue
+					}
+					adds[p][i] = append(adds[p][i], add)
+					dels[p][i] = append(dels[p][i], del)
+					b.raw.add(c.key, n, r.side.impl.name, k, "ADD", add)
+					b.raw.add(c.key, n, r.side.impl.name, k, "DEL", del)
+				}
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+		}
+		var used []string
+		for _, ps := range probes {
+			for _, names := range ps {
+				used = append(used, names...)
+			}
+		}
+		if err := b.nss.del(ctx, used); err != nil {
+			return err
+		}
+		if first+rounds < samples {
+			if err := waitQuiet(ctx, quietIdle, quietMax); err != nil {
+				b.logf("%s: %v", c.title, err)
+			}
 		}
 	}
 
@@ -313,12 +345,21 @@ feed:
 	return nil
 }
 
-// probeNames returns fresh namespace names for the timed containers at one
-// point and remembers them for teardown.
-func (r *bridgeRig) probeNames(n, samples int, b *bench) []string {
-	names := make([]string, samples)
-	for k := range names {
-		names[k] = b.nss.name(r.key, r.short, fmt.Sprintf("p%d-%d", n, k))
+// probeChunk is how many rounds of probes have their namespaces at a time.
+// A namespace that a plugin has looked up sysctls in adds entries to one
+// kernel hash chain that every later /proc/sys lookup in an older namespace
+// walks (README, Performance): made all at once, a run's hundreds of probes
+// would slow the reference's /proc/sys accesses on the nodes more and more
+// as the run went on. 25 rounds keep at most 100 probe namespaces.
+const probeChunk = 25
+
+// probeNames returns fresh namespace names for the timed containers of
+// rounds first..first+rounds-1 at one point and remembers them for
+// teardown (the sampling removes them sooner).
+func (r *bridgeRig) probeNames(n, first, rounds int, b *bench) []string {
+	names := make([]string, rounds)
+	for j := range names {
+		names[j] = b.nss.name(r.key, r.short, fmt.Sprintf("p%d-%d", n, first+j))
 	}
 	r.names = append(r.names, names...)
 	return names

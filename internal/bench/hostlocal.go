@@ -65,6 +65,7 @@ func (b *bench) hostLocal(ctx context.Context) error {
 					continue
 				}
 				samples[p][i] = append(samples[p][i], took)
+				b.raw.add(scenHostLocal, n, s.impl.name, k, "ADD+DEL", took)
 			}
 		}
 		if ctx.Err() != nil {

@@ -38,6 +38,7 @@ type bench struct {
 	root  bool
 	log   io.Writer
 	rep   *report
+	raw   *rawLog // every timed sample, when BENCH_RAW names a file
 	start time.Time
 }
 
@@ -57,6 +58,17 @@ func run() int {
 	}
 	defer os.RemoveAll(tmp)
 
+	raw, err := openRaw(opts.raw)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+		return 1
+	}
+	defer func() {
+		if err := raw.close(); err != nil {
+			fmt.Fprintf(os.Stderr, "bench: raw samples: %v\n", err)
+		}
+	}()
+
 	id := make([]byte, 3)
 	if _, err := rand.Read(id); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: random run id: %v\n", err)
@@ -71,6 +83,7 @@ func run() int {
 		root:  os.Geteuid() == 0,
 		log:   os.Stderr,
 		rep:   &report{},
+		raw:   raw,
 		start: time.Now(),
 	}
 	defer func() {
@@ -139,8 +152,10 @@ func (b *bench) describe() {
 		mode = "quick (BENCH_QUICK=1)"
 	}
 	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
-	b.rep.addHeader(fmt.Sprintf("%s, %s, mode %s, %d samples per point (%d for VERSION), %d pre-attach workers",
-		time.Now().UTC().Format("2006-01-02 15:04 UTC"), runtimeDesc(strings.TrimSpace(string(kernel))), mode, b.opts.samples, b.opts.versionSamples, b.opts.workers))
+	b.rep.addHeader(fmt.Sprintf("%s, %s, mode %s, %d pre-attach workers",
+		time.Now().UTC().Format("2006-01-02 15:04 UTC"), runtimeDesc(strings.TrimSpace(string(kernel))), mode, b.opts.workers))
+	b.rep.addHeader(fmt.Sprintf("samples per point: host-local %d, bridge %d, bridge ipMasq %d, VERSION %d",
+		b.opts.samples, b.opts.bridgeSamples, b.opts.masqSamples, b.opts.versionSamples))
 	b.rep.addHeader(fmt.Sprintf("reference: %s; ours: %s", b.ref.dir, b.ours.dir))
 	b.rep.addHeader("times are wall-clock per plugin process (fork, exec, wait) as a runtime sees them; ms as median (p90)")
 	b.rep.addHeader(delTiming(b.opts.delAfter))

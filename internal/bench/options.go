@@ -29,7 +29,9 @@ const baseN = 10
 // options are the knobs of one run: sizes, sample counts and paths.
 type options struct {
 	quick          bool
-	samples        int // timed samples per point (host-local, bridge)
+	samples        int // timed samples per point of host-local
+	bridgeSamples  int // timed samples per point of the bridge scenario
+	masqSamples    int // timed samples per point of the ipMasq scenarios
 	versionSamples int // timed samples per binary for VERSION
 	leases         int // existing leases at the large host-local point
 	bridgeN        int // attached containers at the large bridge point
@@ -53,14 +55,21 @@ type options struct {
 	refDir  string
 	hello   string
 	out     string
+	raw     string // BENCH_RAW: file for every timed sample (CSV), "" for none
 }
 
 // parseOptions reads flags and BENCH_* variables (getenv is os.Getenv in
 // production). BENCH_QUICK=1 selects small sizes for a smoke run; the other
 // variables override single values.
 func parseOptions(args []string, getenv func(string) string) (options, error) {
+	// The bridge scenario's DEL spreads evenly over ~15 ms (its RCU wait
+	// ends on a scheduler tick), so a median needs hundreds of samples to
+	// hold still to a few hundredths; a round of the four bridge nodes takes
+	// ~0.35 s, of the ipMasq nodes ~0.85 s.
 	o := options{
 		samples:        20,
+		bridgeSamples:  400,
+		masqSamples:    100,
 		versionSamples: 50,
 		leases:         5000,
 		bridgeN:        500,
@@ -70,6 +79,8 @@ func parseOptions(args []string, getenv func(string) string) (options, error) {
 	if q := getenv("BENCH_QUICK"); q != "" && q != "0" {
 		o.quick = true
 		o.samples = 5
+		o.bridgeSamples = 5
+		o.masqSamples = 5
 		o.versionSamples = 10
 		o.leases = 1000
 		o.bridgeN = 100
@@ -86,11 +97,16 @@ func parseOptions(args []string, getenv func(string) string) (options, error) {
 	if o.refDir == "" {
 		return o, fmt.Errorf("no reference binaries: set FLATCNI_REF_BIN or -ref")
 	}
+	// BENCH_SAMPLES sets every scenario's count; the two after it, one's.
 	ints := []struct {
 		env string
 		dst *int
 	}{
 		{"BENCH_SAMPLES", &o.samples},
+		{"BENCH_SAMPLES", &o.bridgeSamples},
+		{"BENCH_SAMPLES", &o.masqSamples},
+		{"BENCH_BRIDGE_SAMPLES", &o.bridgeSamples},
+		{"BENCH_MASQ_SAMPLES", &o.masqSamples},
 		{"BENCH_VERSION_SAMPLES", &o.versionSamples},
 		{"BENCH_LEASES", &o.leases},
 		{"BENCH_BRIDGE_N", &o.bridgeN},
@@ -131,6 +147,7 @@ func parseOptions(args []string, getenv func(string) string) (options, error) {
 			return o, fmt.Errorf("sizes must exceed the base point %d, got %d", baseN, n)
 		}
 	}
+	o.raw = getenv("BENCH_RAW")
 	o.only = map[string]bool{}
 	if s := getenv("BENCH_ONLY"); s != "" {
 		for _, k := range strings.Split(s, ",") {

@@ -17,13 +17,16 @@ func TestParseOptions(t *testing.T) {
 			name: "full defaults",
 			env:  map[string]string{"FLATCNI_REF_BIN": "/ref"},
 			check: func(o options) bool {
-				return !o.quick && o.leases == 5000 && o.bridgeN == 500 && o.masqN == 1000 && o.refDir == "/ref"
+				return !o.quick && o.leases == 5000 && o.bridgeN == 500 && o.masqN == 1000 && o.refDir == "/ref" &&
+					o.samples == 20 && o.bridgeSamples == 400 && o.masqSamples == 100
 			},
 		},
 		{
-			name:  "quick",
-			env:   map[string]string{"FLATCNI_REF_BIN": "/ref", "BENCH_QUICK": "1"},
-			check: func(o options) bool { return o.quick && o.samples == 5 && o.masqN == 100 },
+			name: "quick",
+			env:  map[string]string{"FLATCNI_REF_BIN": "/ref", "BENCH_QUICK": "1"},
+			check: func(o options) bool {
+				return o.quick && o.samples == 5 && o.bridgeSamples == 5 && o.masqSamples == 5 && o.masqN == 100
+			},
 		},
 		{
 			name:  "quick zero is off",
@@ -35,7 +38,14 @@ func TestParseOptions(t *testing.T) {
 			env:  map[string]string{"FLATCNI_REF_BIN": "/ref", "BENCH_SAMPLES": "7", "BENCH_ONLY": "version,bridge"},
 			args: []string{"-ours", "/ours", "-out", "/tmp/r.md"},
 			check: func(o options) bool {
-				return o.samples == 7 && o.oursDir == "/ours" && o.out == "/tmp/r.md" && o.wants(scenBridge) && !o.wants(scenHostLocal)
+				return o.samples == 7 && o.bridgeSamples == 7 && o.masqSamples == 7 && o.oursDir == "/ours" && o.out == "/tmp/r.md" && o.wants(scenBridge) && !o.wants(scenHostLocal)
+			},
+		},
+		{
+			name: "per-scenario samples win over BENCH_SAMPLES",
+			env:  map[string]string{"FLATCNI_REF_BIN": "/ref", "BENCH_SAMPLES": "7", "BENCH_BRIDGE_SAMPLES": "30", "BENCH_MASQ_SAMPLES": "9"},
+			check: func(o options) bool {
+				return o.samples == 7 && o.bridgeSamples == 30 && o.masqSamples == 9
 			},
 		},
 		{
