@@ -32,6 +32,10 @@ go build -o .bench/flatcni-bench ./internal/bench
 CGO_ENABLED=0 go build -trimpath -ldflags="-s -w -R 0x200000" -o .bench/hello ./internal/bench/hello
 go run ./internal/hugetext/cmd/hugetext -pad -warm .bench/hello
 
+# Write out what the builds above left dirty in the page cache: host-local's
+# fsyncs, timed first, would otherwise wait for that writeback.
+sync
+
 # The plugins keep lock files in /run/flatcni and /run/netns entries come and
 # go; remove the lock files this run adds, whatever happens.
 . "$here/locks.sh"

@@ -66,8 +66,10 @@ func parseOptions(args []string, getenv func(string) string) (options, error) {
 	// ends on a scheduler tick), so a median needs hundreds of samples to
 	// hold still to a few hundredths; a round of the four bridge nodes takes
 	// ~0.35 s, of the ipMasq nodes ~0.85 s.
+	// host-local's ADD+DEL makes three fsyncs, whose times fall in two
+	// groups (~20 and ~30-40 ms) as the journal is or is not committing.
 	o := options{
-		samples:        20,
+		samples:        100,
 		bridgeSamples:  400,
 		masqSamples:    100,
 		versionSamples: 50,
