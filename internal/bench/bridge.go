@@ -210,12 +210,9 @@ func (b *bench) bridge(ctx context.Context, c bridgeCase) error {
 			kind = infoOnly
 		}
 		m := medians[op]
-		g, ok := ratio(m[1][0], m[0][0])
-		b.rep.addCheck(check{name: fmt.Sprintf("%s %s growth %d→%d, reference", c.title, name, baseN, big), value: g, defined: ok, kind: infoOnly})
-		g, ok = ratio(m[1][1], m[0][1])
-		b.rep.addCheck(check{name: fmt.Sprintf("%s %s growth %d→%d, ours", c.title, name, baseN, big), value: g, defined: ok, kind: kind, limit: c.maxGrowth})
-		r, ok := ratio(m[1][1], m[1][0])
-		b.rep.addCheck(check{name: fmt.Sprintf("%s %s ours/reference at %d", c.title, name, big), value: r, defined: ok, kind: kind, limit: c.maxRatio})
+		b.rep.addCheck(ratioCheck(fmt.Sprintf("%s %s growth %d→%d, reference", c.title, name, baseN, big), m[1][0], m[0][0], infoOnly, 0))
+		b.rep.addCheck(ratioCheck(fmt.Sprintf("%s %s growth %d→%d, ours", c.title, name, baseN, big), m[1][1], m[0][1], kind, c.maxGrowth))
+		b.rep.addCheck(ratioCheck(fmt.Sprintf("%s %s ours/reference at %d", c.title, name, big), m[1][1], m[1][0], kind, c.maxRatio))
 	}
 	return nil
 }

@@ -81,12 +81,9 @@ func (b *bench) hostLocal(ctx context.Context) error {
 		meds[p] = []summary{x.ref.sum, x.ours.sum}
 	}
 	big := b.opts.leases
-	g, ok := ratio(meds[1][0], meds[0][0])
-	b.rep.addCheck(check{name: fmt.Sprintf("host-local growth %d→%d leases, reference", baseN, big), value: g, defined: ok, kind: infoOnly})
-	g, ok = ratio(meds[1][1], meds[0][1])
-	b.rep.addCheck(check{name: fmt.Sprintf("host-local growth %d→%d leases, ours", baseN, big), value: g, defined: ok, kind: atMost, limit: 1.3})
-	r, ok := ratio(meds[1][1], meds[1][0])
-	b.rep.addCheck(check{name: fmt.Sprintf("host-local ours/reference at %d leases (10x faster)", big), value: r, defined: ok, kind: atMost, limit: 0.1})
+	b.rep.addCheck(ratioCheck(fmt.Sprintf("host-local growth %d→%d leases, reference", baseN, big), meds[1][0], meds[0][0], infoOnly, 0))
+	b.rep.addCheck(ratioCheck(fmt.Sprintf("host-local growth %d→%d leases, ours", baseN, big), meds[1][1], meds[0][1], atMost, 1.3))
+	b.rep.addCheck(ratioCheck(fmt.Sprintf("host-local ours/reference at %d leases (10x faster)", big), meds[1][1], meds[1][0], atMost, 0.1))
 	return nil
 }
 

@@ -64,13 +64,15 @@ type options struct {
 func parseOptions(args []string, getenv func(string) string) (options, error) {
 	// The bridge scenario's DEL spreads evenly over ~15 ms (its RCU wait
 	// ends on a scheduler tick), so a median needs hundreds of samples to
-	// hold still to a few hundredths; a round of the four bridge nodes takes
-	// ~0.35 s, of the ipMasq nodes ~0.85 s.
+	// hold still to a few hundredths: with 800 the DEL growth's 90% interval
+	// (in the report) is about +-0.03 wide, with 400 +-0.04, with 100
+	// +-0.07. A round of the four bridge nodes takes ~0.35 s, of the ipMasq
+	// nodes ~0.85 s.
 	// host-local's ADD+DEL makes three fsyncs, whose times fall in two
 	// groups (~20 and ~30-40 ms) as the journal is or is not committing.
 	o := options{
 		samples:        100,
-		bridgeSamples:  400,
+		bridgeSamples:  800,
 		masqSamples:    100,
 		versionSamples: 50,
 		leases:         5000,

@@ -18,7 +18,7 @@ func TestParseOptions(t *testing.T) {
 			env:  map[string]string{"FLATCNI_REF_BIN": "/ref"},
 			check: func(o options) bool {
 				return !o.quick && o.leases == 5000 && o.bridgeN == 500 && o.masqN == 1000 && o.refDir == "/ref" &&
-					o.samples == 100 && o.bridgeSamples == 400 && o.masqSamples == 100
+					o.samples == 100 && o.bridgeSamples == 800 && o.masqSamples == 100
 			},
 		},
 		{

@@ -46,6 +46,20 @@ type check struct {
 	defined bool
 	kind    limitKind
 	limit   float64
+	// lo and hi bound the value's 90% bootstrap interval, when hasInterval.
+	lo, hi      float64
+	hasInterval bool
+}
+
+// ratioCheck judges the ratio of the medians of num and den against limit
+// (or shows it, for infoOnly), with its bootstrap interval.
+func ratioCheck(name string, num, den summary, kind limitKind, limit float64) check {
+	c := check{name: name, kind: kind, limit: limit}
+	c.value, c.defined = ratio(num, den)
+	if c.defined {
+		c.lo, c.hi, c.hasInterval = ratioInterval(num, den)
+	}
+	return c
 }
 
 // verdict is PASS, FAIL, "n/a" (no value) or "info".
@@ -69,13 +83,20 @@ func (c check) limitString() string {
 	return fmt.Sprintf("≤ %.2fx", c.limit)
 }
 
+func (c check) intervalString() string {
+	if !c.defined || !c.hasInterval {
+		return "-"
+	}
+	return fmt.Sprintf("%#.3g-%#.3gx", c.lo, c.hi)
+}
+
 func (c check) valueString() string {
 	if !c.defined {
 		return "-"
 	}
-	// Three significant digits, so a value just over its limit (0.101 vs
-	// 0.10) does not print as if it met it.
-	return fmt.Sprintf("%.3gx", c.value)
+	// Three significant digits, trailing zeros kept, so a value just over
+	// its limit (0.101 vs 0.10) does not print as if it met it.
+	return fmt.Sprintf("%#.3gx", c.value)
 }
 
 // report collects everything the run measured.
@@ -109,10 +130,10 @@ func (r *report) render(w io.Writer) {
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", x.scenario, x.point, esc(x.ref.String()), esc(x.ours.String()), rat, esc(x.note))
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| Target | Value | Limit | Result |")
-	fmt.Fprintln(w, "|---|---|---|---|")
+	fmt.Fprintln(w, "| Target | Value | 90% interval | Limit | Result |")
+	fmt.Fprintln(w, "|---|---|---|---|---|")
 	for _, c := range r.checks {
-		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", c.name, c.valueString(), c.limitString(), c.verdict())
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", c.name, c.valueString(), c.intervalString(), c.limitString(), c.verdict())
 	}
 	if len(r.errors) > 0 {
 		fmt.Fprintln(w)

@@ -46,14 +46,17 @@ func TestRender(t *testing.T) {
 	})
 	r.addCheck(check{name: "ours/ref", value: 0.25, defined: true, kind: atMost, limit: 0.4})
 	r.addCheck(check{name: "just over", value: 0.1009, defined: true, kind: atMost, limit: 0.1})
+	r.addCheck(check{name: "growth", value: 1.11, defined: true, kind: atMost, limit: 1.15, lo: 1.1012, hi: 1.1449, hasInterval: true})
 	var buf bytes.Buffer
 	r.render(&buf)
 	out := buf.String()
 	for _, want := range []string{
 		"| host-local | ADD+DEL @10 | 40.0 (50.0) | not built | - | a/b |",
 		"| bridge | ADD @10 | 40.0 (50.0) | 10.0 (12.0) | 0.25x |  |",
-		"| ours/ref | 0.25x | ≤ 0.40x | PASS |",
-		"| just over | 0.101x | ≤ 0.10x | FAIL |",
+		"| Target | Value | 90% interval | Limit | Result |",
+		"| ours/ref | 0.250x | - | ≤ 0.40x | PASS |",
+		"| just over | 0.101x | - | ≤ 0.10x | FAIL |",
+		"| growth | 1.11x | 1.10-1.14x | ≤ 1.15x | PASS |",
 		"- mode: quick",
 	} {
 		if !strings.Contains(out, want) {

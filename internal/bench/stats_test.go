@@ -84,3 +84,48 @@ func TestMs(t *testing.T) {
 		}
 	}
 }
+
+func TestRatioInterval(t *testing.T) {
+	spread := func(base, step, n int) summary {
+		ms := make([]int, n)
+		for i := range ms {
+			ms[i] = base + step*(i%9)
+		}
+		return summarize(durations(ms...))
+	}
+	t.Run("constant samples", func(t *testing.T) {
+		lo, hi, ok := ratioInterval(summarize(durations(30, 30, 30)), summarize(durations(10, 10)))
+		if !ok || lo != 3 || hi != 3 {
+			t.Errorf("got %v-%v (ok %v), want 3-3", lo, hi, ok)
+		}
+	})
+	t.Run("spread samples bracket the ratio", func(t *testing.T) {
+		a, b := spread(20, 2, 100), spread(18, 2, 100)
+		v, _ := ratio(a, b)
+		lo, hi, ok := ratioInterval(a, b)
+		if !ok || lo > v || hi < v || lo == hi {
+			t.Errorf("interval %v-%v (ok %v) does not bracket %v", lo, hi, ok, v)
+		}
+		// More samples of the same spread give a narrower interval.
+		lo4, hi4, _ := ratioInterval(spread(20, 2, 400), spread(18, 2, 400))
+		if hi4-lo4 >= hi-lo {
+			t.Errorf("400 samples: width %v, not below 100 samples' %v", hi4-lo4, hi-lo)
+		}
+	})
+	t.Run("reproducible", func(t *testing.T) {
+		a, b := spread(20, 3, 50), spread(17, 2, 60)
+		lo1, hi1, _ := ratioInterval(a, b)
+		lo2, hi2, _ := ratioInterval(a, b)
+		if lo1 != lo2 || hi1 != hi2 {
+			t.Errorf("two runs on the same samples: %v-%v and %v-%v", lo1, hi1, lo2, hi2)
+		}
+	})
+	t.Run("too few samples", func(t *testing.T) {
+		if _, _, ok := ratioInterval(summarize(durations(5)), summarize(durations(5, 6))); ok {
+			t.Error("an interval from one sample")
+		}
+		if _, _, ok := ratioInterval(summary{}, summarize(durations(5, 6))); ok {
+			t.Error("an interval from no samples")
+		}
+	})
+}
