@@ -46,7 +46,8 @@ type check struct {
 	defined bool
 	kind    limitKind
 	limit   float64
-	// lo and hi bound the value's 90% bootstrap interval, when hasInterval.
+	// lo and hi bound the value's 90% bootstrap interval, when hasInterval
+	// (only ever with defined).
 	lo, hi      float64
 	hasInterval bool
 }
@@ -84,7 +85,7 @@ func (c check) limitString() string {
 }
 
 func (c check) intervalString() string {
-	if !c.defined || !c.hasInterval {
+	if !c.hasInterval {
 		return "-"
 	}
 	return fmt.Sprintf("%#.3g-%#.3gx", c.lo, c.hi)
