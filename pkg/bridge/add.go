@@ -23,6 +23,10 @@ func Add(args *skel.CmdArgs) (err error) {
 	if err != nil {
 		return err
 	}
+	pp, err := loadPorts(c, args)
+	if err != nil {
+		return err
+	}
 	var ipamPath string
 	if c.IsLayer3() {
 		if ipamPath, err = findIPAM(c); err != nil {
@@ -63,6 +67,11 @@ func Add(args *skel.CmdArgs) (err error) {
 		ipamDone <- ipamOut{res: &current.Result{CNIVersion: current.ImplementedSpecVersion}}
 	}
 	sandbox, err := validateNode(c, args)
+	if err == nil {
+		if err = pp.precheck(args.StdinData); err != nil {
+			sandbox.Close()
+		}
+	}
 	if err != nil {
 		gate <- false
 		<-ipamDone
@@ -173,6 +182,12 @@ func Add(args *skel.CmdArgs) (err error) {
 	}
 	if c.IPMasq && c.IsLayer3() && !fwDone {
 		if err := ensureFirewall(c, subnets(p.addrs)); err != nil {
+			return err
+		}
+	}
+	if len(pp.maps) > 0 {
+		undo = append(undo, func() { _ = pp.unpublish() })
+		if err := pp.publish(p.addrs); err != nil {
 			return err
 		}
 	}

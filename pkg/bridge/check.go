@@ -112,6 +112,9 @@ func Check(args *skel.CmdArgs) error {
 	if err := link.CheckContainer(args.Netns, args.IfName, mac, addrs, routes); err != nil {
 		return err
 	}
+	if err := checkPorts(c, args, addrs); err != nil {
+		return err
+	}
 	if c.IsLayer3() {
 		if err := invoke.DelegateCheck(context.Background(), c.IPAM.Type, args.StdinData, &delegate.Exec{}); err != nil {
 			return ipamError(c, "CHECK", err)

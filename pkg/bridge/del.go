@@ -81,5 +81,10 @@ func Del(args *skel.CmdArgs) error {
 			errs = append(errs, err)
 		}
 	}
+	if c.MasqBackendValid() {
+		if err := teardownPorts(c, args).del(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
 }

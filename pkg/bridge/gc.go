@@ -76,6 +76,11 @@ func GC(args *skel.CmdArgs) error {
 	if c.IPMasq && c.MasqBackendValid() {
 		errs = append(errs, gcFirewall(c, len(valid) == 0, validIDs)...)
 	}
+	if c.MasqBackendValid() {
+		if err := teardownPorts(c, args).gc(func(id, ifname string) bool { return valid[att{id, ifname}] }); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
 }
 

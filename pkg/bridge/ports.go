@@ -1,0 +1,234 @@
+package bridge
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+
+	"github.com/containernetworking/cni/pkg/skel"
+
+	"github.com/flatcni/plugins/pkg/config"
+	"github.com/flatcni/plugins/pkg/firewall"
+	"github.com/flatcni/plugins/pkg/link"
+)
+
+// ports publishes an attachment's runtimeConfig.portMappings (when the
+// bridge entry declares the portMappings capability) through package
+// firewall's Ports, one rule set per network. The rule set records which
+// attachment owns which mapping, so DEL and GC need nothing else.
+type ports struct {
+	c       *config.Bridge
+	owner   firewall.Attachment
+	maps    []config.PortMapping
+	enabled bool
+	// newPorts makes the backend (tests put a fake here).
+	newPorts func() (firewall.Ports, error)
+	lockDir  string
+}
+
+// loadPorts parses and validates the mappings; nothing on the node changes.
+func loadPorts(c *config.Bridge, args *skel.CmdArgs) (*ports, error) {
+	maps, enabled, err := config.LoadPortMappings(args.StdinData)
+	if err != nil {
+		return nil, err
+	}
+	if len(maps) > 0 && !c.IsLayer3() {
+		return nil, config.Invalid("runtimeConfig.portMappings", "publishing ports needs container addresses: set ipam.type")
+	}
+	return newPortsOf(c, args, maps, enabled), nil
+}
+
+// teardownPorts is loadPorts for DEL and GC: invalid mappings do not stop
+// the removal of what an earlier ADD published.
+func teardownPorts(c *config.Bridge, args *skel.CmdArgs) *ports {
+	_, enabled, _ := config.LoadPortMappings(args.StdinData)
+	return newPortsOf(c, args, nil, enabled)
+}
+
+func newPortsOf(c *config.Bridge, args *skel.CmdArgs, maps []config.PortMapping, enabled bool) *ports {
+	return &ports{
+		c:        c,
+		owner:    firewall.Attachment{ContainerID: args.ContainerID, IfName: args.IfName},
+		maps:     maps,
+		enabled:  enabled,
+		newPorts: func() (firewall.Ports, error) { return firewall.NewPorts(c.MasqBackend()) },
+		lockDir:  firewall.DefaultLockDir,
+	}
+}
+
+// with runs fn with the backend under the network's lock (the one the
+// masquerade rules use: the last DEL's removal never interleaves with an ADD).
+func (p *ports) with(fn func(firewall.Ports) error) error {
+	fw, err := p.newPorts()
+	if err != nil {
+		return config.Invalid("ipMasqBackend", "%v", err)
+	}
+	unlock, err := firewall.LockNetwork(p.lockDir, p.c.Name)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := fn(fw); err != nil {
+		return fmt.Errorf("portMappings (%s): %w", fw.Name(), err)
+	}
+	return nil
+}
+
+// firewallMappings returns the mappings of each family the container has an
+// address in (its first address of the family); a mapping whose hostIP is of
+// a family the container has no address in is an error naming the entry.
+func (p *ports) firewallMappings(addrs []netip.Prefix) ([]firewall.Mapping, error) {
+	var first [2]netip.Addr // IPv4, IPv6
+	for _, a := range addrs {
+		i := 0
+		if !a.Addr().Is4() {
+			i = 1
+		}
+		if !first[i].IsValid() {
+			first[i] = a.Addr()
+		}
+	}
+	var out []firewall.Mapping
+	for i, m := range p.maps {
+		n := 0
+		for fi, cip := range first {
+			if !cip.IsValid() || !m.Applies(fi == 0) {
+				continue
+			}
+			fm := firewall.Mapping{Protocol: m.Protocol, HostPort: m.HostPort, ContainerIP: cip, ContainerPort: m.ContainerPort}
+			if !m.Wildcard() {
+				fm.HostIP = m.HostIP
+			}
+			out = append(out, fm)
+			n++
+		}
+		if n == 0 {
+			return nil, config.Invalid(fmt.Sprintf("runtimeConfig.portMappings[%d].hostIP", i),
+				"%s: the container has no address of that family", m.HostIP)
+		}
+	}
+	return out, nil
+}
+
+// precheck fails ADD, before the node changes, when a requested host port
+// is published by another attachment. The families are those of the
+// configured subnets, or both when IPAM does not say. Publish checks again
+// under the lock (a racing ADD can still win; this ADD is then undone).
+func (p *ports) precheck(stdin []byte) error {
+	if len(p.maps) == 0 {
+		return nil
+	}
+	var addrs []netip.Prefix
+	for _, s := range configuredSubnets(stdin) {
+		addrs = append(addrs, netip.PrefixFrom(s.Addr(), s.Addr().BitLen()))
+	}
+	if len(addrs) == 0 {
+		addrs = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/32"), netip.MustParsePrefix("::/128")}
+	}
+	want, err := p.firewallMappings(addrs)
+	if err != nil {
+		return nil // the container's addresses will tell
+	}
+	fw, err := p.newPorts()
+	if err != nil {
+		return config.Invalid("ipMasqBackend", "%v", err)
+	}
+	published, err := fw.List()
+	if err != nil {
+		return fmt.Errorf("portMappings (%s): %w", fw.Name(), err)
+	}
+	if err := firewall.FindConflict(published, p.c.Name, p.owner, want); err != nil {
+		return fmt.Errorf("portMappings (%s): network %q: %w", fw.Name(), p.c.Name, err)
+	}
+	return nil
+}
+
+// publish publishes the mappings on the container's addresses.
+func (p *ports) publish(addrs []netip.Prefix) error {
+	if len(p.maps) == 0 {
+		return nil
+	}
+	maps, err := p.firewallMappings(addrs)
+	if err != nil {
+		return err
+	}
+	if slices.ContainsFunc(maps, func(m firewall.Mapping) bool { return m.ContainerIP.Is4() }) {
+		if err := link.EnableRouteLocalnet(p.c.BrName); err != nil {
+			return fmt.Errorf("portMappings: %w", err)
+		}
+	}
+	n := firewall.PortNetwork{Name: p.c.Name, Bridge: p.c.BrName, Subnets: subnets(addrs)}
+	return p.with(func(fw firewall.Ports) error { return fw.Publish(n, p.owner, maps) })
+}
+
+// unpublish removes the attachment's mappings (ADD's undo).
+func (p *ports) unpublish() error {
+	return p.with(func(fw firewall.Ports) error { return fw.Unpublish(p.c.Name, p.owner) })
+}
+
+// del removes the attachment's mappings on DEL; when no container is left
+// on the bridge, everything the network published (also for attachments
+// gone without DEL) goes with its rule set.
+func (p *ports) del() error {
+	if !p.enabled {
+		return nil
+	}
+	return p.with(func(fw firewall.Ports) error {
+		inUse, err := link.BridgeInUse(p.c.BrName)
+		if err == nil && !inUse {
+			return fw.Retain(p.c.Name, nil)
+		}
+		return errors.Join(err, fw.Unpublish(p.c.Name, p.owner))
+	})
+}
+
+// gc keeps the mappings of valid attachments only.
+func (p *ports) gc(valid func(containerID, ifname string) bool) error {
+	return p.with(func(fw firewall.Ports) error {
+		return fw.Retain(p.c.Name, func(a firewall.Attachment) bool { return valid(a.ContainerID, a.IfName) })
+	})
+}
+
+// check verifies that exactly the attachment's mappings are published.
+func (p *ports) check(addrs []netip.Prefix) error {
+	if !p.enabled {
+		return nil
+	}
+	want, err := p.firewallMappings(addrs)
+	if err != nil {
+		return err
+	}
+	fw, err := p.newPorts()
+	if err != nil {
+		return config.Invalid("ipMasqBackend", "%v", err)
+	}
+	all, err := fw.List()
+	if err != nil {
+		return fmt.Errorf("portMappings (%s): %w", fw.Name(), err)
+	}
+	var have []firewall.Mapping
+	for _, pub := range all {
+		if pub.Network == p.c.Name && pub.Owner == p.owner {
+			have = append(have, pub.Mapping)
+		}
+	}
+	for _, m := range want {
+		if !slices.Contains(have, m) {
+			return fmt.Errorf("portMappings (%s): network %q: %v->%v/%s of %v is not published", fw.Name(), p.c.Name, m.HostPort, netip.AddrPortFrom(m.ContainerIP, m.ContainerPort), m.Protocol, p.owner)
+		}
+	}
+	if len(have) != len(want) {
+		return fmt.Errorf("portMappings (%s): network %q: %v has %d published mappings, want %d", fw.Name(), p.c.Name, p.owner, len(have), len(want))
+	}
+	return nil
+}
+
+// checkPorts is CHECK's part: the mappings of prevResult's addresses.
+func checkPorts(c *config.Bridge, args *skel.CmdArgs, addrs []netip.Prefix) error {
+	p, err := loadPorts(c, args)
+	if err != nil {
+		return err
+	}
+	return p.check(addrs)
+}
