@@ -93,6 +93,7 @@ func Add(args *skel.CmdArgs) (err error) {
 	}()
 
 	vcfg := vethConfig(c, args)
+	vcfg.HairpinMode = vcfg.HairpinMode || pp.hairpin()
 	host, cont, br, vethErr := setupLinks(c, &vcfg)
 	// The network's rules are subnet-wide: with the subnets in the IPAM
 	// configuration (host-local's ranges, the same for every ADD), they are

@@ -232,3 +232,12 @@ func checkPorts(c *config.Bridge, args *skel.CmdArgs, addrs []netip.Prefix) erro
 	}
 	return p.check(addrs)
 }
+
+// hairpin reports whether the container's port needs hairpin mode: with
+// br_netfilter, a packet of the container to its own published port is
+// DNAT'd at the bridge and bridged back out of the port it came in on,
+// which a bridge does only in hairpin mode. Not with promiscMode (which
+// the configuration cannot combine with hairpinMode either).
+func (p *ports) hairpin() bool {
+	return len(p.maps) > 0 && !p.c.PromiscMode
+}

@@ -335,6 +335,12 @@ func parsePortsComment(c string) (network, rest string, ok bool) {
 	return network, rest, true
 }
 
+// portsMasqSources returns the sources whose DNAT'd traffic to the bridge is
+// masqueraded: the network's subnets (hairpin) and 127.0.0.0/8.
+func portsMasqSources(n PortNetwork) []netip.Prefix {
+	return append(slices.Clone(n.Subnets), localnet)
+}
+
 // localnet is IPv4's loopback range: published ports are reachable at
 // 127.0.0.1 on the node, and remote packets to it are dropped.
 var localnet = netip.MustParsePrefix("127.0.0.0/8")

@@ -233,7 +233,8 @@ func iptListPorts(hs map[family]*iptables.IPTables, network string) ([]Published
 		for _, chain := range chains {
 			lines, err := ipt.List(natTable, chain)
 			if err != nil {
-				if isNotExist(err) {
+				// iptables-nft 1.8.9 calls a missing chain "incompatible".
+				if ok, cerr := ipt.ChainExists(natTable, chain); isNotExist(err) || (cerr == nil && !ok) {
 					continue
 				}
 				return nil, fmt.Errorf("%s: list chain %s in table %s: %w", iptCommand(f), chain, natTable, err)

@@ -49,11 +49,7 @@ func iptPortsFixed(n PortNetwork, f family, fp string) []iptFixedRule {
 	c := []string{"-m", "comment", "--comment", portsFixedComment(n.Name, fp)}
 	dnat := []string{"-m", "conntrack", "--ctstate", "DNAT"}
 	var rules []iptFixedRule
-	srcs := filterFamily(n.Subnets, f)
-	if f == ipv4 {
-		srcs = append(srcs, localnet)
-	}
-	for _, s := range srcs {
+	for _, s := range filterFamily(portsMasqSources(n), f) {
 		spec := append([]string{"-s", s.String(), "-o", n.Bridge}, dnat...)
 		rules = append(rules, iptFixedRule{natTable, postroutingChain, false, append(append(spec, c...), "-j", "MASQUERADE")})
 	}

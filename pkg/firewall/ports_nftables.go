@@ -92,7 +92,7 @@ func nftSetElements(c *nftables.Conn, sets map[string]*nftables.Set, maps []Mapp
 // postrouting chain is enough).
 func nftFixedUpToDate(c *nftables.Conn, t *nftables.Table, fp string) bool {
 	rules, err := c.GetRules(t, &nftables.Chain{Name: nftPortsPostrouting, Table: t})
-	if err != nil || len(rules) != 2 {
+	if err != nil || len(rules) == 0 {
 		return false
 	}
 	_, want, _ := strings.Cut(userDataComment(rules[0].UserData), " cfg=")

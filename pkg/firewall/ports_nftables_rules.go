@@ -196,17 +196,18 @@ func ifname(key expr.MetaKey, op expr.CmpOp, name string) []expr.Any {
 }
 
 // nftPortsPostroutingRules masquerade published traffic that would not find
-// its way back otherwise: from a container of the bridge to a published port
-// on the same bridge (hairpin), and from the node's 127.0.0.0/8.
+// its way back otherwise: from the network's subnets back to its bridge
+// (hairpin: also when br_netfilter bridges the DNAT'd packet, which then has
+// no input interface here), and from the node's 127.0.0.0/8.
 func nftPortsPostroutingRules(n PortNetwork) [][]expr.Any {
-	hairpin := append(ctDNAT(), ifname(expr.MetaKeyIIFNAME, expr.CmpOpEq, n.Bridge)...)
-	hairpin = append(hairpin, ifname(expr.MetaKeyOIFNAME, expr.CmpOpEq, n.Bridge)...)
-	hairpin = append(hairpin, &expr.Masq{})
-	local := append(nfprotoMatch(ipv4), ctDNAT()...)
-	local = append(local, prefixMatch(localnet, true)...)
-	local = append(local, ifname(expr.MetaKeyOIFNAME, expr.CmpOpEq, n.Bridge)...)
-	local = append(local, &expr.Masq{})
-	return [][]expr.Any{hairpin, local}
+	var rules [][]expr.Any
+	for _, s := range portsMasqSources(n) {
+		e := append(nfprotoMatch(familyOf(s)), ctDNAT()...)
+		e = append(e, prefixMatch(s, true)...)
+		e = append(e, ifname(expr.MetaKeyOIFNAME, expr.CmpOpEq, n.Bridge)...)
+		rules = append(rules, append(e, &expr.Masq{}))
+	}
+	return rules
 }
 
 // nftLocalnetDrop drops packets to 127.0.0.0/8 that did not come from the
