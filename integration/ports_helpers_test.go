@@ -287,4 +287,3 @@ func portsRuleSummary(t testing.TB, n *Netns) (rules, chains int) {
 	}
 	return masqRuleCount(t, n), chains
 }
-
