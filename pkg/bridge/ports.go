@@ -79,6 +79,17 @@ func (p *ports) with(fn func(firewall.Ports) error) error {
 // address in (its first address of the family); a mapping whose hostIP is of
 // a family the container has no address in is an error naming the entry.
 func (p *ports) firewallMappings(addrs []netip.Prefix) ([]firewall.Mapping, error) {
+	out, missing := p.mappingsOn(addrs)
+	if missing >= 0 {
+		return nil, config.Invalid(fmt.Sprintf("runtimeConfig.portMappings[%d].hostIP", missing),
+			"%s: the container has no address of that family", p.maps[missing].HostIP)
+	}
+	return out, nil
+}
+
+// mappingsOn returns the mappings on addrs, and the index of the first
+// entry that applies to none of them (-1 if none).
+func (p *ports) mappingsOn(addrs []netip.Prefix) ([]firewall.Mapping, int) {
 	var first [2]netip.Addr // IPv4, IPv6
 	for _, a := range addrs {
 		i := 0
@@ -90,6 +101,7 @@ func (p *ports) firewallMappings(addrs []netip.Prefix) ([]firewall.Mapping, erro
 		}
 	}
 	var out []firewall.Mapping
+	missing := -1
 	for i, m := range p.maps {
 		n := 0
 		for fi, cip := range first {
@@ -103,12 +115,11 @@ func (p *ports) firewallMappings(addrs []netip.Prefix) ([]firewall.Mapping, erro
 			out = append(out, fm)
 			n++
 		}
-		if n == 0 {
-			return nil, config.Invalid(fmt.Sprintf("runtimeConfig.portMappings[%d].hostIP", i),
-				"%s: the container has no address of that family", m.HostIP)
+		if n == 0 && missing < 0 {
+			missing = i
 		}
 	}
-	return out, nil
+	return out, missing
 }
 
 // precheck fails ADD, before the node changes, when a requested host port
@@ -123,12 +134,14 @@ func (p *ports) precheck(stdin []byte) error {
 	for _, s := range configuredSubnets(stdin) {
 		addrs = append(addrs, netip.PrefixFrom(s.Addr(), s.Addr().BitLen()))
 	}
-	if len(addrs) == 0 {
+	known := len(addrs) > 0
+	if !known {
 		addrs = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/32"), netip.MustParsePrefix("::/128")}
 	}
-	want, err := p.firewallMappings(addrs)
-	if err != nil {
-		return nil // the container's addresses will tell
+	want, missing := p.mappingsOn(addrs)
+	if known && missing >= 0 {
+		_, err := p.firewallMappings(addrs) // names the entry
+		return err
 	}
 	fw, err := p.newPorts()
 	if err != nil {
