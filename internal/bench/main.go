@@ -106,6 +106,8 @@ func run() int {
 		{scenBridge, func(ctx context.Context) error { return b.bridge(ctx, bridgeCases()[0]) }},
 		{scenMasqIPT, func(ctx context.Context) error { return b.bridge(ctx, bridgeCases()[1]) }},
 		{scenMasqNFT, func(ctx context.Context) error { return b.bridge(ctx, bridgeCases()[2]) }},
+		{scenPortsIPT, func(ctx context.Context) error { return b.bridge(ctx, portsCases()[0]) }},
+		{scenPortsNFT, func(ctx context.Context) error { return b.bridge(ctx, portsCases()[1]) }},
 	}
 	for _, s := range steps {
 		if !opts.wants(s.key) {
@@ -154,8 +156,8 @@ func (b *bench) describe() {
 	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
 	b.rep.addHeader(fmt.Sprintf("%s, %s, mode %s, %d pre-attach workers",
 		time.Now().UTC().Format("2006-01-02 15:04 UTC"), runtimeDesc(strings.TrimSpace(string(kernel))), mode, b.opts.workers))
-	b.rep.addHeader(fmt.Sprintf("samples per point: host-local %d, bridge %d, bridge ipMasq %d, VERSION %d",
-		b.opts.samples, b.opts.bridgeSamples, b.opts.masqSamples, b.opts.versionSamples))
+	b.rep.addHeader(fmt.Sprintf("samples per point: host-local %d, bridge %d, bridge ipMasq %d, ports %d, VERSION %d",
+		b.opts.samples, b.opts.bridgeSamples, b.opts.masqSamples, b.opts.portsSamples, b.opts.versionSamples))
 	b.rep.addHeader(fmt.Sprintf("reference: %s; ours: %s", b.ref.dir, b.ours.dir))
 	b.rep.addHeader("times are wall-clock per plugin process (fork, exec, wait) as a runtime sees them; ms as median (p90)")
 	b.rep.addHeader(delTiming(b.opts.delAfter))
