@@ -186,12 +186,9 @@ func Add(args *skel.CmdArgs) (err error) {
 			return err
 		}
 	}
-	if len(pp.maps) > 0 {
-		undo = append(undo, func() { _ = pp.unpublish() })
-		if err := pp.publish(p.addrs); err != nil {
-			return err
-		}
-	}
+	// Published while ADD finishes (it then waits for IPAM's exit).
+	waitPublished := pp.startPublish(p.addrs)
+	undo = append(undo, func() { _ = waitPublished(); _ = pp.unpublish() })
 
 	// The bridge's MAC follows its ports: read it once everything is attached.
 	if b, berr := link.BridgeByName(br.Name); berr == nil {
@@ -217,6 +214,9 @@ func Add(args *skel.CmdArgs) (err error) {
 	}
 	if err := ipamExec.Settle(); err != nil {
 		return ipamError(c, "ADD", err)
+	}
+	if err := waitPublished(); err != nil {
+		return err
 	}
 	return types.PrintResult(result, c.CNIVersion)
 }

@@ -42,6 +42,11 @@ func Del(args *skel.CmdArgs) error {
 	} else {
 		ipamErr <- nil
 	}
+	// An unknown backend never published ports: ADD rejects it.
+	waitPorts := func() error { return nil }
+	if c.MasqBackendValid() {
+		waitPorts = teardownPorts(c, args).startDel()
+	}
 	// Our host end has a name and alias derived from the attachment: deleting
 	// it from the node removes the container end too, without entering the
 	// container netns. Otherwise (the netns is gone, or the attachment was
@@ -81,10 +86,8 @@ func Del(args *skel.CmdArgs) error {
 			errs = append(errs, err)
 		}
 	}
-	if c.MasqBackendValid() {
-		if err := teardownPorts(c, args).del(); err != nil {
-			errs = append(errs, err)
-		}
+	if err := waitPorts(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"sync"
 
 	"github.com/containernetworking/cni/pkg/skel"
 
@@ -175,25 +176,55 @@ func (p *ports) publish(addrs []netip.Prefix) error {
 	return p.with(func(fw firewall.Ports) error { return fw.Publish(n, p.owner, maps) })
 }
 
+// startPublish publishes the mappings in the background: finding stale UDP
+// conntrack entries walks the node's whole conntrack table, which can then
+// overlap the end of ADD. The returned function waits for the outcome (and
+// may be called again).
+func (p *ports) startPublish(addrs []netip.Prefix) (wait func() error) {
+	if len(p.maps) == 0 {
+		return func() error { return nil }
+	}
+	done := make(chan error, 1)
+	go func() { done <- p.publish(addrs) }()
+	var once sync.Once
+	var err error
+	return func() error {
+		once.Do(func() { err = <-done })
+		return err
+	}
+}
+
 // unpublish removes the attachment's mappings (ADD's undo).
 func (p *ports) unpublish() error {
+	if len(p.maps) == 0 {
+		return nil
+	}
 	return p.with(func(fw firewall.Ports) error { return fw.Unpublish(p.c.Name, p.owner) })
 }
 
-// del removes the attachment's mappings on DEL; when no container is left
-// on the bridge, everything the network published (also for attachments
-// gone without DEL) goes with its rule set.
-func (p *ports) del() error {
+// startDel starts removing the attachment's mappings on DEL, while the
+// veth goes (both wait for the kernel: an RCU grace period each). The
+// returned function waits for it, then, when no container is left on the
+// bridge, removes everything the network published (also for attachments
+// gone without DEL) with its rule set.
+func (p *ports) startDel() (wait func() error) {
 	if !p.enabled {
-		return nil
+		return func() error { return nil }
 	}
-	return p.with(func(fw firewall.Ports) error {
-		inUse, err := link.BridgeInUse(p.c.BrName)
-		if err == nil && !inUse {
+	done := make(chan error, 1)
+	go func() {
+		done <- p.with(func(fw firewall.Ports) error { return fw.Unpublish(p.c.Name, p.owner) })
+	}()
+	return func() error {
+		err := <-done
+		return errors.Join(err, p.with(func(fw firewall.Ports) error {
+			inUse, err := link.BridgeInUse(p.c.BrName)
+			if err != nil || inUse {
+				return err
+			}
 			return fw.Retain(p.c.Name, nil)
-		}
-		return errors.Join(err, fw.Unpublish(p.c.Name, p.owner))
-	})
+		}))
+	}
 }
 
 // gc keeps the mappings of valid attachments only.
