@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/flatcni/plugins/pkg/sha2"
@@ -266,22 +267,22 @@ func mappingsOf(ps []Published) []Mapping {
 }
 
 // sortPublished orders mappings for stable listings.
-func sortPublished(ps []Published) {
-	slices.SortFunc(ps, func(a, b Published) int {
-		if c := strings.Compare(a.Network, b.Network); c != 0 {
-			return c
-		}
-		if c := strings.Compare(a.Owner.tag(), b.Owner.tag()); c != 0 {
-			return c
-		}
-		if c := int(a.HostPort) - int(b.HostPort); c != 0 {
-			return c
-		}
-		if c := strings.Compare(a.Protocol, b.Protocol); c != 0 {
-			return c
-		}
-		return a.ContainerIP.Compare(b.ContainerIP)
-	})
+func sortPublished(ps []Published) { slices.SortFunc(ps, comparePublished) }
+
+func comparePublished(a, b Published) int {
+	if c := strings.Compare(a.Network, b.Network); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.Owner.tag(), b.Owner.tag()); c != 0 {
+		return c
+	}
+	if c := int(a.HostPort) - int(b.HostPort); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.Protocol, b.Protocol); c != 0 {
+		return c
+	}
+	return a.ContainerIP.Compare(b.ContainerIP)
 }
 
 // portsLockName is the node-wide lock file of port publishing.
@@ -316,9 +317,48 @@ func portsFixedComment(network, fp string) string {
 	return portsCommentPrefix + network + " cfg=" + fp
 }
 
-// portsOwnerComment marks one mapping's rule (iptables) with its owner.
-func portsOwnerComment(network string, owner Attachment) string {
-	return portsCommentPrefix + network + " own=" + owner.tag()
+// portsMappingComment marks one mapping's rule (iptables) with its owner and
+// the mapping itself, "… own=<tag> map=<proto>,<hostIP or *>,<hostPort>,
+// <containerIP>,<containerPort>", so that reading the comments (through
+// netlink with iptables-nft) tells everything.
+func portsMappingComment(network string, owner Attachment, m Mapping) string {
+	host := "*"
+	if m.HostIP.IsValid() {
+		host = m.HostIP.String()
+	}
+	return fmt.Sprintf("%s%s own=%s map=%s,%s,%d,%s,%d", portsCommentPrefix, network, owner.tag(),
+		m.Protocol, host, m.HostPort, m.ContainerIP, m.ContainerPort)
+}
+
+// parseMappingComment reads a comment made by portsMappingComment.
+func parseMappingComment(c string) (network string, owner Attachment, m Mapping, ok bool) {
+	network, rest, ok := parsePortsComment(c)
+	if !ok {
+		return "", owner, m, false
+	}
+	tag, spec, _ := strings.Cut(rest, " ")
+	tag, ok1 := strings.CutPrefix(tag, "own=")
+	spec, ok2 := strings.CutPrefix(spec, "map=")
+	if owner, ok = parseTag(tag); !ok || !ok1 || !ok2 {
+		return "", owner, m, false
+	}
+	f := strings.Split(spec, ",")
+	if len(f) != 5 {
+		return "", owner, m, false
+	}
+	hp, err1 := strconv.ParseUint(f[2], 10, 16)
+	cp, err2 := strconv.ParseUint(f[4], 10, 16)
+	cip, err3 := netip.ParseAddr(f[3])
+	if err1 != nil || err2 != nil || err3 != nil {
+		return "", owner, m, false
+	}
+	m = Mapping{Protocol: f[0], HostPort: uint16(hp), ContainerIP: cip, ContainerPort: uint16(cp)}
+	if f[1] != "*" {
+		if m.HostIP, err1 = netip.ParseAddr(f[1]); err1 != nil {
+			return "", owner, m, false
+		}
+	}
+	return network, owner, m, m.validate() == nil
 }
 
 // parsePortsComment returns the network and the rest ("cfg=..." or

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/netip"
 	"strconv"
-	"strings"
 
 	"github.com/flatcni/plugins/pkg/sha2"
 )
@@ -79,42 +78,13 @@ func iptMappingRule(network string, owner Attachment, m Mapping) []string {
 		spec = append(spec, "-d", netip.PrefixFrom(m.HostIP, m.HostIP.BitLen()).String())
 	}
 	spec = append(spec, "-p", m.Protocol, "-m", m.Protocol, "--dport", strconv.Itoa(int(m.HostPort)),
-		"-m", "comment", "--comment", portsOwnerComment(network, owner),
+		"-m", "comment", "--comment", portsMappingComment(network, owner, m),
 		"-j", "DNAT", "--to-destination", netip.AddrPortFrom(m.ContainerIP, m.ContainerPort).String())
 	return spec
 }
 
-// parseMappingRule reads a rule of a network chain back (from iptables -S).
-func parseMappingRule(spec []string) (network string, owner Attachment, m Mapping, ok bool) {
-	network, rest, ok := parsePortsComment(specValue(spec, "--comment"))
-	if !ok {
-		return "", owner, m, false
-	}
-	tag, ok := strings.CutPrefix(rest, "own=")
-	if !ok {
-		return "", owner, m, false
-	}
-	if owner, ok = parseTag(tag); !ok {
-		return "", owner, m, false
-	}
-	dst, err := netip.ParseAddrPort(specValue(spec, "--to-destination"))
-	if err != nil {
-		return "", owner, m, false
-	}
-	port, err := strconv.ParseUint(specValue(spec, "--dport"), 10, 16)
-	if err != nil {
-		return "", owner, m, false
-	}
-	m = Mapping{Protocol: specValue(spec, "-p"), HostPort: uint16(port), ContainerIP: dst.Addr(), ContainerPort: dst.Port()}
-	if d := specValue(spec, "-d"); d != "" {
-		p, err := netip.ParsePrefix(d)
-		if err != nil {
-			return "", owner, m, false
-		}
-		m.HostIP = p.Addr()
-	}
-	return network, owner, m, m.validate() == nil
-}
+// iptMaxComment is the longest comment iptables stores.
+const iptMaxComment = 255
 
 func (r iptFixedRule) String() string {
 	return fmt.Sprintf("%s %s %v", r.table, r.chain, r.spec)

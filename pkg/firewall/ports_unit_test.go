@@ -167,7 +167,10 @@ func TestIPTMappingRuleRoundTrip(t *testing.T) {
 			line += " " + w
 		}
 		_, parsed, _ := splitRuleLine(line)
-		net, owner, got, ok := parseMappingRule(parsed)
+		if specValue(parsed, "--to-destination") != netip.AddrPortFrom(m.ContainerIP, m.ContainerPort).String() {
+			t.Errorf("%v: rule %v", m, parsed)
+		}
+		net, owner, got, ok := parseMappingComment(specValue(parsed, "--comment"))
 		if !ok || net != "net1" || owner != ownerB || got != m {
 			t.Errorf("%v: parsed back as %q %v %v %t", m, net, owner, got, ok)
 		}
@@ -203,7 +206,7 @@ func TestIPTPortsFixed(t *testing.T) {
 }
 
 func TestPortsCommentsAreNotMasquerade(t *testing.T) {
-	for _, c := range []string{portsFixedComment("n", "abc"), portsOwnerComment("n", ownerA)} {
+	for _, c := range []string{portsFixedComment("n", "abc"), portsMappingComment("n", ownerA, mp("udp", "2001:db8::1", 53, "fd01::2", 5353))} {
 		if _, ok := parseComment(c); ok {
 			t.Errorf("masquerade code takes %q for one of its comments", c)
 		}
