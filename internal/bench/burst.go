@@ -104,7 +104,7 @@ func (b *bench) burst(ctx context.Context, c bridgeCase) error {
 		}
 	}
 	notes := [2]string{
-		fmt.Sprintf("wall time of %d calls from %d workers, %d rounds, 1 container attached throughout; rules in node after the ADDs: %s", o.n, o.workers, o.rounds, joinNonEmpty(rules, "; ")),
+		fmt.Sprintf("wall time of %d calls from %d workers (rounds: %d), 1 container attached throughout; rules in node after the ADDs: %s", o.n, o.workers, o.rounds, joinNonEmpty(rules, "; ")),
 		"",
 	}
 	var sums [2][2]summary

@@ -150,6 +150,7 @@ func legend(w io.Writer, x, y int) {
 			x += 150
 		}
 	}
+	text(w, x, y, "start", 11, "(ADD+DEL: one cycle, solid)")
 }
 
 func dash(op string) string {
