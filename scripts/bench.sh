@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Times our plugins beside the reference plugins (see internal/bench).
 # Run by `make bench`, which builds bin/ and the reference first; it also
-# works on its own. BENCH_QUICK=1 gives a smoke run of a minute or two.
+# works on its own. BENCH_QUICK=1 gives a smoke run of a minute or two;
+# BENCH_ONLY=<scenario,...> runs some scenarios alone (docs/performance.md).
+# Writes the report to .bench/results.md and a plot of ADD/DEL latency to
+# docs/bench.svg (a full run) or .bench/bench.svg (quick or BENCH_ONLY runs);
+# the harness prints both paths.
 # Needs root for the bridge scenarios (they run in network namespaces the
 # bench creates and removes); host-local and VERSION run without.
 set -euo pipefail

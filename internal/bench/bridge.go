@@ -323,7 +323,7 @@ func (b *bench) attach(ctx context.Context, r *bridgeRig, to int) error {
 // probeChunk is how many rounds of probes have their namespaces at a time.
 // A namespace that a plugin has looked up sysctls in adds entries to one
 // kernel hash chain that every later /proc/sys lookup in an older namespace
-// walks (README, Performance): made all at once, a run's hundreds of probes
+// walks (docs/performance.md): made all at once, a run's hundreds of probes
 // would slow the reference's /proc/sys accesses on the nodes more and more
 // as the run went on. 25 rounds keep at most 100 probe namespaces.
 const probeChunk = 25
