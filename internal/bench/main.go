@@ -145,7 +145,8 @@ func run() int {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 		failed = true
 	} else if len(b.rep.points) > 0 {
-		fmt.Fprintf(os.Stderr, "bench: plot written to %s\n", opts.plot)
+		where, _ := filepath.Abs(opts.plot)
+		fmt.Fprintf(os.Stderr, "bench: plot written to %s\n", where)
 	}
 	if failed || len(b.rep.errors) > 0 {
 		return 1
