@@ -14,7 +14,7 @@ type burstOptions struct {
 	rounds  int // bursts per implementation (BENCH_BURST_ROUNDS; 1 in quick mode)
 }
 
-func defaultBurst() burstOptions { return burstOptions{n: 100, workers: 16, rounds: 3} }
+func defaultBurst() burstOptions { return burstOptions{n: 100, workers: 16, rounds: 5} }
 
 // burstCases are the burst scenarios: one ipMasq network per backend.
 func burstCases() []bridgeCase {

@@ -80,7 +80,7 @@ func TestParseOptions(t *testing.T) {
 			name: "defaults",
 			env:  map[string]string{"FLATCNI_REF_BIN": "/ref"},
 			check: func(o options) bool {
-				return o.burst == burstOptions{n: 100, workers: 16, rounds: 3} && o.plot == plotFull
+				return o.burst == burstOptions{n: 100, workers: 16, rounds: 5} && o.plot == plotFull
 			},
 		},
 		{
