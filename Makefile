@@ -21,8 +21,8 @@ all: build
 
 build:
 	@mkdir -p bin
-	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -o bin/flatcni ./plugins/flatcni
-	@for p in $(PLUGINS); do ln -f bin/flatcni bin/$$p; done
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -o bin/bridge ./plugins/flatcni
+	ln -f bin/bridge bin/host-local
 
 install: build
 	install -d $(BINDIR)
