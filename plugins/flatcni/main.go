@@ -20,7 +20,7 @@ func main() {
 	name := filepath.Base(os.Args[0])
 	switch name {
 	case "bridge":
-		skel.PluginMainFuncs(skel.CNIFuncs{Add: bridge.Add, Del: bridge.Del, Check: bridge.Check, GC: bridge.GC, Status: bridge.Status}, version.All, "flatcni bridge")
+		skel.PluginMainFuncs(bridge.Funcs(bridge.NodeDeps()), version.All, "flatcni bridge")
 	case "host-local":
 		skel.PluginMainFuncs(hostlocal.Funcs(), version.All, "flatcni host-local")
 	default:
