@@ -110,13 +110,7 @@ func (d *Deps) Check(args *skel.CmdArgs) error {
 		return err
 	}
 	if c.IsLayer3() {
-		p, err := d.IPAM.Plugin(c, args.Path)
-		if err != nil {
-			return err
-		}
-		if err := p.Check(args); err != nil {
-			return ipamError(c, "CHECK", err)
-		}
+		return d.runIPAM(c, args, "CHECK", IPAMPlugin.Check)
 	}
 	return nil
 }

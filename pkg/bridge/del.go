@@ -40,7 +40,7 @@ func (d *Deps) Del(args *skel.CmdArgs) error {
 		}
 	}
 	if c.IsLayer3() {
-		if err := d.ipamDel(c, args); err != nil {
+		if err := d.runIPAM(c, args, "DEL", IPAMPlugin.Del); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -63,16 +63,4 @@ func (d *Deps) Del(args *skel.CmdArgs) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// ipamDel runs IPAM DEL; the plugin is resolved as for ADD.
-func (d *Deps) ipamDel(c *config.Bridge, args *skel.CmdArgs) error {
-	p, err := d.IPAM.Plugin(c, args.Path)
-	if err != nil {
-		return err
-	}
-	if err := p.Del(args); err != nil {
-		return ipamError(c, "DEL", err)
-	}
-	return nil
 }

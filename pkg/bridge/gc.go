@@ -32,10 +32,8 @@ func (d *Deps) GC(args *skel.CmdArgs) error {
 
 	var errs []error
 	if c.IsLayer3() {
-		if p, err := d.IPAM.Plugin(c, args.Path); err != nil {
+		if err := d.runIPAM(c, args, "GC", IPAMPlugin.GC); err != nil {
 			errs = append(errs, err)
-		} else if err := p.GC(args); err != nil {
-			errs = append(errs, ipamError(c, "GC", err))
 		}
 	}
 	if br, err := d.Links.BridgeByName(c.BrName); err == nil {

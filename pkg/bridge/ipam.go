@@ -120,6 +120,19 @@ func inProcess(fn func() error) (err error) {
 	return types.NewError(types.ErrInternal, err.Error(), "")
 }
 
+// runIPAM resolves the network's IPAM plugin and runs one of its verbs
+// (call, such as IPAMPlugin.Del), naming the plugin in its error.
+func (d *Deps) runIPAM(c *config.Bridge, args *skel.CmdArgs, verb string, call func(IPAMPlugin, *skel.CmdArgs) error) error {
+	p, err := d.IPAM.Plugin(c, args.Path)
+	if err != nil {
+		return err
+	}
+	if err := call(p, args); err != nil {
+		return ipamError(c, verb, err)
+	}
+	return nil
+}
+
 // ipamError names the IPAM plugin in its error, keeping its CNI code.
 func ipamError(c *config.Bridge, verb string, err error) error {
 	var te *types.Error

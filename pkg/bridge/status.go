@@ -15,12 +15,5 @@ func (d *Deps) Status(args *skel.CmdArgs) error {
 	if !c.IsLayer3() {
 		return nil
 	}
-	p, err := d.IPAM.Plugin(c, args.Path)
-	if err != nil {
-		return err
-	}
-	if err := p.Status(args); err != nil {
-		return ipamError(c, "STATUS", err)
-	}
-	return nil
+	return d.runIPAM(c, args, "STATUS", IPAMPlugin.Status)
 }
