@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"github.com/flatcni/plugins/pkg/ipam/disk"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,9 +11,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/flatcni/plugins/pkg/ipam/disk"
 )
 
-// binary is the plugin built once by TestMain.
+// binary is this program, built once by TestMain under the name host-local.
 var binary string
 
 func TestMain(m *testing.M) {
