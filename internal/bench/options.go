@@ -17,11 +17,13 @@ const (
 	scenMasqNFT   = "masq-nftables"
 	scenPortsIPT  = "ports-iptables"
 	scenPortsNFT  = "ports-nftables"
+	scenBurstIPT  = "burst-iptables"
+	scenBurstNFT  = "burst-nftables"
 )
 
 // scenarioKeys lists every scenario in the order the run executes them.
 func scenarioKeys() []string {
-	return []string{scenHostLocal, scenVersion, scenBridge, scenMasqIPT, scenMasqNFT, scenPortsIPT, scenPortsNFT}
+	return []string{scenHostLocal, scenVersion, scenBridge, scenMasqIPT, scenMasqNFT, scenBurstIPT, scenBurstNFT, scenPortsIPT, scenPortsNFT}
 }
 
 // baseN is the small "existing leases / attached containers" point every
@@ -41,6 +43,7 @@ type options struct {
 	portsSamples   int // timed samples per point of the port scenarios
 	portsN         int // attached containers at the large port point
 	workers        int // parallel pre-attach workers
+	burst          burstOptions
 	// delAfter is the pause between a bridge probe's ADD and its timed DEL
 	// (BENCH_DEL_AFTER, a Go duration; 0, the default, runs DEL at once).
 	// With a pause the DEL is timed without the kernel work its ADD left
@@ -60,6 +63,7 @@ type options struct {
 	hello   string
 	out     string
 	raw     string // BENCH_RAW: file for every timed sample (CSV), "" for none
+	plot    string // where the SVG plot goes (-plot; see defaultPlot)
 }
 
 // parseOptions reads flags and BENCH_* variables (getenv is os.Getenv in
@@ -85,6 +89,7 @@ func parseOptions(args []string, getenv func(string) string) (options, error) {
 		portsSamples:   50,
 		portsN:         1000,
 		workers:        3,
+		burst:          defaultBurst(),
 	}
 	if q := getenv("BENCH_QUICK"); q != "" && q != "0" {
 		o.quick = true
@@ -97,12 +102,14 @@ func parseOptions(args []string, getenv func(string) string) (options, error) {
 		o.masqN = 100
 		o.portsSamples = 5
 		o.portsN = 30
+		o.burst.rounds = 1
 	}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.StringVar(&o.oursDir, "ours", getenv("FLATCNI_BIN"), "directory with our plugin binaries (default $FLATCNI_BIN)")
 	fs.StringVar(&o.refDir, "ref", getenv("FLATCNI_REF_BIN"), "directory with the reference plugin binaries (default $FLATCNI_REF_BIN)")
 	fs.StringVar(&o.hello, "hello", "", "hello-world Go binary used as the start-up floor")
 	fs.StringVar(&o.out, "out", ".bench/results.md", "where to write the results table")
+	fs.StringVar(&o.plot, "plot", "", "where to write the SVG plot (default "+plotFull+" for a full run of every scenario, else "+plotPartial+")")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -127,6 +134,9 @@ func parseOptions(args []string, getenv func(string) string) (options, error) {
 		{"BENCH_MASQ_N", &o.masqN},
 		{"BENCH_PORTS_N", &o.portsN},
 		{"BENCH_WORKERS", &o.workers},
+		{"BENCH_BURST_N", &o.burst.n},
+		{"BENCH_BURST_WORKERS", &o.burst.workers},
+		{"BENCH_BURST_ROUNDS", &o.burst.rounds},
 	}
 	for _, v := range ints {
 		s := getenv(v.env)
@@ -173,7 +183,24 @@ func parseOptions(args []string, getenv func(string) string) (options, error) {
 			o.only[k] = true
 		}
 	}
+	if o.plot == "" {
+		o.plot = defaultPlot(o)
+	}
 	return o, nil
+}
+
+// Where the plot goes: only a full run of every scenario replaces the one
+// docs/performance.md shows.
+const (
+	plotFull    = "docs/bench.svg"
+	plotPartial = ".bench/bench.svg"
+)
+
+func defaultPlot(o options) string {
+	if o.quick || len(o.only) > 0 {
+		return plotPartial
+	}
+	return plotFull
 }
 
 func isScenario(k string) bool {

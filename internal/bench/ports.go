@@ -26,8 +26,8 @@ import (
 // portsCases are the two port-publishing scenarios, one per backend.
 func portsCases() []bridgeCase {
 	return []bridgeCase{
-		{key: scenPortsIPT, title: "ports iptables", ports: "iptables", subnet: "10.133.0.0/16", maxRatio: 0.10, maxGrowth: 1.15, judgeDel: true},
-		{key: scenPortsNFT, title: "ports nftables", ports: "nftables", subnet: "10.134.0.0/16", maxRatio: 0.10, maxGrowth: 1.15, judgeDel: true},
+		{key: scenPortsIPT, title: "ports iptables", ports: "iptables", subnet: "10.133.0.0/16", maxAdd: 0.10, maxDel: 0.10, maxGrowth: 1.15, judgeDel: true},
+		{key: scenPortsNFT, title: "ports nftables", ports: "nftables", subnet: "10.134.0.0/16", maxAdd: 0.10, maxDel: 0.10, maxGrowth: 1.15, judgeDel: true},
 	}
 }
 

@@ -5,31 +5,45 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"sync"
 
 	"github.com/containernetworking/cni/pkg/skel"
 
 	"github.com/flatcni/plugins/pkg/config"
 	"github.com/flatcni/plugins/pkg/firewall"
+	"github.com/flatcni/plugins/pkg/hostlocal"
 	"github.com/flatcni/plugins/pkg/link"
 )
 
+// Ports gives the port-publishing backends (package firewall, ports*.go)
+// and the one node setting they need.
+type Ports interface {
+	// Backend returns the publisher of backend name ("" for the default).
+	Backend(name string) (firewall.Ports, error)
+	// RouteLocalnet lets the node route 127.0.0.0/8 out of the bridge.
+	RouteLocalnet(bridge string) error
+}
+
+// nodePorts is Ports with package firewall's backends.
+type nodePorts struct{}
+
+func (nodePorts) Backend(name string) (firewall.Ports, error) { return firewall.NewPorts(name) }
+func (nodePorts) RouteLocalnet(bridge string) error           { return link.EnableRouteLocalnet(bridge) }
+
 // ports publishes an attachment's runtimeConfig.portMappings (when the
-// bridge entry declares the portMappings capability) through package
-// firewall's Ports, one rule set per network. The rule set records which
-// attachment owns which mapping, so DEL and GC need nothing else.
+// bridge entry declares the portMappings capability), one rule set per
+// network. The rule set records which attachment owns which mapping, so
+// DEL and GC need nothing else.
 type ports struct {
+	d       *Deps
 	c       *config.Bridge
+	args    *skel.CmdArgs
 	owner   firewall.Attachment
 	maps    []config.PortMapping
 	enabled bool
-	// newPorts makes the backend (tests put a fake here).
-	newPorts func() (firewall.Ports, error)
-	lockDir  string
 }
 
 // loadPorts parses and validates the mappings; nothing on the node changes.
-func loadPorts(c *config.Bridge, args *skel.CmdArgs) (*ports, error) {
+func (d *Deps) loadPorts(c *config.Bridge, args *skel.CmdArgs) (*ports, error) {
 	maps, enabled, err := config.LoadPortMappings(args.StdinData)
 	if err != nil {
 		return nil, err
@@ -37,35 +51,43 @@ func loadPorts(c *config.Bridge, args *skel.CmdArgs) (*ports, error) {
 	if len(maps) > 0 && !c.IsLayer3() {
 		return nil, config.Invalid("runtimeConfig.portMappings", "publishing ports needs container addresses: set ipam.type")
 	}
-	return newPortsOf(c, args, maps, enabled), nil
+	return d.newPorts(c, args, maps, enabled), nil
 }
 
 // teardownPorts is loadPorts for DEL and GC: invalid mappings do not stop
 // the removal of what an earlier ADD published.
-func teardownPorts(c *config.Bridge, args *skel.CmdArgs) *ports {
+func (d *Deps) teardownPorts(c *config.Bridge, args *skel.CmdArgs) *ports {
 	_, enabled, _ := config.LoadPortMappings(args.StdinData)
-	return newPortsOf(c, args, nil, enabled)
+	return d.newPorts(c, args, nil, enabled)
 }
 
-func newPortsOf(c *config.Bridge, args *skel.CmdArgs, maps []config.PortMapping, enabled bool) *ports {
-	return &ports{
-		c:        c,
-		owner:    firewall.Attachment{ContainerID: args.ContainerID, IfName: args.IfName},
-		maps:     maps,
-		enabled:  enabled,
-		newPorts: func() (firewall.Ports, error) { return firewall.NewPorts(c.MasqBackend()) },
-		lockDir:  firewall.DefaultLockDir,
+func (d *Deps) newPorts(c *config.Bridge, args *skel.CmdArgs, maps []config.PortMapping, enabled bool) *ports {
+	return &ports{d: d, c: c, args: args, owner: firewall.Attachment{ContainerID: args.ContainerID, IfName: args.IfName}, maps: maps, enabled: enabled}
+}
+
+// errNoPorts is returned when Deps has no Ports (DEL and GC then skip).
+var errNoPorts = errors.New("portMappings: port publishing is not available")
+
+// backend returns the configured publisher.
+func (p *ports) backend() (firewall.Ports, error) {
+	if p.d.Ports == nil {
+		return nil, errNoPorts
 	}
+	fw, err := p.d.Ports.Backend(p.c.MasqBackend())
+	if err != nil {
+		return nil, config.Invalid("ipMasqBackend", "%v", err)
+	}
+	return fw, nil
 }
 
 // with runs fn with the backend under the network's lock (the one the
 // masquerade rules use: the last DEL's removal never interleaves with an ADD).
 func (p *ports) with(fn func(firewall.Ports) error) error {
-	fw, err := p.newPorts()
+	fw, err := p.backend()
 	if err != nil {
-		return config.Invalid("ipMasqBackend", "%v", err)
+		return err
 	}
-	unlock, err := firewall.LockNetwork(p.lockDir, p.c.Name)
+	unlock, err := p.d.Firewall.Lock(p.c.Name)
 	if err != nil {
 		return err
 	}
@@ -74,6 +96,15 @@ func (p *ports) with(fn func(firewall.Ports) error) error {
 		return fmt.Errorf("portMappings (%s): %w", fw.Name(), err)
 	}
 	return nil
+}
+
+// hairpin reports whether the container's port needs hairpin mode: with
+// br_netfilter, a packet of the container to its own published port is
+// DNAT'd at the bridge and bridged back out of the port it came in on,
+// which a bridge does only in hairpin mode. Not with promiscMode (which
+// the configuration cannot combine with hairpinMode either).
+func (p *ports) hairpin() bool {
+	return len(p.maps) > 0 && !p.c.PromiscMode
 }
 
 // firewallMappings returns the mappings of each family the container has an
@@ -124,16 +155,19 @@ func (p *ports) mappingsOn(addrs []netip.Prefix) ([]firewall.Mapping, int) {
 }
 
 // precheck fails ADD, before the node changes, when a requested host port
-// is published by another attachment. The families are those of the
-// configured subnets, or both when IPAM does not say. Publish checks again
+// is published by another attachment. The families are those of
+// host-local's ranges, or both when IPAM does not say. Publish checks again
 // under the lock (a racing ADD can still win; this ADD is then undone).
-func (p *ports) precheck(stdin []byte) error {
+func (p *ports) precheck() error {
 	if len(p.maps) == 0 {
 		return nil
 	}
 	var addrs []netip.Prefix
-	for _, s := range configuredSubnets(stdin) {
-		addrs = append(addrs, netip.PrefixFrom(s.Addr(), s.Addr().BitLen()))
+	if p.c.IPAM.Type == "host-local" {
+		subnets, _ := hostlocal.Subnets(p.args)
+		for _, s := range subnets {
+			addrs = append(addrs, netip.PrefixFrom(s.Addr(), s.Addr().BitLen()))
+		}
 	}
 	known := len(addrs) > 0
 	if !known {
@@ -144,9 +178,9 @@ func (p *ports) precheck(stdin []byte) error {
 		_, err := p.firewallMappings(addrs) // names the entry
 		return err
 	}
-	fw, err := p.newPorts()
+	fw, err := p.backend()
 	if err != nil {
-		return config.Invalid("ipMasqBackend", "%v", err)
+		return err
 	}
 	published, err := fw.List()
 	if err != nil {
@@ -167,31 +201,16 @@ func (p *ports) publish(addrs []netip.Prefix) error {
 	if err != nil {
 		return err
 	}
+	if p.d.Ports == nil {
+		return errNoPorts
+	}
 	if slices.ContainsFunc(maps, func(m firewall.Mapping) bool { return m.ContainerIP.Is4() }) {
-		if err := link.EnableRouteLocalnet(p.c.BrName); err != nil {
+		if err := p.d.Ports.RouteLocalnet(p.c.BrName); err != nil {
 			return fmt.Errorf("portMappings: %w", err)
 		}
 	}
 	n := firewall.PortNetwork{Name: p.c.Name, Bridge: p.c.BrName, Subnets: subnets(addrs)}
 	return p.with(func(fw firewall.Ports) error { return fw.Publish(n, p.owner, maps) })
-}
-
-// startPublish publishes the mappings in the background: finding stale UDP
-// conntrack entries walks the node's whole conntrack table, which can then
-// overlap the end of ADD. The returned function waits for the outcome (and
-// may be called again).
-func (p *ports) startPublish(addrs []netip.Prefix) (wait func() error) {
-	if len(p.maps) == 0 {
-		return func() error { return nil }
-	}
-	done := make(chan error, 1)
-	go func() { done <- p.publish(addrs) }()
-	var once sync.Once
-	var err error
-	return func() error {
-		once.Do(func() { err = <-done })
-		return err
-	}
 }
 
 // unpublish removes the attachment's mappings (ADD's undo).
@@ -208,7 +227,7 @@ func (p *ports) unpublish() error {
 // bridge, removes everything the network published (also for attachments
 // gone without DEL) with its rule set.
 func (p *ports) startDel() (wait func() error) {
-	if !p.enabled {
+	if !p.enabled || p.d.Ports == nil {
 		return func() error { return nil }
 	}
 	done := make(chan error, 1)
@@ -218,7 +237,7 @@ func (p *ports) startDel() (wait func() error) {
 	return func() error {
 		err := <-done
 		return errors.Join(err, p.with(func(fw firewall.Ports) error {
-			inUse, err := link.BridgeInUse(p.c.BrName)
+			inUse, err := p.d.Links.BridgeInUse(p.c.BrName)
 			if err != nil || inUse {
 				return err
 			}
@@ -229,6 +248,9 @@ func (p *ports) startDel() (wait func() error) {
 
 // gc keeps the mappings of valid attachments only.
 func (p *ports) gc(valid func(containerID, ifname string) bool) error {
+	if p.d.Ports == nil {
+		return nil
+	}
 	return p.with(func(fw firewall.Ports) error {
 		return fw.Retain(p.c.Name, func(a firewall.Attachment) bool { return valid(a.ContainerID, a.IfName) })
 	})
@@ -243,9 +265,9 @@ func (p *ports) check(addrs []netip.Prefix) error {
 	if err != nil {
 		return err
 	}
-	fw, err := p.newPorts()
+	fw, err := p.backend()
 	if err != nil {
-		return config.Invalid("ipMasqBackend", "%v", err)
+		return err
 	}
 	all, err := fw.List()
 	if err != nil {
@@ -266,22 +288,4 @@ func (p *ports) check(addrs []netip.Prefix) error {
 		return fmt.Errorf("portMappings (%s): network %q: %v has %d published mappings, want %d", fw.Name(), p.c.Name, p.owner, len(have), len(want))
 	}
 	return nil
-}
-
-// checkPorts is CHECK's part: the mappings of prevResult's addresses.
-func checkPorts(c *config.Bridge, args *skel.CmdArgs, addrs []netip.Prefix) error {
-	p, err := loadPorts(c, args)
-	if err != nil {
-		return err
-	}
-	return p.check(addrs)
-}
-
-// hairpin reports whether the container's port needs hairpin mode: with
-// br_netfilter, a packet of the container to its own published port is
-// DNAT'd at the bridge and bridged back out of the port it came in on,
-// which a bridge does only in hairpin mode. Not with promiscMode (which
-// the configuration cannot combine with hairpinMode either).
-func (p *ports) hairpin() bool {
-	return len(p.maps) > 0 && !p.c.PromiscMode
 }

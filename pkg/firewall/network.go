@@ -1,13 +1,12 @@
 package firewall
 
 import (
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
-
-	"github.com/flatcni/plugins/pkg/sha2"
 )
 
 // Network describes the firewall needs of one CNI network.
@@ -175,6 +174,6 @@ func (n Network) fingerprint() string {
 	for _, p := range n.NonMasquerade {
 		b.WriteString(p.String() + ",")
 	}
-	sum := sha2.Sum256([]byte(b.String()))
+	sum := sha256.Sum256([]byte(b.String()))
 	return hex.EncodeToString(sum[:])[:12]
 }

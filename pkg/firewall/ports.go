@@ -1,14 +1,13 @@
 package firewall
 
 import (
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
-
-	"github.com/flatcni/plugins/pkg/sha2"
 )
 
 // Ports publishes container ports on the node (DNAT, as Docker's -p), one
@@ -205,7 +204,7 @@ func (n PortNetwork) fingerprint() string {
 	for _, p := range n.Subnets {
 		b.WriteString(p.String() + ",")
 	}
-	sum := sha2.Sum256([]byte(b.String()))
+	sum := sha256.Sum256([]byte(b.String()))
 	return hex.EncodeToString(sum[:])[:12]
 }
 

@@ -3,11 +3,11 @@ package firewall
 import (
 	"fmt"
 	"net"
+	"os"
+	"strings"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
-
-	"github.com/flatcni/plugins/pkg/procsys"
 )
 
 // flushUDP deletes the conntrack entries of the UDP mappings' host ports
@@ -24,7 +24,7 @@ func flushUDP(maps []Mapping) error {
 	if len(maps) == 0 {
 		return nil
 	}
-	if n, err := procsys.Read("net/netfilter/nf_conntrack_count"); err == nil && n == "0" {
+	if n, err := os.ReadFile("/proc/sys/net/netfilter/nf_conntrack_count"); err == nil && strings.TrimSpace(string(n)) == "0" {
 		return nil
 	}
 	byFamily := map[family][]netlink.CustomConntrackFilter{}

@@ -1,12 +1,11 @@
 package firewall
 
 import (
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"net/netip"
 	"strconv"
-
-	"github.com/flatcni/plugins/pkg/sha2"
 )
 
 // The iptables backend keeps, per family, one chain per network in the nat
@@ -31,7 +30,7 @@ const (
 )
 
 func iptPortsChain(network string) string {
-	sum := sha2.Sum256([]byte(network))
+	sum := sha256.Sum256([]byte(network))
 	return iptPortsChainPrefix + hex.EncodeToString(sum[:])[:iptChainMaxLen-len(iptPortsChainPrefix)]
 }
 
