@@ -48,18 +48,7 @@ type portsNetConf struct {
 func newPortsNet(t testing.TB, n *Node, c portsNetConf) *portsNet {
 	t.Helper()
 	name := "ports-" + uniq()
-	ranges := make([][]map[string]string, 0, len(c.subnets))
-	for _, s := range c.subnets {
-		ranges = append(ranges, []map[string]string{{"subnet": s}})
-	}
-	bridge := map[string]any{
-		"type":             "bridge",
-		"bridge":           "fcp" + uniq(),
-		"isGateway":        true,
-		"isDefaultGateway": true,
-		"ipMasq":           true,
-		"ipam":             map[string]any{"type": "host-local", "dataDir": n.LeaseDir(), "ranges": ranges},
-	}
+	bridge := gatewayBridgePlugin(n, "fcp"+uniq(), c.subnets, true)
 	if c.backend != "" {
 		bridge["ipMasqBackend"] = c.backend
 	}

@@ -257,3 +257,24 @@ func TestFakePorts(t *testing.T) {
 		t.Errorf("net2 keeps a rule set without mappings")
 	}
 }
+
+func TestParseMappingCommentRejects(t *testing.T) {
+	good := portsMappingComment("n", ownerA, mp("tcp", "", 80, "10.1.0.2", 8080))
+	if _, _, _, ok := parseMappingComment(good); !ok {
+		t.Fatalf("%q not parsed", good)
+	}
+	for _, c := range []string{
+		"flatcni net=n own=aaa/eth0 map=tcp,*,80,10.1.0.2,8080", // the masquerade prefix
+		"flatcni-ports net=n cfg=abc",
+		"flatcni-ports net=n own=aaa map=tcp,*,80,10.1.0.2,8080",
+		"flatcni-ports net=n own=aaa/eth0 map=tcp,*,80,10.1.0.2",
+		"flatcni-ports net=n own=aaa/eth0 map=icmp,*,80,10.1.0.2,8080",
+		"flatcni-ports net=n own=aaa/eth0 map=tcp,*,0,10.1.0.2,8080",
+		"flatcni-ports net=n own=aaa/eth0 map=tcp,fd00::1,80,10.1.0.2,8080",
+		"flatcni-ports net=n own=aaa/eth0 map=tcp,*,80,nope,8080",
+	} {
+		if _, _, _, ok := parseMappingComment(c); ok {
+			t.Errorf("parseMappingComment(%q) accepted", c)
+		}
+	}
+}
