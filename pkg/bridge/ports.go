@@ -222,17 +222,26 @@ func (p *ports) unpublish() error {
 }
 
 // startDel starts removing the attachment's mappings on DEL, while the
-// veth goes (both wait for the kernel: an RCU grace period each). The
-// returned function waits for it, then, when no container is left on the
-// bridge, removes everything the network published (also for attachments
-// gone without DEL) with its rule set.
+// veth goes (both wait for the kernel: an RCU grace period each). Only the
+// attachment's own mappings go, which needs the node-wide ports lock of the
+// backend but not the network's lock (DEL's other steps take that one
+// meanwhile). The returned function waits for it, then, under the
+// network's lock, when no container is left on the bridge, removes
+// everything the network published (also for attachments gone without
+// DEL) with its rule set.
 func (p *ports) startDel() (wait func() error) {
 	if !p.enabled || p.d.Ports == nil {
 		return func() error { return nil }
 	}
 	done := make(chan error, 1)
 	go func() {
-		done <- p.with(func(fw firewall.Ports) error { return fw.Unpublish(p.c.Name, p.owner) })
+		fw, err := p.backend()
+		if err == nil {
+			if err = fw.Unpublish(p.c.Name, p.owner); err != nil {
+				err = fmt.Errorf("portMappings (%s): %w", fw.Name(), err)
+			}
+		}
+		done <- err
 	}()
 	return func() error {
 		err := <-done
