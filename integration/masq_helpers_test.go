@@ -47,18 +47,7 @@ func newMasqNet(t testing.TB, n *Node, c masqNetConf) *masqNet {
 	if name == "" {
 		name = "masq-" + uniq()
 	}
-	ranges := make([][]map[string]string, 0, len(c.subnets))
-	for _, s := range c.subnets {
-		ranges = append(ranges, []map[string]string{{"subnet": s}})
-	}
-	plugin := map[string]any{
-		"type":             "bridge",
-		"bridge":           "fcm" + uniq(),
-		"isGateway":        true,
-		"isDefaultGateway": true,
-		"ipMasq":           !c.noMasq,
-		"ipam":             map[string]any{"type": "host-local", "dataDir": n.LeaseDir(), "ranges": ranges},
-	}
+	plugin := gatewayBridgePlugin(n, "fcm"+uniq(), c.subnets, !c.noMasq)
 	if c.backend != "" {
 		plugin["ipMasqBackend"] = c.backend
 	}
@@ -77,6 +66,23 @@ func newMasqNet(t testing.TB, n *Node, c masqNetConf) *masqNet {
 	t.Cleanup(func() { _ = os.Remove(filepath.Join("/run/flatcni", "net-"+name+".lock")) })
 	return &masqNet{node: n, name: name, bridge: plugin["bridge"].(string), list: list, conflist: conflist,
 		cache: filepath.Join(n.Dir, "cache")}
+}
+
+// gatewayBridgePlugin is the bridge entry of these tests: the bridge as the
+// containers' default gateway, host-local with one range set per subnet.
+func gatewayBridgePlugin(n *Node, bridge string, subnets []string, ipMasq bool) map[string]any {
+	ranges := make([][]map[string]string, 0, len(subnets))
+	for _, s := range subnets {
+		ranges = append(ranges, []map[string]string{{"subnet": s}})
+	}
+	return map[string]any{
+		"type":             "bridge",
+		"bridge":           bridge,
+		"isGateway":        true,
+		"isDefaultGateway": true,
+		"ipMasq":           ipMasq,
+		"ipam":             map[string]any{"type": "host-local", "dataDir": n.LeaseDir(), "ranges": ranges},
+	}
 }
 
 // cni returns a libcni runtime for the plugins in binDir (ours when "") with

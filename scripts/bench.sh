@@ -16,7 +16,7 @@ cd "$root"
 
 export FLATCNI_BIN=${FLATCNI_BIN:-$root/bin}
 export FLATCNI_REF_BIN=${FLATCNI_REF_BIN:-$root/.bench/ref-$REFERENCE_VERSION}
-if ! [ -x "$FLATCNI_REF_BIN/bridge" ] || ! [ -x "$FLATCNI_REF_BIN/host-local" ]; then
+if ! [ -x "$FLATCNI_REF_BIN/bridge" ] || ! [ -x "$FLATCNI_REF_BIN/host-local" ] || ! [ -x "$FLATCNI_REF_BIN/portmap" ]; then
 	bash "$here/reference.sh" "$FLATCNI_REF_BIN"
 fi
 for p in bridge host-local; do

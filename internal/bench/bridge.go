@@ -20,6 +20,7 @@ type bridgeCase struct {
 	maxGrowth float64 // ours, large point over baseN
 	judgeDel  bool    // DEL is held to the targets too, not only ADD
 	workers   int     // threads of each node; 0 for opts.workers
+	ports     string  // port publishing through libcni with this backend (ports.go)
 }
 
 func bridgeCases() []bridgeCase {
@@ -32,6 +33,9 @@ func bridgeCases() []bridgeCase {
 
 // samples is how many rounds the case times.
 func (c bridgeCase) samples(o options) int {
+	if c.ports != "" {
+		return o.portsSamples
+	}
 	if c.masq == "" {
 		return o.bridgeSamples
 	}
@@ -40,6 +44,9 @@ func (c bridgeCase) samples(o options) int {
 
 // bigN is the large attached-containers point of a case.
 func (c bridgeCase) bigN(o options) int {
+	if c.ports != "" {
+		return o.portsN
+	}
 	if c.masq == "" {
 		return o.bridgeN
 	}
@@ -57,6 +64,17 @@ type bridgeRig struct {
 	conf     []byte
 	attached int
 	names    []string // every namespace of the rig, for teardown
+	// call, when set, adds or deletes a container instead of one direct
+	// bridge invocation (ports.go: a conflist through libcni).
+	call func(ctx context.Context, command, id, netnsName string) (time.Duration, error)
+}
+
+// run adds or deletes (command) container id in namespace netnsName.
+func (r *bridgeRig) run(ctx context.Context, command, id, netnsName string) (time.Duration, error) {
+	if r.call != nil {
+		return r.call(ctx, command, id, netnsName)
+	}
+	return r.node.run(ctx, r.invocation(command, id, netnsName))
 }
 
 // bridge runs one bridge case. Each implementation gets two nodes: one with
@@ -255,6 +273,9 @@ func (b *bench) newRig(ctx context.Context, c bridgeCase, s *side, point int, su
 		return r, err
 	}
 	r.conf = conf
+	if c.ports != "" {
+		return r, b.portsRunner(r, c, s, subnet)
+	}
 	return r, nil
 }
 
@@ -300,7 +321,7 @@ func (b *bench) attach(ctx context.Context, r *bridgeRig, to int) error {
 		return err
 	}
 	addOne := func(ctx context.Context, i int) error {
-		_, err := r.node.run(ctx, r.invocation("ADD", fmt.Sprintf("pre-%d", i), names[i-from]))
+		_, err := r.run(ctx, "ADD", fmt.Sprintf("pre-%d", i), names[i-from])
 		return err
 	}
 	next := from
@@ -342,7 +363,7 @@ func (r *bridgeRig) probeNames(n, first, rounds int, b *bench) []string {
 
 // sample times ADD then DEL of one extra container.
 func (r *bridgeRig) sample(ctx context.Context, netnsName, id string, delAfter time.Duration) (add, del time.Duration, err error) {
-	add, err = r.node.run(ctx, r.invocation("ADD", id, netnsName))
+	add, err = r.run(ctx, "ADD", id, netnsName)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -353,7 +374,7 @@ func (r *bridgeRig) sample(ctx context.Context, netnsName, id string, delAfter t
 			return add, 0, ctx.Err()
 		}
 	}
-	del, err = r.node.run(ctx, r.invocation("DEL", id, netnsName))
+	del, err = r.run(ctx, "DEL", id, netnsName)
 	if err != nil {
 		return add, 0, err
 	}

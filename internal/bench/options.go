@@ -15,13 +15,15 @@ const (
 	scenBridge    = "bridge"
 	scenMasqIPT   = "masq-iptables"
 	scenMasqNFT   = "masq-nftables"
+	scenPortsIPT  = "ports-iptables"
+	scenPortsNFT  = "ports-nftables"
 	scenBurstIPT  = "burst-iptables"
 	scenBurstNFT  = "burst-nftables"
 )
 
 // scenarioKeys lists every scenario in the order the run executes them.
 func scenarioKeys() []string {
-	return []string{scenHostLocal, scenVersion, scenBridge, scenMasqIPT, scenMasqNFT, scenBurstIPT, scenBurstNFT}
+	return []string{scenHostLocal, scenVersion, scenBridge, scenMasqIPT, scenMasqNFT, scenBurstIPT, scenBurstNFT, scenPortsIPT, scenPortsNFT}
 }
 
 // baseN is the small "existing leases / attached containers" point every
@@ -38,6 +40,8 @@ type options struct {
 	leases         int // existing leases at the large host-local point
 	bridgeN        int // attached containers at the large bridge point
 	masqN          int // attached containers at the large ipMasq point
+	portsSamples   int // timed samples per point of the port scenarios
+	portsN         int // attached containers at the large port point
 	workers        int // parallel pre-attach workers
 	burst          burstOptions
 	// delAfter is the pause between a bridge probe's ADD and its timed DEL
@@ -82,6 +86,8 @@ func parseOptions(args []string, getenv func(string) string) (options, error) {
 		leases:         5000,
 		bridgeN:        500,
 		masqN:          1000,
+		portsSamples:   50,
+		portsN:         1000,
 		workers:        3,
 		burst:          defaultBurst(),
 	}
@@ -94,6 +100,8 @@ func parseOptions(args []string, getenv func(string) string) (options, error) {
 		o.leases = 1000
 		o.bridgeN = 100
 		o.masqN = 100
+		o.portsSamples = 5
+		o.portsN = 30
 		o.burst.rounds = 1
 	}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
@@ -117,11 +125,14 @@ func parseOptions(args []string, getenv func(string) string) (options, error) {
 		{"BENCH_SAMPLES", &o.bridgeSamples},
 		{"BENCH_SAMPLES", &o.masqSamples},
 		{"BENCH_BRIDGE_SAMPLES", &o.bridgeSamples},
+		{"BENCH_SAMPLES", &o.portsSamples},
 		{"BENCH_MASQ_SAMPLES", &o.masqSamples},
+		{"BENCH_PORTS_SAMPLES", &o.portsSamples},
 		{"BENCH_VERSION_SAMPLES", &o.versionSamples},
 		{"BENCH_LEASES", &o.leases},
 		{"BENCH_BRIDGE_N", &o.bridgeN},
 		{"BENCH_MASQ_N", &o.masqN},
+		{"BENCH_PORTS_N", &o.portsN},
 		{"BENCH_WORKERS", &o.workers},
 		{"BENCH_BURST_N", &o.burst.n},
 		{"BENCH_BURST_WORKERS", &o.burst.workers},
@@ -156,7 +167,7 @@ func parseOptions(args []string, getenv func(string) string) (options, error) {
 		}
 		*v.dst = d
 	}
-	for _, n := range []int{o.leases, o.bridgeN, o.masqN} {
+	for _, n := range []int{o.leases, o.bridgeN, o.masqN, o.portsN} {
 		if n <= baseN {
 			return o, fmt.Errorf("sizes must exceed the base point %d, got %d", baseN, n)
 		}

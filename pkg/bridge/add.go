@@ -31,7 +31,14 @@ func (d *Deps) Add(args *skel.CmdArgs) (_ types.Result, err error) {
 			return nil, err
 		}
 	}
+	pp, err := d.loadPorts(c, args)
+	if err != nil {
+		return nil, err
+	}
 	if err := d.validateNode(c, args); err != nil {
+		return nil, err
+	}
+	if err := pp.precheck(); err != nil {
 		return nil, err
 	}
 
@@ -64,6 +71,7 @@ func (d *Deps) Add(args *skel.CmdArgs) (_ types.Result, err error) {
 	// The veth pair.
 	vcfg := vethConfig(c, args)
 	vcfg.Bridge = br
+	vcfg.HairpinMode = vcfg.HairpinMode || pp.hairpin()
 	host, cont, err := d.Links.SetupVeth(vcfg)
 	if err != nil {
 		return nil, err
@@ -140,6 +148,10 @@ func (d *Deps) Add(args *skel.CmdArgs) (_ types.Result, err error) {
 			return nil, err
 		}
 		fwEnsured = true
+	}
+	undo.push(func() { _ = pp.unpublish() })
+	if err := pp.publish(p.addrs); err != nil {
+		return nil, err
 	}
 
 	// The result. The bridge's MAC follows its ports: read it once

@@ -109,6 +109,11 @@ func (d *Deps) Check(args *skel.CmdArgs) error {
 	if err := d.Links.CheckContainer(args.Netns, args.IfName, mac, addrs, routes); err != nil {
 		return err
 	}
+	if pp, err := d.loadPorts(c, args); err != nil {
+		return err
+	} else if err := pp.check(addrs); err != nil {
+		return err
+	}
 	if c.IsLayer3() {
 		return d.runIPAM(c, args, "CHECK", IPAMPlugin.Check)
 	}

@@ -25,6 +25,11 @@ func (d *Deps) Del(args *skel.CmdArgs) error {
 		return err
 	}
 	var errs []error
+	// An unknown backend never published ports: ADD rejects it.
+	waitPorts := func() error { return nil }
+	if c.MasqBackendValid() {
+		waitPorts = d.teardownPorts(c, args).startDel()
+	}
 	// Our host end has a name and alias derived from the attachment: deleting
 	// it from the node removes the container end too, without entering the
 	// container netns. Otherwise (the netns is gone, or the attachment was
@@ -61,6 +66,9 @@ func (d *Deps) Del(args *skel.CmdArgs) error {
 		if err := d.removeFirewallIfUnused(c); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if err := waitPorts(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -20,6 +20,7 @@ type Deps struct {
 	IPAM     IPAM
 	Firewall Firewall
 	Spoof    SpoofCheck
+	Ports    Ports // port publishing (ports.go); nil: none
 }
 
 // Funcs returns the verbs for skel.PluginMainFuncs: ADD prints its result.

@@ -45,6 +45,7 @@ type fakeHost struct {
 	vlan                 int
 	addrs                []netip.Prefix
 	routes               []link.Route
+	hairpin              bool
 }
 
 func newFakeLinks(netns ...string) *fakeLinks {
@@ -150,7 +151,7 @@ func (f *fakeLinks) SetupVeth(cfg link.VethConfig) (link.Interface, link.Interfa
 		return link.Interface{}, link.Interface{}, errors.New("fake: host veth name taken")
 	}
 	f.next += 2
-	h := &fakeHost{alias: cfg.HostAlias, netns: cfg.ContainerNetNS, ifName: cfg.IfName, mac: f.mac(f.next - 1), contMAC: f.mac(f.next), index: f.next - 1}
+	h := &fakeHost{alias: cfg.HostAlias, netns: cfg.ContainerNetNS, ifName: cfg.IfName, mac: f.mac(f.next - 1), contMAC: f.mac(f.next), index: f.next - 1, hairpin: cfg.HairpinMode}
 	if cfg.MAC != nil {
 		h.contMAC = cfg.MAC
 	}
@@ -525,6 +526,6 @@ type fakeNode struct {
 
 func newFakeNode(netns ...string) *fakeNode {
 	n := &fakeNode{links: newFakeLinks(netns...), ipam: newFakeIPAM(), fw: &fakeFirewall{Fake: firewall.NewFake()}, spoof: newFakeSpoof()}
-	n.deps = &Deps{Links: n.links, IPAM: n.ipam, Firewall: n.fw, Spoof: n.spoof}
+	n.deps = &Deps{Links: n.links, IPAM: n.ipam, Firewall: n.fw, Spoof: n.spoof, Ports: &fakePorts{FakePorts: firewall.NewFakePorts()}}
 	return n
 }

@@ -72,6 +72,11 @@ func (d *Deps) GC(args *skel.CmdArgs) error {
 	if c.IPMasq && c.MasqBackendValid() {
 		errs = append(errs, d.gcFirewall(c, len(valid) == 0, validIDs)...)
 	}
+	if c.MasqBackendValid() {
+		if err := d.teardownPorts(c, args).gc(func(id, ifname string) bool { return valid[att{id, ifname}] }); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
 }
 

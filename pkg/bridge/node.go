@@ -14,7 +14,7 @@ import (
 // (packages link, l2, rtnl), the firewall backends, the IPAM plugin found
 // in CNI_PATH (host-local in-process when it is this program).
 func NodeDeps() *Deps {
-	return &Deps{Links: nodeLinks{}, IPAM: NodeIPAM{}, Firewall: nodeFirewall{}, Spoof: nodeSpoof{}}
+	return &Deps{Links: nodeLinks{}, IPAM: NodeIPAM{}, Firewall: nodeFirewall{}, Spoof: nodeSpoof{}, Ports: nodePorts{}}
 }
 
 // nodeLinks is Links on the node's kernel.

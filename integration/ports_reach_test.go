@@ -1,0 +1,111 @@
+package integration
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/containernetworking/cni/pkg/types"
+)
+
+var (
+	portsSubnets  = []string{"10.23.0.0/24", "fd23::/64"}
+	portsSubnets2 = []string{"10.24.0.0/24", "fd24::/64"}
+)
+
+// TestPortsReach publishes a container's TCP and UDP port 80 on the node's
+// port 8080, under a FORWARD DROP policy (iptables and ip6tables), with each
+// backend, and reaches it: from a remote host through the node's uplink
+// address (IPv4 and IPv6; the container sees the remote's own address),
+// from the node itself (uplink address and 127.0.0.1), from the container
+// itself (hairpin), from a neighbour on the same bridge, and from a
+// container of another bridge network. DEL and GC leave nothing behind.
+func TestPortsReach(t *testing.T) {
+	requireRoot(t)
+	for _, backend := range []string{"iptables", "nftables"} {
+		t.Run(backend, func(t *testing.T) {
+			node, remote := masqUplinkNode(t)
+			node.MustRun(t, "iptables", "-P", "FORWARD", "DROP")
+			node.MustRun(t, "ip6tables", "-P", "FORWARD", "DROP")
+			net := newPortsNet(t, node, portsNetConf{backend: backend, subnets: portsSubnets})
+			other := newPortsNet(t, node, portsNetConf{backend: backend, subnets: portsSubnets2})
+
+			web := NewNetns(t, "web")
+			portsServe(t, web, "web", 80)
+			webRT := portsRT(web, portMap{HostPort: 8080, ContainerPort: 80, Protocol: "tcp"}, portMap{HostPort: 8080, ContainerPort: 80, Protocol: "udp"})
+			net.add(t, webRT)
+			if err := net.check(t, webRT); err != nil {
+				t.Errorf("CHECK: %v", err)
+			}
+
+			for _, proto := range []string{"tcp", "udp"} {
+				portsExpect(t, remote, proto, uplinkNode4, 8080, "web", uplinkRemote4, "remote over IPv4")
+				portsExpect(t, remote, proto, uplinkNode6, 8080, "web", uplinkRemote6, "remote over IPv6")
+				portsExpect(t, node.Netns, proto, uplinkNode4, 8080, "web", "", "the node, its uplink address")
+				portsExpect(t, node.Netns, proto, uplinkNode6, 8080, "web", "", "the node, its IPv6 uplink address")
+				portsExpect(t, node.Netns, proto, "127.0.0.1", 8080, "web", "", "the node, 127.0.0.1")
+				portsExpect(t, web, proto, uplinkNode4, 8080, "web", "", "hairpin over IPv4")
+				portsExpect(t, web, proto, uplinkNode6, 8080, "web", "", "hairpin over IPv6")
+			}
+
+			neigh := NewNetns(t, "neigh")
+			neighRT := portsRT(neigh)
+			net.add(t, neighRT)
+			far := NewNetns(t, "far")
+			farRT := portsRT(far)
+			other.add(t, farRT)
+			for _, proto := range []string{"tcp", "udp"} {
+				portsExpect(t, neigh, proto, uplinkNode4, 8080, "web", "", "a neighbour on the bridge")
+				portsExpect(t, neigh, proto, uplinkNode6, 8080, "web", "", "a neighbour on the bridge, IPv6")
+				portsExpect(t, far, proto, uplinkNode4, 8080, "web", "", "another bridge network's container")
+				portsExpect(t, far, proto, uplinkNode6, 8080, "web", "", "another bridge network's container, IPv6")
+			}
+
+			// A remote packet to 127.0.0.1 is dropped, even with
+			// route_localnet on the bridge.
+			remote.MustRun(t, "ip", "route", "add", "127.100.0.0/16", "via", uplinkNode4)
+			if got, err := portsDial(t, remote, "tcp", "127.100.0.1", 8080, 0); err == nil {
+				t.Errorf("remote reached 127.100.0.1:8080 through the node: %q", got)
+			}
+
+			// DEL removes the container's mappings; the others' rules stay.
+			net.del(t, webRT)
+			if got, err := portsDial(t, remote, "tcp", uplinkNode4, 8080, 0); err == nil {
+				t.Errorf("published port still answers after DEL: %q", got)
+			}
+			if dump := masqFirewallDump(t, node.Netns); strings.Contains(dump, webRT.ContainerID) {
+				t.Errorf("the node's firewall still names %s after its DEL:\n%s", webRT.ContainerID, dump)
+			}
+			// GC with no valid attachment removes the rest.
+			net.gc(t)
+			other.gc(t)
+			net.del(t, neighRT)
+			other.del(t, farRT)
+			dump := masqFirewallDump(t, node.Netns)
+			for _, s := range []string{"flatcni", "FLATCNI"} {
+				if strings.Contains(dump, s) {
+					t.Errorf("node firewall still mentions %q after DEL and GC:\n%s", s, dump)
+				}
+			}
+		})
+	}
+}
+
+// TestPortsGCRemovesGone publishes for two containers, then GC with one of
+// them valid: the other's mappings go, the valid one still answers.
+func TestPortsGCRemovesGone(t *testing.T) {
+	requireRoot(t)
+	node, remote := masqUplinkNode(t)
+	net := newPortsNet(t, node, portsNetConf{backend: "nftables", subnets: portsSubnets})
+	a, b := NewNetns(t, "a"), NewNetns(t, "b")
+	portsServe(t, a, "a", 80)
+	portsServe(t, b, "b", 80)
+	aRT := portsRT(a, portMap{HostPort: 8081, ContainerPort: 80, Protocol: "tcp"})
+	bRT := portsRT(b, portMap{HostPort: 8082, ContainerPort: 80, Protocol: "tcp"})
+	net.add(t, aRT)
+	net.add(t, bRT)
+	net.gc(t, types.GCAttachment{ContainerID: aRT.ContainerID, IfName: aRT.IfName})
+	portsExpect(t, remote, "tcp", uplinkNode4, 8081, "a", uplinkRemote4, "the valid attachment after GC")
+	if got, err := portsDial(t, remote, "tcp", uplinkNode4, 8082, 0); err == nil {
+		t.Errorf("the gone attachment's port still answers after GC: %q", got)
+	}
+}

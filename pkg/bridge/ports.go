@@ -1,0 +1,300 @@
+package bridge
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+
+	"github.com/containernetworking/cni/pkg/skel"
+
+	"github.com/flatcni/plugins/pkg/config"
+	"github.com/flatcni/plugins/pkg/firewall"
+	"github.com/flatcni/plugins/pkg/hostlocal"
+	"github.com/flatcni/plugins/pkg/link"
+)
+
+// Ports gives the port-publishing backends (package firewall, ports*.go)
+// and the one node setting they need.
+type Ports interface {
+	// Backend returns the publisher of backend name ("" for the default).
+	Backend(name string) (firewall.Ports, error)
+	// RouteLocalnet lets the node route 127.0.0.0/8 out of the bridge.
+	RouteLocalnet(bridge string) error
+}
+
+// nodePorts is Ports with package firewall's backends.
+type nodePorts struct{}
+
+func (nodePorts) Backend(name string) (firewall.Ports, error) { return firewall.NewPorts(name) }
+func (nodePorts) RouteLocalnet(bridge string) error           { return link.EnableRouteLocalnet(bridge) }
+
+// ports publishes an attachment's runtimeConfig.portMappings (when the
+// bridge entry declares the portMappings capability), one rule set per
+// network. The rule set records which attachment owns which mapping, so
+// DEL and GC need nothing else.
+type ports struct {
+	d       *Deps
+	c       *config.Bridge
+	args    *skel.CmdArgs
+	owner   firewall.Attachment
+	maps    []config.PortMapping
+	enabled bool
+}
+
+// loadPorts parses and validates the mappings; nothing on the node changes.
+func (d *Deps) loadPorts(c *config.Bridge, args *skel.CmdArgs) (*ports, error) {
+	maps, enabled, err := config.LoadPortMappings(args.StdinData)
+	if err != nil {
+		return nil, err
+	}
+	if len(maps) > 0 && !c.IsLayer3() {
+		return nil, config.Invalid("runtimeConfig.portMappings", "publishing ports needs container addresses: set ipam.type")
+	}
+	return d.newPorts(c, args, maps, enabled), nil
+}
+
+// teardownPorts is loadPorts for DEL and GC: invalid mappings do not stop
+// the removal of what an earlier ADD published.
+func (d *Deps) teardownPorts(c *config.Bridge, args *skel.CmdArgs) *ports {
+	_, enabled, _ := config.LoadPortMappings(args.StdinData)
+	return d.newPorts(c, args, nil, enabled)
+}
+
+func (d *Deps) newPorts(c *config.Bridge, args *skel.CmdArgs, maps []config.PortMapping, enabled bool) *ports {
+	return &ports{d: d, c: c, args: args, owner: firewall.Attachment{ContainerID: args.ContainerID, IfName: args.IfName}, maps: maps, enabled: enabled}
+}
+
+// errNoPorts is returned when Deps has no Ports (DEL and GC then skip).
+var errNoPorts = errors.New("portMappings: port publishing is not available")
+
+// backend returns the configured publisher.
+func (p *ports) backend() (firewall.Ports, error) {
+	if p.d.Ports == nil {
+		return nil, errNoPorts
+	}
+	fw, err := p.d.Ports.Backend(p.c.MasqBackend())
+	if err != nil {
+		return nil, config.Invalid("ipMasqBackend", "%v", err)
+	}
+	return fw, nil
+}
+
+// with runs fn with the backend under the network's lock (the one the
+// masquerade rules use: the last DEL's removal never interleaves with an ADD).
+func (p *ports) with(fn func(firewall.Ports) error) error {
+	fw, err := p.backend()
+	if err != nil {
+		return err
+	}
+	unlock, err := p.d.Firewall.Lock(p.c.Name)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := fn(fw); err != nil {
+		return fmt.Errorf("portMappings (%s): %w", fw.Name(), err)
+	}
+	return nil
+}
+
+// hairpin reports whether the container's port needs hairpin mode: with
+// br_netfilter, a packet of the container to its own published port is
+// DNAT'd at the bridge and bridged back out of the port it came in on,
+// which a bridge does only in hairpin mode. Not with promiscMode (which
+// the configuration cannot combine with hairpinMode either).
+func (p *ports) hairpin() bool {
+	return len(p.maps) > 0 && !p.c.PromiscMode
+}
+
+// firewallMappings returns the mappings of each family the container has an
+// address in (its first address of the family); a mapping whose hostIP is of
+// a family the container has no address in is an error naming the entry.
+func (p *ports) firewallMappings(addrs []netip.Prefix) ([]firewall.Mapping, error) {
+	out, missing := p.mappingsOn(addrs)
+	if missing >= 0 {
+		return nil, config.Invalid(fmt.Sprintf("runtimeConfig.portMappings[%d].hostIP", missing),
+			"%s: the container has no address of that family", p.maps[missing].HostIP)
+	}
+	return out, nil
+}
+
+// mappingsOn returns the mappings on addrs, and the index of the first
+// entry that applies to none of them (-1 if none).
+func (p *ports) mappingsOn(addrs []netip.Prefix) ([]firewall.Mapping, int) {
+	var first [2]netip.Addr // IPv4, IPv6
+	for _, a := range addrs {
+		i := 0
+		if !a.Addr().Is4() {
+			i = 1
+		}
+		if !first[i].IsValid() {
+			first[i] = a.Addr()
+		}
+	}
+	var out []firewall.Mapping
+	missing := -1
+	for i, m := range p.maps {
+		n := 0
+		for fi, cip := range first {
+			if !cip.IsValid() || !m.Applies(fi == 0) {
+				continue
+			}
+			fm := firewall.Mapping{Protocol: m.Protocol, HostPort: m.HostPort, ContainerIP: cip, ContainerPort: m.ContainerPort}
+			if !m.Wildcard() {
+				fm.HostIP = m.HostIP
+			}
+			out = append(out, fm)
+			n++
+		}
+		if n == 0 && missing < 0 {
+			missing = i
+		}
+	}
+	return out, missing
+}
+
+// precheck fails ADD, before the node changes, when a requested host port
+// is published by another attachment. The families are those of
+// host-local's ranges, or both when IPAM does not say. Publish checks again
+// under the lock (a racing ADD can still win; this ADD is then undone).
+func (p *ports) precheck() error {
+	if len(p.maps) == 0 {
+		return nil
+	}
+	var addrs []netip.Prefix
+	if p.c.IPAM.Type == "host-local" {
+		subnets, _ := hostlocal.Subnets(p.args)
+		for _, s := range subnets {
+			addrs = append(addrs, netip.PrefixFrom(s.Addr(), s.Addr().BitLen()))
+		}
+	}
+	known := len(addrs) > 0
+	if !known {
+		addrs = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/32"), netip.MustParsePrefix("::/128")}
+	}
+	want, missing := p.mappingsOn(addrs)
+	if known && missing >= 0 {
+		_, err := p.firewallMappings(addrs) // names the entry
+		return err
+	}
+	fw, err := p.backend()
+	if err != nil {
+		return err
+	}
+	published, err := fw.List()
+	if err != nil {
+		return fmt.Errorf("portMappings (%s): %w", fw.Name(), err)
+	}
+	if err := firewall.FindConflict(published, p.c.Name, p.owner, want); err != nil {
+		return fmt.Errorf("portMappings (%s): network %q: %w", fw.Name(), p.c.Name, err)
+	}
+	return nil
+}
+
+// publish publishes the mappings on the container's addresses.
+func (p *ports) publish(addrs []netip.Prefix) error {
+	if len(p.maps) == 0 {
+		return nil
+	}
+	maps, err := p.firewallMappings(addrs)
+	if err != nil {
+		return err
+	}
+	if p.d.Ports == nil {
+		return errNoPorts
+	}
+	if slices.ContainsFunc(maps, func(m firewall.Mapping) bool { return m.ContainerIP.Is4() }) {
+		if err := p.d.Ports.RouteLocalnet(p.c.BrName); err != nil {
+			return fmt.Errorf("portMappings: %w", err)
+		}
+	}
+	n := firewall.PortNetwork{Name: p.c.Name, Bridge: p.c.BrName, Subnets: subnets(addrs)}
+	return p.with(func(fw firewall.Ports) error { return fw.Publish(n, p.owner, maps) })
+}
+
+// unpublish removes the attachment's mappings (ADD's undo).
+func (p *ports) unpublish() error {
+	if len(p.maps) == 0 {
+		return nil
+	}
+	return p.with(func(fw firewall.Ports) error { return fw.Unpublish(p.c.Name, p.owner) })
+}
+
+// startDel starts removing the attachment's mappings on DEL, while the
+// veth goes (both wait for the kernel: an RCU grace period each). Only the
+// attachment's own mappings go, which needs the node-wide ports lock of the
+// backend but not the network's lock (DEL's other steps take that one
+// meanwhile). The returned function waits for it, then, under the
+// network's lock, when no container is left on the bridge, removes
+// everything the network published (also for attachments gone without
+// DEL) with its rule set.
+func (p *ports) startDel() (wait func() error) {
+	if !p.enabled || p.d.Ports == nil {
+		return func() error { return nil }
+	}
+	done := make(chan error, 1)
+	go func() {
+		fw, err := p.backend()
+		if err == nil {
+			if err = fw.Unpublish(p.c.Name, p.owner); err != nil {
+				err = fmt.Errorf("portMappings (%s): %w", fw.Name(), err)
+			}
+		}
+		done <- err
+	}()
+	return func() error {
+		err := <-done
+		return errors.Join(err, p.with(func(fw firewall.Ports) error {
+			inUse, err := p.d.Links.BridgeInUse(p.c.BrName)
+			if err != nil || inUse {
+				return err
+			}
+			return fw.Retain(p.c.Name, nil)
+		}))
+	}
+}
+
+// gc keeps the mappings of valid attachments only.
+func (p *ports) gc(valid func(containerID, ifname string) bool) error {
+	if p.d.Ports == nil {
+		return nil
+	}
+	return p.with(func(fw firewall.Ports) error {
+		return fw.Retain(p.c.Name, func(a firewall.Attachment) bool { return valid(a.ContainerID, a.IfName) })
+	})
+}
+
+// check verifies that exactly the attachment's mappings are published.
+func (p *ports) check(addrs []netip.Prefix) error {
+	if !p.enabled {
+		return nil
+	}
+	want, err := p.firewallMappings(addrs)
+	if err != nil {
+		return err
+	}
+	fw, err := p.backend()
+	if err != nil {
+		return err
+	}
+	all, err := fw.List()
+	if err != nil {
+		return fmt.Errorf("portMappings (%s): %w", fw.Name(), err)
+	}
+	var have []firewall.Mapping
+	for _, pub := range all {
+		if pub.Network == p.c.Name && pub.Owner == p.owner {
+			have = append(have, pub.Mapping)
+		}
+	}
+	for _, m := range want {
+		if !slices.Contains(have, m) {
+			return fmt.Errorf("portMappings (%s): network %q: %v->%v/%s of %v is not published", fw.Name(), p.c.Name, m.HostPort, netip.AddrPortFrom(m.ContainerIP, m.ContainerPort), m.Protocol, p.owner)
+		}
+	}
+	if len(have) != len(want) {
+		return fmt.Errorf("portMappings (%s): network %q: %v has %d published mappings, want %d", fw.Name(), p.c.Name, p.owner, len(have), len(want))
+	}
+	return nil
+}

@@ -1,0 +1,160 @@
+package bridge
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/containernetworking/cni/pkg/skel"
+
+	"github.com/flatcni/plugins/pkg/bridge/hostveth"
+	"github.com/flatcni/plugins/pkg/config"
+	"github.com/flatcni/plugins/pkg/firewall"
+)
+
+// fakePorts gives one firewall.FakePorts for any backend and records the
+// bridges route_localnet was set on.
+type fakePorts struct {
+	*firewall.FakePorts
+	localnet []string
+}
+
+func (f *fakePorts) Backend(string) (firewall.Ports, error) { return f.FakePorts, nil }
+func (f *fakePorts) RouteLocalnet(bridge string) error {
+	f.localnet = append(f.localnet, bridge)
+	return nil
+}
+
+func portsFor(t *testing.T, stdin string, fake *firewall.FakePorts) *ports {
+	t.Helper()
+	c, err := config.LoadBridge([]byte(stdin), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &Deps{Ports: &fakePorts{FakePorts: fake}}
+	p, err := d.loadPorts(c, &skel.CmdArgs{ContainerID: "c1", IfName: "eth0", StdinData: []byte(stdin)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+const portsConf = `{"cniVersion":"1.1.0","name":"net1","type":"bridge","bridge":"br1",
+	"capabilities":{"portMappings":true},
+	"ipam":{"type":"host-local","ranges":[[{"subnet":"10.1.0.0/24"}]]},
+	"runtimeConfig":{"portMappings":[
+		{"hostPort":8080,"containerPort":80,"protocol":"tcp"},
+		{"hostPort":53,"containerPort":53,"protocol":"udp","hostIP":"2001:db8::1"}]}}`
+
+func TestPortsFirewallMappings(t *testing.T) {
+	p := portsFor(t, portsConf, firewall.NewFakePorts())
+	got, err := p.firewallMappings([]netip.Prefix{netip.MustParsePrefix("10.1.0.2/24"), netip.MustParsePrefix("fd01::2/64"), netip.MustParsePrefix("fd01::3/64")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []firewall.Mapping{
+		{Protocol: "tcp", HostPort: 8080, ContainerIP: netip.MustParseAddr("10.1.0.2"), ContainerPort: 80},
+		{Protocol: "tcp", HostPort: 8080, ContainerIP: netip.MustParseAddr("fd01::2"), ContainerPort: 80},
+		{Protocol: "udp", HostIP: netip.MustParseAddr("2001:db8::1"), HostPort: 53, ContainerIP: netip.MustParseAddr("fd01::2"), ContainerPort: 53},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("mapping %d: %+v, want %+v", i, got[i], want[i])
+		}
+	}
+	// An IPv6 host address for an IPv4-only container names the entry.
+	_, err = p.firewallMappings([]netip.Prefix{netip.MustParsePrefix("10.1.0.2/24")})
+	if err == nil || !strings.Contains(err.Error(), "runtimeConfig.portMappings[1].hostIP") {
+		t.Errorf("IPv4-only container: %v", err)
+	}
+}
+
+func TestPortsPrecheck(t *testing.T) {
+	fake := firewall.NewFakePorts()
+	holder := firewall.Attachment{ContainerID: "c0", IfName: "eth0"}
+	if err := fake.Publish(firewall.PortNetwork{Name: "other", Bridge: "br2"}, holder,
+		[]firewall.Mapping{{Protocol: "tcp", HostPort: 8080, ContainerIP: netip.MustParseAddr("10.2.0.2"), ContainerPort: 80}}); err != nil {
+		t.Fatal(err)
+	}
+	dual := strings.Replace(portsConf, `[[{"subnet":"10.1.0.0/24"}]]`, `[[{"subnet":"10.1.0.0/24"}],[{"subnet":"fd01::/64"}]]`, 1)
+	p := portsFor(t, dual, fake)
+	err := p.precheck()
+	if err == nil || !strings.Contains(err.Error(), "8080") || !strings.Contains(err.Error(), `"c0"`) || !strings.Contains(err.Error(), `"other"`) {
+		t.Errorf("precheck = %v, want a conflict naming 8080, c0 and network other", err)
+	}
+	if calls := fake.Calls(); len(calls) != 1 {
+		t.Errorf("precheck changed the fake: %v", calls)
+	}
+	if err := fake.Retain("other", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.precheck(); err != nil {
+		t.Errorf("precheck with nothing published: %v", err)
+	}
+	// An IPv6 host address on an IPv4-only network fails before the node changes.
+	if err := portsFor(t, portsConf, fake).precheck(); err == nil || !strings.Contains(err.Error(), "portMappings[1].hostIP") {
+		t.Errorf("precheck of an IPv6 hostIP on an IPv4-only network: %v", err)
+	}
+}
+
+func TestPortsNotEnabled(t *testing.T) {
+	conf := strings.Replace(portsConf, `"capabilities":{"portMappings":true},`, "", 1)
+	p := portsFor(t, conf, firewall.NewFakePorts())
+	if p.enabled || len(p.maps) != 0 || p.hairpin() {
+		t.Errorf("without the capability: enabled %t, %d mappings", p.enabled, len(p.maps))
+	}
+	if err := p.check(nil); err != nil {
+		t.Errorf("check without the capability: %v", err)
+	}
+}
+
+// TestPortsVerbs: ADD publishes on the container's address (with hairpin
+// mode on its port and route_localnet on the bridge), a second container
+// asking for the same host port fails before anything is made, DEL
+// unpublishes, GC keeps only valid attachments.
+func TestPortsVerbs(t *testing.T) {
+	n := newFakeNode(testNetns, "/run/netns/c2", "/run/netns/c3")
+	fp := n.deps.Ports.(*fakePorts)
+	conf := testConf("host-local", `,"capabilities":{"portMappings":true},"runtimeConfig":{"portMappings":[{"hostPort":8080,"containerPort":80}]}`)
+	addOK(t, n, testArgs(conf, "c1"))
+	list, _ := fp.List()
+	if len(list) != 1 || list[0].Owner.ContainerID != "c1" || list[0].ContainerIP != netip.MustParseAddr("10.1.0.2") || list[0].HostPort != 8080 {
+		t.Fatalf("published after ADD: %+v", list)
+	}
+	if len(fp.localnet) != 1 || fp.localnet[0] != "cni0" {
+		t.Errorf("route_localnet set on %v, want cni0", fp.localnet)
+	}
+	if h := n.links.hosts[hostveth.Name("c1", "eth0")]; h == nil || !h.hairpin {
+		t.Errorf("the publishing container's port is not in hairpin mode: %+v", h)
+	}
+
+	args2 := testArgs(conf, "c2")
+	args2.Netns = "/run/netns/c2"
+	if _, err := n.deps.Add(args2); err == nil || !strings.Contains(err.Error(), "8080") || !strings.Contains(err.Error(), `"c1"`) {
+		t.Errorf("second ADD of host port 8080: %v, want a conflict naming c1", err)
+	}
+	if h := n.links.hosts[hostveth.Name("c2", "eth0")]; h != nil {
+		t.Errorf("the conflicting ADD made a veth: %+v", h)
+	}
+
+	other := testConf("host-local", `,"capabilities":{"portMappings":true},"runtimeConfig":{"portMappings":[{"hostPort":9090,"containerPort":80}]}`)
+	args3 := testArgs(other, "c3")
+	args3.Netns = "/run/netns/c3"
+	addOK(t, n, args3)
+	gcConf := strings.Replace(string(testConf("host-local", `,"cni.dev/valid-attachments":[{"containerID":"c3","ifname":"eth0"}]`)), `"1.0.0"`, `"1.1.0"`, 1)
+	if err := n.deps.GC(&skel.CmdArgs{Path: "/opt/cni/bin", StdinData: []byte(gcConf)}); err != nil {
+		t.Fatalf("GC: %v", err)
+	}
+	if list, _ := fp.List(); len(list) != 1 || list[0].Owner.ContainerID != "c3" {
+		t.Errorf("after GC keeping c3: %+v", list)
+	}
+	if err := n.deps.Del(args3); err != nil {
+		t.Fatalf("DEL c3: %v", err)
+	}
+	if list, _ := fp.List(); len(list) != 0 {
+		t.Errorf("after DEL: %+v", list)
+	}
+}

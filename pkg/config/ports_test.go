@@ -1,0 +1,67 @@
+package config
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+)
+
+func TestLoadPortMappings(t *testing.T) {
+	const withCap = `{"name":"n","type":"bridge","capabilities":{"portMappings":true},"runtimeConfig":{"portMappings":[%s]}}`
+	conf := func(entries string) []byte { return []byte(strings.Replace(withCap, "%s", entries, 1)) }
+
+	// Without the capability the mappings are another plugin's.
+	maps, enabled, err := LoadPortMappings([]byte(`{"name":"n","runtimeConfig":{"portMappings":[{"hostPort":80,"containerPort":80,"protocol":"tcp"}]}}`))
+	if err != nil || enabled || maps != nil {
+		t.Errorf("without the capability: %v %t %v", maps, enabled, err)
+	}
+
+	maps, enabled, err = LoadPortMappings(conf(`{"hostPort":8080,"containerPort":80},
+		{"hostPort":53,"containerPort":53,"protocol":"UDP","hostIP":"192.0.2.1"},
+		{"hostPort":53,"containerPort":53,"protocol":"udp","hostIP":"2001:db8::1"},
+		{"hostPort":9,"containerPort":9,"protocol":"sctp","hostIP":"0.0.0.0"},
+		{"hostPort":9,"containerPort":9,"protocol":"sctp","hostIP":"::"}`))
+	if err != nil || !enabled {
+		t.Fatalf("valid mappings: %v %t", err, enabled)
+	}
+	want := []PortMapping{
+		{HostPort: 8080, ContainerPort: 80, Protocol: "tcp"},
+		{HostPort: 53, ContainerPort: 53, Protocol: "udp", HostIP: netip.MustParseAddr("192.0.2.1"), Family: 4},
+		{HostPort: 53, ContainerPort: 53, Protocol: "udp", HostIP: netip.MustParseAddr("2001:db8::1"), Family: 6},
+		{HostPort: 9, ContainerPort: 9, Protocol: "sctp", HostIP: netip.IPv4Unspecified(), Family: 4},
+		{HostPort: 9, ContainerPort: 9, Protocol: "sctp", HostIP: netip.IPv6Unspecified(), Family: 6},
+	}
+	if len(maps) != len(want) {
+		t.Fatalf("got %v, want %v", maps, want)
+	}
+	for i := range want {
+		if maps[i] != want[i] {
+			t.Errorf("mapping %d: %+v, want %+v", i, maps[i], want[i])
+		}
+	}
+	if !maps[3].Wildcard() || maps[3].Applies(false) || !maps[0].Applies(false) || !maps[0].Applies(true) {
+		t.Errorf("Wildcard/Applies wrong for %v and %v", maps[3], maps[0])
+	}
+
+	for _, c := range []struct{ entries, want string }{
+		{`{"hostPort":0,"containerPort":80}`, "runtimeConfig.portMappings[0].hostPort: 0 out of range"},
+		{`{"hostPort":80,"containerPort":80},{"hostPort":81,"containerPort":65536}`, "runtimeConfig.portMappings[1].containerPort: 65536 out of range"},
+		{`{"containerPort":80}`, "runtimeConfig.portMappings[0].hostPort: missing"},
+		{`{"hostPort":80,"containerPort":80,"protocol":"icmp"}`, "runtimeConfig.portMappings[0].protocol"},
+		{`{"hostPort":80,"containerPort":80,"hostIP":"nope"}`, "runtimeConfig.portMappings[0].hostIP"},
+		{`{"hostPort":80,"containerPort":80,"hostIP":"fe80::1%eth0"}`, "runtimeConfig.portMappings[0].hostIP"},
+		{`{"hostPort":80,"containerPort":80,"hostIP":"224.0.0.1"}`, "not a unicast address"},
+		{`{"hostPort":80,"containerPort":80,"hostIP":"::1"}`, "::1 cannot be published"},
+		{`{"hostPort":80,"containerPort":80},{"hostPort":80,"containerPort":81,"hostIP":"192.0.2.1"}`, "runtimeConfig.portMappings[1]: host port 80/tcp is already mapped by runtimeConfig.portMappings[0]"},
+		{`{"hostPort":"80","containerPort":80}`, "hostPort"},
+	} {
+		_, _, err := LoadPortMappings(conf(c.entries))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want an error with %q", c.entries, err, c.want)
+		}
+	}
+	// Same port on different families or protocols is no duplicate.
+	if _, _, err := LoadPortMappings(conf(`{"hostPort":80,"containerPort":80,"hostIP":"192.0.2.1"},{"hostPort":80,"containerPort":80,"hostIP":"2001:db8::1"},{"hostPort":80,"containerPort":80,"protocol":"udp"}`)); err != nil {
+		t.Errorf("distinct mappings rejected: %v", err)
+	}
+}

@@ -1,0 +1,125 @@
+package firewall
+
+import (
+	"slices"
+	"sync"
+)
+
+// FakePorts is an in-memory Ports for tests without root. It validates and
+// detects conflicts as the real backends do, and keeps one "rule set" per
+// network: the network's description and its mappings.
+type FakePorts struct {
+	mu       sync.Mutex
+	networks map[string]PortNetwork
+	mappings []Published
+	calls    []string
+	err      error
+}
+
+var _ Ports = (*FakePorts)(nil)
+
+// NewFakePorts returns an empty FakePorts.
+func NewFakePorts() *FakePorts {
+	return &FakePorts{networks: map[string]PortNetwork{}}
+}
+
+// Name implements Ports; it returns "fake".
+func (f *FakePorts) Name() string { return "fake" }
+
+// Publish implements Ports.
+func (f *FakePorts) Publish(n PortNetwork, owner Attachment, maps []Mapping) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, "Publish "+n.Name+" "+owner.tag())
+	if f.err != nil {
+		return f.err
+	}
+	n, err := checkPublish(n, owner, maps, f.mappings)
+	if err != nil {
+		return err
+	}
+	f.drop(n.Name, func(a Attachment) bool { return a != owner })
+	for _, m := range maps {
+		f.mappings = append(f.mappings, Published{Network: n.Name, Owner: owner, Mapping: m})
+	}
+	sortPublished(f.mappings)
+	if len(maps) > 0 {
+		f.networks[n.Name] = n
+	}
+	return nil
+}
+
+// drop removes the network's mappings whose owner keep rejects, and the
+// network when none is left.
+func (f *FakePorts) drop(network string, keep func(Attachment) bool) {
+	left := 0
+	f.mappings = slices.DeleteFunc(f.mappings, func(p Published) bool {
+		if p.Network != network {
+			return false
+		}
+		if keep != nil && keep(p.Owner) {
+			left++
+			return false
+		}
+		return true
+	})
+	if left == 0 {
+		delete(f.networks, network)
+	}
+}
+
+// Unpublish implements Ports.
+func (f *FakePorts) Unpublish(network string, owner Attachment) error {
+	return f.retain("Unpublish "+network+" "+owner.tag(), network, func(a Attachment) bool { return a != owner })
+}
+
+// Retain implements Ports.
+func (f *FakePorts) Retain(network string, keep func(Attachment) bool) error {
+	return f.retain("Retain "+network, network, keep)
+}
+
+func (f *FakePorts) retain(call, network string, keep func(Attachment) bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, call)
+	if f.err != nil {
+		return f.err
+	}
+	if err := validateName(network); err != nil {
+		return err
+	}
+	f.drop(network, keep)
+	return nil
+}
+
+// List implements Ports.
+func (f *FakePorts) List() ([]Published, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return nil, f.err
+	}
+	return slices.Clone(f.mappings), nil
+}
+
+// Network returns the network's description and whether it has a rule set.
+func (f *FakePorts) Network(name string) (PortNetwork, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n, ok := f.networks[name]
+	return n, ok
+}
+
+// Calls returns the operations so far, like "Publish net id/eth0".
+func (f *FakePorts) Calls() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.calls)
+}
+
+// SetError makes every later operation fail with err (nil: succeed again).
+func (f *FakePorts) SetError(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.err = err
+}

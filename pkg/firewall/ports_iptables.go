@@ -1,0 +1,416 @@
+package firewall
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/coreos/go-iptables/iptables"
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"github.com/google/nftables/xt"
+)
+
+// iptPorts publishes ports with iptables and ip6tables. Rules are written
+// with the commands; they are read (and mappings deleted) through netlink
+// when iptables is iptables-nft, which the node shows by holding rules of
+// ours in nftables: no process on DEL, and no listing of the whole nat
+// table on ADD.
+type iptPorts struct {
+	opts options
+	hs   map[family]*iptables.IPTables
+}
+
+// Name implements Ports.
+func (b *iptPorts) Name() string { return IPTablesName }
+
+// handle returns the command wrapper of family f (nil when the command is
+// missing: nothing can have been written with it).
+func (b *iptPorts) handle(f family) *iptables.IPTables {
+	if b.hs == nil {
+		b.hs = map[family]*iptables.IPTables{}
+	}
+	if ipt, ok := b.hs[f]; ok {
+		return ipt
+	}
+	ipt, err := (&iptablesBackend{}).handle(f)
+	if err != nil {
+		ipt = nil
+	}
+	b.hs[f] = ipt
+	return ipt
+}
+
+// iptFound is a mapping read back, with its rule when read through netlink.
+type iptFound struct {
+	Published
+	rule *nftables.Rule
+}
+
+// Publish implements Ports.
+func (b *iptPorts) Publish(n PortNetwork, owner Attachment, maps []Mapping) error {
+	l, err := lockFile(b.opts.lockDir, portsLockName)
+	if err != nil {
+		return fmt.Errorf("network %q: %w", n.Name, err)
+	}
+	defer l.unlock()
+	found, err := b.list("")
+	if err != nil {
+		return fmt.Errorf("network %q: %w", n.Name, err)
+	}
+	if n, err = checkPublish(n, owner, maps, published(found)); err != nil {
+		return err
+	}
+	for _, m := range maps {
+		if c := portsMappingComment(n.Name, owner, m); len(c) > iptMaxComment {
+			return fmt.Errorf("network %q: port mapping %s: network name and container ID too long for an iptables comment (%d characters, at most %d)", n.Name, m.host(), len(c), iptMaxComment)
+		}
+		if b.handle(m.family()) == nil {
+			return fmt.Errorf("network %q: port mapping %s: %s not found", n.Name, m.host(), iptCommand(m.family()))
+		}
+	}
+	fp := n.fingerprint()
+	done := map[family]bool{}
+	for _, m := range maps {
+		if f := m.family(); !done[f] {
+			done[f] = true
+			if err := iptEnsureFixed(b.handle(f), n, f, fp); err != nil {
+				return fmt.Errorf("network %q: %s: %w", n.Name, iptCommand(f), err)
+			}
+		}
+	}
+	var old []iptFound
+	for _, p := range found {
+		if p.Network == n.Name && p.Owner == owner {
+			old = append(old, p)
+		}
+	}
+	if err := b.deleteMappings(old); err != nil {
+		return fmt.Errorf("network %q: %w", n.Name, err)
+	}
+	chain := iptPortsChain(n.Name)
+	for _, m := range maps {
+		if err := b.handle(m.family()).Append(natTable, chain, iptMappingRule(n.Name, owner, m)...); err != nil {
+			return fmt.Errorf("network %q: %s: add mapping %s: %w", n.Name, iptCommand(m.family()), m.host(), err)
+		}
+	}
+	return flushUDP(append(mappingsOf(published(old)), maps...))
+}
+
+func published(fs []iptFound) []Published {
+	out := make([]Published, len(fs))
+	for i, f := range fs {
+		out[i] = f.Published
+	}
+	return out
+}
+
+// deleteMappings deletes the mappings' rules: by handle through netlink
+// when they were read so (one transaction), else with the commands.
+func (b *iptPorts) deleteMappings(fs []iptFound) error {
+	var c *nftables.Conn
+	for _, p := range fs {
+		if p.rule == nil {
+			ipt := b.handle(p.family())
+			if ipt == nil {
+				continue
+			}
+			if err := ipt.Delete(natTable, iptPortsChain(p.Network), iptMappingRule(p.Network, p.Owner, p.Mapping)...); err != nil && !isNotExist(err) {
+				return fmt.Errorf("%s: delete mapping %s: %w", iptCommand(p.family()), p.host(), err)
+			}
+			continue
+		}
+		if c == nil {
+			var err error
+			if c, err = nftables.New(); err != nil {
+				return fmt.Errorf("open nftables netlink connection: %w", err)
+			}
+		}
+		if err := c.DelRule(p.rule); err != nil {
+			return fmt.Errorf("delete mapping %s: %w", p.host(), err)
+		}
+	}
+	if c == nil {
+		return nil
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("delete mappings through netlink: %w", err)
+	}
+	return nil
+}
+
+// iptEnsureFixed makes the network's chain and fixed rules of family f
+// exist with fingerprint fp; the hot path is one check of the PREROUTING
+// jump (read through netlink when iptables is iptables-nft).
+func iptEnsureFixed(ipt *iptables.IPTables, n PortNetwork, f family, fp string) error {
+	rules := iptPortsFixed(n, f, fp)
+	last := rules[len(rules)-1]
+	if iptNFTHasComment(f, last.table, last.chain, portsFixedComment(n.Name, fp)) {
+		return nil
+	}
+	if ok, err := ipt.Exists(last.table, last.chain, last.spec...); err == nil && ok {
+		return nil
+	}
+	chain := iptPortsChain(n.Name)
+	if ok, err := ipt.ChainExists(natTable, chain); err != nil {
+		return fmt.Errorf("look for chain %s in table %s: %w", chain, natTable, err)
+	} else if !ok {
+		if err := ipt.NewChain(natTable, chain); err != nil {
+			return fmt.Errorf("create chain %s in table %s: %w", chain, natTable, err)
+		}
+	}
+	if err := iptDeleteFixed(ipt, n.Name, portsFixedComment(n.Name, fp)); err != nil {
+		return err
+	}
+	for _, r := range rules {
+		var err error
+		if r.insert {
+			err = ipt.Insert(r.table, r.chain, 1, r.spec...)
+		} else {
+			err = ipt.Append(r.table, r.chain, r.spec...)
+		}
+		if err != nil {
+			return fmt.Errorf("add rule to chain %s in table %s: %w", r.chain, r.table, err)
+		}
+	}
+	return nil
+}
+
+// iptNFTHasComment reads a built-in chain through netlink (iptables-nft) and
+// reports whether a rule carries the comment; false on any doubt.
+func iptNFTHasComment(f family, table, chain, comment string) bool {
+	c, err := nftables.New()
+	if err != nil {
+		return false
+	}
+	t := iptNFTTable(f, table)
+	rules, err := c.GetRules(t, &nftables.Chain{Name: chain, Table: t})
+	return err == nil && hasXTComment(rules, comment)
+}
+
+func iptNFTTable(f family, table string) *nftables.Table {
+	fam := nftables.TableFamilyIPv4
+	if f == ipv6 {
+		fam = nftables.TableFamilyIPv6
+	}
+	return &nftables.Table{Name: table, Family: fam}
+}
+
+// xtComment returns the comment of an iptables-nft rule ("" if none).
+func xtComment(r *nftables.Rule) string {
+	for _, e := range r.Exprs {
+		if m, ok := e.(*expr.Match); ok && m.Name == "comment" {
+			if c, ok := m.Info.(*xt.Comment); ok {
+				return string(*c)
+			}
+		}
+	}
+	return ""
+}
+
+// iptDeleteFixed deletes the network's fixed rules, except those carrying
+// the comment keep ("": all).
+func iptDeleteFixed(ipt *iptables.IPTables, network, keep string) error {
+	for _, h := range iptFixedHooks() {
+		lines, err := ipt.List(h[0], h[1])
+		if err != nil {
+			if isNotExist(err) {
+				continue
+			}
+			return fmt.Errorf("list chain %s in table %s: %w", h[1], h[0], err)
+		}
+		for _, line := range lines {
+			_, spec, ok := splitRuleLine(line)
+			if !ok {
+				continue
+			}
+			c := specValue(spec, "--comment")
+			if net, rest, ok := parsePortsComment(c); !ok || net != network || c == keep || !strings.HasPrefix(rest, "cfg=") {
+				continue
+			}
+			if err := ipt.Delete(h[0], h[1], spec...); err != nil && !isNotExist(err) {
+				return fmt.Errorf("delete rule from chain %s in table %s: %w", h[1], h[0], err)
+			}
+		}
+	}
+	return nil
+}
+
+// Unpublish implements Ports.
+func (b *iptPorts) Unpublish(network string, owner Attachment) error {
+	return b.Retain(network, func(a Attachment) bool { return a != owner })
+}
+
+// Retain implements Ports. A family whose chain is left empty loses its
+// chain and fixed rules.
+func (b *iptPorts) Retain(network string, keep func(Attachment) bool) error {
+	if err := validateName(network); err != nil {
+		return err
+	}
+	l, err := lockFile(b.opts.lockDir, portsLockName)
+	if err != nil {
+		return fmt.Errorf("network %q: %w", network, err)
+	}
+	defer l.unlock()
+	found, err := b.list(network)
+	if err != nil {
+		return fmt.Errorf("network %q: %w", network, err)
+	}
+	var gone []iptFound
+	kept := map[family]int{}
+	emptied := map[family]bool{}
+	for _, p := range found {
+		if keep != nil && keep(p.Owner) {
+			kept[p.family()]++
+			continue
+		}
+		gone = append(gone, p)
+		emptied[p.family()] = true
+	}
+	if err := b.deleteMappings(gone); err != nil {
+		return fmt.Errorf("network %q: %w", network, err)
+	}
+	chain := iptPortsChain(network)
+	for _, f := range allFamilies() {
+		// The fixed rules go with the family's last mapping, and all of
+		// them when nothing is kept (the network's last DEL, GC).
+		if kept[f] > 0 || (!emptied[f] && keep != nil) {
+			continue
+		}
+		ipt := b.handle(f)
+		if ipt == nil {
+			continue
+		}
+		if err := iptDeleteFixed(ipt, network, ""); err != nil {
+			return fmt.Errorf("network %q: %s: %w", network, iptCommand(f), err)
+		}
+		if err := ipt.ClearAndDeleteChain(natTable, chain); err != nil && !isNotExist(err) {
+			return fmt.Errorf("network %q: %s: delete chain %s: %w", network, iptCommand(f), chain, err)
+		}
+	}
+	return flushUDP(mappingsOf(published(gone)))
+}
+
+// List implements Ports.
+func (b *iptPorts) List() ([]Published, error) {
+	found, err := b.list("")
+	return published(found), err
+}
+
+// list reads the mappings of all networks (or of one): through netlink when
+// iptables-nft holds port rules of ours (then it holds all of them), else
+// with the commands.
+func (b *iptPorts) list(network string) ([]iptFound, error) {
+	if found, ok := iptNFTList(network); ok {
+		return found, nil
+	}
+	var out []iptFound
+	for _, f := range allFamilies() {
+		ipt := b.handle(f)
+		if ipt == nil {
+			continue
+		}
+		ps, err := iptCmdList(ipt, f, network)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range ps {
+			out = append(out, iptFound{Published: p})
+		}
+	}
+	return out, nil
+}
+
+// iptNFTList reads the mappings through netlink. It answers only when a
+// built-in nat chain of either family holds a port rule of ours, proof that
+// iptables is iptables-nft.
+func iptNFTList(network string) ([]iptFound, bool) {
+	c, err := nftables.New()
+	if err != nil {
+		return nil, false
+	}
+	seen := false
+	var out []iptFound
+	for _, f := range allFamilies() {
+		t := iptNFTTable(f, natTable)
+		for _, hook := range []string{preroutingChain, outputChain} {
+			rules, err := c.GetRules(t, &nftables.Chain{Name: hook, Table: t})
+			if err != nil {
+				continue
+			}
+			for _, r := range rules {
+				if strings.HasPrefix(xtComment(r), portsCommentPrefix) {
+					seen = true
+				}
+			}
+		}
+		chains, err := c.ListChainsOfTableFamily(t.Family)
+		if err != nil {
+			return nil, false
+		}
+		for _, ch := range chains {
+			if ch.Table == nil || ch.Table.Name != natTable || !strings.HasPrefix(ch.Name, iptPortsChainPrefix) ||
+				(network != "" && ch.Name != iptPortsChain(network)) {
+				continue
+			}
+			rules, err := c.GetRules(t, &nftables.Chain{Name: ch.Name, Table: t})
+			if err != nil {
+				return nil, false
+			}
+			for _, r := range rules {
+				if net, owner, m, ok := parseMappingComment(xtComment(r)); ok && iptPortsChain(net) == ch.Name {
+					out = append(out, iptFound{Published: Published{Network: net, Owner: owner, Mapping: m}, rule: r})
+				}
+			}
+		}
+	}
+	if !seen {
+		return nil, false
+	}
+	sortFound(out)
+	return out, true
+}
+
+func sortFound(fs []iptFound) {
+	slices.SortFunc(fs, func(a, b iptFound) int { return comparePublished(a.Published, b.Published) })
+}
+
+// iptCmdList reads the mappings of family f with the iptables command.
+func iptCmdList(ipt *iptables.IPTables, f family, network string) ([]Published, error) {
+	var chains []string
+	if network != "" {
+		chains = []string{iptPortsChain(network)}
+	} else {
+		all, err := ipt.ListChains(natTable)
+		if err != nil {
+			return nil, fmt.Errorf("%s: list chains of table %s: %w", iptCommand(f), natTable, err)
+		}
+		for _, c := range all {
+			if len(c) == iptChainMaxLen && strings.HasPrefix(c, iptPortsChainPrefix) {
+				chains = append(chains, c)
+			}
+		}
+	}
+	var out []Published
+	for _, chain := range chains {
+		lines, err := ipt.List(natTable, chain)
+		if err != nil {
+			// iptables-nft 1.8.9 calls a missing chain "incompatible".
+			if ok, cerr := ipt.ChainExists(natTable, chain); isNotExist(err) || (cerr == nil && !ok) {
+				continue
+			}
+			return nil, fmt.Errorf("%s: list chain %s in table %s: %w", iptCommand(f), chain, natTable, err)
+		}
+		for _, line := range lines {
+			_, spec, ok := splitRuleLine(line)
+			if !ok {
+				continue
+			}
+			if net, owner, m, ok := parseMappingComment(specValue(spec, "--comment")); ok && iptPortsChain(net) == chain {
+				out = append(out, Published{Network: net, Owner: owner, Mapping: m})
+			}
+		}
+	}
+	sortPublished(out)
+	return out, nil
+}

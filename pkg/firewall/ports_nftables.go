@@ -1,0 +1,252 @@
+package firewall
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
+)
+
+// nftPorts publishes ports with nftables, through netlink only.
+type nftPorts struct {
+	opts options
+}
+
+// Name implements Ports.
+func (b *nftPorts) Name() string { return NFTablesName }
+
+func (b *nftPorts) lock() (*fileLock, error) { return lockFile(b.opts.lockDir, portsLockName) }
+
+// Publish implements Ports: the elements of owner are replaced in one
+// transaction, together with the fixed rules when they are missing or of
+// another configuration.
+func (b *nftPorts) Publish(n PortNetwork, owner Attachment, maps []Mapping) error {
+	l, err := b.lock()
+	if err != nil {
+		return fmt.Errorf("network %q: %w", n.Name, err)
+	}
+	defer l.unlock()
+	c, err := nftables.New()
+	if err != nil {
+		return fmt.Errorf("network %q: open nftables netlink connection: %w", n.Name, err)
+	}
+	existing, err := nftListPorts(c, "")
+	if err != nil {
+		return fmt.Errorf("network %q: %w", n.Name, err)
+	}
+	if n, err = checkPublish(n, owner, maps, existing); err != nil {
+		return err
+	}
+	var old []Mapping
+	for _, p := range existing {
+		if p.Network == n.Name && p.Owner == owner {
+			old = append(old, p.Mapping)
+		}
+	}
+	t := nftPortsTable(n.Name)
+	fp := n.fingerprint()
+	var sets map[string]*nftables.Set
+	if nftFixedUpToDate(c, t, fp) {
+		sets = map[string]*nftables.Set{}
+		for _, pm := range portMaps() {
+			sets[pm.name] = pm.set(t)
+		}
+	} else if sets, err = nftWriteFixed(c, n, fp); err != nil {
+		return err
+	}
+	if err := nftSetElements(c, sets, old, owner, c.SetDeleteElements); err != nil {
+		return fmt.Errorf("network %q: %w", n.Name, err)
+	}
+	if err := nftSetElements(c, sets, maps, owner, c.SetAddElements); err != nil {
+		return fmt.Errorf("network %q: %w", n.Name, err)
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("network %q: publish ports in nftables table inet %s: %w", n.Name, t.Name, err)
+	}
+	if err := b.syncForward(c, n.Name, &n); err != nil {
+		return fmt.Errorf("network %q: %w", n.Name, err)
+	}
+	return flushUDP(append(old, maps...))
+}
+
+// nftSetElements adds or deletes (op) the mappings' elements.
+func nftSetElements(c *nftables.Conn, sets map[string]*nftables.Set, maps []Mapping, owner Attachment, op func(*nftables.Set, []nftables.SetElement) error) error {
+	byMap := map[string][]nftables.SetElement{}
+	for _, m := range maps {
+		pm := mapOf(m)
+		byMap[pm.name] = append(byMap[pm.name], element(m, owner))
+	}
+	for name, elems := range byMap {
+		if err := op(sets[name], elems); err != nil {
+			return fmt.Errorf("map %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// nftFixedUpToDate reports whether the table's fixed rules are those of
+// fingerprint fp (they are all written in one transaction: checking the
+// postrouting chain is enough).
+func nftFixedUpToDate(c *nftables.Conn, t *nftables.Table, fp string) bool {
+	rules, err := c.GetRules(t, &nftables.Chain{Name: nftPortsPostrouting, Table: t})
+	if err != nil || len(rules) == 0 {
+		return false
+	}
+	_, want, _ := strings.Cut(userDataComment(rules[0].UserData), " cfg=")
+	for _, r := range rules {
+		if _, got, _ := strings.Cut(userDataComment(r.UserData), " cfg="); got != fp || got != want {
+			return false
+		}
+	}
+	return true
+}
+
+// nftWriteFixed queues the table, its maps, chains and fixed rules (chains
+// flushed and refilled; maps and their elements kept) on c.
+func nftWriteFixed(c *nftables.Conn, n PortNetwork, fp string) (map[string]*nftables.Set, error) {
+	t := c.AddTable(nftPortsTable(n.Name))
+	sets := map[string]*nftables.Set{}
+	for _, pm := range portMaps() {
+		s := pm.set(t)
+		if err := c.AddSet(s, nil); err != nil {
+			return nil, fmt.Errorf("network %q: map %s: %w", n.Name, pm.name, err)
+		}
+		sets[pm.name] = s
+	}
+	chain := func(name string, typ nftables.ChainType, hook *nftables.ChainHook, prio *nftables.ChainPriority) *nftables.Chain {
+		ch := c.AddChain(&nftables.Chain{Name: name, Table: t, Type: typ, Hooknum: hook, Priority: prio})
+		c.FlushChain(ch)
+		return ch
+	}
+	publish := c.AddChain(&nftables.Chain{Name: nftPublishChain, Table: t})
+	c.FlushChain(publish)
+	pre := chain(nftPortsPrerouting, nftables.ChainTypeNAT, nftables.ChainHookPrerouting, nftables.ChainPriorityNATDest)
+	out := chain(nftPortsOutput, nftables.ChainTypeNAT, nftables.ChainHookOutput, nftables.ChainPriorityNATDest)
+	post := chain(nftPortsPostrouting, nftables.ChainTypeNAT, nftables.ChainHookPostrouting, nftables.ChainPriorityNATSource)
+	raw := chain(nftPortsRaw, nftables.ChainTypeFilter, nftables.ChainHookPrerouting, nftables.ChainPriorityRaw)
+	ud := commentUserData(portsFixedComment(n.Name, fp))
+	add := func(ch *nftables.Chain, rules ...[]expr.Any) {
+		for _, e := range rules {
+			c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: e, UserData: ud})
+		}
+	}
+	add(publish, nftPublishRules(sets)...)
+	add(pre, nftLocalJump())
+	add(out, nftLocalJump())
+	add(raw, nftLocalnetDrop())
+	add(post, nftPortsPostroutingRules(n)...)
+	return sets, nil
+}
+
+// Unpublish implements Ports.
+func (b *nftPorts) Unpublish(network string, owner Attachment) error {
+	return b.Retain(network, func(a Attachment) bool { return a != owner })
+}
+
+// Retain implements Ports.
+func (b *nftPorts) Retain(network string, keep func(Attachment) bool) error {
+	if err := validateName(network); err != nil {
+		return err
+	}
+	l, err := b.lock()
+	if err != nil {
+		return fmt.Errorf("network %q: %w", network, err)
+	}
+	defer l.unlock()
+	c, err := nftables.New()
+	if err != nil {
+		return fmt.Errorf("network %q: open nftables netlink connection: %w", network, err)
+	}
+	mine, err := nftListPorts(c, network)
+	if err != nil {
+		return fmt.Errorf("network %q: %w", network, err)
+	}
+	t := nftPortsTable(network)
+	var gone []Mapping
+	kept := 0
+	byOwner := map[Attachment][]Mapping{}
+	for _, p := range mine {
+		if keep != nil && keep(p.Owner) {
+			kept++
+			continue
+		}
+		gone = append(gone, p.Mapping)
+		byOwner[p.Owner] = append(byOwner[p.Owner], p.Mapping)
+	}
+	if kept == 0 {
+		// Adding first makes the deletion succeed when there is no table.
+		c.DelTable(c.AddTable(t))
+	} else {
+		sets := map[string]*nftables.Set{}
+		for _, pm := range portMaps() {
+			sets[pm.name] = pm.set(t)
+		}
+		for owner, maps := range byOwner {
+			if err := nftSetElements(c, sets, maps, owner, c.SetDeleteElements); err != nil {
+				return fmt.Errorf("network %q: %w", network, err)
+			}
+		}
+	}
+	if kept == 0 || len(gone) > 0 {
+		if err := c.Flush(); err != nil {
+			return fmt.Errorf("network %q: unpublish ports in nftables table inet %s: %w", network, t.Name, err)
+		}
+	}
+	if kept == 0 {
+		if err := b.syncForward(c, network, nil); err != nil {
+			return fmt.Errorf("network %q: %w", network, err)
+		}
+	}
+	return flushUDP(gone)
+}
+
+// List implements Ports.
+func (b *nftPorts) List() ([]Published, error) {
+	c, err := nftables.New()
+	if err != nil {
+		return nil, fmt.Errorf("open nftables netlink connection: %w", err)
+	}
+	return nftListPorts(c, "")
+}
+
+// nftListPorts lists the mappings in the port tables of all networks, or of
+// one network.
+func nftListPorts(c *nftables.Conn, network string) ([]Published, error) {
+	var names []string
+	if network != "" {
+		names = []string{network}
+	} else {
+		tables, err := c.ListTablesOfFamily(nftables.TableFamilyINet)
+		if err != nil {
+			return nil, fmt.Errorf("list nftables tables: %w", err)
+		}
+		for _, t := range tables {
+			if name, ok := strings.CutPrefix(t.Name, nftPortsTablePrefix); ok && validateName(name) == nil {
+				names = append(names, name)
+			}
+		}
+	}
+	var out []Published
+	for _, name := range names {
+		t := nftPortsTable(name)
+		for _, pm := range portMaps() {
+			elems, err := c.GetSetElements(pm.set(t))
+			if errors.Is(err, unix.ENOENT) || (err != nil && strings.Contains(err.Error(), "no such file")) {
+				continue // no table (yet), or not this map
+			}
+			if err != nil {
+				return nil, fmt.Errorf("list map %s of nftables table inet %s: %w", pm.name, t.Name, err)
+			}
+			for _, e := range elems {
+				if m, owner, ok := parseElement(pm, e); ok {
+					out = append(out, Published{Network: name, Owner: owner, Mapping: m})
+				}
+			}
+		}
+	}
+	sortPublished(out)
+	return out, nil
+}

@@ -1,0 +1,10 @@
+package link
+
+// EnableRouteLocalnet lets the node route packets from its 127.0.0.0/8 out
+// of dev (net.ipv4.conf.<dev>.route_localnet=1): a port published on the
+// node's 127.0.0.1 and DNAT'd to a container behind the bridge dev. The port
+// rules drop packets to 127.0.0.0/8 that arrive on any interface but lo,
+// which the setting would otherwise accept from dev.
+func EnableRouteLocalnet(dev string) error {
+	return setSysctl("net/ipv4/conf/"+dev+"/route_localnet", "1")
+}
