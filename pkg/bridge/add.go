@@ -91,7 +91,7 @@ func Add(args *skel.CmdArgs) (err error) {
 	fwSubnets := configuredSubnets(args.StdinData)
 	var fwErr error
 	fwDone := false
-	if vethErr == nil && c.IPMasq && c.IsLayer3() && len(fwSubnets) > 0 {
+	if vethErr == nil && needsFirewall(c) && len(fwSubnets) > 0 {
 		fwErr, fwDone = ensureFirewall(c, fwSubnets), true
 	}
 	var ipamRes ipamOut
@@ -137,6 +137,7 @@ func Add(args *skel.CmdArgs) (err error) {
 	}
 	var p plan
 	if c.IsLayer3() {
+		dropDefaultRoutes(c, res)
 		if p, err = makePlan(c, res); err != nil {
 			return err
 		}
@@ -171,7 +172,7 @@ func Add(args *skel.CmdArgs) (err error) {
 		}
 		undo = append(undo, func() { _ = l2.TeardownMacSpoofCheck(c.Name, args.ContainerID, args.IfName) })
 	}
-	if c.IPMasq && c.IsLayer3() && !fwDone {
+	if needsFirewall(c) && !fwDone {
 		if err := ensureFirewall(c, subnets(p.addrs)); err != nil {
 			return err
 		}
@@ -266,7 +267,7 @@ func vethConfig(c *config.Bridge, args *skel.CmdArgs) link.VethConfig {
 		MTU:                       c.MTU,
 		MAC:                       c.MAC,
 		HairpinMode:               c.HairpinMode,
-		PortIsolation:             c.PortIsolation,
+		PortIsolation:             portIsolated(c),
 		DisableContainerInterface: c.DisableContainerInterface,
 		EnableDAD:                 c.EnableDad,
 		DeferAttach:               c.IsLayer3() && !c.EnableDad && !c.DisableContainerInterface,

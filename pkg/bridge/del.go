@@ -76,7 +76,7 @@ func Del(args *skel.CmdArgs) error {
 		}
 	}
 	// An unknown backend never made rules: ADD rejects it.
-	if c.IPMasq && c.IsLayer3() && c.MasqBackendValid() {
+	if needsFirewall(c) && c.MasqBackendValid() {
 		if err := removeFirewallIfEmpty(c); err != nil {
 			errs = append(errs, err)
 		}

@@ -13,14 +13,14 @@ import (
 
 // firewallNetwork describes the network's rules for its subnets.
 func firewallNetwork(c *config.Bridge, subnets []netip.Prefix) firewall.Network {
-	return firewall.Network{
+	return withIsolation(c, firewall.Network{
 		Name:          c.Name,
 		Bridge:        c.BrName,
 		Subnets:       subnets,
 		NonMasquerade: c.NonMasq,
-		Masquerade:    true,
-		Forward:       true,
-	}
+		Masquerade:    c.IPMasq,
+		Forward:       c.IPMasq,
+	})
 }
 
 // configuredSubnets reads runtimeConfig.ipRanges[*][*].subnet (which

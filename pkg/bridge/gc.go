@@ -73,7 +73,7 @@ func GC(args *skel.CmdArgs) error {
 	if _, err := l2.RemoveDeadReferenceSpoofChecks(); err != nil && c.MacSpoofChk {
 		fmt.Fprintf(os.Stderr, "macspoofchk: %v\n", err)
 	}
-	if c.IPMasq && c.MasqBackendValid() {
+	if (c.IPMasq || c.Isolates()) && c.MasqBackendValid() {
 		errs = append(errs, gcFirewall(c, len(valid) == 0, validIDs)...)
 	}
 	return errors.Join(errs...)

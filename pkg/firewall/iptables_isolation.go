@@ -42,7 +42,7 @@ func iptIsolationRules(n Network) [][]string {
 	if n.Internal {
 		rules = append(rules, rule("DROP", "-i", br, "!", "-o", br), rule("DROP", "!", "-i", br, "-o", br))
 	}
-	rules = append(rules, rule("RETURN", "-m", "conntrack", "--ctstatus", "DNAT"))
+	rules = append(rules, rule("RETURN", "-m", "conntrack", "--ctstate", "DNAT"))
 	if n.NoICC {
 		rules = append(rules, rule("DROP", "-i", br, "-o", br))
 	}
