@@ -72,7 +72,9 @@ func (m *isoNet) attach(t testing.TB, role string) *isoCtr {
 	t.Helper()
 	ns, rt := masqContainer(t, role)
 	res := m.add(t, "", rt)
-	t.Cleanup(func() { _ = m.node.Do(t, func() error { return m.cni("", m.cache).DelNetworkList(t.Context(), m.list, rt) }) })
+	t.Cleanup(func() {
+		_ = m.node.Do(t, func() error { return m.cni("", m.cache).DelNetworkList(t.Context(), m.list, rt) })
+	})
 	return &isoCtr{ns: ns, rt: rt, ip: masqResultIP(t, res, 4), port: masqPeerServer(t, ns)}
 }
 
