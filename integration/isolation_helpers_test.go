@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -73,7 +74,7 @@ func (m *isoNet) attach(t testing.TB, role string) *isoCtr {
 	ns, rt := masqContainer(t, role)
 	res := m.add(t, "", rt)
 	t.Cleanup(func() {
-		_ = m.node.Do(t, func() error { return m.cni("", m.cache).DelNetworkList(t.Context(), m.list, rt) })
+		_ = m.node.Do(t, func() error { return m.cni("", m.cache).DelNetworkList(context.Background(), m.list, rt) })
 	})
 	return &isoCtr{ns: ns, rt: rt, ip: masqResultIP(t, res, 4), port: masqPeerServer(t, ns)}
 }

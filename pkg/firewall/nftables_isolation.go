@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
 )
 
@@ -180,7 +181,7 @@ type sharedTable struct {
 
 func sharedRefs() (*nftables.Table, *nftables.Chain, *nftables.Set) {
 	t := &nftables.Table{Name: nftSharedTable, Family: nftables.TableFamilyINet}
-	return t, forwardFilterChain(t, nftSharedChain), &nftables.Set{Table: t, Name: nftIsolatedSet, KeyType: nftables.TypeIFName}
+	return t, forwardFilterChain(t, nftSharedChain), &nftables.Set{Table: t, Name: nftIsolatedSet, KeyType: nftables.TypeIFName, KeyByteOrder: binaryutil.NativeEndian}
 }
 
 // sharedState reads the shared table; a missing table reads as empty.
