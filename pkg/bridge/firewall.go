@@ -73,7 +73,7 @@ func withFirewall(c *config.Bridge, fn func(firewall.Backend) error) error {
 	}
 	defer unlock()
 	if err := fn(fw); err != nil {
-		return fmt.Errorf("ipMasq (%s): %w", fw.Name(), err)
+		return fmt.Errorf("%s (%s): %w", firewallKeys(c), fw.Name(), err)
 	}
 	return nil
 }

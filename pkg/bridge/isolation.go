@@ -1,6 +1,8 @@
 package bridge
 
 import (
+	"strings"
+
 	current "github.com/containernetworking/cni/pkg/types/100"
 
 	"github.com/flatcni/plugins/pkg/config"
@@ -41,4 +43,26 @@ func dropDefaultRoutes(c *config.Bridge, res *current.Result) {
 // what is routed through the gateway, the port flag what is bridged).
 func portIsolated(c *config.Bridge) bool {
 	return c.PortIsolation || c.NoICC()
+}
+
+// firewallKeys names the configuration keys behind the network's rules,
+// for error messages.
+func firewallKeys(c *config.Bridge) string {
+	var keys []string
+	if c.IPMasq {
+		keys = append(keys, "ipMasq")
+	}
+	if c.Mode() != config.IsolationNone {
+		keys = append(keys, "isolation")
+	}
+	if c.Internal {
+		keys = append(keys, "internal")
+	}
+	if c.NoICC() {
+		keys = append(keys, "icc")
+	}
+	if len(keys) == 0 {
+		return "ipMasq"
+	}
+	return strings.Join(keys, "/")
 }
