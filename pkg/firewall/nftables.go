@@ -61,6 +61,11 @@ func (b *nftablesBackend) Ensure(n Network) error {
 	if b.masqUpToDate(c, n, fp) && b.isolationUpToDate(c, n, fp) {
 		return nil // the hot path: read, nothing written
 	}
+	// The shared part first: a network's own isolation chain exists
+	// whenever it has a shared part (see isolationUpToDate).
+	if err := b.syncShared(c, n.Name, &n, fp); err != nil {
+		return fmt.Errorf("network %q: %w", n.Name, err)
+	}
 	t := c.AddTable(networkTable(n.Name))
 	ch := c.AddChain(&nftables.Chain{
 		Name:     nftMasqChain,
@@ -83,9 +88,6 @@ func (b *nftablesBackend) Ensure(n Network) error {
 	writeIsolationChain(c, t, n, fp)
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("network %q: write nftables table inet %s: %w", n.Name, t.Name, err)
-	}
-	if err := b.syncShared(c, n.Name, &n, fp); err != nil {
-		return fmt.Errorf("network %q: %w", n.Name, err)
 	}
 	return nil
 }

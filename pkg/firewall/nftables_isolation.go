@@ -145,10 +145,12 @@ func (b *nftablesBackend) isolationUpToDate(c *nftables.Conn, n Network, fp stri
 	t := networkTable(n.Name)
 	rules, err := c.GetRules(t, &nftables.Chain{Name: nftIsolationChain, Table: t})
 	if !n.isolates() {
-		if err == nil {
-			return false
-		}
-	} else if err != nil || !allComments(rules, jumpComment(n.Name, fp), len(nftIsolationRules(n))) {
+		// Without its own chain the network has no shared part either:
+		// Ensure writes the shared part before the chain and removes it
+		// before the chain, so nothing more is read on this hot path.
+		return err != nil
+	}
+	if err != nil || !allComments(rules, jumpComment(n.Name, fp), len(nftIsolationRules(n))) {
 		return false
 	}
 	st := sharedState(c)
