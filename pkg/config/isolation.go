@@ -52,5 +52,8 @@ func (b *Bridge) validateIsolation() error {
 	if b.Internal && b.IsDefaultGW {
 		return Invalid("internal", "cannot be combined with isDefaultGateway: an internal network has no default route")
 	}
+	if b.Isolates() && b.Vlan != 0 {
+		return Invalid("vlan", "%d cannot be combined with isolation, internal or icc false: the network's gateway is then %s.%d, not the bridge the rules name", b.Vlan, b.BrName, b.Vlan)
+	}
 	return nil
 }

@@ -26,6 +26,7 @@ func TestIsolationKeys(t *testing.T) {
 		{name: "internal with ipMasq", keys: `"internal":true,"ipMasq":true`, wantErr: "internal: cannot be combined with ipMasq"},
 		{name: "internal with isDefaultGateway", keys: `"internal":true,"isDefaultGateway":true`, wantErr: "internal: cannot be combined with isDefaultGateway"},
 		{name: "icc wrong type", keys: `"icc":"no"`, wantErr: "icc"},
+		{name: "vlan", keys: `"icc":false,"vlan":5`, wantErr: "vlan: 5 cannot be combined with isolation"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
