@@ -2,12 +2,9 @@ package integration
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -22,41 +19,16 @@ type isoNet struct {
 }
 
 // newIsoNet writes a bridge network with host-local on subnet (IPv4 /24,
-// its gateway at .1) and the keys in extra (isolation, internal, icc,
-// ipMasq...). Without "internal", it has ipMasq and a default route.
+// its gateway at .1) and the keys in extra (isolation, internal, icc...).
+// Without "internal", it has ipMasq and a default route.
 func newIsoNet(t testing.TB, n *Node, backend, subnet string, extra map[string]any) *isoNet {
 	t.Helper()
-	name := "iso-" + uniq()
-	plugin := map[string]any{
-		"type":             "bridge",
-		"bridge":           "fci" + uniq(),
-		"isGateway":        true,
-		"isDefaultGateway": true,
-		"ipMasq":           true,
-		"ipMasqBackend":    backend,
-		"ipam":             map[string]any{"type": "host-local", "dataDir": n.LeaseDir(), "ranges": [][]map[string]string{{{"subnet": subnet}}}},
+	internal := extra["internal"] == true
+	if internal {
+		extra["isDefaultGateway"] = false
 	}
-	if extra["internal"] == true {
-		plugin["isDefaultGateway"], plugin["ipMasq"] = false, false
-	}
-	for k, v := range extra {
-		plugin[k] = v
-	}
-	conflist, err := json.Marshal(map[string]any{"cniVersion": "1.1.0", "name": name, "plugins": []any{plugin}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	list, err := libcni.ConfListFromBytes(conflist)
-	if err != nil {
-		t.Fatalf("conflist %s: %v", conflist, err)
-	}
-	n.WriteConfList(t, name, conflist)
-	t.Cleanup(func() { _ = os.Remove(filepath.Join("/run/flatcni", "net-"+name+".lock")) })
-	gw := strings.TrimSuffix(subnet, "0/24") + "1"
-	return &isoNet{
-		masqNet: &masqNet{node: n, name: name, bridge: plugin["bridge"].(string), list: list, conflist: conflist, cache: filepath.Join(n.Dir, "cache")},
-		gateway: gw,
-	}
+	m := newMasqNet(t, n, masqNetConf{backend: backend, subnets: []string{subnet}, noMasq: internal, name: "iso-" + uniq(), extra: extra})
+	return &isoNet{masqNet: m, gateway: strings.TrimSuffix(subnet, "0/24") + "1"}
 }
 
 // isoCtr is a container attached to an isoNet, serving masqPeerServer.

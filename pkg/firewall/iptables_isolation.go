@@ -2,7 +2,6 @@ package firewall
 
 import (
 	"fmt"
-	"slices"
 
 	"github.com/coreos/go-iptables/iptables"
 )
@@ -65,9 +64,9 @@ func iptIsolatedMember(n Network) []string {
 // syncIPTIsolated makes the network's rules in the shared second stage be
 // member (nil: none), creating the chain when needed. Call under the lock.
 func syncIPTIsolated(ipt *iptables.IPTables, name string, member []string) error {
-	exists, err := ipt.ChainExists(mangleTable, iptIsolatedChain)
+	rules, exists, err := iptIsolatedRules(ipt)
 	if err != nil {
-		return fmt.Errorf("look for chain %s in table %s: %w", iptIsolatedChain, mangleTable, err)
+		return err
 	}
 	if !exists {
 		if member == nil {
@@ -77,16 +76,8 @@ func syncIPTIsolated(ipt *iptables.IPTables, name string, member []string) error
 			return fmt.Errorf("create chain %s in table %s: %w", iptIsolatedChain, mangleTable, err)
 		}
 	}
-	lines, err := ipt.List(mangleTable, iptIsolatedChain)
-	if err != nil {
-		return fmt.Errorf("list chain %s in table %s: %w", iptIsolatedChain, mangleTable, err)
-	}
 	found := false
-	for _, line := range lines {
-		_, spec, ok := splitRuleLine(line)
-		if !ok {
-			continue
-		}
+	for _, spec := range rules {
 		if got, ok := parseComment(specValue(spec, "--comment")); !ok || got != name {
 			continue
 		}
@@ -110,16 +101,9 @@ func syncIPTIsolated(ipt *iptables.IPTables, name string, member []string) error
 // network is left in it. Call under the lock, after the networks' chains
 // (which jump to it) are rewritten or gone.
 func dropIPTIsolatedIfEmpty(ipt *iptables.IPTables) error {
-	exists, err := ipt.ChainExists(mangleTable, iptIsolatedChain)
-	if err != nil || !exists {
+	rules, exists, err := iptIsolatedRules(ipt)
+	if err != nil || !exists || len(rules) > 0 {
 		return err
-	}
-	lines, err := ipt.List(mangleTable, iptIsolatedChain)
-	if err != nil {
-		return fmt.Errorf("list chain %s in table %s: %w", iptIsolatedChain, mangleTable, err)
-	}
-	if slices.ContainsFunc(lines, func(l string) bool { _, _, ok := splitRuleLine(l); return ok }) {
-		return nil
 	}
 	if err := ipt.DeleteChain(mangleTable, iptIsolatedChain); err != nil && !isNotExist(err) {
 		return fmt.Errorf("delete chain %s in table %s: %w", iptIsolatedChain, mangleTable, err)
@@ -147,20 +131,34 @@ func syncIPTIsolation(ipt *iptables.IPTables, name string, n *Network, rewrite f
 
 // collectIPTIsolated adds the networks with rules in the shared second stage.
 func collectIPTIsolated(ipt *iptables.IPTables, seen map[string]bool) error {
+	rules, _, err := iptIsolatedRules(ipt)
+	for _, spec := range rules {
+		if name, ok := parseComment(specValue(spec, "--comment")); ok {
+			seen[name] = true
+		}
+	}
+	return err
+}
+
+// iptIsolatedRules returns the rules of the shared second stage, and
+// whether the chain exists.
+func iptIsolatedRules(ipt *iptables.IPTables) ([][]string, bool, error) {
 	exists, err := ipt.ChainExists(mangleTable, iptIsolatedChain)
 	if err != nil || !exists {
-		return err
+		if err != nil {
+			err = fmt.Errorf("look for chain %s in table %s: %w", iptIsolatedChain, mangleTable, err)
+		}
+		return nil, false, err
 	}
 	lines, err := ipt.List(mangleTable, iptIsolatedChain)
 	if err != nil {
-		return fmt.Errorf("list chain %s in table %s: %w", iptIsolatedChain, mangleTable, err)
+		return nil, true, fmt.Errorf("list chain %s in table %s: %w", iptIsolatedChain, mangleTable, err)
 	}
+	var rules [][]string
 	for _, line := range lines {
 		if _, spec, ok := splitRuleLine(line); ok {
-			if name, ok := parseComment(specValue(spec, "--comment")); ok {
-				seen[name] = true
-			}
+			rules = append(rules, spec)
 		}
 	}
-	return nil
+	return rules, true, nil
 }
