@@ -5,10 +5,9 @@ PREFIX  ?= /opt/cni
 DESTDIR ?=
 BINDIR  := $(DESTDIR)$(PREFIX)/bin
 GO      ?= go
-# -R 0x200000: segments on 2 MiB boundaries, so that the kernel can map the
-# code and read-only data with huge pages (internal/hugetext, run below).
-GOFLAGS_BUILD := -trimpath -ldflags="-s -w -R 0x200000"
-HUGETEXT := $(GO) run ./internal/hugetext/cmd/hugetext
+GOFLAGS_BUILD := -trimpath -ldflags="-s -w"
+# One program (plugins/flatcni) installed under each plugin's name: it
+# dispatches on the name it was started under.
 PLUGINS := bridge host-local
 # The reference plugins, built at REFERENCE_VERSION, for interop tests and benchmarks.
 REFDIR  := $(CURDIR)/.bench/ref-$(REFERENCE_VERSION)
@@ -22,13 +21,12 @@ all: build
 
 build:
 	@mkdir -p bin
-	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -o bin/ $(addprefix ./plugins/,$(PLUGINS))
-	@$(HUGETEXT) -pad -warm $(addprefix bin/,$(PLUGINS))
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -o bin/bridge ./plugins/flatcni
+	ln -f bin/bridge bin/host-local
 
 install: build
 	install -d $(BINDIR)
 	install -m 0755 $(addprefix bin/,$(PLUGINS)) $(BINDIR)/
-	@$(HUGETEXT) -warm $(addprefix $(BINDIR)/,$(PLUGINS))
 
 deps:
 	@bash scripts/deps.sh

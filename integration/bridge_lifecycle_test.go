@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/types"
@@ -131,6 +132,12 @@ func TestBridgeGCAndStatus(t *testing.T) {
 		t.Fatalf("want 4 leases, got %v", l)
 	}
 	gone.Delete()
+	// The kernel dismantles the deleted namespace, and with it the gone
+	// attachment's veth pair, later on a work queue; GC runs once it has
+	// (up to 10 s), as a runtime's GC comes long after the container died.
+	for deadline := time.Now().Add(10 * time.Second); len(hostVeths(t, n)) > 1 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
 
 	if err := b.GC(t, types.GCAttachment{ContainerID: keep.ContainerID, IfName: keep.IfName}); err != nil {
 		t.Fatalf("GC: %v", err)

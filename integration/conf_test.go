@@ -61,7 +61,7 @@ func loadExample(t *testing.T, file string, n *Node) exampleConf {
 // (the examples are meant for both).
 //
 // Examples without a bridge plugin (conf/host-local-*: host-local run on its
-// own, which changes no namespace) are left to plugins/host-local's
+// own, which changes no namespace) are left to plugins/flatcni's
 // TestExampleConfs, which runs them directly.
 func TestExampleConfs(t *testing.T) {
 	requireRoot(t)
@@ -97,7 +97,7 @@ func TestExampleConfs(t *testing.T) {
 func runExample(t *testing.T, n *Node, file string, reference bool) {
 	ex := loadExample(t, file, n)
 	if !ex.hasBridge {
-		t.Skip("no bridge plugin: host-local examples are run by plugins/host-local TestExampleConfs")
+		t.Skip("no bridge plugin: host-local examples are run by plugins/flatcni TestExampleConfs")
 	}
 	if err := os.WriteFile(filepath.Join(n.ConfDir, filepath.Base(file)), ex.raw, 0o644); err != nil {
 		t.Fatal(err)

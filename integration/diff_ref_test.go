@@ -181,6 +181,7 @@ func diffOneVersion(t *testing.T, tc diffCase, br, version, cid string, sides []
 				}
 			}
 			s.ctr.Delete()
+			waitNetnsReleased(t, s.node)
 		}
 		return
 	}
@@ -237,6 +238,30 @@ func diffOneVersion(t *testing.T, tc diffCase, br, version, cid string, sides []
 			t.Errorf("v%s %s: container links after DEL, want only lo:\n%s", version, s.name, out)
 		}
 		s.ctr.Delete()
+	}
+	// The kernel dismantles a deleted namespace later, on a work queue: until
+	// then the node keeps its namespace ID and any link whose other end was
+	// in it (the reference's failed ADD leaves such a veth). The next version
+	// starts once both nodes are back to no peer namespace and no veth, so
+	// that the two sides are compared from the same state.
+	for _, s := range sides {
+		waitNetnsReleased(t, s.node)
+	}
+}
+
+// waitNetnsReleased waits (up to 10 s) until node holds no namespace ID of
+// another namespace and no veth: what deleted container namespaces leave
+// until the kernel has dismantled them. Not a timing assertion: a node that
+// has not settled by then is compared as it is.
+func waitNetnsReleased(t *testing.T, node *Node) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		ids, err := node.Run("ip", "netns", "list-id")
+		if err == nil && strings.TrimSpace(ids) == "" && len(hostVeths(t, node)) == 0 {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

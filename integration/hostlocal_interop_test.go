@@ -36,7 +36,7 @@ func interopFindHostLocals(t *testing.T) interopPlugins {
 		t.Skip("reference host-local not found (set FLATCNI_REF_BIN or run `make reference`)")
 	}
 	ours := filepath.Join(t.TempDir(), "host-local")
-	build := exec.Command("go", "build", "-o", ours, "./plugins/host-local")
+	build := exec.Command("go", "build", "-o", ours, "./plugins/flatcni")
 	build.Dir = root
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build host-local: %v\n%s", err, out)

@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Times our plugins beside the reference plugins (see internal/bench).
 # Run by `make bench`, which builds bin/ and the reference first; it also
-# works on its own. BENCH_QUICK=1 gives a smoke run of a minute or two.
+# works on its own. BENCH_QUICK=1 gives a smoke run of a minute or two;
+# BENCH_ONLY=<scenario,...> runs some scenarios alone (docs/performance.md).
+# Writes the report to .bench/results.md and a plot of ADD/DEL latency to
+# docs/bench.svg (a full run) or .bench/bench.svg (quick or BENCH_ONLY runs);
+# the harness prints both paths.
 # Needs root for the bridge scenarios (they run in network namespaces the
 # bench creates and removes); host-local and VERSION run without.
 set -euo pipefail
@@ -19,18 +23,11 @@ for p in bridge host-local; do
 	[ -x "$FLATCNI_BIN/$p" ] || echo "bench.sh: ours: not built ($FLATCNI_BIN/$p missing); benchmarking the reference only" >&2
 done
 
-# Our plugins as `make build` leaves them: loaded into the page cache in 2 MiB
-# folios (internal/hugetext; the kernel may have dropped them since the build).
-if [ -x "$FLATCNI_BIN/bridge" ] && [ -x "$FLATCNI_BIN/host-local" ]; then
-	go run ./internal/hugetext/cmd/hugetext -warm "$FLATCNI_BIN/bridge" "$FLATCNI_BIN/host-local"
-fi
-
 # Build the harness once, and the hello-world floor as the plugins are built
-# (the Makefile's flags, then internal/hugetext).
+# (the Makefile's flags).
 mkdir -p .bench
 go build -o .bench/flatcni-bench ./internal/bench
-CGO_ENABLED=0 go build -trimpath -ldflags="-s -w -R 0x200000" -o .bench/hello ./internal/bench/hello
-go run ./internal/hugetext/cmd/hugetext -pad -warm .bench/hello
+CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o .bench/hello ./internal/bench/hello
 
 # Write out what the builds above left dirty in the page cache: host-local's
 # fsyncs, timed first, would otherwise wait for that writeback.

@@ -10,8 +10,6 @@ targets=(
 	"./pkg/config FuzzLoadBridge"
 	"./pkg/config FuzzLoadIPAM"
 	"./pkg/ipam FuzzAllocate"
-	"./pkg/bridge/early FuzzScanConfig"
-	"./pkg/sha2 FuzzSums"
 )
 failed=0
 for t in "${targets[@]}"; do

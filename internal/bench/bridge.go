@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -16,16 +15,18 @@ type bridgeCase struct {
 	title     string
 	masq      string // "" (no ipMasq), "iptables" or "nftables"
 	subnet    string
-	maxRatio  float64 // ours/reference at the large point
+	maxAdd    float64 // ADD ours/reference at the large point
+	maxDel    float64 // DEL ours/reference at the large point, when judgeDel
 	maxGrowth float64 // ours, large point over baseN
 	judgeDel  bool    // DEL is held to the targets too, not only ADD
+	workers   int     // threads of each node; 0 for opts.workers
 }
 
 func bridgeCases() []bridgeCase {
 	return []bridgeCase{
-		{key: scenBridge, title: "bridge", subnet: "10.130.0.0/16", maxRatio: 0.4, maxGrowth: 1.15, judgeDel: true},
-		{key: scenMasqIPT, title: "bridge ipMasq iptables", masq: "iptables", subnet: "10.131.0.0/16", maxRatio: 0.25, maxGrowth: 1.15},
-		{key: scenMasqNFT, title: "bridge ipMasq nftables", masq: "nftables", subnet: "10.132.0.0/16", maxRatio: 0.2, maxGrowth: 1.15},
+		{key: scenBridge, title: "bridge", subnet: "10.130.0.0/16", maxAdd: bridgeAddRatioMax, maxDel: bridgeDelRatioMax, maxGrowth: growthMax, judgeDel: true},
+		{key: scenMasqIPT, title: "bridge ipMasq iptables", masq: "iptables", subnet: "10.131.0.0/16", maxAdd: masqIPTAddRatioMax, maxGrowth: growthMax},
+		{key: scenMasqNFT, title: "bridge ipMasq nftables", masq: "nftables", subnet: "10.132.0.0/16", maxAdd: masqNFTAddRatioMax, maxGrowth: growthMax},
 	}
 }
 
@@ -201,18 +202,23 @@ func (b *bench) bridge(ctx context.Context, c bridgeCase) error {
 		delRow := row{scenario: c.title, point: fmt.Sprintf("DEL @%d containers", n), ref: sides[0].cell(dels[p][0]), ours: sides[1].cell(dels[p][1]), note: attachNote}
 		b.rep.addRow(addRow)
 		b.rep.addRow(delRow)
+		b.rep.addPoints(c.title, "attached containers", n, "ADD", addRow)
+		b.rep.addPoints(c.title, "attached containers", n, "DEL", delRow)
 		b.logf("%s @%d: ADD reference %s | %s; DEL reference %s | %s; %s", c.title, n, addRow.ref, addRow.ours, delRow.ref, delRow.ours, note)
 	}
 	big := sizes[1]
 	for op, name := range []string{"ADD", "DEL"} {
-		kind := atMost
-		if op == 1 && !c.judgeDel {
-			kind = infoOnly
+		kind, maxRatio := atMost, c.maxAdd
+		if op == 1 {
+			maxRatio = c.maxDel
+			if !c.judgeDel {
+				kind = infoOnly
+			}
 		}
 		m := medians[op]
 		b.rep.addCheck(ratioCheck(fmt.Sprintf("%s %s growth %d→%d, reference", c.title, name, baseN, big), m[1][0], m[0][0], infoOnly, 0))
 		b.rep.addCheck(ratioCheck(fmt.Sprintf("%s %s growth %d→%d, ours", c.title, name, baseN, big), m[1][1], m[0][1], kind, c.maxGrowth))
-		b.rep.addCheck(ratioCheck(fmt.Sprintf("%s %s ours/reference at %d", c.title, name, big), m[1][1], m[1][0], kind, c.maxRatio))
+		b.rep.addCheck(ratioCheck(fmt.Sprintf("%s %s ours/reference at %d", c.title, name, big), m[1][1], m[1][0], kind, maxRatio))
 	}
 	return nil
 }
@@ -233,7 +239,11 @@ func (b *bench) newRig(ctx context.Context, c bridgeCase, s *side, point int, su
 	if err := b.nss.add(ctx, []string{nodeName}); err != nil {
 		return r, err
 	}
-	n, err := enterNode(nodeName, nsPath(nodeName), b.opts.workers)
+	workers := b.opts.workers
+	if c.workers > 0 {
+		workers = c.workers
+	}
+	n, err := enterNode(nodeName, nsPath(nodeName), workers)
 	if err != nil {
 		return r, err
 	}
@@ -300,40 +310,8 @@ func (b *bench) attach(ctx context.Context, r *bridgeRig, to int) error {
 		}
 		next = 1
 	}
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	work := make(chan int)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var first error
-	for range b.opts.workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range work {
-				if err := addOne(wctx, i); err != nil {
-					mu.Lock()
-					if first == nil {
-						first = err
-						cancel()
-					}
-					mu.Unlock()
-				}
-			}
-		}()
-	}
-feed:
-	for i := next; i < to; i++ {
-		select {
-		case work <- i:
-		case <-wctx.Done():
-			break feed
-		}
-	}
-	close(work)
-	wg.Wait()
-	if first != nil {
-		return first
+	if err := parallel(ctx, b.opts.workers, next, to, addOne); err != nil {
+		return err
 	}
 	if err := ctx.Err(); err != nil {
 		return err
@@ -345,7 +323,7 @@ feed:
 // probeChunk is how many rounds of probes have their namespaces at a time.
 // A namespace that a plugin has looked up sysctls in adds entries to one
 // kernel hash chain that every later /proc/sys lookup in an older namespace
-// walks (README, Performance): made all at once, a run's hundreds of probes
+// walks (docs/performance.md): made all at once, a run's hundreds of probes
 // would slow the reference's /proc/sys accesses on the nodes more and more
 // as the run went on. 25 rounds keep at most 100 probe namespaces.
 const probeChunk = 25

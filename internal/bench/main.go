@@ -106,6 +106,8 @@ func run() int {
 		{scenBridge, func(ctx context.Context) error { return b.bridge(ctx, bridgeCases()[0]) }},
 		{scenMasqIPT, func(ctx context.Context) error { return b.bridge(ctx, bridgeCases()[1]) }},
 		{scenMasqNFT, func(ctx context.Context) error { return b.bridge(ctx, bridgeCases()[2]) }},
+		{scenBurstIPT, func(ctx context.Context) error { return b.burst(ctx, burstCases()[0]) }},
+		{scenBurstNFT, func(ctx context.Context) error { return b.burst(ctx, burstCases()[1]) }},
 	}
 	for _, s := range steps {
 		if !opts.wants(s.key) {
@@ -139,6 +141,13 @@ func run() int {
 	} else {
 		fmt.Fprintf(os.Stderr, "bench: results written to %s\n", opts.out)
 	}
+	if err := writePlot(opts.plot, b.rep); err != nil {
+		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+		failed = true
+	} else if len(b.rep.points) > 0 {
+		where, _ := filepath.Abs(opts.plot)
+		fmt.Fprintf(os.Stderr, "bench: plot written to %s\n", where)
+	}
 	if failed || len(b.rep.errors) > 0 {
 		return 1
 	}
@@ -154,8 +163,8 @@ func (b *bench) describe() {
 	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
 	b.rep.addHeader(fmt.Sprintf("%s, %s, mode %s, %d pre-attach workers",
 		time.Now().UTC().Format("2006-01-02 15:04 UTC"), runtimeDesc(strings.TrimSpace(string(kernel))), mode, b.opts.workers))
-	b.rep.addHeader(fmt.Sprintf("samples per point: host-local %d, bridge %d, bridge ipMasq %d, VERSION %d",
-		b.opts.samples, b.opts.bridgeSamples, b.opts.masqSamples, b.opts.versionSamples))
+	b.rep.addHeader(fmt.Sprintf("samples per point: host-local %d, bridge %d, bridge ipMasq %d, VERSION %d; bursts: rounds %d, %d calls from %d workers",
+		b.opts.samples, b.opts.bridgeSamples, b.opts.masqSamples, b.opts.versionSamples, b.opts.burst.rounds, b.opts.burst.n, b.opts.burst.workers))
 	b.rep.addHeader(fmt.Sprintf("reference: %s; ours: %s", b.ref.dir, b.ours.dir))
 	b.rep.addHeader("times are wall-clock per plugin process (fork, exec, wait) as a runtime sees them; ms as median (p90)")
 	b.rep.addHeader(delTiming(b.opts.delAfter))

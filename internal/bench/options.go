@@ -15,11 +15,13 @@ const (
 	scenBridge    = "bridge"
 	scenMasqIPT   = "masq-iptables"
 	scenMasqNFT   = "masq-nftables"
+	scenBurstIPT  = "burst-iptables"
+	scenBurstNFT  = "burst-nftables"
 )
 
 // scenarioKeys lists every scenario in the order the run executes them.
 func scenarioKeys() []string {
-	return []string{scenHostLocal, scenVersion, scenBridge, scenMasqIPT, scenMasqNFT}
+	return []string{scenHostLocal, scenVersion, scenBridge, scenMasqIPT, scenMasqNFT, scenBurstIPT, scenBurstNFT}
 }
 
 // baseN is the small "existing leases / attached containers" point every
@@ -37,6 +39,7 @@ type options struct {
 	bridgeN        int // attached containers at the large bridge point
 	masqN          int // attached containers at the large ipMasq point
 	workers        int // parallel pre-attach workers
+	burst          burstOptions
 	// delAfter is the pause between a bridge probe's ADD and its timed DEL
 	// (BENCH_DEL_AFTER, a Go duration; 0, the default, runs DEL at once).
 	// With a pause the DEL is timed without the kernel work its ADD left
@@ -56,6 +59,7 @@ type options struct {
 	hello   string
 	out     string
 	raw     string // BENCH_RAW: file for every timed sample (CSV), "" for none
+	plot    string // where the SVG plot goes (-plot; see defaultPlot)
 }
 
 // parseOptions reads flags and BENCH_* variables (getenv is os.Getenv in
@@ -79,6 +83,7 @@ func parseOptions(args []string, getenv func(string) string) (options, error) {
 		bridgeN:        500,
 		masqN:          1000,
 		workers:        3,
+		burst:          defaultBurst(),
 	}
 	if q := getenv("BENCH_QUICK"); q != "" && q != "0" {
 		o.quick = true
@@ -89,12 +94,14 @@ func parseOptions(args []string, getenv func(string) string) (options, error) {
 		o.leases = 1000
 		o.bridgeN = 100
 		o.masqN = 100
+		o.burst.rounds = 1
 	}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.StringVar(&o.oursDir, "ours", getenv("FLATCNI_BIN"), "directory with our plugin binaries (default $FLATCNI_BIN)")
 	fs.StringVar(&o.refDir, "ref", getenv("FLATCNI_REF_BIN"), "directory with the reference plugin binaries (default $FLATCNI_REF_BIN)")
 	fs.StringVar(&o.hello, "hello", "", "hello-world Go binary used as the start-up floor")
 	fs.StringVar(&o.out, "out", ".bench/results.md", "where to write the results table")
+	fs.StringVar(&o.plot, "plot", "", "where to write the SVG plot (default "+plotFull+" for a full run of every scenario, else "+plotPartial+")")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -116,6 +123,9 @@ func parseOptions(args []string, getenv func(string) string) (options, error) {
 		{"BENCH_BRIDGE_N", &o.bridgeN},
 		{"BENCH_MASQ_N", &o.masqN},
 		{"BENCH_WORKERS", &o.workers},
+		{"BENCH_BURST_N", &o.burst.n},
+		{"BENCH_BURST_WORKERS", &o.burst.workers},
+		{"BENCH_BURST_ROUNDS", &o.burst.rounds},
 	}
 	for _, v := range ints {
 		s := getenv(v.env)
@@ -162,7 +172,24 @@ func parseOptions(args []string, getenv func(string) string) (options, error) {
 			o.only[k] = true
 		}
 	}
+	if o.plot == "" {
+		o.plot = defaultPlot(o)
+	}
 	return o, nil
+}
+
+// Where the plot goes: only a full run of every scenario replaces the one
+// docs/performance.md shows.
+const (
+	plotFull    = "docs/bench.svg"
+	plotPartial = ".bench/bench.svg"
+)
+
+func defaultPlot(o options) string {
+	if o.quick || len(o.only) > 0 {
+		return plotPartial
+	}
+	return plotFull
 }
 
 func isScenario(k string) bool {

@@ -75,6 +75,44 @@ func TestParseOptions(t *testing.T) {
 		{name: "bad number", env: map[string]string{"FLATCNI_REF_BIN": "/ref", "BENCH_SAMPLES": "x"}, wantErr: true},
 		{name: "size below base", env: map[string]string{"FLATCNI_REF_BIN": "/ref", "BENCH_MASQ_N": "5"}, wantErr: true},
 		{name: "unknown scenario", env: map[string]string{"FLATCNI_REF_BIN": "/ref", "BENCH_ONLY": "nope"}, wantErr: true},
+		// The burst scenarios and the plot.
+		{
+			name: "defaults",
+			env:  map[string]string{"FLATCNI_REF_BIN": "/ref"},
+			check: func(o options) bool {
+				return o.burst == burstOptions{n: 100, workers: 16, rounds: 5} && o.plot == plotFull
+			},
+		},
+		{
+			name: "quick: one round of the same burst, plot aside",
+			env:  map[string]string{"FLATCNI_REF_BIN": "/ref", "BENCH_QUICK": "1"},
+			check: func(o options) bool {
+				return o.burst == burstOptions{n: 100, workers: 16, rounds: 1} && o.plot == plotPartial
+			},
+		},
+		{
+			name: "only the bursts",
+			env:  map[string]string{"FLATCNI_REF_BIN": "/ref", "BENCH_ONLY": "burst-iptables, burst-nftables"},
+			check: func(o options) bool {
+				return o.wants(scenBurstIPT) && o.wants(scenBurstNFT) && !o.wants(scenBridge) && !o.wants(scenMasqIPT) && o.plot == plotPartial
+			},
+		},
+		{
+			name: "sizes",
+			env:  map[string]string{"FLATCNI_REF_BIN": "/ref", "BENCH_BURST_N": "40", "BENCH_BURST_WORKERS": "4", "BENCH_BURST_ROUNDS": "2"},
+			check: func(o options) bool {
+				return o.burst == burstOptions{n: 40, workers: 4, rounds: 2}
+			},
+		},
+		{
+			name:  "plot flag",
+			env:   map[string]string{"FLATCNI_REF_BIN": "/ref", "BENCH_ONLY": "bridge"},
+			args:  []string{"-plot", "/tmp/p.svg"},
+			check: func(o options) bool { return o.plot == "/tmp/p.svg" },
+		},
+		{name: "zero workers", env: map[string]string{"FLATCNI_REF_BIN": "/ref", "BENCH_BURST_WORKERS": "0"}, wantErr: true},
+		{name: "bad rounds", env: map[string]string{"FLATCNI_REF_BIN": "/ref", "BENCH_BURST_ROUNDS": "many"}, wantErr: true},
+		{name: "unknown burst", env: map[string]string{"FLATCNI_REF_BIN": "/ref", "BENCH_ONLY": "burst"}, wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -106,12 +106,27 @@ type report struct {
 	rows   []row
 	checks []check
 	errors []string
+	points []plotPoint // what the plot shows
 }
 
 func (r *report) addRow(x row)          { r.rows = append(r.rows, x) }
 func (r *report) addCheck(c check)      { r.checks = append(r.checks, c) }
 func (r *report) addError(e string)     { r.errors = append(r.errors, e) }
 func (r *report) addHeader(line string) { r.header = append(r.header, line) }
+
+// addPoints records both implementations' latency of op at n attached
+// containers (or leases: xLabel names what n counts) of a scenario, for the
+// plot.
+func (r *report) addPoints(scenario, xLabel string, n int, op string, x row) {
+	for _, c := range []struct {
+		side string
+		cell cell
+	}{{"reference", x.ref}, {"ours", x.ours}} {
+		if c.cell.sum.n > 0 {
+			r.points = append(r.points, plotPoint{scenario: scenario, xLabel: xLabel, op: op, n: n, side: c.side, sum: c.cell.sum})
+		}
+	}
+}
 
 // render writes the report as markdown tables.
 func (r *report) render(w io.Writer) {

@@ -71,8 +71,17 @@ func (b *bench) version(ctx context.Context) error {
 		}
 		b.rep.addRow(x)
 		b.logf("VERSION %s: reference %s | %s", x.point, x.ref, x.ours)
+		if len(floor) > 0 {
+			b.rep.addCheck(versionCheck(x.point, x.ours.sum, summarize(floor)))
+		}
 	}
 	return nil
+}
+
+// versionCheck judges one of our plugins' VERSION start-up against the
+// hello-world floor.
+func versionCheck(plugin string, ours, hello summary) check {
+	return ratioCheck(fmt.Sprintf("VERSION start-up %s, ours/hello-world", plugin), ours, hello, atMost, versionOverHelloMax)
 }
 
 // ipNetnsExecCost measures the hello binary run directly and through

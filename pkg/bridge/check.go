@@ -1,18 +1,15 @@
 package bridge
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"net/netip"
 
-	"github.com/containernetworking/cni/pkg/invoke"
 	"github.com/containernetworking/cni/pkg/skel"
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/cni/pkg/version"
 
 	"github.com/flatcni/plugins/pkg/config"
-	"github.com/flatcni/plugins/pkg/delegate"
 	"github.com/flatcni/plugins/pkg/link"
 )
 
@@ -23,7 +20,7 @@ import (
 // interface's peer, listed in prevResult, with its MAC there, a port of the
 // bridge), the container interface with its MAC, addresses and routes; then
 // asks IPAM to check its leases. Netlink only, besides IPAM.
-func Check(args *skel.CmdArgs) error {
+func (d *Deps) Check(args *skel.CmdArgs) error {
 	c, err := config.LoadBridge(args.StdinData, args.Args)
 	if err != nil {
 		return err
@@ -49,11 +46,11 @@ func Check(args *skel.CmdArgs) error {
 			return err
 		}
 	}
-	br, err := link.BridgeByName(c.BrName)
+	br, err := d.Links.BridgeByName(c.BrName)
 	if err != nil {
 		return err
 	}
-	if err := link.CheckBridge(br, c.PromiscMode, brMAC); err != nil {
+	if err := d.Links.CheckBridge(br, c.PromiscMode, brMAC); err != nil {
 		return err
 	}
 
@@ -70,7 +67,7 @@ func Check(args *skel.CmdArgs) error {
 	if err != nil {
 		return fmt.Errorf("prevResult: interface %q has MAC %q: %v", args.IfName, prev.Interfaces[contIdx].Mac, err)
 	}
-	hostVeth, err := link.HostPeer(args.Netns, args.IfName)
+	hostVeth, err := d.Links.HostPeer(args.Netns, args.IfName)
 	if err != nil {
 		return err
 	}
@@ -82,7 +79,7 @@ func Check(args *skel.CmdArgs) error {
 	if err != nil {
 		return err
 	}
-	if err := link.CheckHostVeth(br, hostVeth, hostMAC); err != nil {
+	if err := d.Links.CheckHostVeth(br, hostVeth, hostMAC); err != nil {
 		return err
 	}
 
@@ -109,13 +106,11 @@ func Check(args *skel.CmdArgs) error {
 		}
 		routes = append(routes, rt)
 	}
-	if err := link.CheckContainer(args.Netns, args.IfName, mac, addrs, routes); err != nil {
+	if err := d.Links.CheckContainer(args.Netns, args.IfName, mac, addrs, routes); err != nil {
 		return err
 	}
 	if c.IsLayer3() {
-		if err := invoke.DelegateCheck(context.Background(), c.IPAM.Type, args.StdinData, &delegate.Exec{}); err != nil {
-			return ipamError(c, "CHECK", err)
-		}
+		return d.runIPAM(c, args, "CHECK", IPAMPlugin.Check)
 	}
 	return nil
 }

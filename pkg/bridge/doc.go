@@ -1,22 +1,26 @@
-// Package bridge implements the bridge plugin's verbs. ADD runs in this order,
-// so that invalid input changes nothing and a failure after IPAM leaks nothing:
+// Package bridge implements the bridge plugin's verbs, as methods of Deps:
+// the kernel-facing parts (links, IPAM, firewall, MAC spoof check) are
+// interfaces, NodeDeps the real ones, so that the verbs run on fakes in
+// unit tests. ADD reads top to bottom:
 //
-//  1. validate: configuration (package config), the IPAM binary in CNI_PATH,
-//     the container netns and its free interface name, kernel support for
-//     requested features. The IPAM process is already running (package early
-//     started it) but gets its configuration only when these pass;
-//  2. IPAM ADD, beside the node bridge (created or reused) and the veth pair;
-//  3. container addresses and routes, gateway addresses;
-//  4. L2 features (MAC spoof check) and the network's firewall rules.
+//  1. validate: the configuration (package config), the IPAM plugin in
+//     CNI_PATH, the container netns and its free interface name, kernel
+//     support for requested features; nothing changes before this passes;
+//  2. the bridge (created or reused);
+//  3. the veth pair;
+//  4. IPAM ADD: host-local in-process when CNI_PATH's host-local is this
+//     program, any other plugin executed through package invoke;
+//  5. the container's addresses and routes, the gateway's addresses;
+//  6. the MAC spoof check and the network's firewall rules;
+//  7. the result.
 //
-// Any failure after step 1 undoes what was made for this attachment (IPAM
-// DEL, veth removed, spoof check removed). The bridge itself, shared by the
+// Each step that made something pushes its undo; a failure runs them, last
+// first (IPAM DEL, veth removed, spoof check removed, the network's rules
+// removed if no other port is left). The bridge itself, shared by the
 // network's containers, stays.
 //
-// DEL removes the host veth (started by package early) beside IPAM DEL, then
-// the spoof check and, with the network's last port, its firewall rules.
-//
-// Each step lives in package link (netlink), l2 (VLAN, spoof check,
-// isolation) or firewall (masquerade, forwarding); this package only
-// orchestrates them.
+// DEL removes the host veth (found by the name and alias derived from the
+// attachment, or the container end from inside its netns), runs IPAM DEL,
+// removes the spoof check and, with the network's last port, its firewall
+// rules.
 package bridge

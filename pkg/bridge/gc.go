@@ -1,18 +1,14 @@
 package bridge
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
 
-	"github.com/containernetworking/cni/pkg/invoke"
 	"github.com/containernetworking/cni/pkg/skel"
 
 	"github.com/flatcni/plugins/pkg/config"
-	"github.com/flatcni/plugins/pkg/delegate"
 	"github.com/flatcni/plugins/pkg/firewall"
-	"github.com/flatcni/plugins/pkg/l2"
 	"github.com/flatcni/plugins/pkg/link"
 )
 
@@ -21,7 +17,7 @@ import (
 // valid, the reference plugin's MAC spoof checks whose host veth is gone, the
 // network's firewall rules when no attachment is valid, and the reference
 // plugin's per-container masquerade chains of gone containers.
-func GC(args *skel.CmdArgs) error {
+func (d *Deps) GC(args *skel.CmdArgs) error {
 	c, err := config.LoadBridgeForTeardown(args.StdinData)
 	if err != nil {
 		return err
@@ -36,27 +32,27 @@ func GC(args *skel.CmdArgs) error {
 
 	var errs []error
 	if c.IsLayer3() {
-		if err := invoke.DelegateGC(context.Background(), c.IPAM.Type, args.StdinData, &delegate.Exec{}); err != nil {
-			errs = append(errs, ipamError(c, "GC", err))
+		if err := d.runIPAM(c, args, "GC", IPAMPlugin.GC); err != nil {
+			errs = append(errs, err)
 		}
 	}
-	if br, err := link.BridgeByName(c.BrName); err == nil {
-		orphans, err := link.OrphanVeths(br)
+	if br, err := d.Links.BridgeByName(c.BrName); err == nil {
+		orphans, err := d.Links.OrphanVeths(br)
 		if err != nil {
 			errs = append(errs, err)
 		}
 		for _, name := range orphans {
-			if err := link.DelLink(name); err != nil {
+			if err := d.Links.DelLink(name); err != nil {
 				errs = append(errs, err)
 			}
 		}
 	} else if !errors.Is(err, link.ErrNotFound) {
 		errs = append(errs, err)
 	}
-	if checks, err := l2.MacSpoofChecks(c.Name); err == nil {
+	if checks, err := d.Spoof.Checks(c.Name); err == nil {
 		for _, a := range checks {
 			if !valid[att{a.ContainerID, a.IfName}] {
-				if err := l2.TeardownMacSpoofCheck(a.Network, a.ContainerID, a.IfName); err != nil {
+				if err := d.Spoof.Teardown(a.Network, a.ContainerID, a.IfName); err != nil {
 					errs = append(errs, fmt.Errorf("macspoofchk: %w", err))
 				}
 			}
@@ -70,11 +66,11 @@ func GC(args *skel.CmdArgs) error {
 	// Printed only, as DEL does with the reference's leftovers, and only for
 	// a network with macspoofchk (as our own checks' listing failures above):
 	// a node without nftables would otherwise print it on every GC.
-	if _, err := l2.RemoveDeadReferenceSpoofChecks(); err != nil && c.MacSpoofChk {
+	if err := d.Spoof.RemoveDeadReference(); err != nil && c.MacSpoofChk {
 		fmt.Fprintf(os.Stderr, "macspoofchk: %v\n", err)
 	}
 	if (c.IPMasq || c.Isolates()) && c.MasqBackendValid() {
-		errs = append(errs, gcFirewall(c, len(valid) == 0, validIDs)...)
+		errs = append(errs, d.gcFirewall(c, len(valid) == 0, validIDs)...)
 	}
 	return errors.Join(errs...)
 }
@@ -82,12 +78,12 @@ func GC(args *skel.CmdArgs) error {
 // gcFirewall drops the network's rules when it has no valid attachment, and
 // the reference plugin's per-container rules of containers not kept, with
 // whichever backends this node has.
-func gcFirewall(c *config.Bridge, empty bool, keep map[string]bool) []error {
+func (d *Deps) gcFirewall(c *config.Bridge, empty bool, keep map[string]bool) []error {
 	var errs []error
 	if empty {
-		if err := withFirewall(c, func(fw firewall.Backend) error { return fw.Remove(c.Name) }); err != nil {
+		if err := d.withFirewall(c, func(fw firewall.Backend) error { return fw.Remove(c.Name) }); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	return append(errs, removeReferenceRules(c, keep)...)
+	return append(errs, d.removeReferenceRules(c, keep)...)
 }

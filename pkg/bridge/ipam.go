@@ -5,31 +5,132 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
-	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/containernetworking/cni/pkg/invoke"
+	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
-	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/cni/pkg/types/create"
 
 	"github.com/flatcni/plugins/pkg/config"
-	"github.com/flatcni/plugins/pkg/delegate"
-	"github.com/flatcni/plugins/pkg/link"
+	"github.com/flatcni/plugins/pkg/hostlocal"
 )
 
-// findIPAM checks that the IPAM binary exists in CNI_PATH before anything
-// changes on the node, and returns its path.
-func findIPAM(c *config.Bridge) (string, error) {
-	paths := filepath.SplitList(os.Getenv("CNI_PATH"))
-	path, err := invoke.FindInPath(c.IPAM.Type, paths)
+// hostLocalName is the name under which this program is host-local.
+const hostLocalName = "host-local"
+
+// NodeIPAM finds the IPAM plugin in CNI_PATH as invoke.FindInPath does. A
+// plugin that is this program (see sameProgram) is run in-process when it
+// is host-local, refused otherwise (it would call the bridge back); any
+// other plugin is executed as the CNI spec says, by package invoke, with
+// the bridge's own environment.
+type NodeIPAM struct{}
+
+// Plugin implements IPAM.
+func (NodeIPAM) Plugin(c *config.Bridge, cniPath string) (IPAMPlugin, error) {
+	path, err := invoke.FindInPath(c.IPAM.Type, filepath.SplitList(cniPath))
 	if err != nil {
-		return "", config.Invalid("ipam.type", "IPAM plugin %q not found in CNI_PATH %q", c.IPAM.Type, os.Getenv("CNI_PATH"))
+		return nil, config.Invalid("ipam.type", "IPAM plugin %q not found in CNI_PATH %q", c.IPAM.Type, cniPath)
 	}
-	return path, nil
+	if sameProgram(path) {
+		if filepath.Base(path) == hostLocalName {
+			return inProcessHostLocal{}, nil
+		}
+		return nil, config.Invalid("ipam.type", "IPAM plugin %q (%s) is this bridge plugin's own program, not an IPAM plugin: the bridge would call itself in a loop", c.IPAM.Type, path)
+	}
+	return execIPAM{name: c.IPAM.Type}, nil
+}
+
+// execIPAM runs an IPAM plugin binary through package invoke.
+type execIPAM struct{ name string }
+
+func (e execIPAM) Add(args *skel.CmdArgs) (types.Result, []netip.Prefix, error) {
+	r, err := invoke.DelegateAdd(context.Background(), e.name, args.StdinData, nil)
+	return r, nil, err
+}
+func (e execIPAM) Del(args *skel.CmdArgs) error {
+	return invoke.DelegateDel(context.Background(), e.name, args.StdinData, nil)
+}
+func (e execIPAM) Check(args *skel.CmdArgs) error {
+	return invoke.DelegateCheck(context.Background(), e.name, args.StdinData, nil)
+}
+func (e execIPAM) GC(args *skel.CmdArgs) error {
+	return invoke.DelegateGC(context.Background(), e.name, args.StdinData, nil)
+}
+func (e execIPAM) Status(args *skel.CmdArgs) error {
+	return invoke.DelegateStatus(context.Background(), e.name, args.StdinData, nil)
+}
+
+// inProcessHostLocal runs package hostlocal's verbs in this process: the
+// same configuration parsing, lease store, locking and errors as the
+// host-local binary, whose stdin is the bridge's.
+type inProcessHostLocal struct{}
+
+// Add returns the result as the binary would have printed it (encoded in
+// the configuration's cniVersion, then decoded as package invoke does), and
+// the subnets of the configured ranges.
+func (inProcessHostLocal) Add(args *skel.CmdArgs) (res types.Result, subnets []netip.Prefix, err error) {
+	err = inProcess(func() error {
+		r, err := hostlocal.AddResult(args)
+		if err != nil {
+			return err
+		}
+		b, err := json.Marshal(r)
+		if err != nil {
+			return err
+		}
+		if res, err = create.CreateFromBytes(b); err != nil {
+			return err
+		}
+		subnets, err = hostlocal.Subnets(args)
+		return err
+	})
+	return res, subnets, err
+}
+func (inProcessHostLocal) Del(args *skel.CmdArgs) error {
+	return inProcess(func() error { return hostlocal.Del(args) })
+}
+func (inProcessHostLocal) Check(args *skel.CmdArgs) error {
+	return inProcess(func() error { return hostlocal.Check(args) })
+}
+func (inProcessHostLocal) GC(args *skel.CmdArgs) error {
+	return inProcess(func() error { return hostlocal.GC(args) })
+}
+func (inProcessHostLocal) Status(args *skel.CmdArgs) error {
+	return inProcess(func() error { return hostlocal.Status(args) })
+}
+
+// inProcess runs fn and returns its error as the binary's caller would read
+// it: a CNI error as it is, any other error (and a panic) as skel turns it
+// into one, code 999.
+func inProcess(fn func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = types.NewError(types.ErrInternal, fmt.Sprintf("panic: %v", r), "")
+		}
+	}()
+	if err = fn(); err == nil {
+		return nil
+	}
+	var te *types.Error
+	if errors.As(err, &te) {
+		return te
+	}
+	return types.NewError(types.ErrInternal, err.Error(), "")
+}
+
+// runIPAM resolves the network's IPAM plugin and runs one of its verbs
+// (call, such as IPAMPlugin.Del), naming the plugin in its error.
+func (d *Deps) runIPAM(c *config.Bridge, args *skel.CmdArgs, verb string, call func(IPAMPlugin, *skel.CmdArgs) error) error {
+	p, err := d.IPAM.Plugin(c, args.Path)
+	if err != nil {
+		return err
+	}
+	if err := call(p, args); err != nil {
+		return ipamError(c, verb, err)
+	}
+	return nil
 }
 
 // ipamError names the IPAM plugin in its error, keeping its CNI code.
@@ -39,172 +140,4 @@ func ipamError(c *config.Bridge, verb string, err error) error {
 		return types.NewError(te.Code, fmt.Sprintf("IPAM plugin %q %s: %s", c.IPAM.Type, verb, te.Msg), te.Details)
 	}
 	return fmt.Errorf("IPAM plugin %q %s: %w", c.IPAM.Type, verb, err)
-}
-
-// ipamAddArgs is the environment of IPAM ADD (the plugin's own, with
-// CNI_COMMAND=ADD), as invoke.DelegateAdd makes it.
-var ipamAddArgs = &invoke.DelegateArgs{Command: "ADD"}
-
-// ipamAdd runs IPAM ADD (the binary at path) through ex; with ex.Early the
-// result may arrive before the plugin has exited, and ex.Settle tells how it
-// ended.
-func ipamAdd(c *config.Bridge, path string, stdin []byte, ex *delegate.Exec) (*current.Result, error) {
-	r, err := invoke.ExecPluginWithResult(context.Background(), path, stdin, ipamAddArgs, ex)
-	if err != nil {
-		return nil, ipamError(c, "ADD", err)
-	}
-	res, err := current.NewResultFromResult(r)
-	if err != nil {
-		return nil, ipamError(c, "ADD", err)
-	}
-	if len(res.IPs) == 0 {
-		return nil, ipamError(c, "ADD", errors.New("returned no addresses"))
-	}
-	return res, nil
-}
-
-// warmResultPath runs, on a made-up result and without output, the code that
-// ADD runs on an IPAM result of CNI version 1.x: decoding it (invoke's
-// create.Create), taking it as the current version and encoding it (what
-// types.PrintResult does). Their first run, page faults and encoding/json's
-// per-type set-up, is then off ADD's critical path: measured, ADD 0.7-1 ms
-// faster when this runs while IPAM does. Doing more (the conversions to and
-// from older versions) took that gain back, by taking the CPU from the IPAM
-// process. It reports whether it ran through; other versions are skipped.
-func warmResultPath(cniVersion string) bool {
-	if !strings.HasPrefix(cniVersion, "1.") {
-		return false
-	}
-	sample := `{"cniVersion":"` + cniVersion + `","ips":[{"address":"10.0.0.2/24","gateway":"10.0.0.1"}],"routes":[{"dst":"0.0.0.0/0"}],"dns":{}}`
-	r, err := create.CreateFromBytes([]byte(sample))
-	if err != nil {
-		return false
-	}
-	res, err := current.NewResultFromResult(r)
-	if err != nil {
-		return false
-	}
-	res.Interfaces = []*current.Interface{{Name: "eth0", Mac: "02:00:00:00:00:01", Sandbox: "/run/netns/x"}}
-	_, err = json.MarshalIndent(res, "", "    ")
-	return err == nil
-}
-
-// ipamDel runs IPAM DEL through ex.
-func ipamDel(c *config.Bridge, stdin []byte, ex *delegate.Exec) error {
-	if err := invoke.DelegateDel(context.Background(), c.IPAM.Type, stdin, ex); err != nil {
-		return ipamError(c, "DEL", err)
-	}
-	return nil
-}
-
-// plan is what ADD derives from the IPAM result: addresses and routes for the
-// container, gateway addresses for the bridge.
-type plan struct {
-	addrs    []netip.Prefix
-	routes   []link.Route
-	gateways []netip.Prefix // gateway address with the subnet's length, for the bridge
-	v4, v6   bool
-}
-
-// makePlan fills in gateways (first address of the subnet when IPAM gave none
-// and the bridge is the gateway) and default routes (isDefaultGateway), and
-// points every IP at the container interface (index 2 in the result).
-func makePlan(c *config.Bridge, res *current.Result) (plan, error) {
-	var p plan
-	defaultFound := map[bool]bool{}
-	for _, r := range res.Routes {
-		if d, ok := prefixOf(r.Dst); ok && d.Bits() == 0 && r.GW != nil {
-			defaultFound[d.Addr().Is4()] = true
-		}
-	}
-	gw := map[bool]netip.Addr{}
-	for _, ipc := range res.IPs {
-		addr, ok := prefixOf(ipc.Address)
-		if !ok {
-			return p, fmt.Errorf("IPAM plugin %q returned an invalid address %v", c.IPAM.Type, ipc.Address)
-		}
-		is4 := addr.Addr().Is4()
-		ipc.Interface = current.Int(2)
-		if ipc.Gateway == nil && c.IsGW {
-			ipc.Gateway = net.IP(addr.Masked().Addr().Next().AsSlice())
-		}
-		g, _ := netip.AddrFromSlice(ipc.Gateway)
-		g = g.Unmap()
-		if g.IsValid() && !gw[is4].IsValid() {
-			gw[is4] = g
-		}
-		if c.IsDefaultGW && !defaultFound[is4] && g.IsValid() {
-			dst := net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}
-			if !is4 {
-				dst = net.IPNet{IP: net.IPv6zero, Mask: net.CIDRMask(0, 128)}
-			}
-			res.Routes = append(res.Routes, &types.Route{Dst: dst, GW: ipc.Gateway})
-			defaultFound[is4] = true
-		}
-		if c.IsGW && g.IsValid() {
-			p.gateways = append(p.gateways, netip.PrefixFrom(g, addr.Bits()))
-		}
-		p.addrs = append(p.addrs, addr)
-		p.v4, p.v6 = p.v4 || is4, p.v6 || !is4
-	}
-	for _, r := range res.Routes {
-		rt, ok := containerRoute(r, gw)
-		if !ok {
-			return p, fmt.Errorf("IPAM plugin %q returned an invalid route %v", c.IPAM.Type, r.Dst)
-		}
-		p.routes = append(p.routes, rt)
-	}
-	return p, nil
-}
-
-// containerRoute converts a result's route for the container interface. As
-// the reference plugin does, a route without gw goes via its family's
-// gateway (familyGW, keyed by "is IPv4"), and its priority, table and scope
-// are kept (MTU and advmss are not applied).
-func containerRoute(r *types.Route, familyGW map[bool]netip.Addr) (link.Route, bool) {
-	dst, ok := prefixOf(r.Dst)
-	if !ok {
-		return link.Route{}, false
-	}
-	rt := link.Route{Dst: dst, GW: familyGW[dst.Addr().Is4()], Priority: r.Priority}
-	if g, ok := netip.AddrFromSlice(r.GW); ok {
-		rt.GW = g.Unmap()
-	}
-	if r.Table != nil {
-		rt.Table = *r.Table
-	}
-	if r.Scope != nil {
-		rt.Scope = *r.Scope
-	}
-	return rt, true
-}
-
-func prefixOf(n net.IPNet) (netip.Prefix, bool) {
-	a, ok := netip.AddrFromSlice(n.IP)
-	if !ok {
-		return netip.Prefix{}, false
-	}
-	ones, bits := n.Mask.Size()
-	a = a.Unmap()
-	if bits == 128 && a.Is4() {
-		ones -= 96
-	}
-	if bits == 0 {
-		return netip.Prefix{}, false
-	}
-	return netip.PrefixFrom(a, ones), true
-}
-
-// subnets returns the masked subnets of the addresses (for firewall rules).
-func subnets(addrs []netip.Prefix) []netip.Prefix {
-	var out []netip.Prefix
-	seen := map[netip.Prefix]bool{}
-	for _, a := range addrs {
-		m := a.Masked()
-		if !seen[m] {
-			seen[m] = true
-			out = append(out, m)
-		}
-	}
-	return out
 }

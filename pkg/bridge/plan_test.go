@@ -96,20 +96,3 @@ func TestMakePlan(t *testing.T) {
 		})
 	}
 }
-
-func TestConfiguredSubnets(t *testing.T) {
-	got := configuredSubnets([]byte(`{"ipam":{"subnet":"10.9.0.0/16","ranges":[[{"subnet":"10.1.0.0/24"},{"subnet":"10.2.0.5/24"}],[{"subnet":"fd00::/64"}]]}}`))
-	want := []netip.Prefix{netip.MustParsePrefix("10.9.0.0/16"), netip.MustParsePrefix("10.1.0.0/24"), netip.MustParsePrefix("10.2.0.0/24"), netip.MustParsePrefix("fd00::/64")}
-	if !slices.Equal(got, want) {
-		t.Errorf("configuredSubnets = %v, want %v", got, want)
-	}
-	// Runtime ipRanges come first, as host-local allocates from them too.
-	got = configuredSubnets([]byte(`{"runtimeConfig":{"ipRanges":[[{"subnet":"10.77.0.0/24"}]]},"ipam":{"ranges":[[{"subnet":"10.1.0.0/24"}]]}}`))
-	want = []netip.Prefix{netip.MustParsePrefix("10.77.0.0/24"), netip.MustParsePrefix("10.1.0.0/24")}
-	if !slices.Equal(got, want) {
-		t.Errorf("configuredSubnets with ipRanges = %v, want %v", got, want)
-	}
-	if got := configuredSubnets([]byte(`{"ipam":{"type":"dhcp"}}`)); got != nil {
-		t.Errorf("no subnets configured: got %v", got)
-	}
-}

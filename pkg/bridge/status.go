@@ -1,17 +1,13 @@
 package bridge
 
 import (
-	"context"
-
-	"github.com/containernetworking/cni/pkg/invoke"
 	"github.com/containernetworking/cni/pkg/skel"
 
 	"github.com/flatcni/plugins/pkg/config"
-	"github.com/flatcni/plugins/pkg/delegate"
 )
 
 // Status (CNI 1.1) is ready when the IPAM plugin is.
-func Status(args *skel.CmdArgs) error {
+func (d *Deps) Status(args *skel.CmdArgs) error {
 	c, err := config.LoadBridge(args.StdinData, args.Args)
 	if err != nil {
 		return err
@@ -19,8 +15,5 @@ func Status(args *skel.CmdArgs) error {
 	if !c.IsLayer3() {
 		return nil
 	}
-	if err := invoke.DelegateStatus(context.Background(), c.IPAM.Type, args.StdinData, &delegate.Exec{}); err != nil {
-		return ipamError(c, "STATUS", err)
-	}
-	return nil
+	return d.runIPAM(c, args, "STATUS", IPAMPlugin.Status)
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/flatcni/plugins/pkg/config"
-	"github.com/flatcni/plugins/pkg/l2"
 	"github.com/flatcni/plugins/pkg/link"
 )
 
@@ -16,19 +15,19 @@ const nodeNetNS = "/proc/self/ns/net"
 // network with a vlan, as the reference does, a veth "<bridge>.<vlan>" on the
 // node whose peer is a port of the bridge with that VLAN untagged. For a vlan,
 // the returned MAC is that veth's (the result lists it as a fourth interface).
-func gatewayDevice(c *config.Bridge, br link.Bridge) (link.Bridge, error) {
+func (d *Deps) gatewayDevice(c *config.Bridge, br link.Bridge) (link.Bridge, error) {
 	if c.Vlan == 0 {
 		return br, nil
 	}
 	name := link.VlanGatewayName(br.Name, c.Vlan)
 	// One lookup: an existing link of that name is the gateway, as with the
 	// reference.
-	if gw, err := link.InterfaceByName(name); err == nil {
+	if gw, err := d.Links.InterfaceByName(name); err == nil {
 		return link.Bridge{Name: name, Index: gw.Index, MAC: gw.MAC}, nil
 	} else if !errors.Is(err, link.ErrNotFound) {
 		return link.Bridge{}, fmt.Errorf("vlan gateway %q: %w", name, err)
 	}
-	port, gw, err := link.SetupVeth(link.VethConfig{
+	port, gw, err := d.Links.SetupVeth(link.VethConfig{
 		ContainerNetNS: nodeNetNS,
 		IfName:         name,
 		MTU:            c.MTU,
@@ -41,7 +40,7 @@ func gatewayDevice(c *config.Bridge, br link.Bridge) (link.Bridge, error) {
 	if err != nil {
 		return link.Bridge{}, fmt.Errorf("vlan gateway %q: %w", name, err)
 	}
-	if err := l2.SetPortVlans(port.Name, c.Vlan, nil, c.PreserveDefaultVlan); err != nil {
+	if err := d.Links.SetPortVlans(port.Name, c.Vlan, nil, c.PreserveDefaultVlan); err != nil {
 		return link.Bridge{}, fmt.Errorf("vlan gateway %q: %w", name, err)
 	}
 	return link.Bridge{Name: name, Index: gw.Index, MAC: gw.MAC}, nil

@@ -11,7 +11,7 @@ import (
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
 
-	"github.com/flatcni/plugins/pkg/sha2"
+	"crypto/sha256"
 )
 
 func TestIsolationNormalize(t *testing.T) {
@@ -62,7 +62,7 @@ func TestIsolationFingerprint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sum := sha2.Sum256([]byte("v1|n|br0|true|true|10.0.0.0/24,|"))
+	sum := sha256.Sum256([]byte("v1|n|br0|true|true|10.0.0.0/24,|"))
 	if want := hex.EncodeToString(sum[:])[:12]; n.fingerprint() != want {
 		t.Errorf("fingerprint %s, want the pre-isolation %s", n.fingerprint(), want)
 	}

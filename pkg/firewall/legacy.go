@@ -1,11 +1,10 @@
 package firewall
 
 import (
+	"crypto/sha512"
 	"encoding/hex"
 	"strconv"
 	"strings"
-
-	"github.com/flatcni/plugins/pkg/sha2"
 )
 
 // The reference plugin's per-container masquerade rules.
@@ -64,7 +63,7 @@ func parseLegacyComment(c string) (network, containerID string, ok bool) {
 // legacyNFTNetworkHash is the network part of the reference's nftables rule
 // comments: the first 16 hex digits of the SHA-512 of the network name.
 func legacyNFTNetworkHash(network string) string {
-	sum := sha2.Sum512([]byte(network))
+	sum := sha512.Sum512([]byte(network))
 	return hex.EncodeToString(sum[:])[:16]
 }
 

@@ -1,10 +1,9 @@
 package firewall
 
 import (
+	"crypto/sha256"
 	"encoding/hex"
 	"strings"
-
-	"github.com/flatcni/plugins/pkg/sha2"
 )
 
 const (
@@ -21,7 +20,7 @@ const (
 // iptChainName returns the iptables chain of the network: the prefix and as
 // much of the SHA-256 of the name as fits in iptables' 28 characters.
 func iptChainName(network string) string {
-	sum := sha2.Sum256([]byte(network))
+	sum := sha256.Sum256([]byte(network))
 	return iptChainPrefix + hex.EncodeToString(sum[:])[:iptChainMaxLen-len(iptChainPrefix)]
 }
 

@@ -1,13 +1,12 @@
 package firewall
 
 import (
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
-
-	"github.com/flatcni/plugins/pkg/sha2"
 )
 
 // Network describes the firewall needs of one CNI network.
@@ -190,6 +189,6 @@ func (n Network) fingerprint() string {
 		b.WriteString(p.String() + ",")
 	}
 	n.isolationFingerprint(&b)
-	sum := sha2.Sum256([]byte(b.String()))
+	sum := sha256.Sum256([]byte(b.String()))
 	return hex.EncodeToString(sum[:])[:12]
 }

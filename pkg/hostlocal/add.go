@@ -14,23 +14,34 @@ import (
 	"github.com/flatcni/plugins/pkg/ipam"
 )
 
-// Add reserves one address per range set for the attachment and prints the result.
+// Add reserves one address per range set for the attachment and prints the
+// result (the plugin binary's ADD).
 func Add(args *skel.CmdArgs) error {
-	c, err := config.LoadIPAM(args.StdinData, args.Args)
+	res, err := AddResult(args)
 	if err != nil {
 		return err
+	}
+	return res.Print()
+}
+
+// AddResult reserves one address per range set for the attachment and
+// returns the result in the configuration's cniVersion, as Add prints it.
+func AddResult(args *skel.CmdArgs) (types.Result, error) {
+	c, err := config.LoadIPAM(args.StdinData, args.Args)
+	if err != nil {
+		return nil, err
 	}
 	result := &current.Result{CNIVersion: current.ImplementedSpecVersion, Routes: c.Routes}
 	if c.ResolvConf != "" {
 		dns, err := ParseResolvConf(c.ResolvConf)
 		if err != nil {
-			return types.NewError(types.ErrIOFailure, fmt.Sprintf("ipam.resolvConf %s: %v", c.ResolvConf, err), "")
+			return nil, types.NewError(types.ErrIOFailure, fmt.Sprintf("ipam.resolvConf %s: %v", c.ResolvConf, err), "")
 		}
 		result.DNS = dns
 	}
 	requested, err := assignRequested(c)
 	if err != nil {
-		return err
+		return nil, err
 	}
 
 	allocs, err := withStore(c, func(s ipam.Store) ([]ipam.Allocation, error) {
@@ -86,7 +97,7 @@ func Add(args *skel.CmdArgs) error {
 		return out, nil
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for _, al := range allocs {
 		ipc := &current.IPConfig{Address: toIPNet(al.Addr)}
@@ -95,7 +106,7 @@ func Add(args *skel.CmdArgs) error {
 		}
 		result.IPs = append(result.IPs, ipc)
 	}
-	return types.PrintResult(result, c.CNIVersion)
+	return result.GetAsVersion(c.CNIVersion)
 }
 
 // assignRequested maps each requested address to the range set that holds it;

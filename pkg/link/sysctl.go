@@ -2,29 +2,31 @@ package link
 
 import (
 	"fmt"
+	"os"
+	"strings"
 	"syscall"
 
-	"github.com/flatcni/plugins/pkg/procsys"
 	"github.com/flatcni/plugins/pkg/rtnl"
 )
 
 // setSysctl writes value to /proc/sys/<key> unless it already holds it. key
 // uses slashes ("net/ipv6/conf/eth0/accept_dad") so interface names with dots
 // need no escaping. The value is read and written in the network namespace
-// of the calling OS thread, through package procsys (whose lookups cost the
-// same however many network namespaces the node has).
+// of the calling OS thread (a goroutine locked to it, as in inNetNS).
 func setSysctl(key, value string) error {
-	if cur, err := procsys.Read(key); err == nil && cur == value {
+	if cur, err := os.ReadFile(sysctlPath(key)); err == nil && strings.TrimSpace(string(cur)) == value {
 		return nil
 	}
 	return writeSysctl(key, value)
 }
 
+func sysctlPath(key string) string { return "/proc/sys/" + key }
+
 // writeSysctl writes value to /proc/sys/<key> without reading it first: for
 // settings of an interface this plugin has just made, which still hold the
 // defaults.
 func writeSysctl(key, value string) error {
-	if err := procsys.Write(key, value); err != nil {
+	if err := os.WriteFile(sysctlPath(key), []byte(value), 0o644); err != nil {
 		return fmt.Errorf("set sysctl %s=%s: %w", key, value, err)
 	}
 	return nil

@@ -1,16 +1,11 @@
-// Package rtnl makes the few rtnetlink requests (and netns identity checks)
-// that must work before the rest of a plugin binary has initialised
-// (pkg/bridge/early), and the ones github.com/vishvananda/netlink lacks:
+// Package rtnl makes a few rtnetlink requests (deleting a link by name and
+// alias, netns identity checks), and the ones github.com/vishvananda/netlink
+// lacks:
 // reading forwarding and per-interface IPv6 settings and writing IPv4
 // per-interface settings, which would otherwise go through /proc/sys (see
 // conf.go), and listing one link's addresses with the kernel doing the
 // filtering (addr.go). It imports only the standard library. Everything
 // else uses vishvananda/netlink through pkg/link.
-//
-// It imports only packages that the Go runtime initialises before package
-// syscall is ready (errors, runtime, syscall, unsafe): encoding/binary, fmt or
-// os would make pkg/bridge/early wait for reflect, unicode and os to
-// initialise first (see that package).
 package rtnl
 
 import (

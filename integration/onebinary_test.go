@@ -1,0 +1,115 @@
+package integration
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/containernetworking/cni/pkg/types"
+)
+
+// copyPlugin copies our program (bin/bridge) to dir/name with mode perm.
+func copyPlugin(t *testing.T, bin, dir, name string, perm os.FileMode) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(bin, "bridge"))
+	if err == nil {
+		err = os.WriteFile(filepath.Join(dir, name), b, perm)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Started under a name that is neither plugin, the program says so and
+// exits 1. No root needed.
+func TestOneBinaryUnknownName(t *testing.T) {
+	dir := t.TempDir()
+	copyPlugin(t, binDir(t), dir, "flatcni-other", 0o755)
+	cmd := exec.Command(filepath.Join(dir, "flatcni-other"))
+	cmd.Env = []string{"CNI_COMMAND=VERSION"}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	ee, ok := err.(*exec.ExitError)
+	if !ok || ee.ExitCode() != 1 {
+		t.Fatalf("want exit 1, got %v", err)
+	}
+	if msg := stderr.String(); !strings.Contains(msg, `"flatcni-other"`) || !strings.Contains(msg, `"bridge"`) || !strings.Contains(msg, `"host-local"`) {
+		t.Errorf("stderr %q does not name the name and the two plugins", msg)
+	}
+	if stdout.Len() != 0 {
+		t.Errorf("stdout %q", stdout.String())
+	}
+}
+
+// onebinaryConf is a bridge network with host-local IPAM named ipamType.
+func onebinaryConf(n *Node, name, ipamType string) []byte {
+	return []byte(fmt.Sprintf(`{"cniVersion":"1.0.0","name":%q,"type":"bridge","bridge":"ob%s","isGateway":true,"ipam":{"type":%q,"dataDir":%q,"subnet":"10.79.0.0/24"}}`,
+		name, uniq(), ipamType, n.LeaseDir()))
+}
+
+// Copies of the program, each alone in CNI_PATH, work; the bridge runs the
+// host-local copy in-process (a copy of the same build): it is not even
+// executable here, so executing it would fail.
+func TestOneBinaryCopies(t *testing.T) {
+	requireRoot(t)
+	n := NewNode(t)
+	dir := t.TempDir()
+	copyPlugin(t, n.Bin, dir, "bridge", 0o755)
+	copyPlugin(t, n.Bin, dir, "host-local", 0o644)
+	n.Bin = dir
+	ctr, rt := container(t, "ob")
+	conf := onebinaryConf(n, "ob-copies", "host-local")
+	out, err := n.Exec(t, "bridge", "ADD", rt.ContainerID, ctr.Path, "eth0", conf)
+	if err != nil {
+		t.Fatalf("ADD: %v", err)
+	}
+	if !strings.Contains(string(out), "10.79.0.2/24") {
+		t.Errorf("ADD result %s", out)
+	}
+	if l := leaseFiles(t, filepath.Join(n.LeaseDir(), "ob-copies")); len(l) != 1 || l[0] != "10.79.0.2" {
+		t.Errorf("leases %v", l)
+	}
+	if _, err := n.Exec(t, "bridge", "DEL", rt.ContainerID, ctr.Path, "eth0", conf); err != nil {
+		t.Fatalf("DEL: %v", err)
+	}
+	if l := leaseFiles(t, filepath.Join(n.LeaseDir(), "ob-copies")); len(l) != 0 {
+		t.Errorf("leases after DEL %v", l)
+	}
+}
+
+// ipam.type naming this program under another name than host-local (the
+// bridge itself, or a copy) would call the bridge back: a configuration
+// error naming the plugin, before anything changes.
+func TestOneBinaryIPAMLoop(t *testing.T) {
+	requireRoot(t)
+	n := NewNode(t)
+	dir := t.TempDir()
+	for _, name := range []string{"bridge", "host-local", "myipam"} {
+		copyPlugin(t, n.Bin, dir, name, 0o755)
+	}
+	for _, bin := range []string{n.Bin, dir} {
+		for _, typ := range []string{"bridge", "myipam"} {
+			if bin == n.Bin && typ == "myipam" {
+				continue
+			}
+			n.Bin = bin
+			ctr, rt := container(t, "ob")
+			out, err := n.Exec(t, "bridge", "ADD", rt.ContainerID, ctr.Path, "eth0", onebinaryConf(n, "ob-loop", typ))
+			if err == nil {
+				t.Fatalf("%s in %s: ADD succeeded: %s", typ, bin, out)
+			}
+			e := CNIError(t, out)
+			if e.Code != types.ErrInvalidNetworkConfig || !strings.Contains(e.Msg, "ipam.type") || !strings.Contains(e.Msg, `"`+typ+`"`) || !strings.Contains(e.Msg, "loop") {
+				t.Errorf("%s in %s: error %+v, want a configuration error naming ipam.type, the plugin and the loop", typ, bin, e)
+			}
+			if v := hostVeths(t, n); len(v) != 0 {
+				t.Errorf("%s: host veths after the refused ADD: %v", typ, v)
+			}
+		}
+	}
+}

@@ -1,0 +1,120 @@
+package bridge
+
+import (
+	"net"
+	"net/netip"
+
+	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/types"
+
+	"github.com/flatcni/plugins/pkg/config"
+	"github.com/flatcni/plugins/pkg/firewall"
+	"github.com/flatcni/plugins/pkg/l2"
+	"github.com/flatcni/plugins/pkg/link"
+)
+
+// Deps are the kernel-facing parts the verbs use. The plugin's main builds
+// them with NodeDeps; unit tests pass fakes that record what was asked.
+type Deps struct {
+	Links    Links
+	IPAM     IPAM
+	Firewall Firewall
+	Spoof    SpoofCheck
+}
+
+// Funcs returns the verbs for skel.PluginMainFuncs: ADD prints its result.
+func Funcs(d *Deps) skel.CNIFuncs {
+	return skel.CNIFuncs{
+		Add: func(args *skel.CmdArgs) error {
+			res, err := d.Add(args)
+			if err != nil {
+				return err
+			}
+			return res.Print()
+		},
+		Del:    d.Del,
+		Check:  d.Check,
+		GC:     d.GC,
+		Status: d.Status,
+	}
+}
+
+// Links makes, finds, checks and removes the network's links: the bridge,
+// the containers' veth pairs, their addresses and routes (package link, and
+// package l2 for VLANs). Netns arguments are paths.
+type Links interface {
+	// OwnNetNS tells whether netns is the plugin's own network namespace.
+	OwnNetNS(netns string) (bool, error)
+	// CheckIfNameFree fails when ifName exists in netns; its errors match
+	// link.ErrNetNSGone or link.ErrNotNetNS when netns cannot be entered.
+	CheckIfNameFree(netns, ifName string) error
+	VlanFilteringSupported() (bool, error)
+	// BridgeByName's error matches link.ErrNotFound for a missing bridge.
+	BridgeByName(name string) (link.Bridge, error)
+	EnsureBridge(cfg link.BridgeConfig) (link.Bridge, error)
+	EnableVlanFiltering(bridge string) error
+	SetupVeth(cfg link.VethConfig) (host, cont link.Interface, err error)
+	AttachPort(host link.Interface, cfg link.VethConfig) error
+	SetPortVlans(hostVeth string, vlan int, trunks []int, preserveDefault bool) error
+	ConfigureContainer(cont link.Interface, addrs []netip.Prefix, routes []link.Route, enableDAD bool) error
+	// InterfaceByName's error matches link.ErrNotFound for a missing link.
+	InterfaceByName(name string) (link.Interface, error)
+	EnsureGatewayAddrs(dev link.Bridge, gws []netip.Prefix, force bool) error
+	EnableForwarding(v4, v6 bool) error
+	// DelLinkWithAlias deletes the node's link name if its alias is alias.
+	DelLinkWithAlias(name, alias string) (deleted bool, err error)
+	// DelVeth deletes ifName in netns (a missing netns or link is not an error).
+	DelVeth(netns, ifName string) error
+	DelLink(name string) error
+	BridgeInUse(name string) (bool, error)
+	OrphanVeths(br link.Bridge) ([]string, error)
+	HostPeer(netns, ifName string) (string, error)
+	CheckBridge(br link.Bridge, promisc bool, mac net.HardwareAddr) error
+	CheckHostVeth(br link.Bridge, hostVeth string, mac net.HardwareAddr) error
+	CheckContainer(netns, ifName string, mac net.HardwareAddr, addrs []netip.Prefix, routes []link.Route) error
+}
+
+// IPAM finds the IPAM plugin that a network's ipam.type names.
+type IPAM interface {
+	// Plugin resolves c.IPAM.Type in cniPath (CNI_PATH). It fails with a
+	// configuration error naming the plugin when it is missing or would
+	// call this program back as a plugin other than host-local.
+	Plugin(c *config.Bridge, cniPath string) (IPAMPlugin, error)
+}
+
+// IPAMPlugin runs the verbs of one IPAM plugin, on the bridge's own
+// arguments (its configuration on args.StdinData).
+type IPAMPlugin interface {
+	// Add returns the plugin's result and, when the plugin knows them
+	// before any ADD (host-local in-process: its ranges), the subnets of
+	// the network; nil subnets leave them to the result's addresses.
+	Add(args *skel.CmdArgs) (res types.Result, subnets []netip.Prefix, err error)
+	Del(args *skel.CmdArgs) error
+	Check(args *skel.CmdArgs) error
+	GC(args *skel.CmdArgs) error
+	Status(args *skel.CmdArgs) error
+}
+
+// Firewall gives the network-level firewall backends (package firewall):
+// ensure a network's rule set, remove it, list networks.
+type Firewall interface {
+	// Backend returns the backend called name ("" for the default); an
+	// unknown name is an error.
+	Backend(name string) (firewall.Backend, error)
+	// Lock serialises rule changes of the network between processes.
+	Lock(network string) (unlock func(), err error)
+}
+
+// SpoofCheck manages the MAC spoof checks of attachments (package l2).
+type SpoofCheck interface {
+	Setup(network, containerID, ifName, hostVeth string, mac net.HardwareAddr) error
+	Teardown(network, containerID, ifName string) error
+	// TeardownWithReference also removes the reference plugin's check of
+	// the attachment; its leftover is only worth printing.
+	TeardownWithReference(network, containerID, ifName string) (leftover, err error)
+	// Checks lists the network's checks.
+	Checks(network string) ([]l2.Attachment, error)
+	// RemoveDeadReference removes the reference plugin's checks whose host
+	// veth is gone.
+	RemoveDeadReference() error
+}

@@ -1,0 +1,530 @@
+package bridge
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+
+	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/types"
+	current "github.com/containernetworking/cni/pkg/types/100"
+
+	"github.com/flatcni/plugins/pkg/config"
+	"github.com/flatcni/plugins/pkg/firewall"
+	"github.com/flatcni/plugins/pkg/l2"
+	"github.com/flatcni/plugins/pkg/link"
+)
+
+// The fakes below keep the node in memory and record what they were asked
+// ("EnsureBridge cni0", "SetupVeth /run/netns/c1 eth0", ...), as
+// firewall.Fake does for the firewall. fail makes the named method fail.
+
+// fakeLinks is Links in memory: bridges, veth pairs, container addresses.
+type fakeLinks struct {
+	mu      sync.Mutex
+	calls   []string
+	fail    map[string]error
+	own     map[string]bool // netns paths that are the plugin's own
+	netns   map[string]bool // netns paths that exist
+	bridges map[string]link.Bridge
+	hosts   map[string]*fakeHost // by host veth name
+	gwAddrs map[string][]netip.Prefix
+	fwd     [2]bool // IPv4, IPv6 forwarding
+	next    int     // last link index given
+}
+
+// fakeHost is a veth pair, by its host end.
+type fakeHost struct {
+	alias, netns, ifName string
+	mac, contMAC         net.HardwareAddr
+	index                int
+	master               int // bridge index, 0 when not a port
+	vlan                 int
+	addrs                []netip.Prefix
+	routes               []link.Route
+}
+
+func newFakeLinks(netns ...string) *fakeLinks {
+	f := &fakeLinks{fail: map[string]error{}, own: map[string]bool{}, netns: map[string]bool{}, bridges: map[string]link.Bridge{}, hosts: map[string]*fakeHost{}, gwAddrs: map[string][]netip.Prefix{}}
+	for _, n := range netns {
+		f.netns[n] = true
+	}
+	return f
+}
+
+// call records a call and returns the error set for method.
+func (f *fakeLinks) call(method string, args ...any) error {
+	s := method
+	for _, a := range args {
+		s += fmt.Sprint(" ", a)
+	}
+	f.calls = append(f.calls, s)
+	return f.fail[method]
+}
+
+func (f *fakeLinks) mac(i int) net.HardwareAddr {
+	return net.HardwareAddr{2, 0, 0, 0, byte(i >> 8), byte(i)}
+}
+
+// cont finds the pair whose container end is ifName in netns.
+func (f *fakeLinks) cont(netns, ifName string) (string, *fakeHost) {
+	for name, h := range f.hosts {
+		if h.netns == netns && h.ifName == ifName {
+			return name, h
+		}
+	}
+	return "", nil
+}
+
+func (f *fakeLinks) OwnNetNS(netns string) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.own[netns], f.call("OwnNetNS", netns)
+}
+
+func (f *fakeLinks) CheckIfNameFree(netns, ifName string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.call("CheckIfNameFree", netns, ifName); err != nil {
+		return err
+	}
+	if !f.netns[netns] {
+		return fmt.Errorf("open netns %q: %w", netns, link.ErrNetNSGone)
+	}
+	if _, h := f.cont(netns, ifName); h != nil {
+		return fmt.Errorf("interface %q already exists in netns %q", ifName, netns)
+	}
+	return nil
+}
+
+func (f *fakeLinks) VlanFilteringSupported() (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return true, f.call("VlanFilteringSupported")
+}
+
+func (f *fakeLinks) BridgeByName(name string) (link.Bridge, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.call("BridgeByName", name); err != nil {
+		return link.Bridge{}, err
+	}
+	br, ok := f.bridges[name]
+	if !ok {
+		return link.Bridge{}, fmt.Errorf("bridge %q: %w", name, link.ErrNotFound)
+	}
+	return br, nil
+}
+
+func (f *fakeLinks) EnsureBridge(cfg link.BridgeConfig) (link.Bridge, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.call("EnsureBridge", cfg.Name); err != nil {
+		return link.Bridge{}, err
+	}
+	br, ok := f.bridges[cfg.Name]
+	if !ok {
+		f.next++
+		br = link.Bridge{Name: cfg.Name, Index: f.next, MAC: f.mac(f.next), Promisc: cfg.PromiscMode}
+		f.bridges[cfg.Name] = br
+	}
+	return br, nil
+}
+
+func (f *fakeLinks) EnableVlanFiltering(bridge string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.call("EnableVlanFiltering", bridge)
+}
+
+func (f *fakeLinks) SetupVeth(cfg link.VethConfig) (link.Interface, link.Interface, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.call("SetupVeth", cfg.ContainerNetNS, cfg.IfName); err != nil {
+		return link.Interface{}, link.Interface{}, err
+	}
+	if _, taken := f.hosts[cfg.HostName]; taken || cfg.HostName == "" {
+		return link.Interface{}, link.Interface{}, errors.New("fake: host veth name taken")
+	}
+	f.next += 2
+	h := &fakeHost{alias: cfg.HostAlias, netns: cfg.ContainerNetNS, ifName: cfg.IfName, mac: f.mac(f.next - 1), contMAC: f.mac(f.next), index: f.next - 1}
+	if cfg.MAC != nil {
+		h.contMAC = cfg.MAC
+	}
+	if !cfg.DeferAttach {
+		h.master = cfg.Bridge.Index
+	}
+	f.hosts[cfg.HostName] = h
+	return link.Interface{Name: cfg.HostName, MAC: h.mac, Index: h.index},
+		link.Interface{Name: cfg.IfName, MAC: h.contMAC, Index: f.next, Sandbox: cfg.ContainerNetNS}, nil
+}
+
+func (f *fakeLinks) AttachPort(host link.Interface, cfg link.VethConfig) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.call("AttachPort", host.Name, cfg.Bridge.Name); err != nil {
+		return err
+	}
+	f.hosts[host.Name].master = cfg.Bridge.Index
+	return nil
+}
+
+func (f *fakeLinks) SetPortVlans(hostVeth string, vlan int, trunks []int, preserveDefault bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.call("SetPortVlans", hostVeth, vlan); err != nil {
+		return err
+	}
+	if h := f.hosts[hostVeth]; h != nil {
+		h.vlan = vlan
+	}
+	return nil
+}
+
+func (f *fakeLinks) ConfigureContainer(cont link.Interface, addrs []netip.Prefix, routes []link.Route, enableDAD bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.call("ConfigureContainer", cont.Sandbox, cont.Name, addrs); err != nil {
+		return err
+	}
+	_, h := f.cont(cont.Sandbox, cont.Name)
+	h.addrs, h.routes = addrs, routes
+	return nil
+}
+
+func (f *fakeLinks) InterfaceByName(name string) (link.Interface, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.call("InterfaceByName", name); err != nil {
+		return link.Interface{}, err
+	}
+	if h := f.hosts[name]; h != nil {
+		return link.Interface{Name: name, MAC: h.mac, Index: h.index}, nil
+	}
+	return link.Interface{}, fmt.Errorf("link %q: %w", name, link.ErrNotFound)
+}
+
+func (f *fakeLinks) EnsureGatewayAddrs(dev link.Bridge, gws []netip.Prefix, force bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.call("EnsureGatewayAddrs", dev.Name, gws); err != nil {
+		return err
+	}
+	for _, g := range gws {
+		if !slices.Contains(f.gwAddrs[dev.Name], g) {
+			f.gwAddrs[dev.Name] = append(f.gwAddrs[dev.Name], g)
+		}
+	}
+	return nil
+}
+
+func (f *fakeLinks) EnableForwarding(v4, v6 bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.call("EnableForwarding", v4, v6); err != nil {
+		return err
+	}
+	f.fwd[0], f.fwd[1] = f.fwd[0] || v4, f.fwd[1] || v6
+	return nil
+}
+
+func (f *fakeLinks) DelLinkWithAlias(name, alias string) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.call("DelLinkWithAlias", name); err != nil {
+		return false, err
+	}
+	if h := f.hosts[name]; h != nil && h.alias == alias {
+		delete(f.hosts, name)
+		return true, nil
+	}
+	return false, nil
+}
+
+func (f *fakeLinks) DelVeth(netns, ifName string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.call("DelVeth", netns, ifName); err != nil {
+		return err
+	}
+	if name, h := f.cont(netns, ifName); h != nil {
+		delete(f.hosts, name)
+	}
+	return nil
+}
+
+func (f *fakeLinks) DelLink(name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.call("DelLink", name); err != nil {
+		return err
+	}
+	delete(f.hosts, name)
+	return nil
+}
+
+func (f *fakeLinks) BridgeInUse(name string) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.call("BridgeInUse", name); err != nil {
+		return false, err
+	}
+	br, ok := f.bridges[name]
+	for _, h := range f.hosts {
+		if ok && h.master == br.Index {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func (f *fakeLinks) OrphanVeths(br link.Bridge) ([]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.call("OrphanVeths", br.Name); err != nil {
+		return nil, err
+	}
+	var out []string
+	for name, h := range f.hosts {
+		if h.master == br.Index && !f.netns[h.netns] {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+func (f *fakeLinks) HostPeer(netns, ifName string) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.call("HostPeer", netns, ifName); err != nil {
+		return "", err
+	}
+	if name, h := f.cont(netns, ifName); h != nil {
+		return name, nil
+	}
+	return "", fmt.Errorf("%s in %s: %w", ifName, netns, link.ErrNotFound)
+}
+
+func (f *fakeLinks) CheckBridge(br link.Bridge, promisc bool, mac net.HardwareAddr) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.call("CheckBridge", br.Name); err != nil {
+		return err
+	}
+	if mac != nil && mac.String() != br.MAC.String() {
+		return fmt.Errorf("bridge %q has MAC %s, want %s", br.Name, br.MAC, mac)
+	}
+	return nil
+}
+
+func (f *fakeLinks) CheckHostVeth(br link.Bridge, hostVeth string, mac net.HardwareAddr) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.call("CheckHostVeth", hostVeth); err != nil {
+		return err
+	}
+	h := f.hosts[hostVeth]
+	switch {
+	case h == nil:
+		return fmt.Errorf("host veth %q: %w", hostVeth, link.ErrNotFound)
+	case h.master != br.Index:
+		return fmt.Errorf("host veth %q is not a port of %q", hostVeth, br.Name)
+	case mac != nil && mac.String() != h.mac.String():
+		return fmt.Errorf("host veth %q has MAC %s, want %s", hostVeth, h.mac, mac)
+	}
+	return nil
+}
+
+func (f *fakeLinks) CheckContainer(netns, ifName string, mac net.HardwareAddr, addrs []netip.Prefix, routes []link.Route) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.call("CheckContainer", netns, ifName); err != nil {
+		return err
+	}
+	_, h := f.cont(netns, ifName)
+	switch {
+	case h == nil:
+		return fmt.Errorf("%s in %s: %w", ifName, netns, link.ErrNotFound)
+	case mac.String() != h.contMAC.String():
+		return fmt.Errorf("%s has MAC %s, want %s", ifName, h.contMAC, mac)
+	case !slices.Equal(addrs, h.addrs):
+		return fmt.Errorf("%s has addresses %v, want %v", ifName, h.addrs, addrs)
+	case !slices.Equal(routes, h.routes):
+		return fmt.Errorf("%s has routes %v, want %v", ifName, h.routes, routes)
+	}
+	return nil
+}
+
+// fakeIPAM hands out 10.1.0.2, .3, ... of 10.1.0.0/24 (gateway 10.1.0.1),
+// one lease per attachment, as host-local would.
+type fakeIPAM struct {
+	mu      sync.Mutex
+	calls   []string
+	fail    map[string]error // by verb: "ADD", "DEL", ...
+	subnets []netip.Prefix   // what Add reports as known subnets
+	leases  map[string]netip.Addr
+	next    netip.Addr
+}
+
+func newFakeIPAM() *fakeIPAM {
+	return &fakeIPAM{fail: map[string]error{}, leases: map[string]netip.Addr{}, next: netip.MustParseAddr("10.1.0.1")}
+}
+
+// Plugin implements IPAM: a plugin called "missing" is not found.
+func (f *fakeIPAM) Plugin(c *config.Bridge, cniPath string) (IPAMPlugin, error) {
+	if c.IPAM.Type == "missing" {
+		return nil, config.Invalid("ipam.type", "IPAM plugin %q not found in CNI_PATH %q", c.IPAM.Type, cniPath)
+	}
+	return f, nil
+}
+
+func (f *fakeIPAM) call(verb string, args *skel.CmdArgs) error {
+	f.calls = append(f.calls, verb+" "+args.ContainerID+"/"+args.IfName)
+	return f.fail[verb]
+}
+
+func (f *fakeIPAM) Add(args *skel.CmdArgs) (types.Result, []netip.Prefix, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.call("ADD", args); err != nil {
+		return nil, nil, err
+	}
+	key := args.ContainerID + "/" + args.IfName
+	a, ok := f.leases[key]
+	if !ok {
+		f.next = f.next.Next()
+		a = f.next
+		f.leases[key] = a
+	}
+	return &current.Result{
+		CNIVersion: current.ImplementedSpecVersion,
+		IPs:        []*current.IPConfig{{Address: net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(24, 32)}, Gateway: net.IPv4(10, 1, 0, 1).To4()}},
+	}, f.subnets, nil
+}
+
+func (f *fakeIPAM) Del(args *skel.CmdArgs) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.call("DEL", args); err != nil {
+		return err
+	}
+	delete(f.leases, args.ContainerID+"/"+args.IfName)
+	return nil
+}
+
+func (f *fakeIPAM) Check(args *skel.CmdArgs) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.call("CHECK", args); err != nil {
+		return err
+	}
+	if _, ok := f.leases[args.ContainerID+"/"+args.IfName]; !ok {
+		return errors.New("no lease")
+	}
+	return nil
+}
+
+func (f *fakeIPAM) GC(args *skel.CmdArgs) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.call("GC", args)
+}
+
+func (f *fakeIPAM) Status(args *skel.CmdArgs) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.call("STATUS", args)
+}
+
+// fakeFirewall gives one firewall.Fake for either backend name and
+// records the network locks taken.
+type fakeFirewall struct {
+	*firewall.Fake
+	mu    sync.Mutex
+	locks []string
+	held  bool
+}
+
+func (f *fakeFirewall) Backend(name string) (firewall.Backend, error) {
+	if name != "" && name != firewall.IPTablesName && name != firewall.NFTablesName {
+		return nil, fmt.Errorf("unknown ipMasqBackend %q", name)
+	}
+	return f.Fake, nil
+}
+
+func (f *fakeFirewall) Lock(network string) (func(), error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.held {
+		return nil, errors.New("fake: network lock taken twice")
+	}
+	f.held = true
+	f.locks = append(f.locks, network)
+	return func() { f.mu.Lock(); f.held = false; f.mu.Unlock() }, nil
+}
+
+// fakeSpoof keeps the MAC spoof checks by attachment.
+type fakeSpoof struct {
+	mu     sync.Mutex
+	calls  []string
+	fail   error
+	checks map[string]l2.Attachment // by network/containerID/ifName
+}
+
+func newFakeSpoof() *fakeSpoof { return &fakeSpoof{checks: map[string]l2.Attachment{}} }
+
+func (f *fakeSpoof) Setup(network, containerID, ifName, hostVeth string, mac net.HardwareAddr) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, "Setup "+containerID+"/"+ifName)
+	if f.fail != nil {
+		return f.fail
+	}
+	f.checks[network+"/"+containerID+"/"+ifName] = l2.Attachment{Network: network, ContainerID: containerID, IfName: ifName, HostVeth: hostVeth, MAC: mac}
+	return nil
+}
+
+func (f *fakeSpoof) Teardown(network, containerID, ifName string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, "Teardown "+containerID+"/"+ifName)
+	delete(f.checks, network+"/"+containerID+"/"+ifName)
+	return nil
+}
+
+func (f *fakeSpoof) TeardownWithReference(network, containerID, ifName string) (error, error) {
+	return nil, f.Teardown(network, containerID, ifName)
+}
+
+func (f *fakeSpoof) Checks(network string) ([]l2.Attachment, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []l2.Attachment
+	for _, a := range f.checks {
+		if a.Network == network {
+			out = append(out, a)
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeSpoof) RemoveDeadReference() error { return nil }
+
+// fakeNode is a Deps of fakes.
+type fakeNode struct {
+	links *fakeLinks
+	ipam  *fakeIPAM
+	fw    *fakeFirewall
+	spoof *fakeSpoof
+	deps  *Deps
+}
+
+func newFakeNode(netns ...string) *fakeNode {
+	n := &fakeNode{links: newFakeLinks(netns...), ipam: newFakeIPAM(), fw: &fakeFirewall{Fake: firewall.NewFake()}, spoof: newFakeSpoof()}
+	n.deps = &Deps{Links: n.links, IPAM: n.ipam, Firewall: n.fw, Spoof: n.spoof}
+	return n
+}

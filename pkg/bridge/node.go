@@ -1,0 +1,101 @@
+package bridge
+
+import (
+	"net"
+	"net/netip"
+
+	"github.com/flatcni/plugins/pkg/firewall"
+	"github.com/flatcni/plugins/pkg/l2"
+	"github.com/flatcni/plugins/pkg/link"
+	"github.com/flatcni/plugins/pkg/rtnl"
+)
+
+// NodeDeps returns the parts that act on the node's kernel: netlink
+// (packages link, l2, rtnl), the firewall backends, the IPAM plugin found
+// in CNI_PATH (host-local in-process when it is this program).
+func NodeDeps() *Deps {
+	return &Deps{Links: nodeLinks{}, IPAM: NodeIPAM{}, Firewall: nodeFirewall{}, Spoof: nodeSpoof{}}
+}
+
+// nodeLinks is Links on the node's kernel.
+type nodeLinks struct{}
+
+func (nodeLinks) OwnNetNS(netns string) (bool, error) { return rtnl.IsOwnNetNS(netns) }
+func (nodeLinks) CheckIfNameFree(netns, ifName string) error {
+	return link.CheckIfNameFree(netns, ifName)
+}
+func (nodeLinks) VlanFilteringSupported() (bool, error) { return l2.VlanFilteringSupported() }
+func (nodeLinks) BridgeByName(name string) (link.Bridge, error) {
+	return link.BridgeByName(name)
+}
+func (nodeLinks) EnsureBridge(cfg link.BridgeConfig) (link.Bridge, error) {
+	return link.EnsureBridge(cfg)
+}
+func (nodeLinks) EnableVlanFiltering(bridge string) error { return l2.EnableVlanFiltering(bridge) }
+func (nodeLinks) SetupVeth(cfg link.VethConfig) (link.Interface, link.Interface, error) {
+	return link.SetupVeth(cfg)
+}
+func (nodeLinks) AttachPort(host link.Interface, cfg link.VethConfig) error {
+	return link.AttachPort(host, cfg)
+}
+func (nodeLinks) SetPortVlans(hostVeth string, vlan int, trunks []int, preserveDefault bool) error {
+	return l2.SetPortVlans(hostVeth, vlan, trunks, preserveDefault)
+}
+func (nodeLinks) ConfigureContainer(cont link.Interface, addrs []netip.Prefix, routes []link.Route, enableDAD bool) error {
+	return link.ConfigureContainer(cont, addrs, routes, enableDAD)
+}
+func (nodeLinks) InterfaceByName(name string) (link.Interface, error) {
+	return link.InterfaceByName(name)
+}
+func (nodeLinks) EnsureGatewayAddrs(dev link.Bridge, gws []netip.Prefix, force bool) error {
+	return link.EnsureGatewayAddrs(dev, gws, force)
+}
+func (nodeLinks) EnableForwarding(v4, v6 bool) error { return link.EnableForwarding(v4, v6) }
+func (nodeLinks) DelLinkWithAlias(name, alias string) (bool, error) {
+	return rtnl.DelLinkWithAlias(name, alias)
+}
+func (nodeLinks) DelVeth(netns, ifName string) error {
+	_, _, err := link.DelVeth(netns, ifName)
+	return err
+}
+func (nodeLinks) DelLink(name string) error                    { return link.DelLink(name) }
+func (nodeLinks) BridgeInUse(name string) (bool, error)        { return link.BridgeInUse(name) }
+func (nodeLinks) OrphanVeths(br link.Bridge) ([]string, error) { return link.OrphanVeths(br) }
+func (nodeLinks) HostPeer(netns, ifName string) (string, error) {
+	return link.HostPeer(netns, ifName)
+}
+func (nodeLinks) CheckBridge(br link.Bridge, promisc bool, mac net.HardwareAddr) error {
+	return link.CheckBridge(br, promisc, mac)
+}
+func (nodeLinks) CheckHostVeth(br link.Bridge, hostVeth string, mac net.HardwareAddr) error {
+	return link.CheckHostVeth(br, hostVeth, mac)
+}
+func (nodeLinks) CheckContainer(netns, ifName string, mac net.HardwareAddr, addrs []netip.Prefix, routes []link.Route) error {
+	return link.CheckContainer(netns, ifName, mac, addrs, routes)
+}
+
+// nodeFirewall is Firewall with package firewall's backends and lock files.
+type nodeFirewall struct{}
+
+func (nodeFirewall) Backend(name string) (firewall.Backend, error) { return firewall.New(name) }
+func (nodeFirewall) Lock(network string) (func(), error) {
+	return firewall.LockNetwork(firewall.DefaultLockDir, network)
+}
+
+// nodeSpoof is SpoofCheck with package l2's nftables rules.
+type nodeSpoof struct{}
+
+func (nodeSpoof) Setup(network, containerID, ifName, hostVeth string, mac net.HardwareAddr) error {
+	return l2.SetupMacSpoofCheck(network, containerID, ifName, hostVeth, mac)
+}
+func (nodeSpoof) Teardown(network, containerID, ifName string) error {
+	return l2.TeardownMacSpoofCheck(network, containerID, ifName)
+}
+func (nodeSpoof) TeardownWithReference(network, containerID, ifName string) (error, error) {
+	return l2.TeardownMacSpoofCheckWithReference(network, containerID, ifName)
+}
+func (nodeSpoof) Checks(network string) ([]l2.Attachment, error) { return l2.MacSpoofChecks(network) }
+func (nodeSpoof) RemoveDeadReference() error {
+	_, err := l2.RemoveDeadReferenceSpoofChecks()
+	return err
+}

@@ -1,0 +1,73 @@
+package bridge
+
+import (
+	"bytes"
+	"debug/elf"
+	"encoding/binary"
+	"os"
+)
+
+// selfExe names the file of the running program.
+const selfExe = "/proc/self/exe"
+
+// sameProgram tells whether the file at path is the running program: the
+// same file (device and inode, so also a hard link), or a copy of it, with
+// the same size and the same Go build ID.
+func sameProgram(path string) bool {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return false
+	}
+	self, err := os.Stat(selfExe)
+	if err != nil {
+		return false
+	}
+	if os.SameFile(fi, self) {
+		return true
+	}
+	if fi.Size() != self.Size() {
+		return false
+	}
+	id := goBuildID(path)
+	return id != nil && bytes.Equal(id, goBuildID(selfExe))
+}
+
+// goNoteBuildID is the type of the Go toolchain's ELF note holding the
+// build ID (owner "Go", section .note.go.buildid).
+const goNoteBuildID = 4
+
+// goBuildID returns the Go build ID in the ELF file at path, nil when it
+// has none or is not ELF.
+func goBuildID(path string) []byte {
+	f, err := elf.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	s := f.Section(".note.go.buildid")
+	if s == nil {
+		return nil
+	}
+	data, err := s.Data()
+	if err != nil {
+		return nil
+	}
+	return parseGoNote(data, f.ByteOrder)
+}
+
+// parseGoNote reads one ELF note (name size, descriptor size, type, name
+// and descriptor each padded to 4 bytes) and returns its descriptor when it
+// is the Go build ID note.
+func parseGoNote(data []byte, order binary.ByteOrder) []byte {
+	if len(data) < 12 {
+		return nil
+	}
+	nameSize, descSize, typ := order.Uint32(data), order.Uint32(data[4:]), order.Uint32(data[8:])
+	nameEnd := 12 + uint64(nameSize)
+	descStart := (nameEnd + 3) &^ 3
+	descEnd := descStart + uint64(descSize)
+	if typ != goNoteBuildID || descEnd > uint64(len(data)) || string(bytes.TrimRight(data[12:nameEnd], "\x00")) != "Go" {
+		return nil
+	}
+	return data[descStart:descEnd]
+}

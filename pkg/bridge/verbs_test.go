@@ -1,0 +1,343 @@
+package bridge
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/types"
+	current "github.com/containernetworking/cni/pkg/types/100"
+
+	"github.com/flatcni/plugins/pkg/bridge/hostveth"
+)
+
+const testNetns = "/run/netns/c1"
+
+// testConf is a layer-3 network with a gateway, masquerade and the MAC spoof
+// check; extra adds top-level keys (",...").
+func testConf(ipamType, extra string) []byte {
+	return []byte(fmt.Sprintf(`{"cniVersion":"1.0.0","name":"net1","type":"bridge","bridge":"cni0","isGateway":true,"ipMasq":true,"macspoofchk":true,"ipam":{"type":%q}%s}`, ipamType, extra))
+}
+
+func testArgs(conf []byte, id string) *skel.CmdArgs {
+	return &skel.CmdArgs{ContainerID: id, Netns: testNetns, IfName: "eth0", Path: "/opt/cni/bin", StdinData: conf}
+}
+
+func addOK(t *testing.T, n *fakeNode, args *skel.CmdArgs) *current.Result {
+	t.Helper()
+	r, err := n.deps.Add(args)
+	if err != nil {
+		t.Fatalf("ADD %s: %v", args.ContainerID, err)
+	}
+	res, err := current.NewResultFromResult(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func TestAddDel(t *testing.T) {
+	n := newFakeNode(testNetns, "/run/netns/c2")
+	args := testArgs(testConf("host-local", ""), "c1")
+	res := addOK(t, n, args)
+
+	host := hostveth.Name("c1", "eth0")
+	if len(res.Interfaces) != 3 || res.Interfaces[0].Name != "cni0" || res.Interfaces[1].Name != host || res.Interfaces[2].Name != "eth0" || res.Interfaces[2].Sandbox != testNetns {
+		t.Fatalf("result interfaces: %+v", res.Interfaces)
+	}
+	if len(res.IPs) != 1 || res.IPs[0].Address.String() != "10.1.0.2/24" || *res.IPs[0].Interface != 2 {
+		t.Fatalf("result IPs: %+v", res.IPs)
+	}
+	h := n.links.hosts[host]
+	if h == nil || h.master != n.links.bridges["cni0"].Index {
+		t.Fatalf("host veth %s not a port of cni0: %+v", host, h)
+	}
+	if want := []netip.Prefix{netip.MustParsePrefix("10.1.0.2/24")}; !slices.Equal(h.addrs, want) {
+		t.Errorf("container addresses %v, want %v", h.addrs, want)
+	}
+	if got := n.links.gwAddrs["cni0"]; !slices.Equal(got, []netip.Prefix{netip.MustParsePrefix("10.1.0.1/24")}) {
+		t.Errorf("gateway addresses on cni0: %v", got)
+	}
+	if !n.links.fwd[0] {
+		t.Error("IPv4 forwarding not enabled")
+	}
+	// The configured port comes after the container's addresses (DeferAttach).
+	if i, j := callIndex(n.links.calls, "ConfigureContainer"), callIndex(n.links.calls, "AttachPort"); i < 0 || j < i {
+		t.Errorf("AttachPort (%d) before ConfigureContainer (%d): %v", j, i, n.links.calls)
+	}
+	// Masquerade subnets from the IPAM result (the fake reports none of its own).
+	nw, ok := n.fw.Network("net1")
+	if !ok || !slices.Equal(nw.Subnets, []netip.Prefix{netip.MustParsePrefix("10.1.0.0/24")}) || nw.Bridge != "cni0" {
+		t.Errorf("firewall network: %+v, %v", nw, ok)
+	}
+	if len(n.spoof.checks) != 1 {
+		t.Errorf("spoof checks: %v", n.spoof.checks)
+	}
+
+	// A second container keeps the rules when the first goes.
+	args2 := testArgs(testConf("host-local", ""), "c2")
+	args2.Netns = "/run/netns/c2"
+	addOK(t, n, args2)
+	if err := n.deps.Del(args); err != nil {
+		t.Fatalf("DEL: %v", err)
+	}
+	if _, ok := n.links.hosts[host]; ok {
+		t.Error("host veth left after DEL")
+	}
+	if _, ok := n.ipam.leases["c1/eth0"]; ok {
+		t.Error("lease left after DEL")
+	}
+	if _, ok := n.fw.Network("net1"); !ok {
+		t.Error("rules removed while c2 is attached")
+	}
+	if err := n.deps.Del(args2); err != nil {
+		t.Fatalf("DEL c2: %v", err)
+	}
+	if _, ok := n.fw.Network("net1"); ok {
+		t.Error("rules left after the last DEL")
+	}
+	if len(n.spoof.checks) != 0 || len(n.ipam.leases) != 0 || len(n.links.hosts) != 0 {
+		t.Errorf("left after DEL: spoof %v, leases %v, links %v", n.spoof.checks, n.ipam.leases, n.links.hosts)
+	}
+	// DEL again: nothing to do, no error.
+	if err := n.deps.Del(args2); err != nil {
+		t.Errorf("second DEL: %v", err)
+	}
+}
+
+// IPAM that knows its subnets (host-local in-process: its ranges) sets the
+// masquerade subnets, not the address it handed out.
+func TestAddFirewallSubnetsFromIPAM(t *testing.T) {
+	n := newFakeNode(testNetns)
+	n.ipam.subnets = []netip.Prefix{netip.MustParsePrefix("10.1.0.0/24"), netip.MustParsePrefix("10.2.0.0/24")}
+	addOK(t, n, testArgs(testConf("host-local", ""), "c1"))
+	nw, _ := n.fw.Network("net1")
+	if !slices.Equal(nw.Subnets, n.ipam.subnets) {
+		t.Errorf("firewall subnets %v, want %v", nw.Subnets, n.ipam.subnets)
+	}
+	if !slices.Equal(n.fw.locks, []string{"net1"}) {
+		t.Errorf("locks %v", n.fw.locks)
+	}
+}
+
+func callIndex(calls []string, method string) int {
+	return slices.IndexFunc(calls, func(c string) bool { return strings.HasPrefix(c, method+" ") || c == method })
+}
+
+// A failure at any step after validation leaves nothing of the attachment:
+// no veth, no lease, no spoof check, no rules (the bridge stays).
+func TestAddUndo(t *testing.T) {
+	boom := errors.New("boom")
+	for _, tc := range []struct {
+		name string
+		set  func(n *fakeNode)
+	}{
+		{"bridge", func(n *fakeNode) { n.links.fail["EnsureBridge"] = boom }},
+		{"veth", func(n *fakeNode) { n.links.fail["SetupVeth"] = boom }},
+		{"IPAM", func(n *fakeNode) { n.ipam.fail["ADD"] = types.NewError(types.ErrTryAgainLater, "pool empty", "") }},
+		{"addresses", func(n *fakeNode) { n.links.fail["ConfigureContainer"] = boom }},
+		{"attach", func(n *fakeNode) { n.links.fail["AttachPort"] = boom }},
+		{"gateway", func(n *fakeNode) { n.links.fail["EnsureGatewayAddrs"] = boom }},
+		{"forwarding", func(n *fakeNode) { n.links.fail["EnableForwarding"] = boom }},
+		{"spoof check", func(n *fakeNode) { n.spoof.fail = boom }},
+		{"firewall", func(n *fakeNode) { n.fw.SetError(boom) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := newFakeNode(testNetns)
+			tc.set(n)
+			if _, err := n.deps.Add(testArgs(testConf("host-local", ""), "c1")); err == nil {
+				t.Fatal("ADD succeeded")
+			}
+			if len(n.links.hosts) != 0 {
+				t.Errorf("veth left: %v", n.links.hosts)
+			}
+			if len(n.ipam.leases) != 0 {
+				t.Errorf("lease left: %v", n.ipam.leases)
+			}
+			if len(n.spoof.checks) != 0 {
+				t.Errorf("spoof check left: %v", n.spoof.checks)
+			}
+			n.fw.SetError(nil)
+			if _, ok := n.fw.Network("net1"); ok {
+				t.Error("rules left")
+			}
+		})
+	}
+}
+
+// The IPAM error keeps its code and names the plugin.
+func TestAddIPAMError(t *testing.T) {
+	n := newFakeNode(testNetns)
+	n.ipam.fail["ADD"] = types.NewError(types.ErrTryAgainLater, "pool empty", "")
+	_, err := n.deps.Add(testArgs(testConf("host-local", ""), "c1"))
+	var te *types.Error
+	if !errors.As(err, &te) || te.Code != types.ErrTryAgainLater || !strings.Contains(te.Msg, `"host-local"`) || !strings.Contains(te.Msg, "pool empty") {
+		t.Errorf("error %v", err)
+	}
+}
+
+// Invalid input changes nothing on the node and asks nothing of IPAM.
+func TestAddValidation(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		conf  []byte
+		set   func(n *fakeNode, args *skel.CmdArgs)
+		code  uint
+		inMsg string
+	}{
+		{"own netns", testConf("host-local", ""), func(n *fakeNode, a *skel.CmdArgs) { n.links.own[testNetns] = true }, types.ErrInvalidNetNS, "should not be the same"},
+		{"netns gone", testConf("host-local", ""), func(n *fakeNode, a *skel.CmdArgs) { delete(n.links.netns, testNetns) }, types.ErrInvalidNetNS, testNetns},
+		{"IPAM not found", testConf("missing", ""), nil, types.ErrInvalidNetworkConfig, "ipam.type"},
+		{"bad config", []byte(`{"cniVersion":"1.0.0","name":"net1","type":"bridge","mtu":-1}`), nil, types.ErrInvalidNetworkConfig, "mtu"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := newFakeNode(testNetns)
+			args := testArgs(tc.conf, "c1")
+			if tc.set != nil {
+				tc.set(n, args)
+			}
+			_, err := n.deps.Add(args)
+			var te *types.Error
+			if !errors.As(err, &te) || te.Code != tc.code || !strings.Contains(te.Msg, tc.inMsg) {
+				t.Fatalf("error %v, want code %d naming %q", err, tc.code, tc.inMsg)
+			}
+			for _, c := range n.links.calls {
+				if !strings.HasPrefix(c, "OwnNetNS") && !strings.HasPrefix(c, "CheckIfNameFree") && !strings.HasPrefix(c, "BridgeByName") {
+					t.Errorf("call %q before validation passed", c)
+				}
+			}
+			if len(n.ipam.calls) != 0 || len(n.fw.Calls()) != 0 {
+				t.Errorf("IPAM %v, firewall %v", n.ipam.calls, n.fw.Calls())
+			}
+		})
+	}
+	// With CNI_NETNS_OVERRIDE the own netns is allowed, as with skel.
+	n := newFakeNode(testNetns)
+	n.links.own[testNetns] = true
+	args := testArgs(testConf("host-local", ""), "c1")
+	args.NetnsOverride = "true"
+	addOK(t, n, args)
+}
+
+// Without IPAM (layer 2 only) ADD makes the port at once and asks no IPAM.
+func TestAddL2(t *testing.T) {
+	n := newFakeNode(testNetns)
+	conf := []byte(`{"cniVersion":"1.0.0","name":"net1","type":"bridge","bridge":"cni0"}`)
+	res := addOK(t, n, testArgs(conf, "c1"))
+	if len(res.IPs) != 0 || len(n.ipam.calls) != 0 || callIndex(n.links.calls, "AttachPort") >= 0 {
+		t.Errorf("IPs %v, IPAM %v, calls %v", res.IPs, n.ipam.calls, n.links.calls)
+	}
+	if h := n.links.hosts[hostveth.Name("c1", "eth0")]; h == nil || h.master == 0 {
+		t.Errorf("port not on the bridge: %+v", h)
+	}
+}
+
+// The result comes in the configuration's version.
+func TestAddResultVersion(t *testing.T) {
+	n := newFakeNode(testNetns)
+	conf := []byte(strings.Replace(string(testConf("host-local", "")), `"1.0.0"`, `"0.4.0"`, 1))
+	r, err := n.deps.Add(testArgs(conf, "c1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Version() != "0.4.0" {
+		t.Errorf("result version %s", r.Version())
+	}
+}
+
+func TestCheck(t *testing.T) {
+	n := newFakeNode(testNetns)
+	args := testArgs(testConf("host-local", ""), "c1")
+	res := addOK(t, n, args)
+	check := func(res *current.Result) error {
+		b, err := json.Marshal(res)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conf := testConf("host-local", `,"prevResult":`+string(b))
+		return n.deps.Check(testArgs(conf, "c1"))
+	}
+	if err := check(res); err != nil {
+		t.Fatalf("CHECK: %v", err)
+	}
+	if !slices.Contains(n.ipam.calls, "CHECK c1/eth0") {
+		t.Errorf("IPAM not asked to check: %v", n.ipam.calls)
+	}
+	bad := *res
+	bad.Interfaces = slices.Clone(res.Interfaces)
+	cont := *res.Interfaces[2]
+	cont.Mac = "02:00:00:00:ff:ff"
+	bad.Interfaces[2] = &cont
+	if err := check(&bad); err == nil || !strings.Contains(err.Error(), "MAC") {
+		t.Errorf("CHECK with another container MAC: %v", err)
+	}
+	n.ipam.fail["CHECK"] = errors.New("lease gone")
+	if err := check(res); err == nil || !strings.Contains(err.Error(), `IPAM plugin "host-local" CHECK`) {
+		t.Errorf("CHECK with IPAM failing: %v", err)
+	}
+	if err := n.deps.Check(args); err == nil || !strings.Contains(err.Error(), "prevResult") {
+		t.Errorf("CHECK without prevResult: %v", err)
+	}
+}
+
+func TestGC(t *testing.T) {
+	n := newFakeNode(testNetns, "/run/netns/c2")
+	addOK(t, n, testArgs(testConf("host-local", ""), "c1"))
+	a2 := testArgs(testConf("host-local", ""), "c2")
+	a2.Netns = "/run/netns/c2"
+	addOK(t, n, a2)
+	// c2's netns goes: its host veth is an orphan.
+	delete(n.links.netns, "/run/netns/c2")
+
+	gc := func(valid string) error {
+		conf := testConf("host-local", `,"cni.dev/valid-attachments":[`+valid+`]`)
+		conf = []byte(strings.Replace(string(conf), `"1.0.0"`, `"1.1.0"`, 1))
+		return n.deps.GC(&skel.CmdArgs{Path: "/opt/cni/bin", StdinData: conf})
+	}
+	if err := gc(`{"containerID":"c1","ifname":"eth0"}`); err != nil {
+		t.Fatalf("GC: %v", err)
+	}
+	if _, ok := n.links.hosts[hostveth.Name("c2", "eth0")]; ok {
+		t.Error("orphan host veth of c2 left")
+	}
+	if _, ok := n.links.hosts[hostveth.Name("c1", "eth0")]; !ok {
+		t.Error("c1's host veth removed")
+	}
+	if _, ok := n.spoof.checks["net1/c2/eth0"]; ok {
+		t.Error("spoof check of c2 left")
+	}
+	if _, ok := n.spoof.checks["net1/c1/eth0"]; !ok {
+		t.Error("spoof check of c1 removed")
+	}
+	if !slices.Contains(n.ipam.calls, "GC /") {
+		t.Errorf("IPAM GC not called: %v", n.ipam.calls)
+	}
+	if _, ok := n.fw.Network("net1"); !ok {
+		t.Error("rules removed with a valid attachment")
+	}
+	if err := gc(``); err != nil {
+		t.Fatalf("GC with none valid: %v", err)
+	}
+	if _, ok := n.fw.Network("net1"); ok {
+		t.Error("rules left with no valid attachment")
+	}
+}
+
+func TestStatus(t *testing.T) {
+	n := newFakeNode()
+	conf := []byte(strings.Replace(string(testConf("host-local", "")), `"1.0.0"`, `"1.1.0"`, 1))
+	if err := n.deps.Status(testArgs(conf, "")); err != nil {
+		t.Fatal(err)
+	}
+	n.ipam.fail["STATUS"] = types.NewError(50, "no free address", "")
+	err := n.deps.Status(testArgs(conf, ""))
+	var te *types.Error
+	if !errors.As(err, &te) || te.Code != 50 || !strings.Contains(te.Msg, `"host-local" STATUS`) {
+		t.Errorf("STATUS: %v", err)
+	}
+}

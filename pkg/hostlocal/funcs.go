@@ -1,0 +1,34 @@
+package hostlocal
+
+import (
+	"net/netip"
+
+	"github.com/containernetworking/cni/pkg/skel"
+
+	"github.com/flatcni/plugins/pkg/config"
+)
+
+// Funcs returns the plugin's verbs for skel.PluginMainFuncs.
+func Funcs() skel.CNIFuncs {
+	return skel.CNIFuncs{Add: Add, Del: Del, Check: Check, GC: GC, Status: Status}
+}
+
+// Subnets returns the subnets of the configured range sets (after
+// runtimeConfig.ipRanges and CNI_ARGS, as ADD reads them), masked, each once.
+func Subnets(args *skel.CmdArgs) ([]netip.Prefix, error) {
+	c, err := config.LoadIPAM(args.StdinData, args.Args)
+	if err != nil {
+		return nil, err
+	}
+	var out []netip.Prefix
+	seen := map[netip.Prefix]bool{}
+	for _, set := range c.Ranges {
+		for _, r := range set {
+			if p := r.Subnet.Masked(); !seen[p] {
+				seen[p] = true
+				out = append(out, p)
+			}
+		}
+	}
+	return out, nil
+}
