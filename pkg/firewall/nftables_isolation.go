@@ -183,7 +183,9 @@ type sharedTable struct {
 
 func sharedRefs() (*nftables.Table, *nftables.Chain, *nftables.Set) {
 	t := &nftables.Table{Name: nftSharedTable, Family: nftables.TableFamilyINet}
-	return t, forwardFilterChain(t, nftSharedChain), &nftables.Set{Table: t, Name: nftIsolatedSet, KeyType: nftables.TypeIFName, KeyByteOrder: binaryutil.NativeEndian}
+	// The set's ID only names it within one transaction; given here, AddSet
+	// leaves google/nftables' unguarded package-wide ID counter alone.
+	return t, forwardFilterChain(t, nftSharedChain), &nftables.Set{Table: t, Name: nftIsolatedSet, ID: 1, KeyType: nftables.TypeIFName, KeyByteOrder: binaryutil.NativeEndian}
 }
 
 // sharedState reads the shared table; a missing table reads as empty.
