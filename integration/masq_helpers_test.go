@@ -32,11 +32,12 @@ type masqNet struct {
 
 // masqNetConf describes what differs between the networks of these tests.
 type masqNetConf struct {
-	backend string   // ipMasqBackend ("" = not set)
-	subnets []string // one range set per subnet
-	nonMasq []string // nonMasqueradeCIDRs
-	noMasq  bool     // ipMasq false
-	name    string   // network name ("" = a random one)
+	backend string         // ipMasqBackend ("" = not set)
+	subnets []string       // one range set per subnet
+	nonMasq []string       // nonMasqueradeCIDRs
+	noMasq  bool           // ipMasq false
+	name    string         // network name ("" = a random one)
+	extra   map[string]any // further plugin keys, set last
 }
 
 // newMasqNet writes the network's conflist into the node (so cnitool finds
@@ -53,6 +54,9 @@ func newMasqNet(t testing.TB, n *Node, c masqNetConf) *masqNet {
 	}
 	if len(c.nonMasq) > 0 {
 		plugin["nonMasqueradeCIDRs"] = c.nonMasq
+	}
+	for k, v := range c.extra {
+		plugin[k] = v
 	}
 	conflist, err := json.Marshal(map[string]any{"cniVersion": "1.1.0", "name": name, "plugins": []any{plugin}})
 	if err != nil {

@@ -107,6 +107,7 @@ func (d *Deps) Add(args *skel.CmdArgs) (_ types.Result, err error) {
 	// Addresses and routes: the container's, then the gateway's.
 	var p plan
 	if c.IsLayer3() {
+		dropDefaultRoutes(c, res)
 		if p, err = makePlan(c, res); err != nil {
 			return nil, err
 		}
@@ -140,7 +141,7 @@ func (d *Deps) Add(args *skel.CmdArgs) (_ types.Result, err error) {
 		}
 		undo.push(func() { _ = d.Spoof.Teardown(c.Name, args.ContainerID, args.IfName) })
 	}
-	if c.IPMasq && c.IsLayer3() {
+	if needsFirewall(c) {
 		if fwSubnets == nil {
 			fwSubnets = subnets(p.addrs)
 		}
@@ -230,7 +231,7 @@ func vethConfig(c *config.Bridge, args *skel.CmdArgs) link.VethConfig {
 		MTU:                       c.MTU,
 		MAC:                       c.MAC,
 		HairpinMode:               c.HairpinMode,
-		PortIsolation:             c.PortIsolation,
+		PortIsolation:             portIsolated(c),
 		DisableContainerInterface: c.DisableContainerInterface,
 		EnableDAD:                 c.EnableDad,
 		DeferAttach:               c.IsLayer3() && !c.EnableDad && !c.DisableContainerInterface,

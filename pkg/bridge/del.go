@@ -62,7 +62,7 @@ func (d *Deps) Del(args *skel.CmdArgs) error {
 		}
 	}
 	// An unknown backend never made rules: ADD rejects it.
-	if c.IPMasq && c.IsLayer3() && c.MasqBackendValid() {
+	if needsFirewall(c) && c.MasqBackendValid() {
 		if err := d.removeFirewallIfUnused(c); err != nil {
 			errs = append(errs, err)
 		}

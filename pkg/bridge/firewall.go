@@ -11,14 +11,14 @@ import (
 
 // firewallNetwork describes the network's rules for its subnets.
 func firewallNetwork(c *config.Bridge, subnets []netip.Prefix) firewall.Network {
-	return firewall.Network{
+	return withIsolation(c, firewall.Network{
 		Name:          c.Name,
 		Bridge:        c.BrName,
 		Subnets:       subnets,
 		NonMasquerade: c.NonMasq,
-		Masquerade:    true,
-		Forward:       true,
-	}
+		Masquerade:    c.IPMasq,
+		Forward:       c.IPMasq,
+	})
 }
 
 // withFirewall runs fn with the network's backend, under the network's lock.
@@ -33,7 +33,7 @@ func (d *Deps) withFirewall(c *config.Bridge, fn func(firewall.Backend) error) e
 	}
 	defer unlock()
 	if err := fn(fw); err != nil {
-		return fmt.Errorf("ipMasq (%s): %w", fw.Name(), err)
+		return fmt.Errorf("%s (%s): %w", firewallKeys(c), fw.Name(), err)
 	}
 	return nil
 }

@@ -69,7 +69,7 @@ func (d *Deps) GC(args *skel.CmdArgs) error {
 	if err := d.Spoof.RemoveDeadReference(); err != nil && c.MacSpoofChk {
 		fmt.Fprintf(os.Stderr, "macspoofchk: %v\n", err)
 	}
-	if c.IPMasq && c.MasqBackendValid() {
+	if (c.IPMasq || c.Isolates()) && c.MasqBackendValid() {
 		errs = append(errs, d.gcFirewall(c, len(valid) == 0, validIDs)...)
 	}
 	if c.MasqBackendValid() {

@@ -35,6 +35,7 @@ type Bridge struct {
 	EnableDad                 bool        `json:"enabledad,omitempty"`
 	DisableContainerInterface bool        `json:"disableContainerInterface,omitempty"`
 	PortIsolation             bool        `json:"portIsolation,omitempty"`
+	Isolation                             // isolation, internal, icc (isolation.go)
 
 	Args *struct {
 		CNI struct {
@@ -136,6 +137,9 @@ func (b *Bridge) validate(envArgs string) error {
 			return Invalid(fmt.Sprintf("nonMasqueradeCIDRs[%d]", i), "%q is not a CIDR", s)
 		}
 		b.NonMasq = append(b.NonMasq, p.Masked())
+	}
+	if err := b.validateIsolation(); err != nil {
+		return err
 	}
 	vlans, err := VlanIDs(b.Vlan, b.VlanTrunk)
 	if err != nil {

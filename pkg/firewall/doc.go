@@ -84,6 +84,18 @@
 // neither duplicate rules nor expose a half-written chain. Remove deletes the
 // table. The backend talks netlink only and never starts a process.
 //
+// # Isolation
+//
+// Network.Isolation ("isolated", "strict"), Internal and NoICC add drop
+// rules to the forward path, per network (isolation.go, docs/isolation.md):
+// in nftables a forward chain "isolation" in the network's table and, for
+// isolated networks, one rule and one set element in the shared table
+// "inet flatcni_isolation"; in iptables a FLATCNI- chain in table mangle
+// (whose FORWARD runs before filter's, so no ACCEPT overtakes the drops)
+// and, for isolated networks, one rule in the shared chain
+// FLATCNI-ISOLATED. Connections with destination NAT (published ports)
+// are exempt, except from Internal.
+//
 // # Migration from the reference plugin
 //
 // RemoveLegacy deletes the reference plugin's per-container masquerade rules

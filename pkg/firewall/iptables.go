@@ -52,13 +52,21 @@ func (b *iptablesBackend) Ensure(n Network) error {
 	if !n.active() {
 		return b.Remove(n.Name)
 	}
+	if n, err = n.withNodeBridges(false); err != nil {
+		return err
+	}
 	fp := n.fingerprint()
 	if iptablesNFTUpToDate(n, fp) {
 		return nil // no process started
 	}
 	handles := map[family]*iptables.IPTables{}
-	for _, f := range n.families() {
+	for _, f := range n.ruleFamilies() {
 		if handles[f], err = b.handle(f); err != nil {
+			if len(n.subnets(f)) == 0 {
+				// Isolation only: a node without the command forwards nothing of that family through it.
+				delete(handles, f)
+				continue
+			}
 			return fmt.Errorf("network %q: %w", n.Name, err)
 		}
 	}
@@ -116,23 +124,25 @@ func (b *iptablesBackend) syncFamily(ipt *iptables.IPTables, n Network, f family
 			want[p.table] = p
 		}
 	}
-	for _, table := range []string{filterTable, natTable} {
-		hook := forwardChain
-		if table == natTable {
-			hook = postroutingChain
-		}
-		p, ok := want[table]
-		if !ok {
-			if err := removeIPTPart(ipt, table, hook, chain); err != nil {
+	var nn *Network
+	if used {
+		nn = &n
+	}
+	return syncIPTIsolation(ipt, n.Name, nn, func() error {
+		for _, table := range iptTables {
+			p, ok := want[table]
+			if !ok {
+				if err := removeIPTPart(ipt, table, hookOf(table), chain); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := writeIPTPart(ipt, p, chain, iptJumpRule(n.Name, fp)); err != nil {
 				return err
 			}
-			continue
 		}
-		if err := writeIPTPart(ipt, p, chain, iptJumpRule(n.Name, fp)); err != nil {
-			return err
-		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // writeIPTPart (re)fills the network's chain in p.table, then makes sure the
@@ -217,10 +227,15 @@ func (b *iptablesBackend) Remove(name string) error {
 		if err != nil {
 			continue // nothing can have been written without the command
 		}
-		if err := removeIPTPart(ipt, filterTable, forwardChain, chain); err != nil {
-			return fmt.Errorf("remove network %q: %s: %w", name, iptCommand(f), err)
-		}
-		if err := removeIPTPart(ipt, natTable, postroutingChain, chain); err != nil {
+		err = syncIPTIsolation(ipt, name, nil, func() error {
+			for _, table := range iptTables {
+				if err := removeIPTPart(ipt, table, hookOf(table), chain); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
 			return fmt.Errorf("remove network %q: %s: %w", name, iptCommand(f), err)
 		}
 	}
@@ -236,10 +251,13 @@ func (b *iptablesBackend) Networks() ([]string, error) {
 		if err != nil {
 			continue
 		}
-		for _, table := range []string{filterTable, natTable} {
+		for _, table := range iptTables {
 			if err := collectIPTNetworks(ipt, table, seen); err != nil {
 				return nil, fmt.Errorf("list networks: %s: %w", iptCommand(f), err)
 			}
+		}
+		if err := collectIPTIsolated(ipt, seen); err != nil {
+			return nil, fmt.Errorf("list networks: %s: %w", iptCommand(f), err)
 		}
 	}
 	return sortedKeys(seen), nil
@@ -270,10 +288,7 @@ func collectIPTNetworks(ipt *iptables.IPTables, table string, seen map[string]bo
 			}
 		}
 	}
-	hook := forwardChain
-	if table == natTable {
-		hook = postroutingChain
-	}
+	hook := hookOf(table)
 	lines, err := ipt.List(table, hook)
 	if err != nil {
 		return fmt.Errorf("list chain %s in table %s: %w", hook, table, err)

@@ -18,7 +18,7 @@ func iptablesNFTUpToDate(n Network, fp string) bool {
 		return false
 	}
 	comment := jumpComment(n.Name, fp)
-	for _, f := range n.families() {
+	for _, f := range n.ruleFamilies() {
 		fam := nftables.TableFamilyIPv4
 		if f == ipv6 {
 			fam = nftables.TableFamilyIPv6

@@ -8,6 +8,9 @@ const (
 	forwardChain     = "FORWARD"
 )
 
+// iptTables are the tables holding chains of ours.
+var iptTables = []string{filterTable, natTable, mangleTable}
+
 // iptPart is one table's share of a network's iptables rules: the rules of
 // the network's chain in that table and the jump to it from a built-in chain.
 type iptPart struct {
@@ -21,11 +24,17 @@ type iptPart struct {
 // are written. Disabled parts are absent.
 func iptParts(n Network, f family) []iptPart {
 	var parts []iptPart
-	if n.Forward {
+	// Asked for the subnets' families only, unless the network isolates
+	// (ruleFamilies): then forward and masquerade stay with the subnets.
+	hasSubnets := !n.isolates() || len(n.subnets(f)) > 0
+	if n.Forward && hasSubnets {
 		parts = append(parts, iptPart{table: filterTable, hook: forwardChain, insert: true, rules: iptForwardRules(n)})
 	}
-	if n.Masquerade {
+	if n.Masquerade && hasSubnets {
 		parts = append(parts, iptPart{table: natTable, hook: postroutingChain, rules: iptMasqueradeRules(n, f)})
+	}
+	if n.isolates() {
+		parts = append(parts, iptPart{table: mangleTable, hook: forwardChain, insert: true, rules: iptIsolationRules(n)})
 	}
 	return parts
 }

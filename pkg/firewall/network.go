@@ -25,6 +25,17 @@ type Network struct {
 	// Forward accepts forwarded traffic in from and (established or
 	// related) out to the bridge.
 	Forward bool
+	// Isolation, Internal and NoICC separate the network from others and
+	// its containers from each other (isolation.go).
+	Isolation Isolation
+	Internal  bool
+	NoICC     bool
+
+	// strictPeers are the bridges a strict network is kept from, when the
+	// backend must list them (iptables); strictExempt the bridges it is not
+	// kept from although they are bridges (nftables). Both are found on
+	// the node by the backend and are part of the fingerprint.
+	strictPeers, strictExempt []string
 }
 
 // family is an IP address family.
@@ -88,7 +99,10 @@ func (n Network) normalize() (Network, error) {
 	if err := validateName(n.Name); err != nil {
 		return Network{}, err
 	}
-	if n.Forward && (n.Bridge == "" || len(n.Bridge) > 15 || strings.ContainsAny(n.Bridge, " /\x00")) {
+	if err := n.normalizeIsolation(); err != nil {
+		return Network{}, err
+	}
+	if (n.Forward || n.isolates()) && (n.Bridge == "" || len(n.Bridge) > 15 || strings.ContainsAny(n.Bridge, " /\x00")) {
 		return Network{}, fmt.Errorf("network %q: invalid bridge name %q", n.Name, n.Bridge)
 	}
 	var err error
@@ -159,7 +173,7 @@ func filterFamily(ps []netip.Prefix, f family) []netip.Prefix {
 
 // active reports whether the network needs any rules at all.
 func (n Network) active() bool {
-	return (n.Masquerade || n.Forward) && len(n.Subnets) > 0
+	return (n.Masquerade || n.Forward) && len(n.Subnets) > 0 || n.isolates()
 }
 
 // fingerprint returns a short hash of the whole (normalized) description,
@@ -174,6 +188,7 @@ func (n Network) fingerprint() string {
 	for _, p := range n.NonMasquerade {
 		b.WriteString(p.String() + ",")
 	}
+	n.isolationFingerprint(&b)
 	sum := sha256.Sum256([]byte(b.String()))
 	return hex.EncodeToString(sum[:])[:12]
 }

@@ -46,6 +46,9 @@ func (b *nftablesBackend) Ensure(n Network) error {
 	if !n.active() {
 		return b.Remove(n.Name)
 	}
+	if n, err = n.withNodeBridges(true); err != nil {
+		return err
+	}
 	c, err := b.conn()
 	if err != nil {
 		return fmt.Errorf("network %q: %w", n.Name, err)
@@ -55,8 +58,13 @@ func (b *nftablesBackend) Ensure(n Network) error {
 	}
 
 	fp := n.fingerprint()
-	if b.masqUpToDate(c, n, fp) {
+	if b.masqUpToDate(c, n, fp) && b.isolationUpToDate(c, n, fp) {
 		return nil // the hot path: read, nothing written
+	}
+	// The shared part first: a network's own isolation chain exists
+	// whenever it has a shared part (see isolationUpToDate).
+	if err := b.syncShared(c, n.Name, &n, fp); err != nil {
+		return fmt.Errorf("network %q: %w", n.Name, err)
 	}
 	t := c.AddTable(networkTable(n.Name))
 	ch := c.AddChain(&nftables.Chain{
@@ -77,6 +85,7 @@ func (b *nftablesBackend) Ensure(n Network) error {
 	} else {
 		c.DelChain(ch)
 	}
+	writeIsolationChain(c, t, n, fp)
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("network %q: write nftables table inet %s: %w", n.Name, t.Name, err)
 	}
@@ -93,6 +102,9 @@ func (b *nftablesBackend) Remove(name string) error {
 		return fmt.Errorf("remove network %q: %w", name, err)
 	}
 	if err := b.syncForward(c, name, nil); err != nil {
+		return fmt.Errorf("remove network %q: %w", name, err)
+	}
+	if err := b.syncShared(c, name, nil, ""); err != nil {
 		return fmt.Errorf("remove network %q: %w", name, err)
 	}
 	// Adding before deleting makes the deletion succeed when the table
@@ -122,6 +134,7 @@ func (b *nftablesBackend) Networks() ([]string, error) {
 			seen[name] = true
 		}
 	}
+	collectShared(c, seen)
 	for _, f := range allFamilies() {
 		rules, _, err := forwardRules(c, f)
 		if err != nil {
@@ -195,10 +208,13 @@ func wrapIf(err error, format string, args ...any) error {
 // masquerade rules of this configuration: each rule carries the fingerprint
 // of the configuration it was written for.
 func (b *nftablesBackend) masqUpToDate(c *nftables.Conn, n Network, fp string) bool {
-	if !n.Masquerade {
-		return false
-	}
 	t := networkTable(n.Name)
+	if !n.Masquerade {
+		// Up to date without the chain, if the table is there (it then
+		// holds the isolation chain, checked by isolationUpToDate).
+		_, err := c.GetRules(t, &nftables.Chain{Name: nftMasqChain, Table: t})
+		return err != nil && n.isolates()
+	}
 	rules, err := c.GetRules(t, &nftables.Chain{Name: nftMasqChain, Table: t})
 	if err != nil {
 		return false
