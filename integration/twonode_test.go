@@ -54,9 +54,9 @@ func (u *twoNodeUnderlay) plug(t testing.TB, ns *Netns, addr4, addr6 string) {
 // docs/cluster.md describes: one pod subnet per node, nonMasqueradeCIDRs set
 // to the cluster CIDRs, routes between the nodes for each other's pod
 // subnet. Pod to pod across nodes keeps the pod's own address; pod to a
-// remote on the underlay is masqueraded to the pod's node's address. Both backends, IPv4 and IPv6,
-// FORWARD policy ACCEPT, and DROP with the operator's accept rule for
-// traffic towards the cluster CIDRs.
+// remote on the underlay is masqueraded to the pod's node's address. Both
+// backends, IPv4 and IPv6, FORWARD policy ACCEPT, and DROP with the
+// operator's accept rule for traffic towards the cluster CIDRs.
 func TestTwoNodes(t *testing.T) {
 	requireRoot(t)
 	for _, tc := range []struct{ backend, policy string }{
