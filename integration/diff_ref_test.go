@@ -21,8 +21,7 @@ import (
 // results and kernel states must be equal. MAC addresses, the link-local
 // addresses derived from them, host veth names, namespace names and
 // interface indexes are replaced by placeholders; what differs on purpose
-// (README, "Where flatcni differs from the reference on purpose") is dropped
-// explicitly in diffNormalize.
+// (docs/differences.md) is dropped explicitly in diffNormalize.
 func TestDiffRef(t *testing.T) {
 	requireRoot(t)
 	refBin := refBinDir(t)
@@ -436,7 +435,8 @@ func newNormalizer(t *testing.T, node *Node, ctr *Netns, br string, nodeDump, ct
 	}
 	pairs = append(pairs, node.Name, "<node-netns>", ctr.Name, "<ctr-netns>")
 	if hostVeth != "" {
-		// Host veth names differ on purpose (README: derived from the attachment).
+		// Host veth names differ on purpose (docs/differences.md: derived
+		// from the attachment).
 		pairs = append(pairs, hostVeth, "<hostveth>")
 	}
 	return normalizer{repl: strings.NewReplacer(pairs...), hostVeth: hostVeth}
@@ -511,21 +511,22 @@ func diffState(t *testing.T, node *Node, ctr *Netns, br string) (map[string][]st
 		}
 		st[side.prefix+" sysctls"] = sortedLines(norm.s(side.dump["sysctls"]), func(l string) bool {
 			// Host veths get IPv6 address generation mode "none" on purpose
-			// (README: no IPv6 address on host veths).
+			// (docs/differences.md: no IPv6 address on host veths).
 			return strings.HasPrefix(l, "/proc/sys/net/ipv6/conf/<hostveth>/addr_gen_mode:") ||
 				// Unreadable or write-only entries.
 				strings.Contains(l, "/stable_secret:")
 		})
 	}
 	st["node leases"] = leaseLines(t, node.LeaseDir())
-	// Deliberate (README): no IPv6 link-local address on our host veths,
-	// hence no fe80::/64, local or subnet-router anycast route for it.
+	// Deliberate (docs/differences.md): no IPv6 link-local address on our
+	// host veths, hence no fe80::/64, local or subnet-router anycast route
+	// for it.
 	for _, k := range []string{"node addrs", "node routes-6"} {
 		st[k] = dropLines(st[k], func(l string) bool {
 			return strings.Contains(l, "<hostveth-ll>") || (strings.Contains(l, "fe80::") && strings.Contains(l, "dev <hostveth>"))
 		})
 	}
-	// Deliberate (README: "with IPAM, no DAD"): our IPv6 addresses carry
+	// Deliberate (docs/differences.md: "No DAD wait"): our IPv6 addresses carry
 	// the nodad flag, in the container (where both plugins also set
 	// accept_dad=0, so neither does DAD there) and on the bridge (the
 	// gateway address: pkg/link.EnsureGatewayAddrs; the reference adds it
@@ -535,8 +536,8 @@ func diffState(t *testing.T, node *Node, ctr *Netns, br string) (map[string][]st
 			st[k][i] = strings.Replace(l, " nodad", "", 1)
 		}
 	}
-	// Deliberate (README): the reference sets accept_ra=0 on its host
-	// veths, ours leave the kernel's default. A bridge port's own IPv6
+	// Deliberate (docs/differences.md): the reference sets accept_ra=0 on
+	// its host veths, ours leave the kernel's default. A bridge port's own IPv6
 	// stack gets no frames (the bridge takes them), so it never sees a
 	// router advertisement, and setting it costs a /proc/sys open.
 	st["node sysctls"] = dropLines(st["node sysctls"], func(l string) bool {
@@ -597,8 +598,9 @@ func linkLines(t *testing.T, ns *Netns, out string, norm normalizer) []string {
 					if k == "ifindex" || k == "link_index" || strings.HasSuffix(k, "_timer") {
 						continue
 					}
-					// Deliberate on our host veths (README): an alias naming
-					// the attachment, IPv6 address generation mode "none".
+					// Deliberate on our host veths (docs/differences.md): an
+					// alias naming the attachment, IPv6 address generation
+					// mode "none".
 					if isHostVeth && (k == "ifalias" || k == "inet6_addr_gen_mode") {
 						continue
 					}

@@ -50,13 +50,13 @@ func (u *twoNodeUnderlay) plug(t testing.TB, ns *Netns, addr4, addr6 string) {
 	}
 }
 
-// TestTwoNodes runs the plugin on two nodes of one cluster, as the README
-// describes: one pod subnet per node, nonMasqueradeCIDRs set to the cluster
-// CIDRs, routes between the nodes for each other's pod subnet. Pod to pod
-// across nodes keeps the pod's own address; pod to a remote on the underlay
-// is masqueraded to the pod's node's address. Both backends, IPv4 and IPv6,
-// FORWARD policy ACCEPT, and DROP with the operator's accept rule for
-// traffic towards the cluster CIDRs.
+// TestTwoNodes runs the plugin on two nodes of one cluster, as
+// docs/cluster.md describes: one pod subnet per node, nonMasqueradeCIDRs set
+// to the cluster CIDRs, routes between the nodes for each other's pod
+// subnet. Pod to pod across nodes keeps the pod's own address; pod to a
+// remote on the underlay is masqueraded to the pod's node's address. Both
+// backends, IPv4 and IPv6, FORWARD policy ACCEPT, and DROP with the
+// operator's accept rule for traffic towards the cluster CIDRs.
 func TestTwoNodes(t *testing.T) {
 	requireRoot(t)
 	for _, tc := range []struct{ backend, policy string }{
@@ -83,7 +83,7 @@ func TestTwoNodes(t *testing.T) {
 			if tc.policy == "DROP" {
 				// The plugin accepts what leaves its bridge and the replies;
 				// connections from other nodes' pods are the cluster
-				// operator's to accept, as the README says.
+				// operator's to accept, as docs/cluster.md says.
 				for _, n := range []*Node{nodeA, nodeB} {
 					n.MustRun(t, "iptables", "-P", "FORWARD", "DROP")
 					n.MustRun(t, "ip6tables", "-P", "FORWARD", "DROP")
