@@ -10,13 +10,27 @@ import (
 	"slices"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/flatcni/plugins/pkg/ipam"
 )
 
 // ReadLeases reads every lease file of a network's lease directory (All does
-// the same under the lock). It takes no lock and changes nothing.
+// the same under the lock). It takes no lock and changes nothing; a
+// directory that is a symbolic link is refused.
 func ReadLeases(dir string) ([]ipam.Lease, error) {
-	entries, err := os.ReadDir(dir)
+	d, err := openDirAt(unix.AT_FDCWD, "", dir, false)
+	if err != nil {
+		return nil, fmt.Errorf("read lease directory: %w", err)
+	}
+	defer d.close()
+	return scanLeases(d)
+}
+
+// scanLeases reads every lease file in d: regular files named by an
+// address. Anything else of such a name (a link, a FIFO) is no lease.
+func scanLeases(d *dirFD) ([]ipam.Lease, error) {
+	entries, err := d.entries()
 	if err != nil {
 		return nil, fmt.Errorf("read lease directory: %w", err)
 	}
@@ -26,7 +40,7 @@ func ReadLeases(dir string) ([]ipam.Lease, error) {
 		if err != nil || !e.Type().IsRegular() {
 			continue
 		}
-		owner, err := readOwner(dir, addr)
+		owner, err := readOwner(d, e.Name())
 		if err != nil {
 			continue
 		}
@@ -60,10 +74,14 @@ func Check(dir string) []string {
 		want[key] = append(want[key], l.Addr.String())
 	}
 	got := map[string][]string{}
-	attDir := filepath.Join(dir, indexDirName, attachDirName)
-	entries, _ := os.ReadDir(attDir)
+	att, err := openDirAt(unix.AT_FDCWD, "", filepath.Join(dir, indexDirName, attachDirName), false)
+	var entries []os.DirEntry
+	if err == nil {
+		defer att.close()
+		entries, _ = att.entries()
+	}
 	for _, e := range entries {
-		b, err := os.ReadFile(filepath.Join(attDir, e.Name()))
+		b, err := att.readFile(e.Name(), maxIndexSize)
 		if err != nil {
 			probs = append(probs, fmt.Sprintf("index %s: %v", e.Name(), err))
 			continue
