@@ -235,8 +235,12 @@ func (s *Store) ensureIndex() error {
 	if err != nil {
 		return s.disable(err)
 	}
-	if old, err := s.idx.readFile(stampName, maxSmallFile); err == nil && string(old) == now {
+	old, err := s.idx.readFile(stampName, maxSmallFile)
+	if err == nil && string(old) == now {
 		return nil
+	}
+	if err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, errTooLarge) {
+		return s.disable(err) // a link, a FIFO: removed, so the next call rebuilds
 	}
 	return s.rebuild()
 }
