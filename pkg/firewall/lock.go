@@ -76,6 +76,11 @@ func openNoFollow(dirfd int, path string, flags int, perm uint32) (int, error) {
 			return -1, errors.New("is a symbolic link, refusing to follow it")
 		case unix.ENOTDIR:
 			if flags&unix.O_DIRECTORY != 0 {
+				// O_DIRECTORY fails first: tell a symbolic link from a file.
+				var st unix.Stat_t
+				if unix.Fstatat(dirfd, path, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
+					return -1, errors.New("is a symbolic link, refusing to follow it")
+				}
 				return -1, errors.New("is not a directory, refusing it")
 			}
 		}

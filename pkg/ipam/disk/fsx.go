@@ -56,6 +56,13 @@ func openDirAt(parent int, parentPath, name string, create bool) (*dirFD, error)
 	fd, err := ignoringEINTR(func() (int, error) {
 		return unix.Openat(parent, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	})
+	if err == unix.ENOTDIR {
+		// O_DIRECTORY fails first: tell a symbolic link from a file.
+		var st unix.Stat_t
+		if unix.Fstatat(parent, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
+			err = unix.ELOOP
+		}
+	}
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: path, Err: explain(err, true)}
 	}

@@ -118,7 +118,9 @@ func TestEntriesThatAreNotWhatTheyShouldBe(t *testing.T) {
 		{name: "stamp a FIFO", culprit: "stamp",
 			plant: func(t *testing.T, s *Store, v victim) { mkfifo(t, filepath.Join(s.idxDir, stampName)) }},
 		{name: "last_reserved_ip a symlink", culprit: "last_reserved_ip.0",
-			plant: func(t *testing.T, s *Store, v victim) { symlink(t, v.file, filepath.Join(s.Dir(), "last_reserved_ip.0")) }},
+			plant: func(t *testing.T, s *Store, v victim) {
+				symlink(t, v.file, filepath.Join(s.Dir(), "last_reserved_ip.0"))
+			}},
 		{name: "last_reserved_ip a FIFO", culprit: "last_reserved_ip.0",
 			plant: func(t *testing.T, s *Store, v victim) { mkfifo(t, filepath.Join(s.Dir(), "last_reserved_ip.0")) }},
 		// The index is a cache: a bad entry is replaced by a rebuild.
