@@ -480,3 +480,117 @@ func (o outside) snapshot(t *testing.T) string {
 	}
 	return b.String()
 }
+
+// TestBadIndex damages the lease index by hand (it is a cache): an entry
+// deleted, emptied, filled with garbage, or replaced by a symbolic link or
+// a FIFO must not make DEL leave the lease, nor a repeated ADD hand the
+// attachment a second address; nothing outside the store is touched.
+func TestBadIndex(t *testing.T) {
+	e := newRelEnv(t)
+	victim := newOutside(t)
+	damages := []struct {
+		name   string
+		damage func(t *testing.T, entry string)
+	}{
+		{"deleted", func(t *testing.T, entry string) { must(t, os.Remove(entry)) }},
+		{"emptied", func(t *testing.T, entry string) { must(t, os.WriteFile(entry, nil, 0o600)) }},
+		{"garbage", func(t *testing.T, entry string) { must(t, os.WriteFile(entry, []byte("\x00\xff garbage"), 0o600)) }},
+		{"a symlink", func(t *testing.T, entry string) {
+			must(t, os.Remove(entry))
+			must(t, os.Symlink(victim.file, entry))
+		}},
+		{"a FIFO", func(t *testing.T, entry string) {
+			must(t, os.Remove(entry))
+			must(t, syscall.Mkfifo(entry, 0o600))
+		}},
+	}
+	for i, d := range damages {
+		t.Run(d.name, func(t *testing.T) {
+			network := fmt.Sprintf("badindex-%d", i)
+			dir := filepath.Join(e.dataDir, network)
+			conf := relConf(hlConf(`"ranges":[[{"subnet":"10.66.0.0/24"}],[{"subnet":"fd66::/120"}]]`), e.dataDir, network, "")
+			entry := filepath.Join(dir, ".flatcni", "a", "c1@eth0")
+			exec := func(cmd, id string) string {
+				t.Helper()
+				out, err := e.node.Exec(t, "host-local", cmd, id, e.cont.Path, "eth0", conf)
+				if err != nil {
+					t.Fatalf("%s %s: %v\n%s", cmd, id, err, out)
+				}
+				if cmd != "ADD" {
+					return ""
+				}
+				return fmt.Sprint(relAddrs(t, relResult(t, out)))
+			}
+			leasesOf := func(id string) []string {
+				var out []string
+				leases, _ := disk.ReadLeases(dir)
+				for _, l := range leases {
+					if l.ContainerID == id {
+						out = append(out, l.Addr.String())
+					}
+				}
+				return out
+			}
+			before := victim.snapshot(t)
+			first := exec("ADD", "c1")
+			exec("ADD", "c2")
+			d.damage(t, entry)
+			if again := exec("ADD", "c1"); again != first {
+				t.Errorf("repeated ADD after the entry was %s gave %v, first %v", d.name, again, first)
+			}
+			if got := leasesOf("c1"); len(got) != 2 {
+				t.Errorf("c1 holds %v, want two leases", got)
+			}
+			d.damage(t, entry)
+			exec("DEL", "c1")
+			if got := leasesOf("c1"); len(got) != 0 {
+				t.Errorf("DEL after the entry was %s left %v", d.name, got)
+			}
+			if got := leasesOf("c2"); len(got) != 2 {
+				t.Errorf("c2 holds %v, want its two leases", got)
+			}
+			exec("DEL", "c2")
+			if probs := relLeaseProblems(dir); len(probs) > 0 {
+				t.Errorf("lease store: %s", strings.Join(probs, "; "))
+			}
+			if after := victim.snapshot(t); after != before {
+				t.Errorf("files outside the store changed:\nbefore:\n%s\nafter:\n%s", before, after)
+			}
+		})
+	}
+}
+
+// TestLongContainerID: container IDs of any length the spec allows (the
+// kernel keeps link aliases of 255 bytes at most) attach and detach, and
+// leave the node as it was.
+func TestLongContainerID(t *testing.T) {
+	e := newRelEnv(t)
+	conf := relConf(brConf(`"ipMasq":true,`), e.dataDir, "longid", "br-long")
+	for _, cmd := range []string{"ADD", "DEL"} { // the bridge and the node's rule tables exist from then on
+		if out, err := e.node.Exec(t, "bridge", cmd, "warm", e.cont.Path, "eth9", conf); err != nil {
+			t.Fatalf("warm-up %s: %v\n%s", cmd, err, out)
+		}
+	}
+	relSettle(t, e.node, "br-long")
+	for _, n := range []int{240, 250, 1000, 60000} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			id := strings.Repeat("c", n)
+			before := e.node.Snapshot(t)
+			if out, err := e.node.Exec(t, "bridge", "ADD", id, e.cont.Path, "eth0", conf); err != nil {
+				t.Fatalf("ADD with a %d-character ID: %v\n%s", n, err, out)
+			}
+			if out, err := e.node.Exec(t, "bridge", "DEL", id, e.cont.Path, "eth0", conf); err != nil {
+				t.Fatalf("DEL: %v\n%s", err, out)
+			}
+			relSettle(t, e.node, "br-long")
+			RequireSame(t, before, e.node.Snapshot(t))
+		})
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
