@@ -1,12 +1,12 @@
 package firewall
 
 import (
-	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/flatcni/plugins/pkg/safefs"
 )
 
 // fileLock is an exclusive flock(2) lock that serialises rule updates
@@ -26,66 +26,33 @@ func lockFile(dir, name string) (*fileLock, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create lock directory %s: %w", dir, err)
 	}
-	dfd, err := openNoFollow(unix.AT_FDCWD, dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	d, err := safefs.OpenDirAt(nil, dir, false)
 	if err != nil {
-		return nil, fmt.Errorf("lock directory %s: %w", dir, err)
+		return nil, fmt.Errorf("lock directory: %w", err)
 	}
-	defer unix.Close(dfd)
+	defer d.Close()
 	var st unix.Stat_t
-	if err := unix.Fstat(dfd, &st); err != nil {
+	if err := unix.Fstat(d.Fd(), &st); err != nil {
 		return nil, fmt.Errorf("lock directory %s: %w", dir, err)
 	}
 	if int(st.Uid) != os.Geteuid() {
 		return nil, fmt.Errorf("lock directory %s: owned by uid %d, not by us (uid %d): refusing it", dir, st.Uid, os.Geteuid())
 	}
-	path := filepath.Join(dir, name)
-	fd, err := openNoFollow(dfd, name, unix.O_RDWR|unix.O_CREAT|unix.O_NONBLOCK, 0o600)
+	f, err := d.OpenFile(name, unix.O_RDWR|unix.O_CREAT, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("open lock file %s: %w", path, err)
-	}
-	f := os.NewFile(uintptr(fd), path)
-	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
-		f.Close()
-		if err == nil {
-			err = errors.New("not a regular file, refusing it")
-		}
-		return nil, fmt.Errorf("open lock file %s: %w", path, err)
+		return nil, fmt.Errorf("lock file: %w", err)
 	}
 	for {
-		err = unix.Flock(fd, unix.LOCK_EX)
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
 		if err != unix.EINTR {
 			break
 		}
 	}
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("lock %s: %w", path, err)
+		return nil, fmt.Errorf("lock %s: %w", f.Name(), err)
 	}
 	return &fileLock{f: f}, nil
-}
-
-// openNoFollow opens path (relative to dirfd) without following a symbolic
-// link in its last component.
-func openNoFollow(dirfd int, path string, flags int, perm uint32) (int, error) {
-	for {
-		fd, err := unix.Openat(dirfd, path, flags|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
-		switch err {
-		case unix.EINTR:
-			continue
-		case unix.ELOOP:
-			return -1, errors.New("is a symbolic link, refusing to follow it")
-		case unix.ENOTDIR:
-			if flags&unix.O_DIRECTORY != 0 {
-				// O_DIRECTORY fails first: tell a symbolic link from a file.
-				var st unix.Stat_t
-				if unix.Fstatat(dirfd, path, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
-					return -1, errors.New("is a symbolic link, refusing to follow it")
-				}
-				return -1, errors.New("is not a directory, refusing it")
-			}
-		}
-		return fd, err
-	}
 }
 
 // unlock releases the lock.

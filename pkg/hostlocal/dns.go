@@ -3,44 +3,23 @@ package hostlocal
 import (
 	"bufio"
 	"bytes"
-	"fmt"
-	"io"
-	"os"
 	"strings"
-	"syscall"
 
 	"github.com/containernetworking/cni/pkg/types"
+
+	"github.com/flatcni/plugins/pkg/safefs"
 )
 
 // maxResolvConf bounds what is read of resolvConf (the C library reads far
 // less of a resolv.conf).
 const maxResolvConf = 1 << 20
 
-// readResolvConf reads a regular file of at most maxResolvConf bytes. It is
-// opened without blocking, so that a FIFO or device in its place is refused,
-// not waited on. Symbolic links are followed: the path is the
-// administrator's, and /etc/resolv.conf is often one.
+// readResolvConf reads a regular file of at most maxResolvConf bytes,
+// refusing a FIFO or device in its place without waiting on it. Symbolic
+// links are followed: the path is the administrator's, and /etc/resolv.conf
+// is often one.
 func readResolvConf(path string) ([]byte, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file (%s), refusing it", path, fi.Mode().Type())
-	}
-	b, err := io.ReadAll(io.LimitReader(f, maxResolvConf+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(b) > maxResolvConf {
-		return nil, fmt.Errorf("%s is larger than %d bytes, refusing it", path, maxResolvConf)
-	}
-	return b, nil
+	return safefs.ReadPath(path, maxResolvConf)
 }
 
 // ParseResolvConf reads the nameserver, domain, search and options lines of a

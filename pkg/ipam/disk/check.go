@@ -10,27 +10,26 @@ import (
 	"slices"
 	"strings"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/flatcni/plugins/pkg/ipam"
+	"github.com/flatcni/plugins/pkg/safefs"
 )
 
 // ReadLeases reads every lease file of a network's lease directory (All does
 // the same under the lock). It takes no lock and changes nothing; a
 // directory that is a symbolic link is refused.
 func ReadLeases(dir string) ([]ipam.Lease, error) {
-	d, err := openDirAt(unix.AT_FDCWD, "", dir, false)
+	d, err := safefs.OpenDirAt(nil, dir, false)
 	if err != nil {
 		return nil, fmt.Errorf("read lease directory: %w", err)
 	}
-	defer d.close()
+	defer d.Close()
 	return scanLeases(d)
 }
 
 // scanLeases reads every lease file in d: regular files named by an
 // address. Anything else of such a name (a link, a FIFO) is no lease.
-func scanLeases(d *dirFD) ([]ipam.Lease, error) {
-	entries, err := d.entries()
+func scanLeases(d *safefs.Dir) ([]ipam.Lease, error) {
+	entries, err := d.Entries()
 	if err != nil {
 		return nil, fmt.Errorf("read lease directory: %w", err)
 	}
@@ -74,14 +73,14 @@ func Check(dir string) []string {
 		want[key] = append(want[key], l.Addr.String())
 	}
 	got := map[string][]string{}
-	att, err := openDirAt(unix.AT_FDCWD, "", filepath.Join(dir, indexDirName, attachDirName), false)
+	att, err := safefs.OpenDirAt(nil, filepath.Join(dir, indexDirName, attachDirName), false)
 	var entries []os.DirEntry
 	if err == nil {
-		defer att.close()
-		entries, _ = att.entries()
+		defer att.Close()
+		entries, _ = att.Entries()
 	}
 	for _, e := range entries {
-		b, err := att.readFile(e.Name(), maxIndexSize)
+		b, err := att.ReadFile(e.Name(), maxIndexSize)
 		if err != nil {
 			probs = append(probs, fmt.Sprintf("index %s: %v", e.Name(), err))
 			continue

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/flatcni/plugins/pkg/ipam"
+	"github.com/flatcni/plugins/pkg/safefs"
 )
 
 // indexPath names an attachment's index file.
@@ -71,7 +72,7 @@ func (s *Store) held(a ipam.Attachment) ([]netip.Addr, error) {
 
 // readEntry reads a's index entry and checks it against the lease files.
 func (s *Store) readEntry(a ipam.Attachment) ([]netip.Addr, error) {
-	b, err := s.att.readFile(indexKey(a), maxIndexSize)
+	b, err := s.att.ReadFile(indexKey(a), maxIndexSize)
 	if errors.Is(err, unix.ENOENT) {
 		return nil, nil
 	}
@@ -120,7 +121,7 @@ func (s *Store) disable(err error) error {
 	s.noIndex = fmt.Errorf("lease index of %s: %w", s.dir, err)
 	s.entries = map[string]*entry{}
 	if s.idx != nil {
-		_ = s.idx.remove(stampName)
+		_ = s.idx.Remove(stampName)
 	}
 	return s.noIndex
 }
@@ -129,7 +130,7 @@ func (s *Store) disable(err error) error {
 // entry), replacing the entry in one step (rename).
 func (s *Store) writeEntry(key string, addrs []netip.Addr) error {
 	if len(addrs) == 0 {
-		return s.att.remove(key)
+		return s.att.Remove(key)
 	}
 	var b strings.Builder
 	b.WriteString(indexHeader)
@@ -141,9 +142,9 @@ func (s *Store) writeEntry(key string, addrs []netip.Addr) error {
 	if err != nil {
 		return err
 	}
-	if err := unix.Renameat(s.idx.fd, tmp, s.att.fd, key); err != nil {
-		_ = s.idx.remove(tmp)
-		return s.att.pathError("rename", key, err)
+	if err := unix.Renameat(s.idx.Fd(), tmp, s.att.Fd(), key); err != nil {
+		_ = s.idx.Remove(tmp)
+		return s.att.PathError("rename", key, err)
 	}
 	return nil
 }
@@ -152,11 +153,11 @@ func (s *Store) writeEntry(key string, addrs []netip.Addr) error {
 // times of the lease directory and of the index's entry directory (an
 // entry added or removed by hand moves it), and this boot's ID.
 func (s *Store) stamp() (string, error) {
-	leases, err := s.d.mtime()
+	leases, err := s.d.Mtime()
 	if err != nil {
 		return "", err
 	}
-	entries, err := s.att.mtime()
+	entries, err := s.att.Mtime()
 	if err != nil {
 		return "", err
 	}
@@ -181,11 +182,11 @@ var bootID = sync.OnceValue(func() string {
 // a fixed far-past mtime would not, but would make the directory look
 // abandoned to clean-up scripts that go by age.)
 // chtimes sets a directory's mtime; a test makes it fail.
-var chtimes = (*dirFD).setMtime
+var chtimes = (*safefs.Dir).SetMtime
 
 func (s *Store) writeStamp() error {
 	past := time.Now().Add(-2 * time.Second).Truncate(time.Second)
-	for _, d := range []*dirFD{s.d, s.att} {
+	for _, d := range []*safefs.Dir{s.d, s.att} {
 		// Not the directory's owner (a dataDir shared with another user):
 		// the mtime stays as the change left it, and so does the same-tick
 		// gap; a stamp that never matched would rebuild the index on every
@@ -204,13 +205,13 @@ func (s *Store) writeStamp() error {
 // openIndex opens .flatcni and .flatcni/a for this locked section, creating
 // them when missing.
 func (s *Store) openIndex() error {
-	idx, err := openDirAt(s.d.fd, s.dir, indexDirName, true)
+	idx, err := safefs.OpenDirAt(s.d, indexDirName, true)
 	if err != nil {
 		return err
 	}
-	att, err := openDirAt(idx.fd, idx.path, attachDirName, true)
+	att, err := safefs.OpenDirAt(idx, attachDirName, true)
 	if err != nil {
-		idx.close()
+		idx.Close()
 		return err
 	}
 	s.idx, s.att = idx, att
@@ -235,11 +236,11 @@ func (s *Store) ensureIndex() error {
 	if err != nil {
 		return s.disable(err)
 	}
-	old, err := s.idx.readFile(stampName, maxSmallFile)
+	old, err := s.idx.ReadFile(stampName, maxSmallFile)
 	if err == nil && string(old) == now {
 		return nil
 	}
-	if err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, errTooLarge) {
+	if err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, safefs.ErrTooLarge) {
 		return s.disable(err) // a link, a FIFO: removed, so the next call rebuilds
 	}
 	return s.rebuild()
@@ -268,13 +269,13 @@ func (s *Store) rebuildEntries() error {
 		key := indexKey(l.Attachment)
 		want[key] = append(want[key], l.Addr)
 	}
-	existing, err := s.att.entries()
+	existing, err := s.att.Entries()
 	if err != nil {
 		return err
 	}
 	for _, e := range existing {
 		if _, ok := want[e.Name()]; !ok {
-			if err := s.att.remove(e.Name()); err != nil {
+			if err := s.att.Remove(e.Name()); err != nil {
 				return err
 			}
 		}
@@ -296,13 +297,13 @@ func (s *Store) removeTemps() {
 	if s.idx == nil {
 		return
 	}
-	entries, err := s.idx.entries()
+	entries, err := s.idx.Entries()
 	if err != nil {
 		return
 	}
 	for _, e := range entries {
 		if pid, ok := tempOwner(e.Name()); ok && !alive(pid) {
-			_ = s.idx.remove(e.Name())
+			_ = s.idx.Remove(e.Name())
 		}
 	}
 }
