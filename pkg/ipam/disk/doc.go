@@ -15,7 +15,9 @@
 // (before the lock is taken: Prepare), then hard-linked into place under the
 // lock (link(2) fails if the name exists, so reservation is exclusive); the
 // directory is fsynced after the lock is released and before the caller
-// reports success. A lease file is never seen half-written.
+// reports success. A lease file is never seen half-written. The leases one
+// ADD reserves in several range sets are hard links of one file (their
+// content is the same; each is released by removing its name).
 //
 // An index by attachment. <network>/.flatcni/a/<containerID>@<ifname> lists
 // the addresses an attachment holds, so DEL, CHECK and a repeated ADD read a
