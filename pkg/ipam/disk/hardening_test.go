@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -276,4 +277,36 @@ func TestPrepare(t *testing.T) {
 	if probs := Check(s.Dir()); len(probs) > 0 {
 		t.Fatalf("lease store: %v", probs)
 	}
+}
+
+// All, the first call of GC and STATUS, removes the temporary files of dead
+// writers (a plugin killed between writing its lease file and linking it),
+// and keeps those of live ones.
+func TestAllRemovesDeadTemps(t *testing.T) {
+	s := open(t)
+	reserve(t, s, attA, "10.0.0.2", 0)
+	dead := filepath.Join(s.idxDir, tmpPrefix+"999999.1")
+	live := filepath.Join(s.idxDir, tmpPrefix+strconv.Itoa(os.Getppid())+".1")
+	for _, f := range []string{dead, live} {
+		if err := os.WriteFile(f, []byte("ctr-z\r\neth0"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s2, err := Open(filepath.Dir(s.Dir()), filepath.Base(s.Dir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	locked(t, s2, func() {
+		if _, err := s2.All(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if _, err := os.Stat(dead); !os.IsNotExist(err) {
+		t.Errorf("a dead writer's temporary file is left: %v", err)
+	}
+	if _, err := os.Stat(live); err != nil {
+		t.Errorf("a live writer's temporary file was removed: %v", err)
+	}
+	os.Remove(live)
 }

@@ -294,16 +294,21 @@ func (s *Store) rebuildEntries() error {
 // a live process are kept: it may be about to link the lease file it
 // prepared before taking the lock.
 func (s *Store) removeTemps() {
-	if s.idx == nil {
-		return
+	idx := s.idx
+	if idx == nil { // GC and STATUS read the leases before anything else
+		var err error
+		if idx, err = safefs.OpenDirAt(s.d, indexDirName, false); err != nil {
+			return
+		}
+		defer idx.Close()
 	}
-	entries, err := s.idx.Entries()
+	entries, err := idx.Entries()
 	if err != nil {
 		return
 	}
 	for _, e := range entries {
 		if pid, ok := tempOwner(e.Name()); ok && !alive(pid) {
-			_ = s.idx.Remove(e.Name())
+			_ = idx.Remove(e.Name())
 		}
 	}
 }
