@@ -1,13 +1,17 @@
 package integration
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/containernetworking/cni/pkg/types"
+
+	"github.com/flatcni/plugins/pkg/ipam/disk"
 )
 
 // Configuration templates (see relConf).
@@ -34,6 +38,11 @@ type badCase struct {
 	setup    func(t *testing.T, e *relEnv, c *badCase)
 	wantCode uint
 	wantMsg  []string // each must appear in the error message (the culprit)
+	// wantOK: the command must succeed (a DEL or GC that must get through
+	// what an ADD refuses), still changing nothing on the node.
+	wantOK bool
+	// after runs last: checks of its own, or a follow-up (the runtime's DEL).
+	after func(t *testing.T, e *relEnv, c *badCase)
 }
 
 func (c *badCase) network() string {
@@ -54,6 +63,84 @@ func TestBadInput(t *testing.T) {
 	e := newRelEnv(t)
 	outer := t
 	fakeDir := relFakeIPAM(t)
+	victim := newOutside(t)
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// runtimeDel is the runtime's DEL after a failed ADD: it must succeed
+	// and leave the node as before the ADD (no rule, no bridge).
+	runtimeDel := func(t *testing.T, e *relEnv, c *badCase) {
+		conf := relConf(c.conf, e.dataDir, c.network(), c.bridgeName())
+		before := e.node.Snapshot(t)
+		if out, err := e.node.Exec(t, c.plugin, "DEL", "bad-1", e.cont.Path, "eth0", conf, c.env...); err != nil {
+			t.Fatalf("DEL after the failed ADD: %v\n%s", err, out)
+		}
+		relSettle(t, e.node, c.bridgeName())
+		RequireSame(t, before, e.node.Snapshot(t))
+	}
+	// warmMasq runs a good ADD and DEL with ipMasq on a network of its own.
+	warmMasq := func(t *testing.T, e *relEnv, c *badCase) {
+		conf := relConf(brConf(`"ipMasq":true,`), e.dataDir, "warm-masq", "br-warmm")
+		for _, cmd := range []string{"ADD", "DEL"} {
+			if out, err := e.node.Exec(t, "bridge", cmd, "warm", e.cont.Path, "eth9", conf); err != nil {
+				t.Fatalf("warm-up %s: %v\n%s", cmd, err, out)
+			}
+		}
+		relSettle(t, e.node, "br-warmm")
+	}
+	// plantCase: an ADD of host-local with the entry rel of the network's
+	// folder ("" for the folder itself) replaced by a symbolic link to
+	// target, or a FIFO when target is "". The ADD fails with code 5
+	// naming the entry (wantMsg; nil: the folder's path); then a DEL of
+	// the ADD's container and of the holder of a lease made before both
+	// succeed, and the holder's lease is gone.
+	plantCase := func(name, rel, target string, wantMsg []string) badCase {
+		c := badCase{name: name, plugin: "host-local", conf: hlConf(`"subnet":"10.66.0.0/24"`), wantCode: types.ErrIOFailure, wantMsg: wantMsg}
+		c.setup = func(t *testing.T, e *relEnv, c *badCase) {
+			dir := filepath.Join(e.dataDir, c.network())
+			conf := relConf(c.conf, e.dataDir, c.network(), "")
+			if out, err := e.node.Exec(t, "host-local", "ADD", "holder", e.cont.Path, "eth0", conf); err != nil {
+				t.Fatalf("holder ADD: %v\n%s", err, out)
+			}
+			path := filepath.Join(dir, rel)
+			if rel == "" { // keep the holder's lease aside: nothing can release it then
+				if err := os.Rename(dir, dir+".aside"); err != nil {
+					t.Fatal(err)
+				}
+				c.wantMsg = []string{path, "symbolic link"}
+			}
+			if err := os.RemoveAll(path); err != nil {
+				t.Fatal(err)
+			}
+			var err error
+			if target == "" {
+				err = syscall.Mkfifo(path, 0o600)
+			} else {
+				err = os.Symlink(target, path)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		c.after = func(t *testing.T, e *relEnv, c *badCase) {
+			dir := filepath.Join(e.dataDir, c.network())
+			conf := relConf(c.conf, e.dataDir, c.network(), "")
+			for _, id := range []string{"bad-1", "holder"} {
+				if out, err := e.node.Exec(t, "host-local", "DEL", id, e.cont.Path, "eth0", conf); err != nil {
+					t.Errorf("DEL %s: %v\n%s", id, err, out)
+				}
+			}
+			// (disk.ReadLeases, not relLeasesOf: it would block on a FIFO.)
+			leases, _ := disk.ReadLeases(dir)
+			for _, l := range leases {
+				if rel != "" && l.ContainerID == "holder" {
+					t.Errorf("DEL left the holder's lease %s", l.Addr)
+				}
+			}
+		}
+		return c
+	}
 	notNetns := filepath.Join(t.TempDir(), "not-a-netns")
 	if err := os.WriteFile(notNetns, nil, 0o644); err != nil {
 		t.Fatal(err)
@@ -192,6 +279,40 @@ func TestBadInput(t *testing.T) {
 		// I/O: 5.
 		{name: "hl dataDir is a file", plugin: "host-local", conf: strings.Replace(goodHL, "@DATA@", notNetns, 1), wantCode: types.ErrIOFailure, wantMsg: []string{notNetns}},
 		{name: "hl resolvConf missing", plugin: "host-local", conf: hlConf(`"subnet":"10.66.0.0/24","resolvConf":"/nonexistent/resolv.conf"`), wantCode: types.ErrIOFailure, wantMsg: []string{"/nonexistent/resolv.conf"}},
+		// resolvConf must be a regular file: a FIFO is refused, never waited on.
+		{name: "hl resolvConf a FIFO", plugin: "host-local", conf: hlConf(`"subnet":"10.66.0.0/24","resolvConf":"` + fifo + `"`), wantCode: types.ErrIOFailure, wantMsg: []string{fifo, "not a regular file"}},
+		{name: "hl resolvConf a directory", plugin: "host-local", conf: hlConf(`"subnet":"10.66.0.0/24","resolvConf":"/"`), wantCode: types.ErrIOFailure, wantMsg: []string{"resolvConf", "not a regular file"}},
+
+		// The lease store never leaves dataDir/<network>: an entry that is
+		// a symbolic link (to files outside it, which must stay as they
+		// are) or a FIFO is refused by ADD, naming it, never followed or
+		// waited on; DEL still releases the leases (see plantCase).
+		plantCase("hl network folder a symlink", "", victim.dir, nil),
+		plantCase("hl .flatcni a symlink", ".flatcni", victim.dir, []string{".flatcni", "symbolic link"}),
+		plantCase("hl index folder a symlink", ".flatcni/a", victim.dir, []string{".flatcni/a", "symbolic link"}),
+		plantCase("hl stamp a symlink", ".flatcni/stamp", victim.file, []string{".flatcni/stamp", "symbolic link"}),
+		plantCase("hl stamp a FIFO", ".flatcni/stamp", "", []string{".flatcni/stamp", "not a regular file"}),
+		plantCase("hl last_reserved_ip a symlink", "last_reserved_ip.0", victim.file, []string{"last_reserved_ip.0", "symbolic link"}),
+		plantCase("hl last_reserved_ip a FIFO", "last_reserved_ip.0", "", []string{"last_reserved_ip.0", "not a regular file"}),
+		plantCase("hl lock a symlink", "lock", victim.file, []string{"/lock", "symbolic link"}),
+		plantCase("hl lock a FIFO", "lock", "", []string{"/lock", "not a regular file"}),
+
+		// A failed ADD leaves the node as it was, the bridge it created included.
+		{name: "bridge IPAM invalid config on a fresh bridge", plugin: "bridge", bridge: "br-fresh1", conf: strings.Replace(brConf(""), `10.77.0.0/24`, `10.77.0.0/99`, 1), wantCode: types.ErrInvalidNetworkConfig, wantMsg: []string{"host-local", "10.77.0.0/99"}},
+		{name: "bridge IPAM rangeStart outside subnet on a fresh bridge", plugin: "bridge", bridge: "br-fresh2", conf: strings.Replace(brConf(""), `"subnet":"10.77.0.0/24"`, `"subnet":"10.77.0.0/24","rangeStart":"10.78.0.5"`, 1), wantCode: types.ErrInvalidNetworkConfig, wantMsg: []string{"rangeStart", "10.78.0.5"}},
+		// With ipMasq the rules are made while IPAM runs; a failed ADD and
+		// the runtime's DEL leave none.
+		// (warmMasq first: the node's iptables and nftables tables exist
+		// once any network has used them, and stay.)
+		{name: "bridge ipMasq IPAM fails on a fresh bridge", plugin: "bridge", bridge: "br-fresh3", conf: strings.Replace(brConf(`"ipMasq":true,`), `"type":"host-local"`, `"type":"fail-ipam"`, 1), env: []string{"CNI_PATH=" + fakeDir + ":" + e.node.Bin}, setup: warmMasq, wantCode: types.ErrTryAgainLater, wantMsg: []string{"fail-ipam", "fake pool empty"}},
+		// Fails after IPAM and the rules (the error code is not one the
+		// README lists: the route is refused by the kernel).
+		{name: "bridge ipMasq bad route on a fresh bridge", plugin: "bridge", bridge: "br-fresh4", conf: strings.Replace(brConf(`"ipMasq":true,`), `"subnet":"10.77.0.0/24"`, `"subnet":"10.77.0.0/24","routes":[{"dst":"10.200.0.0/16","gw":"192.0.2.1"}]`, 1), setup: warmMasq, wantCode: types.ErrInternal, wantMsg: []string{"192.0.2.1"}, after: runtimeDel},
+		{name: "bridge all-zero mac", plugin: "bridge", conf: brConf(`"runtimeConfig":{"mac":"00:00:00:00:00:00"},`), wantCode: types.ErrInvalidNetworkConfig, wantMsg: []string{"runtimeConfig.mac", "all-zero"}},
+		{name: "bridge multicast mac in CNI_ARGS", plugin: "bridge", conf: brConf(""), env: []string{"CNI_ARGS=MAC=33:33:00:00:00:01"}, wantCode: types.ErrInvalidNetworkConfig, wantMsg: []string{"MAC", "multicast"}},
+		{name: "bridge netns a mount namespace", plugin: "bridge", conf: brConf(""), netns: "/proc/self/ns/mnt", wantCode: types.ErrInvalidNetNS, wantMsg: []string{"/proc/self/ns/mnt", "not a network namespace"}},
+		{name: "bridge netns a procfs file", plugin: "bridge", conf: brConf(""), netns: "/proc/self/status", wantCode: types.ErrInvalidNetNS, wantMsg: []string{"/proc/self/status", "not a network namespace"}},
+		{name: "bridge netns a FIFO", plugin: "bridge", conf: brConf(""), netns: fifo, wantCode: types.ErrInvalidNetNS, wantMsg: []string{fifo}},
 	}
 
 	for i := range cases {
@@ -220,23 +341,39 @@ func TestBadInput(t *testing.T) {
 			relSettle(t, e.node, c.bridgeName())
 			before := e.node.Snapshot(t)
 			contBefore := e.cont.MustRun(t, "ip", "-o", "link", "show")
+			victimBefore := victim.snapshot(t)
 			out, err := e.node.Exec(t, c.plugin, command, id, netns, ifname, conf, c.env...)
-			if err == nil {
+			switch {
+			case c.wantOK && err != nil:
+				t.Fatalf("%s %s failed, want success: %v", c.plugin, command, err)
+			case !c.wantOK && err == nil:
 				t.Fatalf("%s %s succeeded, want error code %d:\n%s", c.plugin, command, c.wantCode, out)
 			}
 			relSettle(t, e.node, c.bridgeName())
-			ce := CNIError(t, out)
-			if ce.Code != c.wantCode {
-				t.Errorf("error code %d, want %d: %s", ce.Code, c.wantCode, ce.Error())
-			}
-			for _, m := range c.wantMsg {
-				if !strings.Contains(ce.Error(), m) {
-					t.Errorf("error %q does not name %q", ce.Error(), m)
+			if !c.wantOK {
+				ce := CNIError(t, out)
+				if ce.Code != c.wantCode {
+					t.Errorf("error code %d, want %d: %s", ce.Code, c.wantCode, ce.Error())
+				}
+				for _, m := range c.wantMsg {
+					if !strings.Contains(ce.Error(), m) {
+						t.Errorf("error %q does not name %q", ce.Error(), m)
+					}
 				}
 			}
 			RequireSame(t, before, e.node.Snapshot(t))
+			if c.after != nil {
+				c.after(t, e, c)
+			}
+			if got := victim.snapshot(t); got != victimBefore {
+				t.Errorf("files outside the store changed:\nbefore:\n%s\nafter:\n%s", victimBefore, got)
+			}
 			if after := e.cont.MustRun(t, "ip", "-o", "link", "show"); after != contBefore {
 				t.Errorf("container namespace changed:\nbefore:\n%s\nafter:\n%s", contBefore, after)
+			}
+			// (A network folder that is not a directory is no store: nothing to check.)
+			if fi, err := os.Lstat(filepath.Join(e.dataDir, network)); err == nil && !fi.IsDir() {
+				return
 			}
 			if probs := relLeaseProblems(filepath.Join(e.dataDir, network)); len(probs) > 0 {
 				t.Errorf("lease store: %s", strings.Join(probs, "; "))
@@ -294,4 +431,166 @@ func relFakeIPAM(t *testing.T) string {
 		t.Skip("no sh for the fake IPAM plugin")
 	}
 	return dir
+}
+
+// outside is a directory outside every lease store, holding a file and a
+// folder, which symbolic links planted in a store point to: no plugin may
+// change it.
+type outside struct {
+	dir, file string
+}
+
+func newOutside(t *testing.T) outside {
+	t.Helper()
+	o := outside{dir: t.TempDir()}
+	o.file = filepath.Join(o.dir, "precious")
+	if err := os.WriteFile(o.file, []byte("keep me\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(o.dir, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(o.dir, "sub", "10.66.0.2"), []byte("someone\r\neth0"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+// snapshot lists every entry under the directory with its mode and content.
+func (o outside) snapshot(t *testing.T) string {
+	t.Helper()
+	var b strings.Builder
+	err := filepath.Walk(o.dir, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(&b, "%s %s %d", strings.TrimPrefix(p, o.dir), fi.Mode(), fi.ModTime().UnixNano())
+		if fi.Mode().IsRegular() {
+			content, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(&b, " %q", content)
+		}
+		b.WriteByte('\n')
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+// TestBadIndex damages the lease index by hand (it is a cache): an entry
+// deleted, emptied, filled with garbage, or replaced by a symbolic link or
+// a FIFO must not make DEL leave the lease, nor a repeated ADD hand the
+// attachment a second address; nothing outside the store is touched.
+func TestBadIndex(t *testing.T) {
+	e := newRelEnv(t)
+	victim := newOutside(t)
+	damages := []struct {
+		name   string
+		damage func(t *testing.T, entry string)
+	}{
+		{"deleted", func(t *testing.T, entry string) { must(t, os.Remove(entry)) }},
+		{"emptied", func(t *testing.T, entry string) { must(t, os.WriteFile(entry, nil, 0o600)) }},
+		{"garbage", func(t *testing.T, entry string) { must(t, os.WriteFile(entry, []byte("\x00\xff garbage"), 0o600)) }},
+		{"a symlink", func(t *testing.T, entry string) {
+			must(t, os.Remove(entry))
+			must(t, os.Symlink(victim.file, entry))
+		}},
+		{"a FIFO", func(t *testing.T, entry string) {
+			must(t, os.Remove(entry))
+			must(t, syscall.Mkfifo(entry, 0o600))
+		}},
+	}
+	for i, d := range damages {
+		t.Run(d.name, func(t *testing.T) {
+			network := fmt.Sprintf("badindex-%d", i)
+			dir := filepath.Join(e.dataDir, network)
+			conf := relConf(hlConf(`"ranges":[[{"subnet":"10.66.0.0/24"}],[{"subnet":"fd66::/120"}]]`), e.dataDir, network, "")
+			entry := filepath.Join(dir, ".flatcni", "a", "c1@eth0")
+			exec := func(cmd, id string) string {
+				t.Helper()
+				out, err := e.node.Exec(t, "host-local", cmd, id, e.cont.Path, "eth0", conf)
+				if err != nil {
+					t.Fatalf("%s %s: %v\n%s", cmd, id, err, out)
+				}
+				if cmd != "ADD" {
+					return ""
+				}
+				return fmt.Sprint(relAddrs(t, relResult(t, out)))
+			}
+			leasesOf := func(id string) []string {
+				var out []string
+				leases, _ := disk.ReadLeases(dir)
+				for _, l := range leases {
+					if l.ContainerID == id {
+						out = append(out, l.Addr.String())
+					}
+				}
+				return out
+			}
+			before := victim.snapshot(t)
+			first := exec("ADD", "c1")
+			exec("ADD", "c2")
+			d.damage(t, entry)
+			if again := exec("ADD", "c1"); again != first {
+				t.Errorf("repeated ADD after the entry was %s gave %v, first %v", d.name, again, first)
+			}
+			if got := leasesOf("c1"); len(got) != 2 {
+				t.Errorf("c1 holds %v, want two leases", got)
+			}
+			d.damage(t, entry)
+			exec("DEL", "c1")
+			if got := leasesOf("c1"); len(got) != 0 {
+				t.Errorf("DEL after the entry was %s left %v", d.name, got)
+			}
+			if got := leasesOf("c2"); len(got) != 2 {
+				t.Errorf("c2 holds %v, want its two leases", got)
+			}
+			exec("DEL", "c2")
+			if probs := relLeaseProblems(dir); len(probs) > 0 {
+				t.Errorf("lease store: %s", strings.Join(probs, "; "))
+			}
+			if after := victim.snapshot(t); after != before {
+				t.Errorf("files outside the store changed:\nbefore:\n%s\nafter:\n%s", before, after)
+			}
+		})
+	}
+}
+
+// TestLongContainerID: container IDs of any length the spec allows (the
+// kernel keeps link aliases of 255 bytes at most) attach and detach, and
+// leave the node as it was.
+func TestLongContainerID(t *testing.T) {
+	e := newRelEnv(t)
+	conf := relConf(brConf(`"ipMasq":true,`), e.dataDir, "longid", "br-long")
+	for _, cmd := range []string{"ADD", "DEL"} { // the bridge and the node's rule tables exist from then on
+		if out, err := e.node.Exec(t, "bridge", cmd, "warm", e.cont.Path, "eth9", conf); err != nil {
+			t.Fatalf("warm-up %s: %v\n%s", cmd, err, out)
+		}
+	}
+	relSettle(t, e.node, "br-long")
+	for _, n := range []int{240, 250, 1000, 60000} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			id := strings.Repeat("c", n)
+			before := e.node.Snapshot(t)
+			if out, err := e.node.Exec(t, "bridge", "ADD", id, e.cont.Path, "eth0", conf); err != nil {
+				t.Fatalf("ADD with a %d-character ID: %v\n%s", n, err, out)
+			}
+			if out, err := e.node.Exec(t, "bridge", "DEL", id, e.cont.Path, "eth0", conf); err != nil {
+				t.Fatalf("DEL: %v\n%s", err, out)
+			}
+			relSettle(t, e.node, "br-long")
+			RequireSame(t, before, e.node.Snapshot(t))
+		})
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
 }

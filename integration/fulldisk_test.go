@@ -172,3 +172,84 @@ func TestFullDisk(t *testing.T) {
 		}
 	})
 }
+
+// TestFullDiskRebuild fills the disk while the lease index must be rebuilt
+// (a lease written by another plugin changed the directory): STATUS reports
+// the full disk; DEL and GC still release leases, reading the lease files
+// and writing no index; ADD fails with code 5; once space is back the index
+// is rebuilt and everything is consistent.
+func TestFullDiskRebuild(t *testing.T) {
+	e := newRelEnv(t)
+	data := relTmpfs(t, "256k")
+	tmpl := `{"cniVersion":"1.1.0","name":"full","type":"host-local","ipam":{"type":"host-local","dataDir":"@DATA@","ranges":[[{"subnet":"10.90.0.0/24"}],[{"subnet":"fd90::/120"}]]}%s}`
+	conf := relConf(strings.Replace(tmpl, "%s", "", 1), data, "", "")
+	leaseDir := filepath.Join(data, "full")
+	run := func(cmd, id string, c []byte) ([]byte, error) {
+		return e.node.Exec(t, "host-local", cmd, id, e.cont.Path, "eth0", c)
+	}
+	for _, id := range []string{"a", "b"} {
+		if out, err := run("ADD", id, conf); err != nil {
+			t.Fatalf("ADD %s: %v\n%s", id, err, out)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(leaseDir, "10.90.0.200"), []byte("ref-1\r\neth0"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	filler := relFill(t, data)
+
+	if out, err := run("STATUS", "", conf); err == nil {
+		t.Errorf("STATUS on a full disk succeeded")
+	} else if ce := CNIError(t, out); ce.Code != 50 || !strings.Contains(ce.Msg, "no space left") || !strings.Contains(ce.Msg, leaseDir) {
+		t.Errorf("STATUS on a full disk: %q (code %d), want code 50 naming %s and the lack of space", ce.Msg, ce.Code, leaseDir)
+	}
+	if out, err := run("DEL", "a", conf); err != nil {
+		t.Fatalf("DEL on a full disk with the index to rebuild: %v\n%s", err, out)
+	}
+	if leases := relLeasesOf(leaseDir, "a"); len(leases) > 0 {
+		t.Errorf("DEL left %v", leases)
+	}
+	gc := relConf(strings.Replace(tmpl, "%s", `,"cni.dev/valid-attachments":[{"containerID":"b","ifname":"eth0"}]`, 1), data, "", "")
+	if out, err := run("GC", "", gc); err != nil {
+		t.Fatalf("GC on a full disk with the index to rebuild: %v\n%s", err, out)
+	}
+	if leases := relLeasesOf(leaseDir, "ref-1"); len(leases) > 0 {
+		t.Errorf("GC left %v", leases)
+	}
+	if leases := relLeasesOf(leaseDir, "b"); len(leases) != 2 {
+		t.Errorf("GC took b's leases: b holds %v", leases)
+	}
+	filler.Close()
+	filler = relFill(t, data) // what DEL and GC freed is taken again
+	out, err := run("ADD", "c", conf)
+	if err == nil {
+		t.Fatalf("ADD on a full disk succeeded:\n%s", out)
+	}
+	if ce := CNIError(t, out); ce.Code != types.ErrIOFailure || !strings.Contains(ce.Msg, "no space left") {
+		t.Errorf("ADD on a full disk: %q (code %d), want code 5 naming the lack of space", ce.Msg, ce.Code)
+	}
+	if leases := relLeasesOf(leaseDir, "c"); len(leases) > 0 {
+		t.Errorf("failed ADD left %v", leases)
+	}
+
+	filler.Close()
+	if err := os.Remove(filepath.Join(data, "filler")); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := run("STATUS", "", conf); err != nil {
+		t.Errorf("STATUS once space is back: %v\n%s", err, out)
+	}
+	if out, err := run("ADD", "c", conf); err != nil {
+		t.Fatalf("ADD once space is back: %v\n%s", err, out)
+	}
+	if probs := relLeaseProblems(leaseDir); len(probs) > 0 {
+		t.Errorf("lease store: %s", strings.Join(probs, "; "))
+	}
+	for _, id := range []string{"b", "c"} {
+		if out, err := run("DEL", id, conf); err != nil {
+			t.Fatalf("DEL %s: %v\n%s", id, err, out)
+		}
+	}
+	if n := relLeaseCount(leaseDir); n != 0 {
+		t.Errorf("%d leases left", n)
+	}
+}

@@ -18,7 +18,7 @@ import (
 
 // Add attaches the container to the bridge network and returns the result
 // in the configuration's cniVersion. On failure it undoes what it made for
-// the attachment (the bridge, shared by the network, stays).
+// the attachment, and the bridge if it made it and no port is on it.
 func (d *Deps) Add(args *skel.CmdArgs) (_ types.Result, err error) {
 	// Validate: nothing changes on the node before this passes.
 	c, err := config.LoadBridge(args.StdinData, args.Args)
@@ -57,7 +57,11 @@ func (d *Deps) Add(args *skel.CmdArgs) (_ types.Result, err error) {
 		}
 	})
 
-	// The bridge.
+	// The bridge. One made by this ADD goes again if the ADD fails and no
+	// port is on it (pushed before the veth's undo: runs after it).
+	if d.bridgeMissing(c.BrName) {
+		undo.push(func() { d.removeFreshBridge(c.BrName) })
+	}
 	br, err := d.Links.EnsureBridge(link.BridgeConfig{Name: c.BrName, MTU: c.MTU, PromiscMode: c.PromiscMode, VlanFiltering: c.NeedsVlanFiltering()})
 	if err != nil {
 		return nil, err // names the bridge

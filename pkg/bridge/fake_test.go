@@ -264,6 +264,7 @@ func (f *fakeLinks) DelLink(name string) error {
 		return err
 	}
 	delete(f.hosts, name)
+	delete(f.bridges, name)
 	return nil
 }
 

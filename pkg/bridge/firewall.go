@@ -22,12 +22,18 @@ func firewallNetwork(c *config.Bridge, subnets []netip.Prefix) firewall.Network 
 }
 
 // withFirewall runs fn with the network's backend, under the network's lock.
-func (d *Deps) withFirewall(c *config.Bridge, fn func(firewall.Backend) error) error {
-	fw, err := d.Firewall.Backend(c.MasqBackend())
+// For teardown (DEL, GC, undoing an ADD) the Firewall's teardown variant is
+// used when it has one: the node's goes on without a lock it cannot have.
+func (d *Deps) withFirewall(c *config.Bridge, teardown bool, fn func(firewall.Backend) error) error {
+	fwd := d.Firewall
+	if t, ok := fwd.(teardownFirewall); ok && teardown {
+		fwd = t.ForTeardown()
+	}
+	fw, err := fwd.Backend(c.MasqBackend())
 	if err != nil {
 		return config.Invalid("ipMasqBackend", "%v", err)
 	}
-	unlock, err := d.Firewall.Lock(c.Name)
+	unlock, err := fwd.Lock(c.Name)
 	if err != nil {
 		return err
 	}
@@ -41,7 +47,7 @@ func (d *Deps) withFirewall(c *config.Bridge, fn func(firewall.Backend) error) e
 // ensureFirewall makes sure the network's rules exist. Call it only once the
 // container's port is on the bridge (see removeFirewallIfUnused).
 func (d *Deps) ensureFirewall(c *config.Bridge, subnets []netip.Prefix) error {
-	return d.withFirewall(c, func(fw firewall.Backend) error {
+	return d.withFirewall(c, false, func(fw firewall.Backend) error {
 		return fw.Ensure(firewallNetwork(c, subnets))
 	})
 }
@@ -53,7 +59,7 @@ func (d *Deps) ensureFirewall(c *config.Bridge, subnets []netip.Prefix) error {
 // container is then attached, the reference plugin's per-container rules of
 // the network (left on a node switched over in place) are removed as well.
 func (d *Deps) removeFirewallIfUnused(c *config.Bridge) error {
-	return d.withFirewall(c, func(fw firewall.Backend) error {
+	return d.withFirewall(c, true, func(fw firewall.Backend) error {
 		inUse, err := d.Links.BridgeInUse(c.BrName)
 		if err != nil || inUse {
 			return err

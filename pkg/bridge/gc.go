@@ -86,7 +86,7 @@ func (d *Deps) GC(args *skel.CmdArgs) error {
 func (d *Deps) gcFirewall(c *config.Bridge, empty bool, keep map[string]bool) []error {
 	var errs []error
 	if empty {
-		if err := d.withFirewall(c, func(fw firewall.Backend) error { return fw.Remove(c.Name) }); err != nil {
+		if err := d.withFirewall(c, true, func(fw firewall.Backend) error { return fw.Remove(c.Name) }); err != nil {
 			errs = append(errs, err)
 		}
 	}

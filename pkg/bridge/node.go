@@ -75,12 +75,29 @@ func (nodeLinks) CheckContainer(netns, ifName string, mac net.HardwareAddr, addr
 }
 
 // nodeFirewall is Firewall with package firewall's backends and lock files.
-type nodeFirewall struct{}
+// For teardown, the locks are best effort (firewall.WithBestEffortLock).
+type nodeFirewall struct{ teardown bool }
 
-func (nodeFirewall) Backend(name string) (firewall.Backend, error) { return firewall.New(name) }
-func (nodeFirewall) Lock(network string) (func(), error) {
+func (f nodeFirewall) Backend(name string) (firewall.Backend, error) {
+	if f.teardown {
+		return firewall.New(name, firewall.WithBestEffortLock())
+	}
+	return firewall.New(name)
+}
+func (f nodeFirewall) Lock(network string) (func(), error) {
+	if f.teardown {
+		return firewall.LockNetworkForTeardown(firewall.DefaultLockDir, network), nil
+	}
 	return firewall.LockNetwork(firewall.DefaultLockDir, network)
 }
+
+// teardownFirewall is a Firewall with a variant for DEL, GC and undoing an
+// ADD, which must not fail for ever on a lock they cannot have.
+type teardownFirewall interface {
+	ForTeardown() Firewall
+}
+
+func (nodeFirewall) ForTeardown() Firewall { return nodeFirewall{teardown: true} }
 
 // nodeSpoof is SpoofCheck with package l2's nftables rules.
 type nodeSpoof struct{}

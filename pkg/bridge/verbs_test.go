@@ -170,6 +170,31 @@ func TestAddUndo(t *testing.T) {
 	}
 }
 
+// A failed ADD removes the bridge it made (no port is left on it), not one
+// that was there before.
+func TestAddUndoFreshBridge(t *testing.T) {
+	n := newFakeNode(testNetns)
+	n.ipam.fail["ADD"] = types.NewError(types.ErrInvalidNetworkConfig, "bad subnet", "")
+	if _, err := n.deps.Add(testArgs(testConf("host-local", ""), "c1")); err == nil {
+		t.Fatal("ADD succeeded")
+	}
+	if len(n.links.bridges) != 0 {
+		t.Errorf("bridge made by the failed ADD left: %v", n.links.bridges)
+	}
+	delete(n.ipam.fail, "ADD")
+	addOK(t, n, testArgs(testConf("host-local", ""), "c0"))
+	if err := n.deps.Del(testArgs(testConf("host-local", ""), "c0")); err != nil {
+		t.Fatal(err)
+	}
+	n.ipam.fail["ADD"] = types.NewError(types.ErrInvalidNetworkConfig, "bad subnet", "")
+	if _, err := n.deps.Add(testArgs(testConf("host-local", ""), "c1")); err == nil {
+		t.Fatal("ADD succeeded")
+	}
+	if _, ok := n.links.bridges["cni0"]; !ok {
+		t.Error("a failed ADD removed the bridge that was there before it")
+	}
+}
+
 // The IPAM error keeps its code and names the plugin.
 func TestAddIPAMError(t *testing.T) {
 	n := newFakeNode(testNetns)

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -166,6 +167,9 @@ func (b *Bridge) validate(envArgs string) error {
 		}
 		if mac[0]&1 == 1 {
 			return Invalid(m.key, "%s is a multicast address", m.val)
+		}
+		if bytes.Equal(mac, make(net.HardwareAddr, 6)) {
+			return Invalid(m.key, "%s is the all-zero address, which no interface can have", m.val)
 		}
 		b.MAC = mac
 	}

@@ -125,6 +125,7 @@ func LoadIPAM(stdin []byte, envArgs string) (*IPAM, error) {
 	}
 	sources = append(sources, source{"ipam.ranges", n.IPAM.Ranges})
 	var v4, v6 int
+	var keys []string // of each range set, for errors
 	for _, src := range sources {
 		for i, set := range src.sets {
 			key := fmt.Sprintf("%s[%d]", src.key, i)
@@ -135,18 +136,18 @@ func LoadIPAM(stdin []byte, envArgs string) (*IPAM, error) {
 			if err != nil {
 				return nil, err
 			}
-			for j, prev := range c.Ranges {
-				if rs.Overlaps(prev) {
-					return nil, Invalid(key, "range set %s overlaps range set %d (%s)", rs, j, prev)
-				}
-			}
 			if rs.Is4() {
 				v4++
 			} else {
 				v6++
 			}
 			c.Ranges = append(c.Ranges, rs)
+			keys = append(keys, key)
 		}
+	}
+	// Sorted, not pairwise: thousands of range sets are checked at once.
+	if i, j, ok := ipam.OverlappingSets(c.Ranges); ok {
+		return nil, Invalid(keys[i], "range set %s overlaps range set %d (%s)", c.Ranges[i], j, c.Ranges[j])
 	}
 	if len(c.Ranges) == 0 {
 		return nil, Invalid("ipam.ranges", "no IP ranges specified (set ipam.ranges or ipam.subnet)")

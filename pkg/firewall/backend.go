@@ -39,7 +39,8 @@ const DefaultLockDir = "/run/flatcni"
 type Option func(*options)
 
 type options struct {
-	lockDir string
+	lockDir        string
+	bestEffortLock bool // see WithBestEffortLock
 }
 
 // WithLockDir sets the directory of the lock file that serialises rule

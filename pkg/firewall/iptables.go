@@ -74,7 +74,7 @@ func (b *iptablesBackend) Ensure(n Network) error {
 		return nil
 	}
 
-	lock, err := lockFile(b.opts.lockDir, iptablesLockName)
+	lock, err := b.opts.lock(iptablesLockName)
 	if err != nil {
 		return fmt.Errorf("network %q: %w", n.Name, err)
 	}
@@ -216,7 +216,7 @@ func (b *iptablesBackend) Remove(name string) error {
 	if err := validateName(name); err != nil {
 		return err
 	}
-	lock, err := lockFile(b.opts.lockDir, iptablesLockName)
+	lock, err := b.opts.lock(iptablesLockName)
 	if err != nil {
 		return fmt.Errorf("network %q: %w", name, err)
 	}

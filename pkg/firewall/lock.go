@@ -3,27 +3,44 @@ package firewall
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/flatcni/plugins/pkg/safefs"
 )
 
 // fileLock is an exclusive flock(2) lock that serialises rule updates
 // between processes (and between goroutines, each holding its own open file).
+// A nil file is no lock (see options.lock).
 type fileLock struct {
 	f *os.File
 }
 
 // lockFile takes the exclusive lock on dir/name, creating both if needed,
-// and blocks until the lock is granted.
+// and blocks until the lock is granted. The directory's parents are the
+// administrator's (/run); the directory itself must be a directory owned by
+// us, not a symbolic link, and the lock file a regular file in it, not a
+// symbolic link: neither is ever followed, and a FIFO or device is refused
+// without blocking. Errors name the path.
 func lockFile(dir, name string) (*fileLock, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create lock directory %s: %w", dir, err)
 	}
-	path := filepath.Join(dir, name)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
+	d, err := safefs.OpenDirAt(nil, dir, false)
 	if err != nil {
-		return nil, fmt.Errorf("open lock file %s: %w", path, err)
+		return nil, fmt.Errorf("lock directory: %w", err)
+	}
+	defer d.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(d.Fd(), &st); err != nil {
+		return nil, fmt.Errorf("lock directory %s: %w", dir, err)
+	}
+	if int(st.Uid) != os.Geteuid() {
+		return nil, fmt.Errorf("lock directory %s: owned by uid %d, not by us (uid %d): refusing it", dir, st.Uid, os.Geteuid())
+	}
+	f, err := d.OpenFile(name, unix.O_RDWR|unix.O_CREAT, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock file: %w", err)
 	}
 	for {
 		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
@@ -33,7 +50,7 @@ func lockFile(dir, name string) (*fileLock, error) {
 	}
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("lock %s: %w", path, err)
+		return nil, fmt.Errorf("lock %s: %w", f.Name(), err)
 	}
 	return &fileLock{f: f}, nil
 }
@@ -41,7 +58,27 @@ func lockFile(dir, name string) (*fileLock, error) {
 // unlock releases the lock.
 func (l *fileLock) unlock() {
 	// Closing the only descriptor of the open file releases the flock.
-	l.f.Close()
+	if l.f != nil {
+		l.f.Close()
+	}
+}
+
+// WithBestEffortLock makes the backend go on without its lock when the lock
+// cannot be had (its directory unusable), saying so on stderr: for DEL and
+// GC, which must not fail for ever. The lock only orders concurrent
+// updates; ADD, which needs it, fails instead.
+func WithBestEffortLock() Option {
+	return func(o *options) { o.bestEffortLock = true }
+}
+
+// lock takes the backend's lock called name (see WithBestEffortLock).
+func (o options) lock(name string) (*fileLock, error) {
+	l, err := lockFile(o.lockDir, name)
+	if err != nil && o.bestEffortLock {
+		fmt.Fprintf(os.Stderr, "going on without the lock: %v\n", err)
+		return &fileLock{}, nil
+	}
+	return l, err
 }
 
 // LockNetwork takes the exclusive lock of one network, lockDir/net-<name>.lock.
@@ -57,4 +94,16 @@ func LockNetwork(lockDir, network string) (func(), error) {
 		return nil, fmt.Errorf("network %q: %w", network, err)
 	}
 	return l.unlock, nil
+}
+
+// LockNetworkForTeardown is LockNetwork for DEL and GC: when the lock
+// cannot be had, it says why on stderr and goes on without it (best
+// effort: a DEL that fails for ever blocks the runtime).
+func LockNetworkForTeardown(lockDir, network string) func() {
+	unlock, err := LockNetwork(lockDir, network)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "going on without the lock: %v\n", err)
+		return func() {}
+	}
+	return unlock
 }

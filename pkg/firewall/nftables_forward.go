@@ -28,7 +28,7 @@ func (b *nftablesBackend) syncForward(c *nftables.Conn, name string, n *Network)
 	if err != nil || ok {
 		return err
 	}
-	lock, err := lockFile(b.opts.lockDir, nftablesLockName)
+	lock, err := b.opts.lock(nftablesLockName)
 	if err != nil {
 		return err
 	}

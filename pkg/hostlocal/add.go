@@ -39,13 +39,13 @@ func AddResult(args *skel.CmdArgs) (types.Result, error) {
 		}
 		result.DNS = dns
 	}
-	requested, err := assignRequested(c)
+	loc := ipam.NewLocator(c.Ranges)
+	requested, err := assignRequested(c, loc)
 	if err != nil {
 		return nil, err
 	}
-
-	allocs, err := withStore(c, func(s ipam.Store) ([]ipam.Allocation, error) {
-		a := ipam.Attachment{ContainerID: args.ContainerID, IfName: args.IfName}
+	a := ipam.Attachment{ContainerID: args.ContainerID, IfName: args.IfName}
+	allocs, err := withStore(c, storeUse{prepare: &a}, func(s ipam.Store) ([]ipam.Allocation, error) {
 		before, err := s.Leases(a)
 		if err != nil {
 			return nil, err
@@ -61,9 +61,12 @@ func AddResult(args *skel.CmdArgs) (types.Result, error) {
 				return nil, types.NewError(types.ErrInternal, fmt.Sprintf("network %q: container %s holds %s through a lease written without an interface name (host-local before 0.8), which may be another interface's: DEL the container or remove that lease file", c.Network, a.ContainerID, old), "")
 			}
 		}
-		held := map[netip.Addr]bool{}
+		// The address each range set holds already (the first listed).
+		held := map[int]netip.Addr{}
 		for _, addr := range before {
-			held[addr] = true
+			if i, _ := loc.Find(addr); i >= 0 && !held[i].IsValid() {
+				held[i] = addr
+			}
 		}
 		// Sets with a requested address first: they are the ones that fail on
 		// a taken address, and then no other set has moved its last reserved
@@ -81,18 +84,24 @@ func AddResult(args *skel.CmdArgs) (types.Result, error) {
 		}
 		out := make([]ipam.Allocation, len(c.Ranges))
 		var fresh []netip.Addr // reserved by this ADD: undone if a later set fails
-		for _, i := range order {
-			al, err := ipam.Allocate(s, c.Ranges[i], i, a, requested[i])
-			if err != nil {
-				if rerr := s.ReleaseAddrs(a, fresh); rerr != nil {
-					err = fmt.Errorf("%w (and releasing what was reserved failed: %v)", err, rerr)
-				}
-				return nil, allocError(c.Network, i, err)
+		undo := func(err error) error {
+			if rerr := s.ReleaseAddrs(a, fresh); rerr != nil {
+				err = fmt.Errorf("%w (and releasing what was reserved failed: %v)", err, rerr)
 			}
-			if !held[al.Addr.Addr()] {
+			return err
+		}
+		for _, i := range order {
+			al, err := ipam.AllocateHeld(s, c.Ranges[i], i, a, requested[i], held[i])
+			if err != nil {
+				return nil, allocError(c.Network, i, undo(err))
+			}
+			if al.Addr.Addr() != held[i] {
 				fresh = append(fresh, al.Addr.Addr())
 			}
 			out[i] = al
+		}
+		if err := s.Flush(); err != nil {
+			return nil, undo(err)
 		}
 		return out, nil
 	})
@@ -111,23 +120,17 @@ func AddResult(args *skel.CmdArgs) (types.Result, error) {
 
 // assignRequested maps each requested address to the range set that holds it;
 // an address outside every set, or two in one set, is a configuration error.
-func assignRequested(c *config.IPAM) (map[int]netip.Addr, error) {
+func assignRequested(c *config.IPAM, loc *ipam.Locator) (map[int]netip.Addr, error) {
 	out := map[int]netip.Addr{}
 	for _, addr := range c.Requested {
-		found := false
-		for i, set := range c.Ranges {
-			if set.RangeFor(addr) == nil {
-				continue
-			}
-			if prev, dup := out[i]; dup && prev != addr {
-				return nil, config.Invalid("ips", "%s and %s both requested from range set %d (%s); one address per range set", prev, addr, i, set)
-			}
-			out[i], found = addr, true
-			break
-		}
-		if !found {
+		i, _ := loc.Find(addr)
+		if i < 0 {
 			return nil, config.Invalid("ips", "requested address %s is outside every range of network %q", addr, c.Network)
 		}
+		if prev, dup := out[i]; dup && prev != addr {
+			return nil, config.Invalid("ips", "%s and %s both requested from range set %d (%s); one address per range set", prev, addr, i, c.Ranges[i])
+		}
+		out[i] = addr
 	}
 	return out, nil
 }

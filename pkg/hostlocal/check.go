@@ -26,7 +26,7 @@ func Check(args *skel.CmdArgs) error {
 		return err
 	}
 	a := ipam.Attachment{ContainerID: args.ContainerID, IfName: args.IfName}
-	held, err := withStore(c, func(s ipam.Store) ([]netip.Addr, error) { return s.Leases(a) })
+	held, err := withStore(c, storeUse{}, func(s ipam.Store) ([]netip.Addr, error) { return s.Leases(a) })
 	if err != nil {
 		return err
 	}
@@ -62,16 +62,14 @@ func prevAddrs(stdin []byte, c *config.IPAM) ([]netip.Addr, error) {
 		return nil, config.Invalid("prevResult", "%v", err)
 	}
 	var out []netip.Addr
+	loc := ipam.NewLocator(c.Ranges)
 	for _, ipc := range res.IPs {
 		addr, ok := netip.AddrFromSlice(ipc.Address.IP)
 		if !ok {
 			continue
 		}
-		addr = addr.Unmap()
-		for _, set := range c.Ranges {
-			if set.RangeFor(addr) != nil {
-				out = append(out, addr)
-			}
+		if i, _ := loc.Find(addr); i >= 0 {
+			out = append(out, addr.Unmap())
 		}
 	}
 	return out, nil

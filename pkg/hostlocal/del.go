@@ -16,7 +16,7 @@ func Del(args *skel.CmdArgs) error {
 	if !storeExists(c) {
 		return nil
 	}
-	_, err = withStore(c, func(s ipam.Store) ([]byte, error) {
+	_, err = withStore(c, storeUse{teardown: true}, func(s ipam.Store) ([]byte, error) {
 		_, err := s.Release(ipam.Attachment{ContainerID: args.ContainerID, IfName: args.IfName})
 		return nil, err
 	})

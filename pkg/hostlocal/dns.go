@@ -2,22 +2,35 @@ package hostlocal
 
 import (
 	"bufio"
-	"os"
+	"bytes"
 	"strings"
 
 	"github.com/containernetworking/cni/pkg/types"
+
+	"github.com/flatcni/plugins/pkg/safefs"
 )
+
+// maxResolvConf bounds what is read of resolvConf (the C library reads far
+// less of a resolv.conf).
+const maxResolvConf = 1 << 20
+
+// readResolvConf reads a regular file of at most maxResolvConf bytes,
+// refusing a FIFO or device in its place without waiting on it. Symbolic
+// links are followed: the path is the administrator's, and /etc/resolv.conf
+// is often one.
+func readResolvConf(path string) ([]byte, error) {
+	return safefs.ReadPath(path, maxResolvConf)
+}
 
 // ParseResolvConf reads the nameserver, domain, search and options lines of a
 // resolv.conf-format file.
 func ParseResolvConf(path string) (types.DNS, error) {
 	var dns types.DNS
-	f, err := os.Open(path)
+	b, err := readResolvConf(path)
 	if err != nil {
 		return dns, err
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(bytes.NewReader(b))
 	for sc.Scan() {
 		fields := strings.Fields(sc.Text())
 		if len(fields) < 2 || strings.HasPrefix(fields[0], "#") || strings.HasPrefix(fields[0], ";") {

@@ -24,7 +24,7 @@ func GC(args *skel.CmdArgs) error {
 	if !storeExists(c) {
 		return nil
 	}
-	_, err = withStore(c, func(s ipam.Store) ([]byte, error) {
+	_, err = withStore(c, storeUse{teardown: true}, func(s ipam.Store) ([]byte, error) {
 		return nil, Collect(s, valid)
 	})
 	return err

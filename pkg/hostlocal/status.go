@@ -7,6 +7,7 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 
 	"github.com/flatcni/plugins/pkg/config"
+	"github.com/flatcni/plugins/pkg/ipam"
 	"github.com/flatcni/plugins/pkg/ipam/disk"
 )
 
@@ -37,14 +38,15 @@ func Status(args *skel.CmdArgs) error {
 	if err != nil {
 		return unavailable("%v", err)
 	}
-	for i, set := range c.Ranges {
-		var used uint64
-		for _, l := range leases {
-			if r := set.RangeFor(l.Addr); r != nil && l.Addr != r.Gateway {
-				used++
-			}
+	used := make([]uint64, len(c.Ranges))
+	loc := ipam.NewLocator(c.Ranges)
+	for _, l := range leases {
+		if i, r := loc.Find(l.Addr); i >= 0 && l.Addr != r.Gateway {
+			used[i]++
 		}
-		if set.Size(used+1) <= used {
+	}
+	for i, set := range c.Ranges {
+		if used := used[i]; set.Size(used+1) <= used {
 			return unavailable("range set %d (%s) is exhausted: all %d addresses are leased", i, set, used)
 		}
 	}

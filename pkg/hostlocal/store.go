@@ -14,15 +14,33 @@ import (
 	"github.com/flatcni/plugins/pkg/ipam/disk"
 )
 
+// storeUse says what a verb needs from the lease store.
+type storeUse struct {
+	// prepare: ADD's attachment, whose lease file is written and made
+	// durable before the lock is taken.
+	prepare *ipam.Attachment
+	// teardown: DEL and GC, which must not fail for ever on a lock file
+	// that is not one (see disk.OpenForTeardown).
+	teardown bool
+}
+
 // withStore opens the network's lease store, runs fn under its lock, and turns
 // storage failures into CNI I/O errors (code 5).
-func withStore[T any](c *config.IPAM, fn func(ipam.Store) (T, error)) (T, error) {
+func withStore[T any](c *config.IPAM, use storeUse, fn func(ipam.Store) (T, error)) (T, error) {
 	var zero T
-	s, err := disk.Open(c.DataDir, c.Network)
+	open := disk.Open
+	if use.teardown {
+		open = disk.OpenForTeardown
+	}
+	s, err := open(c.DataDir, c.Network)
 	if err != nil {
 		return zero, ioError(c, err)
 	}
 	defer s.Close()
+	if use.prepare != nil {
+		// Best effort: Reserve writes the lease file under the lock otherwise.
+		_ = s.Prepare(*use.prepare)
+	}
 	if err := s.Lock(); err != nil {
 		return zero, ioError(c, err)
 	}
@@ -35,13 +53,23 @@ func withStore[T any](c *config.IPAM, fn func(ipam.Store) (T, error)) (T, error)
 
 // storeExists reports whether the network has a lease directory (DEL and GC
 // on a network that never had one have nothing to do and create nothing).
+// Something else in its place (a symbolic link, a file) holds no lease of
+// ours and is never followed: DEL and GC succeed, saying so on stderr.
 func storeExists(c *config.IPAM) bool {
 	dir := c.DataDir
 	if dir == "" {
 		dir = disk.DefaultDataDir
 	}
-	_, err := os.Stat(filepath.Join(dir, c.Network))
-	return !errors.Is(err, fs.ErrNotExist)
+	path := filepath.Join(dir, c.Network)
+	fi, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false
+	}
+	if err == nil && !fi.IsDir() {
+		fmt.Fprintf(os.Stderr, "host-local: network %q: lease directory %s is not a directory (%s), ignored: no lease to release\n", c.Network, path, fi.Mode().Type())
+		return false
+	}
+	return true
 }
 
 // ioError wraps a plain error (the store's) as a CNI I/O error; CNI errors pass.

@@ -34,11 +34,23 @@ func Allocate(s Store, set RangeSet, setIndex int, a Attachment, requested netip
 		return Allocation{}, err
 	}
 	for _, addr := range held {
-		if r := set.RangeFor(addr); r != nil {
-			if requested.IsValid() && requested != addr {
-				return Allocation{}, fmt.Errorf("%w: %s already holds %s in range set %s; cannot also take requested %s", ErrBadRequest, a, addr, set, requested)
+		if set.RangeFor(addr) != nil {
+			return AllocateHeld(s, set, setIndex, a, requested, addr)
+		}
+	}
+	return AllocateHeld(s, set, setIndex, a, requested, netip.Addr{})
+}
+
+// AllocateHeld is Allocate for a caller that knows which address of the set
+// the attachment holds already (held; the zero Addr for none): with many
+// range sets, looking it up per set would cost the square of their number.
+func AllocateHeld(s Store, set RangeSet, setIndex int, a Attachment, requested, held netip.Addr) (Allocation, error) {
+	if held.IsValid() {
+		if r := set.RangeFor(held); r != nil {
+			if requested.IsValid() && requested != held {
+				return Allocation{}, fmt.Errorf("%w: %s already holds %s in range set %s; cannot also take requested %s", ErrBadRequest, a, held, set, requested)
 			}
-			return Allocation{Addr: netip.PrefixFrom(addr, r.Subnet.Bits()), Gateway: r.Gateway}, nil
+			return Allocation{Addr: netip.PrefixFrom(held, r.Subnet.Bits()), Gateway: r.Gateway}, nil
 		}
 	}
 

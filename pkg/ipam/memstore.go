@@ -21,6 +21,7 @@ func NewMemStore() *MemStore {
 func (m *MemStore) Lock() error   { m.mu.Lock(); return nil }
 func (m *MemStore) Unlock() error { m.mu.Unlock(); return nil }
 func (m *MemStore) Close() error  { return nil }
+func (m *MemStore) Flush() error  { return nil }
 
 func (m *MemStore) Reserve(a Attachment, addr netip.Addr, setIndex int) (bool, error) {
 	if _, taken := m.leases[addr]; taken {

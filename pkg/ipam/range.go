@@ -118,11 +118,9 @@ func (s RangeSet) Canonicalize() error {
 		if s[i].Start.Is4() != s[0].Start.Is4() {
 			return fmt.Errorf("mixed address families: %s and %s", s[0].Subnet, s[i].Subnet)
 		}
-		for j := 0; j < i; j++ {
-			if s[i].Overlaps(&s[j]) {
-				return fmt.Errorf("range %s overlaps range %s", &s[i], &s[j])
-			}
-		}
+	}
+	if i, j, ok := firstOverlap(len(s), func(k int) *Range { return &s[k] }); ok {
+		return fmt.Errorf("range %s overlaps range %s", &s[i], &s[j])
 	}
 	return nil
 }

@@ -20,8 +20,14 @@ type Lease struct {
 // of calls that must be atomic, e.g. all allocations of one ADD.
 type Store interface {
 	Lock() error
+	// Unlock ends the locked section; for the disk store, the changes made
+	// in it are durable once it returns without error.
 	Unlock() error
 	Close() error
+	// Flush completes the bookkeeping of the reservations made in this
+	// locked section (the disk store's index). An error means they are not
+	// recorded: the caller releases them.
+	Flush() error
 
 	// Reserve records addr for the attachment; false when addr is already taken.
 	// setIndex names the range set, whose last reserved address it also records.

@@ -11,8 +11,8 @@ import (
 
 // BridgeInUse reports whether the bridge has at least one attached port,
 // up or down: a container may have set its interface down, its attachment is
-// still there. A bridge with carrier has a forwarding port, which answers at
-// once (one request, whatever the number of ports); only a bridge without
+// still there. A bridge with carrier and operationally up has a forwarding
+// port, which answers at once (one request, whatever the number of ports); only a bridge without
 // carrier costs a netlink dump, filtered by the kernel to the bridge's ports
 // (each reply is checked too, in case the kernel ignores the filter). A
 // missing bridge is not in use.
@@ -24,7 +24,10 @@ func BridgeInUse(name string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if br.Attrs().RawFlags&unix.IFF_LOWER_UP != 0 {
+	// Carrier alone is not enough: a bridge that never had a port has
+	// carrier too, in operational state "unknown"; a forwarding port makes
+	// it "up".
+	if br.Attrs().RawFlags&unix.IFF_LOWER_UP != 0 && br.Attrs().OperState == netlink.OperUp {
 		return true, nil
 	}
 	idx := uint32(br.Attrs().Index)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/containernetworking/plugins/pkg/ns"
+	"golang.org/x/sys/unix"
 )
 
 // ErrNetNSGone is matched (with errors.Is) when a container netns path does
@@ -26,8 +27,17 @@ func getNS(path string) (ns.NetNS, error) {
 		}
 		return nil, fmt.Errorf("open netns %q: %w: %w", path, ErrNotNetNS, err)
 	}
+	// ns.GetNS takes any file of procfs or nsfs: a mount namespace, or
+	// /proc/<pid>/status, would only fail at setns, after the node changed.
+	if typ, err := unix.IoctlRetInt(int(target.Fd()), nsGetNSType); err != nil || typ != unix.CLONE_NEWNET {
+		target.Close()
+		return nil, fmt.Errorf("open netns %q: %w: not a network namespace", path, ErrNotNetNS)
+	}
 	return target, nil
 }
+
+// nsGetNSType is ioctl_ns(2)'s NS_GET_NSTYPE: the kind of a namespace file.
+const nsGetNSType = 0xb703
 
 // inNetNS runs fn on a locked OS thread inside the netns at path (ns.Do).
 // The node namespace (the caller's) is passed to fn so it can hop back.

@@ -18,7 +18,18 @@ func Name(containerID, ifName string) string {
 	return "veth" + hex.EncodeToString(sum[:4])
 }
 
-// Alias labels the host end with its attachment.
+// maxAlias is the longest alias the kernel keeps (IFALIASZ less the NUL).
+const maxAlias = 255
+
+// Alias labels the host end with its attachment: "flatcni:<id>/<ifname>",
+// or when that is longer than the kernel allows (container IDs have no
+// length limit), "flatcni:sha256:" and the SHA-256 of "<id>/<ifname>" in
+// hex. ADD and DEL compute the same alias either way.
 func Alias(containerID, ifName string) string {
-	return "flatcni:" + containerID + "/" + ifName
+	alias := "flatcni:" + containerID + "/" + ifName
+	if len(alias) <= maxAlias {
+		return alias
+	}
+	sum := sha256.Sum256([]byte(containerID + "/" + ifName))
+	return "flatcni:sha256:" + hex.EncodeToString(sum[:])
 }

@@ -11,12 +11,25 @@ import (
 	"strings"
 
 	"github.com/flatcni/plugins/pkg/ipam"
+	"github.com/flatcni/plugins/pkg/safefs"
 )
 
 // ReadLeases reads every lease file of a network's lease directory (All does
-// the same under the lock). It takes no lock and changes nothing.
+// the same under the lock). It takes no lock and changes nothing; a
+// directory that is a symbolic link is refused.
 func ReadLeases(dir string) ([]ipam.Lease, error) {
-	entries, err := os.ReadDir(dir)
+	d, err := safefs.OpenDirAt(nil, dir, false)
+	if err != nil {
+		return nil, fmt.Errorf("read lease directory: %w", err)
+	}
+	defer d.Close()
+	return scanLeases(d)
+}
+
+// scanLeases reads every lease file in d: regular files named by an
+// address. Anything else of such a name (a link, a FIFO) is no lease.
+func scanLeases(d *safefs.Dir) ([]ipam.Lease, error) {
+	entries, err := d.Entries()
 	if err != nil {
 		return nil, fmt.Errorf("read lease directory: %w", err)
 	}
@@ -26,7 +39,7 @@ func ReadLeases(dir string) ([]ipam.Lease, error) {
 		if err != nil || !e.Type().IsRegular() {
 			continue
 		}
-		owner, err := readOwner(dir, addr)
+		owner, err := readOwner(d, e.Name())
 		if err != nil {
 			continue
 		}
@@ -60,10 +73,14 @@ func Check(dir string) []string {
 		want[key] = append(want[key], l.Addr.String())
 	}
 	got := map[string][]string{}
-	attDir := filepath.Join(dir, indexDirName, attachDirName)
-	entries, _ := os.ReadDir(attDir)
+	att, err := safefs.OpenDirAt(nil, filepath.Join(dir, indexDirName, attachDirName), false)
+	var entries []os.DirEntry
+	if err == nil {
+		defer att.Close()
+		entries, _ = att.Entries()
+	}
 	for _, e := range entries {
-		b, err := os.ReadFile(filepath.Join(attDir, e.Name()))
+		b, err := att.ReadFile(e.Name(), maxIndexSize)
 		if err != nil {
 			probs = append(probs, fmt.Sprintf("index %s: %v", e.Name(), err))
 			continue

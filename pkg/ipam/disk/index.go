@@ -1,11 +1,10 @@
 package disk
 
 import (
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash/fnv"
-	"io/fs"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -14,60 +13,124 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/flatcni/plugins/pkg/ipam"
+	"github.com/flatcni/plugins/pkg/safefs"
 )
 
-// indexPath names an attachment's index file. Container IDs cannot hold '@'
-// (CNI allows [A-Za-z0-9_.-]), so "<id>@<ifname>" is unambiguous; names too long
-// for a file name are hashed (FNV-1a, 128 bits).
+// indexPath names an attachment's index file.
 func (s *Store) indexPath(a ipam.Attachment) string {
 	return filepath.Join(s.attDir, indexKey(a))
 }
 
-// indexKey is the file name of an attachment's index entry.
+// indexKey is the file name of an attachment's index entry. Container IDs
+// cannot hold '@' (CNI allows [A-Za-z0-9_.-]), so "<id>@<ifname>" is
+// unambiguous; names too long for a file name, or that could not be one, are
+// hashed.
 func indexKey(a ipam.Attachment) string {
 	key := a.ContainerID + "@" + a.IfName
 	if len(key) > maxIndexKeyLen || strings.ContainsAny(key, "/\x00") || key == "." || key == ".." {
-		// FNV-1a, 128 bits: no collision in practice, and unlike crypto/sha256
-		// it adds nothing to the plugin's start-up.
-		h := fnv.New128a()
-		h.Write([]byte(key))
-		key = "fnv128a-" + hex.EncodeToString(h.Sum(nil))
+		sum := sha256.Sum256([]byte(key))
+		key = "sha256-" + hex.EncodeToString(sum[:])
 	}
 	return key
 }
 
-// indexed returns the addresses the index lists for an attachment that are
-// still leased to it (each is checked against its lease file).
-func (s *Store) indexed(a ipam.Attachment) ([]netip.Addr, error) {
-	b, err := os.ReadFile(s.indexPath(a))
-	if errors.Is(err, fs.ErrNotExist) {
+// held returns the addresses a holds. With a usable index, from a's entry
+// (each address checked against its lease file); an entry that is not what
+// it should be (unreadable, not a regular file, garbage, or listing an
+// address not leased to a) is a damaged cache: the index is rebuilt from
+// the lease files once per locked section. Without a usable index, from the
+// lease files.
+func (s *Store) held(a ipam.Attachment) ([]netip.Addr, error) {
+	if !s.locked {
+		return nil, fmt.Errorf("lease store %s used without its lock", s.dir)
+	}
+	key := indexKey(a)
+	if e := s.entries[key]; e != nil && e.a == a {
+		return e.cur, nil
+	}
+	if s.ensureIndex() != nil {
+		return s.scanFor(a)
+	}
+	addrs, err := s.readEntry(a)
+	if err != nil && !s.rebuilt {
+		if s.rebuild() == nil {
+			addrs, err = s.readEntry(a)
+		}
+	}
+	if err != nil && s.noIndex == nil {
+		s.disable(err)
+	}
+	if s.noIndex != nil {
+		return s.scanFor(a)
+	}
+	s.entries[key] = &entry{a: a, onDisk: addrs, cur: append([]netip.Addr(nil), addrs...)}
+	return addrs, nil
+}
+
+// readEntry reads a's index entry and checks it against the lease files.
+func (s *Store) readEntry(a ipam.Attachment) ([]netip.Addr, error) {
+	b, err := s.att.ReadFile(indexKey(a), maxIndexSize)
+	if errors.Is(err, unix.ENOENT) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read lease index: %w", err)
+		return nil, err
+	}
+	text, ok := strings.CutPrefix(string(b), indexHeader)
+	if !ok {
+		return nil, fmt.Errorf("%s: no index header", s.indexPath(a))
 	}
 	var out []netip.Addr
-	for _, line := range strings.Split(strings.TrimPrefix(string(b), indexHeader), "\n") {
-		addr, err := netip.ParseAddr(strings.TrimSpace(line))
-		if err != nil {
+	for _, line := range strings.Split(text, "\n") {
+		if line == "" {
 			continue
 		}
-		if owner, err := s.owner(addr); err == nil && owner == a {
-			out = append(out, addr)
+		addr, err := netip.ParseAddr(line)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %q is not an address", s.indexPath(a), line)
 		}
+		if owner, err := s.owner(addr); err != nil || owner != a {
+			return nil, fmt.Errorf("%s lists %s, which is not leased to %s", s.indexPath(a), addr, a)
+		}
+		out = append(out, addr)
 	}
 	return out, nil
 }
 
-// writeIndex records the addresses an attachment holds (none: removes the entry).
-func (s *Store) writeIndex(a ipam.Attachment, addrs []netip.Addr) error {
-	path := s.indexPath(a)
-	if len(addrs) == 0 {
-		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("lease index: %w", err)
+// scanFor returns a's leases from the lease files (read once per locked
+// section).
+func (s *Store) scanFor(a ipam.Attachment) ([]netip.Addr, error) {
+	if s.scanned == nil {
+		leases, err := scanLeases(s.d)
+		if err != nil {
+			return nil, err
 		}
-		return nil
+		s.scanned = map[ipam.Attachment][]netip.Addr{}
+		for _, l := range leases {
+			s.scanned[l.Attachment] = append(s.scanned[l.Attachment], l.Addr)
+		}
+	}
+	return s.scanned[a], nil
+}
+
+// disable stops using the index for this locked section (see noIndex).
+func (s *Store) disable(err error) error {
+	s.noIndex = fmt.Errorf("lease index of %s: %w", s.dir, err)
+	s.entries = map[string]*entry{}
+	if s.idx != nil {
+		_ = s.idx.Remove(stampName)
+	}
+	return s.noIndex
+}
+
+// writeEntry records the addresses an attachment holds (none: removes the
+// entry), replacing the entry in one step (rename).
+func (s *Store) writeEntry(key string, addrs []netip.Addr) error {
+	if len(addrs) == 0 {
+		return s.att.Remove(key)
 	}
 	var b strings.Builder
 	b.WriteString(indexHeader)
@@ -75,20 +138,30 @@ func (s *Store) writeIndex(a ipam.Attachment, addrs []netip.Addr) error {
 		b.WriteString(addr.String())
 		b.WriteByte('\n')
 	}
-	if err := s.writeAtomic(path, []byte(b.String())); err != nil {
-		return fmt.Errorf("lease index: %w", err)
+	tmp, err := s.writeTemp(s.idx, []byte(b.String()), false)
+	if err != nil {
+		return err
+	}
+	if err := unix.Renameat(s.idx.Fd(), tmp, s.att.Fd(), key); err != nil {
+		_ = s.idx.Remove(tmp)
+		return s.att.PathError("rename", key, err)
 	}
 	return nil
 }
 
-// stamp is what the index was last known to describe: the lease directory's
-// mtime and this boot's ID.
+// stamp is what the index was last known to describe: the modification
+// times of the lease directory and of the index's entry directory (an
+// entry added or removed by hand moves it), and this boot's ID.
 func (s *Store) stamp() (string, error) {
-	fi, err := os.Stat(s.dir)
+	leases, err := s.d.Mtime()
 	if err != nil {
 		return "", err
 	}
-	return strconv.FormatInt(fi.ModTime().UnixNano(), 10) + " " + bootID(), nil
+	entries, err := s.att.Mtime()
+	if err != nil {
+		return "", err
+	}
+	return strconv.FormatInt(leases, 10) + " " + strconv.FormatInt(entries, 10) + " " + bootID(), nil
 }
 
 // bootID is this boot's ID, read once per process (a stamp is taken before
@@ -98,88 +171,117 @@ var bootID = sync.OnceValue(func() string {
 	return strings.TrimSpace(string(boot))
 })
 
-// writeStamp records the directory as it is now. First it sets the
-// directory's mtime to a whole second, two seconds or more in the past: every
-// later change, by anyone, stamps the directory with a later time, so the
-// stamp cannot match again after one. Without this, on kernels with coarse
+// writeStamp records the directories as they are now. First it sets their
+// mtimes to a whole second, two seconds or more in the past: every later
+// change, by anyone, stamps a directory with a later time, so the stamp
+// cannot match again after one. Without this, on kernels with coarse
 // timestamps (before 6.13, or ext4 with 128-byte inodes: one second) a lease
 // written by another plugin within the same clock tick as our change would
 // leave the mtime, and so the stamp, as it was: the index would miss it.
 // (A clock stepped back by two seconds or more can still hide such a lease;
 // a fixed far-past mtime would not, but would make the directory look
 // abandoned to clean-up scripts that go by age.)
-// chtimes is os.Chtimes; a test makes it fail.
-var chtimes = os.Chtimes
+// chtimes sets a directory's mtime; a test makes it fail.
+var chtimes = (*safefs.Dir).SetMtime
 
 func (s *Store) writeStamp() error {
 	past := time.Now().Add(-2 * time.Second).Truncate(time.Second)
-	if err := chtimes(s.dir, time.Time{}, past); err != nil && !errors.Is(err, fs.ErrPermission) {
-		return err
+	for _, d := range []*safefs.Dir{s.d, s.att} {
+		// Not the directory's owner (a dataDir shared with another user):
+		// the mtime stays as the change left it, and so does the same-tick
+		// gap; a stamp that never matched would rebuild the index on every
+		// call.
+		if err := chtimes(d, past); err != nil && !errors.Is(err, unix.EPERM) && !errors.Is(err, unix.EACCES) {
+			return err
+		}
 	}
-	// Not the directory's owner (a dataDir shared with another user): the
-	// mtime stays as the change left it, and so does the same-tick gap; a
-	// stamp that never matched would rebuild the index on every call.
 	st, err := s.stamp()
 	if err != nil {
 		return err
 	}
-	return overwrite(filepath.Join(s.idxDir, stampName), []byte(st))
+	return s.overwrite(s.idx, stampName, []byte(st))
 }
 
-// ensureIndex rebuilds the index from the lease files unless the stamp shows
-// that nobody else changed the directory since our last change. Once per locked
-// section.
-func (s *Store) ensureIndex() error {
-	if s.fresh {
-		return nil
-	}
-	if !s.locked {
-		return fmt.Errorf("lease store %s used without its lock", s.dir)
-	}
-	now, err := s.stamp()
+// openIndex opens .flatcni and .flatcni/a for this locked section, creating
+// them when missing.
+func (s *Store) openIndex() error {
+	idx, err := safefs.OpenDirAt(s.d, indexDirName, true)
 	if err != nil {
-		return fmt.Errorf("lease directory: %w", err)
+		return err
 	}
-	if old, err := os.ReadFile(filepath.Join(s.idxDir, stampName)); err == nil && string(old) == now {
-		s.fresh = true
-		return nil
+	att, err := safefs.OpenDirAt(idx, attachDirName, true)
+	if err != nil {
+		idx.Close()
+		return err
 	}
-	if err := s.rebuild(); err != nil {
-		return fmt.Errorf("rebuild lease index of %s: %w", s.dir, err)
-	}
-	s.fresh, s.changed = true, true
+	s.idx, s.att = idx, att
 	return nil
 }
 
-// rebuild rewrites the whole index from the lease files (All also drops
-// stale temporary files). O(number of leases): runs only after foreign changes.
+// ensureIndex checks, once per locked section, that the index describes
+// the lease directory as it is (the stamp), and rebuilds it from the lease
+// files otherwise. It returns why the index cannot be used, if it cannot.
+func (s *Store) ensureIndex() error {
+	if !s.locked {
+		return fmt.Errorf("lease store %s used without its lock", s.dir)
+	}
+	if s.fresh {
+		return s.noIndex
+	}
+	s.fresh = true
+	if err := s.openIndex(); err != nil {
+		return s.disable(err)
+	}
+	now, err := s.stamp()
+	if err != nil {
+		return s.disable(err)
+	}
+	old, err := s.idx.ReadFile(stampName, maxSmallFile)
+	if err == nil && string(old) == now {
+		return nil
+	}
+	if err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, safefs.ErrTooLarge) {
+		return s.disable(err) // a link, a FIFO: removed, so the next call rebuilds
+	}
+	return s.rebuild()
+}
+
+// rebuild rewrites the whole index from the lease files (and drops stale
+// temporary files). O(number of leases): runs only after foreign changes,
+// or on a damaged entry. On failure (a full disk) the index is not used in
+// this section.
 func (s *Store) rebuild() error {
+	s.rebuilt, s.changed = true, true
+	s.entries = map[string]*entry{}
+	if err := s.rebuildEntries(); err != nil {
+		return s.disable(fmt.Errorf("rebuild: %w", err))
+	}
+	return nil
+}
+
+func (s *Store) rebuildEntries() error {
 	leases, err := s.All()
 	if err != nil {
 		return err
 	}
 	want := map[string][]netip.Addr{}
-	atts := map[string]ipam.Attachment{}
 	for _, l := range leases {
-		p := s.indexPath(l.Attachment)
-		want[p] = append(want[p], l.Addr)
-		atts[p] = l.Attachment
+		key := indexKey(l.Attachment)
+		want[key] = append(want[key], l.Addr)
 	}
-	if err := os.MkdirAll(s.attDir, 0o755); err != nil {
-		return err
-	}
-	existing, err := os.ReadDir(s.attDir)
+	existing, err := s.att.Entries()
 	if err != nil {
 		return err
 	}
 	for _, e := range existing {
-		p := filepath.Join(s.attDir, e.Name())
-		if _, ok := want[p]; !ok {
-			os.Remove(p)
+		if _, ok := want[e.Name()]; !ok {
+			if err := s.att.Remove(e.Name()); err != nil {
+				return err
+			}
 		}
 	}
-	for p, addrs := range want {
-		if err := s.writeIndex(atts[p], addrs); err != nil {
+	for key, addrs := range want {
+		if err := s.writeEntry(key, addrs); err != nil {
 			return err
 		}
 	}
@@ -188,16 +290,49 @@ func (s *Store) rebuild() error {
 
 // removeTemps drops temporary files left by writers that died before renaming
 // or linking them. A crash there changes nothing the stamp covers, so rebuild
-// alone would never see them; All (GC, STATUS, rebuild) calls this. The
-// caller holds the lock: nobody is writing them.
+// alone would never see them; All (GC, STATUS, rebuild) calls this. Files of
+// a live process are kept: it may be about to link the lease file it
+// prepared before taking the lock.
 func (s *Store) removeTemps() {
-	entries, err := os.ReadDir(s.idxDir)
+	idx := s.idx
+	if idx == nil { // GC and STATUS read the leases before anything else
+		var err error
+		if idx, err = safefs.OpenDirAt(s.d, indexDirName, false); err != nil {
+			return
+		}
+		defer idx.Close()
+	}
+	entries, err := idx.Entries()
 	if err != nil {
 		return
 	}
 	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), tmpPrefix) {
-			os.Remove(filepath.Join(s.idxDir, e.Name()))
+		if pid, ok := tempOwner(e.Name()); ok && !alive(pid) {
+			_ = idx.Remove(e.Name())
 		}
 	}
+}
+
+// tempOwner returns the PID in a temporary file's name.
+func tempOwner(name string) (int, bool) {
+	rest, ok := strings.CutPrefix(name, tmpPrefix)
+	if !ok {
+		return 0, false
+	}
+	pid, _, _ := strings.Cut(rest, ".")
+	n, err := strconv.Atoi(pid)
+	return n, err == nil
+}
+
+// alive reports whether a process with this PID exists (another process
+// may have taken a dead writer's PID: its files are then kept a while longer).
+func alive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	if pid == os.Getpid() {
+		return true
+	}
+	err := unix.Kill(pid, 0)
+	return err == nil || err == unix.EPERM
 }

@@ -3,16 +3,17 @@ package disk
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/flatcni/plugins/pkg/ipam"
+	"github.com/flatcni/plugins/pkg/safefs"
 )
 
 // DefaultDataDir is where leases live unless the configuration says otherwise.
@@ -28,57 +29,154 @@ const (
 	tmpPrefix      = "tmp."
 	indexHeader    = "flatcni-index v1\n"
 	maxIndexKeyLen = 200
+
+	// Read bounds: a lease holds a container ID (an environment variable,
+	// at most 128 KiB) and an interface name; an index entry one address
+	// per range set.
+	maxLeaseSize = 1 << 20
+	maxIndexSize = 64 << 20
+	maxSmallFile = 256 // stamp, last_reserved_ip
 )
 
 // Store is the on-disk lease store of one network. It is not safe for use by
 // several goroutines; several processes share it through the lock file.
 type Store struct {
-	dir     string   // <dataDir>/<network>
-	idxDir  string   // <dir>/.flatcni
-	attDir  string   // <dir>/.flatcni/a
-	lock    *os.File // <dir>/lock
-	locked  bool
-	fresh   bool // the index has been checked against the directory in this locked section
-	changed bool // we changed the directory in this locked section
-	// syncPending: lease files were linked or removed since the last fsync
-	// of the lease directory.
+	dir    string      // <dataDir>/<network>
+	idxDir string      // <dir>/.flatcni
+	attDir string      // <dir>/.flatcni/a
+	d      *safefs.Dir // the lease directory
+	lock   *os.File
+	locked bool
+	seq    int
+
+	// A temporary lease file written and fsynced before the lock is taken
+	// (Prepare), linked under the lock to each address reserved.
+	prepIdx *safefs.Dir
+	prepTmp string
+	prepFor ipam.Attachment
+
+	// State of one locked section.
+	idx, att *safefs.Dir // .flatcni and .flatcni/a, opened anew in each section
+	fresh    bool        // the index has been checked against the directory
+	rebuilt  bool        // ... and rebuilt from the lease files
+	changed  bool        // we changed the directory
+	// noIndex says why the index cannot be used in this section (a full
+	// disk, an entry that is not what it should be): lookups read the lease
+	// files instead and nothing is written to the index, whose stamp is
+	// removed so that the next call rebuilds it.
+	noIndex error
+	entries map[string]*entry                // index entries read in this section, by key
+	scanned map[ipam.Attachment][]netip.Addr // every lease by holder, when noIndex
+	// syncPending: lease files were linked or removed; the lease directory
+	// is fsynced once, after the lock is released and before the caller
+	// reports success.
 	syncPending bool
-	seq         int
+	done        []string // temporary files of this process to remove after the lock
+}
+
+// entry is an attachment's index entry: as on disk and as changed in this
+// locked section (written by Flush or Unlock).
+type entry struct {
+	a      ipam.Attachment
+	onDisk []netip.Addr
+	cur    []netip.Addr
 }
 
 var _ ipam.Store = (*Store)(nil)
 
-// Open opens (creating when missing) the lease directory of a network.
-func Open(dataDir, network string) (*Store, error) {
+// Open opens (creating when missing) the lease directory of a network. The
+// data directory is the administrator's and may be reached through symbolic
+// links; below it nothing is: <network>, its lock file and everything else
+// must be what they should be, or the error names the path.
+func Open(dataDir, network string) (*Store, error) { return openStore(dataDir, network, false) }
+
+// OpenForTeardown is Open for DEL and GC, which must not fail for ever: a
+// lock entry that is not a regular file (a symbolic link, a FIFO) is
+// replaced by one that is. Nobody can hold a lock on it: every writer opens
+// the lock without following links, and fails on anything else.
+func OpenForTeardown(dataDir, network string) (*Store, error) {
+	return openStore(dataDir, network, true)
+}
+
+func openStore(dataDir, network string, repair bool) (*Store, error) {
 	if dataDir == "" {
 		dataDir = DefaultDataDir
 	}
 	if err := validName("network name", network); err != nil {
 		return nil, err
 	}
-	dir := filepath.Join(dataDir, network)
-	s := &Store{dir: dir, idxDir: filepath.Join(dir, indexDirName)}
-	s.attDir = filepath.Join(s.idxDir, attachDirName)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("lease directory: %w", err)
 	}
-	f, err := os.OpenFile(filepath.Join(dir, lockName), os.O_RDWR|os.O_CREATE, 0o600)
+	parent, err := safefs.Open(dataDir)
 	if err != nil {
+		return nil, fmt.Errorf("lease directory: %w", err)
+	}
+	d, err := safefs.OpenDirAt(parent, network, true)
+	parent.Close()
+	if err != nil {
+		return nil, fmt.Errorf("lease directory: %w", err)
+	}
+	s := &Store{dir: d.Path(), d: d, idxDir: filepath.Join(d.Path(), indexDirName)}
+	s.attDir = filepath.Join(s.idxDir, attachDirName)
+	lock, err := d.OpenFile(lockName, unix.O_RDWR|unix.O_CREAT, 0o600)
+	if err != nil && repair && (errors.Is(err, safefs.ErrSymlink) || errors.Is(err, safefs.ErrNotRegular)) {
+		if err = d.Remove(lockName); err == nil {
+			lock, err = d.OpenFile(lockName, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL, 0o600)
+		}
+	}
+	if err != nil {
+		d.Close()
 		return nil, fmt.Errorf("lease lock: %w", err)
 	}
-	s.lock = f
+	s.lock = lock
 	return s, nil
 }
 
 // Dir returns the network's lease directory.
 func (s *Store) Dir() string { return s.dir }
 
-// Close releases the lock (if held) and closes the lock file.
+// Close releases the lock (if held) and closes the store.
 func (s *Store) Close() error {
 	if s.locked {
 		_ = s.Unlock()
 	}
+	if s.prepTmp != "" {
+		_ = s.prepIdx.Remove(s.prepTmp)
+	}
+	s.prepIdx.Close()
+	s.d.Close()
 	return s.lock.Close()
+}
+
+// Prepare writes the lease file of the attachment (its content does not
+// depend on the address) and makes it durable before the lock is taken, so
+// that this fsync is not paid while other callers wait. Optional: Reserve
+// writes it under the lock otherwise.
+func (s *Store) Prepare(a ipam.Attachment) error { return s.prepare(a, false) }
+
+// prepare writes a durable temporary lease file for a in .flatcni (opened
+// anew when reopen is set or not yet open).
+func (s *Store) prepare(a ipam.Attachment, reopen bool) error {
+	if s.prepTmp != "" {
+		s.done = append(s.done, s.prepTmp)
+		s.prepTmp = ""
+	}
+	if s.prepIdx == nil || reopen {
+		s.prepIdx.Close()
+		s.prepIdx = nil
+		idx, err := safefs.OpenDirAt(s.d, indexDirName, true)
+		if err != nil {
+			return fmt.Errorf("lease index: %w", err)
+		}
+		s.prepIdx = idx
+	}
+	name, err := s.writeTemp(s.prepIdx, leaseContent(a), true)
+	if err != nil {
+		return err
+	}
+	s.prepTmp, s.prepFor = name, a
+	return nil
 }
 
 // Lock takes the network's lock (shared with the reference plugin).
@@ -93,86 +191,164 @@ func (s *Store) Lock() error {
 		}
 		break
 	}
-	s.locked, s.fresh, s.changed = true, false, false
+	s.locked, s.fresh, s.rebuilt, s.changed = true, false, false, false
+	s.noIndex, s.entries, s.scanned = nil, map[string]*entry{}, nil
 	return nil
 }
 
-// Unlock records the directory's state for the index (when we changed it) and
-// releases the lock.
-//
-// Lease files added or removed under the lock are made durable here, with one
-// fsync of the lease directory for all of them, before the lock is released
-// and before the caller reports success.
-func (s *Store) Unlock() error {
-	var err error
-	if s.syncPending {
-		err = syncDir(s.dir)
-		s.syncPending = false
+// Flush writes the index entries changed in this locked section. An error
+// means the reservations made are not recorded: the caller undoes them.
+func (s *Store) Flush() error {
+	if s.noIndex != nil {
+		return s.noIndex
 	}
-	if s.changed && s.fresh {
-		_ = s.writeStamp() // a stale stamp costs a rebuild next time, nothing more
-	}
-	s.locked = false
-	return errors.Join(err, unix.Flock(int(s.lock.Fd()), unix.LOCK_UN))
+	return s.flush()
 }
 
-// Reserve writes the lease file for addr unless it exists.
+func (s *Store) flush() error {
+	var errs []error
+	for key, e := range s.entries {
+		if slices.Equal(e.cur, e.onDisk) {
+			continue
+		}
+		if err := s.writeEntry(key, e.cur); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		e.onDisk = slices.Clone(e.cur)
+	}
+	return errors.Join(errs...)
+}
+
+// Unlock writes what is left of the index and records the directory's state
+// for it (when we changed it), releases the lock, and then makes the lease
+// files added or removed durable, with one fsync of the lease directory: the
+// caller reports success only after that, and others need not wait for it.
+func (s *Store) Unlock() error {
+	if s.changed {
+		if s.noIndex == nil && s.flush() == nil {
+			_ = s.writeStamp() // a stale stamp costs a rebuild next time, nothing more
+		} else if s.idx != nil {
+			_ = s.idx.Remove(stampName) // the index no longer describes the directory
+		}
+	}
+	s.idx.Close()
+	s.att.Close()
+	s.idx, s.att, s.entries, s.scanned = nil, nil, nil, nil
+	s.locked = false
+	err := unix.Flock(int(s.lock.Fd()), unix.LOCK_UN)
+	if s.syncPending {
+		err = errors.Join(err, s.d.Sync())
+		s.syncPending = false
+	}
+	if s.prepIdx != nil {
+		for _, name := range s.done {
+			_ = s.prepIdx.Remove(name)
+		}
+	}
+	if slices.Contains(s.done, s.prepTmp) {
+		s.prepTmp = ""
+	}
+	s.done = nil
+	return err
+}
+
+// Reserve links a lease file for addr into place unless the name is taken
+// (by anything: a lease, or an entry that is not one).
 func (s *Store) Reserve(a ipam.Attachment, addr netip.Addr, setIndex int) (bool, error) {
 	if err := s.ensureIndex(); err != nil {
 		return false, err
 	}
-	path := filepath.Join(s.dir, addr.String())
-	if _, err := os.Lstat(path); err == nil {
-		return false, nil
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return false, fmt.Errorf("lease %s: %w", path, err)
+	name := addr.String()
+	if taken, err := s.d.Exists(name); err != nil || taken {
+		return false, err
+	}
+	if _, err := s.held(a); err != nil {
+		return false, err
+	}
+	e := s.entries[indexKey(a)]
+	if e == nil { // the index became unusable in the lookup
+		return false, s.noIndex
+	}
+	ok, err := s.linkLease(a, name)
+	if err != nil || !ok {
+		return false, err
 	}
 	s.changed = true
-	ok, err := s.createExclusive(path, []byte(strings.TrimSpace(a.ContainerID)+lineBreak+a.IfName), true)
-	if err == nil && ok {
-		err = s.recordReserved(a, addr, setIndex)
-	}
-	if err != nil && ok {
-		// The lease file is in place but its bookkeeping is not: take it back,
-		// so that a failed reservation (ENOSPC, EIO) never leaves a lease that
-		// nobody's index lists.
-		if rerr := os.Remove(path); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
-			err = fmt.Errorf("%w (and removing lease %s failed: %v)", err, path, rerr)
+	if err := s.overwrite(s.d, lastPrefix+strconv.Itoa(setIndex), []byte(name)); err != nil {
+		// Take the lease back: a failed reservation (ENOSPC, EIO) never
+		// leaves a lease that nobody asked for.
+		err = fmt.Errorf("record last reserved address: %w", err)
+		if rerr := s.d.Remove(name); rerr != nil {
+			err = fmt.Errorf("%w (and removing lease %s failed: %v)", err, name, rerr)
 		}
 		return false, err
 	}
-	return ok, err
+	e.cur = append(e.cur, addr)
+	return true, nil
 }
 
-// recordReserved writes last_reserved_ip.<setIndex> and the index entry of a
-// lease just created.
-func (s *Store) recordReserved(a ipam.Attachment, addr netip.Addr, setIndex int) error {
-	if err := overwrite(filepath.Join(s.dir, lastPrefix+strconv.Itoa(setIndex)), []byte(addr.String())); err != nil {
-		return fmt.Errorf("record last reserved address: %w", err)
-	}
-	held, err := s.indexed(a)
-	if err != nil {
-		return err
-	}
-	return s.writeIndex(a, append(held, addr))
+// leaseContent is what a lease file holds: "<containerID>\r\n<ifname>".
+func leaseContent(a ipam.Attachment) []byte {
+	return []byte(strings.TrimSpace(a.ContainerID) + lineBreak + a.IfName)
 }
 
-// CheckWritable writes and removes a temporary file in the store.
+// linkLease links a durable temporary file holding a's lease to name in the
+// lease directory; false when name exists. The prepared file (Prepare) is
+// used when it is a's; else, or when it is gone (a GC of a process that
+// took us for dead), or has as many links as the file system allows, one is
+// written now.
+func (s *Store) linkLease(a ipam.Attachment, name string) (bool, error) {
+	for retry := false; ; retry = true {
+		if s.prepTmp == "" || s.prepFor != a {
+			if err := s.prepare(a, retry); err != nil {
+				return false, err
+			}
+		}
+		err := unix.Linkat(s.prepIdx.Fd(), s.prepTmp, s.d.Fd(), name, 0)
+		switch {
+		case err == nil:
+			s.syncPending = true
+			if !slices.Contains(s.done, s.prepTmp) {
+				s.done = append(s.done, s.prepTmp) // removed after the lock, once linked
+			}
+			return true, nil
+		case err == unix.EEXIST:
+			return false, nil
+		case (err == unix.ENOENT || err == unix.EMLINK) && !retry:
+			s.done = append(s.done, s.prepTmp)
+			s.prepTmp = ""
+		default:
+			return false, s.d.PathError("link", name, err)
+		}
+	}
+}
+
+// CheckWritable tells whether a lease could be written now: the index is
+// usable, the file system has a free block and inode, and a file of one
+// block can be written (and is removed).
 func (s *Store) CheckWritable() error {
 	if err := s.ensureIndex(); err != nil {
 		return err
 	}
-	s.changed = true // creating the index directory, if missing, changes the lease directory
-	tmp, err := s.writeTemp(nil, true)
+	var st unix.Statfs_t
+	if err := unix.Fstatfs(s.d.Fd(), &st); err != nil {
+		return &os.PathError{Op: "statfs", Path: s.dir, Err: err}
+	}
+	if st.Bfree == 0 || (st.Files > 0 && st.Ffree == 0) {
+		return &os.PathError{Op: "statfs", Path: s.dir, Err: unix.ENOSPC}
+	}
+	size := max(int(st.Bsize), 4096)
+	tmp, err := s.writeTemp(s.idx, []byte(strings.Repeat("x", size)), false)
 	if err != nil {
 		return err
 	}
-	return os.Remove(tmp)
+	return s.idx.Remove(tmp)
 }
 
 // LastReserved reads last_reserved_ip.<setIndex>.
 func (s *Store) LastReserved(setIndex int) netip.Addr {
-	b, err := os.ReadFile(filepath.Join(s.dir, lastPrefix+strconv.Itoa(setIndex)))
+	b, err := s.d.ReadFile(lastPrefix+strconv.Itoa(setIndex), maxSmallFile)
 	if err != nil {
 		return netip.Addr{}
 	}
@@ -186,22 +362,19 @@ func (s *Store) LastReserved(setIndex int) netip.Addr {
 // Leases returns the addresses the attachment holds, checked against the lease files.
 func (s *Store) Leases(a ipam.Attachment) ([]netip.Addr, error) {
 	_, held, err := s.lookup(a)
-	return held, err
+	return slices.Clone(held), err
 }
 
-// lookup finds the attachment's leases and the index key they are kept under:
+// lookup finds the attachment's leases and the holder they are kept under:
 // the attachment itself, or for leases written by reference releases before
 // 0.8 (container ID only), the container ID alone.
 func (s *Store) lookup(a ipam.Attachment) (ipam.Attachment, []netip.Addr, error) {
-	if err := s.ensureIndex(); err != nil {
-		return a, nil, err
-	}
-	held, err := s.indexed(a)
+	held, err := s.held(a)
 	if err != nil || len(held) > 0 || a.IfName == "" {
 		return a, held, err
 	}
 	old := ipam.Attachment{ContainerID: a.ContainerID}
-	held, err = s.indexed(old)
+	held, err = s.held(old)
 	return old, held, err
 }
 
@@ -211,50 +384,47 @@ func (s *Store) Release(a ipam.Attachment) ([]netip.Addr, error) {
 	if err != nil || len(held) == 0 {
 		return nil, err
 	}
-	s.changed = true
-	var errs []error
-	for _, addr := range held {
-		if err := os.Remove(filepath.Join(s.dir, addr.String())); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			errs = append(errs, fmt.Errorf("release %s: %w", addr, err))
-		}
-	}
-	s.syncPending = true
-	if err := os.Remove(s.indexPath(key)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		errs = append(errs, fmt.Errorf("index: %w", err))
-	}
-	return held, errors.Join(errs...)
+	held = slices.Clone(held)
+	return held, s.drop(key, held, held)
 }
 
-// ReleaseAddrs removes those of addrs that the attachment holds and rewrites
-// its index entry with the rest.
+// ReleaseAddrs removes those of addrs that the attachment holds and keeps
+// its other leases.
 func (s *Store) ReleaseAddrs(a ipam.Attachment, addrs []netip.Addr) error {
 	key, held, err := s.lookup(a)
 	if err != nil || len(held) == 0 {
 		return err
 	}
-	drop := map[netip.Addr]bool{}
+	return s.drop(key, slices.Clone(held), addrs)
+}
+
+// drop removes the lease files of those of addrs in held (key's leases)
+// and records what key still holds.
+func (s *Store) drop(key ipam.Attachment, held, addrs []netip.Addr) error {
+	gone := make(map[netip.Addr]bool, len(addrs))
 	for _, addr := range addrs {
-		drop[addr] = true
+		gone[addr] = true
 	}
 	var keep []netip.Addr
 	var errs []error
 	for _, addr := range held {
-		if !drop[addr] {
+		if !gone[addr] {
 			keep = append(keep, addr)
 			continue
 		}
-		s.changed = true
-		if err := os.Remove(filepath.Join(s.dir, addr.String())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		s.changed, s.syncPending = true, true
+		if err := s.d.Remove(addr.String()); err != nil {
 			errs = append(errs, fmt.Errorf("release %s: %w", addr, err))
 			keep = append(keep, addr)
 		}
 	}
-	if len(keep) == len(held) {
-		return errors.Join(errs...)
-	}
-	s.syncPending = true
-	if err := s.writeIndex(key, keep); err != nil {
-		errs = append(errs, err)
+	if s.noIndex != nil {
+		s.scanned[key] = keep
+		if len(keep) == 0 && s.att != nil {
+			_ = s.att.Remove(indexKey(key)) // needs no space; the rest waits for a rebuild
+		}
+	} else if e := s.entries[indexKey(key)]; e != nil {
+		e.cur = keep
 	}
 	return errors.Join(errs...)
 }
@@ -264,16 +434,16 @@ func (s *Store) All() ([]ipam.Lease, error) {
 	if s.locked {
 		s.removeTemps()
 	}
-	return ReadLeases(s.dir)
+	return scanLeases(s.d)
 }
 
 // owner reads the holder of a lease file.
 func (s *Store) owner(addr netip.Addr) (ipam.Attachment, error) {
-	return readOwner(s.dir, addr)
+	return readOwner(s.d, addr.String())
 }
 
-func readOwner(dir string, addr netip.Addr) (ipam.Attachment, error) {
-	b, err := os.ReadFile(filepath.Join(dir, addr.String()))
+func readOwner(d *safefs.Dir, name string) (ipam.Attachment, error) {
+	b, err := d.ReadFile(name, maxLeaseSize)
 	if err != nil {
 		return ipam.Attachment{}, err
 	}
@@ -290,27 +460,7 @@ func parseLease(b []byte) ipam.Attachment {
 	return ipam.Attachment{ContainerID: strings.TrimSpace(id), IfName: strings.TrimSpace(ifname)}
 }
 
-// createExclusive writes data to a temporary file, optionally fsyncs it, and
-// links it to path; false when path exists.
-func (s *Store) createExclusive(path string, data []byte, durable bool) (bool, error) {
-	tmp, err := s.writeTemp(data, durable)
-	if err != nil {
-		return false, err
-	}
-	defer os.Remove(tmp)
-	if err := os.Link(tmp, path); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return false, nil
-		}
-		return false, fmt.Errorf("lease %s: %w", path, err)
-	}
-	if durable {
-		s.syncPending = true // the directory is fsynced once, at Unlock
-	}
-	return true, nil
-}
-
-// overwrite writes data over path's content in place (creating path when
+// overwrite writes data over name's content in place (creating it when
 // missing), for the files whose torn content is harmless because they are
 // only read under the lock and only steer: a torn last_reserved_ip moves
 // where the next search starts (the reference writes it in place too), a torn
@@ -319,8 +469,8 @@ func (s *Store) createExclusive(path string, data []byte, durable bool) (bool, e
 // 0.1-0.4 ms per rename here, on every ADD and DEL. Truncating to zero first
 // would do the same at close, so the data is written first and the file is
 // cut only when it was longer.
-func overwrite(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE, 0o600)
+func (s *Store) overwrite(d *safefs.Dir, name string, data []byte) error {
+	f, err := d.OpenFile(name, unix.O_WRONLY|unix.O_CREAT, 0o600)
 	if err != nil {
 		return err
 	}
@@ -337,36 +487,19 @@ func overwrite(path string, data []byte) error {
 	return err
 }
 
-// writeAtomic replaces path's content in one step (rename).
-func (s *Store) writeAtomic(path string, data []byte) error {
-	tmp, err := s.writeTemp(data, false)
-	if err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return nil
-}
-
-// writeTemp writes data to a new temporary file in the index directory.
-func (s *Store) writeTemp(data []byte, durable bool) (string, error) {
+// writeTemp writes data to a new temporary file in idx (.flatcni) and
+// returns its name.
+func (s *Store) writeTemp(idx *safefs.Dir, data []byte, durable bool) (string, error) {
 	for {
 		s.seq++
-		name := filepath.Join(s.idxDir, tmpPrefix+strconv.Itoa(os.Getpid())+"."+strconv.Itoa(s.seq))
-		f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if errors.Is(err, fs.ErrExist) {
+		name := tmpPrefix + strconv.Itoa(os.Getpid()) + "." + strconv.Itoa(s.seq)
+		// O_EXCL: a symbolic link of that name fails too, never followed.
+		f, err := idx.OpenFile(name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL, 0o600)
+		if errors.Is(err, unix.EEXIST) {
 			continue // left by a crashed process with our PID
 		}
-		if errors.Is(err, fs.ErrNotExist) {
-			if err := os.MkdirAll(s.attDir, 0o755); err != nil {
-				return "", fmt.Errorf("index directory: %w", err)
-			}
-			continue
-		}
 		if err != nil {
-			return "", fmt.Errorf("write %s: %w", name, err)
+			return "", err // names the file already
 		}
 		_, err = f.Write(data)
 		if err == nil && durable {
@@ -376,23 +509,11 @@ func (s *Store) writeTemp(data []byte, durable bool) (string, error) {
 			err = cerr
 		}
 		if err != nil {
-			os.Remove(name)
-			return "", err // an *os.PathError: it names the file already
+			_ = idx.Remove(name)
+			return "", err
 		}
 		return name, nil
 	}
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
 }
 
 // validName rejects names that could make a path leave the data directory.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/flatcni/plugins/pkg/ipam"
+	"github.com/flatcni/plugins/pkg/safefs"
 )
 
 var (
@@ -301,10 +302,10 @@ func TestForeignLeaseInSameTick(t *testing.T) {
 // mtime cannot be set back, and the stamp is still recorded, so the index is
 // trusted as before rather than rebuilt on every call.
 func TestStampWithoutOwnership(t *testing.T) {
-	chtimes = func(name string, _, _ time.Time) error {
-		return &fs.PathError{Op: "chtimes", Path: name, Err: syscall.EPERM}
+	chtimes = func(d *safefs.Dir, _ time.Time) error {
+		return &fs.PathError{Op: "chtimes", Path: d.Path(), Err: syscall.EPERM}
 	}
-	t.Cleanup(func() { chtimes = os.Chtimes })
+	t.Cleanup(func() { chtimes = (*safefs.Dir).SetMtime })
 	if got := leasesAfterRewriteInPlace(t, open(t)); got != "[10.0.0.2]" {
 		t.Fatalf("Leases(A) = %s: the index was rebuilt, no stamp was recorded", got)
 	}

@@ -1,0 +1,85 @@
+package firewall
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The lock directory and file are never followed through a symbolic link,
+// a FIFO is refused without blocking, and errors name the path; in best
+// effort mode (DEL, GC) the backend goes on without the lock.
+func TestLockRefusesLinks(t *testing.T) {
+	victim := t.TempDir()
+	tests := []struct {
+		name    string
+		plant   func(t *testing.T, dir string) // dir: the lock directory
+		culprit string
+	}{
+		{name: "directory a symlink", culprit: "lock directory",
+			plant: func(t *testing.T, dir string) { must(t, os.Symlink(victim, dir)) }},
+		{name: "directory a file", culprit: "lock directory",
+			plant: func(t *testing.T, dir string) { must(t, os.WriteFile(dir, nil, 0o600)) }},
+		{name: "lock file a symlink", culprit: "x.lock",
+			plant: func(t *testing.T, dir string) {
+				must(t, os.Mkdir(dir, 0o700))
+				must(t, os.Symlink(filepath.Join(victim, "x.lock"), filepath.Join(dir, "x.lock")))
+			}},
+		{name: "lock file a FIFO", culprit: "x.lock",
+			plant: func(t *testing.T, dir string) {
+				must(t, os.Mkdir(dir, 0o700))
+				must(t, syscall.Mkfifo(filepath.Join(dir, "x.lock"), 0o600))
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "flatcni")
+			tt.plant(t, dir)
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				if l, err := lockFile(dir, "x.lock"); err == nil || !strings.Contains(err.Error(), tt.culprit) || !strings.Contains(err.Error(), dir) {
+					if l != nil {
+						l.unlock()
+					}
+					t.Errorf("lockFile: %v, want an error naming %s", err, tt.culprit)
+				}
+				o := buildOptions([]Option{WithLockDir(dir), WithBestEffortLock()})
+				l, err := o.lock("x.lock")
+				if err != nil {
+					t.Errorf("best effort lock: %v", err)
+				} else {
+					l.unlock()
+				}
+			}()
+			select {
+			case <-done:
+			case <-time.After(20 * time.Second):
+				t.Fatal("lockFile blocked")
+			}
+			if entries, _ := os.ReadDir(victim); len(entries) != 0 {
+				t.Errorf("victim directory changed: %v", entries)
+			}
+		})
+	}
+	// A usable directory works, and LockNetworkForTeardown never fails.
+	dir := filepath.Join(t.TempDir(), "flatcni")
+	unlock, err := LockNetwork(dir, "n1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock()
+	bad := filepath.Join(t.TempDir(), "link")
+	must(t, os.Symlink(victim, bad))
+	LockNetworkForTeardown(bad, "n1")()
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}

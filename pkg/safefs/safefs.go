@@ -1,0 +1,251 @@
+// Package safefs opens files below a directory without ever following a
+// symbolic link, and refuses, without blocking, anything that is not a
+// regular file where one should be: for state a root plugin keeps in folders
+// others might tamper with (the lease store, the firewall's lock files).
+//
+// A Dir is an open directory. Every file is opened relative to its
+// descriptor, one name at a time, with O_NOFOLLOW and O_NONBLOCK, and
+// checked with fstat before it is read (with a size bound) or written;
+// removing uses unlinkat, which removes a link itself, never its target.
+// Errors are *fs.PathError naming the full path, wrapping ErrSymlink,
+// ErrNotRegular, ErrNotDir or ErrTooLarge when the entry is not what it
+// should be.
+package safefs
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Dir is an open directory and the path it was opened at (for messages).
+type Dir struct {
+	fd   int
+	path string
+}
+
+// What an entry is instead of what it should be.
+var (
+	ErrSymlink    = errors.New("is a symbolic link, refusing to follow it")
+	ErrNotRegular = errors.New("is not a regular file, refusing it")
+	ErrNotDir     = errors.New("is not a directory, refusing it")
+	ErrTooLarge   = errors.New("is larger than expected, refusing it")
+)
+
+// Path is where d was opened.
+func (d *Dir) Path() string { return d.path }
+
+// Fd is d's descriptor, for the *at system calls between directories.
+func (d *Dir) Fd() int { return d.fd }
+
+// PathError names the path of an entry in d.
+func (d *Dir) PathError(op, name string, err error) error {
+	return &fs.PathError{Op: op, Path: filepath.Join(d.path, name), Err: err}
+}
+
+// Open opens the directory at path, following symbolic links: for a path
+// the administrator chose (a data directory), below which OpenDirAt goes on.
+func Open(path string) (*Dir, error) {
+	fd, err := ignoringEINTR(func() (int, error) {
+		return unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	})
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	return &Dir{fd: fd, path: path}, nil
+}
+
+// OpenDirAt opens the directory name in parent (nil: name is a path, whose
+// last component is not followed), creating it first when create is set; a
+// symbolic link or anything else that is not a directory is refused.
+func OpenDirAt(parent *Dir, name string, create bool) (*Dir, error) {
+	pfd, path := unix.AT_FDCWD, name
+	if parent != nil {
+		pfd, path = parent.fd, filepath.Join(parent.path, name)
+	}
+	return openDirAt(pfd, path, name, create)
+}
+
+func openDirAt(parent int, path, name string, create bool) (*Dir, error) {
+	if create {
+		if err := unix.Mkdirat(parent, name, 0o755); err != nil && err != unix.EEXIST {
+			return nil, &fs.PathError{Op: "mkdir", Path: path, Err: err}
+		}
+	}
+	fd, err := ignoringEINTR(func() (int, error) {
+		return unix.Openat(parent, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	})
+	if err == unix.ENOTDIR {
+		// O_DIRECTORY fails first: tell a symbolic link from a file.
+		var st unix.Stat_t
+		if unix.Fstatat(parent, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
+			err = unix.ELOOP
+		}
+	}
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: path, Err: explain(err, true)}
+	}
+	return &Dir{fd: fd, path: path}, nil
+}
+
+// explain turns the errors of an O_NOFOLLOW open into what they mean.
+func explain(err error, wantDir bool) error {
+	switch {
+	case err == unix.ELOOP:
+		return ErrSymlink
+	case err == unix.ENOTDIR && wantDir:
+		return ErrNotDir
+	case err == unix.ENXIO:
+		return ErrNotRegular // a FIFO without a reader, a socket
+	}
+	return err
+}
+
+func ignoringEINTR(fn func() (int, error)) (int, error) {
+	for {
+		fd, err := fn()
+		if err != unix.EINTR {
+			return fd, err
+		}
+	}
+}
+
+// Close closes d (a nil Dir too).
+func (d *Dir) Close() {
+	if d != nil && d.fd >= 0 {
+		unix.Close(d.fd)
+		d.fd = -1
+	}
+}
+
+// OpenFile opens name in d (flags are added to O_NOFOLLOW, O_NONBLOCK and
+// O_CLOEXEC) and checks that it is a regular file.
+func (d *Dir) OpenFile(name string, flags int, perm uint32) (*os.File, error) {
+	fd, err := ignoringEINTR(func() (int, error) {
+		return unix.Openat(d.fd, name, flags|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, perm)
+	})
+	if err != nil {
+		return nil, d.PathError("open", name, explain(err, false))
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return nil, d.PathError("stat", name, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		unix.Close(fd)
+		return nil, d.PathError("open", name, ErrNotRegular)
+	}
+	return os.NewFile(uintptr(fd), filepath.Join(d.path, name)), nil
+}
+
+// ReadFile reads a regular file of at most max bytes.
+func (d *Dir) ReadFile(name string, max int64) ([]byte, error) {
+	f, err := d.OpenFile(name, unix.O_RDONLY, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return ReadBounded(f, max)
+}
+
+// ReadBounded reads f to its end, refusing more than max bytes.
+func ReadBounded(f *os.File, max int64) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > max {
+		return nil, &fs.PathError{Op: "read", Path: f.Name(), Err: fmt.Errorf("%w (more than %d bytes)", ErrTooLarge, max)}
+	}
+	return b, nil
+}
+
+// Remove unlinks name (a missing name is not an error). unlink(2) removes a
+// symbolic link itself, never what it points to.
+func (d *Dir) Remove(name string) error {
+	if err := unix.Unlinkat(d.fd, name, 0); err != nil && err != unix.ENOENT {
+		return d.PathError("remove", name, err)
+	}
+	return nil
+}
+
+// Exists reports whether d holds an entry called name, whatever it is.
+func (d *Dir) Exists(name string) (bool, error) {
+	var st unix.Stat_t
+	err := unix.Fstatat(d.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
+	if err == unix.ENOENT {
+		return false, nil
+	}
+	if err != nil {
+		return false, d.PathError("stat", name, err)
+	}
+	return true, nil
+}
+
+// Entries lists d's entries.
+func (d *Dir) Entries() ([]os.DirEntry, error) {
+	fd, err := ignoringEINTR(func() (int, error) {
+		return unix.Openat(d.fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	})
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: d.path, Err: err}
+	}
+	f := os.NewFile(uintptr(fd), d.path)
+	defer f.Close()
+	return f.ReadDir(-1)
+}
+
+// Mtime returns d's modification time in nanoseconds.
+func (d *Dir) Mtime() (int64, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(d.fd, &st); err != nil {
+		return 0, &fs.PathError{Op: "stat", Path: d.path, Err: err}
+	}
+	return st.Mtim.Nano(), nil
+}
+
+// SetMtime sets d's modification time (futimens: utimensat on the
+// descriptor itself, with no path).
+func (d *Dir) SetMtime(t time.Time) error {
+	ts := [2]unix.Timespec{{Nsec: unix.UTIME_OMIT}, unix.NsecToTimespec(t.UnixNano())}
+	_, _, errno := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(d.fd), 0, uintptr(unsafe.Pointer(&ts[0])), 0, 0, 0)
+	if errno != 0 {
+		return &fs.PathError{Op: "chtimes", Path: d.path, Err: errno}
+	}
+	return nil
+}
+
+// Sync makes d's entries durable.
+func (d *Dir) Sync() error {
+	if err := unix.Fsync(d.fd); err != nil {
+		return &fs.PathError{Op: "sync", Path: d.path, Err: err}
+	}
+	return nil
+}
+
+// ReadPath reads the regular file at path (symbolic links followed: a path
+// the administrator chose), of at most max bytes; anything else is refused
+// without blocking.
+func ReadPath(path string, max int64) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, &fs.PathError{Op: "open", Path: path, Err: ErrNotRegular}
+	}
+	return ReadBounded(f, max)
+}

@@ -1,0 +1,77 @@
+package safefs
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+func TestRefusals(t *testing.T) {
+	root := t.TempDir()
+	outside := t.TempDir()
+	target := filepath.Join(outside, "file")
+	for _, err := range []error{
+		os.WriteFile(target, []byte("outside"), 0o644),
+		os.WriteFile(filepath.Join(root, "file"), []byte("inside"), 0o644),
+		os.Symlink(target, filepath.Join(root, "link")),
+		os.Symlink(outside, filepath.Join(root, "dirlink")),
+		syscall.Mkfifo(filepath.Join(root, "fifo"), 0o600),
+		os.WriteFile(filepath.Join(root, "big"), make([]byte, 100), 0o644),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	d, err := OpenDirAt(nil, root, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for _, tt := range []struct {
+			name string
+			want error
+		}{{"link", ErrSymlink}, {"fifo", ErrNotRegular}, {"dirlink", ErrSymlink}, {"big", ErrTooLarge}} {
+			_, err := d.ReadFile(tt.name, 10)
+			if !errors.Is(err, tt.want) || !strings.Contains(err.Error(), filepath.Join(root, tt.name)) {
+				t.Errorf("ReadFile(%s) = %v, want %v naming the path", tt.name, err, tt.want)
+			}
+		}
+		if _, err := d.OpenFile("fifo", unix.O_WRONLY, 0); !errors.Is(err, ErrNotRegular) {
+			t.Errorf("OpenFile(fifo, write) = %v", err)
+		}
+		if b, err := d.ReadFile("file", 10); err != nil || string(b) != "inside" {
+			t.Errorf("ReadFile(file) = %q, %v", b, err)
+		}
+		for name, want := range map[string]error{"dirlink": ErrSymlink, "file": ErrNotDir} {
+			if _, err := OpenDirAt(d, name, false); !errors.Is(err, want) {
+				t.Errorf("OpenDirAt(%s) = %v, want %v", name, err, want)
+			}
+		}
+		if _, err := ReadPath(filepath.Join(root, "fifo"), 10); !errors.Is(err, ErrNotRegular) {
+			t.Errorf("ReadPath(fifo) = %v", err)
+		}
+		if b, err := ReadPath(filepath.Join(root, "link"), 10); err != nil || string(b) != "outside" {
+			t.Errorf("ReadPath follows links: %q, %v", b, err)
+		}
+		if err := d.Remove("link"); err != nil {
+			t.Error(err)
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("blocked")
+	}
+	if b, err := os.ReadFile(target); err != nil || string(b) != "outside" {
+		t.Errorf("link target changed: %q, %v", b, err)
+	}
+}
