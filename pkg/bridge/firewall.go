@@ -25,10 +25,7 @@ func firewallNetwork(c *config.Bridge, subnets []netip.Prefix) firewall.Network 
 // For teardown (DEL, GC, undoing an ADD) the Firewall's teardown variant is
 // used when it has one: the node's goes on without a lock it cannot have.
 func (d *Deps) withFirewall(c *config.Bridge, teardown bool, fn func(firewall.Backend) error) error {
-	fwd := d.Firewall
-	if t, ok := fwd.(teardownFirewall); ok && teardown {
-		fwd = t.ForTeardown()
-	}
+	fwd := d.firewallFor(teardown)
 	fw, err := fwd.Backend(c.MasqBackend())
 	if err != nil {
 		return config.Invalid("ipMasqBackend", "%v", err)
@@ -42,6 +39,15 @@ func (d *Deps) withFirewall(c *config.Bridge, teardown bool, fn func(firewall.Ba
 		return fmt.Errorf("%s (%s): %w", firewallKeys(c), fw.Name(), err)
 	}
 	return nil
+}
+
+// firewallFor returns the Firewall, or its teardown variant (when it has one)
+// for DEL, GC and undoing an ADD.
+func (d *Deps) firewallFor(teardown bool) Firewall {
+	if t, ok := d.Firewall.(teardownFirewall); ok && teardown {
+		return t.ForTeardown()
+	}
+	return d.Firewall
 }
 
 // ensureFirewall makes sure the network's rules exist. Call it only once the

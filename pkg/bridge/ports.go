@@ -17,8 +17,9 @@ import (
 // Ports gives the port-publishing backends (package firewall, ports*.go)
 // and the one node setting they need.
 type Ports interface {
-	// Backend returns the publisher of backend name ("" for the default).
-	Backend(name string) (firewall.Ports, error)
+	// Backend returns the publisher of backend name ("" for the default);
+	// for teardown (DEL, GC), one that goes on without a lock it cannot have.
+	Backend(name string, teardown bool) (firewall.Ports, error)
 	// RouteLocalnet lets the node route 127.0.0.0/8 out of the bridge.
 	RouteLocalnet(bridge string) error
 }
@@ -26,8 +27,13 @@ type Ports interface {
 // nodePorts is Ports with package firewall's backends.
 type nodePorts struct{}
 
-func (nodePorts) Backend(name string) (firewall.Ports, error) { return firewall.NewPorts(name) }
-func (nodePorts) RouteLocalnet(bridge string) error           { return link.EnableRouteLocalnet(bridge) }
+func (nodePorts) Backend(name string, teardown bool) (firewall.Ports, error) {
+	if teardown {
+		return firewall.NewPorts(name, firewall.WithBestEffortLock())
+	}
+	return firewall.NewPorts(name)
+}
+func (nodePorts) RouteLocalnet(bridge string) error { return link.EnableRouteLocalnet(bridge) }
 
 // ports publishes an attachment's runtimeConfig.portMappings (when the
 // bridge entry declares the portMappings capability), one rule set per
@@ -40,6 +46,8 @@ type ports struct {
 	owner   firewall.Attachment
 	maps    []config.PortMapping
 	enabled bool
+	// teardown: DEL or GC, which go on without locks they cannot have.
+	teardown bool
 }
 
 // loadPorts parses and validates the mappings; nothing on the node changes.
@@ -58,7 +66,9 @@ func (d *Deps) loadPorts(c *config.Bridge, args *skel.CmdArgs) (*ports, error) {
 // the removal of what an earlier ADD published.
 func (d *Deps) teardownPorts(c *config.Bridge, args *skel.CmdArgs) *ports {
 	_, enabled, _ := config.LoadPortMappings(args.StdinData)
-	return d.newPorts(c, args, nil, enabled)
+	p := d.newPorts(c, args, nil, enabled)
+	p.teardown = true
+	return p
 }
 
 func (d *Deps) newPorts(c *config.Bridge, args *skel.CmdArgs, maps []config.PortMapping, enabled bool) *ports {
@@ -73,7 +83,7 @@ func (p *ports) backend() (firewall.Ports, error) {
 	if p.d.Ports == nil {
 		return nil, errNoPorts
 	}
-	fw, err := p.d.Ports.Backend(p.c.MasqBackend())
+	fw, err := p.d.Ports.Backend(p.c.MasqBackend(), p.teardown)
 	if err != nil {
 		return nil, config.Invalid("ipMasqBackend", "%v", err)
 	}
@@ -87,7 +97,7 @@ func (p *ports) with(fn func(firewall.Ports) error) error {
 	if err != nil {
 		return err
 	}
-	unlock, err := p.d.Firewall.Lock(p.c.Name)
+	unlock, err := p.d.firewallFor(p.teardown).Lock(p.c.Name)
 	if err != nil {
 		return err
 	}

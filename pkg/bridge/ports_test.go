@@ -16,10 +16,14 @@ import (
 // bridges route_localnet was set on.
 type fakePorts struct {
 	*firewall.FakePorts
-	localnet []string
+	localnet  []string
+	teardowns []bool // the teardown argument of each Backend call
 }
 
-func (f *fakePorts) Backend(string) (firewall.Ports, error) { return f.FakePorts, nil }
+func (f *fakePorts) Backend(_ string, teardown bool) (firewall.Ports, error) {
+	f.teardowns = append(f.teardowns, teardown)
+	return f.FakePorts, nil
+}
 func (f *fakePorts) RouteLocalnet(bridge string) error {
 	f.localnet = append(f.localnet, bridge)
 	return nil
@@ -156,5 +160,30 @@ func TestPortsVerbs(t *testing.T) {
 	}
 	if list, _ := fp.List(); len(list) != 0 {
 		t.Errorf("after DEL: %+v", list)
+	}
+}
+
+// ADD asks for the port publisher that needs its lock; DEL and GC for the
+// teardown one, which goes on without a lock it cannot have.
+func TestPortsTeardownBackend(t *testing.T) {
+	c, err := config.LoadBridge([]byte(portsConf), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake := &fakePorts{FakePorts: firewall.NewFakePorts()}
+	d := &Deps{Ports: fake}
+	args := &skel.CmdArgs{ContainerID: "c1", IfName: "eth0", StdinData: []byte(portsConf)}
+	p, err := d.loadPorts(c, args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.backend(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.teardownPorts(c, args).backend(); err != nil {
+		t.Fatal(err)
+	}
+	if want := []bool{false, true}; len(fake.teardowns) != 2 || fake.teardowns[0] != want[0] || fake.teardowns[1] != want[1] {
+		t.Errorf("Backend teardown arguments %v, want %v", fake.teardowns, want)
 	}
 }

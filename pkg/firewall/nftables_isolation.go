@@ -225,7 +225,7 @@ func (b *nftablesBackend) syncShared(c *nftables.Conn, name string, n *Network, 
 	if !want && !st.exists {
 		return nil
 	}
-	lock, err := lockFile(b.opts.lockDir, nftIsolationLockName)
+	lock, err := b.opts.lock(nftIsolationLockName)
 	if err != nil {
 		return err
 	}

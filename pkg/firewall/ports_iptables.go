@@ -49,7 +49,7 @@ type iptFound struct {
 
 // Publish implements Ports.
 func (b *iptPorts) Publish(n PortNetwork, owner Attachment, maps []Mapping) error {
-	l, err := lockFile(b.opts.lockDir, portsLockName)
+	l, err := b.opts.lock(portsLockName)
 	if err != nil {
 		return fmt.Errorf("network %q: %w", n.Name, err)
 	}
@@ -247,7 +247,7 @@ func (b *iptPorts) Retain(network string, keep func(Attachment) bool) error {
 	if err := validateName(network); err != nil {
 		return err
 	}
-	l, err := lockFile(b.opts.lockDir, portsLockName)
+	l, err := b.opts.lock(portsLockName)
 	if err != nil {
 		return fmt.Errorf("network %q: %w", network, err)
 	}

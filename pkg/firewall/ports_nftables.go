@@ -18,7 +18,7 @@ type nftPorts struct {
 // Name implements Ports.
 func (b *nftPorts) Name() string { return NFTablesName }
 
-func (b *nftPorts) lock() (*fileLock, error) { return lockFile(b.opts.lockDir, portsLockName) }
+func (b *nftPorts) lock() (*fileLock, error) { return b.opts.lock(portsLockName) }
 
 // Publish implements Ports: the elements of owner are replaced in one
 // transaction, together with the fixed rules when they are missing or of

@@ -43,7 +43,7 @@ func (b *nftPorts) syncForward(c *nftables.Conn, network string, n *PortNetwork)
 	if err := check(); err != nil || len(stale)+len(missing) == 0 {
 		return err
 	}
-	lock, err := lockFile(b.opts.lockDir, nftablesLockName)
+	lock, err := b.opts.lock(nftablesLockName)
 	if err != nil {
 		return err
 	}
