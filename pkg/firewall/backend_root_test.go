@@ -1,9 +1,12 @@
 package firewall
 
 import (
+	"time"
+
 	"crypto/sha512"
 	"encoding/hex"
 	"fmt"
+	"github.com/google/nftables"
 	"slices"
 	"strings"
 	"sync"
@@ -45,6 +48,19 @@ func TestEnsureIdempotent(t *testing.T) {
 			}
 			if second := n.ruleset(t); second != first {
 				t.Errorf("second Ensure changed the ruleset:\n%s\n---\n%s", first, second)
+			}
+			// The hot path writes nothing: a rewrite, even of the same
+			// rules, gives them new handles and bumps the generation.
+			before := n.exec(t, "nft", "-a", "list", "ruleset")
+			events := nftEvents(t, n)
+			if err := n.do(t, func() error { return b.Ensure(net) }); err != nil {
+				t.Fatal(err)
+			}
+			if after := n.exec(t, "nft", "-a", "list", "ruleset"); after != before {
+				t.Errorf("an Ensure of an unchanged network rewrote rules:\n%s\n---\n%s", before, after)
+			}
+			if ev := events(); ev != "" {
+				t.Errorf("an Ensure of an unchanged network changed nftables: %s", ev)
 			}
 			// Many concurrent Ensures, the first of a new configuration
 			// among them, must not duplicate anything.
@@ -304,5 +320,34 @@ func TestRemoveLegacyNFTables(t *testing.T) {
 	empty := newTestNS(t, "legnone")
 	if err := empty.do(t, func() error { return b.RemoveLegacy("legnet", nil) }); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// nftEvents starts watching the namespace's nftables changes; the returned
+// function stops and says what changed ("" for nothing). A transaction's
+// notifications are queued before its commit returns; the wait only bounds
+// how long the watcher may take to read them.
+func nftEvents(t *testing.T, n *testNS) func() string {
+	t.Helper()
+	mon := nftables.NewMonitor()
+	var events chan *nftables.MonitorEvent
+	if err := n.do(t, func() error {
+		c, err := nftables.New()
+		if err != nil {
+			return err
+		}
+		events, err = c.AddMonitor(mon)
+		return err
+	}); err != nil {
+		t.Fatalf("nftables monitor: %v", err)
+	}
+	return func() string {
+		defer mon.Close()
+		select {
+		case ev := <-events:
+			return fmt.Sprintf("event type %v: %+v", ev.Type, ev.Data)
+		case <-time.After(300 * time.Millisecond):
+			return ""
+		}
 	}
 }

@@ -212,8 +212,8 @@ func (b *nftablesBackend) masqUpToDate(c *nftables.Conn, n Network, fp string) b
 	if !n.Masquerade {
 		// Up to date without the chain, if the table is there (it then
 		// holds the isolation chain, checked by isolationUpToDate).
-		_, err := c.GetRules(t, &nftables.Chain{Name: nftMasqChain, Table: t})
-		return err != nil && n.isolates()
+		_, exists := chainRules(c, t, nftMasqChain)
+		return !exists && n.isolates()
 	}
 	rules, err := c.GetRules(t, &nftables.Chain{Name: nftMasqChain, Table: t})
 	if err != nil {

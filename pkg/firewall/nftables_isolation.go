@@ -143,14 +143,14 @@ func writeIsolationChain(c *nftables.Conn, t *nftables.Table, n Network, fp stri
 // share of the shared table match n.
 func (b *nftablesBackend) isolationUpToDate(c *nftables.Conn, n Network, fp string) bool {
 	t := networkTable(n.Name)
-	rules, err := c.GetRules(t, &nftables.Chain{Name: nftIsolationChain, Table: t})
+	rules, exists := chainRules(c, t, nftIsolationChain)
 	if !n.isolates() {
 		// Without its own chain the network has no shared part either:
 		// Ensure writes the shared part before the chain and removes it
 		// before the chain, so nothing more is read on this hot path.
-		return err != nil
+		return !exists
 	}
-	if err != nil || !allComments(rules, jumpComment(n.Name, fp), len(nftIsolationRules(n))) {
+	if !exists || !allComments(rules, jumpComment(n.Name, fp), len(nftIsolationRules(n))) {
 		return false
 	}
 	st := sharedState(c)
@@ -192,8 +192,8 @@ func sharedRefs() (*nftables.Table, *nftables.Chain, *nftables.Set) {
 func sharedState(c *nftables.Conn) sharedTable {
 	t, ch, set := sharedRefs()
 	st := sharedTable{elements: map[string]bool{}}
-	rules, err := c.GetRules(t, ch)
-	if err != nil {
+	rules, exists := chainRules(c, t, ch.Name)
+	if !exists {
 		return st
 	}
 	st.exists, st.rules = true, rules
@@ -331,4 +331,19 @@ func collectShared(c *nftables.Conn, seen map[string]bool) {
 			seen[name] = true
 		}
 	}
+}
+
+// chainRules returns the rules of chain name in table t, and whether the
+// chain exists: listing the rules of a missing table or chain is no error
+// (the kernel's dump finds nothing), so existence is asked separately. Any
+// failure reads as missing, which only costs a rewrite.
+func chainRules(c *nftables.Conn, t *nftables.Table, name string) ([]*nftables.Rule, bool) {
+	if _, err := c.ListChain(t, name); err != nil {
+		return nil, false
+	}
+	rules, err := c.GetRules(t, &nftables.Chain{Name: name, Table: t})
+	if err != nil {
+		return nil, false
+	}
+	return rules, true
 }
