@@ -65,7 +65,11 @@ func (a Attachment) validate() error {
 	if a.ContainerID == "" || a.IfName == "" {
 		return fmt.Errorf("port mappings need a container ID and an interface name")
 	}
-	if strings.ContainsAny(a.tag()[len(a.ContainerID)+1:], "/ \"\x00") || strings.ContainsAny(a.ContainerID, "/ \"\x00") {
+	// The tag is written into rule comments and read back from them: no
+	// separator, quote or control character (skel checks CNI's character
+	// set on the way in; this holds for any other caller).
+	bad := func(r rune) bool { return r == '/' || r == ' ' || r == '"' || r < 0x20 || r == 0x7f }
+	if strings.ContainsFunc(a.ContainerID, bad) || strings.ContainsFunc(a.IfName, bad) {
 		return fmt.Errorf("%v: invalid character in container ID or interface name", a)
 	}
 	if len(a.tag()) > maxTagLen {

@@ -75,6 +75,8 @@ func TestCheckPublishValidation(t *testing.T) {
 		{"families", pnet, ownerA, []Mapping{mp("tcp", "fd00::1", 80, "10.1.0.2", 80)}, "differ in family"},
 		{"twice", pnet, ownerA, []Mapping{mp("tcp", "", 80, "10.1.0.2", 80), mp("tcp", "192.0.2.1", 80, "10.1.0.2", 81)}, "mapped twice"},
 		{"owner", pnet, Attachment{ContainerID: "a/b", IfName: "eth0"}, nil, "invalid character"},
+		{"owner newline", pnet, Attachment{ContainerID: "a\nb", IfName: "eth0"}, nil, "invalid character"},
+		{"ifname tab", pnet, Attachment{ContainerID: "ab", IfName: "eth\t0"}, nil, "invalid character"},
 		{"long owner", pnet, Attachment{ContainerID: strings.Repeat("x", 250), IfName: "eth0"}, nil, "longer than"},
 		{"bridge", PortNetwork{Name: "n"}, ownerA, nil, "invalid bridge name"},
 		{"network", PortNetwork{Name: "-n", Bridge: "br"}, ownerA, nil, "invalid network name"},

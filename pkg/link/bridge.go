@@ -104,7 +104,7 @@ func bridgeLink(name string) (*netlink.Bridge, error) {
 	}
 	br, ok := l.(*netlink.Bridge)
 	if !ok {
-		return nil, fmt.Errorf("link %q exists and is not a bridge (type %s)", name, l.Type())
+		return nil, fmt.Errorf("link %q %w (type %s)", name, ErrNotBridge, l.Type())
 	}
 	return br, nil
 }

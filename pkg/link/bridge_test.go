@@ -158,6 +158,13 @@ func TestBridgeByNameErrors(t *testing.T) {
 		if err == nil || err.Error() != `link "dum0" exists and is not a bridge (type veth)` {
 			t.Errorf("non-bridge: got %v", err)
 		}
+		// DEL and GC ask whether the network's bridge is in use: a link of
+		// another kind under its name means the bridge is gone, not an error.
+		for _, name := range []string{"nosuchbr", "dum0"} {
+			if inUse, err := BridgeInUse(name); inUse || err != nil {
+				t.Errorf("BridgeInUse(%q) = %v, %v; want false, nil", name, inUse, err)
+			}
+		}
 		return nil
 	})
 }

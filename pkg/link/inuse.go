@@ -15,10 +15,11 @@ import (
 // port, which answers at once (one request, whatever the number of ports); only a bridge without
 // carrier costs a netlink dump, filtered by the kernel to the bridge's ports
 // (each reply is checked too, in case the kernel ignores the filter). A
-// missing bridge is not in use.
+// missing bridge is not in use, nor is one whose name another kind of link
+// took since (DEL and GC, which ask, must not fail for ever on it).
 func BridgeInUse(name string) (bool, error) {
 	br, err := bridgeLink(name)
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, ErrNotFound) || errors.Is(err, ErrNotBridge) {
 		return false, nil
 	}
 	if err != nil {
