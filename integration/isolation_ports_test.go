@@ -10,30 +10,26 @@ import (
 // isolated from the publishing one, while its containers' own addresses
 // stay blocked; the node's other networks and the remote reach them too.
 func TestIsolationPublishedPorts(t *testing.T) {
-	requireRoot(t)
-	for _, backend := range isoBackends {
-		t.Run(backend, func(t *testing.T) {
-			node, remote := masqUplinkNode(t)
-			publishing := func(isolation string) map[string]any {
-				return map[string]any{"isolation": isolation, "capabilities": map[string]bool{"portMappings": true}}
-			}
-			a := newIsoNet(t, node, backend, "10.33.1.0/24", publishing("isolated"))
-			b := newIsoNet(t, node, backend, "10.33.2.0/24", map[string]any{"isolation": "isolated"})
-			s := newIsoNet(t, node, backend, "10.33.4.0/24", publishing("strict"))
-			a1 := a.attachPublishing(t, "a1", 18181)
-			b1 := b.attach(t, "b1")
-			s1 := s.attachPublishing(t, "s1", 18184)
+	eachBackendUplink(t, func(t *testing.T, backend string, node *Node, remote *Netns) {
+		publishing := func(isolation string) map[string]any {
+			return map[string]any{"isolation": isolation, "capabilities": map[string]bool{"portMappings": true}}
+		}
+		a := newIsoNet(t, node, backend, "10.33.1.0/24", publishing("isolated"))
+		b := newIsoNet(t, node, backend, "10.33.2.0/24", map[string]any{"isolation": "isolated"})
+		s := newIsoNet(t, node, backend, "10.33.4.0/24", publishing("strict"))
+		a1 := a.attachPublishing(t, "a1", 18181)
+		b1 := b.attach(t, "b1")
+		s1 := s.attachPublishing(t, "s1", 18184)
 
-			isoBlocked(t, b1.ns, a1.ip, a1.port, "isolated B to isolated A's own address")
-			isoBlocked(t, b1.ns, s1.ip, s1.port, "isolated B to strict S's own address")
-			isoReach(t, b1.ns, uplinkNode4, 18181, "isolated B to the port A publishes")
-			isoReach(t, b1.ns, uplinkNode4, 18184, "isolated B to the port strict S publishes")
-			isoReach(t, s1.ns, uplinkNode4, 18181, "strict S to the port A publishes")
-			isoReach(t, a1.ns, uplinkNode4, 18184, "isolated A to the port strict S publishes")
-			isoReach(t, remote, uplinkNode4, 18181, "the remote to the port A publishes")
-			isoReach(t, remote, uplinkNode4, 18184, "the remote to the port strict S publishes")
-		})
-	}
+		isoBlocked(t, b1.ns, a1.ip, a1.port, "isolated B to isolated A's own address")
+		isoBlocked(t, b1.ns, s1.ip, s1.port, "isolated B to strict S's own address")
+		isoReach(t, b1.ns, uplinkNode4, 18181, "isolated B to the port A publishes")
+		isoReach(t, b1.ns, uplinkNode4, 18184, "isolated B to the port strict S publishes")
+		isoReach(t, s1.ns, uplinkNode4, 18181, "strict S to the port A publishes")
+		isoReach(t, a1.ns, uplinkNode4, 18184, "isolated A to the port strict S publishes")
+		isoReach(t, remote, uplinkNode4, 18181, "the remote to the port A publishes")
+		isoReach(t, remote, uplinkNode4, 18184, "the remote to the port strict S publishes")
+	})
 }
 
 // attachPublishing attaches a container whose server port is published on

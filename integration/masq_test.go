@@ -21,6 +21,19 @@ const (
 
 var masqSubnets = []string{"10.22.0.0/24", "fd22::/64"}
 
+// eachBackendUplink runs fn as a subtest per firewall backend, each with a
+// fresh node that has an uplink to a remote namespace (masqUplinkNode).
+func eachBackendUplink(t *testing.T, fn func(t *testing.T, backend string, node *Node, remote *Netns)) {
+	t.Helper()
+	requireRoot(t)
+	for _, backend := range []string{"iptables", "nftables"} {
+		t.Run(backend, func(t *testing.T) {
+			node, remote := masqUplinkNode(t)
+			fn(t, backend, node, remote)
+		})
+	}
+}
+
 // masqUplinkNode is a node namespace with a veth "up0" to a remote namespace.
 func masqUplinkNode(t testing.TB) (*Node, *Netns) {
 	t.Helper()
@@ -149,22 +162,18 @@ func TestMasqControl(t *testing.T) {
 // TestMasqNonMasquerade: destinations in nonMasqueradeCIDRs keep the
 // container's address (the remote is given a route back to the pod subnet).
 func TestMasqNonMasquerade(t *testing.T) {
-	requireRoot(t)
-	for _, backend := range []string{"iptables", "nftables"} {
-		t.Run(backend, func(t *testing.T) {
-			node, remote := masqUplinkNode(t)
-			remote.MustRun(t, "ip", "route", "add", "10.22.0.0/24", "via", uplinkNode4)
-			remote.MustRun(t, "ip", "-6", "route", "add", "fd22::/64", "via", uplinkNode6)
-			port := masqPeerServer(t, remote)
-			net := newMasqNet(t, node, masqNetConf{backend: backend, subnets: masqSubnets,
-				nonMasq: []string{"192.0.2.0/28", "2001:db8:1::/64"}})
-			ctr, rt := masqContainer(t, "ctr")
-			res := net.add(t, "", rt)
-			t.Cleanup(func() { net.del(t, rt) })
-			masqExpectPeer(t, ctr, uplinkRemote4, port, masqResultIP(t, res, 4), "IPv4 to a nonMasquerade destination")
-			masqExpectPeer(t, ctr, uplinkRemote6, port, masqResultIP(t, res, 6), "IPv6 to a nonMasquerade destination")
-		})
-	}
+	eachBackendUplink(t, func(t *testing.T, backend string, node *Node, remote *Netns) {
+		remote.MustRun(t, "ip", "route", "add", "10.22.0.0/24", "via", uplinkNode4)
+		remote.MustRun(t, "ip", "-6", "route", "add", "fd22::/64", "via", uplinkNode6)
+		port := masqPeerServer(t, remote)
+		net := newMasqNet(t, node, masqNetConf{backend: backend, subnets: masqSubnets,
+			nonMasq: []string{"192.0.2.0/28", "2001:db8:1::/64"}})
+		ctr, rt := masqContainer(t, "ctr")
+		res := net.add(t, "", rt)
+		t.Cleanup(func() { net.del(t, rt) })
+		masqExpectPeer(t, ctr, uplinkRemote4, port, masqResultIP(t, res, 4), "IPv4 to a nonMasquerade destination")
+		masqExpectPeer(t, ctr, uplinkRemote6, port, masqResultIP(t, res, 6), "IPv6 to a nonMasquerade destination")
+	})
 }
 
 // TestMasqRuleCount: the node's rule count is the same with 2 and with 30
@@ -206,57 +215,53 @@ func TestMasqRuleCount(t *testing.T) {
 // GC with only the live attachments keeps the rules and the live lease and
 // drops the rest; GC with no valid attachment cleans the network entirely.
 func TestMasqGC(t *testing.T) {
-	requireRoot(t)
-	for _, backend := range []string{"iptables", "nftables"} {
-		t.Run(backend, func(t *testing.T) {
-			node, remote := masqUplinkNode(t)
-			port := masqPeerServer(t, remote)
-			net := newMasqNet(t, node, masqNetConf{backend: backend, subnets: masqSubnets})
-			live, liveRT := masqContainer(t, "live")
-			liveRes := net.add(t, "", liveRT)
-			var gone []*Netns
-			for i := range 3 {
-				c, rt := masqContainer(t, fmt.Sprintf("gone%d", i))
-				net.add(t, "", rt)
-				gone = append(gone, c)
-			}
-			// A host veth on the bridge whose peer never reached a container.
-			orphan := "veth" + uniq() + "00"
-			node.MustRun(t, "ip", "link", "add", orphan, "type", "veth", "peer", "name", "tmp"+uniq())
-			node.MustRun(t, "ip", "link", "set", orphan, "master", net.bridge, "up")
-			for _, c := range gone {
-				c.Delete()
-			}
+	eachBackendUplink(t, func(t *testing.T, backend string, node *Node, remote *Netns) {
+		port := masqPeerServer(t, remote)
+		net := newMasqNet(t, node, masqNetConf{backend: backend, subnets: masqSubnets})
+		live, liveRT := masqContainer(t, "live")
+		liveRes := net.add(t, "", liveRT)
+		var gone []*Netns
+		for i := range 3 {
+			c, rt := masqContainer(t, fmt.Sprintf("gone%d", i))
+			net.add(t, "", rt)
+			gone = append(gone, c)
+		}
+		// A host veth on the bridge whose peer never reached a container.
+		orphan := "veth" + uniq() + "00"
+		node.MustRun(t, "ip", "link", "add", orphan, "type", "veth", "peer", "name", "tmp"+uniq())
+		node.MustRun(t, "ip", "link", "set", orphan, "master", net.bridge, "up")
+		for _, c := range gone {
+			c.Delete()
+		}
 
-			net.gc(t, types.GCAttachment{ContainerID: liveRT.ContainerID, IfName: liveRT.IfName})
-			want := []string{masqResultIP(t, liveRes, 4), masqResultIP(t, liveRes, 6)}
-			if got := net.leases(t); !masqSameSet(got, want) {
-				t.Errorf("leases after GC with the live attachment: %v, want %v", got, want)
-			}
-			ok, ports := masqWaitFor(func() (bool, string) {
-				p := masqBridgePorts(t, node.Netns, net.bridge)
-				return len(p) == 1, strings.Join(p, " ")
-			})
-			if !ok {
-				t.Errorf("bridge ports after GC: %s, want only the live container's", ports)
-			}
-			masqExpectPeer(t, live, uplinkRemote4, port, uplinkNode4, "live container after GC")
-
-			live.Delete()
-			net.gc(t)
-			if got := net.leases(t); len(got) != 0 {
-				t.Errorf("leases after GC without valid attachments: %v", got)
-			}
-			masqRequireNoTrace(t, node.Netns, net.name)
-			ok, ports = masqWaitFor(func() (bool, string) {
-				p := masqBridgePorts(t, node.Netns, net.bridge)
-				return len(p) == 0, strings.Join(p, " ")
-			})
-			if !ok {
-				t.Errorf("bridge ports after GC without valid attachments: %s", ports)
-			}
+		net.gc(t, types.GCAttachment{ContainerID: liveRT.ContainerID, IfName: liveRT.IfName})
+		want := []string{masqResultIP(t, liveRes, 4), masqResultIP(t, liveRes, 6)}
+		if got := net.leases(t); !masqSameSet(got, want) {
+			t.Errorf("leases after GC with the live attachment: %v, want %v", got, want)
+		}
+		ok, ports := masqWaitFor(func() (bool, string) {
+			p := masqBridgePorts(t, node.Netns, net.bridge)
+			return len(p) == 1, strings.Join(p, " ")
 		})
-	}
+		if !ok {
+			t.Errorf("bridge ports after GC: %s, want only the live container's", ports)
+		}
+		masqExpectPeer(t, live, uplinkRemote4, port, uplinkNode4, "live container after GC")
+
+		live.Delete()
+		net.gc(t)
+		if got := net.leases(t); len(got) != 0 {
+			t.Errorf("leases after GC without valid attachments: %v", got)
+		}
+		masqRequireNoTrace(t, node.Netns, net.name)
+		ok, ports = masqWaitFor(func() (bool, string) {
+			p := masqBridgePorts(t, node.Netns, net.bridge)
+			return len(p) == 0, strings.Join(p, " ")
+		})
+		if !ok {
+			t.Errorf("bridge ports after GC without valid attachments: %s", ports)
+		}
+	})
 }
 
 func masqSameSet(a, b []string) bool {

@@ -20,74 +20,70 @@ var (
 // itself (hairpin), from a neighbour on the same bridge, and from a
 // container of another bridge network. DEL and GC leave nothing behind.
 func TestPortsReach(t *testing.T) {
-	requireRoot(t)
-	for _, backend := range []string{"iptables", "nftables"} {
-		t.Run(backend, func(t *testing.T) {
-			node, remote := masqUplinkNode(t)
-			node.MustRun(t, "iptables", "-P", "FORWARD", "DROP")
-			node.MustRun(t, "ip6tables", "-P", "FORWARD", "DROP")
-			net := newPortsNet(t, node, portsNetConf{backend: backend, subnets: portsSubnets})
-			other := newPortsNet(t, node, portsNetConf{backend: backend, subnets: portsSubnets2})
+	eachBackendUplink(t, func(t *testing.T, backend string, node *Node, remote *Netns) {
+		node.MustRun(t, "iptables", "-P", "FORWARD", "DROP")
+		node.MustRun(t, "ip6tables", "-P", "FORWARD", "DROP")
+		net := newPortsNet(t, node, portsNetConf{backend: backend, subnets: portsSubnets})
+		other := newPortsNet(t, node, portsNetConf{backend: backend, subnets: portsSubnets2})
 
-			web := NewNetns(t, "web")
-			portsServe(t, web, "web", 80)
-			webRT := portsRT(web, portMap{HostPort: 8080, ContainerPort: 80, Protocol: "tcp"}, portMap{HostPort: 8080, ContainerPort: 80, Protocol: "udp"})
-			net.add(t, webRT)
-			if err := net.check(t, webRT); err != nil {
-				t.Errorf("CHECK: %v", err)
-			}
+		web := NewNetns(t, "web")
+		portsServe(t, web, "web", 80)
+		webRT := portsRT(web, portMap{HostPort: 8080, ContainerPort: 80, Protocol: "tcp"}, portMap{HostPort: 8080, ContainerPort: 80, Protocol: "udp"})
+		net.add(t, webRT)
+		if err := net.check(t, webRT); err != nil {
+			t.Errorf("CHECK: %v", err)
+		}
 
-			for _, proto := range []string{"tcp", "udp"} {
-				portsExpect(t, remote, proto, uplinkNode4, 8080, "web", uplinkRemote4, "remote over IPv4")
-				portsExpect(t, remote, proto, uplinkNode6, 8080, "web", uplinkRemote6, "remote over IPv6")
-				portsExpect(t, node.Netns, proto, uplinkNode4, 8080, "web", "", "the node, its uplink address")
-				portsExpect(t, node.Netns, proto, uplinkNode6, 8080, "web", "", "the node, its IPv6 uplink address")
-				portsExpect(t, node.Netns, proto, "127.0.0.1", 8080, "web", "", "the node, 127.0.0.1")
-				portsExpect(t, web, proto, uplinkNode4, 8080, "web", "", "hairpin over IPv4")
-				portsExpect(t, web, proto, uplinkNode6, 8080, "web", "", "hairpin over IPv6")
-			}
+		for _, proto := range []string{"tcp", "udp"} {
+			portsExpect(t, remote, proto, uplinkNode4, 8080, "web", uplinkRemote4, "remote over IPv4")
+			portsExpect(t, remote, proto, uplinkNode6, 8080, "web", uplinkRemote6, "remote over IPv6")
+			portsExpect(t, node.Netns, proto, uplinkNode4, 8080, "web", "", "the node, its uplink address")
+			portsExpect(t, node.Netns, proto, uplinkNode6, 8080, "web", "", "the node, its IPv6 uplink address")
+			portsExpect(t, node.Netns, proto, "127.0.0.1", 8080, "web", "", "the node, 127.0.0.1")
+			portsExpect(t, web, proto, uplinkNode4, 8080, "web", "", "hairpin over IPv4")
+			portsExpect(t, web, proto, uplinkNode6, 8080, "web", "", "hairpin over IPv6")
+		}
 
-			neigh := NewNetns(t, "neigh")
-			neighRT := portsRT(neigh)
-			net.add(t, neighRT)
-			far := NewNetns(t, "far")
-			farRT := portsRT(far)
-			other.add(t, farRT)
-			for _, proto := range []string{"tcp", "udp"} {
-				portsExpect(t, neigh, proto, uplinkNode4, 8080, "web", "", "a neighbour on the bridge")
-				portsExpect(t, neigh, proto, uplinkNode6, 8080, "web", "", "a neighbour on the bridge, IPv6")
-				portsExpect(t, far, proto, uplinkNode4, 8080, "web", "", "another bridge network's container")
-				portsExpect(t, far, proto, uplinkNode6, 8080, "web", "", "another bridge network's container, IPv6")
-			}
+		neigh := NewNetns(t, "neigh")
+		neighRT := portsRT(neigh)
+		net.add(t, neighRT)
+		far := NewNetns(t, "far")
+		farRT := portsRT(far)
+		other.add(t, farRT)
+		for _, proto := range []string{"tcp", "udp"} {
+			portsExpect(t, neigh, proto, uplinkNode4, 8080, "web", "", "a neighbour on the bridge")
+			portsExpect(t, neigh, proto, uplinkNode6, 8080, "web", "", "a neighbour on the bridge, IPv6")
+			portsExpect(t, far, proto, uplinkNode4, 8080, "web", "", "another bridge network's container")
+			portsExpect(t, far, proto, uplinkNode6, 8080, "web", "", "another bridge network's container, IPv6")
+		}
 
-			// A remote packet to 127.0.0.1 is dropped, even with
-			// route_localnet on the bridge.
-			remote.MustRun(t, "ip", "route", "add", "127.100.0.0/16", "via", uplinkNode4)
-			if got, err := portsDial(t, remote, "tcp", "127.100.0.1", 8080, 0); err == nil {
-				t.Errorf("remote reached 127.100.0.1:8080 through the node: %q", got)
-			}
+		// A remote packet to 127.0.0.1 is dropped, even with
+		// route_localnet on the bridge.
+		remote.MustRun(t, "ip", "route", "add", "127.100.0.0/16", "via", uplinkNode4)
+		if got, err := portsDial(t, remote, "tcp", "127.100.0.1", 8080, 0); err == nil {
+			t.Errorf("remote reached 127.100.0.1:8080 through the node: %q", got)
+		}
 
-			// DEL removes the container's mappings; the others' rules stay.
-			net.del(t, webRT)
-			if got, err := portsDial(t, remote, "tcp", uplinkNode4, 8080, 0); err == nil {
-				t.Errorf("published port still answers after DEL: %q", got)
+		// DEL removes the container's mappings; the others' rules stay.
+		net.del(t, webRT)
+		if got, err := portsDial(t, remote, "tcp", uplinkNode4, 8080, 0); err == nil {
+			t.Errorf("published port still answers after DEL: %q", got)
+		}
+		if dump := masqFirewallDump(t, node.Netns); strings.Contains(dump, webRT.ContainerID) {
+			t.Errorf("the node's firewall still names %s after its DEL:\n%s", webRT.ContainerID, dump)
+		}
+		// GC with no valid attachment removes the rest.
+		net.gc(t)
+		other.gc(t)
+		net.del(t, neighRT)
+		other.del(t, farRT)
+		dump := masqFirewallDump(t, node.Netns)
+		for _, s := range []string{"flatcni", "FLATCNI"} {
+			if strings.Contains(dump, s) {
+				t.Errorf("node firewall still mentions %q after DEL and GC:\n%s", s, dump)
 			}
-			if dump := masqFirewallDump(t, node.Netns); strings.Contains(dump, webRT.ContainerID) {
-				t.Errorf("the node's firewall still names %s after its DEL:\n%s", webRT.ContainerID, dump)
-			}
-			// GC with no valid attachment removes the rest.
-			net.gc(t)
-			other.gc(t)
-			net.del(t, neighRT)
-			other.del(t, farRT)
-			dump := masqFirewallDump(t, node.Netns)
-			for _, s := range []string{"flatcni", "FLATCNI"} {
-				if strings.Contains(dump, s) {
-					t.Errorf("node firewall still mentions %q after DEL and GC:\n%s", s, dump)
-				}
-			}
-		})
-	}
+		}
+	})
 }
 
 // TestPortsGCRemovesGone publishes for two containers, then GC with one of

@@ -12,52 +12,48 @@ import (
 // naming the port and the holder, before the node changes; another
 // protocol on the same port is free.
 func TestPortsConflict(t *testing.T) {
-	requireRoot(t)
-	for _, backend := range []string{"iptables", "nftables"} {
-		t.Run(backend, func(t *testing.T) {
-			node, _ := masqUplinkNode(t)
-			net := newPortsNet(t, node, portsNetConf{backend: backend, subnets: portsSubnets})
-			other := newPortsNet(t, node, portsNetConf{backend: backend, subnets: portsSubnets2})
-			holder := NewNetns(t, "holder")
-			holderRT := portsRT(holder, portMap{HostPort: 8080, ContainerPort: 80, Protocol: "tcp"})
-			net.add(t, holderRT)
+	eachBackendUplink(t, func(t *testing.T, backend string, node *Node, _ *Netns) {
+		net := newPortsNet(t, node, portsNetConf{backend: backend, subnets: portsSubnets})
+		other := newPortsNet(t, node, portsNetConf{backend: backend, subnets: portsSubnets2})
+		holder := NewNetns(t, "holder")
+		holderRT := portsRT(holder, portMap{HostPort: 8080, ContainerPort: 80, Protocol: "tcp"})
+		net.add(t, holderRT)
 
-			for _, c := range []struct {
-				net *portsNet
-				pm  portMap
-			}{
-				{other, portMap{HostPort: 8080, ContainerPort: 81, Protocol: "tcp"}},
-				{net, portMap{HostPort: 8080, ContainerPort: 81, Protocol: "tcp", HostIP: uplinkNode4}},
-			} {
-				ns := NewNetns(t, "second")
-				rt := portsRT(ns, c.pm)
-				_, err := c.net.tryAdd(t, rt)
-				if err == nil {
-					t.Errorf("ADD of %+v to %s succeeded; want a conflict with %s", c.pm, c.net.name, holderRT.ContainerID)
-					_ = c.net.tryDel(t, rt)
-					continue
-				}
-				for _, want := range []string{"8080", holderRT.ContainerID, net.name} {
-					if !strings.Contains(err.Error(), want) {
-						t.Errorf("conflict error %q does not name %q", err, want)
-					}
-				}
-				if out, _ := ns.Run("ip", "link", "show", "eth0"); !strings.Contains(out, "does not exist") {
-					t.Errorf("the failed ADD made eth0 in the container: %s", out)
-				}
-				if c.net == other {
-					if out, err := node.Run("ip", "link", "show", other.bridge); err == nil {
-						t.Errorf("the failed ADD made bridge %s: %s", other.bridge, out)
-					}
-				}
-				if leases := leaseFiles(t, node.LeaseDir()); strings.Contains(strings.Join(leases, " "), rt.ContainerID) {
-					t.Errorf("the failed ADD left a lease: %v", leases)
+		for _, c := range []struct {
+			net *portsNet
+			pm  portMap
+		}{
+			{other, portMap{HostPort: 8080, ContainerPort: 81, Protocol: "tcp"}},
+			{net, portMap{HostPort: 8080, ContainerPort: 81, Protocol: "tcp", HostIP: uplinkNode4}},
+		} {
+			ns := NewNetns(t, "second")
+			rt := portsRT(ns, c.pm)
+			_, err := c.net.tryAdd(t, rt)
+			if err == nil {
+				t.Errorf("ADD of %+v to %s succeeded; want a conflict with %s", c.pm, c.net.name, holderRT.ContainerID)
+				_ = c.net.tryDel(t, rt)
+				continue
+			}
+			for _, want := range []string{"8080", holderRT.ContainerID, net.name} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("conflict error %q does not name %q", err, want)
 				}
 			}
-			udp := NewNetns(t, "udp")
-			other.add(t, portsRT(udp, portMap{HostPort: 8080, ContainerPort: 80, Protocol: "udp"}))
-		})
-	}
+			if out, _ := ns.Run("ip", "link", "show", "eth0"); !strings.Contains(out, "does not exist") {
+				t.Errorf("the failed ADD made eth0 in the container: %s", out)
+			}
+			if c.net == other {
+				if out, err := node.Run("ip", "link", "show", other.bridge); err == nil {
+					t.Errorf("the failed ADD made bridge %s: %s", other.bridge, out)
+				}
+			}
+			if leases := leaseFiles(t, node.LeaseDir()); strings.Contains(strings.Join(leases, " "), rt.ContainerID) {
+				t.Errorf("the failed ADD left a lease: %v", leases)
+			}
+		}
+		udp := NewNetns(t, "udp")
+		other.add(t, portsRT(udp, portMap{HostPort: 8080, ContainerPort: 80, Protocol: "udp"}))
+	})
 }
 
 // TestPortsUDPReplaced: a remote keeps sending from one source port to a
@@ -66,32 +62,28 @@ func TestPortsConflict(t *testing.T) {
 // stale conntrack entries are flushed on DEL and on ADD), also when the
 // remote sent while nothing was published.
 func TestPortsUDPReplaced(t *testing.T) {
-	requireRoot(t)
-	for _, backend := range []string{"iptables", "nftables"} {
-		t.Run(backend, func(t *testing.T) {
-			node, remote := masqUplinkNode(t)
-			net := newPortsNet(t, node, portsNetConf{backend: backend, subnets: portsSubnets})
-			pm := portMap{HostPort: 5300, ContainerPort: 53, Protocol: "udp"}
-			first := NewNetns(t, "first")
-			portsServe(t, first, "first", 53)
-			firstRT := portsRT(first, pm)
-			net.add(t, firstRT)
-			const src = 40053
-			if got, err := portsDial(t, remote, "udp", uplinkNode4, 5300, src); err != nil || !strings.HasPrefix(got, "first ") {
-				t.Fatalf("remote to the first container: %q, %v", got, err)
-			}
-			net.del(t, firstRT)
-			// Nothing is published: this leaves an unreplied entry.
-			_, _ = portsDial(t, remote, "udp", uplinkNode4, 5300, src)
+	eachBackendUplink(t, func(t *testing.T, backend string, node *Node, remote *Netns) {
+		net := newPortsNet(t, node, portsNetConf{backend: backend, subnets: portsSubnets})
+		pm := portMap{HostPort: 5300, ContainerPort: 53, Protocol: "udp"}
+		first := NewNetns(t, "first")
+		portsServe(t, first, "first", 53)
+		firstRT := portsRT(first, pm)
+		net.add(t, firstRT)
+		const src = 40053
+		if got, err := portsDial(t, remote, "udp", uplinkNode4, 5300, src); err != nil || !strings.HasPrefix(got, "first ") {
+			t.Fatalf("remote to the first container: %q, %v", got, err)
+		}
+		net.del(t, firstRT)
+		// Nothing is published: this leaves an unreplied entry.
+		_, _ = portsDial(t, remote, "udp", uplinkNode4, 5300, src)
 
-			second := NewNetns(t, "second")
-			portsServe(t, second, "second", 53)
-			net.add(t, portsRT(second, pm))
-			if got, err := portsDial(t, remote, "udp", uplinkNode4, 5300, src); err != nil || !strings.HasPrefix(got, "second ") {
-				t.Errorf("remote to the replacing container from the same source port: %q, %v; want second", got, err)
-			}
-		})
-	}
+		second := NewNetns(t, "second")
+		portsServe(t, second, "second", 53)
+		net.add(t, portsRT(second, pm))
+		if got, err := portsDial(t, remote, "udp", uplinkNode4, 5300, src); err != nil || !strings.HasPrefix(got, "second ") {
+			t.Errorf("remote to the replacing container from the same source port: %q, %v; want second", got, err)
+		}
+	})
 }
 
 // TestPortsRuleCount: the node's rule set for 2 mappings and for 200 (over
@@ -99,40 +91,36 @@ func TestPortsUDPReplaced(t *testing.T) {
 // (the mappings are map elements), with iptables one rule more per mapping
 // and family.
 func TestPortsRuleCount(t *testing.T) {
-	requireRoot(t)
-	for _, backend := range []string{"iptables", "nftables"} {
-		t.Run(backend, func(t *testing.T) {
-			node, remote := masqUplinkNode(t)
-			net := newPortsNet(t, node, portsNetConf{backend: backend, subnets: portsSubnets})
-			a := NewNetns(t, "a")
-			portsServe(t, a, "a", 80)
-			net.add(t, portsRT(a, portMap{HostPort: 9000, ContainerPort: 80, Protocol: "tcp"}, portMap{HostPort: 9000, ContainerPort: 80, Protocol: "udp"}))
-			rules2, chains2 := portsRuleSummary(t, node.Netns)
-			ipt2 := portsIPTRules(t, node.Netns)
+	eachBackendUplink(t, func(t *testing.T, backend string, node *Node, remote *Netns) {
+		net := newPortsNet(t, node, portsNetConf{backend: backend, subnets: portsSubnets})
+		a := NewNetns(t, "a")
+		portsServe(t, a, "a", 80)
+		net.add(t, portsRT(a, portMap{HostPort: 9000, ContainerPort: 80, Protocol: "tcp"}, portMap{HostPort: 9000, ContainerPort: 80, Protocol: "udp"}))
+		rules2, chains2 := portsRuleSummary(t, node.Netns)
+		ipt2 := portsIPTRules(t, node.Netns)
 
-			b := NewNetns(t, "b")
-			portsServe(t, b, "b", 80)
-			var many []portMap
-			for i := range 99 {
-				many = append(many, portMap{HostPort: 9001 + i, ContainerPort: 80, Protocol: "tcp"}, portMap{HostPort: 9001 + i, ContainerPort: 80, Protocol: "udp"})
-			}
-			net.add(t, portsRT(b, many...))
-			rules200, chains200 := portsRuleSummary(t, node.Netns)
-			ipt200 := portsIPTRules(t, node.Netns)
-			t.Logf("%s: 2 mappings: %d rules, %d chains; 200 mappings: %d rules, %d chains", backend, rules2, chains2, rules200, chains200)
-			if chains200 != chains2 {
-				t.Errorf("chains: %d with 2 mappings, %d with 200", chains2, chains200)
-			}
-			if backend == "nftables" && rules200 != rules2 {
-				t.Errorf("rules: %d with 2 mappings, %d with 200", rules2, rules200)
-			}
-			if backend == "iptables" && ipt200-ipt2 != 198*2 {
-				t.Errorf("iptables rules: %d with 2 mappings, %d with 200: want one more per mapping and family (+%d)", ipt2, ipt200, 198*2)
-			}
-			portsExpect(t, remote, "tcp", uplinkNode4, 9099, "b", uplinkRemote4, "the 99th port of b")
-			portsExpect(t, remote, "udp", uplinkNode6, 9000, "a", uplinkRemote6, "a's UDP port over IPv6")
-		})
-	}
+		b := NewNetns(t, "b")
+		portsServe(t, b, "b", 80)
+		var many []portMap
+		for i := range 99 {
+			many = append(many, portMap{HostPort: 9001 + i, ContainerPort: 80, Protocol: "tcp"}, portMap{HostPort: 9001 + i, ContainerPort: 80, Protocol: "udp"})
+		}
+		net.add(t, portsRT(b, many...))
+		rules200, chains200 := portsRuleSummary(t, node.Netns)
+		ipt200 := portsIPTRules(t, node.Netns)
+		t.Logf("%s: 2 mappings: %d rules, %d chains; 200 mappings: %d rules, %d chains", backend, rules2, chains2, rules200, chains200)
+		if chains200 != chains2 {
+			t.Errorf("chains: %d with 2 mappings, %d with 200", chains2, chains200)
+		}
+		if backend == "nftables" && rules200 != rules2 {
+			t.Errorf("rules: %d with 2 mappings, %d with 200", rules2, rules200)
+		}
+		if backend == "iptables" && ipt200-ipt2 != 198*2 {
+			t.Errorf("iptables rules: %d with 2 mappings, %d with 200: want one more per mapping and family (+%d)", ipt2, ipt200, 198*2)
+		}
+		portsExpect(t, remote, "tcp", uplinkNode4, 9099, "b", uplinkRemote4, "the 99th port of b")
+		portsExpect(t, remote, "udp", uplinkNode6, 9000, "a", uplinkRemote6, "a's UDP port over IPv6")
+	})
 }
 
 // portsIPTRules counts the "-A" lines of iptables-save and ip6tables-save.
@@ -156,33 +144,30 @@ func TestPortsChainedReference(t *testing.T) {
 	if _, err := exec.LookPath(ref + "/portmap"); err != nil {
 		t.Skipf("reference portmap not built in %s (make reference)", ref)
 	}
-	for _, backend := range []string{"iptables", "nftables"} {
-		t.Run(backend, func(t *testing.T) {
-			node, remote := masqUplinkNode(t)
-			net := newPortsNet(t, node, portsNetConf{backend: backend, subnets: portsSubnets, chainRef: true, refDir: ref})
-			web := NewNetns(t, "web")
-			portsServe(t, web, "web", 80)
-			rt := portsRT(web, portMap{HostPort: 8080, ContainerPort: 80, Protocol: "tcp"}, portMap{HostPort: 8080, ContainerPort: 80, Protocol: "udp"})
-			net.add(t, rt)
-			dump := masqFirewallDump(t, node.Netns)
-			for _, s := range []string{"flatcni_ports", "FLATCNIP", "flatcni-ports net="} {
-				if strings.Contains(dump, s) {
-					t.Errorf("our bridge published ports without the capability (%q):\n%s", s, dump)
-				}
+	eachBackendUplink(t, func(t *testing.T, backend string, node *Node, remote *Netns) {
+		net := newPortsNet(t, node, portsNetConf{backend: backend, subnets: portsSubnets, chainRef: true, refDir: ref})
+		web := NewNetns(t, "web")
+		portsServe(t, web, "web", 80)
+		rt := portsRT(web, portMap{HostPort: 8080, ContainerPort: 80, Protocol: "tcp"}, portMap{HostPort: 8080, ContainerPort: 80, Protocol: "udp"})
+		net.add(t, rt)
+		dump := masqFirewallDump(t, node.Netns)
+		for _, s := range []string{"flatcni_ports", "FLATCNIP", "flatcni-ports net="} {
+			if strings.Contains(dump, s) {
+				t.Errorf("our bridge published ports without the capability (%q):\n%s", s, dump)
 			}
-			if !strings.Contains(dump, rt.ContainerID) {
-				t.Errorf("the reference portmap left no rule naming %s:\n%s", rt.ContainerID, dump)
-			}
-			for _, proto := range []string{"tcp", "udp"} {
-				portsExpect(t, remote, proto, uplinkNode4, 8080, "web", "", "remote through the reference portmap, IPv4")
-				portsExpect(t, remote, proto, uplinkNode6, 8080, "web", "", "remote through the reference portmap, IPv6")
-			}
-			net.del(t, rt)
-			if dump := masqFirewallDump(t, node.Netns); strings.Contains(dump, rt.ContainerID) {
-				t.Errorf("rules naming %s remain after DEL:\n%s", rt.ContainerID, dump)
-			}
-		})
-	}
+		}
+		if !strings.Contains(dump, rt.ContainerID) {
+			t.Errorf("the reference portmap left no rule naming %s:\n%s", rt.ContainerID, dump)
+		}
+		for _, proto := range []string{"tcp", "udp"} {
+			portsExpect(t, remote, proto, uplinkNode4, 8080, "web", "", "remote through the reference portmap, IPv4")
+			portsExpect(t, remote, proto, uplinkNode6, 8080, "web", "", "remote through the reference portmap, IPv6")
+		}
+		net.del(t, rt)
+		if dump := masqFirewallDump(t, node.Netns); strings.Contains(dump, rt.ContainerID) {
+			t.Errorf("rules naming %s remain after DEL:\n%s", rt.ContainerID, dump)
+		}
+	})
 }
 
 // TestPortsInvalid: invalid mappings fail ADD with an error naming the
