@@ -57,6 +57,16 @@ func (d *Deps) Add(args *skel.CmdArgs) (_ types.Result, err error) {
 		}
 	})
 
+	// IPAM of our own (in-process host-local) starts now and runs beside the
+	// bridge and the veth: it only writes its lease files, and their fsyncs
+	// then overlap the kernel's work. Any other plugin starts at wait, once
+	// the container's interface exists.
+	var ia *ipamAdd
+	if c.IsLayer3() {
+		ia = startIPAMAdd(ipam, args)
+		undo.push(ia.undo)
+	}
+
 	// The bridge. One made by this ADD goes again if the ADD fails and no
 	// port is on it (pushed before the veth's undo: runs after it).
 	if d.bridgeMissing(c.BrName) {
@@ -95,11 +105,10 @@ func (d *Deps) Add(args *skel.CmdArgs) (_ types.Result, err error) {
 	var fwSubnets []netip.Prefix
 	if c.IsLayer3() {
 		var r types.Result
-		r, fwSubnets, err = ipam.Add(args)
+		r, fwSubnets, err = ia.wait()
 		if err != nil {
 			return nil, ipamError(c, "ADD", err)
 		}
-		undo.push(func() { _ = ipam.Del(args) })
 		if res, err = current.NewResultFromResult(r); err != nil {
 			return nil, ipamError(c, "ADD", err)
 		}

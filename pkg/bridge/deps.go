@@ -94,6 +94,12 @@ type IPAMPlugin interface {
 	Check(args *skel.CmdArgs) error
 	GC(args *skel.CmdArgs) error
 	Status(args *skel.CmdArgs) error
+	// Local reports whether the plugin needs nothing of the container's
+	// interface: our host-local run in-process, which only touches its
+	// lease files. ADD and DEL then run it beside the veth's creation or
+	// removal, so that its disk waits overlap the kernel's. A plugin run by
+	// exec is never Local: it may need the interface (DHCP does).
+	Local() bool
 }
 
 // Firewall gives the network-level firewall backends (package firewall):

@@ -370,6 +370,7 @@ type fakeIPAM struct {
 	subnets []netip.Prefix   // what Add reports as known subnets
 	leases  map[string]netip.Addr
 	next    netip.Addr
+	local   bool // Local: ADD and DEL run it beside the veth
 }
 
 func newFakeIPAM() *fakeIPAM {
@@ -383,6 +384,8 @@ func (f *fakeIPAM) Plugin(c *config.Bridge, cniPath string) (IPAMPlugin, error) 
 	}
 	return f, nil
 }
+
+func (f *fakeIPAM) Local() bool { return f.local }
 
 func (f *fakeIPAM) call(verb string, args *skel.CmdArgs) error {
 	f.calls = append(f.calls, verb+" "+args.ContainerID+"/"+args.IfName)

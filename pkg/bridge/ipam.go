@@ -45,6 +45,8 @@ func (NodeIPAM) Plugin(c *config.Bridge, cniPath string) (IPAMPlugin, error) {
 // execIPAM runs an IPAM plugin binary through package invoke.
 type execIPAM struct{ name string }
 
+func (execIPAM) Local() bool { return false }
+
 func (e execIPAM) Add(args *skel.CmdArgs) (types.Result, []netip.Prefix, error) {
 	r, err := invoke.DelegateAdd(context.Background(), e.name, args.StdinData, nil)
 	return r, nil, err
@@ -66,6 +68,8 @@ func (e execIPAM) Status(args *skel.CmdArgs) error {
 // same configuration parsing, lease store, locking and errors as the
 // host-local binary, whose stdin is the bridge's.
 type inProcessHostLocal struct{}
+
+func (inProcessHostLocal) Local() bool { return true }
 
 // Add returns the result as the binary would have printed it (encoded in
 // the configuration's cniVersion, then decoded as package invoke does), and
@@ -140,4 +144,74 @@ func ipamError(c *config.Bridge, verb string, err error) error {
 		return types.NewError(te.Code, fmt.Sprintf("IPAM plugin %q %s: %s", c.IPAM.Type, verb, te.Msg), te.Details)
 	}
 	return fmt.Errorf("IPAM plugin %q %s: %w", c.IPAM.Type, verb, err)
+}
+
+// ipamAdd is an IPAM ADD started by startIPAMAdd: beside the veth's
+// creation when the plugin is Local, at wait otherwise (as the spec orders
+// it: the container's interface exists before IPAM runs).
+type ipamAdd struct {
+	plugin  IPAMPlugin
+	args    *skel.CmdArgs
+	done    chan struct{}
+	res     types.Result
+	subnets []netip.Prefix
+	err     error
+}
+
+func startIPAMAdd(p IPAMPlugin, args *skel.CmdArgs) *ipamAdd {
+	a := &ipamAdd{plugin: p, args: args}
+	if p.Local() {
+		a.done = make(chan struct{})
+		go func() {
+			defer close(a.done)
+			a.res, a.subnets, a.err = p.Add(args)
+		}()
+	}
+	return a
+}
+
+// wait returns the ADD's result (running it now if it was not started).
+func (a *ipamAdd) wait() (types.Result, []netip.Prefix, error) {
+	if a.done == nil {
+		a.res, a.subnets, a.err = a.plugin.Add(a.args)
+		a.done = make(chan struct{})
+		close(a.done)
+	}
+	<-a.done
+	return a.res, a.subnets, a.err
+}
+
+// undo releases what a started ADD reserved: ADD's undo, also when ADD
+// fails before it waited for the result.
+func (a *ipamAdd) undo() {
+	if a.done == nil {
+		return // never ran
+	}
+	<-a.done
+	if a.err == nil { // a failed ADD released what it reserved
+		_ = a.plugin.Del(a.args)
+	}
+}
+
+// startIPAMDel starts DEL's release of the attachment's addresses: beside
+// the veth's removal when the plugin is Local (its directory fsync then
+// overlaps the kernel's wait for the removal), at wait otherwise. wait
+// returns its error, naming the plugin.
+func (d *Deps) startIPAMDel(c *config.Bridge, args *skel.CmdArgs) (wait func() error) {
+	p, err := d.IPAM.Plugin(c, args.Path)
+	if err != nil {
+		return func() error { return err }
+	}
+	run := func() error {
+		if err := p.Del(args); err != nil {
+			return ipamError(c, "DEL", err)
+		}
+		return nil
+	}
+	if !p.Local() {
+		return run
+	}
+	done := make(chan error, 1)
+	go func() { done <- run() }()
+	return func() error { return <-done }
 }

@@ -42,7 +42,16 @@ func addOK(t *testing.T, n *fakeNode, args *skel.CmdArgs) *current.Result {
 }
 
 func TestAddDel(t *testing.T) {
-	n := newFakeNode(testNetns, "/run/netns/c2")
+	for _, local := range []bool{false, true} {
+		t.Run(fmt.Sprintf("local=%v", local), func(t *testing.T) {
+			n := newFakeNode(testNetns, "/run/netns/c2")
+			n.ipam.local = local
+			testAddDel(t, n)
+		})
+	}
+}
+
+func testAddDel(t *testing.T, n *fakeNode) {
 	args := testArgs(testConf("host-local", ""), "c1")
 	res := addOK(t, n, args)
 
@@ -147,26 +156,39 @@ func TestAddUndo(t *testing.T) {
 		{"spoof check", func(n *fakeNode) { n.spoof.fail = boom }},
 		{"firewall", func(n *fakeNode) { n.fw.SetError(boom) }},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			n := newFakeNode(testNetns)
-			tc.set(n)
-			if _, err := n.deps.Add(testArgs(testConf("host-local", ""), "c1")); err == nil {
-				t.Fatal("ADD succeeded")
-			}
-			if len(n.links.hosts) != 0 {
-				t.Errorf("veth left: %v", n.links.hosts)
-			}
-			if len(n.ipam.leases) != 0 {
-				t.Errorf("lease left: %v", n.ipam.leases)
-			}
-			if len(n.spoof.checks) != 0 {
-				t.Errorf("spoof check left: %v", n.spoof.checks)
-			}
-			n.fw.SetError(nil)
-			if _, ok := n.fw.Network("net1"); ok {
-				t.Error("rules left")
-			}
-		})
+		// Local: IPAM runs beside the bridge and the veth (our host-local).
+		for _, local := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/local=%v", tc.name, local), func(t *testing.T) {
+				n := newFakeNode(testNetns)
+				n.ipam.local = local
+				tc.set(n)
+				testAddUndo(t, n)
+			})
+		}
+	}
+}
+
+func testAddUndo(t *testing.T, n *fakeNode) {
+	if _, err := n.deps.Add(testArgs(testConf("host-local", ""), "c1")); err == nil {
+		t.Fatal("ADD succeeded")
+	}
+	// A failed IPAM ADD released what it reserved: no DEL for it (as
+	// the reference).
+	if n.ipam.fail["ADD"] != nil && slices.ContainsFunc(n.ipam.calls, func(c string) bool { return strings.HasPrefix(c, "DEL") }) {
+		t.Errorf("IPAM DEL after a failed IPAM ADD: %v", n.ipam.calls)
+	}
+	if len(n.links.hosts) != 0 {
+		t.Errorf("veth left: %v", n.links.hosts)
+	}
+	if len(n.ipam.leases) != 0 {
+		t.Errorf("lease left: %v", n.ipam.leases)
+	}
+	if len(n.spoof.checks) != 0 {
+		t.Errorf("spoof check left: %v", n.spoof.checks)
+	}
+	n.fw.SetError(nil)
+	if _, ok := n.fw.Network("net1"); ok {
+		t.Error("rules left")
 	}
 }
 
