@@ -4,13 +4,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"github.com/flatcni/plugins/pkg/ipam/disk"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/flatcni/plugins/internal/leasetest"
 )
 
 // interopPlugins are the two host-local binaries under test.
@@ -96,28 +97,6 @@ func interopConf(ver, dataDir string) string {
 		`"ranges":[[{"subnet":"10.20.0.0/24","rangeEnd":"10.20.0.20"}],[{"subnet":"fd20::/64"}]],"routes":[{"dst":"0.0.0.0/0"}]}}`, ver, dataDir)
 }
 
-// interopLeases maps lease file names to "<id>/<ifname>".
-func interopLeases(t *testing.T, netDir string) map[string]string {
-	t.Helper()
-	leases, err := disk.ReadLeases(netDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]string{}
-	for _, l := range leases {
-		out[l.Addr.String()] = l.ContainerID + "/" + l.IfName
-	}
-	return out
-}
-
-// interopCheckIndex verifies that our index lists exactly the lease files.
-func interopCheckIndex(t *testing.T, netDir string) {
-	t.Helper()
-	if probs := disk.Check(netDir); len(probs) > 0 {
-		t.Fatalf("lease store %s:\n%s", netDir, strings.Join(probs, "\n"))
-	}
-}
-
 func TestHostLocalInterop(t *testing.T) {
 	p := interopFindHostLocals(t)
 
@@ -152,14 +131,14 @@ func TestHostLocalInterop(t *testing.T) {
 		if fmt.Sprint(mine) != "[10.20.0.5/24 fd20::5/64]" {
 			t.Fatalf("ours after three reference ADDs: %v (want the next round-robin addresses)", mine)
 		}
-		interopCheckIndex(t, netDir)
+		leasetest.CheckStore(t, netDir)
 		for _, id := range []string{"r1", "r3"} {
 			interopMust(t, p.ours, "DEL", id, conf)
 		}
-		if got := fmt.Sprint(interopLeases(t, netDir)); got != "map[10.20.0.3:r2/eth0 10.20.0.5:o1/eth0 fd20::3:r2/eth0 fd20::5:o1/eth0]" {
+		if got := fmt.Sprint(leasetest.Holders(t, netDir)); got != "map[10.20.0.3:r2/eth0 10.20.0.5:o1/eth0 fd20::3:r2/eth0 fd20::5:o1/eth0]" {
 			t.Fatalf("after ours DEL r1 r3: %s", got)
 		}
-		interopCheckIndex(t, netDir)
+		leasetest.CheckStore(t, netDir)
 	})
 
 	t.Run("ours ADDs, reference DELs, ours ADDs again", func(t *testing.T) {
@@ -170,7 +149,7 @@ func TestHostLocalInterop(t *testing.T) {
 		o2 := interopMust(t, p.ours, "ADD", "o2", conf).addrs
 		interopMust(t, p.ref, "CHECK", "o1", conf)
 		interopMust(t, p.ref, "DEL", "o1", conf)
-		if got := fmt.Sprint(interopLeases(t, netDir)); got != "map[10.20.0.3:o2/eth0 fd20::3:o2/eth0]" {
+		if got := fmt.Sprint(leasetest.Holders(t, netDir)); got != "map[10.20.0.3:o2/eth0 fd20::3:o2/eth0]" {
 			t.Fatalf("after reference DEL o1 (o1 had %v): %s", o1, got)
 		}
 		// Ours must not trust its index for o1 any more, and must keep o2.
@@ -195,19 +174,19 @@ func TestHostLocalInterop(t *testing.T) {
 			t.Fatalf("ours ADD o4: %v", o4)
 		}
 		interopMust(t, p.ours, "DEL", "r1", conf)
-		if got := fmt.Sprint(interopLeases(t, netDir)); got != "map[10.20.0.3:o2/eth0 10.20.0.6:o4/eth0 fd20::3:o2/eth0 fd20::6:o4/eth0]" {
+		if got := fmt.Sprint(leasetest.Holders(t, netDir)); got != "map[10.20.0.3:o2/eth0 10.20.0.6:o4/eth0 fd20::3:o2/eth0 fd20::6:o4/eth0]" {
 			t.Fatalf("final leases: %s", got)
 		}
-		interopCheckIndex(t, netDir)
+		leasetest.CheckStore(t, netDir)
 		// The reference walks the whole directory, our index included: it must
 		// still release everything.
 		interopMust(t, p.ref, "DEL", "o2", conf)
 		interopMust(t, p.ref, "DEL", "o4", conf)
-		if got := interopLeases(t, netDir); len(got) != 0 {
+		if got := leasetest.Holders(t, netDir); len(got) != 0 {
 			t.Fatalf("leases left after reference DELs: %v", got)
 		}
 		interopMust(t, p.ours, "ADD", "o5", conf)
-		interopCheckIndex(t, netDir)
+		leasetest.CheckStore(t, netDir)
 	})
 
 	t.Run("ours GC releases reference leases", func(t *testing.T) {
@@ -218,10 +197,10 @@ func TestHostLocalInterop(t *testing.T) {
 		interopMust(t, p.ref, "ADD", "drop", conf)
 		gc := strings.TrimSuffix(conf, "}") + `,"cni.dev/valid-attachments":[{"containerID":"keep","ifname":"eth0"}]}`
 		interopMust(t, p.ours, "GC", "", gc)
-		if got := fmt.Sprint(interopLeases(t, netDir)); got != "map[10.20.0.2:keep/eth0 fd20::2:keep/eth0]" {
+		if got := fmt.Sprint(leasetest.Holders(t, netDir)); got != "map[10.20.0.2:keep/eth0 fd20::2:keep/eth0]" {
 			t.Fatalf("after GC: %s", got)
 		}
-		interopCheckIndex(t, netDir)
+		leasetest.CheckStore(t, netDir)
 	})
 
 	t.Run("exhaustion agrees", func(t *testing.T) {
@@ -239,9 +218,9 @@ func TestHostLocalInterop(t *testing.T) {
 				t.Fatalf("%s: ADD on a full range succeeded: %s", bin, r.stdout)
 			}
 		}
-		if n := len(interopLeases(t, filepath.Join(dir, "interop"))); n != 38 {
+		if n := len(leasetest.Holders(t, filepath.Join(dir, "interop"))); n != 38 {
 			t.Fatalf("%d lease files, want 38", n)
 		}
-		interopCheckIndex(t, filepath.Join(dir, "interop"))
+		leasetest.CheckStore(t, filepath.Join(dir, "interop"))
 	})
 }

@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/flatcni/plugins/internal/leasetest"
 )
 
 // pluginConfs returns the plugin configurations of a .conf or .conflist file
@@ -68,7 +70,7 @@ func TestExampleConfs(t *testing.T) {
 				withPrev, _ := json.Marshal(conf)
 				mustOK(t, call{cmd: "CHECK", id: "example", stdin: string(withPrev)})
 				mustOK(t, call{cmd: "DEL", id: "example", stdin: string(stdin)})
-				if files := leaseFiles(t, filepath.Join(dir, conf["name"].(string))); len(files) != 0 {
+				if files := leasetest.Holders(t, filepath.Join(dir, conf["name"].(string))); len(files) != 0 {
 					t.Fatalf("leases left after DEL: %v", files)
 				}
 				if o := run(t, call{cmd: "CHECK", id: "example", stdin: string(withPrev)}); o.code == 0 {

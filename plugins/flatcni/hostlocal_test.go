@@ -12,7 +12,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/flatcni/plugins/pkg/ipam/disk"
+	"github.com/flatcni/plugins/internal/leasetest"
 )
 
 // binary is this program, built once by TestMain under the name host-local.
@@ -158,33 +158,6 @@ func snapshot(t *testing.T, dir string) string {
 	return b.String()
 }
 
-// leaseFiles maps each lease file of a network directory to its holder
-// ("<id>/<ifname>").
-func leaseFiles(t *testing.T, netDir string) map[string]string {
-	t.Helper()
-	leases, err := disk.ReadLeases(netDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]string{}
-	for _, l := range leases {
-		out[l.Addr.String()] = l.ContainerID + "/" + l.IfName
-	}
-	return out
-}
-
-// checkIndex verifies that the index entries list exactly the lease files, by
-// holder, and that no temporary file is left behind.
-func checkIndex(t *testing.T, netDir string) {
-	t.Helper()
-	if probs := disk.Check(netDir); len(probs) > 0 {
-		t.Fatalf("lease store %s:\n%s", netDir, strings.Join(probs, "\n"))
-	}
-	if tmp := disk.TempFiles(netDir); len(tmp) > 0 {
-		t.Fatalf("temporary files left behind: %v", tmp)
-	}
-}
-
 func TestVersionCommand(t *testing.T) {
 	o := mustOK(t, call{cmd: "VERSION", id: "-", stdin: `{"cniVersion":"1.1.0"}`})
 	got := fmt.Sprint(o.json["supportedVersions"])
@@ -244,15 +217,15 @@ func TestDualStackAndRepeatedAdd(t *testing.T) {
 	if got := fmt.Sprint(addrs(second)); got != "[10.10.0.3/24 fd10::3/64]" {
 		t.Fatalf("second interface: %s", got)
 	}
-	if n := len(leaseFiles(t, filepath.Join(dir, "testnet"))); n != 4 {
+	if n := len(leasetest.Holders(t, filepath.Join(dir, "testnet"))); n != 4 {
 		t.Fatalf("%d lease files, want 4", n)
 	}
-	checkIndex(t, filepath.Join(dir, "testnet"))
+	leasetest.CheckStore(t, filepath.Join(dir, "testnet"))
 	mustOK(t, call{cmd: "DEL", id: "ctr1", stdin: conf})
-	if got := fmt.Sprint(leaseFiles(t, filepath.Join(dir, "testnet"))); got != "map[10.10.0.3:ctr1/net1 fd10::3:ctr1/net1]" {
+	if got := fmt.Sprint(leasetest.Holders(t, filepath.Join(dir, "testnet"))); got != "map[10.10.0.3:ctr1/net1 fd10::3:ctr1/net1]" {
 		t.Fatalf("after DEL of eth0: %s", got)
 	}
-	checkIndex(t, filepath.Join(dir, "testnet"))
+	leasetest.CheckStore(t, filepath.Join(dir, "testnet"))
 }
 
 // A just-released address is not handed out again at once.
@@ -282,7 +255,7 @@ func TestRoundRobin(t *testing.T) {
 			t.Fatalf("%s %s got %v, want %s", st.cmd, st.id, addrs(o), st.want)
 		}
 	}
-	checkIndex(t, filepath.Join(dir, "testnet"))
+	leasetest.CheckStore(t, filepath.Join(dir, "testnet"))
 }
 
 func TestRequestedAddresses(t *testing.T) {
@@ -333,10 +306,10 @@ func TestRequestedAddresses(t *testing.T) {
 				if after := snapshot(t, dir); after != before && !tt.lastMoves {
 					t.Fatalf("failed ADD changed the store:\nbefore %s\nafter  %s", before, after)
 				}
-				if got := fmt.Sprint(leaseFiles(t, filepath.Join(dir, "testnet"))); got != "map[10.10.0.200:holder/eth0 fd10::200:holder/eth0]" {
+				if got := fmt.Sprint(leasetest.Holders(t, filepath.Join(dir, "testnet"))); got != "map[10.10.0.200:holder/eth0 fd10::200:holder/eth0]" {
 					t.Fatalf("failed ADD left leases %s", got)
 				}
-				checkIndex(t, filepath.Join(dir, "testnet"))
+				leasetest.CheckStore(t, filepath.Join(dir, "testnet"))
 				return
 			}
 			if o.code != 0 {
@@ -363,7 +336,7 @@ func TestGatewayOutsideSubnet(t *testing.T) {
 		t.Errorf("result does not carry gateway 10.11.0.1:\n%s", o.stdout)
 	}
 	mustOK(t, call{cmd: "DEL", id: "ctr1", stdin: conf})
-	if got := leaseFiles(t, filepath.Join(dir, "testnet")); len(got) != 0 {
+	if got := leasetest.Holders(t, filepath.Join(dir, "testnet")); len(got) != 0 {
 		t.Errorf("leases left after DEL: %v", got)
 	}
 }
@@ -401,17 +374,17 @@ func TestDel(t *testing.T) {
 	mustOK(t, call{cmd: "ADD", id: "ctr2", stdin: conf})
 	for i := 0; i < 2; i++ {
 		mustOK(t, call{cmd: "DEL", id: "ctr1", stdin: conf})
-		if got := fmt.Sprint(leaseFiles(t, netDir)); got != "map[10.10.0.3:ctr1/eth1 10.10.0.4:ctr2/eth0 fd10::3:ctr1/eth1 fd10::4:ctr2/eth0]" {
+		if got := fmt.Sprint(leasetest.Holders(t, netDir)); got != "map[10.10.0.3:ctr1/eth1 10.10.0.4:ctr2/eth0 fd10::3:ctr1/eth1 fd10::4:ctr2/eth0]" {
 			t.Fatalf("after DEL %d: %s", i, got)
 		}
 	}
 	// DEL with a configuration whose ranges changed still releases everything.
 	mustOK(t, call{cmd: "DEL", id: "ctr2", stdin: netConf("1.0.0", dir, `"subnet":"10.200.0.0/24"`, "")})
 	mustOK(t, call{cmd: "DEL", id: "ctr1", ifname: "eth1", stdin: conf})
-	if got := leaseFiles(t, netDir); len(got) != 0 {
+	if got := leasetest.Holders(t, netDir); len(got) != 0 {
 		t.Fatalf("leases left: %v", got)
 	}
-	checkIndex(t, netDir)
+	leasetest.CheckStore(t, netDir)
 }
 
 // A lease file naming only the container (written by host-local before 0.8)
@@ -439,11 +412,11 @@ func TestOldFormatLease(t *testing.T) {
 	prev := `,"prevResult":{"cniVersion":"1.0.0","ips":[{"address":"10.10.0.9/24"}]}`
 	mustOK(t, call{cmd: "CHECK", id: "ctr1", stdin: netConf("1.0.0", dir, `"ranges":[[{"subnet":"10.10.0.0/24"}]]`, prev)})
 	mustOK(t, call{cmd: "DEL", id: "ctr1", stdin: conf})
-	if got := fmt.Sprint(leaseFiles(t, netDir)); got != "map[10.10.0.2:ctr0/eth0]" {
+	if got := fmt.Sprint(leasetest.Holders(t, netDir)); got != "map[10.10.0.2:ctr0/eth0]" {
 		t.Fatalf("after DEL of ctr1: %s", got)
 	}
 	mustOK(t, call{cmd: "ADD", id: "ctr1", ifname: "net1", stdin: conf})
-	checkIndex(t, netDir)
+	leasetest.CheckStore(t, netDir)
 
 	// With two range sets and the old lease in the second, the ADD fails as
 	// well, and reserves nothing in the first.
@@ -457,7 +430,7 @@ func TestOldFormatLease(t *testing.T) {
 	if o := run(t, call{cmd: "ADD", id: "ctr1", stdin: twoSets}); o.code == 0 || !strings.Contains(o.msg(), "10.20.0.9") {
 		t.Fatalf("ADD ctr1 with an old lease in the second set: exit %d %s", o.code, o.stdout)
 	}
-	if got := fmt.Sprint(leaseFiles(t, netDir2)); got != "map[10.10.0.2:ctr0/eth0 10.20.0.2:ctr0/eth0 10.20.0.9:ctr1/]" {
+	if got := fmt.Sprint(leasetest.Holders(t, netDir2)); got != "map[10.10.0.2:ctr0/eth0 10.20.0.2:ctr0/eth0 10.20.0.9:ctr1/]" {
 		t.Fatalf("after the failed ADD: %s", got)
 	}
 }
@@ -521,7 +494,7 @@ func TestGC(t *testing.T) {
 	gc := netConf("1.1.0", dir, dualStack, `,"cni.dev/valid-attachments":[{"containerID":"keep1","ifname":"eth0"},{"containerID":"keep1","ifname":"eth1"},{"containerID":"keep2","ifname":"eth0"}]`)
 	mustOK(t, call{cmd: "GC", id: "-", stdin: gc})
 	var holders []string
-	for addr, h := range leaseFiles(t, netDir) {
+	for addr, h := range leasetest.Holders(t, netDir) {
 		holders = append(holders, h+"="+addr)
 	}
 	sort.Strings(holders)
@@ -529,11 +502,11 @@ func TestGC(t *testing.T) {
 	if fmt.Sprint(holders) != want {
 		t.Fatalf("after GC: %v\nwant %s", holders, want)
 	}
-	checkIndex(t, netDir)
+	leasetest.CheckStore(t, netDir)
 	// GC with no valid attachments releases everything; on a network without
 	// state it is a no-op.
 	mustOK(t, call{cmd: "GC", id: "-", stdin: conf})
-	if got := leaseFiles(t, netDir); len(got) != 0 {
+	if got := leasetest.Holders(t, netDir); len(got) != 0 {
 		t.Fatalf("after GC with no valid attachments: %v", got)
 	}
 	other := t.TempDir()
@@ -684,7 +657,7 @@ func TestConcurrent(t *testing.T) {
 			seen[a] = fmt.Sprintf("ctr-%02d", i)
 		}
 	}
-	files := leaseFiles(t, netDir)
+	files := leasetest.Holders(t, netDir)
 	if len(seen) != 2*n || len(files) != 2*n {
 		t.Fatalf("%d addresses handed out, %d lease files; want %d", len(seen), len(files), 2*n)
 	}
@@ -694,15 +667,15 @@ func TestConcurrent(t *testing.T) {
 			t.Fatalf("lease %s is held by %q, handed to %s", ip, files[ip], id)
 		}
 	}
-	checkIndex(t, netDir)
+	leasetest.CheckStore(t, netDir)
 	parallel("DEL")
 	for i, o := range results {
 		if o.code != 0 {
 			t.Fatalf("DEL %d: %s", i, o.stdout)
 		}
 	}
-	if files := leaseFiles(t, netDir); len(files) != 0 {
+	if files := leasetest.Holders(t, netDir); len(files) != 0 {
 		t.Fatalf("after DELs: %v", files)
 	}
-	checkIndex(t, netDir)
+	leasetest.CheckStore(t, netDir)
 }
