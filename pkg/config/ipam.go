@@ -25,6 +25,16 @@ type IPAM struct {
 	DataDir    string
 	ResolvConf string
 	Requested  []netip.Addr // from CNI_ARGS IP=, args.cni.ips, runtimeConfig.ips
+
+	loc *ipam.Locator // of Ranges, built by LoadIPAM to check them for overlaps
+}
+
+// Locator returns the index of the range sets by address.
+func (c *IPAM) Locator() *ipam.Locator {
+	if c.loc == nil {
+		c.loc = ipam.NewLocator(c.Ranges)
+	}
+	return c.loc
 }
 
 // jsonRange is a range as written in JSON; addresses stay strings so that
@@ -172,7 +182,7 @@ func LoadIPAM(stdin []byte, envArgs string) (*IPAM, error) {
 		return "ipam.ranges"
 	}
 	// Sorted, not pairwise: thousands of range sets are checked at once.
-	if i, j, ok := ipam.OverlappingSets(c.Ranges); ok {
+	if i, j, ok := c.Locator().Overlap(); ok {
 		return nil, Invalid(keyOf(i), "range set %s overlaps range set %d (%s)", c.Ranges[i], j, c.Ranges[j])
 	}
 	if len(c.Ranges) == 0 {

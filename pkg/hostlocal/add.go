@@ -52,7 +52,7 @@ func addResult(c *config.IPAM, args *skel.CmdArgs) (types.Result, error) {
 		}
 		result.DNS = dns
 	}
-	loc := ipam.NewLocator(c.Ranges)
+	loc := c.Locator()
 	requested, err := assignRequested(c, loc)
 	if err != nil {
 		return nil, err

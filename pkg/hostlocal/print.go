@@ -21,7 +21,7 @@ import (
 func PrintResult(w io.Writer, r types.Result) error {
 	var ips []json.Marshaler
 	var rest types.Result
-	var canonical bool // elements go through a generic map, as the 1.x MarshalJSON does
+	var canonical bool  // elements go through a generic map, as the 1.x MarshalJSON does
 	var before []string // top-level keys the "ips" key precedes, the first present wins
 	switch r := r.(type) {
 	case *current.Result:
