@@ -3,12 +3,14 @@ package bridge
 import (
 	"net"
 	"net/netip"
+	"os"
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 
 	"github.com/flatcni/plugins/pkg/config"
 	"github.com/flatcni/plugins/pkg/firewall"
+	"github.com/flatcni/plugins/pkg/hostlocal"
 	"github.com/flatcni/plugins/pkg/l2"
 	"github.com/flatcni/plugins/pkg/link"
 )
@@ -31,7 +33,7 @@ func Funcs(d *Deps) skel.CNIFuncs {
 			if err != nil {
 				return err
 			}
-			return res.Print()
+			return hostlocal.PrintResult(os.Stdout, res)
 		},
 		Del:    d.Del,
 		Check:  d.Check,

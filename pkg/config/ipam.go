@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/containernetworking/cni/pkg/types"
@@ -23,6 +25,16 @@ type IPAM struct {
 	DataDir    string
 	ResolvConf string
 	Requested  []netip.Addr // from CNI_ARGS IP=, args.cni.ips, runtimeConfig.ips
+
+	loc *ipam.Locator // of Ranges, built by LoadIPAM to check them for overlaps
+}
+
+// Locator returns the index of the range sets by address.
+func (c *IPAM) Locator() *ipam.Locator {
+	if c.loc == nil {
+		c.loc = ipam.NewLocator(c.Ranges)
+	}
+	return c.loc
 }
 
 // jsonRange is a range as written in JSON; addresses stay strings so that
@@ -43,11 +55,11 @@ type jsonIPAMNet struct {
 		Routes     []json.RawMessage `json:"routes"`
 		DataDir    string            `json:"dataDir"`
 		ResolvConf string            `json:"resolvConf"`
-		Ranges     [][]jsonRange     `json:"ranges"`
+		Ranges     rangeSetList      `json:"ranges"`
 	} `json:"ipam"`
 	RuntimeConfig struct {
-		IPRanges [][]jsonRange `json:"ipRanges,omitempty"`
-		IPs      []string      `json:"ips,omitempty"`
+		IPRanges rangeSetList `json:"ipRanges,omitempty"`
+		IPs      []string     `json:"ips,omitempty"`
 	} `json:"runtimeConfig,omitempty"`
 	Args *struct {
 		CNI *struct {
@@ -114,40 +126,64 @@ func LoadIPAM(stdin []byte, envArgs string) (*IPAM, error) {
 	// that order (last_reserved_ip.N).
 	type source struct {
 		key  string
-		sets [][]jsonRange
+		list *rangeSetList
 	}
 	var sources []source
-	if len(n.RuntimeConfig.IPRanges) > 0 {
-		sources = append(sources, source{"runtimeConfig.ipRanges", n.RuntimeConfig.IPRanges})
+	if len(n.RuntimeConfig.IPRanges.sets) > 0 || n.RuntimeConfig.IPRanges.failed {
+		sources = append(sources, source{"runtimeConfig.ipRanges", &n.RuntimeConfig.IPRanges})
 	}
 	if n.IPAM.Subnet != "" {
-		sources = append(sources, source{"ipam", [][]jsonRange{{n.IPAM.jsonRange}}})
+		legacy := &rangeSetList{}
+		legacy.add([]jsonRange{n.IPAM.jsonRange})
+		sources = append(sources, source{"ipam", legacy})
 	}
-	sources = append(sources, source{"ipam.ranges", n.IPAM.Ranges})
-	var v4, v6 int
-	var keys []string // of each range set, for errors
+	sources = append(sources, source{"ipam.ranges", &n.IPAM.Ranges})
 	for _, src := range sources {
-		for i, set := range src.sets {
-			key := fmt.Sprintf("%s[%d]", src.key, i)
-			if src.key == "ipam" {
-				key = "ipam"
+		if src.list.failed {
+			// Parsed again, to name the set in the error.
+			key := src.key
+			if key != "ipam" {
+				key = fmt.Sprintf("%s[%d]", src.key, len(src.list.sets))
 			}
-			rs, err := parseRangeSet(key, set)
-			if err != nil {
-				return nil, err
-			}
+			_, err := parseRangeSet(key, src.list.bad)
+			return nil, err
+		}
+	}
+	total := 0
+	for _, src := range sources {
+		total += len(src.list.sets)
+	}
+	c.Ranges = make([]ipam.RangeSet, 0, total)
+	counts := make([]int, len(sources))
+	var v4, v6 int
+	for k, src := range sources {
+		for _, rs := range src.list.sets {
 			if rs.Is4() {
 				v4++
 			} else {
 				v6++
 			}
 			c.Ranges = append(c.Ranges, rs)
-			keys = append(keys, key)
 		}
+		counts[k] = len(src.list.sets)
+		src.list.sets = nil // c.Ranges holds them now
+	}
+	// The key of range set i in errors, built only for an error.
+	keyOf := func(i int) string {
+		for k, src := range sources {
+			if i < counts[k] {
+				if src.key == "ipam" {
+					return "ipam"
+				}
+				return fmt.Sprintf("%s[%d]", src.key, i)
+			}
+			i -= counts[k]
+		}
+		return "ipam.ranges"
 	}
 	// Sorted, not pairwise: thousands of range sets are checked at once.
-	if i, j, ok := ipam.OverlappingSets(c.Ranges); ok {
-		return nil, Invalid(keys[i], "range set %s overlaps range set %d (%s)", c.Ranges[i], j, c.Ranges[j])
+	if i, j, ok := c.Locator().Overlap(); ok {
+		return nil, Invalid(keyOf(i), "range set %s overlaps range set %d (%s)", c.Ranges[i], j, c.Ranges[j])
 	}
 	if len(c.Ranges) == 0 {
 		return nil, Invalid("ipam.ranges", "no IP ranges specified (set ipam.ranges or ipam.subnet)")
@@ -173,17 +209,21 @@ func parseRangeSet(key string, set []jsonRange) (ipam.RangeSet, error) {
 	}
 	rs := make(ipam.RangeSet, len(set))
 	for j, jr := range set {
-		rkey := fmt.Sprintf("%s[%d]", key, j)
-		if key == "ipam" {
-			rkey = "ipam"
+		// The range's key in errors, built only for an error: with
+		// thousands of ranges it would be most of the garbage.
+		rkey := func() string {
+			if key == "ipam" {
+				return "ipam"
+			}
+			return fmt.Sprintf("%s[%d]", key, j)
 		}
 		r := &rs[j]
 		var err error
 		if r.Subnet, err = netip.ParsePrefix(strings.TrimSpace(jr.Subnet)); err != nil {
 			if jr.Subnet == "" {
-				return nil, Invalid(rkey+".subnet", "missing")
+				return nil, Invalid(rkey()+".subnet", "missing")
 			}
-			return nil, Invalid(rkey+".subnet", "%q is not a CIDR", jr.Subnet)
+			return nil, Invalid(rkey()+".subnet", "%q is not a CIDR", jr.Subnet)
 		}
 		for _, f := range []struct {
 			name string
@@ -194,17 +234,81 @@ func parseRangeSet(key string, set []jsonRange) (ipam.RangeSet, error) {
 				continue
 			}
 			if *f.dst, err = netip.ParseAddr(strings.TrimSpace(f.text)); err != nil {
-				return nil, Invalid(rkey+"."+f.name, "%q is not an IP address", f.text)
+				return nil, Invalid(rkey()+"."+f.name, "%q is not an IP address", f.text)
 			}
 		}
 		if err := r.Canonicalize(); err != nil {
-			return nil, Invalid(rkey, "%v", err)
+			return nil, Invalid(rkey(), "%v", err)
 		}
 	}
 	if err := rs.Canonicalize(); err != nil {
 		return nil, Invalid(key, "%v", err)
 	}
 	return rs, nil
+}
+
+// rangeSetList is a JSON list of range sets, parsed set by set as it is
+// decoded: a configuration made of thousands of range sets is never held
+// as JSON strings, nor as a whole list of them, besides its parsed form.
+type rangeSetList struct {
+	sets []ipam.RangeSet // parsed and canonicalized, in order
+	// The first set that did not parse, kept as JSON to name it in the
+	// error (LoadIPAM knows its key); the sets after it are not parsed.
+	failed bool
+	bad    []jsonRange
+}
+
+// UnmarshalJSON decodes and parses the sets one at a time. Only JSON type
+// errors are returned here; a set that does not parse is kept in bad.
+func (l *rangeSetList) UnmarshalJSON(b []byte) error {
+	*l = rangeSetList{}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	if tok == nil { // null
+		return nil
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '[' {
+		return &json.UnmarshalTypeError{Value: jsonKind(tok), Type: reflect.TypeFor[[][]jsonRange](), Offset: dec.InputOffset()}
+	}
+	var set []jsonRange // reused: each set's JSON is garbage once parsed
+	for dec.More() {
+		clear(set[:cap(set)])
+		set = set[:0]
+		if err := dec.Decode(&set); err != nil {
+			return err
+		}
+		l.add(set)
+	}
+	return nil
+}
+
+// add parses one more set (unless one has failed already).
+func (l *rangeSetList) add(set []jsonRange) {
+	if l.failed {
+		return
+	}
+	rs, err := parseRangeSet("", set)
+	if err != nil {
+		l.failed, l.bad = true, slices.Clone(set)
+		return
+	}
+	l.sets = append(l.sets, rs)
+}
+
+// jsonKind names a JSON token's kind as encoding/json's type errors do.
+func jsonKind(tok json.Token) string {
+	switch tok.(type) {
+	case bool:
+		return "bool"
+	case float64, json.Number:
+		return "number"
+	case string:
+		return "string"
+	}
+	return "object"
 }
 
 // Version returns the cniVersion of a configuration without parsing the rest.

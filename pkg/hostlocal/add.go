@@ -17,11 +17,20 @@ import (
 // Add reserves one address per range set for the attachment and prints the
 // result (the plugin binary's ADD).
 func Add(args *skel.CmdArgs) error {
-	res, err := AddResult(args)
+	c, err := config.LoadIPAM(args.StdinData, args.Args)
 	if err != nil {
 		return err
 	}
-	return res.Print()
+	// Nothing reads the configuration's text again: let the collector have
+	// it (args is skel's only reference), as a large configuration would
+	// otherwise stay in memory beside its parsed form, the leases and the
+	// result.
+	args.StdinData = nil
+	res, err := addResult(c, args)
+	if err != nil {
+		return err
+	}
+	return printResult(res)
 }
 
 // AddResult reserves one address per range set for the attachment and
@@ -31,6 +40,10 @@ func AddResult(args *skel.CmdArgs) (types.Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	return addResult(c, args)
+}
+
+func addResult(c *config.IPAM, args *skel.CmdArgs) (types.Result, error) {
 	result := &current.Result{CNIVersion: current.ImplementedSpecVersion, Routes: c.Routes}
 	if c.ResolvConf != "" {
 		dns, err := ParseResolvConf(c.ResolvConf)
@@ -39,7 +52,7 @@ func AddResult(args *skel.CmdArgs) (types.Result, error) {
 		}
 		result.DNS = dns
 	}
-	loc := ipam.NewLocator(c.Ranges)
+	loc := c.Locator()
 	requested, err := assignRequested(c, loc)
 	if err != nil {
 		return nil, err

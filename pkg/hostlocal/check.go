@@ -62,7 +62,7 @@ func prevAddrs(stdin []byte, c *config.IPAM) ([]netip.Addr, error) {
 		return nil, config.Invalid("prevResult", "%v", err)
 	}
 	var out []netip.Addr
-	loc := ipam.NewLocator(c.Ranges)
+	loc := c.Locator()
 	for _, ipc := range res.IPs {
 		addr, ok := netip.AddrFromSlice(ipc.Address.IP)
 		if !ok {

@@ -7,7 +7,6 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 
 	"github.com/flatcni/plugins/pkg/config"
-	"github.com/flatcni/plugins/pkg/ipam"
 	"github.com/flatcni/plugins/pkg/ipam/disk"
 )
 
@@ -39,7 +38,7 @@ func Status(args *skel.CmdArgs) error {
 		return unavailable("%v", err)
 	}
 	used := make([]uint64, len(c.Ranges))
-	loc := ipam.NewLocator(c.Ranges)
+	loc := c.Locator()
 	for _, l := range leases {
 		if i, r := loc.Find(l.Addr); i >= 0 && l.Addr != r.Gateway {
 			used[i]++

@@ -20,7 +20,11 @@ type locSpan struct {
 // NewLocator indexes the ranges of sets, which must not overlap (as
 // configuration validation ensures).
 func NewLocator(sets []RangeSet) *Locator {
-	l := &Locator{}
+	n := 0
+	for i := range sets {
+		n += len(sets[i])
+	}
+	l := &Locator{spans: make([]locSpan, 0, n)}
 	for i := range sets {
 		for j := range sets[i] {
 			l.spans = append(l.spans, locSpan{r: &sets[i][j], set: i})
@@ -71,19 +75,29 @@ func firstOverlap(n int, at func(int) *Range) (int, int, bool) {
 // OverlappingSets returns two range sets of sets that share an address,
 // the later one first.
 func OverlappingSets(sets []RangeSet) (int, int, bool) {
-	type ref struct{ set, r int }
-	var refs []ref
-	for i := range sets {
-		for j := range sets[i] {
-			refs = append(refs, ref{i, j})
+	return NewLocator(sets).Overlap()
+}
+
+// Overlap returns two of the indexed range sets that share an address, the
+// later one first, in one pass over the ranges sorted by start (the
+// Locator's own order: no other index of the ranges is built).
+func (l *Locator) Overlap() (int, int, bool) {
+	// Sorted by start, a range overlaps an earlier one exactly when it
+	// starts at or before the furthest end so far (of its family: IPv4
+	// addresses sort before IPv6 ones). Ranges of one set do not overlap
+	// (RangeSet.Canonicalize): an overlap is between two sets.
+	far := -1
+	for k, s := range l.spans {
+		if far >= 0 {
+			f := l.spans[far]
+			if f.set != s.set && f.r.Overlaps(s.r) {
+				return max(f.set, s.set), min(f.set, s.set), true
+			}
+			if f.r.Start.Is4() == s.r.Start.Is4() && !f.r.End.Less(s.r.End) {
+				continue
+			}
 		}
+		far = k
 	}
-	at := func(k int) *Range { return &sets[refs[k].set][refs[k].r] }
-	// Ranges of one set do not overlap (RangeSet.Canonicalize): an overlap
-	// found is between two sets, unless the sets were not canonicalized.
-	a, b, ok := firstOverlap(len(refs), at)
-	if !ok || refs[a].set == refs[b].set {
-		return 0, 0, false
-	}
-	return max(refs[a].set, refs[b].set), min(refs[a].set, refs[b].set), true
+	return 0, 0, false
 }
