@@ -603,9 +603,11 @@ func lockedIndex(lockDir, network string, owner Attachment, maps []Mapping, list
 }
 
 // indexConflict is Ports.Conflict: the claims on maps' ports, read
-// without the lock; on a conflict, or without a usable index, list decides.
-func indexConflict(lockDir, network string, owner Attachment, maps []Mapping, list func() ([]Published, error)) error {
-	if x, err := openIndex(lockDir, false); err == nil {
+// without the lock. Anything else than a clean "free" (a conflict to
+// confirm, a missing or damaged index) goes the way of Publish, under the
+// lock: the rules decide and the index is mended.
+func indexConflict(o options, network string, owner Attachment, maps []Mapping, list func() ([]Published, error)) error {
+	if x, err := openIndex(o.lockDir, false); err == nil {
 		claims, err := x.claimsOf(maps)
 		complete := x.complete
 		x.close()
@@ -613,11 +615,21 @@ func indexConflict(lockDir, network string, owner Attachment, maps []Mapping, li
 			return nil
 		}
 	}
-	all, err := list()
+	l, err := lockFile(o.lockDir, portsLockName)
+	if err != nil {
+		all, err := list()
+		if err != nil {
+			return err
+		}
+		return FindConflict(all, network, owner, maps)
+	}
+	defer l.unlock()
+	x, err := lockedIndex(o.lockDir, network, owner, maps, list)
 	if err != nil {
 		return err
 	}
-	return FindConflict(all, network, owner, maps)
+	x.close()
+	return nil
 }
 
 // teardownIndex opens the index for Unpublish's fast path: nil (and the

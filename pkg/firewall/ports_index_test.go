@@ -85,7 +85,7 @@ func TestIndexConflictWithoutListing(t *testing.T) {
 	if err := r.publish("net2", ownerB, mp("tcp", "", 8081, "10.2.0.2", 80)); err != nil {
 		t.Fatal(err)
 	}
-	if err := indexConflict(r.dir, "net2", ownerB, []Mapping{mp("tcp", "", 8082, "10.2.0.2", 80)}, r.list); err != nil {
+	if err := indexConflict(options{lockDir: r.dir}, "net2", ownerB, []Mapping{mp("tcp", "", 8082, "10.2.0.2", 80)}, r.list); err != nil {
 		t.Fatal(err)
 	}
 	if r.lists != 0 {
@@ -96,7 +96,7 @@ func TestIndexConflictWithoutListing(t *testing.T) {
 	if !isConflict(err) {
 		t.Errorf("Publish of a held port: %v, want a conflict", err)
 	}
-	if err := indexConflict(r.dir, "net2", ownerB, []Mapping{mp("tcp", "", 8080, "10.2.0.2", 80)}, r.list); !isConflict(err) {
+	if err := indexConflict(options{lockDir: r.dir}, "net2", ownerB, []Mapping{mp("tcp", "", 8080, "10.2.0.2", 80)}, r.list); !isConflict(err) {
 		t.Errorf("Conflict of a held port: %v, want a conflict", err)
 	}
 	if r.lists != 2 {

@@ -352,7 +352,7 @@ func (b *iptPorts) retain(network string, keep func(Attachment) bool, dropEmpty 
 
 // Conflict implements Ports.
 func (b *iptPorts) Conflict(network string, owner Attachment, maps []Mapping) error {
-	return indexConflict(b.opts.lockDir, network, owner, maps, b.List)
+	return indexConflict(b.opts, network, owner, maps, b.List)
 }
 
 // List implements Ports.

@@ -295,7 +295,7 @@ func (b *nftPorts) retain(c *nftables.Conn, network string, keep func(Attachment
 
 // Conflict implements Ports.
 func (b *nftPorts) Conflict(network string, owner Attachment, maps []Mapping) error {
-	return indexConflict(b.opts.lockDir, network, owner, maps, b.List)
+	return indexConflict(b.opts, network, owner, maps, b.List)
 }
 
 // List implements Ports.
