@@ -56,8 +56,13 @@ type portIndex struct {
 
 // indexName is the node's index directory name.
 func indexName() (string, error) {
+	// The calling thread's namespace (a test switches one thread).
 	var st unix.Stat_t
-	if err := unix.Stat("/proc/self/ns/net", &st); err != nil {
+	err := unix.Stat("/proc/thread-self/ns/net", &st)
+	if err != nil {
+		err = unix.Stat("/proc/self/ns/net", &st)
+	}
+	if err != nil {
 		return "", fmt.Errorf("network namespace: %w", err)
 	}
 	return fmt.Sprintf("%s%d-%d", indexDirPrefix, st.Dev, st.Ino), nil

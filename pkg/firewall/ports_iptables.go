@@ -88,9 +88,9 @@ func (b *iptPorts) Publish(n PortNetwork, owner Attachment, maps []Mapping) erro
 			}
 		}
 	}
-	// The old rules are deleted by their exact specification, which holds
-	// the owner: a mapping the record has in excess deletes nothing.
-	if err := b.deleteMappings(ownedFound(n.Name, owner, old)); err != nil {
+	// The old rules are found by their comment, which holds the owner: a
+	// mapping the record has in excess deletes nothing.
+	if err := b.deleteOwned(n.Name, owner, old); err != nil {
 		return fmt.Errorf("network %q: %w", n.Name, err)
 	}
 	chain := iptPortsChain(n.Name)
@@ -253,8 +253,10 @@ func iptDeleteFixed(ipt *iptables.IPTables, network, keep string) error {
 }
 
 // Unpublish implements Ports. The owner's mappings are found in the claims
-// index and their rules deleted by specification (no listing of the
-// chain); without a usable index, the network's chain is listed. The
+// index and their rules deleted by handle, found by comment in an
+// undecoded dump of the network's chain (iptables-nft), or by their
+// specification with the commands; without a usable index, the network's
+// chain is listed and decoded. The
 // chains and fixed rules go when the index has no attachment of the
 // network left.
 func (b *iptPorts) Unpublish(network string, owner Attachment) error {
@@ -280,7 +282,7 @@ func (b *iptPorts) Unpublish(network string, owner Attachment) error {
 	if len(old) == 0 {
 		return nil
 	}
-	if err := b.deleteMappings(ownedFound(network, owner, old)); err != nil {
+	if err := b.deleteOwned(network, owner, old); err != nil {
 		return b.retain(network, others, false)
 	}
 	x.settle(network, owner, old, nil)
