@@ -3,6 +3,7 @@ package firewall
 import (
 	"bytes"
 	"encoding/binary"
+	"slices"
 
 	"github.com/google/nftables"
 	"github.com/vishvananda/netlink/nl"
@@ -34,6 +35,10 @@ func iptNFTHandles(f family, chain string, comments []string) (handles map[strin
 		if len(msg) < nl.SizeofNfgenmsg {
 			return true
 		}
+		sawChain = true
+		if !slices.ContainsFunc(want, func(w []byte) bool { return bytes.Contains(msg, w) }) {
+			return true // decode only the rules wanted
+		}
 		attrs, err := nl.ParseRouteAttr(msg[nl.SizeofNfgenmsg:])
 		if err != nil {
 			return true
@@ -53,7 +58,6 @@ func iptNFTHandles(f family, chain string, comments []string) (handles map[strin
 		if !inChain || handle == 0 {
 			return true
 		}
-		sawChain = true
 		for i, w := range want {
 			if bytes.Contains(msg, w) {
 				handles[comments[i]] = handle
