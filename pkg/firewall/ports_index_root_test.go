@@ -13,8 +13,9 @@ import (
 // Unpublish removes exactly the owner's rules and claims (iptables: found
 // by handle through netlink on iptables-nft), a conflict is found after
 // the index directory was removed and after a claim file was made garbage,
-// and the network's last Unpublish and Retain leave neither rules nor
-// records.
+// an Unpublish without a usable index still removes the rules (the claim
+// it leaves is dropped by the next Publish of the port), and the network's
+// last Unpublish and Retain leave neither rules nor records.
 func TestPortsIndexBackends(t *testing.T) {
 	requireRoot(t)
 	ownerC := Attachment{ContainerID: "ccc", IfName: "eth0"}
@@ -90,15 +91,32 @@ func TestPortsIndexBackends(t *testing.T) {
 					t.Errorf("Publish after damage: %v", err)
 				}
 			}
-			// The network's last attachment takes its rule set along.
-			must(n.do(t, func() error { return b.Unpublish(net1.Name, ownerB) }))
+			// A DEL whose lock directory (and so index) is unusable still
+			// removes the rules, here the network's last attachment's,
+			// with the rule set; its claim left in the index is stale,
+			// and the next ADD of its port drops it.
+			bad := filepath.Join(t.TempDir(), "file")
+			must(os.WriteFile(bad, nil, 0o600))
+			teardown, err := NewPorts(backend, WithLockDir(filepath.Join(bad, "locks")), WithBestEffortLock())
+			must(err)
+			must(n.do(t, func() error { return teardown.Unpublish(net1.Name, ownerB) }))
 			rules := n.ruleset(t)
 			if strings.Contains(rules, "idx1") || strings.Contains(rules, iptPortsChain(net1.Name)) {
 				t.Errorf("net1's rules left after its last Unpublish:\n%s", rules)
 			}
+			if got, err := os.ReadFile(claim); err != nil || !strings.Contains(string(got), "bbb/eth0") {
+				t.Errorf("ownerB's claim should be left over: %q %v", got, err)
+			}
+			must(n.do(t, func() error { return b.Publish(net2, ownerD, []Mapping{mp("tcp", "", 9090, "10.42.0.3", 90)}) }))
+			if got, err := os.ReadFile(claim); err != nil || strings.Contains(string(got), "bbb/eth0") || !strings.Contains(string(got), "ddd/eth0") {
+				t.Errorf("claim of 9090/tcp after ownerD's Publish: %q %v", got, err)
+			}
 			must(n.do(t, func() error { return b.Retain(net2.Name, nil) }))
 			if l := list(); len(l) != 0 {
 				t.Errorf("after Retain of net2: %v", l)
+			}
+			if rules := n.ruleset(t); strings.Contains(rules, "idx2") || strings.Contains(rules, iptPortsChain(net2.Name)) {
+				t.Errorf("net2's rules left after Retain:\n%s", rules)
 			}
 			if entries, _ := os.ReadDir(filepath.Join(index, "owners")); len(entries) != 0 {
 				t.Errorf("records left: %v", entries)
