@@ -69,16 +69,25 @@ func indexName() (string, error) {
 }
 
 // openSub opens directory name in parent; with create, a missing one is
-// made and anything else in its place (a link, a file) removed first.
-func openSub(parent *safefs.Dir, name string, create bool) (*safefs.Dir, error) {
-	d, err := safefs.OpenDirAt(parent, name, create)
+// made and anything else in its place (a link, a file) removed first, and
+// made reports it.
+func openSub(parent *safefs.Dir, name string, create bool) (d *safefs.Dir, made bool, err error) {
+	if create {
+		existed, err := parent.Exists(name)
+		if err != nil {
+			return nil, false, err
+		}
+		made = !existed
+	}
+	d, err = safefs.OpenDirAt(parent, name, create)
 	if err != nil && create && (errors.Is(err, safefs.ErrSymlink) || errors.Is(err, safefs.ErrNotDir)) {
 		if err := parent.Remove(name); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		d, err = safefs.OpenDirAt(parent, name, true)
+		made = true
 	}
-	return d, err
+	return d, made, err
 }
 
 // openIndex opens the node's index in lockDir. Without create, a missing
@@ -94,18 +103,21 @@ func openIndex(lockDir string, create bool) (*portIndex, error) {
 	}
 	defer top.Close()
 	x := &portIndex{}
-	if x.dir, err = openSub(top, name, create); err != nil {
+	if x.dir, _, err = openSub(top, name, create); err != nil {
 		return nil, err
 	}
-	if x.claims, err = openSub(x.dir, "claims", create); err == nil {
-		x.owners, err = openSub(x.dir, "owners", create)
+	// A directory of claims or records made anew (gone, or something else
+	// in its place) leaves the index incomplete, whatever the marker says.
+	var madeClaims, madeOwners bool
+	if x.claims, madeClaims, err = openSub(x.dir, "claims", create); err == nil {
+		x.owners, madeOwners, err = openSub(x.dir, "owners", create)
 	}
 	if err != nil {
 		x.close()
 		return nil, err
 	}
 	b, err := x.dir.ReadFile(indexMarker, 64)
-	x.complete = err == nil && string(b) == indexMarkerText
+	x.complete = err == nil && string(b) == indexMarkerText && !madeClaims && !madeOwners
 	return x, nil
 }
 
@@ -139,7 +151,7 @@ func (x *portIndex) rebuild(all []Published) error {
 		if err := removeTree(x.dir, sub.name); err != nil {
 			return err
 		}
-		d, err := openSub(x.dir, sub.name, true)
+		d, _, err := openSub(x.dir, sub.name, true)
 		if err != nil {
 			return err
 		}
@@ -386,7 +398,7 @@ func (x *portIndex) owned(network string, owner Attachment) ([]Mapping, error) {
 // setOwner records maps as owner's on network (none: removes the record,
 // and the network's directory with its last record).
 func (x *portIndex) setOwner(network string, owner Attachment, maps []Mapping) error {
-	d, err := openSub(x.owners, network, len(maps) > 0)
+	d, _, err := openSub(x.owners, network, len(maps) > 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}

@@ -161,6 +161,12 @@ func TestIndexRebuilt(t *testing.T) {
 			os.Rename(filepath.Join(dir, "claims", "ip4-tcp-8080"), filepath.Join(dir, "claims", "ip4-tcp-8081"))
 			os.WriteFile(filepath.Join(dir, "claims", "ip4-tcp-8080"), []byte("net9 x/eth0 tcp * 8081 10.9.0.2 80\n"), 0o600)
 		}},
+		{"claims removed", func(t *testing.T, dir string) { os.RemoveAll(filepath.Join(dir, "claims")) }},
+		{"claims a link", func(t *testing.T, dir string) {
+			os.RemoveAll(filepath.Join(dir, "claims"))
+			os.Symlink(t.TempDir(), filepath.Join(dir, "claims"))
+		}},
+		{"records removed", func(t *testing.T, dir string) { os.RemoveAll(filepath.Join(dir, "owners")) }},
 		{"claim file a directory", func(t *testing.T, dir string) {
 			p := filepath.Join(dir, "claims", "ip4-tcp-8080")
 			os.Remove(p)
