@@ -22,7 +22,9 @@ func TestMain(m *testing.M) {
 	for _, d := range sharedDirs {
 		for _, p := range listDir(d) {
 			if !before[p] {
-				os.Remove(p)
+				// A directory (the ports claims index of a node) with
+				// what it holds; RemoveAll follows no link.
+				os.RemoveAll(p)
 			}
 		}
 	}

@@ -1,7 +1,9 @@
 package integration
 
 import (
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -198,4 +200,56 @@ func TestPortsInvalid(t *testing.T) {
 	if leases := leaseFiles(t, node.LeaseDir()); len(leases) > 0 {
 		t.Errorf("invalid ADDs left leases: %v", leases)
 	}
+}
+
+// TestPortsConflictIndexRebuilt: the conflict check reads the node's claims
+// index (next to the lock files); with the index directory removed, or the
+// held port's claim file made garbage, the ADD still fails with the
+// conflict (the index is rebuilt from the rules), and once the holder is
+// deleted the port is free again.
+func TestPortsConflictIndexRebuilt(t *testing.T) {
+	eachBackendUplink(t, func(t *testing.T, backend string, node *Node, _ *Netns) {
+		net := newPortsNet(t, node, portsNetConf{backend: backend, subnets: portsSubnets})
+		other := newPortsNet(t, node, portsNetConf{backend: backend, subnets: portsSubnets2})
+		holder := NewNetns(t, "holder")
+		holderRT := portsRT(holder, portMap{HostPort: 8080, ContainerPort: 80, Protocol: "tcp"})
+		net.add(t, holderRT)
+		// The node's index is the one with a record directory of net.
+		found, _ := filepath.Glob(filepath.Join("/run/flatcni", "ports-index.*", "owners", net.name))
+		if len(found) != 1 {
+			t.Fatalf("index of the node: %v, want one", found)
+		}
+		index := filepath.Dir(filepath.Dir(found[0]))
+		claim := filepath.Join(index, "claims", "ip4-tcp-8080")
+		if b, err := os.ReadFile(claim); err != nil || !strings.Contains(string(b), holderRT.ContainerID) {
+			t.Fatalf("claim file of 8080/tcp: %q, %v", b, err)
+		}
+		second := NewNetns(t, "second")
+		rt := portsRT(second, portMap{HostPort: 8080, ContainerPort: 81, Protocol: "tcp"})
+		for _, c := range []struct {
+			name   string
+			damage func() error
+		}{
+			{"index removed", func() error { return os.RemoveAll(index) }},
+			{"claim file garbage", func() error { return os.WriteFile(claim, []byte("\x00garbage\n"), 0o600) }},
+		} {
+			if err := c.damage(); err != nil {
+				t.Fatal(err)
+			}
+			_, err := other.tryAdd(t, rt)
+			if err == nil {
+				t.Errorf("%s: ADD of 8080/tcp to %s succeeded; want a conflict with %s", c.name, other.name, holderRT.ContainerID)
+				_ = other.tryDel(t, rt)
+				continue
+			}
+			if !strings.Contains(err.Error(), "8080") || !strings.Contains(err.Error(), holderRT.ContainerID) {
+				t.Errorf("%s: error %q does not name the port and its holder", c.name, err)
+			}
+		}
+		net.del(t, holderRT)
+		if _, err := os.Stat(claim); !os.IsNotExist(err) {
+			t.Errorf("claim file of 8080/tcp after the holder's DEL: %v", err)
+		}
+		other.add(t, rt)
+	})
 }

@@ -166,8 +166,10 @@ func (p *ports) mappingsOn(addrs []netip.Prefix) ([]firewall.Mapping, int) {
 
 // precheck fails ADD, before the node changes, when a requested host port
 // is published by another attachment. The families are those of
-// host-local's ranges, or both when IPAM does not say. Publish checks again
-// under the lock (a racing ADD can still win; this ADD is then undone).
+// host-local's ranges, or both when IPAM does not say. It reads only the
+// claims of the wanted host ports (firewall's claims index; the rules
+// confirm a conflict). Publish checks again under the lock (a racing ADD
+// can still win; this ADD is then undone).
 func (p *ports) precheck() error {
 	if len(p.maps) == 0 {
 		return nil
@@ -192,12 +194,12 @@ func (p *ports) precheck() error {
 	if err != nil {
 		return err
 	}
-	published, err := fw.List()
-	if err != nil {
+	if err := fw.Conflict(p.c.Name, p.owner, want); err != nil {
+		var ce *firewall.PortConflictError
+		if errors.As(err, &ce) {
+			return fmt.Errorf("portMappings (%s): network %q: %w", fw.Name(), p.c.Name, err)
+		}
 		return fmt.Errorf("portMappings (%s): %w", fw.Name(), err)
-	}
-	if err := firewall.FindConflict(published, p.c.Name, p.owner, want); err != nil {
-		return fmt.Errorf("portMappings (%s): network %q: %w", fw.Name(), p.c.Name, err)
 	}
 	return nil
 }

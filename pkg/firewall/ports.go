@@ -13,7 +13,10 @@ import (
 // Ports publishes container ports on the node (DNAT, as Docker's -p), one
 // rule set per network whatever the number of containers and mappings. The
 // rule set itself records which attachment owns which mapping (see
-// Attachment.tag), so DEL, GC and the conflict check need no other state.
+// Attachment.tag): it is the truth. A claims index next to the lock
+// (ports_index.go) is a cache of it that may claim more, never less, so
+// that the conflict check of an ADD and the removal of a DEL cost what
+// their own mappings cost, not what the node holds.
 //
 // Every operation takes one node-wide lock (LockDir/ports.lock): a host port
 // is checked free across all networks and published under the same lock.
@@ -31,6 +34,11 @@ type Ports interface {
 	// Retain removes the network's mappings whose owner keep rejects (all
 	// of them for keep == nil), and the rule set when none is left.
 	Retain(network string, keep func(Attachment) bool) error
+	// Conflict is Publish's conflict check alone, without the lock and
+	// before anything changes: a *PortConflictError when one of maps
+	// claims a host port another attachment holds. It reads the claims
+	// index (ports_index.go): the cost is that of maps, not of the node.
+	Conflict(network string, owner Attachment, maps []Mapping) error
 	// List returns every mapping published by any network of ours.
 	List() ([]Published, error)
 }

@@ -92,6 +92,15 @@ func (f *FakePorts) retain(call, network string, keep func(Attachment) bool) err
 	return nil
 }
 
+// Conflict implements Ports.
+func (f *FakePorts) Conflict(network string, owner Attachment, maps []Mapping) error {
+	l, err := f.List()
+	if err != nil {
+		return err
+	}
+	return FindConflict(l, network, owner, maps)
+}
+
 // List implements Ports.
 func (f *FakePorts) List() ([]Published, error) {
 	f.mu.Lock()

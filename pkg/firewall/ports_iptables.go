@@ -1,6 +1,7 @@
 package firewall
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -54,11 +55,7 @@ func (b *iptPorts) Publish(n PortNetwork, owner Attachment, maps []Mapping) erro
 		return fmt.Errorf("network %q: %w", n.Name, err)
 	}
 	defer l.unlock()
-	found, err := b.list("")
-	if err != nil {
-		return fmt.Errorf("network %q: %w", n.Name, err)
-	}
-	if n, err = checkPublish(n, owner, maps, published(found)); err != nil {
+	if n, err = checkPublish(n, owner, maps, nil); err != nil {
 		return err
 	}
 	for _, m := range maps {
@@ -68,6 +65,18 @@ func (b *iptPorts) Publish(n PortNetwork, owner Attachment, maps []Mapping) erro
 		if b.handle(m.family()) == nil {
 			return fmt.Errorf("network %q: port mapping %s: %s not found", n.Name, m.host(), iptCommand(m.family()))
 		}
+	}
+	x, err := lockedIndex(b.opts.lockDir, n.Name, owner, maps, b.List)
+	if err != nil {
+		return indexError(n.Name, err)
+	}
+	defer x.close()
+	old, err := x.owned(n.Name, owner)
+	if err != nil {
+		return fmt.Errorf("network %q: %w", n.Name, err)
+	}
+	if err := x.claim(n.Name, owner, old, maps); err != nil {
+		return fmt.Errorf("network %q: ports index: %w", n.Name, err)
 	}
 	fp := n.fingerprint()
 	done := map[family]bool{}
@@ -79,13 +88,9 @@ func (b *iptPorts) Publish(n PortNetwork, owner Attachment, maps []Mapping) erro
 			}
 		}
 	}
-	var old []iptFound
-	for _, p := range found {
-		if p.Network == n.Name && p.Owner == owner {
-			old = append(old, p)
-		}
-	}
-	if err := b.deleteMappings(old); err != nil {
+	// The old rules are found by their comment, which holds the owner: a
+	// mapping the record has in excess deletes nothing.
+	if err := b.deleteOwned(n.Name, owner, old); err != nil {
 		return fmt.Errorf("network %q: %w", n.Name, err)
 	}
 	chain := iptPortsChain(n.Name)
@@ -94,7 +99,18 @@ func (b *iptPorts) Publish(n PortNetwork, owner Attachment, maps []Mapping) erro
 			return fmt.Errorf("network %q: %s: add mapping %s: %w", n.Name, iptCommand(m.family()), m.host(), err)
 		}
 	}
-	return flushUDP(append(mappingsOf(published(old)), maps...))
+	x.settle(n.Name, owner, old, maps)
+	return flushUDP(append(old, maps...))
+}
+
+// ownedFound returns owner's mappings on network as rules to delete by
+// their specification.
+func ownedFound(network string, owner Attachment, maps []Mapping) []iptFound {
+	out := make([]iptFound, len(maps))
+	for i, m := range maps {
+		out[i] = iptFound{Published: Published{Network: network, Owner: owner, Mapping: m}}
+	}
+	return out
 }
 
 func published(fs []iptFound) []Published {
@@ -236,9 +252,44 @@ func iptDeleteFixed(ipt *iptables.IPTables, network, keep string) error {
 	return nil
 }
 
-// Unpublish implements Ports.
+// Unpublish implements Ports. The owner's mappings are found in the claims
+// index and their rules deleted by handle, found by comment in an
+// undecoded dump of the network's chain (iptables-nft), or by their
+// specification with the commands; without a usable index, the network's
+// chain is listed and decoded. The
+// chains and fixed rules go when the index has no attachment of the
+// network left.
 func (b *iptPorts) Unpublish(network string, owner Attachment) error {
-	return b.Retain(network, func(a Attachment) bool { return a != owner })
+	if err := validateName(network); err != nil {
+		return err
+	}
+	l, err := b.opts.lock(portsLockName)
+	if err != nil {
+		return fmt.Errorf("network %q: %w", network, err)
+	}
+	defer l.unlock()
+	others := func(a Attachment) bool { return a != owner }
+	x := teardownIndex(b.opts.lockDir)
+	if x == nil {
+		return b.retain(network, others, false)
+	}
+	defer x.close()
+	old, err := x.owned(network, owner)
+	if err != nil {
+		x.invalidate(err)
+		return b.retain(network, others, false)
+	}
+	if len(old) == 0 {
+		return nil
+	}
+	if err := b.deleteOwned(network, owner, old); err != nil {
+		return b.retain(network, others, false)
+	}
+	x.settle(network, owner, old, nil)
+	if x.complete && x.networkEmpty(network) {
+		return errors.Join(b.retain(network, others, true), flushUDP(old))
+	}
+	return flushUDP(old)
 }
 
 // Retain implements Ports. A family whose chain is left empty loses its
@@ -252,16 +303,25 @@ func (b *iptPorts) Retain(network string, keep func(Attachment) bool) error {
 		return fmt.Errorf("network %q: %w", network, err)
 	}
 	defer l.unlock()
+	return b.retain(network, keep, false)
+}
+
+// retain is Retain under the lock; with dropEmpty, every family left
+// without mappings loses its chain and fixed rules. The index's records
+// of the network are made to match what is kept.
+func (b *iptPorts) retain(network string, keep func(Attachment) bool, dropEmpty bool) error {
 	found, err := b.list(network)
 	if err != nil {
 		return fmt.Errorf("network %q: %w", network, err)
 	}
 	var gone []iptFound
+	var keptPs []Published
 	kept := map[family]int{}
 	emptied := map[family]bool{}
 	for _, p := range found {
 		if keep != nil && keep(p.Owner) {
 			kept[p.family()]++
+			keptPs = append(keptPs, p.Published)
 			continue
 		}
 		gone = append(gone, p)
@@ -274,7 +334,7 @@ func (b *iptPorts) Retain(network string, keep func(Attachment) bool) error {
 	for _, f := range allFamilies() {
 		// The fixed rules go with the family's last mapping, and all of
 		// them when nothing is kept (the network's last DEL, GC).
-		if kept[f] > 0 || (!emptied[f] && keep != nil) {
+		if kept[f] > 0 || (!emptied[f] && keep != nil && !dropEmpty) {
 			continue
 		}
 		ipt := b.handle(f)
@@ -288,7 +348,13 @@ func (b *iptPorts) Retain(network string, keep func(Attachment) bool) error {
 			return fmt.Errorf("network %q: %s: delete chain %s: %w", network, iptCommand(f), chain, err)
 		}
 	}
+	reconcileIndex(b.opts.lockDir, network, keptPs)
 	return flushUDP(mappingsOf(published(gone)))
+}
+
+// Conflict implements Ports.
+func (b *iptPorts) Conflict(network string, owner Attachment, maps []Mapping) error {
+	return indexConflict(b.opts, network, owner, maps, b.List)
 }
 
 // List implements Ports.

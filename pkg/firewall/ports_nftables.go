@@ -33,22 +33,59 @@ func (b *nftPorts) Publish(n PortNetwork, owner Attachment, maps []Mapping) erro
 	if err != nil {
 		return fmt.Errorf("network %q: open nftables netlink connection: %w", n.Name, err)
 	}
-	existing, err := nftListPorts(c, "")
+	if n, err = checkPublish(n, owner, maps, nil); err != nil {
+		return err
+	}
+	x, err := lockedIndex(b.opts.lockDir, n.Name, owner, maps, func() ([]Published, error) { return nftListPorts(c, "") })
+	if err != nil {
+		return indexError(n.Name, err)
+	}
+	defer x.close()
+	// The owner's old mappings: those its record and their claims agree on
+	// (a key is deleted whoever holds it); when one is gone after all, the
+	// transaction fails and the rules say.
+	old, err := x.owned(n.Name, owner)
+	if err == nil {
+		old, err = x.held(n.Name, owner, old)
+	}
 	if err != nil {
 		return fmt.Errorf("network %q: %w", n.Name, err)
 	}
-	if n, err = checkPublish(n, owner, maps, existing); err != nil {
+	if err := x.claim(n.Name, owner, old, maps); err != nil {
+		return fmt.Errorf("network %q: ports index: %w", n.Name, err)
+	}
+	claimed := old
+	if err := b.replace(c, n, owner, old, maps); err != nil && len(old) > 0 {
+		var listed []Published
+		if listed, err = nftListPorts(c, n.Name); err == nil {
+			old = nil
+			for _, p := range listed {
+				if p.Owner == owner {
+					old = append(old, p.Mapping)
+				}
+			}
+			err = b.replace(c, n, owner, old, maps)
+		}
+		if err != nil {
+			return err
+		}
+	} else if err != nil {
 		return err
 	}
-	var old []Mapping
-	for _, p := range existing {
-		if p.Network == n.Name && p.Owner == owner {
-			old = append(old, p.Mapping)
-		}
+	x.settle(n.Name, owner, append(claimed, old...), maps)
+	if err := b.syncForward(c, n.Name, &n); err != nil {
+		return fmt.Errorf("network %q: %w", n.Name, err)
 	}
+	return flushUDP(append(old, maps...))
+}
+
+// replace swaps owner's elements old for maps in one transaction, together
+// with the fixed rules when they are missing or of another configuration.
+func (b *nftPorts) replace(c *nftables.Conn, n PortNetwork, owner Attachment, old, maps []Mapping) error {
 	t := nftPortsTable(n.Name)
 	fp := n.fingerprint()
 	var sets map[string]*nftables.Set
+	var err error
 	if nftFixedUpToDate(c, t, fp) {
 		sets = map[string]*nftables.Set{}
 		for _, pm := range portMaps() {
@@ -66,10 +103,7 @@ func (b *nftPorts) Publish(n PortNetwork, owner Attachment, maps []Mapping) erro
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("network %q: publish ports in nftables table inet %s: %w", n.Name, t.Name, err)
 	}
-	if err := b.syncForward(c, n.Name, &n); err != nil {
-		return fmt.Errorf("network %q: %w", n.Name, err)
-	}
-	return flushUDP(append(old, maps...))
+	return nil
 }
 
 // nftSetElements adds or deletes (op) the mappings' elements.
@@ -141,9 +175,56 @@ func nftWriteFixed(c *nftables.Conn, n PortNetwork, fp string) (map[string]*nfta
 	return sets, nil
 }
 
-// Unpublish implements Ports.
+// Unpublish implements Ports. The owner's elements are found in the claims
+// index (deleted by key, one transaction); without a usable index, or when
+// the transaction fails (an element gone after all), the network's
+// elements are listed. The table goes when the index has no attachment of
+// the network left.
 func (b *nftPorts) Unpublish(network string, owner Attachment) error {
-	return b.Retain(network, func(a Attachment) bool { return a != owner })
+	if err := validateName(network); err != nil {
+		return err
+	}
+	l, err := b.lock()
+	if err != nil {
+		return fmt.Errorf("network %q: %w", network, err)
+	}
+	defer l.unlock()
+	c, err := nftables.New()
+	if err != nil {
+		return fmt.Errorf("network %q: open nftables netlink connection: %w", network, err)
+	}
+	others := func(a Attachment) bool { return a != owner }
+	x := teardownIndex(b.opts.lockDir)
+	if x == nil {
+		return b.retain(c, network, others)
+	}
+	defer x.close()
+	old, err := x.owned(network, owner)
+	if err == nil {
+		old, err = x.held(network, owner, old)
+	}
+	if err != nil {
+		x.invalidate(err)
+		return b.retain(c, network, others)
+	}
+	if len(old) > 0 {
+		sets := map[string]*nftables.Set{}
+		for _, pm := range portMaps() {
+			sets[pm.name] = pm.set(nftPortsTable(network))
+		}
+		err := nftSetElements(c, sets, old, owner, c.SetDeleteElements)
+		if err == nil {
+			err = c.Flush()
+		}
+		if err != nil {
+			return b.retain(c, network, others)
+		}
+		x.settle(network, owner, old, nil)
+		if x.complete && x.networkEmpty(network) {
+			return errors.Join(b.retain(c, network, others), flushUDP(old))
+		}
+	}
+	return flushUDP(old)
 }
 
 // Retain implements Ports.
@@ -160,17 +241,25 @@ func (b *nftPorts) Retain(network string, keep func(Attachment) bool) error {
 	if err != nil {
 		return fmt.Errorf("network %q: open nftables netlink connection: %w", network, err)
 	}
+	return b.retain(c, network, keep)
+}
+
+// retain is Retain under the lock: it lists the network's elements, and
+// makes the index's records of the network match what is kept.
+func (b *nftPorts) retain(c *nftables.Conn, network string, keep func(Attachment) bool) error {
 	mine, err := nftListPorts(c, network)
 	if err != nil {
 		return fmt.Errorf("network %q: %w", network, err)
 	}
 	t := nftPortsTable(network)
 	var gone []Mapping
+	var keptPs []Published
 	kept := 0
 	byOwner := map[Attachment][]Mapping{}
 	for _, p := range mine {
 		if keep != nil && keep(p.Owner) {
 			kept++
+			keptPs = append(keptPs, p)
 			continue
 		}
 		gone = append(gone, p.Mapping)
@@ -200,7 +289,13 @@ func (b *nftPorts) Retain(network string, keep func(Attachment) bool) error {
 			return fmt.Errorf("network %q: %w", network, err)
 		}
 	}
+	reconcileIndex(b.opts.lockDir, network, keptPs)
 	return flushUDP(gone)
+}
+
+// Conflict implements Ports.
+func (b *nftPorts) Conflict(network string, owner Attachment, maps []Mapping) error {
+	return indexConflict(b.opts, network, owner, maps, b.List)
 }
 
 // List implements Ports.

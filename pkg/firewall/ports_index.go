@@ -1,0 +1,693 @@
+package firewall
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/flatcni/plugins/pkg/safefs"
+)
+
+// The claims index lets an ADD check its host ports, and a DEL find its
+// mappings, without listing every mapping of the node (which costs a few
+// microseconds per nftables element and ~30 us per iptables rule read
+// through netlink). It lives next to the ports lock, one directory per
+// network namespace (a node; the tests run many in one /run):
+//
+//	<lockDir>/ports-index.<dev>-<inode of the netns>/
+//	    complete                  written last by a rebuild; no marker, no index
+//	    claims/<ip4|ip6>-<proto>-<hostPort>   the claims on one host port
+//	    owners/<network>/<sha256(owner tag)[:32]>  one attachment's mappings
+//
+// Each file holds lines "<network> <owner tag> <proto> <hostIP or *>
+// <hostPort> <containerIP> <containerPort>". The rules stay the truth; the
+// index may claim more than they hold, never less: claims are written
+// before the rules are added and removed after the rules are gone. A claim
+// that conflicts is confirmed against the rules (a full listing, on a
+// conflict only) and dropped when it is stale. A missing index, or one with
+// a file that is not what it should be, is rebuilt from one full listing.
+// Everything is read and written under the ports lock, through safefs
+// (never following a link; regular files of bounded size only).
+const (
+	indexDirPrefix  = "ports-index."
+	indexMarker     = "complete"
+	indexMarkerText = "flatcni ports index v1\n"
+	indexFileMax    = 1 << 20
+)
+
+// errIndexDamaged marks an index file that cannot be trusted.
+var errIndexDamaged = errors.New("ports index damaged")
+
+// portIndex is an open claims index.
+type portIndex struct {
+	dir, claims, owners *safefs.Dir
+	complete            bool
+}
+
+// indexName is the node's index directory name.
+func indexName() (string, error) {
+	// The calling thread's namespace (a test switches one thread).
+	var st unix.Stat_t
+	err := unix.Stat("/proc/thread-self/ns/net", &st)
+	if err != nil {
+		err = unix.Stat("/proc/self/ns/net", &st)
+	}
+	if err != nil {
+		return "", fmt.Errorf("network namespace: %w", err)
+	}
+	return fmt.Sprintf("%s%d-%d", indexDirPrefix, st.Dev, st.Ino), nil
+}
+
+// openSub opens directory name in parent; with create, a missing one is
+// made and anything else in its place (a link, a file) removed first, and
+// made reports it.
+func openSub(parent *safefs.Dir, name string, create bool) (d *safefs.Dir, made bool, err error) {
+	if create {
+		existed, err := parent.Exists(name)
+		if err != nil {
+			return nil, false, err
+		}
+		made = !existed
+	}
+	d, err = safefs.OpenDirAt(parent, name, create)
+	if err != nil && create && (errors.Is(err, safefs.ErrSymlink) || errors.Is(err, safefs.ErrNotDir)) {
+		if err := parent.Remove(name); err != nil {
+			return nil, false, err
+		}
+		d, err = safefs.OpenDirAt(parent, name, true)
+		made = true
+	}
+	return d, made, err
+}
+
+// openIndex opens the node's index in lockDir. Without create, a missing
+// index is returned incomplete (or an error).
+func openIndex(lockDir string, create bool) (*portIndex, error) {
+	name, err := indexName()
+	if err != nil {
+		return nil, err
+	}
+	top, err := safefs.OpenDirAt(nil, lockDir, false)
+	if err != nil {
+		return nil, err
+	}
+	defer top.Close()
+	x := &portIndex{}
+	if x.dir, _, err = openSub(top, name, create); err != nil {
+		return nil, err
+	}
+	// A directory of claims or records made anew (gone, or something else
+	// in its place) leaves the index incomplete, whatever the marker says.
+	var madeClaims, madeOwners bool
+	if x.claims, madeClaims, err = openSub(x.dir, "claims", create); err == nil {
+		x.owners, madeOwners, err = openSub(x.dir, "owners", create)
+	}
+	if err != nil {
+		x.close()
+		return nil, err
+	}
+	b, err := x.dir.ReadFile(indexMarker, 64)
+	x.complete = err == nil && string(b) == indexMarkerText && !madeClaims && !madeOwners
+	return x, nil
+}
+
+func (x *portIndex) close() {
+	x.dir.Close()
+	x.claims.Close()
+	x.owners.Close()
+}
+
+// invalidate makes the next locked use rebuild the index (best effort: a
+// failure to is said on stderr).
+func (x *portIndex) invalidate(why error) {
+	x.complete = false
+	fmt.Fprintf(os.Stderr, "ports index: %v; it will be rebuilt\n", why)
+	if err := x.dir.Remove(indexMarker); err != nil {
+		fmt.Fprintf(os.Stderr, "ports index: %v\n", err)
+	}
+}
+
+// rebuild rewrites the whole index from all, the node's mappings.
+func (x *portIndex) rebuild(all []Published) error {
+	if err := x.dir.Remove(indexMarker); err != nil {
+		return err
+	}
+	for _, sub := range []struct {
+		d    **safefs.Dir
+		name string
+	}{{&x.claims, "claims"}, {&x.owners, "owners"}} {
+		(*sub.d).Close()
+		*sub.d = nil
+		if err := removeTree(x.dir, sub.name); err != nil {
+			return err
+		}
+		d, _, err := openSub(x.dir, sub.name, true)
+		if err != nil {
+			return err
+		}
+		*sub.d = d
+	}
+	byKey := map[string][]Published{}
+	type ownerKey struct {
+		net   string
+		owner Attachment
+	}
+	byOwner := map[ownerKey][]Mapping{}
+	for _, p := range all {
+		byKey[claimKey(p.Mapping)] = append(byKey[claimKey(p.Mapping)], p)
+		k := ownerKey{p.Network, p.Owner}
+		byOwner[k] = append(byOwner[k], p.Mapping)
+	}
+	for key, ps := range byKey {
+		if err := writeIndexFile(x.claims, key, ps); err != nil {
+			return err
+		}
+	}
+	for k, maps := range byOwner {
+		if err := x.setOwner(k.net, k.owner, maps); err != nil {
+			return err
+		}
+	}
+	if err := writeFileAt(x.dir, indexMarker, []byte(indexMarkerText)); err != nil {
+		return err
+	}
+	x.complete = true
+	return nil
+}
+
+// removeTree removes name in d and, for a directory, what it holds; no
+// link is followed (unlink removes a link itself).
+func removeTree(d *safefs.Dir, name string) error {
+	err := unix.Unlinkat(d.Fd(), name, 0)
+	if err == nil || err == unix.ENOENT {
+		return nil
+	}
+	if err != unix.EISDIR && err != unix.EPERM {
+		return d.PathError("remove", name, err)
+	}
+	sub, err := safefs.OpenDirAt(d, name, false)
+	if err != nil {
+		return err
+	}
+	entries, err := sub.Entries()
+	if err == nil {
+		for _, e := range entries {
+			if err = removeTree(sub, e.Name()); err != nil {
+				break
+			}
+		}
+	}
+	sub.Close()
+	if err != nil {
+		return err
+	}
+	if err := unix.Unlinkat(d.Fd(), name, unix.AT_REMOVEDIR); err != nil && err != unix.ENOENT {
+		return d.PathError("remove", name, err)
+	}
+	return nil
+}
+
+// claimKey names the claim file of m's host port.
+func claimKey(m Mapping) string {
+	f := "ip4"
+	if m.family() == ipv6 {
+		f = "ip6"
+	}
+	return f + "-" + m.Protocol + "-" + strconv.Itoa(int(m.HostPort))
+}
+
+// ownerFile names the record of owner in its network's directory.
+func ownerFile(owner Attachment) string {
+	sum := sha256.Sum256([]byte(owner.tag()))
+	return hex.EncodeToString(sum[:16])
+}
+
+func formatIndexLine(p Published) string {
+	host := "*"
+	if p.HostIP.IsValid() {
+		host = p.HostIP.String()
+	}
+	return fmt.Sprintf("%s %s %s %s %d %s %d\n", p.Network, p.Owner.tag(), p.Protocol, host, p.HostPort, p.ContainerIP, p.ContainerPort)
+}
+
+func parseIndexLine(s string) (Published, bool) {
+	f := strings.Split(s, " ")
+	if len(f) != 7 || validateName(f[0]) != nil {
+		return Published{}, false
+	}
+	owner, ok := parseTag(f[1])
+	if !ok || owner.validate() != nil {
+		return Published{}, false
+	}
+	hp, err1 := strconv.ParseUint(f[4], 10, 16)
+	cp, err2 := strconv.ParseUint(f[6], 10, 16)
+	cip, err3 := netip.ParseAddr(f[5])
+	if err1 != nil || err2 != nil || err3 != nil {
+		return Published{}, false
+	}
+	p := Published{Network: f[0], Owner: owner, Mapping: Mapping{Protocol: f[2], HostPort: uint16(hp), ContainerIP: cip, ContainerPort: uint16(cp)}}
+	if f[3] != "*" {
+		if p.HostIP, err1 = netip.ParseAddr(f[3]); err1 != nil {
+			return Published{}, false
+		}
+	}
+	return p, p.validate() == nil
+}
+
+// readIndexFile reads the lines of name in d (none when it is missing);
+// anything unexpected is errIndexDamaged.
+func readIndexFile(d *safefs.Dir, name string, valid func(Published) bool) ([]Published, error) {
+	b, err := d.ReadFile(name, indexFileMax)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errIndexDamaged, err)
+	}
+	s, ok := strings.CutSuffix(string(b), "\n")
+	if !ok || s == "" {
+		return nil, fmt.Errorf("%w: %s: not a list of claims", errIndexDamaged, filepath.Join(d.Path(), name))
+	}
+	var out []Published
+	for _, line := range strings.Split(s, "\n") {
+		p, ok := parseIndexLine(line)
+		if !ok || !valid(p) {
+			return nil, fmt.Errorf("%w: %s: bad line %q", errIndexDamaged, filepath.Join(d.Path(), name), line)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// writeIndexFile replaces name in d by ps (removes it for none).
+func writeIndexFile(d *safefs.Dir, name string, ps []Published) error {
+	if len(ps) == 0 {
+		return d.Remove(name)
+	}
+	var b strings.Builder
+	for _, p := range ps {
+		b.WriteString(formatIndexLine(p))
+	}
+	return writeFileAt(d, name, []byte(b.String()))
+}
+
+// writeFileAt replaces name in d atomically (a new file renamed over it;
+// rename replaces a link itself, never its target).
+func writeFileAt(d *safefs.Dir, name string, data []byte) error {
+	tmp := ".tmp-" + strconv.Itoa(os.Getpid())
+	if err := d.Remove(tmp); err != nil {
+		return err
+	}
+	f, err := d.OpenFile(tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = unix.Renameat(d.Fd(), tmp, d.Fd(), name)
+	}
+	if err != nil {
+		d.Remove(tmp)
+		return d.PathError("write", name, err)
+	}
+	return nil
+}
+
+func (x *portIndex) readClaims(key string) ([]Published, error) {
+	return readIndexFile(x.claims, key, func(p Published) bool { return claimKey(p.Mapping) == key })
+}
+
+// claimsOf returns the claims on the host ports of maps.
+func (x *portIndex) claimsOf(maps []Mapping) ([]Published, error) {
+	var out []Published
+	seen := map[string]bool{}
+	for _, m := range maps {
+		key := claimKey(m)
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		ps, err := x.readClaims(key)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ps...)
+	}
+	return out, nil
+}
+
+// updateClaims rewrites the claims of owner on network for maps' ports:
+// add or drop (network, owner, m) for each m.
+func (x *portIndex) updateClaims(network string, owner Attachment, maps []Mapping, add bool) error {
+	byKey := map[string][]Mapping{}
+	for _, m := range maps {
+		byKey[claimKey(m)] = append(byKey[claimKey(m)], m)
+	}
+	for key, ms := range byKey {
+		ps, err := x.readClaims(key)
+		if err != nil {
+			return err
+		}
+		n := len(ps)
+		for _, m := range ms {
+			p := Published{Network: network, Owner: owner, Mapping: m}
+			i := slices.Index(ps, p)
+			switch {
+			case add && i < 0:
+				ps = append(ps, p)
+			case !add && i >= 0:
+				ps = slices.Delete(ps, i, i+1)
+			}
+		}
+		if len(ps) != n {
+			if err := writeIndexFile(x.claims, key, ps); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// owned returns the recorded mappings of owner on network.
+func (x *portIndex) owned(network string, owner Attachment) ([]Mapping, error) {
+	d, err := safefs.OpenDirAt(x.owners, network, false)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errIndexDamaged, err)
+	}
+	defer d.Close()
+	ps, err := readIndexFile(d, ownerFile(owner), func(p Published) bool { return p.Network == network && p.Owner == owner })
+	return mappingsOf(ps), err
+}
+
+// setOwner records maps as owner's on network (none: removes the record,
+// and the network's directory with its last record).
+func (x *portIndex) setOwner(network string, owner Attachment, maps []Mapping) error {
+	d, _, err := openSub(x.owners, network, len(maps) > 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	ps := make([]Published, len(maps))
+	for i, m := range maps {
+		ps[i] = Published{Network: network, Owner: owner, Mapping: m}
+	}
+	if err := writeIndexFile(d, ownerFile(owner), ps); err != nil {
+		return err
+	}
+	if len(maps) == 0 {
+		if err := unix.Unlinkat(x.owners.Fd(), network, unix.AT_REMOVEDIR); err != nil && err != unix.ENOTEMPTY && err != unix.EEXIST && err != unix.ENOENT {
+			return x.owners.PathError("remove", network, err)
+		}
+	}
+	return nil
+}
+
+// networkEmpty reports whether no attachment of network has a record.
+func (x *portIndex) networkEmpty(network string) bool {
+	ok, err := x.owners.Exists(network)
+	return err == nil && !ok
+}
+
+// held returns the mappings among maps whose claim names owner on network.
+func (x *portIndex) held(network string, owner Attachment, maps []Mapping) ([]Mapping, error) {
+	claims, err := x.claimsOf(maps)
+	if err != nil {
+		return nil, err
+	}
+	var out []Mapping
+	for _, m := range maps {
+		if slices.Contains(claims, Published{Network: network, Owner: owner, Mapping: m}) {
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
+// claim records, before the rules change, that owner on network will hold
+// maps (its record keeps old too until settle).
+func (x *portIndex) claim(network string, owner Attachment, old, maps []Mapping) error {
+	all := slices.Clone(old)
+	for _, m := range maps {
+		if !slices.Contains(all, m) {
+			all = append(all, m)
+		}
+	}
+	if err := x.setOwner(network, owner, all); err != nil {
+		return err
+	}
+	return x.updateClaims(network, owner, maps, true)
+}
+
+// settle records, after the rules changed, that owner on network holds
+// maps instead of old. A failure only leaves claims in excess: it
+// invalidates the index and is no error.
+func (x *portIndex) settle(network string, owner Attachment, old, maps []Mapping) {
+	var gone []Mapping
+	for _, m := range old {
+		if !slices.Contains(maps, m) {
+			gone = append(gone, m)
+		}
+	}
+	err := x.setOwner(network, owner, maps)
+	if err == nil {
+		err = x.updateClaims(network, owner, gone, false)
+	}
+	if err != nil {
+		x.invalidate(err)
+	}
+}
+
+// fixPorts rewrites the claims on maps' host ports from all (the node's
+// mappings, just listed), and the records of the attachments whose claims
+// there were stale.
+func (x *portIndex) fixPorts(maps []Mapping, all []Published) error {
+	seen := map[string]bool{}
+	for _, m := range maps {
+		key := claimKey(m)
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		old, err := x.readClaims(key)
+		if err != nil {
+			return err
+		}
+		var truth []Published
+		for _, p := range all {
+			if claimKey(p.Mapping) == key {
+				truth = append(truth, p)
+			}
+		}
+		if err := writeIndexFile(x.claims, key, truth); err != nil {
+			return err
+		}
+		for _, p := range old {
+			if slices.Contains(truth, p) {
+				continue
+			}
+			var mine []Mapping
+			for _, q := range all {
+				if q.Network == p.Network && q.Owner == p.Owner {
+					mine = append(mine, q.Mapping)
+				}
+			}
+			if err := x.setOwner(p.Network, p.Owner, mine); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// reconcile makes the records of network, and their claims, those of kept
+// (the network's mappings, just listed after GC or the last DEL).
+func (x *portIndex) reconcile(network string, kept []Published) error {
+	truth := map[Attachment][]Mapping{}
+	for _, p := range kept {
+		truth[p.Owner] = append(truth[p.Owner], p.Mapping)
+	}
+	recorded := map[Attachment][]Mapping{}
+	d, err := safefs.OpenDirAt(x.owners, network, false)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if err == nil {
+		entries, err := d.Entries()
+		if err == nil {
+			for _, e := range entries {
+				var ps []Published
+				if ps, err = readIndexFile(d, e.Name(), func(p Published) bool { return p.Network == network }); err != nil {
+					break
+				}
+				same := func(p Published) bool { return p.Owner == ps[0].Owner }
+				if len(ps) > 0 && ownerFile(ps[0].Owner) == e.Name() && !slices.ContainsFunc(ps, func(p Published) bool { return !same(p) }) {
+					recorded[ps[0].Owner] = mappingsOf(ps)
+				} else if err = d.Remove(e.Name()); err != nil {
+					break
+				}
+			}
+		}
+		d.Close()
+		if err != nil {
+			return err
+		}
+	}
+	for owner, maps := range recorded {
+		want := truth[owner]
+		var gone []Mapping
+		for _, m := range maps {
+			if !slices.Contains(want, m) {
+				gone = append(gone, m)
+			}
+		}
+		if err := x.updateClaims(network, owner, gone, false); err != nil {
+			return err
+		}
+		if err := x.setOwner(network, owner, want); err != nil {
+			return err
+		}
+	}
+	for owner, maps := range truth {
+		if _, ok := recorded[owner]; !ok {
+			if err := x.claim(network, owner, nil, maps); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// lockedIndex opens the index under the ports lock for a Publish of maps
+// by owner on network: rebuilt from list when missing or damaged, and
+// with the claims on maps' ports confirmed against list when one
+// conflicts. A true conflict is a *PortConflictError.
+func lockedIndex(lockDir, network string, owner Attachment, maps []Mapping, list func() ([]Published, error)) (*portIndex, error) {
+	x, err := openIndex(lockDir, true)
+	if err != nil {
+		return nil, fmt.Errorf("ports index: %w", err)
+	}
+	for try := 0; ; try++ {
+		if !x.complete {
+			all, err := list()
+			if err != nil {
+				x.close()
+				return nil, err
+			}
+			if err := x.rebuild(all); err != nil {
+				x.close()
+				return nil, fmt.Errorf("rebuild ports index: %w", err)
+			}
+		}
+		claims, err := x.claimsOf(maps)
+		if err != nil && try == 0 {
+			x.invalidate(err)
+			continue
+		}
+		if err == nil && FindConflict(claims, network, owner, maps) != nil {
+			// Confirm: the rules are the truth.
+			var all []Published
+			if all, err = list(); err == nil {
+				if err = FindConflict(all, network, owner, maps); err == nil {
+					err = x.fixPorts(maps, all)
+				}
+			}
+		}
+		if err != nil {
+			x.close()
+			return nil, err
+		}
+		return x, nil
+	}
+}
+
+// indexConflict is Ports.Conflict: the claims on maps' ports, read
+// without the lock. Anything else than a clean "free" (a conflict to
+// confirm, a missing or damaged index) goes the way of Publish, under the
+// lock: the rules decide and the index is mended.
+func indexConflict(o options, network string, owner Attachment, maps []Mapping, list func() ([]Published, error)) error {
+	if x, err := openIndex(o.lockDir, false); err == nil {
+		claims, err := x.claimsOf(maps)
+		complete := x.complete
+		x.close()
+		if complete && err == nil && FindConflict(claims, network, owner, maps) == nil {
+			return nil
+		}
+	}
+	l, err := lockFile(o.lockDir, portsLockName)
+	if err != nil {
+		all, err := list()
+		if err != nil {
+			return err
+		}
+		return FindConflict(all, network, owner, maps)
+	}
+	defer l.unlock()
+	x, err := lockedIndex(o.lockDir, network, owner, maps, list)
+	if err != nil {
+		return err
+	}
+	x.close()
+	return nil
+}
+
+// teardownIndex opens the index for Unpublish's fast path: nil (and the
+// reason on stderr, unless it is only missing) when it cannot be used.
+func teardownIndex(lockDir string) *portIndex {
+	x, err := openIndex(lockDir, false)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			fmt.Fprintf(os.Stderr, "ports index: %v; going on without it\n", err)
+		}
+		return nil
+	}
+	if !x.complete {
+		x.close()
+		return nil
+	}
+	return x
+}
+
+// reconcileIndex is reconcile for Retain, best effort: a failure
+// invalidates the index (said on stderr).
+func reconcileIndex(lockDir, network string, kept []Published) {
+	x, err := openIndex(lockDir, false)
+	if err != nil {
+		return
+	}
+	defer x.close()
+	if !x.complete {
+		return
+	}
+	if err := x.reconcile(network, kept); err != nil {
+		x.invalidate(err)
+	}
+}
+
+// indexError names the network in an error of lockedIndex, except a
+// conflict, which names it already.
+func indexError(network string, err error) error {
+	var ce *PortConflictError
+	if errors.As(err, &ce) {
+		return err
+	}
+	return fmt.Errorf("network %q: %w", network, err)
+}
