@@ -90,7 +90,9 @@ func (b *iptPorts) Publish(n PortNetwork, owner Attachment, maps []Mapping) erro
 	}
 	// The old rules are found by their comment, which holds the owner: a
 	// mapping the record has in excess deletes nothing.
-	if err := b.deleteOwned(n.Name, owner, old); err != nil {
+	closeConn, err := b.deleteOwned(n.Name, owner, old)
+	closeConn()
+	if err != nil {
 		return fmt.Errorf("network %q: %w", n.Name, err)
 	}
 	chain := iptPortsChain(n.Name)
@@ -267,7 +269,11 @@ func (b *iptPorts) Unpublish(network string, owner Attachment) error {
 	if err != nil {
 		return fmt.Errorf("network %q: %w", network, err)
 	}
-	defer l.unlock()
+	closeConn := func() {}
+	defer func() {
+		l.unlock()
+		closeConn() // after the index update and the unlock (deleteOwned)
+	}()
 	others := func(a Attachment) bool { return a != owner }
 	x := teardownIndex(b.opts.lockDir)
 	if x == nil {
@@ -282,7 +288,8 @@ func (b *iptPorts) Unpublish(network string, owner Attachment) error {
 	if len(old) == 0 {
 		return nil
 	}
-	if err := b.deleteOwned(network, owner, old); err != nil {
+	closeConn, err = b.deleteOwned(network, owner, old)
+	if err != nil {
 		return b.retain(network, others, false)
 	}
 	x.settle(network, owner, old, nil)

@@ -73,11 +73,18 @@ func iptNFTHandles(f family, chain string, comments []string) (handles map[strin
 
 // deleteOwned deletes owner's rules for maps on network: through netlink
 // by the handles iptNFTHandles finds (iptables-nft), else by their
-// specification with the commands.
-func (b *iptPorts) deleteOwned(network string, owner Attachment, maps []Mapping) error {
+// specification with the commands. The netlink connection stays open until
+// closeConn: closing a socket that committed waits for the kernel's grace
+// period, which the caller's index update and unlock need not wait for.
+func (b *iptPorts) deleteOwned(network string, owner Attachment, maps []Mapping) (closeConn func(), err error) {
 	chain := iptPortsChain(network)
 	var byCmd []iptFound
 	var c *nftables.Conn
+	closeConn = func() {
+		if c != nil {
+			_ = c.CloseLasting()
+		}
+	}
 	for _, f := range allFamilies() {
 		var comments []string
 		var ms []Mapping
@@ -96,22 +103,21 @@ func (b *iptPorts) deleteOwned(network string, owner Attachment, maps []Mapping)
 			continue
 		}
 		if c == nil {
-			var err error
-			if c, err = nftables.New(); err != nil {
-				return err
+			if c, err = nftables.New(nftables.AsLasting()); err != nil {
+				return closeConn, err
 			}
 		}
 		t := iptNFTTable(f, natTable)
 		for _, h := range handles {
 			if err := c.DelRule(&nftables.Rule{Table: t, Chain: &nftables.Chain{Name: chain, Table: t}, Handle: h}); err != nil {
-				return err
+				return closeConn, err
 			}
 		}
 	}
 	if c != nil {
 		if err := c.Flush(); err != nil {
-			return err
+			return closeConn, err
 		}
 	}
-	return b.deleteMappings(byCmd)
+	return closeConn, b.deleteMappings(byCmd)
 }

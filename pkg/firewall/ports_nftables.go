@@ -188,11 +188,18 @@ func (b *nftPorts) Unpublish(network string, owner Attachment) error {
 	if err != nil {
 		return fmt.Errorf("network %q: %w", network, err)
 	}
-	defer l.unlock()
-	c, err := nftables.New()
+	// One lasting connection: closing a netlink socket that committed waits
+	// for the kernel's grace period (~10 ms here), which the index's update
+	// below need not wait for; it is closed last, once the lock is free.
+	c, err := nftables.New(nftables.AsLasting())
 	if err != nil {
+		l.unlock()
 		return fmt.Errorf("network %q: open nftables netlink connection: %w", network, err)
 	}
+	defer func() {
+		l.unlock()
+		_ = c.CloseLasting()
+	}()
 	others := func(a Attachment) bool { return a != owner }
 	x := teardownIndex(b.opts.lockDir)
 	if x == nil {
