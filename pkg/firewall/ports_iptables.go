@@ -1,8 +1,10 @@
 package firewall
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"os/exec"
 	"slices"
 	"strings"
 
@@ -62,7 +64,7 @@ func (b *iptPorts) Publish(n PortNetwork, owner Attachment, maps []Mapping) erro
 		if c := portsMappingComment(n.Name, owner, m); len(c) > iptMaxComment {
 			return fmt.Errorf("network %q: port mapping %s: network name and container ID too long for an iptables comment (%d characters, at most %d)", n.Name, m.host(), len(c), iptMaxComment)
 		}
-		if b.handle(m.family()) == nil {
+		if _, err := exec.LookPath(iptCommand(m.family())); err != nil {
 			return fmt.Errorf("network %q: port mapping %s: %s not found", n.Name, m.host(), iptCommand(m.family()))
 		}
 	}
@@ -83,7 +85,7 @@ func (b *iptPorts) Publish(n PortNetwork, owner Attachment, maps []Mapping) erro
 	for _, m := range maps {
 		if f := m.family(); !done[f] {
 			done[f] = true
-			if err := iptEnsureFixed(b.handle(f), n, f, fp); err != nil {
+			if err := iptEnsureFixed(func() *iptables.IPTables { return b.handle(f) }, n, f, fp); err != nil {
 				return fmt.Errorf("network %q: %s: %w", n.Name, iptCommand(f), err)
 			}
 		}
@@ -96,9 +98,17 @@ func (b *iptPorts) Publish(n PortNetwork, owner Attachment, maps []Mapping) erro
 		return fmt.Errorf("network %q: %w", n.Name, err)
 	}
 	chain := iptPortsChain(n.Name)
-	for _, m := range maps {
-		if err := b.handle(m.family()).Append(natTable, chain, iptMappingRule(n.Name, owner, m)...); err != nil {
-			return fmt.Errorf("network %q: %s: add mapping %s: %w", n.Name, iptCommand(m.family()), m.host(), err)
+	for _, f := range allFamilies() {
+		var rules [][]string
+		var hosts []string
+		for _, m := range maps {
+			if m.family() == f {
+				rules = append(rules, iptMappingRule(n.Name, owner, m))
+				hosts = append(hosts, m.host())
+			}
+		}
+		if err := iptRestoreAppend(f, natTable, chain, rules); err != nil {
+			return fmt.Errorf("network %q: add mappings %s: %w", n.Name, strings.Join(hosts, ", "), err)
 		}
 	}
 	x.settle(n.Name, owner, old, maps)
@@ -160,12 +170,13 @@ func (b *iptPorts) deleteMappings(fs []iptFound) error {
 // iptEnsureFixed makes the network's chain and fixed rules of family f
 // exist with fingerprint fp; the hot path is one check of the PREROUTING
 // jump (read through netlink when iptables is iptables-nft).
-func iptEnsureFixed(ipt *iptables.IPTables, n PortNetwork, f family, fp string) error {
+func iptEnsureFixed(handle func() *iptables.IPTables, n PortNetwork, f family, fp string) error {
 	rules := iptPortsFixed(n, f, fp)
 	last := rules[len(rules)-1]
 	if iptNFTHasComment(f, last.table, last.chain, portsFixedComment(n.Name, fp)) {
 		return nil
 	}
+	ipt := handle() // starts iptables once (--version): not on the hot path
 	if ok, err := ipt.Exists(last.table, last.chain, last.spec...); err == nil && ok {
 		return nil
 	}
@@ -486,4 +497,42 @@ func iptCmdList(ipt *iptables.IPTables, f family, network string) ([]Published, 
 	}
 	sortPublished(out)
 	return out, nil
+}
+
+// iptRestoreAppend appends rules to chain in table with one run of
+// iptables-restore --noflush (ip6tables-restore for IPv6): one process for
+// all of an ADD's mappings of the family, where `iptables -A` would start one
+// per mapping and the go-iptables handle one more for the version.
+func iptRestoreAppend(f family, table, chain string, rules [][]string) error {
+	if len(rules) == 0 {
+		return nil
+	}
+	var in strings.Builder
+	in.WriteString("*" + table + "\n")
+	for _, r := range rules {
+		in.WriteString("-A " + chain)
+		for _, arg := range r {
+			in.WriteString(" " + restoreQuote(arg))
+		}
+		in.WriteString("\n")
+	}
+	in.WriteString("COMMIT\n")
+	name := iptCommand(f) + "-restore"
+	cmd := exec.Command(name, "-w", "--noflush")
+	cmd.Stdin = strings.NewReader(in.String())
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("%s: %w: %s", name, err, bytes.TrimSpace(out))
+	}
+	return nil
+}
+
+// restoreQuote quotes an argument for iptables-restore's line parser: in
+// double quotes when it has a space or quote character, with backslashes
+// before quotes and backslashes (comments of ours have neither: see
+// Attachment.validate).
+func restoreQuote(s string) string {
+	if s != "" && !strings.ContainsAny(s, " \t\"'\\") {
+		return s
+	}
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
 }

@@ -280,3 +280,17 @@ func TestParseMappingCommentRejects(t *testing.T) {
 		}
 	}
 }
+
+func TestRestoreQuote(t *testing.T) {
+	for in, want := range map[string]string{
+		"DNAT":                        "DNAT",
+		"10.1.0.2:80":                 "10.1.0.2:80",
+		"flatcni-ports net=n own=c/e": `"flatcni-ports net=n own=c/e"`,
+		`a"b\c`:                       `"a\"b\\c"`,
+		"":                            `""`,
+	} {
+		if got := restoreQuote(in); got != want {
+			t.Errorf("restoreQuote(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
