@@ -6,7 +6,20 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/containernetworking/cni/libcni"
 )
+
+// conflictSetup makes two port-publishing networks on node and a container
+// of the first holding 8080/tcp.
+func conflictSetup(t *testing.T, backend string, node *Node) (net, other *portsNet, holderRT *libcni.RuntimeConf) {
+	net = newPortsNet(t, node, portsNetConf{backend: backend, subnets: portsSubnets})
+	other = newPortsNet(t, node, portsNetConf{backend: backend, subnets: portsSubnets2})
+	holder := NewNetns(t, "holder")
+	holderRT = portsRT(holder, portMap{HostPort: 8080, ContainerPort: 80, Protocol: "tcp"})
+	net.add(t, holderRT)
+	return net, other, holderRT
+}
 
 // TestPortsConflict: a host port published by a container of one network
 // fails the ADD of a container of another network (and of the same network
@@ -15,11 +28,7 @@ import (
 // protocol on the same port is free.
 func TestPortsConflict(t *testing.T) {
 	eachBackendUplink(t, func(t *testing.T, backend string, node *Node, _ *Netns) {
-		net := newPortsNet(t, node, portsNetConf{backend: backend, subnets: portsSubnets})
-		other := newPortsNet(t, node, portsNetConf{backend: backend, subnets: portsSubnets2})
-		holder := NewNetns(t, "holder")
-		holderRT := portsRT(holder, portMap{HostPort: 8080, ContainerPort: 80, Protocol: "tcp"})
-		net.add(t, holderRT)
+		net, other, holderRT := conflictSetup(t, backend, node)
 
 		for _, c := range []struct {
 			net *portsNet
@@ -209,11 +218,7 @@ func TestPortsInvalid(t *testing.T) {
 // deleted the port is free again.
 func TestPortsConflictIndexRebuilt(t *testing.T) {
 	eachBackendUplink(t, func(t *testing.T, backend string, node *Node, _ *Netns) {
-		net := newPortsNet(t, node, portsNetConf{backend: backend, subnets: portsSubnets})
-		other := newPortsNet(t, node, portsNetConf{backend: backend, subnets: portsSubnets2})
-		holder := NewNetns(t, "holder")
-		holderRT := portsRT(holder, portMap{HostPort: 8080, ContainerPort: 80, Protocol: "tcp"})
-		net.add(t, holderRT)
+		net, other, holderRT := conflictSetup(t, backend, node)
 		// The node's index is the one with a record directory of net.
 		found, _ := filepath.Glob(filepath.Join("/run/flatcni", "ports-index.*", "owners", net.name))
 		if len(found) != 1 {

@@ -330,16 +330,22 @@ func (x *portIndex) readClaims(key string) ([]Published, error) {
 	return readIndexFile(x.claims, key, func(p Published) bool { return claimKey(p.Mapping) == key })
 }
 
+// claimKeys returns the claim files of maps' host ports, each once, in
+// the order of maps.
+func claimKeys(maps []Mapping) []string {
+	var keys []string
+	for _, m := range maps {
+		if key := claimKey(m); !slices.Contains(keys, key) {
+			keys = append(keys, key)
+		}
+	}
+	return keys
+}
+
 // claimsOf returns the claims on the host ports of maps.
 func (x *portIndex) claimsOf(maps []Mapping) ([]Published, error) {
 	var out []Published
-	seen := map[string]bool{}
-	for _, m := range maps {
-		key := claimKey(m)
-		if seen[key] {
-			continue
-		}
-		seen[key] = true
+	for _, key := range claimKeys(maps) {
 		ps, err := x.readClaims(key)
 		if err != nil {
 			return nil, err
@@ -480,13 +486,7 @@ func (x *portIndex) settle(network string, owner Attachment, old, maps []Mapping
 // mappings, just listed), and the records of the attachments whose claims
 // there were stale.
 func (x *portIndex) fixPorts(maps []Mapping, all []Published) error {
-	seen := map[string]bool{}
-	for _, m := range maps {
-		key := claimKey(m)
-		if seen[key] {
-			continue
-		}
-		seen[key] = true
+	for _, key := range claimKeys(maps) {
 		old, err := x.readClaims(key)
 		if err != nil {
 			return err
