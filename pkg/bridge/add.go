@@ -59,12 +59,15 @@ func (d *Deps) Add(args *skel.CmdArgs) (_ types.Result, err error) {
 
 	// IPAM of our own (in-process host-local) starts now and runs beside the
 	// bridge and the veth: it only writes its lease files, and their fsyncs
-	// then overlap the kernel's work. Any other plugin starts at wait, once
-	// the container's interface exists.
+	// then overlap the kernel's work. Its undo runs after the veth's. Any
+	// other plugin starts at wait, once the container's interface exists,
+	// and is undone before the veth goes, as before this overlap.
 	var ia *ipamAdd
 	if c.IsLayer3() {
 		ia = startIPAMAdd(ipam, args)
-		undo.push(ia.undo)
+		if ipam.Local() {
+			undo.push(ia.undo)
+		}
 	}
 
 	// The bridge. One made by this ADD goes again if the ADD fails and no
@@ -108,6 +111,9 @@ func (d *Deps) Add(args *skel.CmdArgs) (_ types.Result, err error) {
 		r, fwSubnets, err = ia.wait()
 		if err != nil {
 			return nil, ipamError(c, "ADD", err)
+		}
+		if !ipam.Local() {
+			undo.push(ia.undo)
 		}
 		if res, err = current.NewResultFromResult(r); err != nil {
 			return nil, ipamError(c, "ADD", err)

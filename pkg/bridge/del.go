@@ -30,10 +30,6 @@ func (d *Deps) Del(args *skel.CmdArgs) error {
 	if c.MasqBackendValid() {
 		waitPorts = d.teardownPorts(c, args).startDel()
 	}
-	waitIPAM := func() error { return nil }
-	if c.IsLayer3() {
-		waitIPAM = d.startIPAMDel(c, args)
-	}
 	// Our host end has a name and alias derived from the attachment: deleting
 	// it from the node removes the container end too, without entering the
 	// container netns. Otherwise (the netns is gone, or the attachment was
@@ -48,8 +44,13 @@ func (d *Deps) Del(args *skel.CmdArgs) error {
 			errs = append(errs, err)
 		}
 	}
-	if err := waitIPAM(); err != nil {
-		errs = append(errs, err)
+	// IPAM after the interface is gone (as the reference, which once
+	// released first: a new container could get the address while the old
+	// interface still had it).
+	if c.IsLayer3() {
+		if err := d.runIPAM(c, args, "DEL", IPAMPlugin.Del); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if c.MacSpoofChk {
 		// Also the reference plugin's check of this attachment, left on a

@@ -91,16 +91,21 @@ type IPAMPlugin interface {
 	// Add returns the plugin's result and, when the plugin knows them
 	// before any ADD (host-local in-process: its ranges), the subnets of
 	// the network; nil subnets leave them to the result's addresses.
-	Add(args *skel.CmdArgs) (res types.Result, subnets []netip.Prefix, err error)
+	// reserved says whether undoing the ADD must release addresses: false
+	// when the attachment held them all before (a repeated ADD); always
+	// true for an executed plugin, which does not say.
+	Add(args *skel.CmdArgs) (res types.Result, subnets []netip.Prefix, reserved bool, err error)
 	Del(args *skel.CmdArgs) error
 	Check(args *skel.CmdArgs) error
 	GC(args *skel.CmdArgs) error
 	Status(args *skel.CmdArgs) error
-	// Local reports whether the plugin needs nothing of the container's
-	// interface: our host-local run in-process, which only touches its
-	// lease files. ADD and DEL then run it beside the veth's creation or
-	// removal, so that its disk waits overlap the kernel's. A plugin run by
-	// exec is never Local: it may need the interface (DHCP does).
+	// Local reports whether the plugin's ADD needs nothing of the
+	// container's interface: our host-local run in-process, which only
+	// touches its lease files. ADD then runs it beside the bridge's and the
+	// veth's creation, so that its disk waits overlap the kernel's. A plugin
+	// run by exec is never Local: it may need the interface (DHCP does).
+	// DEL runs every plugin after the interface is gone, as the reference
+	// does, so that an address is free only once nothing uses it.
 	Local() bool
 }
 

@@ -392,11 +392,11 @@ func (f *fakeIPAM) call(verb string, args *skel.CmdArgs) error {
 	return f.fail[verb]
 }
 
-func (f *fakeIPAM) Add(args *skel.CmdArgs) (types.Result, []netip.Prefix, error) {
+func (f *fakeIPAM) Add(args *skel.CmdArgs) (types.Result, []netip.Prefix, bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.call("ADD", args); err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
 	key := args.ContainerID + "/" + args.IfName
 	a, ok := f.leases[key]
@@ -408,7 +408,7 @@ func (f *fakeIPAM) Add(args *skel.CmdArgs) (types.Result, []netip.Prefix, error)
 	return &current.Result{
 		CNIVersion: current.ImplementedSpecVersion,
 		IPs:        []*current.IPConfig{{Address: net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(24, 32)}, Gateway: net.IPv4(10, 1, 0, 1).To4()}},
-	}, f.subnets, nil
+	}, f.subnets, !ok, nil
 }
 
 func (f *fakeIPAM) Del(args *skel.CmdArgs) error {

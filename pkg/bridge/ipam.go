@@ -47,9 +47,9 @@ type execIPAM struct{ name string }
 
 func (execIPAM) Local() bool { return false }
 
-func (e execIPAM) Add(args *skel.CmdArgs) (types.Result, []netip.Prefix, error) {
+func (e execIPAM) Add(args *skel.CmdArgs) (types.Result, []netip.Prefix, bool, error) {
 	r, err := invoke.DelegateAdd(context.Background(), e.name, args.StdinData, nil)
-	return r, nil, err
+	return r, nil, true, err
 }
 func (e execIPAM) Del(args *skel.CmdArgs) error {
 	return invoke.DelegateDel(context.Background(), e.name, args.StdinData, nil)
@@ -74,9 +74,10 @@ func (inProcessHostLocal) Local() bool { return true }
 // Add returns the result as the binary would have printed it (encoded in
 // the configuration's cniVersion, then decoded as package invoke does), and
 // the subnets of the configured ranges.
-func (inProcessHostLocal) Add(args *skel.CmdArgs) (res types.Result, subnets []netip.Prefix, err error) {
+func (inProcessHostLocal) Add(args *skel.CmdArgs) (res types.Result, subnets []netip.Prefix, reserved bool, err error) {
 	err = inProcess(func() error {
-		r, err := hostlocal.AddResult(args)
+		var r types.Result
+		r, reserved, err = hostlocal.AddResult(args)
 		if err != nil {
 			return err
 		}
@@ -90,7 +91,7 @@ func (inProcessHostLocal) Add(args *skel.CmdArgs) (res types.Result, subnets []n
 		subnets, err = hostlocal.Subnets(args)
 		return err
 	})
-	return res, subnets, err
+	return res, subnets, reserved, err
 }
 func (inProcessHostLocal) Del(args *skel.CmdArgs) error {
 	return inProcess(func() error { return hostlocal.Del(args) })
@@ -146,16 +147,17 @@ func ipamError(c *config.Bridge, verb string, err error) error {
 	return fmt.Errorf("IPAM plugin %q %s: %w", c.IPAM.Type, verb, err)
 }
 
-// ipamAdd is an IPAM ADD started by startIPAMAdd: beside the veth's
-// creation when the plugin is Local, at wait otherwise (as the spec orders
-// it: the container's interface exists before IPAM runs).
+// ipamAdd is an IPAM ADD started by startIPAMAdd: beside the bridge's and
+// the veth's creation when the plugin is Local, at wait otherwise (as the
+// spec orders it: the container's interface exists before IPAM runs).
 type ipamAdd struct {
-	plugin  IPAMPlugin
-	args    *skel.CmdArgs
-	done    chan struct{}
-	res     types.Result
-	subnets []netip.Prefix
-	err     error
+	plugin   IPAMPlugin
+	args     *skel.CmdArgs
+	done     chan struct{}
+	res      types.Result
+	subnets  []netip.Prefix
+	reserved bool
+	err      error
 }
 
 func startIPAMAdd(p IPAMPlugin, args *skel.CmdArgs) *ipamAdd {
@@ -164,7 +166,7 @@ func startIPAMAdd(p IPAMPlugin, args *skel.CmdArgs) *ipamAdd {
 		a.done = make(chan struct{})
 		go func() {
 			defer close(a.done)
-			a.res, a.subnets, a.err = p.Add(args)
+			a.res, a.subnets, a.reserved, a.err = p.Add(args)
 		}()
 	}
 	return a
@@ -173,7 +175,7 @@ func startIPAMAdd(p IPAMPlugin, args *skel.CmdArgs) *ipamAdd {
 // wait returns the ADD's result (running it now if it was not started).
 func (a *ipamAdd) wait() (types.Result, []netip.Prefix, error) {
 	if a.done == nil {
-		a.res, a.subnets, a.err = a.plugin.Add(a.args)
+		a.res, a.subnets, a.reserved, a.err = a.plugin.Add(a.args)
 		a.done = make(chan struct{})
 		close(a.done)
 	}
@@ -181,37 +183,17 @@ func (a *ipamAdd) wait() (types.Result, []netip.Prefix, error) {
 	return a.res, a.subnets, a.err
 }
 
-// undo releases what a started ADD reserved: ADD's undo, also when ADD
-// fails before it waited for the result.
+// undo releases what the ADD reserved, also when ADD fails before it used
+// the result: nothing for an ADD never run or failed (it released what it
+// reserved itself, as the reference assumes), nor for one that only gave
+// the attachment back the addresses it held (another ADD of the same
+// attachment, racing this one, owns them).
 func (a *ipamAdd) undo() {
 	if a.done == nil {
-		return // never ran
+		return
 	}
 	<-a.done
-	if a.err == nil { // a failed ADD released what it reserved
+	if a.err == nil && a.reserved {
 		_ = a.plugin.Del(a.args)
 	}
-}
-
-// startIPAMDel starts DEL's release of the attachment's addresses: beside
-// the veth's removal when the plugin is Local (its directory fsync then
-// overlaps the kernel's wait for the removal), at wait otherwise. wait
-// returns its error, naming the plugin.
-func (d *Deps) startIPAMDel(c *config.Bridge, args *skel.CmdArgs) (wait func() error) {
-	p, err := d.IPAM.Plugin(c, args.Path)
-	if err != nil {
-		return func() error { return err }
-	}
-	run := func() error {
-		if err := p.Del(args); err != nil {
-			return ipamError(c, "DEL", err)
-		}
-		return nil
-	}
-	if !p.Local() {
-		return run
-	}
-	done := make(chan error, 1)
-	go func() { done <- run() }()
-	return func() error { return <-done }
 }

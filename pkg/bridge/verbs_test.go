@@ -388,3 +388,23 @@ func TestStatus(t *testing.T) {
 		t.Errorf("STATUS: %v", err)
 	}
 }
+
+// An ADD whose IPAM only gave the attachment back the address it held
+// (another ADD of the same attachment holds it: with our host-local, IPAM
+// runs before the veth exists) releases nothing when it fails.
+func TestAddUndoKeepsHeldLease(t *testing.T) {
+	for _, local := range []bool{false, true} {
+		t.Run(fmt.Sprintf("local=%v", local), func(t *testing.T) {
+			n := newFakeNode(testNetns)
+			n.ipam.local = local
+			n.ipam.leases["c1/eth0"] = netip.MustParseAddr("10.1.0.9")
+			n.links.fail["SetupVeth"] = errors.New("interface eth0 exists")
+			if _, err := n.deps.Add(testArgs(testConf("host-local", ""), "c1")); err == nil {
+				t.Fatal("ADD succeeded")
+			}
+			if got := n.ipam.leases["c1/eth0"]; got != netip.MustParseAddr("10.1.0.9") {
+				t.Errorf("lease of c1/eth0 after the failed ADD: %v, want 10.1.0.9 kept", got)
+			}
+		})
+	}
+}

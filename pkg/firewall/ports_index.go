@@ -24,7 +24,7 @@ import (
 // through netlink). It lives next to the ports lock, one directory per
 // network namespace (a node; the tests run many in one /run):
 //
-//	<lockDir>/ports-index.<dev>-<inode of the netns>/
+//	<lockDir>/ports-index.<backend>.<dev>-<inode of the netns>/
 //	    complete                  written last by a rebuild; no marker, no index
 //	    claims/<ip4|ip6>-<proto>-<hostPort>   the claims on one host port
 //	    owners/<network>/<sha256(owner tag)[:32]>  one attachment's mappings
@@ -45,6 +45,11 @@ const (
 	indexFileMax    = 1 << 20
 )
 
+// indexAt is where a backend's index lives: each backend has its own, as a
+// rebuild or a confirmation reads the rules of one backend only (an index
+// shared by both would take the other's mappings for stale and drop them).
+type indexAt struct{ lockDir, backend string }
+
 // errIndexDamaged marks an index file that cannot be trusted.
 var errIndexDamaged = errors.New("ports index damaged")
 
@@ -55,7 +60,7 @@ type portIndex struct {
 }
 
 // indexName is the node's index directory name.
-func indexName() (string, error) {
+func indexName(backend string) (string, error) {
 	// The calling thread's namespace (a test switches one thread).
 	var st unix.Stat_t
 	err := unix.Stat("/proc/thread-self/ns/net", &st)
@@ -65,7 +70,7 @@ func indexName() (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("network namespace: %w", err)
 	}
-	return fmt.Sprintf("%s%d-%d", indexDirPrefix, st.Dev, st.Ino), nil
+	return fmt.Sprintf("%s%s.%d-%d", indexDirPrefix, backend, st.Dev, st.Ino), nil
 }
 
 // openSub opens directory name in parent; with create, a missing one is
@@ -92,12 +97,12 @@ func openSub(parent *safefs.Dir, name string, create bool) (d *safefs.Dir, made 
 
 // openIndex opens the node's index in lockDir. Without create, a missing
 // index is returned incomplete (or an error).
-func openIndex(lockDir string, create bool) (*portIndex, error) {
-	name, err := indexName()
+func openIndex(at indexAt, create bool) (*portIndex, error) {
+	name, err := indexName(at.backend)
 	if err != nil {
 		return nil, err
 	}
-	top, err := safefs.OpenDirAt(nil, lockDir, false)
+	top, err := safefs.OpenDirAt(nil, at.lockDir, false)
 	if err != nil {
 		return nil, err
 	}
@@ -132,14 +137,14 @@ func (x *portIndex) close() {
 func (x *portIndex) invalidate(why error) {
 	x.complete = false
 	fmt.Fprintf(os.Stderr, "ports index: %v; it will be rebuilt\n", why)
-	if err := x.dir.Remove(indexMarker); err != nil {
+	if err := removeTree(x.dir, indexMarker); err != nil {
 		fmt.Fprintf(os.Stderr, "ports index: %v\n", err)
 	}
 }
 
 // rebuild rewrites the whole index from all, the node's mappings.
 func (x *portIndex) rebuild(all []Published) error {
-	if err := x.dir.Remove(indexMarker); err != nil {
+	if err := removeTree(x.dir, indexMarker); err != nil {
 		return err
 	}
 	for _, sub := range []struct {
@@ -305,7 +310,7 @@ func writeIndexFile(d *safefs.Dir, name string, ps []Published) error {
 // rename replaces a link itself, never its target).
 func writeFileAt(d *safefs.Dir, name string, data []byte) error {
 	tmp := ".tmp-" + strconv.Itoa(os.Getpid())
-	if err := d.Remove(tmp); err != nil {
+	if err := removeTree(d, tmp); err != nil {
 		return err
 	}
 	f, err := d.OpenFile(tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL, 0o600)
@@ -580,8 +585,8 @@ func (x *portIndex) reconcile(network string, kept []Published) error {
 // by owner on network: rebuilt from list when missing or damaged, and
 // with the claims on maps' ports confirmed against list when one
 // conflicts. A true conflict is a *PortConflictError.
-func lockedIndex(lockDir, network string, owner Attachment, maps []Mapping, list func() ([]Published, error)) (*portIndex, error) {
-	x, err := openIndex(lockDir, true)
+func lockedIndex(at indexAt, network string, owner Attachment, maps []Mapping, list func() ([]Published, error)) (*portIndex, error) {
+	x, err := openIndex(at, true)
 	if err != nil {
 		return nil, fmt.Errorf("ports index: %w", err)
 	}
@@ -623,8 +628,8 @@ func lockedIndex(lockDir, network string, owner Attachment, maps []Mapping, list
 // without the lock. Anything else than a clean "free" (a conflict to
 // confirm, a missing or damaged index) goes the way of Publish, under the
 // lock: the rules decide and the index is mended.
-func indexConflict(o options, network string, owner Attachment, maps []Mapping, list func() ([]Published, error)) error {
-	if x, err := openIndex(o.lockDir, false); err == nil {
+func indexConflict(at indexAt, network string, owner Attachment, maps []Mapping, list func() ([]Published, error)) error {
+	if x, err := openIndex(at, false); err == nil {
 		claims, err := x.claimsOf(maps)
 		complete := x.complete
 		x.close()
@@ -632,7 +637,7 @@ func indexConflict(o options, network string, owner Attachment, maps []Mapping, 
 			return nil
 		}
 	}
-	l, err := lockFile(o.lockDir, portsLockName)
+	l, err := lockFile(at.lockDir, portsLockName)
 	if err != nil {
 		all, err := list()
 		if err != nil {
@@ -641,7 +646,7 @@ func indexConflict(o options, network string, owner Attachment, maps []Mapping, 
 		return FindConflict(all, network, owner, maps)
 	}
 	defer l.unlock()
-	x, err := lockedIndex(o.lockDir, network, owner, maps, list)
+	x, err := lockedIndex(at, network, owner, maps, list)
 	if err != nil {
 		return err
 	}
@@ -651,8 +656,8 @@ func indexConflict(o options, network string, owner Attachment, maps []Mapping, 
 
 // teardownIndex opens the index for Unpublish's fast path: nil (and the
 // reason on stderr, unless it is only missing) when it cannot be used.
-func teardownIndex(lockDir string) *portIndex {
-	x, err := openIndex(lockDir, false)
+func teardownIndex(at indexAt) *portIndex {
+	x, err := openIndex(at, false)
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			fmt.Fprintf(os.Stderr, "ports index: %v; going on without it\n", err)
@@ -668,8 +673,8 @@ func teardownIndex(lockDir string) *portIndex {
 
 // reconcileIndex is reconcile for Retain, best effort: a failure
 // invalidates the index (said on stderr).
-func reconcileIndex(lockDir, network string, kept []Published) {
-	x, err := openIndex(lockDir, false)
+func reconcileIndex(at indexAt, network string, kept []Published) {
+	x, err := openIndex(at, false)
 	if err != nil {
 		return
 	}

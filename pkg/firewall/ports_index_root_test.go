@@ -50,7 +50,7 @@ func TestPortsIndexBackends(t *testing.T) {
 				if err := b.Publish(net1, ownerB, []Mapping{mp("tcp", "", 9090, "10.41.0.3", 90)}); err != nil {
 					return err
 				}
-				name, err := indexName()
+				name, err := indexName(backend)
 				index = filepath.Join(lockDir, name)
 				return err
 			}))

@@ -25,7 +25,7 @@ func (r *indexRules) list() ([]Published, error) {
 
 // publish does what the backends' Publish does with the index.
 func (r *indexRules) publish(network string, owner Attachment, maps ...Mapping) error {
-	x, err := lockedIndex(r.dir, network, owner, maps, r.list)
+	x, err := lockedIndex(r.at(), network, owner, maps, r.list)
 	if err != nil {
 		return err
 	}
@@ -47,7 +47,7 @@ func (r *indexRules) publish(network string, owner Attachment, maps ...Mapping) 
 
 // unpublish does what the backends' Unpublish fast path does.
 func (r *indexRules) unpublish(t *testing.T, network string, owner Attachment) {
-	x := teardownIndex(r.dir)
+	x := teardownIndex(r.at())
 	if x == nil {
 		t.Fatal("no usable index")
 	}
@@ -61,7 +61,7 @@ func (r *indexRules) unpublish(t *testing.T, network string, owner Attachment) {
 }
 
 func (r *indexRules) indexDir(t *testing.T) string {
-	name, err := indexName()
+	name, err := indexName("test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +85,7 @@ func TestIndexConflictWithoutListing(t *testing.T) {
 	if err := r.publish("net2", ownerB, mp("tcp", "", 8081, "10.2.0.2", 80)); err != nil {
 		t.Fatal(err)
 	}
-	if err := indexConflict(options{lockDir: r.dir}, "net2", ownerB, []Mapping{mp("tcp", "", 8082, "10.2.0.2", 80)}, r.list); err != nil {
+	if err := indexConflict(r.at(), "net2", ownerB, []Mapping{mp("tcp", "", 8082, "10.2.0.2", 80)}, r.list); err != nil {
 		t.Fatal(err)
 	}
 	if r.lists != 0 {
@@ -96,7 +96,7 @@ func TestIndexConflictWithoutListing(t *testing.T) {
 	if !isConflict(err) {
 		t.Errorf("Publish of a held port: %v, want a conflict", err)
 	}
-	if err := indexConflict(options{lockDir: r.dir}, "net2", ownerB, []Mapping{mp("tcp", "", 8080, "10.2.0.2", 80)}, r.list); !isConflict(err) {
+	if err := indexConflict(r.at(), "net2", ownerB, []Mapping{mp("tcp", "", 8080, "10.2.0.2", 80)}, r.list); !isConflict(err) {
 		t.Errorf("Conflict of a held port: %v, want a conflict", err)
 	}
 	if r.lists != 2 {
@@ -106,7 +106,7 @@ func TestIndexConflictWithoutListing(t *testing.T) {
 	if err := r.publish("net1", ownerA, mp("tcp", "", 8080, "10.1.0.2", 81), mp("udp", "", 8080, "10.1.0.2", 80)); err != nil {
 		t.Fatal(err)
 	}
-	x, _ := openIndex(r.dir, false)
+	x, _ := openIndex(r.at(), false)
 	defer x.close()
 	got, _ := x.owned("net1", ownerA)
 	if len(got) != 2 || got[0].ContainerPort != 81 {
@@ -133,7 +133,7 @@ func TestIndexStaleClaimDropped(t *testing.T) {
 	if r.lists != 1 {
 		t.Errorf("listed %d times, want 1 (the confirmation)", r.lists)
 	}
-	x, _ := openIndex(r.dir, false)
+	x, _ := openIndex(r.at(), false)
 	defer x.close()
 	claims, _ := x.claimsOf([]Mapping{mp("tcp", "", 8080, "10.2.0.2", 80)})
 	if len(claims) != 1 || claims[0].Owner != ownerB {
@@ -241,7 +241,7 @@ func TestIndexSymlinksNotFollowed(t *testing.T) {
 	if entries, _ := os.ReadDir(other); len(entries) != 0 {
 		t.Errorf("written through the link: %v", entries)
 	}
-	if x := teardownIndex(r.dir); x != nil {
+	if x := teardownIndex(r.at()); x != nil {
 		x.close()
 	} else {
 		t.Error("no usable index after the rebuild")
@@ -257,7 +257,7 @@ func TestIndexUnpublishAndReconcile(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.unpublish(t, "net1", ownerA)
-	x, _ := openIndex(r.dir, false)
+	x, _ := openIndex(r.at(), false)
 	if x.networkEmpty("net1") {
 		t.Error("net1 empty with ownerB's record")
 	}
@@ -268,8 +268,8 @@ func TestIndexUnpublishAndReconcile(t *testing.T) {
 	// GC: ownerB goes from the rules, ownerC's rule was never claimed.
 	ownerC := Attachment{ContainerID: "ccc", IfName: "eth0"}
 	r.rules = []Published{{Network: "net1", Owner: ownerC, Mapping: mp("udp", "", 53, "10.1.0.4", 53)}}
-	reconcileIndex(r.dir, "net1", r.rules)
-	x, _ = openIndex(r.dir, false)
+	reconcileIndex(r.at(), "net1", r.rules)
+	x, _ = openIndex(r.at(), false)
 	defer x.close()
 	if got, _ := x.owned("net1", ownerB); len(got) != 0 {
 		t.Errorf("ownerB's record after reconcile: %v", got)
@@ -280,8 +280,10 @@ func TestIndexUnpublishAndReconcile(t *testing.T) {
 	if claims, _ := x.claimsOf([]Mapping{mp("tcp", "", 8081, "10.1.0.3", 80), mp("udp", "", 53, "10.1.0.4", 53)}); len(claims) != 1 || claims[0].Owner != ownerC {
 		t.Errorf("claims after reconcile: %v", claims)
 	}
-	reconcileIndex(r.dir, "net1", nil)
+	reconcileIndex(r.at(), "net1", nil)
 	if !x.networkEmpty("net1") {
 		t.Error("net1 not empty after its last reconcile")
 	}
 }
+
+func (r *indexRules) at() indexAt { return indexAt{r.dir, "test"} }

@@ -68,7 +68,7 @@ func (b *iptPorts) Publish(n PortNetwork, owner Attachment, maps []Mapping) erro
 			return fmt.Errorf("network %q: port mapping %s: %s not found", n.Name, m.host(), iptCommand(m.family()))
 		}
 	}
-	x, err := lockedIndex(b.opts.lockDir, n.Name, owner, maps, b.List)
+	x, err := lockedIndex(b.indexAt(), n.Name, owner, maps, b.List)
 	if err != nil {
 		return indexError(n.Name, err)
 	}
@@ -107,7 +107,7 @@ func (b *iptPorts) Publish(n PortNetwork, owner Attachment, maps []Mapping) erro
 				hosts = append(hosts, m.host())
 			}
 		}
-		if err := iptRestoreAppend(f, natTable, chain, rules); err != nil {
+		if err := b.appendRules(f, chain, rules); err != nil {
 			return fmt.Errorf("network %q: add mappings %s: %w", n.Name, strings.Join(hosts, ", "), err)
 		}
 	}
@@ -177,6 +177,9 @@ func iptEnsureFixed(handle func() *iptables.IPTables, n PortNetwork, f family, f
 		return nil
 	}
 	ipt := handle() // starts iptables once (--version): not on the hot path
+	if ipt == nil {
+		return fmt.Errorf("%s is not usable (its version could not be read)", iptCommand(f))
+	}
 	if ok, err := ipt.Exists(last.table, last.chain, last.spec...); err == nil && ok {
 		return nil
 	}
@@ -286,7 +289,7 @@ func (b *iptPorts) Unpublish(network string, owner Attachment) error {
 		closeConn() // after the index update and the unlock (deleteOwned)
 	}()
 	others := func(a Attachment) bool { return a != owner }
-	x := teardownIndex(b.opts.lockDir)
+	x := teardownIndex(b.indexAt())
 	if x == nil {
 		return b.retain(network, others, false)
 	}
@@ -366,13 +369,13 @@ func (b *iptPorts) retain(network string, keep func(Attachment) bool, dropEmpty 
 			return fmt.Errorf("network %q: %s: delete chain %s: %w", network, iptCommand(f), chain, err)
 		}
 	}
-	reconcileIndex(b.opts.lockDir, network, keptPs)
+	reconcileIndex(b.indexAt(), network, keptPs)
 	return flushUDP(mappingsOf(published(gone)))
 }
 
 // Conflict implements Ports.
 func (b *iptPorts) Conflict(network string, owner Attachment, maps []Mapping) error {
-	return indexConflict(b.opts, network, owner, maps, b.List)
+	return indexConflict(b.indexAt(), network, owner, maps, b.List)
 }
 
 // List implements Ports.
@@ -499,6 +502,27 @@ func iptCmdList(ipt *iptables.IPTables, f family, network string) ([]Published, 
 	return out, nil
 }
 
+// appendRules appends rules to chain in the nat table: with one
+// iptables-restore, or, where that fails (an iptables-restore older than
+// 1.6.2 refuses -w; a restore applies all of its table or nothing), one
+// iptables -A each.
+func (b *iptPorts) appendRules(f family, chain string, rules [][]string) error {
+	err := iptRestoreAppend(f, natTable, chain, rules)
+	if err == nil {
+		return nil
+	}
+	ipt := b.handle(f)
+	if ipt == nil {
+		return err
+	}
+	for _, r := range rules {
+		if aerr := ipt.Append(natTable, chain, r...); aerr != nil {
+			return errors.Join(err, aerr)
+		}
+	}
+	return nil
+}
+
 // iptRestoreAppend appends rules to chain in table with one run of
 // iptables-restore --noflush (ip6tables-restore for IPv6): one process for
 // all of an ADD's mappings of the family, where `iptables -A` would start one
@@ -527,12 +551,14 @@ func iptRestoreAppend(f family, table, chain string, rules [][]string) error {
 }
 
 // restoreQuote quotes an argument for iptables-restore's line parser: in
-// double quotes when it has a space or quote character, with backslashes
-// before quotes and backslashes (comments of ours have neither: see
-// Attachment.validate).
+// double quotes when it has a space, quote or backslash, with backslashes
+// before double quotes and backslashes.
 func restoreQuote(s string) string {
 	if s != "" && !strings.ContainsAny(s, " \t\"'\\") {
 		return s
 	}
 	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
 }
+
+// indexAt is where the backend's claims index lives.
+func (b *iptPorts) indexAt() indexAt { return indexAt{b.opts.lockDir, IPTablesName} }

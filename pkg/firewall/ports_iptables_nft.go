@@ -30,12 +30,15 @@ func iptNFTHandles(f family, chain string, comments []string) (handles map[strin
 		want[i] = append([]byte(c), 0)
 	}
 	handles = map[string]uint64{}
-	sawChain := false
+	chainZ := append([]byte(chain), 0)
+	sawChain := false // a rule of our chain was read: this is iptables-nft
 	err := req.ExecuteIter(unix.NETLINK_NETFILTER, unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_NEWRULE, func(msg []byte) bool {
 		if len(msg) < nl.SizeofNfgenmsg {
 			return true
 		}
-		sawChain = true
+		// Without decoding: a rule of our chain names it (in case the
+		// kernel ignored the dump's filter).
+		sawChain = sawChain || bytes.Contains(msg, chainZ)
 		if !slices.ContainsFunc(want, func(w []byte) bool { return bytes.Contains(msg, w) }) {
 			return true // decode only the rules wanted
 		}

@@ -36,7 +36,7 @@ func (b *nftPorts) Publish(n PortNetwork, owner Attachment, maps []Mapping) erro
 	if n, err = checkPublish(n, owner, maps, nil); err != nil {
 		return err
 	}
-	x, err := lockedIndex(b.opts.lockDir, n.Name, owner, maps, func() ([]Published, error) { return nftListPorts(c, "") })
+	x, err := lockedIndex(b.indexAt(), n.Name, owner, maps, func() ([]Published, error) { return nftListPorts(c, "") })
 	if err != nil {
 		return indexError(n.Name, err)
 	}
@@ -201,7 +201,7 @@ func (b *nftPorts) Unpublish(network string, owner Attachment) error {
 		_ = c.CloseLasting()
 	}()
 	others := func(a Attachment) bool { return a != owner }
-	x := teardownIndex(b.opts.lockDir)
+	x := teardownIndex(b.indexAt())
 	if x == nil {
 		return b.retain(c, network, others)
 	}
@@ -296,13 +296,13 @@ func (b *nftPorts) retain(c *nftables.Conn, network string, keep func(Attachment
 			return fmt.Errorf("network %q: %w", network, err)
 		}
 	}
-	reconcileIndex(b.opts.lockDir, network, keptPs)
+	reconcileIndex(b.indexAt(), network, keptPs)
 	return flushUDP(gone)
 }
 
 // Conflict implements Ports.
 func (b *nftPorts) Conflict(network string, owner Attachment, maps []Mapping) error {
-	return indexConflict(b.opts, network, owner, maps, b.List)
+	return indexConflict(b.indexAt(), network, owner, maps, b.List)
 }
 
 // List implements Ports.
@@ -352,3 +352,6 @@ func nftListPorts(c *nftables.Conn, network string) ([]Published, error) {
 	sortPublished(out)
 	return out, nil
 }
+
+// indexAt is where the backend's claims index lives.
+func (b *nftPorts) indexAt() indexAt { return indexAt{b.opts.lockDir, NFTablesName} }

@@ -26,7 +26,7 @@ func Add(args *skel.CmdArgs) error {
 	// otherwise stay in memory beside its parsed form, the leases and the
 	// result.
 	args.StdinData = nil
-	res, err := addResult(c, args)
+	res, _, err := addResult(c, args)
 	if err != nil {
 		return err
 	}
@@ -34,28 +34,31 @@ func Add(args *skel.CmdArgs) error {
 }
 
 // AddResult reserves one address per range set for the attachment and
-// returns the result in the configuration's cniVersion, as Add prints it.
-func AddResult(args *skel.CmdArgs) (types.Result, error) {
+// returns the result in the configuration's cniVersion, as Add prints it,
+// and whether it reserved an address the attachment did not hold before
+// (a repeated ADD gets the attachment's addresses back and reserves none:
+// undoing it must not release them).
+func AddResult(args *skel.CmdArgs) (_ types.Result, reserved bool, err error) {
 	c, err := config.LoadIPAM(args.StdinData, args.Args)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	return addResult(c, args)
 }
 
-func addResult(c *config.IPAM, args *skel.CmdArgs) (types.Result, error) {
+func addResult(c *config.IPAM, args *skel.CmdArgs) (_ types.Result, reserved bool, err error) {
 	result := &current.Result{CNIVersion: current.ImplementedSpecVersion, Routes: c.Routes}
 	if c.ResolvConf != "" {
 		dns, err := ParseResolvConf(c.ResolvConf)
 		if err != nil {
-			return nil, types.NewError(types.ErrIOFailure, fmt.Sprintf("ipam.resolvConf %s: %v", c.ResolvConf, err), "")
+			return nil, false, types.NewError(types.ErrIOFailure, fmt.Sprintf("ipam.resolvConf %s: %v", c.ResolvConf, err), "")
 		}
 		result.DNS = dns
 	}
 	loc := c.Locator()
 	requested, err := assignRequested(c, loc)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	a := ipam.Attachment{ContainerID: args.ContainerID, IfName: args.IfName}
 	allocs, err := withStore(c, storeUse{prepare: &a}, func(s ipam.Store) ([]ipam.Allocation, error) {
@@ -116,10 +119,11 @@ func addResult(c *config.IPAM, args *skel.CmdArgs) (types.Result, error) {
 		if err := s.Flush(); err != nil {
 			return nil, undo(err)
 		}
+		reserved = len(fresh) > 0
 		return out, nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	for _, al := range allocs {
 		ipc := &current.IPConfig{Address: toIPNet(al.Addr)}
@@ -128,7 +132,8 @@ func addResult(c *config.IPAM, args *skel.CmdArgs) (types.Result, error) {
 		}
 		result.IPs = append(result.IPs, ipc)
 	}
-	return result.GetAsVersion(c.CNIVersion)
+	r, err := result.GetAsVersion(c.CNIVersion)
+	return r, reserved, err
 }
 
 // assignRequested maps each requested address to the range set that holds it;
