@@ -671,6 +671,40 @@ func teardownIndex(at indexAt) *portIndex {
 	return x
 }
 
+// unpublishIndexed is the backends' Unpublish with the claims index, under
+// the ports lock: the owner's mappings from its record (with checkHeld, only
+// those whose claim still names it), removed by remove, then their claims;
+// when the index shows no attachment of the network left, retain(true)
+// removes the network's rule set. Without a usable index, or when the
+// removal fails, retain(false) removes the owner's mappings by listing the
+// network's rules (DEL must get through).
+func unpublishIndexed(at indexAt, network string, owner Attachment, checkHeld bool, remove func([]Mapping) error, retain func(last bool) error) error {
+	x := teardownIndex(at)
+	if x == nil {
+		return retain(false)
+	}
+	defer x.close()
+	old, err := x.owned(network, owner)
+	if err == nil && checkHeld {
+		old, err = x.held(network, owner, old)
+	}
+	if err != nil {
+		x.invalidate(err)
+		return retain(false)
+	}
+	if len(old) == 0 {
+		return nil
+	}
+	if err := remove(old); err != nil {
+		return retain(false)
+	}
+	x.settle(network, owner, old, nil)
+	if x.complete && x.networkEmpty(network) {
+		return errors.Join(retain(true), flushUDP(old))
+	}
+	return flushUDP(old)
+}
+
 // reconcileIndex is reconcile for Retain, best effort: a failure
 // invalidates the index (said on stderr).
 func reconcileIndex(at indexAt, network string, kept []Published) {

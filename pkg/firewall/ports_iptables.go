@@ -289,28 +289,14 @@ func (b *iptPorts) Unpublish(network string, owner Attachment) error {
 		closeConn() // after the index update and the unlock (deleteOwned)
 	}()
 	others := func(a Attachment) bool { return a != owner }
-	x := teardownIndex(b.indexAt())
-	if x == nil {
-		return b.retain(network, others, false)
-	}
-	defer x.close()
-	old, err := x.owned(network, owner)
-	if err != nil {
-		x.invalidate(err)
-		return b.retain(network, others, false)
-	}
-	if len(old) == 0 {
-		return nil
-	}
-	closeConn, err = b.deleteOwned(network, owner, old)
-	if err != nil {
-		return b.retain(network, others, false)
-	}
-	x.settle(network, owner, old, nil)
-	if x.complete && x.networkEmpty(network) {
-		return errors.Join(b.retain(network, others, true), flushUDP(old))
-	}
-	return flushUDP(old)
+	// The rules carry their owner in the comment: a record's mapping that
+	// another owner holds now deletes nothing, no claim check needed.
+	return unpublishIndexed(b.indexAt(), network, owner, false,
+		func(old []Mapping) (err error) {
+			closeConn, err = b.deleteOwned(network, owner, old)
+			return err
+		},
+		func(last bool) error { return b.retain(network, others, last) })
 }
 
 // Retain implements Ports. A family whose chain is left empty loses its

@@ -201,37 +201,20 @@ func (b *nftPorts) Unpublish(network string, owner Attachment) error {
 		_ = c.CloseLasting()
 	}()
 	others := func(a Attachment) bool { return a != owner }
-	x := teardownIndex(b.indexAt())
-	if x == nil {
-		return b.retain(c, network, others)
-	}
-	defer x.close()
-	old, err := x.owned(network, owner)
-	if err == nil {
-		old, err = x.held(network, owner, old)
-	}
-	if err != nil {
-		x.invalidate(err)
-		return b.retain(c, network, others)
-	}
-	if len(old) > 0 {
-		sets := map[string]*nftables.Set{}
-		for _, pm := range portMaps() {
-			sets[pm.name] = pm.set(nftPortsTable(network))
-		}
-		err := nftSetElements(c, sets, old, owner, c.SetDeleteElements)
-		if err == nil {
-			err = c.Flush()
-		}
-		if err != nil {
-			return b.retain(c, network, others)
-		}
-		x.settle(network, owner, old, nil)
-		if x.complete && x.networkEmpty(network) {
-			return errors.Join(b.retain(c, network, others), flushUDP(old))
-		}
-	}
-	return flushUDP(old)
+	// Elements are deleted by key: only those whose claim still names the
+	// owner (checkHeld).
+	return unpublishIndexed(b.indexAt(), network, owner, true,
+		func(old []Mapping) error {
+			sets := map[string]*nftables.Set{}
+			for _, pm := range portMaps() {
+				sets[pm.name] = pm.set(nftPortsTable(network))
+			}
+			if err := nftSetElements(c, sets, old, owner, c.SetDeleteElements); err != nil {
+				return err
+			}
+			return c.Flush()
+		},
+		func(bool) error { return b.retain(c, network, others) })
 }
 
 // Retain implements Ports.
