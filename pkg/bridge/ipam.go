@@ -76,19 +76,16 @@ func (inProcessHostLocal) Local() bool { return true }
 // the subnets of the configured ranges.
 func (inProcessHostLocal) Add(args *skel.CmdArgs) (res types.Result, subnets []netip.Prefix, reserved bool, err error) {
 	err = inProcess(func() error {
-		var r types.Result
-		r, reserved, err = hostlocal.AddResult(args)
+		a, err := hostlocal.AddResult(args)
 		if err != nil {
 			return err
 		}
-		b, err := json.Marshal(r)
+		b, err := json.Marshal(a.Result)
 		if err != nil {
 			return err
 		}
-		if res, err = create.CreateFromBytes(b); err != nil {
-			return err
-		}
-		subnets, err = hostlocal.Subnets(args)
+		res, err = create.CreateFromBytes(b)
+		subnets, reserved = a.Subnets, a.Reserved
 		return err
 	})
 	return res, subnets, reserved, err

@@ -33,17 +33,30 @@ func Add(args *skel.CmdArgs) error {
 	return printResult(res)
 }
 
+// Added is what AddResult did.
+type Added struct {
+	// Result is the result in the configuration's cniVersion, as Add
+	// prints it.
+	Result types.Result
+	// Reserved says whether an address the attachment did not hold before
+	// was reserved (a repeated ADD gets the attachment's addresses back and
+	// reserves none: undoing it must not release them).
+	Reserved bool
+	// Subnets are those of the configured range sets (as Subnets returns
+	// them), from the same parse.
+	Subnets []netip.Prefix
+}
+
 // AddResult reserves one address per range set for the attachment and
-// returns the result in the configuration's cniVersion, as Add prints it,
-// and whether it reserved an address the attachment did not hold before
-// (a repeated ADD gets the attachment's addresses back and reserves none:
-// undoing it must not release them).
-func AddResult(args *skel.CmdArgs) (_ types.Result, reserved bool, err error) {
+// returns what it did (host-local's ADD without the printing, for the
+// bridge running it in-process).
+func AddResult(args *skel.CmdArgs) (Added, error) {
 	c, err := config.LoadIPAM(args.StdinData, args.Args)
 	if err != nil {
-		return nil, false, err
+		return Added{}, err
 	}
-	return addResult(c, args)
+	res, reserved, err := addResult(c, args)
+	return Added{Result: res, Reserved: reserved, Subnets: subnets(c)}, err
 }
 
 func addResult(c *config.IPAM, args *skel.CmdArgs) (_ types.Result, reserved bool, err error) {

@@ -20,6 +20,11 @@ func Subnets(args *skel.CmdArgs) ([]netip.Prefix, error) {
 	if err != nil {
 		return nil, err
 	}
+	return subnets(c), nil
+}
+
+// subnets returns the subnets of c's range sets, masked, each once.
+func subnets(c *config.IPAM) []netip.Prefix {
 	var out []netip.Prefix
 	seen := map[netip.Prefix]bool{}
 	for _, set := range c.Ranges {
@@ -30,5 +35,5 @@ func Subnets(args *skel.CmdArgs) ([]netip.Prefix, error) {
 			}
 		}
 	}
-	return out, nil
+	return out
 }
