@@ -115,11 +115,11 @@ func FuzzLoadIPAM(f *testing.F) {
 			t.Fatal("accepted a configuration without ranges")
 		}
 		for i, set := range c.Ranges {
-			if len(set) == 0 {
+			if set.Len() == 0 {
 				t.Fatalf("range set %d is empty", i)
 			}
-			for j := range set {
-				checkRange(t, &set[j], set.Is4())
+			for _, r := range set.All() {
+				checkRange(t, &r, set.Is4())
 			}
 			for k := 0; k < i; k++ {
 				if set.Overlaps(c.Ranges[k]) {
@@ -131,7 +131,7 @@ func FuzzLoadIPAM(f *testing.F) {
 			if err != nil {
 				t.Fatalf("range set %d (%s): %v", i, set, err)
 			}
-			if r := set.RangeFor(al.Addr.Addr()); r == nil || al.Addr.Addr() == r.Gateway {
+			if r, ok := set.RangeFor(al.Addr.Addr()); !ok || al.Addr.Addr() == r.Gateway {
 				t.Fatalf("range set %d (%s) handed out %s", i, set, al.Addr)
 			}
 		}

@@ -205,9 +205,9 @@ func orDefault(v string) string {
 
 func parseRangeSet(key string, set []jsonRange) (ipam.RangeSet, error) {
 	if len(set) == 0 {
-		return nil, Invalid(key, "empty range set")
+		return ipam.RangeSet{}, Invalid(key, "empty range set")
 	}
-	rs := make(ipam.RangeSet, len(set))
+	var rs ipam.RangeSet
 	for j, jr := range set {
 		// The range's key in errors, built only for an error: with
 		// thousands of ranges it would be most of the garbage.
@@ -217,13 +217,13 @@ func parseRangeSet(key string, set []jsonRange) (ipam.RangeSet, error) {
 			}
 			return fmt.Sprintf("%s[%d]", key, j)
 		}
-		r := &rs[j]
+		var r ipam.Range
 		var err error
 		if r.Subnet, err = netip.ParsePrefix(strings.TrimSpace(jr.Subnet)); err != nil {
 			if jr.Subnet == "" {
-				return nil, Invalid(rkey()+".subnet", "missing")
+				return ipam.RangeSet{}, Invalid(rkey()+".subnet", "missing")
 			}
-			return nil, Invalid(rkey()+".subnet", "%q is not a CIDR", jr.Subnet)
+			return ipam.RangeSet{}, Invalid(rkey()+".subnet", "%q is not a CIDR", jr.Subnet)
 		}
 		for _, f := range []struct {
 			name string
@@ -234,15 +234,18 @@ func parseRangeSet(key string, set []jsonRange) (ipam.RangeSet, error) {
 				continue
 			}
 			if *f.dst, err = netip.ParseAddr(strings.TrimSpace(f.text)); err != nil {
-				return nil, Invalid(rkey()+"."+f.name, "%q is not an IP address", f.text)
+				return ipam.RangeSet{}, Invalid(rkey()+"."+f.name, "%q is not an IP address", f.text)
 			}
 		}
 		if err := r.Canonicalize(); err != nil {
-			return nil, Invalid(rkey(), "%v", err)
+			return ipam.RangeSet{}, Invalid(rkey(), "%v", err)
+		}
+		if err := rs.Add(r); err != nil {
+			return ipam.RangeSet{}, Invalid(key, "%v", err)
 		}
 	}
-	if err := rs.Canonicalize(); err != nil {
-		return nil, Invalid(key, "%v", err)
+	if err := rs.Check(); err != nil {
+		return ipam.RangeSet{}, Invalid(key, "%v", err)
 	}
 	return rs, nil
 }

@@ -14,7 +14,7 @@ func summary(c *IPAM) string {
 	var sets []string
 	for _, s := range c.Ranges {
 		var rs []string
-		for _, r := range s {
+		for _, r := range s.All() {
 			rs = append(rs, fmt.Sprintf("%s:%s-%s gw %s", r.Subnet, r.Start, r.End, r.Gateway))
 		}
 		sets = append(sets, "["+strings.Join(rs, "; ")+"]")

@@ -28,8 +28,8 @@ func subnets(c *config.IPAM) []netip.Prefix {
 	var out []netip.Prefix
 	seen := map[netip.Prefix]bool{}
 	for _, set := range c.Ranges {
-		for _, r := range set {
-			if p := r.Subnet.Masked(); !seen[p] {
+		for _, r := range set.All() {
+			if p := r.Subnet; !seen[p] {
 				seen[p] = true
 				out = append(out, p)
 			}

@@ -34,7 +34,7 @@ func Allocate(s Store, set RangeSet, setIndex int, a Attachment, requested netip
 		return Allocation{}, err
 	}
 	for _, addr := range held {
-		if set.RangeFor(addr) != nil {
+		if _, ok := set.RangeFor(addr); ok {
 			return AllocateHeld(s, set, setIndex, a, requested, addr)
 		}
 	}
@@ -46,7 +46,7 @@ func Allocate(s Store, set RangeSet, setIndex int, a Attachment, requested netip
 // range sets, looking it up per set would cost the square of their number.
 func AllocateHeld(s Store, set RangeSet, setIndex int, a Attachment, requested, held netip.Addr) (Allocation, error) {
 	if held.IsValid() {
-		if r := set.RangeFor(held); r != nil {
+		if r, ok := set.RangeFor(held); ok {
 			if requested.IsValid() && requested != held {
 				return Allocation{}, fmt.Errorf("%w: %s already holds %s in range set %s; cannot also take requested %s", ErrBadRequest, a, held, set, requested)
 			}
@@ -55,8 +55,8 @@ func AllocateHeld(s Store, set RangeSet, setIndex int, a Attachment, requested, 
 	}
 
 	if requested.IsValid() {
-		r := set.RangeFor(requested)
-		if r == nil {
+		r, ok := set.RangeFor(requested)
+		if !ok {
 			return Allocation{}, fmt.Errorf("%w: requested address %s is not in range set %s", ErrBadRequest, requested, set)
 		}
 		if requested == r.Gateway {
@@ -72,7 +72,7 @@ func AllocateHeld(s Store, set RangeSet, setIndex int, a Attachment, requested, 
 		return Allocation{Addr: netip.PrefixFrom(requested, r.Subnet.Bits()), Gateway: r.Gateway}, nil
 	}
 
-	it := newIter(set, s.LastReserved(setIndex))
+	it := newWalk(set, s.LastReserved(setIndex))
 	for {
 		addr, r, ok := it.next()
 		if !ok {
@@ -103,7 +103,7 @@ func LegacyLease(s Store, a Attachment, sets []RangeSet) (netip.Addr, error) {
 	}
 	for _, addr := range old {
 		for _, set := range sets {
-			if set.RangeFor(addr) != nil {
+			if _, ok := set.RangeFor(addr); ok {
 				return addr, nil
 			}
 		}
@@ -111,36 +111,38 @@ func LegacyLease(s Store, a Attachment, sets []RangeSet) (netip.Addr, error) {
 	return netip.Addr{}, nil
 }
 
-// iter walks a range set once, round-robin, starting after last (when last is
+// walk walks a range set once, round-robin, starting after last (when last is
 // in the set) or at the set's first address, and skipping gateways.
-type iter struct {
+type walk struct {
 	set   RangeSet
 	idx   int
+	r     Range      // the range at idx
 	cur   netip.Addr // last address returned; zero before the first
 	first netip.Addr // first address returned, where the walk ends
 }
 
-func newIter(set RangeSet, last netip.Addr) *iter {
-	it := &iter{set: set}
-	for i := range set {
-		if set[i].Contains(last) {
-			it.idx, it.cur = i, last
+func newWalk(set RangeSet, last netip.Addr) *walk {
+	it := &walk{set: set}
+	for i, r := range set.All() {
+		if r.Contains(last) {
+			it.idx, it.r, it.cur = i, r, last
 			return it
 		}
 	}
+	it.r = set.At(0)
 	return it
 }
 
-func (it *iter) next() (netip.Addr, *Range, bool) {
+func (it *walk) next() (netip.Addr, *Range, bool) {
 	for {
-		r := &it.set[it.idx]
+		r := &it.r
 		var addr netip.Addr
 		switch {
 		case !it.cur.IsValid():
 			addr = r.Start
 		case it.cur == r.End:
-			it.idx = (it.idx + 1) % len(it.set)
-			r = &it.set[it.idx]
+			it.idx = (it.idx + 1) % it.set.Len()
+			it.r = it.set.At(it.idx)
 			addr = r.Start
 		default:
 			addr = it.cur.Next()
@@ -161,18 +163,18 @@ func (it *iter) next() (netip.Addr, *Range, bool) {
 // saturating at max.
 func (s RangeSet) Size(max uint64) uint64 {
 	var n uint64
-	for i := range s {
+	for _, r := range s.All() {
 		// Count one past max so that taking the gateway off a saturated
 		// span cannot bring it below max.
 		limit := max + 1
 		if max == ^uint64(0) {
 			limit = max
 		}
-		c := span(s[i].Start, s[i].End, limit)
+		c := span(r.Start, r.End, limit)
 		if c == ^uint64(0) {
 			return max
 		}
-		if s[i].Contains(s[i].Gateway) {
+		if r.Contains(r.Gateway) {
 			c--
 		}
 		if c >= max-n {

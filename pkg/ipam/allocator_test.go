@@ -10,7 +10,7 @@ import (
 
 func rangeSet(t *testing.T, specs ...string) RangeSet {
 	t.Helper()
-	var s RangeSet
+	var rs []Range
 	for _, spec := range specs {
 		// "subnet[,start,end[,gateway]]"
 		f := strings.Split(spec, ",")
@@ -21,9 +21,10 @@ func rangeSet(t *testing.T, specs ...string) RangeSet {
 		if len(f) > 3 {
 			r.Gateway = addr(f[3])
 		}
-		s = append(s, r)
+		rs = append(rs, r)
 	}
-	if err := s.Canonicalize(); err != nil {
+	s, err := NewRangeSet(rs...)
+	if err != nil {
 		t.Fatal(err)
 	}
 	return s
@@ -96,7 +97,7 @@ func TestAllocateOrder(t *testing.T) {
 				if al.Addr.Addr() != addr(st.want) {
 					t.Fatalf("step %d: got %s, want %s", i, al.Addr, st.want)
 				}
-				if r := set.RangeFor(al.Addr.Addr()); r == nil || al.Addr.Bits() != r.Subnet.Bits() || al.Gateway != r.Gateway {
+				if r, ok := set.RangeFor(al.Addr.Addr()); !ok || al.Addr.Bits() != r.Subnet.Bits() || al.Gateway != r.Gateway {
 					t.Fatalf("step %d: allocation %+v does not match its range", i, al)
 				}
 			}

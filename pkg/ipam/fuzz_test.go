@@ -41,10 +41,10 @@ func addrAt(p netip.Prefix, off uint16) netip.Addr {
 
 // fuzzRangeSet builds up to three small ranges (at most 4096 addresses each)
 // from the fuzzer's bytes; zero offsets leave a bound to the defaults.
-func fuzzRangeSet(b *fuzzBytes) RangeSet {
+func fuzzRangeSet(b *fuzzBytes) []Range {
 	v6 := b.next()&1 == 1
 	n := int(b.next()%3) + 1
-	var set RangeSet
+	var set []Range
 	for i := 0; i < n; i++ {
 		var r Range
 		if v6 {
@@ -78,8 +78,8 @@ func FuzzAllocate(f *testing.F) {
 	f.Add([]byte{0, 0, 0, 0, 0, 10, 0, 0, 0, 0, 0, 0, 0, 1, 0, 2, 0, 3, 3, 1, 0, 2, 2, 5, 0, 0, 2, 2, 2, 0, 0, 2, 2, 6, 0, 0, 1})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		b := fuzzBytes(data)
-		set := fuzzRangeSet(&b)
-		if err := set.Canonicalize(); err != nil {
+		set, err := NewRangeSet(fuzzRangeSet(&b)...)
+		if err != nil {
 			return
 		}
 		size := set.Size(1 << 20)
@@ -91,8 +91,8 @@ func FuzzAllocate(f *testing.F) {
 		check := func(a Attachment, al Allocation) {
 			t.Helper()
 			addr := al.Addr.Addr()
-			r := set.RangeFor(addr)
-			if r == nil {
+			r, ok := set.RangeFor(addr)
+			if !ok {
 				t.Fatalf("handed out %s, outside range set %s", addr, set)
 			}
 			if addr == r.Gateway {
@@ -127,7 +127,7 @@ func FuzzAllocate(f *testing.F) {
 				}
 				check(a, al)
 			case 2: // ADD with a requested address (maybe outside, maybe the gateway)
-				r := &set[int(b.next())%len(set)]
+				r := set.At(int(b.next()) % set.Len())
 				want := addrAt(r.Subnet, uint16(b.next())<<4|uint16(b.next()))
 				al, err := Allocate(s, set, 0, a, want)
 				switch {
@@ -142,7 +142,7 @@ func FuzzAllocate(f *testing.F) {
 					}
 				case errors.Is(err, ErrBadRequest):
 					prev, holds := held[a]
-					if set.RangeFor(want) != nil && want != set.RangeFor(want).Gateway && (!holds || prev == want) {
+					if r, ok := set.RangeFor(want); ok && want != r.Gateway && (!holds || prev == want) {
 						t.Fatalf("requested %s refused: %v", want, err)
 					}
 				default:

@@ -14,7 +14,7 @@ func TestOverlap(t *testing.T) {
 	for iter := 0; iter < 2000; iter++ {
 		var sets []RangeSet
 		for len(sets) < 1+rng.Intn(6) {
-			var rs RangeSet
+			var ranges []Range
 			for j := 0; j < 1+rng.Intn(3); j++ {
 				var r Range
 				if rng.Intn(3) == 0 {
@@ -23,9 +23,10 @@ func TestOverlap(t *testing.T) {
 					r.Subnet = netip.MustParsePrefix(fmt.Sprintf("10.0.%d.0/%d", rng.Intn(8), 22+rng.Intn(3)))
 				}
 				r.Subnet = r.Subnet.Masked()
-				rs = append(rs, r)
+				ranges = append(ranges, r)
 			}
-			if rs.Canonicalize() != nil {
+			rs, err := NewRangeSet(ranges...)
+			if err != nil {
 				continue // overlapping or mixed within the set
 			}
 			sets = append(sets, rs)

@@ -2,6 +2,7 @@ package ipam
 
 import (
 	"fmt"
+	"iter"
 	"net/netip"
 	"strings"
 )
@@ -89,60 +90,168 @@ func (r *Range) String() string { return r.Start.String() + "-" + r.End.String()
 // bounds returns the first (network) and last address of a prefix.
 func bounds(p netip.Prefix) (first, last netip.Addr) {
 	first = p.Masked().Addr()
-	b := first.AsSlice()
-	bits := p.Bits()
-	for i := range b {
-		for bit := 0; bit < 8; bit++ {
-			if i*8+bit >= bits {
-				b[i] |= 0x80 >> bit
-			}
-		}
+	b := first.As16()
+	from := p.Bits()
+	if first.Is4() {
+		from += 96
 	}
-	last, _ = netip.AddrFromSlice(b)
+	for i := from; i < 128; i++ {
+		b[i/8] |= 0x80 >> (i % 8)
+	}
+	last = netip.AddrFrom16(b)
+	if first.Is4() {
+		last = last.Unmap()
+	}
 	return first, last
 }
 
-// RangeSet is a list of ranges of one family; one address is handed out per set.
-type RangeSet []Range
+// defaultRange is the canonical range of a subnet given alone: the
+// reference's defaults (Canonicalize).
+func defaultRange(subnet netip.Prefix) Range {
+	first, last := bounds(subnet)
+	r := Range{Subnet: subnet, Start: first.Next(), End: last, Gateway: first.Next()}
+	if subnet.Addr().Is4() && subnet.Bits() < 31 {
+		r.End = last.Prev()
+	}
+	return r
+}
 
-// Canonicalize canonicalizes every range and checks that the set is of one family
-// and that its ranges do not overlap.
-func (s RangeSet) Canonicalize() error {
-	if len(s) == 0 {
+// RangeSet is a list of ranges of one family; one address is handed out per
+// set. It is built with Add (or NewRangeSet) and read with Len and At.
+//
+// A configuration may hold hundreds of thousands of ranges, so a set keeps
+// them compactly rather than as Ranges (104 bytes each, where a range's JSON
+// is ~25): a range written as a subnet alone, the usual case, is its
+// subnet's address and prefix length (5 bytes in IPv4, 17 in IPv6); one
+// with its own rangeStart, rangeEnd or gateway is kept whole beside them.
+type RangeSet struct {
+	n    int
+	is4  bool
+	nets []byte        // per range: the subnet's address (4 or 16 bytes), then its prefix length
+	full map[int]Range // the ranges that are not their subnet's defaults, by index
+}
+
+// NewRangeSet canonicalizes ranges into a set, checking that they are of one
+// family and do not overlap.
+func NewRangeSet(ranges ...Range) (RangeSet, error) {
+	var s RangeSet
+	for _, r := range ranges {
+		if err := r.Canonicalize(); err != nil {
+			return RangeSet{}, err
+		}
+		if err := s.Add(r); err != nil {
+			return RangeSet{}, err
+		}
+	}
+	if err := s.Check(); err != nil {
+		return RangeSet{}, err
+	}
+	return s, nil
+}
+
+// Add appends a canonical range (Range.Canonicalize) to the set; it fails
+// when the range's family is not the set's.
+func (s *RangeSet) Add(r Range) error {
+	is4 := r.Subnet.Addr().Is4()
+	if s.n == 0 {
+		s.is4 = is4
+	} else if is4 != s.is4 {
+		return fmt.Errorf("mixed address families: %s and %s", s.At(0).Subnet, r.Subnet)
+	}
+	if r != defaultRange(r.Subnet) {
+		if s.full == nil {
+			s.full = map[int]Range{}
+		}
+		s.full[s.n] = r
+	}
+	if a := r.Subnet.Addr(); is4 {
+		b := a.As4()
+		s.nets = append(s.nets, b[:]...)
+	} else {
+		b := a.As16()
+		s.nets = append(s.nets, b[:]...)
+	}
+	s.nets = append(s.nets, byte(r.Subnet.Bits()))
+	s.n++
+	return nil
+}
+
+// Check reports an empty set, or two of its ranges that overlap.
+func (s RangeSet) Check() error {
+	if s.n == 0 {
 		return fmt.Errorf("empty range set")
 	}
-	for i := range s {
-		if err := s[i].Canonicalize(); err != nil {
-			return err
-		}
-		if s[i].Start.Is4() != s[0].Start.Is4() {
-			return fmt.Errorf("mixed address families: %s and %s", s[0].Subnet, s[i].Subnet)
-		}
-	}
-	if i, j, ok := firstOverlap(len(s), func(k int) *Range { return &s[k] }); ok {
-		return fmt.Errorf("range %s overlaps range %s", &s[i], &s[j])
+	if i, j, ok := firstOverlap(s.n, s.start, s.At); ok {
+		r, o := s.At(i), s.At(j)
+		return fmt.Errorf("range %s overlaps range %s", &r, &o)
 	}
 	return nil
 }
 
-// Is4 reports whether the set hands out IPv4 addresses.
-func (s RangeSet) Is4() bool { return len(s) > 0 && s[0].Start.Is4() }
+// Len returns the number of ranges in the set.
+func (s RangeSet) Len() int { return s.n }
 
-// RangeFor returns the range that contains addr, or nil.
-func (s RangeSet) RangeFor(addr netip.Addr) *Range {
-	for i := range s {
-		if s[i].Contains(addr) {
-			return &s[i]
+// width is the length of the set's addresses in bytes.
+func (s RangeSet) width() int {
+	if s.is4 {
+		return 4
+	}
+	return 16
+}
+
+// At returns the set's i'th range, canonical.
+func (s RangeSet) At(i int) Range {
+	if r, ok := s.full[i]; ok {
+		return r
+	}
+	return defaultRange(s.subnet(i))
+}
+
+// All yields the set's ranges with their indexes, in order.
+func (s RangeSet) All() iter.Seq2[int, Range] {
+	return func(yield func(int, Range) bool) {
+		for i := range s.n {
+			if !yield(i, s.At(i)) {
+				return
+			}
 		}
 	}
-	return nil
+}
+
+// subnet returns the subnet of the i'th range.
+func (s RangeSet) subnet(i int) netip.Prefix {
+	w := s.width()
+	b := s.nets[i*(w+1) : (i+1)*(w+1)]
+	a, _ := netip.AddrFromSlice(b[:w])
+	return netip.PrefixFrom(a, int(b[w]))
+}
+
+// start returns the first address of the i'th range (At(i).Start, cheaper).
+func (s RangeSet) start(i int) netip.Addr {
+	if r, ok := s.full[i]; ok {
+		return r.Start
+	}
+	return s.subnet(i).Addr().Next()
+}
+
+// Is4 reports whether the set hands out IPv4 addresses.
+func (s RangeSet) Is4() bool { return s.n > 0 && s.is4 }
+
+// RangeFor returns the range that contains addr.
+func (s RangeSet) RangeFor(addr netip.Addr) (Range, bool) {
+	for _, r := range s.All() {
+		if r.Contains(addr) {
+			return r, true
+		}
+	}
+	return Range{}, false
 }
 
 // Overlaps reports whether any range of s overlaps any range of o.
 func (s RangeSet) Overlaps(o RangeSet) bool {
-	for i := range s {
-		for j := range o {
-			if s[i].Overlaps(&o[j]) {
+	for _, r := range s.All() {
+		for _, p := range o.All() {
+			if r.Overlaps(&p) {
 				return true
 			}
 		}
@@ -151,9 +260,9 @@ func (s RangeSet) Overlaps(o RangeSet) bool {
 }
 
 func (s RangeSet) String() string {
-	parts := make([]string, len(s))
-	for i := range s {
-		parts[i] = s[i].String()
+	parts := make([]string, 0, s.n)
+	for _, r := range s.All() {
+		parts = append(parts, r.String())
 	}
 	return strings.Join(parts, ",")
 }

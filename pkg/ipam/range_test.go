@@ -76,7 +76,7 @@ func TestRangeCanonicalize(t *testing.T) {
 	}
 }
 
-func TestRangeSetCanonicalize(t *testing.T) {
+func TestNewRangeSet(t *testing.T) {
 	tests := []struct {
 		name     string
 		subnets  []string
@@ -94,11 +94,11 @@ func TestRangeSetCanonicalize(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var s RangeSet
+			var ranges []Range
 			for _, sub := range tt.subnets {
-				s = append(s, Range{Subnet: mustPrefix(t, sub)})
+				ranges = append(ranges, Range{Subnet: mustPrefix(t, sub)})
 			}
-			err := s.Canonicalize()
+			s, err := NewRangeSet(ranges...)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("error = %v, want %q", err, tt.wantErr)
@@ -140,8 +140,8 @@ func TestRangeSetSizeSaturates(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := RangeSet(tt.ranges)
-			if err := s.Canonicalize(); err != nil {
+			s, err := NewRangeSet(tt.ranges...)
+			if err != nil {
 				t.Fatal(err)
 			}
 			if got := s.Size(tt.max); got != tt.want {
@@ -180,5 +180,63 @@ func TestRangeContainsAndOverlaps(t *testing.T) {
 		if got := r.Overlaps(&tt.o); got != tt.want {
 			t.Errorf("Overlaps(%s) = %v, want %v", &tt.o, got, tt.want)
 		}
+	}
+}
+
+// A set gives back each range as it was added: those written as a subnet
+// alone from the subnet (5 bytes in IPv4, 17 in IPv6), the others whole.
+func TestRangeSetKeepsEachRange(t *testing.T) {
+	tests := []struct {
+		name     string
+		ranges   []Range
+		netBytes int // bytes of the compact list
+		whole    int // ranges kept whole
+	}{
+		{name: "v4 defaults", netBytes: 3 * 5, ranges: []Range{
+			{Subnet: mustPrefix(t, "10.0.0.0/24")},
+			{Subnet: mustPrefix(t, "10.0.1.0/30")},
+			{Subnet: mustPrefix(t, "10.0.2.0/29"), Start: addr("10.0.2.1"), Gateway: addr("10.0.2.1")}, // the defaults, written out
+		}},
+		{name: "v4 own bounds and gateway", netBytes: 3 * 5, whole: 2, ranges: []Range{
+			{Subnet: mustPrefix(t, "10.1.0.0/24"), Start: addr("10.1.0.10"), End: addr("10.1.0.20")},
+			{Subnet: mustPrefix(t, "10.2.0.0/24")},
+			{Subnet: mustPrefix(t, "10.3.0.0/24"), Gateway: addr("10.3.0.254")},
+		}},
+		{name: "v6", netBytes: 2 * 17, whole: 1, ranges: []Range{
+			{Subnet: mustPrefix(t, "fd00::/120")},
+			{Subnet: mustPrefix(t, "fd00:1::/64"), Start: addr("fd00:1::100"), End: addr("fd00:1::1ff")},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var want []Range
+			for _, r := range tt.ranges {
+				if err := r.Canonicalize(); err != nil {
+					t.Fatal(err)
+				}
+				want = append(want, r)
+			}
+			s, err := NewRangeSet(tt.ranges...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Len() != len(want) {
+				t.Fatalf("Len() = %d, want %d", s.Len(), len(want))
+			}
+			for i, r := range s.All() {
+				if r != want[i] || s.At(i) != want[i] {
+					t.Errorf("range %d = %+v, want %+v", i, r, want[i])
+				}
+				if s.start(i) != want[i].Start {
+					t.Errorf("start(%d) = %s, want %s", i, s.start(i), want[i].Start)
+				}
+				if got, ok := s.RangeFor(want[i].End); !ok || got != want[i] {
+					t.Errorf("RangeFor(%s) = %+v, %v", want[i].End, got, ok)
+				}
+			}
+			if len(s.nets) != tt.netBytes || len(s.full) != tt.whole {
+				t.Errorf("kept %d bytes and %d whole ranges, want %d and %d", len(s.nets), len(s.full), tt.netBytes, tt.whole)
+			}
+		})
 	}
 }

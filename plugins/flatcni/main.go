@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/version"
@@ -20,11 +21,41 @@ func main() {
 	name := filepath.Base(os.Args[0])
 	switch name {
 	case "bridge":
-		skel.PluginMainFuncs(bridge.Funcs(bridge.NodeDeps()), version.All, "flatcni bridge")
+		skel.PluginMainFuncs(boundMemory(bridge.Funcs(bridge.NodeDeps())), version.All, "flatcni bridge")
 	case "host-local":
-		skel.PluginMainFuncs(hostlocal.Funcs(), version.All, "flatcni host-local")
+		skel.PluginMainFuncs(boundMemory(hostlocal.Funcs()), version.All, "flatcni host-local")
 	default:
 		fmt.Fprintf(os.Stderr, "flatcni: started as %q: install or link this program as \"bridge\" or \"host-local\"\n", name)
 		os.Exit(1)
 	}
+}
+
+// largeConfig is the size of configuration above which the collector runs
+// at gcPercentLarge.
+const (
+	largeConfig    = 1 << 20
+	gcPercentLarge = 25
+)
+
+// boundMemory keeps the memory of a call on a large configuration near the
+// configuration's size (issue #26). The configuration's text stays alive for
+// the whole call (skel holds it), so with the default GOGC of 100 the heap
+// grows to twice the text plus what is parsed from it before the collector
+// runs. Past largeConfig, the verbs run with GOGC 25: the peak then stays
+// that of reading the text (io.ReadAll's pieces), whatever the configuration
+// is made of. Configurations of ordinary size (a few kB) never reach the
+// collector's 4 MB minimum, so their calls are unchanged.
+func boundMemory(f skel.CNIFuncs) skel.CNIFuncs {
+	wrap := func(verb func(*skel.CmdArgs) error) func(*skel.CmdArgs) error {
+		if verb == nil {
+			return nil
+		}
+		return func(args *skel.CmdArgs) error {
+			if len(args.StdinData) > largeConfig {
+				debug.SetGCPercent(gcPercentLarge)
+			}
+			return verb(args)
+		}
+	}
+	return skel.CNIFuncs{Add: wrap(f.Add), Del: wrap(f.Del), Check: wrap(f.Check), GC: wrap(f.GC), Status: wrap(f.Status)}
 }
