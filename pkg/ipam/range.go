@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"iter"
 	"net/netip"
+	"slices"
 	"strings"
 )
 
@@ -35,8 +36,21 @@ func (r *Range) Canonicalize() error {
 		return fmt.Errorf("subnet %s is too small to allocate from: it holds a single address", r.Subnet)
 	}
 	// A gateway outside the subnet is accepted, as by the reference (it is
-	// passed on in the result; the bridge puts it on the bridge).
+	// passed on in the result; the bridge puts it on the bridge), but not
+	// one of the other family or with a zone (the reference's parser refuses
+	// zones).
 	r.Gateway = r.Gateway.Unmap()
+	for _, a := range []struct {
+		name string
+		addr netip.Addr
+	}{{"gateway", r.Gateway}, {"rangeStart", r.Start}, {"rangeEnd", r.End}} {
+		if a.addr.Zone() != "" {
+			return fmt.Errorf("%s %s has a zone", a.name, a.addr)
+		}
+		if a.name == "gateway" && a.addr.IsValid() && a.addr.Is4() != r.Subnet.Addr().Is4() {
+			return fmt.Errorf("gateway %s is not of subnet %s's family", a.addr, r.Subnet)
+		}
+	}
 	for _, a := range []struct {
 		name string
 		addr *netip.Addr
@@ -120,15 +134,17 @@ func defaultRange(subnet netip.Prefix) Range {
 // set. It is built with Add (or NewRangeSet) and read with Len and At.
 //
 // A configuration may hold hundreds of thousands of ranges, so a set keeps
-// them compactly rather than as Ranges (104 bytes each, where a range's JSON
-// is ~25): a range written as a subnet alone, the usual case, is its
-// subnet's address and prefix length (5 bytes in IPv4, 17 in IPv6); one
-// with its own rangeStart, rangeEnd or gateway is kept whole beside them.
+// them as bytes rather than as Ranges (104 bytes each, where a range's JSON
+// is ~25 to ~85): each range's subnet as its address and prefix length (5
+// bytes in IPv4, 17 in IPv6), and for a range that is not its subnet's
+// defaults (its own rangeStart, rangeEnd or gateway) its index and those
+// three addresses beside (16 bytes in IPv4, 52 in IPv6).
 type RangeSet struct {
 	n    int
 	is4  bool
-	nets []byte        // per range: the subnet's address (4 or 16 bytes), then its prefix length
-	full map[int]Range // the ranges that are not their subnet's defaults, by index
+	nets []byte  // per range: the subnet's address (4 or 16 bytes), then its prefix length
+	own  []int32 // the indexes of the ranges that are not their subnet's defaults, ascending
+	ends []byte  // per index in own: the range's start, end and gateway
 }
 
 // NewRangeSet canonicalizes ranges into a set, checking that they are of one
@@ -159,18 +175,12 @@ func (s *RangeSet) Add(r Range) error {
 		return fmt.Errorf("mixed address families: %s and %s", s.At(0).Subnet, r.Subnet)
 	}
 	if r != defaultRange(r.Subnet) {
-		if s.full == nil {
-			s.full = map[int]Range{}
+		s.own = append(s.own, int32(s.n))
+		for _, a := range [...]netip.Addr{r.Start, r.End, r.Gateway} {
+			s.ends = appendAddr(s.ends, a, is4)
 		}
-		s.full[s.n] = r
 	}
-	if a := r.Subnet.Addr(); is4 {
-		b := a.As4()
-		s.nets = append(s.nets, b[:]...)
-	} else {
-		b := a.As16()
-		s.nets = append(s.nets, b[:]...)
-	}
+	s.nets = appendAddr(s.nets, r.Subnet.Addr(), is4)
 	s.nets = append(s.nets, byte(r.Subnet.Bits()))
 	s.n++
 	return nil
@@ -201,10 +211,37 @@ func (s RangeSet) width() int {
 
 // At returns the set's i'th range, canonical.
 func (s RangeSet) At(i int) Range {
-	if r, ok := s.full[i]; ok {
-		return r
+	subnet := s.subnet(i)
+	if k, ok := s.ownAt(i); ok {
+		w := s.width()
+		b := s.ends[3*w*k:]
+		return Range{Subnet: subnet, Start: s.addr(b), End: s.addr(b[w:]), Gateway: s.addr(b[2*w:])}
 	}
-	return defaultRange(s.subnet(i))
+	return defaultRange(subnet)
+}
+
+// ownAt returns where the i'th range's own bounds are kept in ends, when it
+// has them.
+func (s RangeSet) ownAt(i int) (int, bool) {
+	return slices.BinarySearch(s.own, int32(i))
+}
+
+// appendAddr appends an address of the set's family (4 or 16 bytes).
+func appendAddr(b []byte, a netip.Addr, is4 bool) []byte {
+	if is4 {
+		v := a.As4()
+		return append(b, v[:]...)
+	}
+	v := a.As16()
+	return append(b, v[:]...)
+}
+
+// addr reads an address of the set's family from the start of b.
+func (s RangeSet) addr(b []byte) netip.Addr {
+	if s.is4 {
+		return netip.AddrFrom4([4]byte(b))
+	}
+	return netip.AddrFrom16([16]byte(b))
 }
 
 // All yields the set's ranges with their indexes, in order.
@@ -221,15 +258,14 @@ func (s RangeSet) All() iter.Seq2[int, Range] {
 // subnet returns the subnet of the i'th range.
 func (s RangeSet) subnet(i int) netip.Prefix {
 	w := s.width()
-	b := s.nets[i*(w+1) : (i+1)*(w+1)]
-	a, _ := netip.AddrFromSlice(b[:w])
-	return netip.PrefixFrom(a, int(b[w]))
+	b := s.nets[i*(w+1):]
+	return netip.PrefixFrom(s.addr(b), int(b[w]))
 }
 
 // start returns the first address of the i'th range (At(i).Start, cheaper).
 func (s RangeSet) start(i int) netip.Addr {
-	if r, ok := s.full[i]; ok {
-		return r.Start
+	if k, ok := s.ownAt(i); ok {
+		return s.addr(s.ends[3*s.width()*k:])
 	}
 	return s.subnet(i).Addr().Next()
 }

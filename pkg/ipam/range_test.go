@@ -51,6 +51,10 @@ func TestRangeCanonicalize(t *testing.T) {
 		{name: "end before start", subnet: "10.0.0.0/24", start: "10.0.0.9", end: "10.0.0.8", wantErrMatch: "before rangeStart"},
 		{name: "only the gateway", subnet: "10.0.0.0/24", start: "10.0.0.5", end: "10.0.0.5", gw: "10.0.0.5", wantErrMatch: "is the gateway"},
 		{name: "family mismatch", subnet: "10.0.0.0/24", start: "fd00::1", wantErrMatch: "not in subnet"},
+		{name: "gateway of the other family", subnet: "10.0.0.0/24", gw: "fd00::1", wantErrMatch: "gateway fd00::1 is not of subnet 10.0.0.0/24's family"},
+		{name: "v4 gateway in a v6 subnet", subnet: "fd00::/64", gw: "10.0.0.1", wantErrMatch: "not of subnet"},
+		{name: "gateway with a zone", subnet: "fe80::/64", gw: "fe80::1%eth0", wantErrMatch: "has a zone"},
+		{name: "start with a zone", subnet: "fe80::/64", start: "fe80::5%eth0", wantErrMatch: "has a zone"},
 		{name: "no subnet", wantErrMatch: "subnet missing"},
 	}
 	for _, tt := range tests {
@@ -184,13 +188,14 @@ func TestRangeContainsAndOverlaps(t *testing.T) {
 }
 
 // A set gives back each range as it was added: those written as a subnet
-// alone from the subnet (5 bytes in IPv4, 17 in IPv6), the others whole.
+// alone from the subnet (5 bytes in IPv4, 17 in IPv6), the others from
+// their own start, end and gateway besides.
 func TestRangeSetKeepsEachRange(t *testing.T) {
 	tests := []struct {
 		name     string
 		ranges   []Range
 		netBytes int // bytes of the compact list
-		whole    int // ranges kept whole
+		whole    int // ranges with their own bounds
 	}{
 		{name: "v4 defaults", netBytes: 3 * 5, ranges: []Range{
 			{Subnet: mustPrefix(t, "10.0.0.0/24")},
@@ -234,8 +239,12 @@ func TestRangeSetKeepsEachRange(t *testing.T) {
 					t.Errorf("RangeFor(%s) = %+v, %v", want[i].End, got, ok)
 				}
 			}
-			if len(s.nets) != tt.netBytes || len(s.full) != tt.whole {
-				t.Errorf("kept %d bytes and %d whole ranges, want %d and %d", len(s.nets), len(s.full), tt.netBytes, tt.whole)
+			w := 16
+			if s.is4 {
+				w = 4
+			}
+			if len(s.nets) != tt.netBytes || len(s.own) != tt.whole || len(s.ends) != 3*w*tt.whole {
+				t.Errorf("kept %d bytes of subnets and %d ranges' own bounds (%d bytes), want %d and %d", len(s.nets), len(s.own), len(s.ends), tt.netBytes, tt.whole)
 			}
 		})
 	}

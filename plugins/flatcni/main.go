@@ -41,10 +41,10 @@ const (
 // configuration's size (issue #26). The configuration's text stays alive for
 // the whole call (skel holds it), so with the default GOGC of 100 the heap
 // grows to twice the text plus what is parsed from it before the collector
-// runs. Past largeConfig, the verbs run with GOGC 25: the peak then stays
-// that of reading the text (io.ReadAll's pieces), whatever the configuration
-// is made of. Configurations of ordinary size (a few kB) never reach the
-// collector's 4 MB minimum, so their calls are unchanged.
+// runs. Past largeConfig, the verbs run with GOGC 25, after the pieces
+// io.ReadAll left behind are collected and their pages given back: the peak
+// then stays that of reading the text, whatever the configuration is made
+// of. Configurations of ordinary size (a few kB) are unchanged.
 func boundMemory(f skel.CNIFuncs) skel.CNIFuncs {
 	wrap := func(verb func(*skel.CmdArgs) error) func(*skel.CmdArgs) error {
 		if verb == nil {
@@ -53,6 +53,8 @@ func boundMemory(f skel.CNIFuncs) skel.CNIFuncs {
 		return func(args *skel.CmdArgs) error {
 			if len(args.StdinData) > largeConfig {
 				debug.SetGCPercent(gcPercentLarge)
+				debug.FreeOSMemory()
+
 			}
 			return verb(args)
 		}
