@@ -131,6 +131,7 @@ func (f *fakeLinks) EnsureBridge(cfg link.BridgeConfig) (link.Bridge, error) {
 		f.next++
 		br = link.Bridge{Name: cfg.Name, Index: f.next, MAC: f.mac(f.next), Promisc: cfg.PromiscMode}
 		f.bridges[cfg.Name] = br
+		br.Created = true
 	}
 	return br, nil
 }

@@ -30,31 +30,49 @@ type Bridge struct {
 	// link's flags). A capture in promiscuous mode (tcpdump) only raises the
 	// kernel's promiscuity count, which does not show here.
 	Promisc bool
+	// Created is set by EnsureBridge when it made the bridge.
+	Created bool
 }
 
 // EnsureBridge creates the bridge cfg.Name if it does not exist, or reuses
 // an existing one, then turns promiscuous mode on when asked, disables
 // router advertisements on it (accept_ra=0, the plugin owns its routes) and
 // brings it up. An existing link of another type is an error. The MTU and
-// VLAN filtering settings only apply when the bridge is created here.
-func EnsureBridge(cfg BridgeConfig) (Bridge, error) {
-	attrs := netlink.NewLinkAttrs()
-	attrs.Name = cfg.Name
-	attrs.MTU = cfg.MTU
-	want := &netlink.Bridge{LinkAttrs: attrs}
-	if cfg.VlanFiltering {
-		on := true
-		want.VlanFiltering = &on
-	}
-	// EEXIST covers both a pre-existing bridge and a concurrent creator;
-	// either way the re-fetch below decides whether it is usable.
-	if err := netlink.LinkAdd(want); err != nil && !errors.Is(err, syscall.EEXIST) {
-		return Bridge{}, fmt.Errorf("create bridge %q: %w", cfg.Name, err)
-	}
+// VLAN filtering settings only apply when the bridge is created here; the
+// result says so (Created), and a bridge created here is removed again when
+// a later step fails.
+func EnsureBridge(cfg BridgeConfig) (_ Bridge, err error) {
+	// Looked up first: the bridge exists for every ADD but a network's
+	// first, which then pays a second lookup.
 	br, err := bridgeLink(cfg.Name)
+	created := false
+	if errors.Is(err, ErrNotFound) {
+		attrs := netlink.NewLinkAttrs()
+		attrs.Name = cfg.Name
+		attrs.MTU = cfg.MTU
+		want := &netlink.Bridge{LinkAttrs: attrs}
+		if cfg.VlanFiltering {
+			on := true
+			want.VlanFiltering = &on
+		}
+		// EEXIST: a concurrent creator; the re-fetch below decides whether
+		// what it made is usable.
+		switch err := netlink.LinkAdd(want); {
+		case err == nil:
+			created = true
+		case !errors.Is(err, syscall.EEXIST):
+			return Bridge{}, fmt.Errorf("create bridge %q: %w", cfg.Name, err)
+		}
+		br, err = bridgeLink(cfg.Name)
+	}
 	if err != nil {
 		return Bridge{}, err
 	}
+	defer func() {
+		if err != nil && created {
+			_ = netlink.LinkDel(br)
+		}
+	}()
 	// The flag, not the promiscuity count: a capture running on the bridge
 	// raises the count, and ends.
 	if cfg.PromiscMode && br.Attrs().RawFlags&unix.IFF_PROMISC == 0 {
@@ -70,6 +88,7 @@ func EnsureBridge(cfg BridgeConfig) (Bridge, error) {
 	}
 	b := bridgeFrom(br)
 	b.Promisc = b.Promisc || cfg.PromiscMode // turned on above
+	b.Created = created
 	return b, nil
 }
 

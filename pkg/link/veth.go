@@ -78,9 +78,8 @@ func SetupVeth(cfg VethConfig) (host Interface, cont Interface, err error) {
 }
 
 func setupVeth(cfg VethConfig, target ns.NetNS) (host Interface, cont Interface, err error) {
-	if err := inNetNS(cfg.ContainerNetNS, func(ns.NetNS) error { return ifNameFree(cfg) }); err != nil {
-		return Interface{}, Interface{}, err
-	}
+	// An IfName taken in the container fails the pair's creation, with the
+	// same error as CheckIfNameFree's (callers check that first).
 	hostName, err := createVethPair(cfg, target)
 	if err != nil {
 		return Interface{}, Interface{}, err
