@@ -73,11 +73,11 @@ func (d *Deps) Add(args *skel.CmdArgs) (_ types.Result, err error) {
 	// The bridge. One made by this ADD goes again if the ADD fails and no
 	// port is on it (pushed before the veth's undo: runs after it).
 	br, err := d.Links.EnsureBridge(link.BridgeConfig{Name: c.BrName, MTU: c.MTU, PromiscMode: c.PromiscMode, VlanFiltering: c.NeedsVlanFiltering()})
-	if err != nil {
-		return nil, err // names the bridge
-	}
 	if br.Created {
 		undo.push(func() { d.removeFreshBridge(c.BrName) })
+	}
+	if err != nil {
+		return nil, err // names the bridge
 	}
 	if c.NeedsVlanFiltering() {
 		if err := d.Links.EnableVlanFiltering(br.Name); err != nil {

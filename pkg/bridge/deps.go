@@ -54,6 +54,8 @@ type Links interface {
 	VlanFilteringSupported() (bool, error)
 	// BridgeByName's error matches link.ErrNotFound for a missing bridge.
 	BridgeByName(name string) (link.Bridge, error)
+	// EnsureBridge's result says whether it made the bridge (Created),
+	// also with an error.
 	EnsureBridge(cfg link.BridgeConfig) (link.Bridge, error)
 	EnableVlanFiltering(bridge string) error
 	SetupVeth(cfg link.VethConfig) (host, cont link.Interface, err error)

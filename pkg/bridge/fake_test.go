@@ -133,7 +133,8 @@ func (f *fakeLinks) EnsureBridge(cfg link.BridgeConfig) (link.Bridge, error) {
 		f.bridges[cfg.Name] = br
 		br.Created = true
 	}
-	return br, nil
+	// A step after the bridge's creation (promiscuous mode, up) failing.
+	return br, f.fail["EnsureBridge up"]
 }
 
 func (f *fakeLinks) EnableVlanFiltering(bridge string) error {

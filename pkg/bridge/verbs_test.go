@@ -215,6 +215,16 @@ func TestAddUndoFreshBridge(t *testing.T) {
 	if _, ok := n.links.bridges["cni0"]; !ok {
 		t.Error("a failed ADD removed the bridge that was there before it")
 	}
+
+	// EnsureBridge made the bridge, then failed to bring it up.
+	n = newFakeNode(testNetns)
+	n.links.fail["EnsureBridge up"] = errors.New("boom")
+	if _, err := n.deps.Add(testArgs(testConf("host-local", ""), "c1")); err == nil {
+		t.Fatal("ADD succeeded")
+	}
+	if len(n.links.bridges) != 0 {
+		t.Errorf("bridge made by the failed EnsureBridge left: %v", n.links.bridges)
+	}
 }
 
 // The IPAM error keeps its code and names the plugin.

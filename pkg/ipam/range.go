@@ -3,6 +3,7 @@ package ipam
 import (
 	"fmt"
 	"iter"
+	"math"
 	"net/netip"
 	"slices"
 	"strings"
@@ -25,7 +26,7 @@ func (r *Range) Canonicalize() error {
 	if !r.Subnet.IsValid() {
 		return fmt.Errorf("subnet missing")
 	}
-	if r.Subnet.Addr().Is4In6() {
+	if r.Subnet.Addr().Is4In6() && r.Subnet.Bits() >= 96 {
 		r.Subnet = netip.PrefixFrom(r.Subnet.Addr().Unmap(), r.Subnet.Bits()-96)
 	}
 	if r.Subnet.Masked() != r.Subnet {
@@ -39,17 +40,17 @@ func (r *Range) Canonicalize() error {
 	// passed on in the result; the bridge puts it on the bridge), but not
 	// one of the other family or with a zone (the reference's parser refuses
 	// zones).
-	r.Gateway = r.Gateway.Unmap()
 	for _, a := range []struct {
 		name string
 		addr netip.Addr
 	}{{"gateway", r.Gateway}, {"rangeStart", r.Start}, {"rangeEnd", r.End}} {
-		if a.addr.Zone() != "" {
+		if a.addr.Zone() != "" { // before Unmap, which drops it
 			return fmt.Errorf("%s %s has a zone", a.name, a.addr)
 		}
-		if a.name == "gateway" && a.addr.IsValid() && a.addr.Is4() != r.Subnet.Addr().Is4() {
-			return fmt.Errorf("gateway %s is not of subnet %s's family", a.addr, r.Subnet)
-		}
+	}
+	r.Gateway = r.Gateway.Unmap()
+	if r.Gateway.IsValid() && r.Gateway.Is4() != r.Subnet.Addr().Is4() {
+		return fmt.Errorf("gateway %s is not of subnet %s's family", r.Gateway, r.Subnet)
 	}
 	for _, a := range []struct {
 		name string
@@ -169,6 +170,9 @@ func NewRangeSet(ranges ...Range) (RangeSet, error) {
 // when the range's family is not the set's.
 func (s *RangeSet) Add(r Range) error {
 	is4 := r.Subnet.Addr().Is4()
+	if s.n == math.MaxInt32 { // indexes are int32 here and in the Locator
+		return fmt.Errorf("more than %d ranges in a set", math.MaxInt32)
+	}
 	if s.n == 0 {
 		s.is4 = is4
 	} else if is4 != s.is4 {

@@ -55,6 +55,8 @@ func TestRangeCanonicalize(t *testing.T) {
 		{name: "v4 gateway in a v6 subnet", subnet: "fd00::/64", gw: "10.0.0.1", wantErrMatch: "not of subnet"},
 		{name: "gateway with a zone", subnet: "fe80::/64", gw: "fe80::1%eth0", wantErrMatch: "has a zone"},
 		{name: "start with a zone", subnet: "fe80::/64", start: "fe80::5%eth0", wantErrMatch: "has a zone"},
+		{name: "v4-mapped address, prefix shorter than /96", subnet: "::ffff:0:0/95", wantErrMatch: "host bits set (the network address is ::fffe:0:0)"},
+		{name: "v4-mapped gateway with a zone", subnet: "10.0.0.0/24", gw: "::ffff:10.0.0.1%eth0", wantErrMatch: "has a zone"},
 		{name: "no subnet", wantErrMatch: "subnet missing"},
 	}
 	for _, tt := range tests {

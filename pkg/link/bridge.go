@@ -38,10 +38,11 @@ type Bridge struct {
 // an existing one, then turns promiscuous mode on when asked, disables
 // router advertisements on it (accept_ra=0, the plugin owns its routes) and
 // brings it up. An existing link of another type is an error. The MTU and
-// VLAN filtering settings only apply when the bridge is created here; the
-// result says so (Created), and a bridge created here is removed again when
-// a later step fails.
-func EnsureBridge(cfg BridgeConfig) (_ Bridge, err error) {
+// VLAN filtering settings only apply when the bridge is created here. The
+// result says whether it was (Created), also with an error from a later
+// step: the caller removes the bridge it made when no port is on it (another
+// ADD may have found it meanwhile).
+func EnsureBridge(cfg BridgeConfig) (Bridge, error) {
 	// Looked up first: the bridge exists for every ADD but a network's
 	// first, which then pays a second lookup.
 	br, err := bridgeLink(cfg.Name)
@@ -65,25 +66,21 @@ func EnsureBridge(cfg BridgeConfig) (_ Bridge, err error) {
 		}
 		br, err = bridgeLink(cfg.Name)
 	}
+	failed := Bridge{Name: cfg.Name, Created: created}
 	if err != nil {
-		return Bridge{}, err
+		return failed, err
 	}
-	defer func() {
-		if err != nil && created {
-			_ = netlink.LinkDel(br)
-		}
-	}()
 	// The flag, not the promiscuity count: a capture running on the bridge
 	// raises the count, and ends.
 	if cfg.PromiscMode && br.Attrs().RawFlags&unix.IFF_PROMISC == 0 {
 		if err := netlink.SetPromiscOn(br); err != nil {
-			return Bridge{}, fmt.Errorf("set promiscuous mode on bridge %q: %w", cfg.Name, err)
+			return failed, fmt.Errorf("set promiscuous mode on bridge %q: %w", cfg.Name, err)
 		}
 	}
 	disableAcceptRA(br)
 	if br.Attrs().Flags&net.FlagUp == 0 {
 		if err := netlink.LinkSetUp(br); err != nil {
-			return Bridge{}, fmt.Errorf("set bridge %q up: %w", cfg.Name, err)
+			return failed, fmt.Errorf("set bridge %q up: %w", cfg.Name, err)
 		}
 	}
 	b := bridgeFrom(br)

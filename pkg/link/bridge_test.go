@@ -46,6 +46,9 @@ func TestEnsureBridge(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if br.Created != (tc.prepare == nil) {
+				t.Errorf("Created = %v", br.Created)
+			}
 			in(t, node, func() error {
 				l, err := netlink.LinkByName(tc.cfg.Name)
 				if err != nil {

@@ -168,7 +168,7 @@ func createVethPair(cfg VethConfig, target ns.NetNS) (string, error) {
 		if _, lerr := linkByName(name); lerr == nil {
 			continue // host name taken: draw another
 		}
-		// The container name appeared after our check.
+		// The host name is free: the container's is taken.
 		return "", fmt.Errorf("interface %q already exists in netns %q", cfg.IfName, cfg.ContainerNetNS)
 	}
 	return "", fmt.Errorf("create veth pair for netns %q: no free host veth name after %d attempts", cfg.ContainerNetNS, hostVethAttempts)

@@ -5,6 +5,7 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -268,11 +269,15 @@ func TestEnsureBridgeConcurrent(t *testing.T) {
 	const workers = 4
 	errs := make(chan error, workers)
 	idx := make(chan int, workers)
+	var created atomic.Int32
 	for range workers {
 		go func() {
 			errs <- inErr(t, node, func() error {
 				br, err := EnsureBridge(BridgeConfig{Name: "racebr"})
 				idx <- br.Index
+				if br.Created {
+					created.Add(1)
+				}
 				return err
 			})
 		}()
@@ -288,5 +293,8 @@ func TestEnsureBridgeConcurrent(t *testing.T) {
 		} else if i != first {
 			t.Errorf("bridge index %d, another caller got %d", i, first)
 		}
+	}
+	if n := created.Load(); n != 1 {
+		t.Errorf("%d callers say they created the bridge, want 1", n)
 	}
 }

@@ -44,17 +44,17 @@ const (
 // runs. Past largeConfig, the verbs run with GOGC 25, after the pieces
 // io.ReadAll left behind are collected and their pages given back: the peak
 // then stays that of reading the text, whatever the configuration is made
-// of. Configurations of ordinary size (a few kB) are unchanged.
+// of. Configurations of ordinary size (a few kB) are unchanged, and so is
+// a GOGC the operator set.
 func boundMemory(f skel.CNIFuncs) skel.CNIFuncs {
 	wrap := func(verb func(*skel.CmdArgs) error) func(*skel.CmdArgs) error {
 		if verb == nil {
 			return nil
 		}
 		return func(args *skel.CmdArgs) error {
-			if len(args.StdinData) > largeConfig {
+			if len(args.StdinData) > largeConfig && os.Getenv("GOGC") == "" {
 				debug.SetGCPercent(gcPercentLarge)
 				debug.FreeOSMemory()
-
 			}
 			return verb(args)
 		}

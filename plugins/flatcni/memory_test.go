@@ -23,9 +23,10 @@ import (
 //   - 2.5 × size: the configuration's text is held whole (skel reads all of
 //     stdin: io.ReadAll's pieces and the final copy are both alive at the
 //     end of the read, ~2.3 × size), parsed beside it; no generic map or
-//     second copy of it is made. Past 1 MB the collector runs at GOGC 25
-//     (main.go's boundMemory), so what is parsed from the text does not
-//     double the heap on top of it: the peak is that of the read.
+//     second copy of it is made. Past 1 MB the read's garbage is given back
+//     and the collector runs at GOGC 25 (main.go's boundMemory), so what is
+//     parsed from the text does not double the heap on top of it: the peak
+//     is that of the read.
 //   - 24 B per range: a range written as a subnet alone is kept in 5 bytes
 //     (17 in IPv6) in its set and 8 in the index by address, against ~27 B
 //     of JSON; one with its own bounds in 16 more (52 in IPv6), against
