@@ -104,3 +104,15 @@ func isoPublish(t testing.TB, node *Node, port int, ctr *isoCtr) {
 	node.MustRun(t, append([]string{"iptables", "-t", "nat", "-A"}, rule...)...)
 	t.Cleanup(func() { _, _ = node.Run(append([]string{"iptables", "-t", "nat", "-D"}, rule...)...) })
 }
+
+// requireBridgeNF turns br_netfilter's bridge-nf-call-iptables and
+// -ip6tables on in the node (per network namespace), or skips the test
+// where the kernel has no br_netfilter.
+func requireBridgeNF(t testing.TB, node *Node) {
+	t.Helper()
+	for _, k := range []string{"net.bridge.bridge-nf-call-iptables", "net.bridge.bridge-nf-call-ip6tables"} {
+		if out, err := node.Run("sysctl", "-qw", k+"=1"); err != nil {
+			t.Skipf("no br_netfilter here (%s: %v: %s)", k, err, out)
+		}
+	}
+}
