@@ -15,7 +15,7 @@ REFDIR  := $(CURDIR)/.bench/ref-$(REFERENCE_VERSION)
 export FLATCNI_BIN := $(CURDIR)/bin
 export FLATCNI_REF_BIN := $(REFDIR)
 
-.PHONY: all build install test unit race integration demo bench fuzz deps reference clean
+.PHONY: all build install test unit integration demo bench fuzz deps reference clean
 
 all: build
 

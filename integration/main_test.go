@@ -1,8 +1,11 @@
 package integration
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -19,16 +22,54 @@ func TestMain(m *testing.M) {
 		}
 	}
 	code := m.Run()
+	live := liveNetns()
 	for _, d := range sharedDirs {
 		for _, p := range listDir(d) {
 			if !before[p] {
-				// A directory (the ports claims index of a node) with
-				// what it holds; RemoveAll follows no link.
-				os.RemoveAll(p)
+				removeUnused(p, live)
 			}
 		}
 	}
 	os.Exit(code)
+}
+
+// removeUnused removes what a test run added to a shared directory unless
+// another run (a demo, a bench) may be using it: a file someone holds a
+// lock on, the ports claims index ("ports-index.<backend>.<dev>-<inode>")
+// of a network namespace that still exists. Links are never followed.
+func removeUnused(p string, live map[string]bool) {
+	fi, err := os.Lstat(p)
+	switch {
+	case err != nil:
+	case fi.IsDir():
+		if name := filepath.Base(p); !live[name[strings.LastIndexByte(name, '.')+1:]] {
+			os.RemoveAll(p)
+		}
+	case fi.Mode().IsRegular():
+		f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+		if err != nil {
+			return
+		}
+		defer f.Close()
+		if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
+			os.Remove(p)
+		}
+	}
+}
+
+// liveNetns returns the "<dev>-<inode>" of every network namespace a
+// process is in or /run/netns holds.
+func liveNetns() map[string]bool {
+	paths, _ := filepath.Glob("/proc/[0-9]*/ns/net")
+	named, _ := filepath.Glob("/run/netns/*")
+	live := map[string]bool{}
+	for _, p := range append(paths, named...) {
+		var st syscall.Stat_t
+		if syscall.Stat(p, &st) == nil {
+			live[fmt.Sprintf("%d-%d", st.Dev, st.Ino)] = true
+		}
+	}
+	return live
 }
 
 func listDir(dir string) []string {

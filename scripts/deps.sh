@@ -5,6 +5,18 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/versions.env"
 
+# Go itself is not installed here (Debian's is too old): say so clearly.
+gomin=$(awk '$1 == "go" {print $2; exit}' "$here/../go.mod")
+if ! command -v go >/dev/null; then
+	echo "deps.sh: Go $gomin or newer is needed (https://go.dev/dl/), and 'go' is not on PATH" >&2
+	exit 1
+fi
+gover=$(go env GOVERSION | sed 's/^go//')
+if [ "$(printf '%s\n%s\n' "$gomin" "$gover" | sort -V | head -1)" != "$gomin" ]; then
+	echo "deps.sh: Go $gomin or newer is needed (https://go.dev/dl/); 'go' is $gover" >&2
+	exit 1
+fi
+
 need_pkgs=()
 command -v ip >/dev/null        || need_pkgs+=(iproute2)
 command -v iptables >/dev/null  || need_pkgs+=(iptables)
