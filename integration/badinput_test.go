@@ -313,6 +313,12 @@ func TestBadInput(t *testing.T) {
 		{name: "bridge netns a mount namespace", plugin: "bridge", conf: brConf(""), netns: "/proc/self/ns/mnt", wantCode: types.ErrInvalidNetNS, wantMsg: []string{"/proc/self/ns/mnt", "not a network namespace"}},
 		{name: "bridge netns a procfs file", plugin: "bridge", conf: brConf(""), netns: "/proc/self/status", wantCode: types.ErrInvalidNetNS, wantMsg: []string{"/proc/self/status", "not a network namespace"}},
 		{name: "bridge netns a FIFO", plugin: "bridge", conf: brConf(""), netns: fifo, wantCode: types.ErrInvalidNetNS, wantMsg: []string{fifo}},
+		// DEL gets through a CNI_NETNS that is not a namespace (nothing of
+		// ours can be in it), without waiting on a FIFO (skel's own check,
+		// after the verb, opens it blocking: ours stats it).
+		{name: "bridge DEL netns a FIFO", plugin: "bridge", command: "DEL", conf: brConf(""), netns: fifo, wantOK: true},
+		{name: "bridge DEL netns a file", plugin: "bridge", command: "DEL", conf: brConf(""), netns: notNetns, wantOK: true},
+		{name: "hl DEL netns a FIFO", plugin: "host-local", command: "DEL", conf: goodHL, netns: fifo, wantOK: true},
 	}
 
 	for i := range cases {

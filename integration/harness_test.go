@@ -2,6 +2,7 @@ package integration
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/types"
@@ -131,7 +133,11 @@ func goEnv(key string) string {
 // error holding the CNI error JSON.
 func (n *Node) Exec(t testing.TB, plugin, command, containerID, netnsPath, ifname string, conf []byte, extraEnv ...string) ([]byte, error) {
 	t.Helper()
-	cmd := exec.Command("ip", "netns", "exec", n.Name, filepath.Join(n.Bin, plugin))
+	// A call that hangs (a FIFO opened blocking, say) fails the test instead
+	// of stopping the run.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", n.Name, filepath.Join(n.Bin, plugin))
 	cmd.Env = append(os.Environ(),
 		"CNI_COMMAND="+command, "CNI_CONTAINERID="+containerID, "CNI_NETNS="+netnsPath,
 		"CNI_IFNAME="+ifname, "CNI_PATH="+n.Bin)

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"strings"
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
@@ -267,10 +266,7 @@ func (d *Deps) validateNode(c *config.Bridge, args *skel.CmdArgs) error {
 	// Before IPAM: a failed ADD releases the attachment's leases, which must
 	// not be those of a live attachment with the same interface.
 	if err := d.Links.CheckIfNameFree(args.Netns, args.IfName); err != nil {
-		if errors.Is(err, link.ErrNetNSGone) || errors.Is(err, link.ErrNotNetNS) {
-			return types.NewError(types.ErrInvalidNetNS, fmt.Sprintf("CNI_NETNS %q: %v", args.Netns, err), "")
-		}
-		return err
+		return netnsError(args, err)
 	}
 	if c.NeedsVlanFiltering() {
 		ok, err := d.Links.VlanFilteringSupported()
@@ -287,19 +283,22 @@ func (d *Deps) validateNode(c *config.Bridge, args *skel.CmdArgs) error {
 	return nil
 }
 
-// refuseOwnNetns fails, with skel's error, when CNI_NETNS is the plugin's
-// own network namespace, unless CNI_NETNS_OVERRIDE allows it. skel makes
-// the same check, but only after ADD or DEL has run.
+// refuseOwnNetns fails when CNI_NETNS is the plugin's own namespace. skel
+// makes the same check, but only after ADD has run.
 func (d *Deps) refuseOwnNetns(args *skel.CmdArgs) error {
-	if args.Netns == "" || args.NetnsOverride == "1" || strings.EqualFold(args.NetnsOverride, "true") {
-		return nil
-	}
-	if own, err := d.Links.OwnNetNS(args.Netns); err == nil && own {
-		return types.NewError(types.ErrInvalidNetNS, fmt.Sprintf("CNI_NETNS %q: plugin's netns and netns from CNI_NETNS should not be the same", args.Netns), "")
-	}
-	return nil
+	return config.RefuseOwnNetns(args, d.Links.OwnNetNS)
 }
 
 func dnsSet(d types.DNS) bool {
 	return len(d.Nameservers) > 0 || len(d.Search) > 0 || len(d.Options) > 0 || d.Domain != ""
+}
+
+// netnsError gives an error entering CNI_NETNS (gone, or not a network
+// namespace) the invalid-netns code (8); other errors are returned as they
+// are.
+func netnsError(args *skel.CmdArgs, err error) error {
+	if errors.Is(err, link.ErrNetNSGone) || errors.Is(err, link.ErrNotNetNS) {
+		return types.NewError(types.ErrInvalidNetNS, fmt.Sprintf("CNI_NETNS %q: %v", args.Netns, err), "")
+	}
+	return err
 }

@@ -69,7 +69,7 @@ func (d *Deps) Check(args *skel.CmdArgs) error {
 	}
 	hostVeth, err := d.Links.HostPeer(args.Netns, args.IfName)
 	if err != nil {
-		return err
+		return netnsError(args, err)
 	}
 	hostIface, err := nodeInterface(prev, "host veth", hostVeth)
 	if err != nil {
@@ -107,7 +107,7 @@ func (d *Deps) Check(args *skel.CmdArgs) error {
 		routes = append(routes, rt)
 	}
 	if err := d.Links.CheckContainer(args.Netns, args.IfName, mac, addrs, routes); err != nil {
-		return err
+		return netnsError(args, err)
 	}
 	if pp, err := d.loadPorts(c, args); err != nil {
 		return err

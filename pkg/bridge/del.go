@@ -9,6 +9,7 @@ import (
 
 	"github.com/flatcni/plugins/pkg/bridge/hostveth"
 	"github.com/flatcni/plugins/pkg/config"
+	"github.com/flatcni/plugins/pkg/link"
 )
 
 // Del detaches the container: removes its veth (if the netns still exists, or
@@ -39,8 +40,10 @@ func (d *Deps) Del(args *skel.CmdArgs) error {
 	if err != nil {
 		errs = append(errs, err)
 	}
+	// A path that is not a network namespace (a FIFO, a file) holds no
+	// interface of ours: nothing to delete there.
 	if !deleted && args.Netns != "" {
-		if err := d.Links.DelVeth(args.Netns, args.IfName); err != nil {
+		if err := d.Links.DelVeth(args.Netns, args.IfName); err != nil && !errors.Is(err, link.ErrNotNetNS) {
 			errs = append(errs, err)
 		}
 	}

@@ -1,9 +1,11 @@
 package config
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 
+	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 )
 
@@ -55,4 +57,19 @@ func ParseAddrOrPrefix(s string) (netip.Addr, error) {
 	}
 	a, err := netip.ParseAddr(s)
 	return a.Unmap(), err
+}
+
+// RefuseOwnNetns fails, with skel's error (code 8, invalid netns), when
+// CNI_NETNS is the plugin's own network namespace, unless
+// CNI_NETNS_OVERRIDE allows it; own tells whether a path is the plugin's
+// namespace, without blocking (a stat, not an open: a FIFO there must not
+// hang the call).
+func RefuseOwnNetns(args *skel.CmdArgs, own func(path string) (bool, error)) error {
+	if args.Netns == "" || args.NetnsOverride == "1" || strings.EqualFold(args.NetnsOverride, "true") {
+		return nil
+	}
+	if is, err := own(args.Netns); err == nil && is {
+		return types.NewError(types.ErrInvalidNetNS, fmt.Sprintf("CNI_NETNS %q: plugin's netns and netns from CNI_NETNS should not be the same", args.Netns), "")
+	}
+	return nil
 }

@@ -14,7 +14,9 @@ import (
 	"github.com/containernetworking/cni/pkg/version"
 
 	"github.com/flatcni/plugins/pkg/bridge"
+	"github.com/flatcni/plugins/pkg/config"
 	"github.com/flatcni/plugins/pkg/hostlocal"
+	"github.com/flatcni/plugins/pkg/rtnl"
 )
 
 func main() {
@@ -59,5 +61,22 @@ func boundMemory(f skel.CNIFuncs) skel.CNIFuncs {
 			return verb(args)
 		}
 	}
-	return skel.CNIFuncs{Add: wrap(f.Add), Del: wrap(f.Del), Check: wrap(f.Check), GC: wrap(f.GC), Status: wrap(f.Status)}
+	return skel.CNIFuncs{Add: netnsChecked(wrap(f.Add)), Del: netnsChecked(wrap(f.Del)), Check: wrap(f.Check), GC: wrap(f.GC), Status: wrap(f.Status)}
+}
+
+// netnsChecked makes, after a successful ADD or DEL, the check skel makes
+// then (CNI_NETNS is not the plugin's own namespace), without blocking, and
+// tells skel it is done (CNI_NETNS_OVERRIDE): skel opens the path, which
+// blocks forever on a FIFO, after the verb succeeded.
+func netnsChecked(verb func(*skel.CmdArgs) error) func(*skel.CmdArgs) error {
+	return func(args *skel.CmdArgs) error {
+		if err := verb(args); err != nil {
+			return err
+		}
+		if err := config.RefuseOwnNetns(args, rtnl.IsOwnNetNS); err != nil {
+			return err
+		}
+		args.NetnsOverride = "1"
+		return nil
+	}
 }
