@@ -105,3 +105,24 @@ func TestPortsGCRemovesGone(t *testing.T) {
 		t.Errorf("the gone attachment's port still answers after GC: %q", got)
 	}
 }
+
+// TestPortsDropPolicyLater: a FORWARD DROP policy set after a port was
+// published (Docker starting after the network, say) cuts it off until the
+// network's next ADD, which puts back what it needs even when that ADD
+// publishes nothing itself, with each backend.
+func TestPortsDropPolicyLater(t *testing.T) {
+	eachBackendUplink(t, func(t *testing.T, backend string, node *Node, remote *Netns) {
+		net := newPortsNet(t, node, portsNetConf{backend: backend, subnets: portsSubnets})
+		web := NewNetns(t, "web")
+		portsServe(t, web, "web", 80)
+		net.add(t, portsRT(web, portMap{HostPort: 8080, ContainerPort: 80, Protocol: "tcp"}))
+		portsExpect(t, remote, "tcp", uplinkNode4, 8080, "web", uplinkRemote4, "remote, before the DROP policy")
+
+		node.MustRun(t, "iptables", "-P", "FORWARD", "DROP")
+		node.MustRun(t, "ip6tables", "-P", "FORWARD", "DROP")
+		neigh := NewNetns(t, "neigh")
+		net.add(t, portsRT(neigh))
+		portsExpect(t, remote, "tcp", uplinkNode4, 8080, "web", uplinkRemote4, "remote over IPv4, after the next ADD")
+		portsExpect(t, remote, "tcp", uplinkNode6, 8080, "web", uplinkRemote6, "remote over IPv6, after the next ADD")
+	})
+}

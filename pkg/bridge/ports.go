@@ -207,7 +207,14 @@ func (p *ports) precheck() error {
 // publish publishes the mappings on the container's addresses.
 func (p *ports) publish(addrs []netip.Prefix) error {
 	if len(p.maps) == 0 {
-		return nil
+		// An ADD that publishes nothing on a network that may: puts back
+		// what a DROP policy set since needs (Refresh), as ADD does for the
+		// masquerade rules.
+		if !p.enabled || p.d.Ports == nil || len(addrs) == 0 {
+			return nil
+		}
+		n := firewall.PortNetwork{Name: p.c.Name, Bridge: p.c.BrName, Subnets: subnets(addrs)}
+		return p.with(func(fw firewall.Ports) error { return fw.Refresh(n) })
 	}
 	maps, err := p.firewallMappings(addrs)
 	if err != nil {

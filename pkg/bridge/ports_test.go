@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
@@ -160,6 +161,25 @@ func TestPortsVerbs(t *testing.T) {
 	}
 	if list, _ := fp.List(); len(list) != 0 {
 		t.Errorf("after DEL: %+v", list)
+	}
+}
+
+// An ADD that publishes nothing on a network that may publish refreshes
+// the network's rules (a DROP policy set since); one on a network without
+// the capability asks nothing of the publisher.
+func TestPortsRefreshWithoutMappings(t *testing.T) {
+	n := newFakeNode(testNetns, "/run/netns/c2")
+	fp := n.deps.Ports.(*fakePorts)
+	addOK(t, n, testArgs(testConf("host-local", `,"capabilities":{"portMappings":true}`), "c1"))
+	if calls := fp.Calls(); !slices.Contains(calls, "Refresh net1") {
+		t.Errorf("calls %v, want Refresh net1", calls)
+	}
+	before := len(fp.Calls())
+	args := testArgs(testConf("host-local", ""), "c2")
+	args.Netns = "/run/netns/c2"
+	addOK(t, n, args)
+	if calls := fp.Calls(); len(calls) != before {
+		t.Errorf("an ADD without the capability asked the publisher: %v", calls[before:])
 	}
 }
 

@@ -41,6 +41,12 @@ type Ports interface {
 	Conflict(network string, owner Attachment, maps []Mapping) error
 	// List returns every mapping published by any network of ours.
 	List() ([]Published, error)
+	// Refresh puts back, when network n publishes ports, what its rules
+	// need outside its own rule set and another program may have removed
+	// or overridden since (nftables: the accepts in iptables-nft's FORWARD
+	// chains, which a DROP policy set later makes necessary); for an ADD
+	// that publishes nothing itself.
+	Refresh(n PortNetwork) error
 }
 
 // Attachment is one container interface, the owner of its mappings.

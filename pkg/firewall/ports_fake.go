@@ -68,6 +68,14 @@ func (f *FakePorts) drop(network string, keep func(Attachment) bool) {
 	}
 }
 
+// Refresh implements Ports (recorded only).
+func (f *FakePorts) Refresh(n PortNetwork) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, "Refresh "+n.Name)
+	return nil
+}
+
 // Unpublish implements Ports.
 func (f *FakePorts) Unpublish(network string, owner Attachment) error {
 	return f.retain("Unpublish "+network+" "+owner.tag(), network, func(a Attachment) bool { return a != owner })

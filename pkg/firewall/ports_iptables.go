@@ -268,6 +268,10 @@ func iptDeleteFixed(ipt *iptables.IPTables, network, keep string) error {
 	return nil
 }
 
+// Refresh implements Ports: nothing to do, the accepts a DROP policy needs
+// are rules of filter FORWARD itself, which a policy set later leaves.
+func (b *iptPorts) Refresh(PortNetwork) error { return nil }
+
 // Unpublish implements Ports. The owner's mappings are found in the claims
 // index and their rules deleted by handle, found by comment in an
 // undecoded dump of the network's chain (iptables-nft), or by their

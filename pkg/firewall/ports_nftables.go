@@ -79,6 +79,31 @@ func (b *nftPorts) Publish(n PortNetwork, owner Attachment, maps []Mapping) erro
 	return flushUDP(append(old, maps...))
 }
 
+// Refresh implements Ports: the FORWARD accepts of a network whose rule set
+// exists.
+func (b *nftPorts) Refresh(n PortNetwork) error {
+	if err := validateName(n.Name); err != nil {
+		return err
+	}
+	l, err := b.lock()
+	if err != nil {
+		return fmt.Errorf("network %q: %w", n.Name, err)
+	}
+	defer l.unlock()
+	c, err := nftables.New()
+	if err != nil {
+		return fmt.Errorf("network %q: open nftables netlink connection: %w", n.Name, err)
+	}
+	t := nftPortsTable(n.Name)
+	if rules, err := c.GetRules(t, &nftables.Chain{Name: nftPortsPostrouting, Table: t}); err != nil || len(rules) == 0 {
+		return nil // no published port
+	}
+	if err := b.syncForward(c, n.Name, &n); err != nil {
+		return fmt.Errorf("network %q: %w", n.Name, err)
+	}
+	return nil
+}
+
 // replace swaps owner's elements old for maps in one transaction, together
 // with the fixed rules when they are missing or of another configuration.
 func (b *nftPorts) replace(c *nftables.Conn, n PortNetwork, owner Attachment, old, maps []Mapping) error {
