@@ -113,3 +113,31 @@ func TestOneBinaryIPAMLoop(t *testing.T) {
 		}
 	}
 }
+
+// A loop through another plugin: ipam.type names a script that runs the
+// bridge again (under the name bridge, as a plugin that delegates to it
+// would). The bridge it starts finds this program among its ancestors and
+// refuses, so every verb ends instead of starting bridges without bound.
+func TestOneBinaryIPAMLoopThroughAnother(t *testing.T) {
+	requireRoot(t)
+	n := NewNode(t)
+	dir := t.TempDir()
+	script := "#!/bin/bash\nexec -a bridge " + filepath.Join(n.Bin, "bridge") + "\n"
+	if err := os.WriteFile(filepath.Join(dir, "loopy"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	conf := onebinaryConf(n, "ob-loopy", "loopy")
+	for _, verb := range []string{"ADD", "DEL"} {
+		ctr, rt := container(t, "ob")
+		out, err := n.Exec(t, "bridge", verb, rt.ContainerID, ctr.Path, "eth0", conf, "CNI_PATH="+dir+":"+n.Bin)
+		if err == nil {
+			t.Fatalf("%s succeeded: %s", verb, out)
+		}
+		if !strings.Contains(string(out), "leads back to the bridge") {
+			t.Errorf("%s: %s, want the loop named", verb, out)
+		}
+		if v := hostVeths(t, n); len(v) != 0 {
+			t.Errorf("%s: host veths after the refused call: %v", verb, v)
+		}
+	}
+}

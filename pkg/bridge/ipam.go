@@ -39,6 +39,11 @@ func (NodeIPAM) Plugin(c *config.Bridge, cniPath string) (IPAMPlugin, error) {
 		}
 		return nil, config.Invalid("ipam.type", "IPAM plugin %q (%s) is this bridge plugin's own program, not an IPAM plugin: the bridge would call itself in a loop", c.IPAM.Type, path)
 	}
+	// Through another plugin that calls the bridge back (directly or not),
+	// each bridge would start the next: the first one's descendants refuse.
+	if pid, ok := selfAncestor(); ok {
+		return nil, config.Invalid("ipam.type", "IPAM plugin %q (%s) leads back to the bridge: this program already runs as process %d, an ancestor of this call; the plugins call each other in a loop", c.IPAM.Type, path, pid)
+	}
 	return execIPAM{name: c.IPAM.Type}, nil
 }
 

@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"debug/elf"
 	"encoding/binary"
+	"fmt"
 	"os"
+	"strconv"
+	"strings"
 )
 
 // selfExe names the file of the running program.
@@ -70,4 +73,49 @@ func parseGoNote(data []byte, order binary.ByteOrder) []byte {
 		return nil
 	}
 	return data[descStart:descEnd]
+}
+
+// maxAncestors bounds the walk up the process tree (a runtime calls the
+// plugins a few levels below init).
+const maxAncestors = 32
+
+// selfAncestor returns the closest ancestor process that runs this program
+// (sameProgram of its executable), if any. Only the bridge starts other
+// plugins, so such an ancestor means a chain of plugins leading back to the
+// bridge.
+func selfAncestor() (int, bool) {
+	pid := os.Getppid()
+	for range maxAncestors {
+		if pid <= 1 {
+			return 0, false
+		}
+		if sameProgram(fmt.Sprintf("/proc/%d/exe", pid)) {
+			return pid, true
+		}
+		var ok bool
+		if pid, ok = parentOf(pid); !ok {
+			return 0, false
+		}
+	}
+	return 0, false
+}
+
+// parentOf reads a process's parent from /proc/<pid>/stat ("pid (comm) state
+// ppid ...", where comm may hold spaces and parentheses).
+func parentOf(pid int) (int, bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 2 {
+		return 0, false
+	}
+	ppid, err := strconv.Atoi(f[1])
+	return ppid, err == nil
 }

@@ -156,6 +156,21 @@ func (d *Dir) ReadFile(name string, max int64) ([]byte, error) {
 	return ReadBounded(f, max)
 }
 
+// ReadFileStat is ReadFile that also returns the file's status.
+func (d *Dir) ReadFileStat(name string, max int64) ([]byte, *unix.Stat_t, error) {
+	f, err := d.OpenFile(name, unix.O_RDONLY, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return nil, nil, d.PathError("stat", name, err)
+	}
+	b, err := ReadBounded(f, max)
+	return b, &st, err
+}
+
 // ReadBounded reads f to its end, refusing more than max bytes.
 func ReadBounded(f *os.File, max int64) ([]byte, error) {
 	b, err := io.ReadAll(io.LimitReader(f, max+1))
@@ -203,13 +218,13 @@ func (d *Dir) Entries() ([]os.DirEntry, error) {
 	return f.ReadDir(-1)
 }
 
-// Mtime returns d's modification time in nanoseconds.
-func (d *Dir) Mtime() (int64, error) {
+// Stat returns d's status.
+func (d *Dir) Stat() (*unix.Stat_t, error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(d.fd, &st); err != nil {
-		return 0, &fs.PathError{Op: "stat", Path: d.path, Err: err}
+		return nil, &fs.PathError{Op: "stat", Path: d.path, Err: err}
 	}
-	return st.Mtim.Nano(), nil
+	return &st, nil
 }
 
 // SetMtime sets d's modification time (futimens: utimensat on the

@@ -233,6 +233,24 @@ func TestDamagedIndexEntries(t *testing.T) {
 		"another's address": func(t *testing.T, path string) {
 			os.WriteFile(path, []byte(indexHeader+"10.0.0.3\n"), 0o600)
 		},
+		// Well-formed, rewritten in place: the folder's mtime stays; the
+		// entry's ctime moves past the stamp's (a clock tick later: within
+		// the tick of the stamp's own write it cannot be told).
+		"header only": func(t *testing.T, path string) {
+			time.Sleep(50 * time.Millisecond)
+			os.WriteFile(path, []byte(indexHeader), 0o600)
+		},
+		"deleted, the folder's mtime set back": func(t *testing.T, path string) {
+			dir := filepath.Dir(path)
+			fi, err := os.Stat(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			os.Remove(path)
+			if err := os.Chtimes(dir, fi.ModTime(), fi.ModTime()); err != nil {
+				t.Fatal(err)
+			}
+		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			s := open(t)

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -72,12 +73,15 @@ func (s *Store) held(a ipam.Attachment) ([]netip.Addr, error) {
 
 // readEntry reads a's index entry and checks it against the lease files.
 func (s *Store) readEntry(a ipam.Attachment) ([]netip.Addr, error) {
-	b, err := s.att.ReadFile(indexKey(a), maxIndexSize)
+	b, st, err := s.att.ReadFileStat(indexKey(a), maxIndexSize)
 	if errors.Is(err, unix.ENOENT) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
+	}
+	if st.Ctim.Nano() > s.stampTime {
+		return nil, fmt.Errorf("%s changed after the index was stamped", s.indexPath(a))
 	}
 	text, ok := strings.CutPrefix(string(b), indexHeader)
 	if !ok {
@@ -150,18 +154,19 @@ func (s *Store) writeEntry(key string, addrs []netip.Addr) error {
 }
 
 // stamp is what the index was last known to describe: the modification
-// times of the lease directory and of the index's entry directory (an
-// entry added or removed by hand moves it), and this boot's ID.
+// and status change times of the lease directory and of the index's entry
+// directory (an entry added or removed by hand moves them; setting the
+// mtime back by hand moves the ctime), and this boot's ID.
 func (s *Store) stamp() (string, error) {
-	leases, err := s.d.Mtime()
-	if err != nil {
-		return "", err
+	var b strings.Builder
+	for _, d := range []*safefs.Dir{s.d, s.att} {
+		st, err := d.Stat()
+		if err != nil {
+			return "", err
+		}
+		b.WriteString(strconv.FormatInt(st.Mtim.Nano(), 10) + " " + strconv.FormatInt(st.Ctim.Nano(), 10) + " ")
 	}
-	entries, err := s.att.Mtime()
-	if err != nil {
-		return "", err
-	}
-	return strconv.FormatInt(leases, 10) + " " + strconv.FormatInt(entries, 10) + " " + bootID(), nil
+	return b.String() + bootID(), nil
 }
 
 // bootID is this boot's ID, read once per process (a stamp is taken before
@@ -236,8 +241,9 @@ func (s *Store) ensureIndex() error {
 	if err != nil {
 		return s.disable(err)
 	}
-	old, err := s.idx.ReadFile(stampName, maxSmallFile)
+	old, st, err := s.idx.ReadFileStat(stampName, maxSmallFile)
 	if err == nil && string(old) == now {
+		s.stampTime = st.Mtim.Nano()
 		return nil
 	}
 	if err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, safefs.ErrTooLarge) {
@@ -253,6 +259,7 @@ func (s *Store) ensureIndex() error {
 func (s *Store) rebuild() error {
 	s.rebuilt, s.changed = true, true
 	s.entries = map[string]*entry{}
+	s.stampTime = math.MaxInt64
 	if err := s.rebuildEntries(); err != nil {
 		return s.disable(fmt.Errorf("rebuild: %w", err))
 	}

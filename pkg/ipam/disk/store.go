@@ -60,6 +60,11 @@ type Store struct {
 	fresh    bool        // the index has been checked against the directory
 	rebuilt  bool        // ... and rebuilt from the lease files
 	changed  bool        // we changed the directory
+	// stampTime: entries whose status changed after it (ns) were not
+	// written by us before the stamp (an entry rewritten in place leaves
+	// the directories' mtimes alone): the stamp file's mtime when the index
+	// was found fresh, no limit once rebuilt in this section.
+	stampTime int64
 	// noIndex says why the index cannot be used in this section (a full
 	// disk, an entry that is not what it should be): lookups read the lease
 	// files instead and nothing is written to the index, whose stamp is
