@@ -3,10 +3,10 @@ package config
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"reflect"
-	"slices"
 	"strings"
 
 	"github.com/containernetworking/cni/pkg/types"
@@ -129,24 +129,24 @@ func LoadIPAM(stdin []byte, envArgs string) (*IPAM, error) {
 		list *rangeSetList
 	}
 	var sources []source
-	if len(n.RuntimeConfig.IPRanges.sets) > 0 || n.RuntimeConfig.IPRanges.failed {
+	if len(n.RuntimeConfig.IPRanges.sets) > 0 || n.RuntimeConfig.IPRanges.failed != nil {
 		sources = append(sources, source{"runtimeConfig.ipRanges", &n.RuntimeConfig.IPRanges})
 	}
 	if n.IPAM.Subnet != "" {
+		var p rangeSetParser
+		p.add(&n.IPAM.jsonRange)
 		legacy := &rangeSetList{}
-		legacy.add([]jsonRange{n.IPAM.jsonRange})
+		legacy.done(&p)
 		sources = append(sources, source{"ipam", legacy})
 	}
 	sources = append(sources, source{"ipam.ranges", &n.IPAM.Ranges})
 	for _, src := range sources {
-		if src.list.failed {
-			// Parsed again, to name the set in the error.
+		if src.list.failed != nil {
 			key := src.key
 			if key != "ipam" {
 				key = fmt.Sprintf("%s[%d]", src.key, len(src.list.sets))
 			}
-			_, err := parseRangeSet(key, src.list.bad)
-			return nil, err
+			return nil, src.list.failed(key)
 		}
 	}
 	total := 0
@@ -203,66 +203,93 @@ func orDefault(v string) string {
 	return v
 }
 
-func parseRangeSet(key string, set []jsonRange) (ipam.RangeSet, error) {
-	if len(set) == 0 {
-		return ipam.RangeSet{}, Invalid(key, "empty range set")
-	}
-	var rs ipam.RangeSet
-	for j, jr := range set {
-		// The range's key in errors, built only for an error: with
-		// thousands of ranges it would be most of the garbage.
-		rkey := func() string {
-			if key == "ipam" {
-				return "ipam"
-			}
-			return fmt.Sprintf("%s[%d]", key, j)
-		}
-		var r ipam.Range
-		var err error
-		if r.Subnet, err = netip.ParsePrefix(strings.TrimSpace(jr.Subnet)); err != nil {
-			if jr.Subnet == "" {
-				return ipam.RangeSet{}, Invalid(rkey()+".subnet", "missing")
-			}
-			return ipam.RangeSet{}, Invalid(rkey()+".subnet", "%q is not a CIDR", jr.Subnet)
-		}
-		for _, f := range []struct {
-			name string
-			text string
-			dst  *netip.Addr
-		}{{"rangeStart", jr.RangeStart, &r.Start}, {"rangeEnd", jr.RangeEnd, &r.End}, {"gateway", jr.Gateway, &r.Gateway}} {
-			if f.text == "" {
-				continue
-			}
-			if *f.dst, err = netip.ParseAddr(strings.TrimSpace(f.text)); err != nil {
-				return ipam.RangeSet{}, Invalid(rkey()+"."+f.name, "%q is not an IP address", f.text)
-			}
-		}
-		if err := r.Canonicalize(); err != nil {
-			return ipam.RangeSet{}, Invalid(rkey(), "%v", err)
-		}
-		if err := rs.Add(r); err != nil {
-			return ipam.RangeSet{}, Invalid(key, "%v", err)
-		}
-	}
-	if err := rs.Check(); err != nil {
-		return ipam.RangeSet{}, Invalid(key, "%v", err)
-	}
-	return rs, nil
+// rangeSetParser parses a range set range by range, as its JSON is
+// decoded: a set of hundreds of thousands of ranges is never held as JSON
+// strings beside its parsed form.
+type rangeSetParser struct {
+	rs ipam.RangeSet
+	n  int // ranges seen
+	// err is the first error, given the set's key ("ipam" for the legacy
+	// single range, "ipam.ranges[3]", ...).
+	err func(key string) error
 }
 
-// rangeSetList is a JSON list of range sets, parsed set by set as it is
-// decoded: a configuration made of thousands of range sets is never held
-// as JSON strings, nor as a whole list of them, besides its parsed form.
+// add parses one more range (unless one has failed already).
+func (p *rangeSetParser) add(jr *jsonRange) {
+	j := p.n
+	p.n++
+	if p.err != nil {
+		return
+	}
+	r, field, err := parseRange(jr)
+	if err != nil {
+		p.err = func(key string) error {
+			if key != "ipam" {
+				key = fmt.Sprintf("%s[%d]", key, j)
+			}
+			return Invalid(key+field, "%v", err)
+		}
+		return
+	}
+	if err := p.rs.Add(r); err != nil {
+		p.err = func(key string) error { return Invalid(key, "%v", err) }
+	}
+}
+
+// finish checks the whole set: not empty, no two ranges overlapping.
+func (p *rangeSetParser) finish() (ipam.RangeSet, func(key string) error) {
+	if p.err == nil && p.n == 0 {
+		p.err = func(key string) error { return Invalid(key, "empty range set") }
+	}
+	if p.err == nil {
+		if err := p.rs.Check(); err != nil {
+			p.err = func(key string) error { return Invalid(key, "%v", err) }
+		}
+	}
+	return p.rs, p.err
+}
+
+// parseRange parses and canonicalizes one range; an error comes with the
+// key of the field at fault under the range's (".subnet", or "" for the
+// range as a whole).
+func parseRange(jr *jsonRange) (ipam.Range, string, error) {
+	var r ipam.Range
+	var err error
+	if r.Subnet, err = netip.ParsePrefix(strings.TrimSpace(jr.Subnet)); err != nil {
+		if jr.Subnet == "" {
+			return r, ".subnet", errors.New("missing")
+		}
+		return r, ".subnet", fmt.Errorf("%q is not a CIDR", jr.Subnet)
+	}
+	for _, f := range []struct {
+		name string
+		text string
+		dst  *netip.Addr
+	}{{"rangeStart", jr.RangeStart, &r.Start}, {"rangeEnd", jr.RangeEnd, &r.End}, {"gateway", jr.Gateway, &r.Gateway}} {
+		if f.text == "" {
+			continue
+		}
+		if *f.dst, err = netip.ParseAddr(strings.TrimSpace(f.text)); err != nil {
+			return r, "." + f.name, fmt.Errorf("%q is not an IP address", f.text)
+		}
+	}
+	if err := r.Canonicalize(); err != nil {
+		return r, "", err
+	}
+	return r, "", nil
+}
+
+// rangeSetList is a JSON list of range sets, parsed range by range as it is
+// decoded.
 type rangeSetList struct {
 	sets []ipam.RangeSet // parsed and canonicalized, in order
-	// The first set that did not parse, kept as JSON to name it in the
-	// error (LoadIPAM knows its key); the sets after it are not parsed.
-	failed bool
-	bad    []jsonRange
+	// failed is the error of the first set that did not parse, given its
+	// key (LoadIPAM knows it); the sets after it are decoded, not parsed.
+	failed func(key string) error
 }
 
-// UnmarshalJSON decodes and parses the sets one at a time. Only JSON type
-// errors are returned here; a set that does not parse is kept in bad.
+// UnmarshalJSON decodes and parses the sets one range at a time. Only JSON
+// type errors are returned here; a set that does not parse is in failed.
 func (l *rangeSetList) UnmarshalJSON(b []byte) error {
 	*l = rangeSetList{}
 	dec := json.NewDecoder(bytes.NewReader(b))
@@ -276,26 +303,43 @@ func (l *rangeSetList) UnmarshalJSON(b []byte) error {
 	if d, ok := tok.(json.Delim); !ok || d != '[' {
 		return &json.UnmarshalTypeError{Value: jsonKind(tok), Type: reflect.TypeFor[[][]jsonRange](), Offset: dec.InputOffset()}
 	}
-	var set []jsonRange // reused: each set's JSON is garbage once parsed
+	var jr jsonRange // reused: each range's JSON is garbage once parsed
 	for dec.More() {
-		clear(set[:cap(set)])
-		set = set[:0]
-		if err := dec.Decode(&set); err != nil {
+		var p rangeSetParser
+		tok, err := dec.Token()
+		if err != nil {
 			return err
 		}
-		l.add(set)
+		if tok != nil { // a null set is an empty one
+			if d, ok := tok.(json.Delim); !ok || d != '[' {
+				return &json.UnmarshalTypeError{Value: jsonKind(tok), Type: reflect.TypeFor[[]jsonRange](), Offset: dec.InputOffset()}
+			}
+			for dec.More() {
+				jr = jsonRange{}
+				if err := dec.Decode(&jr); err != nil {
+					return err
+				}
+				if l.failed == nil {
+					p.add(&jr)
+				}
+			}
+			if _, err := dec.Token(); err != nil { // ']'
+				return err
+			}
+		}
+		l.done(&p)
 	}
 	return nil
 }
 
-// add parses one more set (unless one has failed already).
-func (l *rangeSetList) add(set []jsonRange) {
-	if l.failed {
+// done adds a parsed set (unless one has failed already).
+func (l *rangeSetList) done(p *rangeSetParser) {
+	if l.failed != nil {
 		return
 	}
-	rs, err := parseRangeSet("", set)
+	rs, err := p.finish()
 	if err != nil {
-		l.failed, l.bad = true, slices.Clone(set)
+		l.failed = err
 		return
 	}
 	l.sets = append(l.sets, rs)

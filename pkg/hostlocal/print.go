@@ -13,37 +13,34 @@ import (
 )
 
 // PrintResult writes a result as its PrintTo does, byte for byte, but
-// address by address: PrintTo builds the whole document (for 1.x results
-// three times: as a struct's JSON, as a generic map of it, as the map's
-// JSON) before indenting it, which with one address per range set and
-// thousands of sets is several times the configuration's size. Results of
-// other types are printed by their PrintTo.
+// address by address and route by route: PrintTo builds the whole document
+// (for 1.x results three times: as a struct's JSON, as a generic map of it,
+// as the map's JSON) before indenting it, which with one address per range
+// set and thousands of sets, or thousands of routes, is several times the
+// configuration's size. Results of other types are printed by their
+// PrintTo.
 func PrintResult(w io.Writer, r types.Result) error {
-	var ips []json.Marshaler
+	var ips, routes []json.Marshaler
 	var rest types.Result
-	var canonical bool  // elements go through a generic map, as the 1.x MarshalJSON does
-	var before []string // top-level keys the "ips" key precedes, the first present wins
+	var canonical bool // elements go through a generic map, as the 1.x MarshalJSON does
+	var after []string // top-level keys that follow "ips" and "routes", the first present wins
 	switch r := r.(type) {
 	case *current.Result:
 		c := *r
-		for _, ip := range c.IPs {
-			ips = append(ips, ip)
-		}
-		c.IPs = nil
+		ips, routes = marshalers(c.IPs), marshalers(c.Routes)
+		c.IPs, c.Routes = nil, nil
 		rest, canonical = &c, true
-		before = []string{"routes"} // keys sorted; "routes" is the only one after "ips"
+		// keys sorted: "ips" and "routes" come last
 	case *types040.Result:
 		c := *r
-		for _, ip := range c.IPs {
-			ips = append(ips, ip)
-		}
-		c.IPs = nil
+		ips, routes = marshalers(c.IPs), marshalers(c.Routes)
+		c.IPs, c.Routes = nil, nil
 		rest = &c
-		before = []string{"routes", "dns"} // the struct's field order
+		after = []string{"dns"} // the struct's field order
 	default:
 		return r.PrintTo(w)
 	}
-	if len(ips) == 0 {
+	if len(ips)+len(routes) == 0 {
 		return r.PrintTo(w)
 	}
 	var head bytes.Buffer
@@ -51,12 +48,12 @@ func PrintResult(w io.Writer, r types.Result) error {
 		return err
 	}
 	doc := head.Bytes()
-	// Where "ips" goes: before the first following top-level key present
+	// Where the arrays go: before the first following top-level key present
 	// (a line indented once; deeper lines are indented more), else last.
-	at, comma := -1, false
-	for _, k := range before {
+	at, before := -1, false
+	for _, k := range after {
 		if i := bytes.Index(doc, []byte("\n    \""+k+"\": ")); i >= 0 {
-			at, comma = i, true
+			at, before = i, true
 			break
 		}
 	}
@@ -68,13 +65,48 @@ func PrintResult(w io.Writer, r types.Result) error {
 	}
 	bw := bufio.NewWriterSize(w, 64<<10)
 	bw.Write(doc[:at])
-	if !comma {
+	if !before {
 		bw.WriteString(",")
 	}
-	bw.WriteString("\n    \"ips\": [")
+	first := true
+	for _, arr := range []struct {
+		key   string
+		elems []json.Marshaler
+	}{{"ips", ips}, {"routes", routes}} {
+		if len(arr.elems) == 0 {
+			continue
+		}
+		if !first {
+			bw.WriteString(",")
+		}
+		first = false
+		if err := writeArray(bw, arr.key, arr.elems, canonical); err != nil {
+			return err
+		}
+	}
+	if before {
+		bw.WriteString(",")
+	}
+	bw.Write(doc[at:])
+	return bw.Flush()
+}
+
+// marshalers lists a slice's elements as json.Marshalers.
+func marshalers[T json.Marshaler](s []T) []json.Marshaler {
+	out := make([]json.Marshaler, len(s))
+	for i, e := range s {
+		out[i] = e
+	}
+	return out
+}
+
+// writeArray writes `"key": [...]` as a top-level member of an indented
+// document, element by element.
+func writeArray(bw *bufio.Writer, key string, elems []json.Marshaler, canonical bool) error {
+	bw.WriteString("\n    \"" + key + "\": [")
 	var ind bytes.Buffer
-	for i, ip := range ips {
-		b, err := json.Marshal(ip)
+	for i, e := range elems {
+		b, err := json.Marshal(e)
 		if err != nil {
 			return err
 		}
@@ -98,11 +130,7 @@ func PrintResult(w io.Writer, r types.Result) error {
 		bw.Write(ind.Bytes())
 	}
 	bw.WriteString("\n    ]")
-	if comma {
-		bw.WriteString(",")
-	}
-	bw.Write(doc[at:])
-	return bw.Flush()
+	return nil
 }
 
 // printResult prints a result on stdout (the plugin's ADD).

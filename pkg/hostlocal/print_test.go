@@ -11,7 +11,8 @@ import (
 )
 
 // TestPrintResult checks that PrintResult writes what PrintTo writes, in
-// every result version and with every optional part present or not.
+// every result version, with no, few and many addresses and routes, and
+// every other optional part present or not.
 func TestPrintResult(t *testing.T) {
 	mask := func(s string) net.IPNet {
 		ip, n, err := net.ParseCIDR(s)
@@ -24,7 +25,7 @@ func TestPrintResult(t *testing.T) {
 	idx := 0
 	var results []*current.Result
 	for _, nIPs := range []int{0, 1, 2, 40} {
-		for _, routes := range []bool{false, true} {
+		for _, routes := range []int{0, 2, 40} {
 			for _, dns := range []bool{false, true} {
 				for _, ifaces := range []bool{false, true} {
 					r := &current.Result{CNIVersion: current.ImplementedSpecVersion}
@@ -41,8 +42,12 @@ func TestPrintResult(t *testing.T) {
 						}
 						r.IPs = append(r.IPs, ipc)
 					}
-					if routes {
-						r.Routes = []*types.Route{{Dst: mask("0.0.0.0/0"), GW: net.ParseIP("10.0.0.1")}, {Dst: mask("fd00:1::/64"), MTU: 1400}}
+					for i := range routes {
+						rt := &types.Route{Dst: mask(fmt.Sprintf("10.%d.0.0/16", i)), GW: net.ParseIP("10.0.0.1")}
+						if i%2 == 1 {
+							rt = &types.Route{Dst: mask(fmt.Sprintf("fd00:%x::/64", i)), MTU: 1400}
+						}
+						r.Routes = append(r.Routes, rt)
 					}
 					if dns {
 						r.DNS = types.DNS{Nameservers: []string{"10.0.0.53", "<x&>"}, Domain: "example.test", Search: []string{"a"}, Options: []string{"ndots:2"}}

@@ -94,6 +94,7 @@ func TestAddMemoryOfLargeConfigs(t *testing.T) {
 		}},
 		{name: "400k ranges in 40 sets", write: rangeSets(400_000, 10_000)},
 		{name: "20k range sets", write: rangeSets(20_000, 1)},
+		{name: "200k ranges in one set", write: rangeSets(200_000, 200_000)},
 		{name: "100k ranges with their own bounds in 10 sets", write: func(w *bufio.Writer, dataDir string) (int, int) {
 			head(w, dataDir)
 			w.WriteString(`"ranges":[`)
