@@ -29,6 +29,9 @@ func Status(args *skel.CmdArgs) error {
 		return unavailable("%v", err)
 	}
 	werr := s.CheckWritable()
+	if werr == nil {
+		werr = s.CheckLastReserved(len(c.Ranges))
+	}
 	leases, err := s.All()
 	s.Unlock()
 	if werr != nil {

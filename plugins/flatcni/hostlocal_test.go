@@ -548,6 +548,23 @@ func TestStatus(t *testing.T) {
 			t.Fatalf("STATUS with dataDir a file: exit %d %s", o.code, o.stdout)
 		}
 	})
+	// ADD could not record its reservation: STATUS says so, naming the file.
+	t.Run("last_reserved_ip not a regular file", func(t *testing.T) {
+		dir := t.TempDir()
+		conf := netConf("1.1.0", dir, `"ranges":[[{"subnet":"10.10.0.0/29"}]]`, "")
+		mustOK(t, call{cmd: "ADD", id: "c0", stdin: conf})
+		last := filepath.Join(dir, "testnet", "last_reserved_ip.0")
+		if err := os.Remove(last); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(filepath.Join(dir, "elsewhere"), last); err != nil {
+			t.Fatal(err)
+		}
+		o := run(t, call{cmd: "STATUS", id: "-", stdin: conf})
+		if o.code == 0 || o.errCode() != 50 || !strings.Contains(o.msg(), "last_reserved_ip.0") {
+			t.Fatalf("STATUS with last_reserved_ip.0 a link: exit %d %s", o.code, o.stdout)
+		}
+	})
 }
 
 // TestBadInput: every error is CNI error JSON on stdout with a non-zero exit,

@@ -351,6 +351,27 @@ func (s *Store) CheckWritable() error {
 	return s.idx.Remove(tmp)
 }
 
+// CheckLastReserved fails, naming the file, when a last_reserved_ip.<i> of
+// one of the first sets range sets is there but is not a regular file (a
+// link, a FIFO): ADD could not record its reservation in that set.
+func (s *Store) CheckLastReserved(sets int) error {
+	for i := range sets {
+		name := lastPrefix + strconv.Itoa(i)
+		var st unix.Stat_t
+		err := unix.Fstatat(s.d.Fd(), name, &st, unix.AT_SYMLINK_NOFOLLOW)
+		if err == unix.ENOENT {
+			continue
+		}
+		if err != nil {
+			return s.d.PathError("stat", name, err)
+		}
+		if st.Mode&unix.S_IFMT != unix.S_IFREG {
+			return s.d.PathError("check", name, safefs.ErrNotRegular)
+		}
+	}
+	return nil
+}
+
 // LastReserved reads last_reserved_ip.<setIndex>.
 func (s *Store) LastReserved(setIndex int) netip.Addr {
 	b, err := s.d.ReadFile(lastPrefix+strconv.Itoa(setIndex), maxSmallFile)
