@@ -192,6 +192,49 @@ func (d *Dir) Remove(name string) error {
 	return nil
 }
 
+// maxRemoveDepth bounds RemoveAll's descent.
+const maxRemoveDepth = 16
+
+// RemoveAll removes name from d and, when it is a directory, what it holds,
+// through directory descriptors only: a symbolic link is removed itself,
+// never followed. A missing name is not an error.
+func (d *Dir) RemoveAll(name string) error {
+	return d.removeAll(name, maxRemoveDepth)
+}
+
+func (d *Dir) removeAll(name string, depth int) error {
+	err := unix.Unlinkat(d.fd, name, 0)
+	if err == nil || err == unix.ENOENT {
+		return nil
+	}
+	if err != unix.EISDIR && err != unix.EPERM { // EPERM: unlink of a directory on some systems
+		return d.PathError("remove", name, err)
+	}
+	if depth == 0 {
+		return d.PathError("remove", name, unix.ELOOP)
+	}
+	sub, err := OpenDirAt(d, name, false)
+	if err != nil {
+		return err
+	}
+	entries, err := sub.Entries()
+	if err == nil {
+		for _, e := range entries {
+			if err = sub.removeAll(e.Name(), depth-1); err != nil {
+				break
+			}
+		}
+	}
+	sub.Close()
+	if err != nil {
+		return err
+	}
+	if err := unix.Unlinkat(d.fd, name, unix.AT_REMOVEDIR); err != nil && err != unix.ENOENT {
+		return d.PathError("remove", name, err)
+	}
+	return nil
+}
+
 // Exists reports whether d holds an entry called name, whatever it is.
 func (d *Dir) Exists(name string) (bool, error) {
 	var st unix.Stat_t

@@ -129,6 +129,15 @@ func TestEntriesThatAreNotWhatTheyShouldBe(t *testing.T) {
 			plant: func(t *testing.T, s *Store, v victim) { symlink(t, v.file, s.indexPath(attA)) }},
 		{name: "index entry a FIFO",
 			plant: func(t *testing.T, s *Store, v victim) { mkfifo(t, s.indexPath(attA)) }},
+		{name: "index entry a directory, holding a link to the victim",
+			plant: func(t *testing.T, s *Store, v victim) {
+				dir := s.indexPath(attA)
+				os.Remove(dir)
+				if err := os.MkdirAll(filepath.Join(dir, "sub"), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				symlink(t, v.dir, filepath.Join(dir, "sub", "link"))
+			}},
 		// A lease name taken by something else is not a lease: skipped.
 		{name: "lease a symlink",
 			plant: func(t *testing.T, s *Store, v victim) { symlink(t, v.file, filepath.Join(s.Dir(), "10.0.0.7")) }},

@@ -281,6 +281,13 @@ func (s *Store) rebuildEntries() error {
 		return err
 	}
 	for _, e := range existing {
+		if e.IsDir() {
+			// Not an entry (no one but us writes here): in the way of one.
+			if err := s.att.RemoveAll(e.Name()); err != nil {
+				return err
+			}
+			continue
+		}
 		if _, ok := want[e.Name()]; !ok {
 			if err := s.att.Remove(e.Name()); err != nil {
 				return err
