@@ -64,6 +64,16 @@ func isoReach(t testing.TB, ns *Netns, dst string, port int, why string) {
 // dropped packet is waited for.
 func isoBlocked(t testing.TB, ns *Netns, dst string, port int, why string) {
 	t.Helper()
+	isoTCPBlocked(t, ns, dst, port, why)
+	if out, err := ns.Run("ping", "-c1", "-W1", dst); err == nil {
+		t.Errorf("%s: %s pinged %s:\n%s", why, ns.Name, dst, out)
+	}
+}
+
+// isoTCPBlocked fails if a TCP connection from ns to dst:port completes (a
+// published port on an address that answers pings: the node's).
+func isoTCPBlocked(t testing.TB, ns *Netns, dst string, port int, why string) {
+	t.Helper()
 	err := ns.Do(t, func() error {
 		c, err := net.DialTimeout("tcp", net.JoinHostPort(dst, fmt.Sprint(port)), 2*time.Second)
 		if err != nil {
@@ -76,9 +86,6 @@ func isoBlocked(t testing.TB, ns *Netns, dst string, port int, why string) {
 	})
 	if err == nil {
 		t.Errorf("%s: %s connected to %s port %d", why, ns.Name, dst, port)
-	}
-	if out, err := ns.Run("ping", "-c1", "-W1", dst); err == nil {
-		t.Errorf("%s: %s pinged %s:\n%s", why, ns.Name, dst, out)
 	}
 }
 
@@ -103,16 +110,4 @@ func isoPublish(t testing.TB, node *Node, port int, ctr *isoCtr) {
 		"-j", "DNAT", "--to-destination", net.JoinHostPort(ctr.ip, fmt.Sprint(ctr.port))}
 	node.MustRun(t, append([]string{"iptables", "-t", "nat", "-A"}, rule...)...)
 	t.Cleanup(func() { _, _ = node.Run(append([]string{"iptables", "-t", "nat", "-D"}, rule...)...) })
-}
-
-// requireBridgeNF turns br_netfilter's bridge-nf-call-iptables and
-// -ip6tables on in the node (per network namespace), or skips the test
-// where the kernel has no br_netfilter.
-func requireBridgeNF(t testing.TB, node *Node) {
-	t.Helper()
-	for _, k := range []string{"net.bridge.bridge-nf-call-iptables", "net.bridge.bridge-nf-call-ip6tables"} {
-		if out, err := node.Run("sysctl", "-qw", k+"=1"); err != nil {
-			t.Skipf("no br_netfilter here (%s: %v: %s)", k, err, out)
-		}
-	}
 }

@@ -71,8 +71,7 @@ func (d *Deps) Add(args *skel.CmdArgs) (_ types.Result, err error) {
 
 	// The bridge. One made by this ADD goes again if the ADD fails and no
 	// port is on it (pushed before the veth's undo: runs after it).
-	iccFW := d.iccByFirewall(c)
-	br, err := d.Links.EnsureBridge(link.BridgeConfig{Name: c.BrName, MTU: c.MTU, PromiscMode: c.PromiscMode, VlanFiltering: c.NeedsVlanFiltering(), CallFirewall: iccFW})
+	br, err := d.Links.EnsureBridge(link.BridgeConfig{Name: c.BrName, MTU: c.MTU, PromiscMode: c.PromiscMode, VlanFiltering: c.NeedsVlanFiltering()})
 	if br.Created {
 		undo.push(func() { d.removeFreshBridge(c.BrName) })
 	}
@@ -86,7 +85,7 @@ func (d *Deps) Add(args *skel.CmdArgs) (_ types.Result, err error) {
 	}
 
 	// The veth pair.
-	vcfg := vethConfig(c, args, iccFW)
+	vcfg := vethConfig(c, args)
 	vcfg.Bridge = br
 	vcfg.HairpinMode = vcfg.HairpinMode || pp.hairpin()
 	host, cont, err := d.Links.SetupVeth(vcfg)
@@ -241,7 +240,7 @@ func (d *Deps) finishPort(c *config.Bridge, host link.Interface, vcfg link.VethC
 // Integration tests assert this (integration/bridge_flood_test.go). Not
 // deferred without IPAM (nothing to configure), with DAD (it must probe
 // through the bridge) or with the container end left down (nothing is sent).
-func vethConfig(c *config.Bridge, args *skel.CmdArgs, iccByFirewall bool) link.VethConfig {
+func vethConfig(c *config.Bridge, args *skel.CmdArgs) link.VethConfig {
 	return link.VethConfig{
 		ContainerNetNS:            args.Netns,
 		IfName:                    args.IfName,
@@ -250,7 +249,7 @@ func vethConfig(c *config.Bridge, args *skel.CmdArgs, iccByFirewall bool) link.V
 		MTU:                       c.MTU,
 		MAC:                       c.MAC,
 		HairpinMode:               c.HairpinMode,
-		PortIsolation:             portIsolated(c, iccByFirewall),
+		PortIsolation:             portIsolated(c),
 		DisableContainerInterface: c.DisableContainerInterface,
 		EnableDAD:                 c.EnableDad,
 		DeferAttach:               c.IsLayer3() && !c.EnableDad && !c.DisableContainerInterface,

@@ -52,8 +52,6 @@ type Links interface {
 	// link.ErrNetNSGone or link.ErrNotNetNS when netns cannot be entered.
 	CheckIfNameFree(netns, ifName string) error
 	VlanFilteringSupported() (bool, error)
-	// BridgeNetfilter reports whether br_netfilter is loaded on the node.
-	BridgeNetfilter() bool
 	// BridgeByName's error matches link.ErrNotFound for a missing bridge.
 	BridgeByName(name string) (link.Bridge, error)
 	// EnsureBridge's result says whether it made the bridge (Created),

@@ -34,7 +34,6 @@ type fakeLinks struct {
 	gwAddrs map[string][]netip.Prefix
 	fwd     [2]bool // IPv4, IPv6 forwarding
 	next    int     // last link index given
-	brNF    bool    // br_netfilter loaded
 }
 
 // fakeHost is a veth pair, by its host end.
@@ -47,7 +46,6 @@ type fakeHost struct {
 	addrs                []netip.Prefix
 	routes               []link.Route
 	hairpin              bool
-	isolated             bool // the port isolation flag
 }
 
 func newFakeLinks(netns ...string) *fakeLinks {
@@ -103,12 +101,6 @@ func (f *fakeLinks) CheckIfNameFree(netns, ifName string) error {
 	return nil
 }
 
-func (f *fakeLinks) BridgeNetfilter() bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.brNF
-}
-
 func (f *fakeLinks) VlanFilteringSupported() (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -131,11 +123,7 @@ func (f *fakeLinks) BridgeByName(name string) (link.Bridge, error) {
 func (f *fakeLinks) EnsureBridge(cfg link.BridgeConfig) (link.Bridge, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	call := []any{cfg.Name}
-	if cfg.CallFirewall {
-		call = append(call, "callFirewall")
-	}
-	if err := f.call("EnsureBridge", call...); err != nil {
+	if err := f.call("EnsureBridge", cfg.Name); err != nil {
 		return link.Bridge{}, err
 	}
 	br, ok := f.bridges[cfg.Name]
@@ -165,7 +153,7 @@ func (f *fakeLinks) SetupVeth(cfg link.VethConfig) (link.Interface, link.Interfa
 		return link.Interface{}, link.Interface{}, errors.New("fake: host veth name taken")
 	}
 	f.next += 2
-	h := &fakeHost{alias: cfg.HostAlias, netns: cfg.ContainerNetNS, ifName: cfg.IfName, mac: f.mac(f.next - 1), contMAC: f.mac(f.next), index: f.next - 1, hairpin: cfg.HairpinMode, isolated: cfg.PortIsolation}
+	h := &fakeHost{alias: cfg.HostAlias, netns: cfg.ContainerNetNS, ifName: cfg.IfName, mac: f.mac(f.next - 1), contMAC: f.mac(f.next), index: f.next - 1, hairpin: cfg.HairpinMode}
 	if cfg.MAC != nil {
 		h.contMAC = cfg.MAC
 	}

@@ -39,25 +39,10 @@ func dropDefaultRoutes(c *config.Bridge, res *current.Result) {
 }
 
 // portIsolated reports whether the container's port gets the kernel's port
-// isolation flag: with portIsolation, and with icc false where the bridge
-// cannot hand what it forwards to the firewall (iccByFirewall false).
-func portIsolated(c *config.Bridge, iccByFirewall bool) bool {
-	return c.PortIsolation || c.NoICC() && !iccByFirewall
-}
-
-// iccByFirewall reports whether icc false is kept by the firewall alone.
-// Its rule drops what the node routes from the bridge back into it, except
-// DNAT'd connections (published ports). With br_netfilter loaded, the
-// bridge is made to hand the packets it forwards between ports to the
-// firewall too (BridgeConfig.CallFirewall), so the same rule drops them; the
-// port flag must then stay off: br_netfilter forwards a neighbour's packet
-// DNAT'd to a published port from its port straight to the publisher's, and
-// the flag drops that between two isolated ports before any rule sees it.
-// Without br_netfilter, DNAT'd packets are routed (they leave through the
-// bridge device, which the flag lets through) and the flag keeps what is
-// bridged.
-func (d *Deps) iccByFirewall(c *config.Bridge) bool {
-	return c.NoICC() && d.Links.BridgeNetfilter()
+// isolation: with portIsolation, and with icc false (whose L3 rule covers
+// what is routed through the gateway, the port flag what is bridged).
+func portIsolated(c *config.Bridge) bool {
+	return c.PortIsolation || c.NoICC()
 }
 
 // firewallKeys names the configuration keys behind the network's rules,

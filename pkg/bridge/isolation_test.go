@@ -58,44 +58,6 @@ func TestIsolationVerbs(t *testing.T) {
 	}
 }
 
-// icc false: with br_netfilter the bridge hands what it forwards to the
-// firewall and the ports stay without the isolation flag (which would drop
-// a neighbour's DNAT'd packet to a published port); without it, the flag.
-// portIsolation sets the flag either way.
-func TestICCOffPortFlag(t *testing.T) {
-	for _, tc := range []struct {
-		name         string
-		extra        string
-		brNF         bool
-		wantFlag     bool
-		wantFirewall bool
-	}{
-		{"icc false, br_netfilter", `,"icc":false`, true, false, true},
-		{"icc false, no br_netfilter", `,"icc":false`, false, true, false},
-		{"portIsolation, br_netfilter", `,"portIsolation":true`, true, true, false},
-		{"icc false and portIsolation, br_netfilter", `,"icc":false,"portIsolation":true`, true, true, true},
-		{"plain, br_netfilter", ``, true, false, false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			n := newFakeNode(testNetns)
-			n.links.brNF = tc.brNF
-			addOK(t, n, testArgs(isoConf(tc.extra), "c1"))
-			for name, h := range n.links.hosts {
-				if h.isolated != tc.wantFlag {
-					t.Errorf("%s: isolation flag %v, want %v", name, h.isolated, tc.wantFlag)
-				}
-			}
-			want := "EnsureBridge cni0"
-			if tc.wantFirewall {
-				want += " callFirewall"
-			}
-			if !slices.Contains(n.links.calls, want) {
-				t.Errorf("calls %v, want %q", n.links.calls, want)
-			}
-		})
-	}
-}
-
 // An invalid combination is refused before anything is asked of the node.
 func TestIsolationValidation(t *testing.T) {
 	for _, tc := range []struct{ extra, key string }{
@@ -126,11 +88,11 @@ func TestIsolationHooks(t *testing.T) {
 		return c
 	}
 	internal := load(`"internal":true,"icc":false,"isolation":"strict"`)
-	if !needsFirewall(internal) || !portIsolated(internal, false) || portIsolated(internal, true) || firewallKeys(internal) != "isolation/internal/icc" {
-		t.Errorf("internal/icc false network: rules %v, port isolation %v, keys %q", needsFirewall(internal), portIsolated(internal, false), firewallKeys(internal))
+	if !needsFirewall(internal) || !portIsolated(internal) || firewallKeys(internal) != "isolation/internal/icc" {
+		t.Errorf("internal/icc false network: rules %v, port isolation %v, keys %q", needsFirewall(internal), portIsolated(internal), firewallKeys(internal))
 	}
 	plain := load(`"ipMasq":false`)
-	if needsFirewall(plain) || portIsolated(plain, false) {
+	if needsFirewall(plain) || portIsolated(plain) {
 		t.Error("a network without ipMasq or isolation needs rules")
 	}
 

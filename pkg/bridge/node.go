@@ -25,7 +25,6 @@ func (nodeLinks) CheckIfNameFree(netns, ifName string) error {
 	return link.CheckIfNameFree(netns, ifName)
 }
 func (nodeLinks) VlanFilteringSupported() (bool, error) { return l2.VlanFilteringSupported() }
-func (nodeLinks) BridgeNetfilter() bool                 { return link.BridgeNetfilterLoaded() }
 func (nodeLinks) BridgeByName(name string) (link.Bridge, error) {
 	return link.BridgeByName(name)
 }

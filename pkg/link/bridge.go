@@ -4,11 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"syscall"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 
 	"github.com/flatcni/plugins/pkg/rtnl"
@@ -20,11 +18,6 @@ type BridgeConfig struct {
 	MTU           int // 0 keeps the kernel default
 	PromiscMode   bool
 	VlanFiltering bool
-	// CallFirewall turns the bridge's own nf_call_iptables and
-	// nf_call_ip6tables on: br_netfilter then hands the IPv4 and IPv6
-	// packets the bridge forwards between its ports to the firewall's
-	// hooks, whatever the node's bridge-nf-call sysctls (icc false).
-	CallFirewall bool
 }
 
 // Bridge identifies a bridge device in the node namespace.
@@ -85,11 +78,6 @@ func EnsureBridge(cfg BridgeConfig) (Bridge, error) {
 		}
 	}
 	disableAcceptRA(br)
-	if cfg.CallFirewall {
-		if err := setBridgeCallFirewall(br.Attrs().Index); err != nil {
-			return failed, fmt.Errorf("bridge %q: turn nf_call_iptables and nf_call_ip6tables on: %w", cfg.Name, err)
-		}
-	}
 	if br.Attrs().Flags&net.FlagUp == 0 {
 		if err := netlink.LinkSetUp(br); err != nil {
 			return failed, fmt.Errorf("set bridge %q up: %w", cfg.Name, err)
@@ -140,30 +128,4 @@ func bridgeLink(name string) (*netlink.Bridge, error) {
 func bridgeFrom(br *netlink.Bridge) Bridge {
 	a := br.Attrs()
 	return Bridge{Name: a.Name, Index: a.Index, MAC: a.HardwareAddr, Promisc: a.RawFlags&unix.IFF_PROMISC != 0}
-}
-
-// setBridgeCallFirewall sets the bridge's IFLA_BR_NF_CALL_IPTABLES and
-// IFLA_BR_NF_CALL_IP6TABLES (the netlink library's Bridge has no field for
-// them).
-func setBridgeCallFirewall(index int) error {
-	req := nl.NewNetlinkRequest(unix.RTM_NEWLINK, unix.NLM_F_ACK)
-	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
-	msg.Index = int32(index)
-	req.AddData(msg)
-	info := nl.NewRtAttr(unix.IFLA_LINKINFO, nil)
-	info.AddRtAttr(nl.IFLA_INFO_KIND, nl.NonZeroTerminated("bridge"))
-	data := info.AddRtAttr(nl.IFLA_INFO_DATA, nil)
-	data.AddRtAttr(nl.IFLA_BR_NF_CALL_IPTABLES, []byte{1})
-	data.AddRtAttr(nl.IFLA_BR_NF_CALL_IP6TABLES, []byte{1})
-	req.AddData(info)
-	_, err := req.Execute(unix.NETLINK_ROUTE, 0)
-	return err
-}
-
-// BridgeNetfilterLoaded reports whether the kernel's br_netfilter is loaded
-// (its sysctls exist in the current network namespace): only then can a
-// bridge hand the packets it forwards to the firewall (CallFirewall).
-func BridgeNetfilterLoaded() bool {
-	_, err := os.Stat("/proc/sys/net/bridge/bridge-nf-call-iptables")
-	return err == nil
 }

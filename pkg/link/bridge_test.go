@@ -3,9 +3,6 @@ package link
 import (
 	"errors"
 	"net"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/vishvananda/netlink"
@@ -21,11 +18,6 @@ func TestEnsureBridge(t *testing.T) {
 		wantErr []string
 	}{
 		{name: "create", cfg: BridgeConfig{Name: "br-new", MTU: 1400, PromiscMode: true}},
-		{name: "create, calling the firewall", cfg: BridgeConfig{Name: "br-fw", CallFirewall: true}},
-		{name: "reuse, calling the firewall", prepare: func() error {
-			_, err := EnsureBridge(BridgeConfig{Name: "br-fw2"})
-			return err
-		}, cfg: BridgeConfig{Name: "br-fw2", CallFirewall: true}},
 		{name: "reuse", prepare: func() error {
 			_, err := EnsureBridge(BridgeConfig{Name: "br-old"})
 			return err
@@ -77,9 +69,6 @@ func TestEnsureBridge(t *testing.T) {
 				}
 				if got := a.Promisc != 0; got != tc.cfg.PromiscMode {
 					t.Errorf("promisc %v, want %v", got, tc.cfg.PromiscMode)
-				}
-				if tc.cfg.CallFirewall != (strings.Contains(ipDetails(t, node, tc.cfg.Name), "nf_call_iptables 1 nf_call_ip6tables 1")) {
-					t.Errorf("nf_call_iptables and nf_call_ip6tables not as asked (%v): %s", tc.cfg.CallFirewall, ipDetails(t, node, tc.cfg.Name))
 				}
 				if v, _ := readSysctl("net/ipv6/conf/" + tc.cfg.Name + "/accept_ra"); v != "0" {
 					t.Errorf("accept_ra = %q, want 0", v)
@@ -198,14 +187,4 @@ func TestEnableForwarding(t *testing.T) {
 		// Idempotent.
 		return EnableForwarding(true, true)
 	})
-}
-
-// ipDetails is "ip -d link show" of a link in the netns at path.
-func ipDetails(t *testing.T, path, name string) string {
-	t.Helper()
-	out, err := exec.Command("ip", "-n", filepath.Base(path), "-d", "link", "show", name).CombinedOutput()
-	if err != nil {
-		t.Fatalf("ip -d link show %s: %v: %s", name, err, out)
-	}
-	return string(out)
 }
