@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"slices"
 
 	"github.com/containernetworking/cni/pkg/skel"
@@ -213,8 +214,12 @@ func (p *ports) publish(addrs []netip.Prefix) error {
 		if !p.enabled || p.d.Ports == nil || len(addrs) == 0 {
 			return nil
 		}
+		// Best effort: this ADD publishes nothing, and fails for nothing.
 		n := firewall.PortNetwork{Name: p.c.Name, Bridge: p.c.BrName, Subnets: subnets(addrs)}
-		return p.with(func(fw firewall.Ports) error { return fw.Refresh(n) })
+		if err := p.with(func(fw firewall.Ports) error { return fw.Refresh(n) }); err != nil {
+			fmt.Fprintf(os.Stderr, "portMappings: network %q: %v\n", p.c.Name, err)
+		}
+		return nil
 	}
 	maps, err := p.firewallMappings(addrs)
 	if err != nil {

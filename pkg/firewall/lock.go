@@ -38,21 +38,31 @@ func lockFile(dir, name string) (*fileLock, error) {
 	if int(st.Uid) != os.Geteuid() {
 		return nil, fmt.Errorf("lock directory %s: owned by uid %d, not by us (uid %d): refusing it", dir, st.Uid, os.Geteuid())
 	}
-	f, err := d.OpenFile(name, unix.O_RDWR|unix.O_CREAT, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("lock file: %w", err)
-	}
 	for {
-		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
-		if err != unix.EINTR {
-			break
+		f, err := d.OpenFile(name, unix.O_RDWR|unix.O_CREAT, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("lock file: %w", err)
 		}
-	}
-	if err != nil {
+		for {
+			err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
+			if err != unix.EINTR {
+				break
+			}
+		}
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("lock %s: %w", f.Name(), err)
+		}
+		// The file may have been removed (a clean-up of the directory)
+		// between our open and our lock: a lock on it orders nothing with
+		// whoever opens the name now. Lock the file the name holds.
+		var held, named unix.Stat_t
+		if unix.Fstat(int(f.Fd()), &held) == nil && unix.Fstatat(d.Fd(), name, &named, unix.AT_SYMLINK_NOFOLLOW) == nil &&
+			held.Dev == named.Dev && held.Ino == named.Ino {
+			return &fileLock{f: f}, nil
+		}
 		f.Close()
-		return nil, fmt.Errorf("lock %s: %w", f.Name(), err)
 	}
-	return &fileLock{f: f}, nil
 }
 
 // unlock releases the lock.

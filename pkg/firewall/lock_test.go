@@ -83,3 +83,43 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// A lock file removed while a caller waits on it (a clean-up of the
+// directory): the waiter ends up holding the file the name holds now, so it
+// is ordered with whoever opens the name later.
+func TestLockSurvivesRemoval(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "locks")
+	first, err := lockFile(dir, "x.lock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan *fileLock)
+	go func() {
+		l, err := lockFile(dir, "x.lock")
+		if err != nil {
+			t.Error(err)
+		}
+		got <- l
+	}()
+	time.Sleep(100 * time.Millisecond) // the waiter opened the old file
+	if err := os.Remove(filepath.Join(dir, "x.lock")); err != nil {
+		t.Fatal(err)
+	}
+	first.unlock()
+	second := <-got
+	if second == nil {
+		return
+	}
+	defer second.unlock()
+	held, err := second.f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	named, err := os.Stat(filepath.Join(dir, "x.lock"))
+	if err != nil {
+		t.Fatalf("the waiter did not make the lock file again: %v", err)
+	}
+	if !os.SameFile(held, named) {
+		t.Error("the waiter holds the removed file, not the one at the name")
+	}
+}

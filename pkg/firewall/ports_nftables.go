@@ -82,7 +82,8 @@ func (b *nftPorts) Publish(n PortNetwork, owner Attachment, maps []Mapping) erro
 // Refresh implements Ports: the FORWARD accepts of a network whose rule set
 // exists.
 func (b *nftPorts) Refresh(n PortNetwork) error {
-	if err := validateName(n.Name); err != nil {
+	n, err := n.normalize() // the subnets in Publish's order: the same fingerprint
+	if err != nil {
 		return err
 	}
 	l, err := b.lock()
