@@ -22,10 +22,15 @@ func getNS(path string) (ns.NetNS, error) {
 	target, err := ns.GetNS(path)
 	if err != nil {
 		var gone ns.NSPathNotExistErr
-		if errors.As(err, &gone) {
+		var notNS ns.NSPathNotNSErr
+		switch {
+		case errors.As(err, &gone):
 			return nil, fmt.Errorf("open netns %q: %w", path, ErrNetNSGone)
+		case errors.As(err, &notNS):
+			return nil, fmt.Errorf("open netns %q: %w: %w", path, ErrNotNetNS, err)
 		}
-		return nil, fmt.Errorf("open netns %q: %w: %w", path, ErrNotNetNS, err)
+		// A namespace that cannot be opened (EACCES, EMFILE) is no answer.
+		return nil, fmt.Errorf("open netns %q: %w", path, err)
 	}
 	// ns.GetNS takes any file of procfs or nsfs: a mount namespace, or
 	// /proc/<pid>/status, would only fail at setns, after the node changed.
