@@ -20,19 +20,29 @@ func (b *nftPorts) Name() string { return NFTablesName }
 
 func (b *nftPorts) lock() (*fileLock, error) { return b.opts.lock(portsLockName) }
 
+// locked takes the ports lock and opens a netlink connection for a change
+// of network's; release gives the lock back.
+func (b *nftPorts) locked(network string) (c *nftables.Conn, release func(), err error) {
+	l, err := b.lock()
+	if err != nil {
+		return nil, nil, fmt.Errorf("network %q: %w", network, err)
+	}
+	if c, err = nftables.New(); err != nil {
+		l.unlock()
+		return nil, nil, fmt.Errorf("network %q: open nftables netlink connection: %w", network, err)
+	}
+	return c, l.unlock, nil
+}
+
 // Publish implements Ports: the elements of owner are replaced in one
 // transaction, together with the fixed rules when they are missing or of
 // another configuration.
 func (b *nftPorts) Publish(n PortNetwork, owner Attachment, maps []Mapping) error {
-	l, err := b.lock()
+	c, release, err := b.locked(n.Name)
 	if err != nil {
-		return fmt.Errorf("network %q: %w", n.Name, err)
+		return err
 	}
-	defer l.unlock()
-	c, err := nftables.New()
-	if err != nil {
-		return fmt.Errorf("network %q: open nftables netlink connection: %w", n.Name, err)
-	}
+	defer release()
 	if n, err = checkPublish(n, owner, maps, nil); err != nil {
 		return err
 	}
@@ -86,15 +96,11 @@ func (b *nftPorts) Refresh(n PortNetwork) error {
 	if err != nil {
 		return err
 	}
-	l, err := b.lock()
+	c, release, err := b.locked(n.Name)
 	if err != nil {
-		return fmt.Errorf("network %q: %w", n.Name, err)
+		return err
 	}
-	defer l.unlock()
-	c, err := nftables.New()
-	if err != nil {
-		return fmt.Errorf("network %q: open nftables netlink connection: %w", n.Name, err)
-	}
+	defer release()
 	t := nftPortsTable(n.Name)
 	if rules, err := c.GetRules(t, &nftables.Chain{Name: nftPortsPostrouting, Table: t}); err != nil || len(rules) == 0 {
 		return nil // no published port
@@ -248,15 +254,11 @@ func (b *nftPorts) Retain(network string, keep func(Attachment) bool) error {
 	if err := validateName(network); err != nil {
 		return err
 	}
-	l, err := b.lock()
+	c, release, err := b.locked(network)
 	if err != nil {
-		return fmt.Errorf("network %q: %w", network, err)
+		return err
 	}
-	defer l.unlock()
-	c, err := nftables.New()
-	if err != nil {
-		return fmt.Errorf("network %q: open nftables netlink connection: %w", network, err)
-	}
+	defer release()
 	return b.retain(c, network, keep)
 }
 
