@@ -128,47 +128,46 @@ func (d *Dir) Close() {
 // OpenFile opens name in d (flags are added to O_NOFOLLOW, O_NONBLOCK and
 // O_CLOEXEC) and checks that it is a regular file.
 func (d *Dir) OpenFile(name string, flags int, perm uint32) (*os.File, error) {
+	f, _, err := d.openFile(name, flags, perm)
+	return f, err
+}
+
+// openFile is OpenFile, also returning the status it checked.
+func (d *Dir) openFile(name string, flags int, perm uint32) (*os.File, *unix.Stat_t, error) {
 	fd, err := ignoringEINTR(func() (int, error) {
 		return unix.Openat(d.fd, name, flags|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, perm)
 	})
 	if err != nil {
-		return nil, d.PathError("open", name, explain(err, false))
+		return nil, nil, d.PathError("open", name, explain(err, false))
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		unix.Close(fd)
-		return nil, d.PathError("stat", name, err)
+		return nil, nil, d.PathError("stat", name, err)
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
 		unix.Close(fd)
-		return nil, d.PathError("open", name, ErrNotRegular)
+		return nil, nil, d.PathError("open", name, ErrNotRegular)
 	}
-	return os.NewFile(uintptr(fd), filepath.Join(d.path, name)), nil
+	return os.NewFile(uintptr(fd), filepath.Join(d.path, name)), &st, nil
 }
 
 // ReadFile reads a regular file of at most max bytes.
 func (d *Dir) ReadFile(name string, max int64) ([]byte, error) {
-	f, err := d.OpenFile(name, unix.O_RDONLY, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return ReadBounded(f, max)
+	b, _, err := d.ReadFileStat(name, max)
+	return b, err
 }
 
-// ReadFileStat is ReadFile that also returns the file's status.
+// ReadFileStat is ReadFile that also returns the file's status (as it was
+// opened).
 func (d *Dir) ReadFileStat(name string, max int64) ([]byte, *unix.Stat_t, error) {
-	f, err := d.OpenFile(name, unix.O_RDONLY, 0)
+	f, st, err := d.openFile(name, unix.O_RDONLY, 0)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer f.Close()
-	var st unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
-		return nil, nil, d.PathError("stat", name, err)
-	}
 	b, err := ReadBounded(f, max)
-	return b, &st, err
+	return b, st, err
 }
 
 // ReadBounded reads f to its end, refusing more than max bytes.

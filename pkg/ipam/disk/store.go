@@ -352,22 +352,18 @@ func (s *Store) CheckWritable() error {
 }
 
 // CheckLastReserved fails, naming the file, when a last_reserved_ip.<i> of
-// one of the first sets range sets is there but is not a regular file (a
-// link, a FIFO): ADD could not record its reservation in that set.
+// one of the first sets range sets is there but cannot be opened as ADD
+// opens it (a link, a FIFO): ADD could not record its reservation there.
 func (s *Store) CheckLastReserved(sets int) error {
 	for i := range sets {
-		name := lastPrefix + strconv.Itoa(i)
-		var st unix.Stat_t
-		err := unix.Fstatat(s.d.Fd(), name, &st, unix.AT_SYMLINK_NOFOLLOW)
-		if err == unix.ENOENT {
+		f, err := s.d.OpenFile(lastPrefix+strconv.Itoa(i), unix.O_RDONLY, 0)
+		if errors.Is(err, unix.ENOENT) {
 			continue
 		}
 		if err != nil {
-			return s.d.PathError("stat", name, err)
+			return err
 		}
-		if st.Mode&unix.S_IFMT != unix.S_IFREG {
-			return s.d.PathError("check", name, safefs.ErrNotRegular)
-		}
+		f.Close()
 	}
 	return nil
 }
