@@ -208,7 +208,6 @@ func orDefault(v string) string {
 // strings beside its parsed form.
 type rangeSetParser struct {
 	rs ipam.RangeSet
-	n  int // ranges seen
 	// err is the first error, given the set's key ("ipam" for the legacy
 	// single range, "ipam.ranges[3]", ...).
 	err func(key string) error
@@ -216,11 +215,10 @@ type rangeSetParser struct {
 
 // add parses one more range (unless one has failed already).
 func (p *rangeSetParser) add(jr *jsonRange) {
-	j := p.n
-	p.n++
 	if p.err != nil {
 		return
 	}
+	j := p.rs.Len() // every range before this one was added
 	r, field, err := parseRange(jr)
 	if err != nil {
 		p.err = func(key string) error {
@@ -238,9 +236,6 @@ func (p *rangeSetParser) add(jr *jsonRange) {
 
 // finish checks the whole set: not empty, no two ranges overlapping.
 func (p *rangeSetParser) finish() (ipam.RangeSet, func(key string) error) {
-	if p.err == nil && p.n == 0 {
-		p.err = func(key string) error { return Invalid(key, "empty range set") }
-	}
 	if p.err == nil {
 		if err := p.rs.Check(); err != nil {
 			p.err = func(key string) error { return Invalid(key, "%v", err) }

@@ -141,7 +141,6 @@ func defaultRange(subnet netip.Prefix) Range {
 // defaults (its own rangeStart, rangeEnd or gateway) its index and those
 // three addresses beside (16 bytes in IPv4, 52 in IPv6).
 type RangeSet struct {
-	n    int
 	is4  bool
 	nets []byte  // per range: the subnet's address (4 or 16 bytes), then its prefix length
 	own  []int32 // the indexes of the ranges that are not their subnet's defaults, ascending
@@ -170,32 +169,32 @@ func NewRangeSet(ranges ...Range) (RangeSet, error) {
 // when the range's family is not the set's.
 func (s *RangeSet) Add(r Range) error {
 	is4 := r.Subnet.Addr().Is4()
-	if s.n == math.MaxInt32 { // indexes are int32 here and in the Locator
+	n := s.Len()
+	if n == math.MaxInt32 { // indexes are int32 here and in the Locator
 		return fmt.Errorf("more than %d ranges in a set", math.MaxInt32)
 	}
-	if s.n == 0 {
+	if n == 0 {
 		s.is4 = is4
 	} else if is4 != s.is4 {
 		return fmt.Errorf("mixed address families: %s and %s", s.At(0).Subnet, r.Subnet)
 	}
 	if r != defaultRange(r.Subnet) {
-		s.own = append(s.own, int32(s.n))
+		s.own = append(s.own, int32(n))
 		for _, a := range [...]netip.Addr{r.Start, r.End, r.Gateway} {
 			s.ends = appendAddr(s.ends, a, is4)
 		}
 	}
 	s.nets = appendAddr(s.nets, r.Subnet.Addr(), is4)
 	s.nets = append(s.nets, byte(r.Subnet.Bits()))
-	s.n++
 	return nil
 }
 
 // Check reports an empty set, or two of its ranges that overlap.
 func (s RangeSet) Check() error {
-	if s.n == 0 {
+	if s.Len() == 0 {
 		return fmt.Errorf("empty range set")
 	}
-	if i, j, ok := firstOverlap(s.n, s.start, s.At); ok {
+	if i, j, ok := firstOverlap(s.Len(), s.start, s.At); ok {
 		r, o := s.At(i), s.At(j)
 		return fmt.Errorf("range %s overlaps range %s", &r, &o)
 	}
@@ -203,7 +202,7 @@ func (s RangeSet) Check() error {
 }
 
 // Len returns the number of ranges in the set.
-func (s RangeSet) Len() int { return s.n }
+func (s RangeSet) Len() int { return len(s.nets) / (s.width() + 1) }
 
 // width is the length of the set's addresses in bytes.
 func (s RangeSet) width() int {
@@ -251,7 +250,7 @@ func (s RangeSet) addr(b []byte) netip.Addr {
 // All yields the set's ranges with their indexes, in order.
 func (s RangeSet) All() iter.Seq2[int, Range] {
 	return func(yield func(int, Range) bool) {
-		for i := range s.n {
+		for i := range s.Len() {
 			if !yield(i, s.At(i)) {
 				return
 			}
@@ -275,7 +274,7 @@ func (s RangeSet) start(i int) netip.Addr {
 }
 
 // Is4 reports whether the set hands out IPv4 addresses.
-func (s RangeSet) Is4() bool { return s.n > 0 && s.is4 }
+func (s RangeSet) Is4() bool { return s.Len() > 0 && s.is4 }
 
 // RangeFor returns the range that contains addr.
 func (s RangeSet) RangeFor(addr netip.Addr) (Range, bool) {
@@ -300,7 +299,7 @@ func (s RangeSet) Overlaps(o RangeSet) bool {
 }
 
 func (s RangeSet) String() string {
-	parts := make([]string, 0, s.n)
+	parts := make([]string, 0, s.Len())
 	for _, r := range s.All() {
 		parts = append(parts, r.String())
 	}
