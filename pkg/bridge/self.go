@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // selfExe names the file of the running program.
@@ -21,7 +22,7 @@ func sameProgram(path string) bool {
 	if err != nil {
 		return false
 	}
-	self, err := os.Stat(selfExe)
+	self, err := selfInfo()
 	if err != nil {
 		return false
 	}
@@ -32,8 +33,15 @@ func sameProgram(path string) bool {
 		return false
 	}
 	id := goBuildID(path)
-	return id != nil && bytes.Equal(id, goBuildID(selfExe))
+	return id != nil && bytes.Equal(id, selfBuildID())
 }
+
+// The running program's file and build ID, read once per process (the
+// ancestor walk compares several files with it).
+var (
+	selfInfo    = sync.OnceValues(func() (os.FileInfo, error) { return os.Stat(selfExe) })
+	selfBuildID = sync.OnceValue(func() []byte { return goBuildID(selfExe) })
+)
 
 // goNoteBuildID is the type of the Go toolchain's ELF note holding the
 // build ID (owner "Go", section .note.go.buildid).
