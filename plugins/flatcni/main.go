@@ -23,9 +23,9 @@ func main() {
 	name := filepath.Base(os.Args[0])
 	switch name {
 	case "bridge":
-		skel.PluginMainFuncs(boundMemory(bridge.Funcs(bridge.NodeDeps())), version.All, "flatcni bridge")
+		skel.PluginMainFuncs(wrapVerbs(bridge.Funcs(bridge.NodeDeps())), version.All, "flatcni bridge")
 	case "host-local":
-		skel.PluginMainFuncs(boundMemory(hostlocal.Funcs()), version.All, "flatcni host-local")
+		skel.PluginMainFuncs(wrapVerbs(hostlocal.Funcs()), version.All, "flatcni host-local")
 	default:
 		fmt.Fprintf(os.Stderr, "flatcni: started as %q: install or link this program as \"bridge\" or \"host-local\"\n", name)
 		os.Exit(1)
@@ -39,29 +39,38 @@ const (
 	gcPercentLarge = 25
 )
 
+// wrapVerbs puts boundMemory around every verb, and netnsChecked around
+// ADD and DEL.
+func wrapVerbs(f skel.CNIFuncs) skel.CNIFuncs {
+	return skel.CNIFuncs{
+		Add:    netnsChecked(boundMemory(f.Add)),
+		Del:    netnsChecked(boundMemory(f.Del)),
+		Check:  boundMemory(f.Check),
+		GC:     boundMemory(f.GC),
+		Status: boundMemory(f.Status),
+	}
+}
+
 // boundMemory keeps the memory of a call on a large configuration near the
 // configuration's size (issue #26). The configuration's text stays alive for
 // the whole call (skel holds it), so with the default GOGC of 100 the heap
 // grows to twice the text plus what is parsed from it before the collector
-// runs. Past largeConfig, the verbs run with GOGC 25, after the pieces
+// runs. Past largeConfig, the verb runs with GOGC 25, after the pieces
 // io.ReadAll left behind are collected and their pages given back: the peak
 // then stays that of reading the text, whatever the configuration is made
 // of. Configurations of ordinary size (a few kB) are unchanged, and so is
 // a GOGC the operator set.
-func boundMemory(f skel.CNIFuncs) skel.CNIFuncs {
-	wrap := func(verb func(*skel.CmdArgs) error) func(*skel.CmdArgs) error {
-		if verb == nil {
-			return nil
-		}
-		return func(args *skel.CmdArgs) error {
-			if len(args.StdinData) > largeConfig && os.Getenv("GOGC") == "" {
-				debug.SetGCPercent(gcPercentLarge)
-				debug.FreeOSMemory()
-			}
-			return verb(args)
-		}
+func boundMemory(verb func(*skel.CmdArgs) error) func(*skel.CmdArgs) error {
+	if verb == nil {
+		return nil
 	}
-	return skel.CNIFuncs{Add: netnsChecked(wrap(f.Add)), Del: netnsChecked(wrap(f.Del)), Check: wrap(f.Check), GC: wrap(f.GC), Status: wrap(f.Status)}
+	return func(args *skel.CmdArgs) error {
+		if len(args.StdinData) > largeConfig && os.Getenv("GOGC") == "" {
+			debug.SetGCPercent(gcPercentLarge)
+			debug.FreeOSMemory()
+		}
+		return verb(args)
+	}
 }
 
 // netnsChecked makes, after a successful ADD or DEL, the check skel makes
