@@ -96,14 +96,23 @@ func (b *nftPorts) Refresh(n PortNetwork) error {
 	if err != nil {
 		return err
 	}
+	// Most such ADDs are on networks that publish nothing: one lookup,
+	// without the lock, tells.
+	published := func(c *nftables.Conn) bool {
+		t := nftPortsTable(n.Name)
+		rules, err := c.GetRules(t, &nftables.Chain{Name: nftPortsPostrouting, Table: t})
+		return err == nil && len(rules) > 0
+	}
+	if c, err := nftables.New(); err != nil || !published(c) {
+		return err
+	}
 	c, release, err := b.locked(n.Name)
 	if err != nil {
 		return err
 	}
 	defer release()
-	t := nftPortsTable(n.Name)
-	if rules, err := c.GetRules(t, &nftables.Chain{Name: nftPortsPostrouting, Table: t}); err != nil || len(rules) == 0 {
-		return nil // no published port
+	if !published(c) { // unpublished meanwhile
+		return nil
 	}
 	if err := b.syncForward(c, n.Name, &n); err != nil {
 		return fmt.Errorf("network %q: %w", n.Name, err)
