@@ -63,7 +63,7 @@ func PrintResult(w io.Writer, r types.Result) error {
 			return r.PrintTo(w)
 		}
 	}
-	bw := bufio.NewWriterSize(w, 64<<10)
+	bw := bufio.NewWriter(w)
 	bw.Write(doc[:at])
 	if !before {
 		bw.WriteString(",")

@@ -134,8 +134,9 @@ func (c *conn) ipv6Confs(index int32, fields []int) ([]int32, error) {
 // IPv4ArpNotify) of the link with index in the current network namespace.
 func SetIPv4Conf(index int32, field int, value uint32) error {
 	spec := attr(ifla_AF_SPEC, attr(syscall.AF_INET, attr(ifla_INET_CONF|syscall.NLA_F_NESTED, u32Attr(uint16(field), value))))
-	_, err := withConn(func(c *conn) ([]byte, error) {
-		return c.request(syscall.RTM_SETLINK, syscall.NLM_F_ACK, ifinfo(index), spec)
+	_, err := withConn(func(c *conn) (struct{}, error) {
+		_, err := c.request(syscall.RTM_SETLINK, syscall.NLM_F_ACK, ifinfo(index), spec)
+		return struct{}{}, err
 	})
 	return err
 }

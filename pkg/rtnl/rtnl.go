@@ -11,6 +11,7 @@ package rtnl
 import (
 	"errors"
 	"runtime"
+	"sync"
 	"syscall"
 )
 
@@ -40,10 +41,27 @@ func dial() (*conn, error) {
 		syscall.Close(fd)
 		return nil, wrap("netlink bind", err)
 	}
-	return &conn{fd: fd, buf: make([]byte, recvBufferLen)}, nil
+	return &conn{fd: fd, buf: *recvBuffers.Get().(*[]byte)}, nil
 }
 
-func (c *conn) close() { syscall.Close(c.fd) }
+// close closes the socket and gives its receive buffer back: nothing read
+// through a connection outlives it (answers are parsed, and what is kept
+// copied, before it closes).
+func (c *conn) close() {
+	syscall.Close(c.fd)
+	b := c.buf
+	c.buf = nil
+	recvBuffers.Put(&b)
+}
+
+// recvBuffers holds receive buffers between connections: a verb makes
+// several requests, each on a connection of its own (in whichever netns its
+// thread is in), and a fresh 32 KiB buffer for each was most of what an ADD
+// allocated.
+var recvBuffers = sync.Pool{New: func() any {
+	b := make([]byte, recvBufferLen)
+	return &b
+}}
 
 // withConn runs fn on a connection of its own, closed afterwards.
 func withConn[T any](fn func(c *conn) (T, error)) (T, error) {
