@@ -34,7 +34,8 @@ func (d *Deps) Add(args *skel.CmdArgs) (_ types.Result, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := d.validateNode(c, args); err != nil {
+	found, err := d.validateNode(c, args)
+	if err != nil {
 		return nil, err
 	}
 	if err := pp.precheck(); err != nil {
@@ -71,7 +72,7 @@ func (d *Deps) Add(args *skel.CmdArgs) (_ types.Result, err error) {
 
 	// The bridge. One made by this ADD goes again if the ADD fails and no
 	// port is on it (pushed before the veth's undo: runs after it).
-	br, err := d.Links.EnsureBridge(link.BridgeConfig{Name: c.BrName, MTU: c.MTU, PromiscMode: c.PromiscMode, VlanFiltering: c.NeedsVlanFiltering()})
+	br, err := d.Links.EnsureBridge(link.BridgeConfig{Name: c.BrName, MTU: c.MTU, PromiscMode: c.PromiscMode, VlanFiltering: c.NeedsVlanFiltering(), Found: found})
 	if br.Created {
 		undo.push(func() { d.removeFreshBridge(c.BrName) })
 	}
@@ -258,28 +259,34 @@ func vethConfig(c *config.Bridge, args *skel.CmdArgs) link.VethConfig {
 }
 
 // validateNode checks what ADD needs from the node before anything changes.
-func (d *Deps) validateNode(c *config.Bridge, args *skel.CmdArgs) error {
+// It returns the bridge as it found it (nil when there is none yet), for
+// EnsureBridge to use rather than read again.
+func (d *Deps) validateNode(c *config.Bridge, args *skel.CmdArgs) (*link.Bridge, error) {
 	if err := d.refuseOwnNetns(args); err != nil {
-		return err
+		return nil, err
 	}
 	// Before IPAM: a failed ADD releases the attachment's leases, which must
 	// not be those of a live attachment with the same interface.
 	if err := d.Links.CheckIfNameFree(args.Netns, args.IfName); err != nil {
-		return netnsError(args, err)
+		return nil, netnsError(args, err)
 	}
 	if c.NeedsVlanFiltering() {
 		ok, err := d.Links.VlanFilteringSupported()
 		if err != nil {
-			return fmt.Errorf("vlan: probe bridge VLAN filtering: %w", err)
+			return nil, fmt.Errorf("vlan: probe bridge VLAN filtering: %w", err)
 		}
 		if !ok {
-			return types.NewError(types.ErrInvalidNetworkConfig, "vlan/vlanTrunk: "+l2.ErrNoVlanFiltering.Error(), "")
+			return nil, types.NewError(types.ErrInvalidNetworkConfig, "vlan/vlanTrunk: "+l2.ErrNoVlanFiltering.Error(), "")
 		}
 	}
-	if _, err := d.Links.BridgeByName(c.BrName); err != nil && !errors.Is(err, link.ErrNotFound) {
-		return config.Invalid("bridge", "%v", err)
+	br, err := d.Links.BridgeByName(c.BrName)
+	switch {
+	case errors.Is(err, link.ErrNotFound):
+		return nil, nil
+	case err != nil:
+		return nil, config.Invalid("bridge", "%v", err)
 	}
-	return nil
+	return &br, nil
 }
 
 // refuseOwnNetns fails when CNI_NETNS is the plugin's own namespace. skel

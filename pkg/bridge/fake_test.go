@@ -32,8 +32,9 @@ type fakeLinks struct {
 	bridges map[string]link.Bridge
 	hosts   map[string]*fakeHost // by host veth name
 	gwAddrs map[string][]netip.Prefix
-	fwd     [2]bool // IPv4, IPv6 forwarding
-	next    int     // last link index given
+	fwd     [2]bool        // IPv4, IPv6 forwarding
+	next    int            // last link index given
+	found   []*link.Bridge // BridgeConfig.Found of each EnsureBridge
 }
 
 // fakeHost is a veth pair, by its host end.
@@ -126,6 +127,7 @@ func (f *fakeLinks) EnsureBridge(cfg link.BridgeConfig) (link.Bridge, error) {
 	if err := f.call("EnsureBridge", cfg.Name); err != nil {
 		return link.Bridge{}, err
 	}
+	f.found = append(f.found, cfg.Found)
 	br, ok := f.bridges[cfg.Name]
 	if !ok {
 		f.next++

@@ -281,6 +281,23 @@ func TestAddValidation(t *testing.T) {
 	addOK(t, n, args)
 }
 
+// An ADD reads an existing bridge once while validating and hands what it
+// read to EnsureBridge, which does not look it up again.
+func TestAddReadsBridgeOnce(t *testing.T) {
+	const other = "/run/netns/other"
+	n := newFakeNode(testNetns, other)
+	addOK(t, n, testArgs(testConf("host-local", ""), "c1"))
+	args := testArgs(testConf("host-local", ""), "c2")
+	args.Netns = other
+	addOK(t, n, args)
+	if len(n.links.found) != 2 || n.links.found[0] != nil {
+		t.Fatalf("EnsureBridge given %v, want nothing on the first ADD", n.links.found)
+	}
+	if got, want := n.links.found[1], n.links.bridges["cni0"]; got == nil || got.Index != want.Index || got.Name != want.Name {
+		t.Errorf("second ADD: EnsureBridge given %+v, want the bridge %+v", got, want)
+	}
+}
+
 // Without IPAM (layer 2 only) ADD makes the port at once and asks no IPAM.
 func TestAddL2(t *testing.T) {
 	n := newFakeNode(testNetns)

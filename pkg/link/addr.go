@@ -24,12 +24,16 @@ func EnsureGatewayAddrs(br Bridge, gws []netip.Prefix, force bool) error {
 		return nil
 	}
 	// Usually the bridge; for a VLAN network, the VLAN's gateway veth.
-	l, err := linkByName(br.Name)
-	if err != nil {
-		if isNotFound(err) {
-			return fmt.Errorf("gateway device %q: %w", br.Name, ErrNotFound)
+	// Addressed by the index it was read with, else looked up.
+	l := br.device()
+	if br.Index == 0 {
+		var err error
+		if l, err = linkByName(br.Name); err != nil {
+			if isNotFound(err) {
+				return fmt.Errorf("gateway device %q: %w", br.Name, ErrNotFound)
+			}
+			return fmt.Errorf("look up gateway device %q: %w", br.Name, err)
 		}
-		return fmt.Errorf("look up gateway device %q: %w", br.Name, err)
 	}
 	wanted := make(map[netip.Prefix]bool, len(gws))
 	for _, gw := range gws {
@@ -44,16 +48,16 @@ func EnsureGatewayAddrs(br Bridge, gws []netip.Prefix, force bool) error {
 		}
 		added = added || did
 	}
-	if added {
-		// Pinned to the MAC br was read with (EnsureBridge, before this
-		// attachment's port joined), as the reference pins the MAC it read
-		// then: a new bridge keeps the MAC it was made with (and its
-		// link-local address stays the one derived from it) rather than
-		// taking the first container's host veth MAC.
-		mac := br.MAC
-		if len(mac) == 0 {
-			mac = l.Attrs().HardwareAddr
-		}
+	// Pinned to the MAC br was read with (EnsureBridge, before this
+	// attachment's port joined), as the reference pins the MAC it read
+	// then: a new bridge keeps the MAC it was made with (and its
+	// link-local address stays the one derived from it) rather than
+	// taking the first container's host veth MAC.
+	mac := br.MAC
+	if len(mac) == 0 {
+		mac = l.Attrs().HardwareAddr
+	}
+	if added && len(mac) != 0 {
 		if err := netlink.LinkSetHardwareAddr(l, mac); err != nil {
 			return fmt.Errorf("pin MAC of bridge %q: %w", br.Name, err)
 		}

@@ -18,6 +18,10 @@ type BridgeConfig struct {
 	MTU           int // 0 keeps the kernel default
 	PromiscMode   bool
 	VlanFiltering bool
+	// Found is the bridge as the caller has just read it (BridgeByName),
+	// so that EnsureBridge does not read it again; nil, and EnsureBridge
+	// looks it up.
+	Found *Bridge
 }
 
 // Bridge identifies a bridge device in the node namespace.
@@ -30,8 +34,15 @@ type Bridge struct {
 	// link's flags). A capture in promiscuous mode (tcpdump) only raises the
 	// kernel's promiscuity count, which does not show here.
 	Promisc bool
+	// Up is whether the bridge is administratively up.
+	Up bool
 	// Created is set by EnsureBridge when it made the bridge.
 	Created bool
+}
+
+// device is b as the netlink library addresses a link: by its index.
+func (b Bridge) device() netlink.Link {
+	return &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: b.Index, Name: b.Name, HardwareAddr: b.MAC}}
 }
 
 // EnsureBridge creates the bridge cfg.Name if it does not exist, or reuses
@@ -43,9 +54,15 @@ type Bridge struct {
 // step: the caller removes the bridge it made when no port is on it (another
 // ADD may have found it meanwhile).
 func EnsureBridge(cfg BridgeConfig) (Bridge, error) {
-	// Looked up first: the bridge exists for every ADD but a network's
-	// first, which then pays a second lookup.
-	br, err := bridgeLink(cfg.Name)
+	// Looked up first (or read by the caller): the bridge exists for every
+	// ADD but a network's first, which then pays a second lookup.
+	var br Bridge
+	var err error
+	if cfg.Found != nil {
+		br = *cfg.Found
+	} else {
+		br, err = BridgeByName(cfg.Name)
+	}
 	created := false
 	if errors.Is(err, ErrNotFound) {
 		attrs := netlink.NewLinkAttrs()
@@ -64,7 +81,7 @@ func EnsureBridge(cfg BridgeConfig) (Bridge, error) {
 		case !errors.Is(err, syscall.EEXIST):
 			return Bridge{}, fmt.Errorf("create bridge %q: %w", cfg.Name, err)
 		}
-		br, err = bridgeLink(cfg.Name)
+		br, err = BridgeByName(cfg.Name)
 	}
 	failed := Bridge{Name: cfg.Name, Created: created}
 	if err != nil {
@@ -72,32 +89,32 @@ func EnsureBridge(cfg BridgeConfig) (Bridge, error) {
 	}
 	// The flag, not the promiscuity count: a capture running on the bridge
 	// raises the count, and ends.
-	if cfg.PromiscMode && br.Attrs().RawFlags&unix.IFF_PROMISC == 0 {
-		if err := netlink.SetPromiscOn(br); err != nil {
+	if cfg.PromiscMode && !br.Promisc {
+		if err := netlink.SetPromiscOn(br.device()); err != nil {
 			return failed, fmt.Errorf("set promiscuous mode on bridge %q: %w", cfg.Name, err)
 		}
+		br.Promisc = true
 	}
 	disableAcceptRA(br)
-	if br.Attrs().Flags&net.FlagUp == 0 {
-		if err := netlink.LinkSetUp(br); err != nil {
+	if !br.Up {
+		if err := netlink.LinkSetUp(br.device()); err != nil {
 			return failed, fmt.Errorf("set bridge %q up: %w", cfg.Name, err)
 		}
+		br.Up = true
 	}
-	b := bridgeFrom(br)
-	b.Promisc = b.Promisc || cfg.PromiscMode // turned on above
-	b.Created = created
-	return b, nil
+	br.Created = created
+	return br, nil
 }
 
 // disableAcceptRA sets the bridge's accept_ra to 0 unless it is already:
 // read through netlink (see pkg/rtnl), so /proc/sys is opened in practice
 // once, when the bridge is made. Best effort, as IPv6 may be off on the node.
-func disableAcceptRA(br netlink.Link) {
-	ra, err := rtnl.IPv6Conf(int32(br.Attrs().Index), rtnl.IPv6AcceptRA)
+func disableAcceptRA(br Bridge) {
+	ra, err := rtnl.IPv6Conf(int32(br.Index), rtnl.IPv6AcceptRA)
 	if errors.Is(err, rtnl.ErrNoIPv6) || err == nil && ra == 0 {
 		return
 	}
-	_ = writeSysctl("net/ipv6/conf/"+br.Attrs().Name+"/accept_ra", "0")
+	_ = writeSysctl("net/ipv6/conf/"+br.Name+"/accept_ra", "0")
 }
 
 // BridgeByName looks up an existing bridge. A missing link yields an error
@@ -127,5 +144,5 @@ func bridgeLink(name string) (*netlink.Bridge, error) {
 
 func bridgeFrom(br *netlink.Bridge) Bridge {
 	a := br.Attrs()
-	return Bridge{Name: a.Name, Index: a.Index, MAC: a.HardwareAddr, Promisc: a.RawFlags&unix.IFF_PROMISC != 0}
+	return Bridge{Name: a.Name, Index: a.Index, MAC: a.HardwareAddr, Promisc: a.RawFlags&unix.IFF_PROMISC != 0, Up: a.Flags&net.FlagUp != 0}
 }

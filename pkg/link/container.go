@@ -27,7 +27,7 @@ const (
 // back the MLD settings SetupVeth changed for DeferAttach (mld.go).
 func ConfigureContainer(cont Interface, addrs []netip.Prefix, routes []Route, enableDAD bool) error {
 	return inNetNS(cont.Sandbox, func(ns.NetNS) error {
-		err := configureIface(cont.Name, addrs, routes, enableDAD)
+		err := configureIface(cont, addrs, routes, enableDAD)
 		if err == nil {
 			if err = cont.mld.restore(); err != nil {
 				err = fmt.Errorf("put back MLD settings: %w", err)
@@ -40,10 +40,15 @@ func ConfigureContainer(cont Interface, addrs []netip.Prefix, routes []Route, en
 	})
 }
 
-func configureIface(ifName string, addrs []netip.Prefix, routes []Route, enableDAD bool) error {
-	l, err := linkByName(ifName)
-	if err != nil {
-		return fmt.Errorf("look up interface: %w", err)
+func configureIface(cont Interface, addrs []netip.Prefix, routes []Route, enableDAD bool) error {
+	// Addressed by the index SetupVeth returned, else looked up.
+	ifName := cont.Name
+	var l netlink.Link = &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: cont.Index, Name: ifName}}
+	if cont.Index == 0 {
+		var err error
+		if l, err = linkByName(ifName); err != nil {
+			return fmt.Errorf("look up interface: %w", err)
+		}
 	}
 	// DAD and ARP settings were made by SetupVeth on the fresh interface.
 
