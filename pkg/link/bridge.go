@@ -55,11 +55,18 @@ func (b Bridge) device() netlink.Link {
 // ADD may have found it meanwhile).
 func EnsureBridge(cfg BridgeConfig) (Bridge, error) {
 	// Looked up first (or read by the caller): the bridge exists for every
-	// ADD but a network's first, which then pays a second lookup.
+	// ADD but a network's first, which then pays a second lookup. A bridge
+	// the caller read is asked for its accept_ra setting by its index,
+	// which also tells whether it is still there: gone (or replaced) since,
+	// it is looked up again, and made again when missing.
 	var br Bridge
 	var err error
+	raDone := false
 	if cfg.Found != nil {
 		br = *cfg.Found
+		if raDone = disableAcceptRA(br); !raDone {
+			br, err = BridgeByName(cfg.Name)
+		}
 	} else {
 		br, err = BridgeByName(cfg.Name)
 	}
@@ -95,7 +102,9 @@ func EnsureBridge(cfg BridgeConfig) (Bridge, error) {
 		}
 		br.Promisc = true
 	}
-	disableAcceptRA(br)
+	if !raDone {
+		disableAcceptRA(br)
+	}
 	if !br.Up {
 		if err := netlink.LinkSetUp(br.device()); err != nil {
 			return failed, fmt.Errorf("set bridge %q up: %w", cfg.Name, err)
@@ -109,12 +118,18 @@ func EnsureBridge(cfg BridgeConfig) (Bridge, error) {
 // disableAcceptRA sets the bridge's accept_ra to 0 unless it is already:
 // read through netlink (see pkg/rtnl), so /proc/sys is opened in practice
 // once, when the bridge is made. Best effort, as IPv6 may be off on the node.
-func disableAcceptRA(br Bridge) {
+// It reports false when no link has br's index any more (nothing is
+// written then).
+func disableAcceptRA(br Bridge) bool {
 	ra, err := rtnl.IPv6Conf(int32(br.Index), rtnl.IPv6AcceptRA)
-	if errors.Is(err, rtnl.ErrNoIPv6) || err == nil && ra == 0 {
-		return
+	switch {
+	case errors.Is(err, syscall.ENODEV):
+		return false
+	case errors.Is(err, rtnl.ErrNoIPv6) || err == nil && ra == 0:
+		return true
 	}
 	_ = writeSysctl("net/ipv6/conf/"+br.Name+"/accept_ra", "0")
+	return true
 }
 
 // BridgeByName looks up an existing bridge. A missing link yields an error

@@ -2,6 +2,7 @@ package link
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"testing"
 
@@ -187,4 +188,75 @@ func TestEnableForwarding(t *testing.T) {
 		// Idempotent.
 		return EnableForwarding(true, true)
 	})
+}
+
+// A bridge the caller has just read (BridgeConfig.Found) is not looked up
+// again: a down, non-promiscuous one comes up promiscuous when asked. One
+// that went away since, or was replaced, is looked up again (and made again
+// when missing), never used by its old index.
+func TestEnsureBridgeFound(t *testing.T) {
+	requireRoot(t)
+	check := func(t *testing.T, br Bridge, name string) {
+		t.Helper()
+		l, err := netlink.LinkByName(name)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		a := l.Attrs()
+		if a.Index != br.Index || a.Flags&net.FlagUp == 0 || !br.Up {
+			t.Errorf("returned %+v; the link has index %d, flags %v", br, a.Index, a.Flags)
+		}
+	}
+	t.Run("down", func(t *testing.T) {
+		in(t, newNetNS(t, "brf"), func() error {
+			if err := netlink.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "brf"}}); err != nil {
+				return err
+			}
+			found, err := BridgeByName("brf")
+			if err != nil || found.Up || found.Promisc {
+				return fmt.Errorf("BridgeByName = %+v, %v; want a down bridge", found, err)
+			}
+			br, err := EnsureBridge(BridgeConfig{Name: "brf", PromiscMode: true, Found: &found})
+			if err != nil || br.Created || !br.Promisc {
+				return fmt.Errorf("EnsureBridge = %+v, %v", br, err)
+			}
+			check(t, br, "brf")
+			if l, _ := netlink.LinkByName("brf"); l.Attrs().RawFlags&unix.IFF_PROMISC == 0 {
+				t.Error("bridge not promiscuous")
+			}
+			return nil
+		})
+	})
+	for _, tc := range []struct {
+		name    string
+		replace bool
+	}{{"gone", false}, {"replaced", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			in(t, newNetNS(t, "brf"), func() error {
+				found, err := EnsureBridge(BridgeConfig{Name: "brf"})
+				if err != nil {
+					return err
+				}
+				if err := netlink.LinkDel(found.device()); err != nil {
+					return err
+				}
+				if tc.replace {
+					if err := netlink.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "brf"}}); err != nil {
+						return err
+					}
+				}
+				found.Created = false
+				br, err := EnsureBridge(BridgeConfig{Name: "brf", Found: &found})
+				if err != nil {
+					return fmt.Errorf("EnsureBridge with a stale bridge: %w", err)
+				}
+				if br.Index == found.Index || br.Created == tc.replace {
+					t.Errorf("EnsureBridge = %+v; the stale one was %+v", br, found)
+				}
+				check(t, br, "brf")
+				return nil
+			})
+		})
+	}
 }

@@ -14,8 +14,8 @@ import (
 
 // containerFixture wires a container to a bridge in a node netns (with DAD
 // on the container end as dad says) and returns the node and container netns
-// paths and the container MAC.
-func containerFixture(t *testing.T, gws []netip.Prefix, dad bool) (node, cont string, mac net.HardwareAddr) {
+// paths and the container end as SetupVeth returned it.
+func containerFixture(t *testing.T, gws []netip.Prefix, dad bool) (node, cont string, ci Interface) {
 	t.Helper()
 	node, cont = newNetNS(t, "cnode"), newNetNS(t, "ccont")
 	in(t, node, func() error {
@@ -26,11 +26,10 @@ func containerFixture(t *testing.T, gws []netip.Prefix, dad bool) (node, cont st
 		if err := EnsureGatewayAddrs(br, gws, false); err != nil {
 			return err
 		}
-		_, ci, err := SetupVeth(VethConfig{ContainerNetNS: cont, IfName: "eth0", Bridge: br, EnableDAD: dad})
-		mac = ci.MAC
+		_, ci, err = SetupVeth(VethConfig{ContainerNetNS: cont, IfName: "eth0", Bridge: br, EnableDAD: dad})
 		return err
 	})
-	return node, cont, mac
+	return node, cont, ci
 }
 
 func TestConfigureAndCheckContainer(t *testing.T) {
@@ -42,8 +41,14 @@ func TestConfigureAndCheckContainer(t *testing.T) {
 		{Dst: pp("::/0"), GW: pa("fd00:1::1")},
 		{Dst: pp("192.168.7.0/24")},
 	}
-	node, cont, mac := containerFixture(t, []netip.Prefix{pp("10.1.0.1/24"), pp("fd00:1::1/64")}, false)
-	if err := runIn(t, node, func() error { return ConfigureContainer(Interface{Name: "eth0", Sandbox: cont}, addrs, routes, false) }); err != nil {
+	node, cont, ci := containerFixture(t, []netip.Prefix{pp("10.1.0.1/24"), pp("fd00:1::1/64")}, false)
+	mac := ci.MAC
+	// As ADD calls it: the interface SetupVeth returned, addressed by its
+	// index (TestConfigureContainerWithDAD names it instead).
+	if ci.Index == 0 || ci.Sandbox != cont {
+		t.Fatalf("SetupVeth returned %+v", ci)
+	}
+	if err := runIn(t, node, func() error { return ConfigureContainer(ci, addrs, routes, false) }); err != nil {
 		t.Fatal(err)
 	}
 
@@ -143,6 +148,7 @@ func TestConfigureContainerWithDAD(t *testing.T) {
 	requireRoot(t)
 	pp := netip.MustParsePrefix
 	node, cont, _ := containerFixture(t, []netip.Prefix{pp("fd00:2::1/64")}, true)
+	// Named, without an index: ConfigureContainer looks the interface up.
 	if err := runIn(t, node, func() error {
 		return ConfigureContainer(Interface{Name: "eth0", Sandbox: cont}, []netip.Prefix{pp("fd00:2::5/64")}, nil, true)
 	}); err != nil {

@@ -27,9 +27,10 @@ var ErrNotFound = errors.New("link not found")
 
 // conn is one request/answer exchange with the kernel.
 type conn struct {
-	fd  int
-	seq uint32
-	buf []byte
+	fd     int
+	seq    uint32
+	buf    []byte
+	pooled *[]byte // buf's place in recvBuffers
 }
 
 func dial() (*conn, error) {
@@ -41,17 +42,20 @@ func dial() (*conn, error) {
 		syscall.Close(fd)
 		return nil, wrap("netlink bind", err)
 	}
-	return &conn{fd: fd, buf: *recvBuffers.Get().(*[]byte)}, nil
+	pooled := recvBuffers.Get().(*[]byte)
+	return &conn{fd: fd, pooled: pooled, buf: *pooled}, nil
 }
 
 // close closes the socket and gives its receive buffer back: nothing read
 // through a connection outlives it (answers are parsed, and what is kept
 // copied, before it closes).
 func (c *conn) close() {
+	if c.pooled == nil {
+		return // closed already
+	}
 	syscall.Close(c.fd)
-	b := c.buf
-	c.buf = nil
-	recvBuffers.Put(&b)
+	recvBuffers.Put(c.pooled)
+	c.pooled, c.buf = nil, nil
 }
 
 // recvBuffers holds receive buffers between connections: a verb makes
