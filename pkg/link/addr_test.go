@@ -1,6 +1,7 @@
 package link
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"slices"
@@ -38,51 +39,58 @@ func TestEnsureGatewayAddrs(t *testing.T) {
 		{name: "v6 overlap with force", existing: []netip.Prefix{pp("fd00:1::1/64")}, gws: []netip.Prefix{pp("fd00:1::2/64")}, force: true,
 			want: []netip.Prefix{pp("fd00:1::2/64")}},
 	}
+	// The device by the index EnsureBridge read (as ADD passes it), and by
+	// its name alone (looked up).
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			node := newNetNS(t, "gw")
-			in(t, node, func() error {
-				br, err := EnsureBridge(BridgeConfig{Name: "gwbr"})
-				if err != nil {
-					return err
-				}
-				if err := EnsureGatewayAddrs(br, tc.existing, true); err != nil {
-					return err
-				}
-				err = EnsureGatewayAddrs(br, tc.gws, tc.force)
-				if tc.wantErr != nil {
-					wantErrContains(t, err, tc.wantErr...)
-				} else if err != nil {
-					return err
-				}
-				l, err := netlink.LinkByName("gwbr")
-				if err != nil {
-					return err
-				}
-				list, err := netlink.AddrList(l, netlink.FAMILY_ALL)
-				if err != nil {
-					return err
-				}
-				var got []netip.Prefix
-				for _, a := range list {
-					p, _ := prefixOf(a.IPNet)
-					if p.Addr().IsLinkLocalUnicast() {
-						continue
+		for _, byName := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/byName=%v", tc.name, byName), func(t *testing.T) {
+				node := newNetNS(t, "gw")
+				in(t, node, func() error {
+					br, err := EnsureBridge(BridgeConfig{Name: "gwbr"})
+					if err != nil {
+						return err
 					}
-					if a.Flags&syscall.IFA_F_TENTATIVE != 0 {
-						t.Errorf("%s is tentative", p)
+					if err := EnsureGatewayAddrs(br, tc.existing, true); err != nil {
+						return err
 					}
-					got = append(got, p)
-				}
-				cmp := func(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) }
-				slices.SortFunc(got, cmp)
-				want := slices.SortedFunc(slices.Values(tc.want), cmp)
-				if !slices.Equal(got, want) {
-					t.Errorf("bridge addresses %v, want %v", got, want)
-				}
-				return nil
+					if byName {
+						br = Bridge{Name: br.Name}
+					}
+					err = EnsureGatewayAddrs(br, tc.gws, tc.force)
+					if tc.wantErr != nil {
+						wantErrContains(t, err, tc.wantErr...)
+					} else if err != nil {
+						return err
+					}
+					l, err := netlink.LinkByName("gwbr")
+					if err != nil {
+						return err
+					}
+					list, err := netlink.AddrList(l, netlink.FAMILY_ALL)
+					if err != nil {
+						return err
+					}
+					var got []netip.Prefix
+					for _, a := range list {
+						p, _ := prefixOf(a.IPNet)
+						if p.Addr().IsLinkLocalUnicast() {
+							continue
+						}
+						if a.Flags&syscall.IFA_F_TENTATIVE != 0 {
+							t.Errorf("%s is tentative", p)
+						}
+						got = append(got, p)
+					}
+					cmp := func(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) }
+					slices.SortFunc(got, cmp)
+					want := slices.SortedFunc(slices.Values(tc.want), cmp)
+					if !slices.Equal(got, want) {
+						t.Errorf("bridge addresses %v, want %v", got, want)
+					}
+					return nil
+				})
 			})
-		})
+		}
 	}
 }
 
