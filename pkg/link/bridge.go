@@ -41,8 +41,12 @@ type Bridge struct {
 }
 
 // device is b as the netlink library addresses a link: by its index.
-func (b Bridge) device() netlink.Link {
-	return &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: b.Index, Name: b.Name, HardwareAddr: b.MAC}}
+func (b Bridge) device() netlink.Link { return device(b.Index, b.Name, b.MAC) }
+
+// device is a link known by its index (and name, for messages), as the
+// netlink library's calls that act on a link take it: they use the index.
+func device(index int, name string, mac net.HardwareAddr) netlink.Link {
+	return &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: index, Name: name, HardwareAddr: mac}}
 }
 
 // EnsureBridge creates the bridge cfg.Name if it does not exist, or reuses

@@ -43,7 +43,7 @@ func ConfigureContainer(cont Interface, addrs []netip.Prefix, routes []Route, en
 func configureIface(cont Interface, addrs []netip.Prefix, routes []Route, enableDAD bool) error {
 	// Addressed by the index SetupVeth returned, else looked up.
 	ifName := cont.Name
-	var l netlink.Link = &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: cont.Index, Name: ifName}}
+	l := device(cont.Index, ifName, cont.MAC)
 	if cont.Index == 0 {
 		var err error
 		if l, err = linkByName(ifName); err != nil {

@@ -117,12 +117,17 @@ func CheckIfNameFree(netnsPath, ifName string) error {
 	})
 }
 
+// errIfNameTaken is the error of an IfName that exists in the container.
+func errIfNameTaken(cfg VethConfig) error {
+	return fmt.Errorf("interface %q already exists in netns %q", cfg.IfName, cfg.ContainerNetNS)
+}
+
 // ifNameFree fails when cfg.IfName already exists in the current netns.
 func ifNameFree(cfg VethConfig) error {
 	_, err := linkByName(cfg.IfName)
 	switch {
 	case err == nil:
-		return fmt.Errorf("interface %q already exists in netns %q", cfg.IfName, cfg.ContainerNetNS)
+		return errIfNameTaken(cfg)
 	case isNotFound(err):
 		return nil
 	default:
@@ -169,7 +174,7 @@ func createVethPair(cfg VethConfig, target ns.NetNS) (string, error) {
 			continue // host name taken: draw another
 		}
 		// The host name is free: the container's is taken.
-		return "", fmt.Errorf("interface %q already exists in netns %q", cfg.IfName, cfg.ContainerNetNS)
+		return "", errIfNameTaken(cfg)
 	}
 	return "", fmt.Errorf("create veth pair for netns %q: no free host veth name after %d attempts", cfg.ContainerNetNS, hostVethAttempts)
 }
@@ -239,7 +244,7 @@ func setupHostEnd(cfg VethConfig, name string) (Interface, error) {
 // port of cfg.Bridge with the port options of cfg. It addresses the link by
 // the index SetupVeth returned: no lookup on ADD's critical path.
 func AttachPort(host Interface, cfg VethConfig) error {
-	return attachPort(&netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: host.Index, Name: host.Name}}, cfg)
+	return attachPort(device(host.Index, host.Name, host.MAC), cfg)
 }
 
 func attachPort(l netlink.Link, cfg VethConfig) error {
