@@ -23,11 +23,13 @@ for p in bridge host-local; do
 	[ -x "$FLATCNI_BIN/$p" ] || echo "bench.sh: ours: not built ($FLATCNI_BIN/$p missing); benchmarking the reference only" >&2
 done
 
-# Build the harness once, and the hello-world floor as the plugins are built
-# (the Makefile's flags).
+# Build the harness once, and the start-up floors (hello-world, and a program
+# that only links the required libraries) as the plugins are built (the
+# Makefile's flags).
 mkdir -p .bench
 go build -o .bench/flatcni-bench ./internal/bench
 CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o .bench/hello ./internal/bench/hello
+CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o .bench/libfloor ./internal/bench/libfloor
 
 # Write out what the builds above left dirty in the page cache: host-local's
 # fsyncs, timed first, would otherwise wait for that writeback.
@@ -38,4 +40,4 @@ sync
 . "$here/locks.sh"
 locks_note
 trap locks_cleanup EXIT
-.bench/flatcni-bench -hello "$root/.bench/hello" -out "$root/.bench/results.md" "$@"
+.bench/flatcni-bench -hello "$root/.bench/hello" -libfloor "$root/.bench/libfloor" -out "$root/.bench/results.md" "$@"

@@ -61,6 +61,7 @@ type options struct {
 	oursDir string
 	refDir  string
 	hello   string
+	libs    string // start-up floor with the required libraries linked
 	out     string
 	raw     string // BENCH_RAW: file for every timed sample (CSV), "" for none
 	plot    string // where the SVG plot goes (-plot; see defaultPlot)
@@ -108,6 +109,7 @@ func parseOptions(args []string, getenv func(string) string) (options, error) {
 	fs.StringVar(&o.oursDir, "ours", getenv("FLATCNI_BIN"), "directory with our plugin binaries (default $FLATCNI_BIN)")
 	fs.StringVar(&o.refDir, "ref", getenv("FLATCNI_REF_BIN"), "directory with the reference plugin binaries (default $FLATCNI_REF_BIN)")
 	fs.StringVar(&o.hello, "hello", "", "hello-world Go binary used as the start-up floor")
+	fs.StringVar(&o.libs, "libfloor", "", "Go binary that only links the required libraries (a second start-up floor)")
 	fs.StringVar(&o.out, "out", ".bench/results.md", "where to write the results table")
 	fs.StringVar(&o.plot, "plot", "", "where to write the SVG plot (default "+plotFull+" for a full run of every scenario, else "+plotPartial+")")
 	if err := fs.Parse(args); err != nil {

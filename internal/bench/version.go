@@ -25,7 +25,7 @@ func (b *bench) version(ctx context.Context) error {
 		}
 	}
 	samples := make([][]time.Duration, len(targets))
-	var floor []time.Duration
+	var floor, libs []time.Duration
 	for range b.opts.versionSamples {
 		for i, t := range targets {
 			if !t.side.active() {
@@ -46,6 +46,13 @@ func (b *bench) version(ctx context.Context) error {
 			}
 			floor = append(floor, took)
 		}
+		if b.opts.libs != "" {
+			took, err := invocation{bin: b.opts.libs, command: "VERSION"}.run(ctx)
+			if err != nil {
+				return fmt.Errorf("required-libraries floor: %w", err)
+			}
+			libs = append(libs, took)
+		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -53,6 +60,9 @@ func (b *bench) version(ctx context.Context) error {
 	note := "no hello-world floor given (-hello)"
 	if len(floor) > 0 {
 		note = "hello-world Go binary built like the plugins (floor): " + summarize(floor).String()
+		if len(libs) > 0 {
+			note += "; a binary that only links the required libraries: " + summarize(libs).String()
+		}
 		if extra, err := b.ipNetnsExecCost(ctx); err != nil {
 			b.rep.addError(fmt.Sprintf("%s: measure ip netns exec: %v", scen, err))
 		} else if extra != "" {
@@ -74,6 +84,10 @@ func (b *bench) version(ctx context.Context) error {
 		if len(floor) > 0 {
 			b.rep.addCheck(versionCheck(x.point, x.ours.sum, summarize(floor)))
 		}
+	}
+	if len(floor) > 0 && len(libs) > 0 {
+		// What any plugin on these libraries pays before its own code runs.
+		b.rep.addCheck(ratioCheck("VERSION start-up, required libraries only/hello-world", summarize(libs), summarize(floor), infoOnly, 0))
 	}
 	return nil
 }
