@@ -104,6 +104,8 @@ func explain(err error, wantDir bool) error {
 		return ErrNotDir
 	case err == unix.ENXIO:
 		return ErrNotRegular // a FIFO without a reader, a socket
+	case err == unix.EISDIR && !wantDir:
+		return ErrNotRegular // a directory opened for writing
 	}
 	return err
 }

@@ -96,8 +96,8 @@ var _ ipam.Store = (*Store)(nil)
 func Open(dataDir, network string) (*Store, error) { return openStore(dataDir, network, false) }
 
 // OpenForTeardown is Open for DEL and GC, which must not fail for ever: a
-// lock entry that is not a regular file (a symbolic link, a FIFO) is
-// replaced by one that is. Nobody can hold a lock on it: every writer opens
+// lock entry that is not a regular file (a symbolic link, a FIFO, a
+// directory, with what it holds) is replaced by one that is. Nobody can hold a lock on it: every writer opens
 // the lock without following links, and fails on anything else.
 func OpenForTeardown(dataDir, network string) (*Store, error) {
 	return openStore(dataDir, network, true)
@@ -126,7 +126,7 @@ func openStore(dataDir, network string, repair bool) (*Store, error) {
 	s.attDir = filepath.Join(s.idxDir, attachDirName)
 	lock, err := d.OpenFile(lockName, unix.O_RDWR|unix.O_CREAT, 0o600)
 	if err != nil && repair && (errors.Is(err, safefs.ErrSymlink) || errors.Is(err, safefs.ErrNotRegular)) {
-		if err = d.Remove(lockName); err == nil {
+		if err = d.RemoveAll(lockName); err == nil {
 			lock, err = d.OpenFile(lockName, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL, 0o600)
 		}
 	}
