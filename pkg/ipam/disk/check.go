@@ -27,7 +27,12 @@ func ReadLeases(dir string) ([]ipam.Lease, error) {
 }
 
 // scanLeases reads every lease file in d: regular files named by an
-// address. Anything else of such a name (a link, a FIFO) is no lease.
+// address, spelled as both plugins write it (addr.String() of the unmapped
+// address). Anything else of such a name (a link, a FIFO) is no lease, nor
+// is a file of another spelling ("FD00::5", "::ffff:10.0.0.9"): it is not
+// what Reserve and Release look up, and taken for the address it spells,
+// releasing it would remove the canonical name, perhaps another holder's
+// lease.
 func scanLeases(d *safefs.Dir) ([]ipam.Lease, error) {
 	entries, err := d.Entries()
 	if err != nil {
@@ -36,7 +41,7 @@ func scanLeases(d *safefs.Dir) ([]ipam.Lease, error) {
 	var out []ipam.Lease
 	for _, e := range entries {
 		addr, err := netip.ParseAddr(e.Name())
-		if err != nil || !e.Type().IsRegular() {
+		if err != nil || !e.Type().IsRegular() || addr.Unmap().String() != e.Name() {
 			continue
 		}
 		owner, err := readOwner(d, e.Name())
