@@ -125,7 +125,7 @@ func (s *Store) disable(err error) error {
 	s.noIndex = fmt.Errorf("lease index of %s: %w", s.dir, err)
 	s.entries = map[string]*entry{}
 	if s.idx != nil {
-		_ = s.idx.Remove(stampName)
+		_ = s.idx.RemoveAll(stampName) // whatever it is (a directory too): the next call rebuilds
 	}
 	return s.noIndex
 }

@@ -234,7 +234,7 @@ func (s *Store) Unlock() error {
 		if s.noIndex == nil && s.flush() == nil {
 			_ = s.writeStamp() // a stale stamp costs a rebuild next time, nothing more
 		} else if s.idx != nil {
-			_ = s.idx.Remove(stampName) // the index no longer describes the directory
+			_ = s.idx.RemoveAll(stampName) // the index no longer describes the directory
 		}
 	}
 	s.idx.Close()
