@@ -184,7 +184,11 @@ func (s *Store) prepare(a ipam.Attachment, reopen bool) error {
 	return nil
 }
 
-// Lock takes the network's lock (shared with the reference plugin).
+// Lock takes the network's lock (shared with the reference plugin). The
+// file locked must be the one the name holds once the lock is granted: an
+// OpenForTeardown racing another replaces the lock file the other has just
+// made, and a lock on a removed file orders nothing with whoever opens the
+// name now; the name is then opened again.
 func (s *Store) Lock() error {
 	for {
 		err := unix.Flock(int(s.lock.Fd()), unix.LOCK_EX)
@@ -194,7 +198,17 @@ func (s *Store) Lock() error {
 		if err != nil {
 			return fmt.Errorf("lock %s: %w", s.lock.Name(), err)
 		}
-		break
+		var held, named unix.Stat_t
+		if unix.Fstat(int(s.lock.Fd()), &held) == nil && unix.Fstatat(s.d.Fd(), lockName, &named, unix.AT_SYMLINK_NOFOLLOW) == nil &&
+			held.Dev == named.Dev && held.Ino == named.Ino {
+			break
+		}
+		lock, err := s.d.OpenFile(lockName, unix.O_RDWR|unix.O_CREAT, 0o600)
+		if err != nil {
+			return fmt.Errorf("lease lock: %w", err)
+		}
+		s.lock.Close() // releases the lock on the replaced file
+		s.lock = lock
 	}
 	s.locked, s.fresh, s.rebuilt, s.changed = true, false, false, false
 	s.noIndex, s.entries, s.scanned = nil, map[string]*entry{}, nil
