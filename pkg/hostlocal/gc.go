@@ -2,6 +2,7 @@ package hostlocal
 
 import (
 	"encoding/json"
+	"errors"
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
@@ -42,6 +43,9 @@ func Collect(s ipam.Store, valid map[ipam.Attachment]bool) error {
 	for a := range valid {
 		validIDs[a.ContainerID] = true
 	}
+	// A lease that cannot be released (its error names it) does not keep
+	// the others: GC goes on and reports every failure.
+	var errs []error
 	done := map[ipam.Attachment]bool{}
 	for _, l := range leases {
 		if valid[l.Attachment] || (l.IfName == "" && validIDs[l.ContainerID]) || done[l.Attachment] {
@@ -49,10 +53,10 @@ func Collect(s ipam.Store, valid map[ipam.Attachment]bool) error {
 		}
 		done[l.Attachment] = true
 		if _, err := s.Release(l.Attachment); err != nil {
-			return err
+			errs = append(errs, err)
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // ValidAttachments reads cni.dev/valid-attachments from a GC request.
