@@ -97,8 +97,9 @@ func Open(dataDir, network string) (*Store, error) { return openStore(dataDir, n
 
 // OpenForTeardown is Open for DEL and GC, which must not fail for ever: a
 // lock entry that is not a regular file (a symbolic link, a FIFO, a
-// directory, with what it holds) is replaced by one that is. Nobody can hold a lock on it: every writer opens
-// the lock without following links, and fails on anything else.
+// directory, with what it holds) is replaced by one that is. Nobody can
+// hold a lock on it: every writer opens the lock without following links,
+// and fails on anything else.
 func OpenForTeardown(dataDir, network string) (*Store, error) {
 	return openStore(dataDir, network, true)
 }
