@@ -2,6 +2,7 @@ package integration
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -11,6 +12,12 @@ import (
 func TestDelOfRejectedConfigSucceeds(t *testing.T) {
 	n := NewNode(t)
 	c := NewNetns(t, "rejected")
+	ipam := func(rest string) string {
+		return fmt.Sprintf(`"ipam":{"type":"host-local","dataDir":%q,%s}`, n.LeaseDir(), rest)
+	}
+	// Also what host-local needs only for ADD (ranges), and names DEL
+	// cannot use (an IPAM plugin that is not installed, or no plugin name;
+	// a bridge name no link can have): teardown goes on without them.
 	for _, extra := range []string{
 		`"disableContainerInterface":true`,
 		`"ipMasq":true,"ipMasqBackend":"pf"`,
@@ -18,9 +25,16 @@ func TestDelOfRejectedConfigSucceeds(t *testing.T) {
 		`"hairpinMode":true,"promiscMode":true`,
 		`"vlan":5000`,
 		`"runtimeConfig":{"mac":"not-a-mac"}`,
+		`"ipMasq":true,` + ipam(`"subnet":"nope"`),
+		`"ipMasq":true,` + ipam(`"ranges":[[{"subnet":"10.64.0.0/24","rangeStart":"10.65.0.1"}]]`),
+		`"ipMasq":true,"ipam":{"type":"no-such-ipam"}`,
+		`"ipMasq":true,"ipam":{"type":"../host-local"}`,
+		`"bridge":"a-bridge-name-too-long"`,
 	} {
-		conf := []byte(fmt.Sprintf(`{"cniVersion":"1.1.0","name":"rej","type":"bridge","bridge":"rejbr%s",%s,
-			"ipam":{"type":"host-local","dataDir":%q,"subnet":"10.64.0.0/24"}}`, uniq()[:4], extra, n.LeaseDir()))
+		if !strings.Contains(extra, `"ipam"`) {
+			extra += "," + ipam(`"subnet":"10.64.0.0/24"`)
+		}
+		conf := []byte(fmt.Sprintf(`{"cniVersion":"1.1.0","name":"rej","type":"bridge","bridge":"rejbr%s",%s}`, uniq()[:4], extra))
 		before := n.Snapshot(t)
 		if out, err := n.Exec(t, "bridge", "ADD", "ctr-rej", c.Path, "eth0", conf); err == nil {
 			t.Fatalf("ADD with %s succeeded", extra)

@@ -26,9 +26,10 @@ func (d *Deps) Del(args *skel.CmdArgs) error {
 		return err
 	}
 	var errs []error
-	// An unknown backend never published ports: ADD rejects it.
+	// An unknown backend or bridge name never published ports: ADD
+	// rejects them.
 	waitPorts := func() error { return nil }
-	if c.MasqBackendValid() {
+	if c.MasqBackendValid() && c.HasBridge() {
 		waitPorts = d.teardownPorts(c, args).startDel()
 	}
 	// Our host end has a name and alias derived from the attachment: deleting
@@ -51,7 +52,7 @@ func (d *Deps) Del(args *skel.CmdArgs) error {
 	// released first: a new container could get the address while the old
 	// interface still had it).
 	if c.IsLayer3() {
-		if err := d.runIPAM(c, args, "DEL", IPAMPlugin.Del); err != nil {
+		if err := d.runIPAM(c, args, "DEL", IPAMPlugin.Del); err != nil && !noIPAM(err, "DEL") {
 			errs = append(errs, err)
 		}
 	}
@@ -67,8 +68,8 @@ func (d *Deps) Del(args *skel.CmdArgs) error {
 			fmt.Fprintf(os.Stderr, "macspoofchk: %v\n", leftover)
 		}
 	}
-	// An unknown backend never made rules: ADD rejects it.
-	if needsFirewall(c) && c.MasqBackendValid() {
+	// An unknown backend or bridge name never made rules: ADD rejects them.
+	if needsFirewall(c) && c.MasqBackendValid() && c.HasBridge() {
 		if err := d.removeFirewallIfUnused(c); err != nil {
 			errs = append(errs, err)
 		}

@@ -384,7 +384,7 @@ func newFakeIPAM() *fakeIPAM {
 // Plugin implements IPAM: a plugin called "missing" is not found.
 func (f *fakeIPAM) Plugin(c *config.Bridge, cniPath string) (IPAMPlugin, error) {
 	if c.IPAM.Type == "missing" {
-		return nil, config.Invalid("ipam.type", "IPAM plugin %q not found in CNI_PATH %q", c.IPAM.Type, cniPath)
+		return nil, ipamNotFound(c.IPAM.Type, cniPath)
 	}
 	return f, nil
 }

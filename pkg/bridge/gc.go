@@ -32,22 +32,14 @@ func (d *Deps) GC(args *skel.CmdArgs) error {
 
 	var errs []error
 	if c.IsLayer3() {
-		if err := d.runIPAM(c, args, "GC", IPAMPlugin.GC); err != nil {
+		if err := d.runIPAM(c, args, "GC", IPAMPlugin.GC); err != nil && !noIPAM(err, "GC") {
 			errs = append(errs, err)
 		}
 	}
-	if br, err := d.Links.BridgeByName(c.BrName); err == nil {
-		orphans, err := d.Links.OrphanVeths(br)
-		if err != nil {
-			errs = append(errs, err)
-		}
-		for _, name := range orphans {
-			if err := d.Links.DelLink(name); err != nil {
-				errs = append(errs, err)
-			}
-		}
-	} else if !errors.Is(err, link.ErrNotFound) {
-		errs = append(errs, err)
+	// A bridge name no link can have (ADD rejects it) has no veths, rules
+	// or ports of ours.
+	if c.HasBridge() {
+		errs = append(errs, d.removeOrphanVeths(c.BrName)...)
 	}
 	if checks, err := d.Spoof.Checks(c.Name); err == nil {
 		for _, a := range checks {
@@ -69,10 +61,10 @@ func (d *Deps) GC(args *skel.CmdArgs) error {
 	if err := d.Spoof.RemoveDeadReference(); err != nil && c.MacSpoofChk {
 		fmt.Fprintf(os.Stderr, "macspoofchk: %v\n", err)
 	}
-	if (c.IPMasq || c.Isolates()) && c.MasqBackendValid() {
+	if (c.IPMasq || c.Isolates()) && c.MasqBackendValid() && c.HasBridge() {
 		errs = append(errs, d.gcFirewall(c, len(valid) == 0, validIDs)...)
 	}
-	if c.MasqBackendValid() {
+	if c.MasqBackendValid() && c.HasBridge() {
 		if err := d.teardownPorts(c, args).gc(func(id, ifname string) bool { return valid[att{id, ifname}] }); err != nil {
 			errs = append(errs, err)
 		}
@@ -91,4 +83,27 @@ func (d *Deps) gcFirewall(c *config.Bridge, empty bool, keep map[string]bool) []
 		}
 	}
 	return append(errs, d.removeReferenceRules(c, keep)...)
+}
+
+// removeOrphanVeths deletes the host veths on the bridge whose peer is gone
+// or never left the node.
+func (d *Deps) removeOrphanVeths(bridge string) []error {
+	br, err := d.Links.BridgeByName(bridge)
+	if errors.Is(err, link.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return []error{err}
+	}
+	orphans, err := d.Links.OrphanVeths(br)
+	var errs []error
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, name := range orphans {
+		if err := d.Links.DelLink(name); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errs
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"path/filepath"
 
 	"github.com/containernetworking/cni/pkg/invoke"
@@ -31,7 +32,7 @@ type NodeIPAM struct{}
 func (NodeIPAM) Plugin(c *config.Bridge, cniPath string) (IPAMPlugin, error) {
 	path, err := invoke.FindInPath(c.IPAM.Type, filepath.SplitList(cniPath))
 	if err != nil {
-		return nil, config.Invalid("ipam.type", "IPAM plugin %q not found in CNI_PATH %q", c.IPAM.Type, cniPath)
+		return nil, ipamNotFound(c.IPAM.Type, cniPath)
 	}
 	if sameProgram(path) {
 		if filepath.Base(path) == hostLocalName {
@@ -127,9 +128,37 @@ func inProcess(fn func() error) (err error) {
 	return types.NewError(types.ErrInternal, err.Error(), "")
 }
 
+// ipamNotFoundError is an IPAM plugin CNI_PATH does not have: a
+// configuration error for ADD, CHECK and STATUS (code 7); DEL and GC go on
+// without it (noIPAM).
+type ipamNotFoundError struct{ cni *types.Error }
+
+func (e *ipamNotFoundError) Error() string { return e.cni.Error() }
+func (e *ipamNotFoundError) Unwrap() error { return e.cni }
+
+func ipamNotFound(name, cniPath string) error {
+	return &ipamNotFoundError{config.Invalid("ipam.type", "IPAM plugin %q not found in CNI_PATH %q", name, cniPath)}
+}
+
+// noIPAM reports whether err says the IPAM plugin is not installed, and
+// notes on stderr that the teardown went on without it: nothing can be
+// released through a plugin that is not there (and ADD refuses to run
+// without it), and a DEL failing for that would be retried for ever.
+func noIPAM(err error, verb string) bool {
+	var nf *ipamNotFoundError
+	if !errors.As(err, &nf) {
+		return false
+	}
+	fmt.Fprintf(os.Stderr, "%s: %s: went on without it\n", verb, nf.cni.Msg)
+	return true
+}
+
 // runIPAM resolves the network's IPAM plugin and runs one of its verbs
 // (call, such as IPAMPlugin.Del), naming the plugin in its error.
 func (d *Deps) runIPAM(c *config.Bridge, args *skel.CmdArgs, verb string, call func(IPAMPlugin, *skel.CmdArgs) error) error {
+	if err := c.IPAMPluginName(); err != nil {
+		return &ipamNotFoundError{err} // only a teardown's configuration gets here with it
+	}
 	p, err := d.IPAM.Plugin(c, args.Path)
 	if err != nil {
 		return err

@@ -435,3 +435,47 @@ func TestAddUndoKeepsHeldLease(t *testing.T) {
 		})
 	}
 }
+
+// DEL and GC of a configuration ADD rejects still succeed, removing what
+// they can find: a runtime would otherwise retry them for ever. The
+// attachment was made with a valid configuration; the teardown's names an
+// IPAM plugin that is not installed, one that is no plugin name, or a
+// bridge no link can be called.
+func TestTeardownOfRejectedConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		conf     []byte
+		ipamDel  bool // IPAM DEL still called
+		bridgeOK bool // the bridge's rules are looked at
+	}{
+		{"IPAM not installed", testConf("missing", ""), false, true},
+		{"IPAM no plugin name", testConf("../host-local", ""), false, true},
+		{"bridge name too long", []byte(strings.Replace(string(testConf("host-local", "")), `"cni0"`, `"a-bridge-name-too-long"`, 1)), true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := newFakeNode(testNetns)
+			addOK(t, n, testArgs(testConf("host-local", ""), "c1"))
+			n.ipam.calls = nil
+			args := testArgs(tc.conf, "c1")
+			if err := n.deps.Del(args); err != nil {
+				t.Fatalf("DEL: %v", err)
+			}
+			if _, ok := n.links.hosts[hostveth.Name("c1", "eth0")]; ok {
+				t.Error("host veth left")
+			}
+			if len(n.spoof.checks) != 0 {
+				t.Errorf("spoof checks left: %v", n.spoof.checks)
+			}
+			if got := slices.Contains(n.ipam.calls, "DEL c1/eth0"); got != tc.ipamDel {
+				t.Errorf("IPAM DEL called %v, want %v: %v", got, tc.ipamDel, n.ipam.calls)
+			}
+			if _, ok := n.fw.Network("net1"); ok != !tc.bridgeOK {
+				t.Errorf("rules of net1 there: %v, want %v", ok, !tc.bridgeOK)
+			}
+			gcConf := []byte(strings.Replace(string(tc.conf), `"1.0.0"`, `"1.1.0"`, 1))
+			if err := n.deps.GC(&skel.CmdArgs{Path: "/opt/cni/bin", StdinData: gcConf}); err != nil {
+				t.Errorf("GC: %v", err)
+			}
+		})
+	}
+}

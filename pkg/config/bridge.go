@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"strings"
 
 	"github.com/containernetworking/cni/pkg/types"
@@ -70,7 +71,7 @@ func (b *Bridge) MasqBackend() string {
 // LoadBridge parses and fully validates a bridge configuration and CNI_ARGS
 // (ADD, CHECK, STATUS). Nothing on the node is looked at or changed.
 func LoadBridge(stdin []byte, envArgs string) (*Bridge, error) {
-	b, err := decodeBridge(stdin)
+	b, err := decodeBridge(stdin, false)
 	if err != nil {
 		return nil, err
 	}
@@ -80,13 +81,30 @@ func LoadBridge(stdin []byte, envArgs string) (*Bridge, error) {
 	return b, nil
 }
 
-// LoadBridgeForTeardown parses a configuration for DEL and GC. Only what
-// teardown relies on must be valid (the names that lead to links, files and
-// plugins), so that a runtime can always remove what an ADD of the same
-// configuration left, even when ADD rejected it.
+// LoadBridgeForTeardown parses a configuration for DEL and GC. Only the
+// network's name must be valid (it leads to files), so that a runtime can
+// always remove what an ADD of the same configuration left, even when ADD
+// rejected it. A bridge name that is no valid interface name comes back as
+// "" (no link of that name can exist: nothing of the bridge's to remove;
+// the reason is written to stderr); ipam.type is not checked (see
+// IPAMPluginName).
 func LoadBridgeForTeardown(stdin []byte) (*Bridge, error) {
-	return decodeBridge(stdin)
+	return decodeBridge(stdin, true)
 }
+
+// IPAMPluginName checks that ipam.type is a plugin's name, not a path.
+// ADD refuses it; a teardown finds no plugin of that name (it is checked
+// before the plugin is looked for).
+func (b *Bridge) IPAMPluginName() *types.Error {
+	if strings.ContainsAny(b.IPAM.Type, "/\x00") || b.IPAM.Type == "." || b.IPAM.Type == ".." {
+		return Invalid("ipam.type", "%q is not a plugin name", b.IPAM.Type)
+	}
+	return nil
+}
+
+// HasBridge reports whether the configuration names a bridge; only a
+// teardown's configuration (LoadBridgeForTeardown) may not.
+func (b *Bridge) HasBridge() bool { return b.BrName != "" }
 
 // MasqBackendValid reports whether ipMasqBackend names a known backend.
 func (b *Bridge) MasqBackendValid() bool {
@@ -94,21 +112,32 @@ func (b *Bridge) MasqBackendValid() bool {
 	return name == "" || name == "iptables" || name == "nftables"
 }
 
-func decodeBridge(stdin []byte) (*Bridge, error) {
+// decodeBridge decodes a bridge configuration and checks the names that
+// lead to links, files and plugins; for a teardown, a bad bridge name is
+// dropped instead (see LoadBridgeForTeardown).
+func decodeBridge(stdin []byte, teardown bool) (*Bridge, error) {
 	b := &Bridge{BrName: DefaultBridge}
 	if err := json.Unmarshal(stdin, b); err != nil {
 		return nil, decodeError("network configuration", err)
 	}
-	if err := utils.ValidateNetworkName(b.Name); err != nil {
-		return nil, Invalid("name", "%q: must be non-empty and contain only letters, digits, '_', '.' and '-', starting with a letter or digit", b.Name)
+	if err := networkName(b.Name); err != nil {
+		return nil, err
 	}
+	var bad []*types.Error
 	if err := utils.ValidateInterfaceName(b.BrName); err != nil {
-		return nil, Invalid("bridge", "%q is not a valid interface name: %s", b.BrName, err.Msg)
+		bad = append(bad, Invalid("bridge", "%q is not a valid interface name: %s", b.BrName, err.Msg))
+		b.BrName = ""
 	}
-	if b.IsLayer3() {
-		if strings.ContainsAny(b.IPAM.Type, "/\x00") || b.IPAM.Type == "." || b.IPAM.Type == ".." {
-			return nil, Invalid("ipam.type", "%q is not a plugin name", b.IPAM.Type)
+	if b.IsLayer3() && !teardown {
+		if err := b.IPAMPluginName(); err != nil {
+			bad = append(bad, err)
 		}
+	}
+	if len(bad) > 0 && !teardown {
+		return nil, bad[0]
+	}
+	for _, e := range bad {
+		fmt.Fprintf(os.Stderr, "network %q: %s: nothing of it to remove\n", b.Name, e.Msg)
 	}
 	if b.IsDefaultGW {
 		b.IsGW = true

@@ -78,8 +78,8 @@ func LoadIPAM(stdin []byte, envArgs string) (*IPAM, error) {
 	if n.IPAM == nil {
 		return nil, Invalid("ipam", "missing")
 	}
-	if err := utils.ValidateNetworkName(n.Name); err != nil {
-		return nil, Invalid("name", "%q: must be non-empty and contain only letters, digits, '_', '.' and '-', starting with a letter or digit", n.Name)
+	if err := networkName(n.Name); err != nil {
+		return nil, err
 	}
 	c := &IPAM{
 		Network:    n.Name,
@@ -194,6 +194,38 @@ func LoadIPAM(stdin []byte, envArgs string) (*IPAM, error) {
 		}
 	}
 	return c, nil
+}
+
+// LoadIPAMForTeardown parses what host-local's DEL and GC need: the
+// network's name (its lease directory's) and dataDir. Ranges, routes,
+// requested addresses and CNI_ARGS are not looked at, so that the leases of
+// an attachment can always be released, also under a configuration that
+// ADD rejects (a range edited since, a typo): a DEL failing for that would
+// be retried for ever.
+func LoadIPAMForTeardown(stdin []byte) (*IPAM, error) {
+	var n struct {
+		Name       string `json:"name"`
+		CNIVersion string `json:"cniVersion"`
+		IPAM       struct {
+			DataDir string `json:"dataDir"`
+		} `json:"ipam"`
+	}
+	if err := json.Unmarshal(stdin, &n); err != nil {
+		return nil, decodeError("network configuration", err)
+	}
+	if err := networkName(n.Name); err != nil {
+		return nil, err
+	}
+	return &IPAM{Network: n.Name, CNIVersion: n.CNIVersion, DataDir: n.IPAM.DataDir}, nil
+}
+
+// networkName checks the network's name, which names its lease directory
+// and lock files.
+func networkName(name string) *types.Error {
+	if err := utils.ValidateNetworkName(name); err != nil {
+		return Invalid("name", "%q: must be non-empty and contain only letters, digits, '_', '.' and '-', starting with a letter or digit", name)
+	}
+	return nil
 }
 
 func orDefault(v string) string {

@@ -9,7 +9,7 @@ import (
 
 // Del releases every lease of the attachment. Releasing nothing is not an error.
 func Del(args *skel.CmdArgs) error {
-	c, err := config.LoadIPAM(args.StdinData, args.Args)
+	c, err := config.LoadIPAMForTeardown(args.StdinData)
 	if err != nil {
 		return err
 	}

@@ -14,7 +14,7 @@ import (
 // GC releases every lease of the network whose attachment is not in
 // cni.dev/valid-attachments (CNI 1.1).
 func GC(args *skel.CmdArgs) error {
-	c, err := config.LoadIPAM(args.StdinData, args.Args)
+	c, err := config.LoadIPAMForTeardown(args.StdinData)
 	if err != nil {
 		return err
 	}

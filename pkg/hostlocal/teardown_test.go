@@ -1,0 +1,59 @@
+package hostlocal
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/containernetworking/cni/pkg/skel"
+)
+
+// DEL and GC release leases under a configuration ADD rejects (its ranges
+// edited into something invalid, say): they need only the network's name
+// and dataDir, and a DEL failing on the rest would be retried for ever.
+func TestTeardownOfRejectedConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name, ipam string
+	}{
+		{"subnet not a CIDR", `,"ranges":[[{"subnet":"nope"}]]`},
+		{"rangeStart outside the subnet", `,"ranges":[[{"subnet":"10.9.0.0/24","rangeStart":"10.8.0.1"}]]`},
+		{"no ranges", ``},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			conf := func(ipam string) []byte {
+				return []byte(fmt.Sprintf(`{"cniVersion":"1.1.0","name":"n1","ipam":{"type":"host-local","dataDir":%q%s}}`, dir, ipam))
+			}
+			good, bad := conf(`,"ranges":[[{"subnet":"10.9.0.0/24"}]]`), conf(tc.ipam)
+			lease := filepath.Join(dir, "n1", "10.9.0.2")
+			args := &skel.CmdArgs{ContainerID: "c1", IfName: "eth0", StdinData: good}
+			if _, err := AddResult(args); err != nil {
+				t.Fatalf("ADD: %v", err)
+			}
+			if _, err := os.Lstat(lease); err != nil {
+				t.Fatalf("lease after ADD: %v", err)
+			}
+			if _, err := AddResult(&skel.CmdArgs{ContainerID: "c2", IfName: "eth0", StdinData: bad}); err == nil {
+				t.Fatal("ADD of the bad configuration succeeded")
+			}
+			// CNI_ARGS ADD would refuse are not looked at either.
+			if err := Del(&skel.CmdArgs{ContainerID: "c1", IfName: "eth0", StdinData: bad, Args: "IP=nope"}); err != nil {
+				t.Fatalf("DEL: %v", err)
+			}
+			if _, err := os.Lstat(lease); !os.IsNotExist(err) {
+				t.Fatalf("lease after DEL: %v", err)
+			}
+			if _, err := AddResult(args); err != nil {
+				t.Fatalf("ADD: %v", err)
+			}
+			gc := []byte(fmt.Sprintf(`{"cniVersion":"1.1.0","name":"n1","cni.dev/valid-attachments":[],"ipam":{"type":"host-local","dataDir":%q%s}}`, dir, tc.ipam))
+			if err := GC(&skel.CmdArgs{StdinData: gc}); err != nil {
+				t.Fatalf("GC: %v", err)
+			}
+			if _, err := os.Lstat(lease); !os.IsNotExist(err) {
+				t.Fatalf("lease after GC: %v", err)
+			}
+		})
+	}
+}
