@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -8,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/cni/pkg/types"
 )
 
 // conflictSetup makes two port-publishing networks on node and a container
@@ -49,6 +51,11 @@ func TestPortsConflict(t *testing.T) {
 				if !strings.Contains(err.Error(), want) {
 					t.Errorf("conflict error %q does not name %q", err, want)
 				}
+			}
+			// As a requested address in use: the port is free once its
+			// holder goes.
+			if te := (*types.Error)(nil); !errors.As(err, &te) || te.Code != types.ErrTryAgainLater {
+				t.Errorf("conflict error %v: want CNI code %d", err, types.ErrTryAgainLater)
 			}
 			if out, _ := ns.Run("ip", "link", "show", "eth0"); !strings.Contains(out, "does not exist") {
 				t.Errorf("the failed ADD made eth0 in the container: %s", out)

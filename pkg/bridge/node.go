@@ -1,8 +1,11 @@
 package bridge
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
+
+	"github.com/containernetworking/cni/pkg/types"
 
 	"github.com/flatcni/plugins/pkg/firewall"
 	"github.com/flatcni/plugins/pkg/l2"
@@ -88,7 +91,13 @@ func (f nodeFirewall) Lock(network string) (func(), error) {
 	if f.teardown {
 		return firewall.LockNetworkForTeardown(firewall.DefaultLockDir, network), nil
 	}
-	return firewall.LockNetwork(firewall.DefaultLockDir, network)
+	unlock, err := firewall.LockNetwork(firewall.DefaultLockDir, network)
+	if err != nil {
+		// The lock directory or file is unusable (read-only, full, not
+		// ours): an I/O failure.
+		return nil, types.NewError(types.ErrIOFailure, fmt.Sprintf("network %q: %v", network, err), "")
+	}
+	return unlock, nil
 }
 
 // teardownFirewall is a Firewall with a variant for DEL, GC and undoing an

@@ -8,6 +8,7 @@ import (
 	"slices"
 
 	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/types"
 
 	"github.com/flatcni/plugins/pkg/config"
 	"github.com/flatcni/plugins/pkg/firewall"
@@ -103,10 +104,21 @@ func (p *ports) with(fn func(firewall.Ports) error) error {
 		return err
 	}
 	defer unlock()
-	if err := fn(fw); err != nil {
-		return fmt.Errorf("portMappings (%s): %w", fw.Name(), err)
+	return p.portsError(fw, fn(fw))
+}
+
+// portsError names the backend in err, and the network in a conflict,
+// which is a CNI error of code 11 (try again later), as a requested
+// address in use is: the port is free again once its holder goes.
+func (p *ports) portsError(fw firewall.Ports, err error) error {
+	if err == nil {
+		return nil
 	}
-	return nil
+	var ce *firewall.PortConflictError
+	if errors.As(err, &ce) {
+		return types.NewError(types.ErrTryAgainLater, fmt.Sprintf("portMappings (%s): network %q: %v", fw.Name(), p.c.Name, err), "")
+	}
+	return fmt.Errorf("portMappings (%s): %w", fw.Name(), err)
 }
 
 // hairpin reports whether the container's port needs hairpin mode: with
@@ -195,14 +207,7 @@ func (p *ports) precheck() error {
 	if err != nil {
 		return err
 	}
-	if err := fw.Conflict(p.c.Name, p.owner, want); err != nil {
-		var ce *firewall.PortConflictError
-		if errors.As(err, &ce) {
-			return fmt.Errorf("portMappings (%s): network %q: %w", fw.Name(), p.c.Name, err)
-		}
-		return fmt.Errorf("portMappings (%s): %w", fw.Name(), err)
-	}
-	return nil
+	return p.portsError(fw, fw.Conflict(p.c.Name, p.owner, want))
 }
 
 // publish publishes the mappings on the container's addresses.
