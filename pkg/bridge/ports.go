@@ -319,11 +319,16 @@ func (p *ports) check(addrs []netip.Prefix) error {
 	}
 	for _, m := range want {
 		if !slices.Contains(have, m) {
-			return fmt.Errorf("portMappings (%s): network %q: %v->%v/%s of %v is not published", fw.Name(), p.c.Name, m.HostPort, netip.AddrPortFrom(m.ContainerIP, m.ContainerPort), m.Protocol, p.owner)
+			return fmt.Errorf("portMappings (%s): network %q: %s of %v is not published", fw.Name(), p.c.Name, m, p.owner)
+		}
+	}
+	for _, m := range have {
+		if !slices.Contains(want, m) {
+			return fmt.Errorf("portMappings (%s): network %q: %s of %v is published, and runtimeConfig.portMappings does not ask for it", fw.Name(), p.c.Name, m, p.owner)
 		}
 	}
 	if len(have) != len(want) {
-		return fmt.Errorf("portMappings (%s): network %q: %v has %d published mappings, want %d", fw.Name(), p.c.Name, p.owner, len(have), len(want))
+		return fmt.Errorf("portMappings (%s): network %q: %v has %d published mappings for the %d asked for: some are published twice", fw.Name(), p.c.Name, p.owner, len(have), len(want))
 	}
 	return nil
 }

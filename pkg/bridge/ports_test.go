@@ -1,12 +1,14 @@
 package bridge
 
 import (
+	"errors"
 	"net/netip"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/types"
 
 	"github.com/flatcni/plugins/pkg/bridge/hostveth"
 	"github.com/flatcni/plugins/pkg/config"
@@ -90,6 +92,9 @@ func TestPortsPrecheck(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "8080") || !strings.Contains(err.Error(), `"c0"`) || !strings.Contains(err.Error(), `"other"`) {
 		t.Errorf("precheck = %v, want a conflict naming 8080, c0 and network other", err)
 	}
+	if te := (*types.Error)(nil); !errors.As(err, &te) || te.Code != types.ErrTryAgainLater {
+		t.Errorf("precheck = %v, want CNI code %d", err, types.ErrTryAgainLater)
+	}
 	if calls := fake.Calls(); len(calls) != 1 {
 		t.Errorf("precheck changed the fake: %v", calls)
 	}
@@ -102,6 +107,36 @@ func TestPortsPrecheck(t *testing.T) {
 	// An IPv6 host address on an IPv4-only network fails before the node changes.
 	if err := portsFor(t, portsConf, fake).precheck(); err == nil || !strings.Contains(err.Error(), "portMappings[1].hostIP") {
 		t.Errorf("precheck of an IPv6 hostIP on an IPv4-only network: %v", err)
+	}
+}
+
+// CHECK names a mapping that is missing, and one published that the
+// runtime no longer asks for.
+func TestPortsCheck(t *testing.T) {
+	fake := firewall.NewFakePorts()
+	addrs := []netip.Prefix{netip.MustParsePrefix("10.1.0.2/24"), netip.MustParsePrefix("fd01::2/64")}
+	both := strings.Replace(portsConf, `,"hostIP":"2001:db8::1"`, "", 1)
+	p := portsFor(t, both, fake)
+	maps, err := p.firewallMappings(addrs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fake.Publish(firewall.PortNetwork{Name: "net1", Bridge: "br1"}, p.owner, maps); err != nil {
+		t.Fatal(err)
+	}
+	if err := portsFor(t, both, fake).check(addrs); err != nil {
+		t.Errorf("CHECK of what ADD published: %v", err)
+	}
+	tcpOnly := strings.Replace(both, `,
+		{"hostPort":53,"containerPort":53,"protocol":"udp"}`, "", 1)
+	err = portsFor(t, tcpOnly, fake).check(addrs)
+	if err == nil || !strings.Contains(err.Error(), "*:53/udp (IPv4) to 10.1.0.2:53") || !strings.Contains(err.Error(), "does not ask for it") {
+		t.Errorf("CHECK with a mapping fewer: %v", err)
+	}
+	more := strings.Replace(both, `"protocol":"udp"}`, `"protocol":"udp"},{"hostPort":9090,"containerPort":90}`, 1)
+	err = portsFor(t, more, fake).check(addrs)
+	if err == nil || !strings.Contains(err.Error(), "*:9090/tcp (IPv4) to 10.1.0.2:90") || !strings.Contains(err.Error(), "is not published") {
+		t.Errorf("CHECK with a mapping more: %v", err)
 	}
 }
 

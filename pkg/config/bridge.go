@@ -173,7 +173,8 @@ func (b *Bridge) validate(envArgs string) error {
 	}
 	vlans, err := VlanIDs(b.Vlan, b.VlanTrunk)
 	if err != nil {
-		return Invalid("vlanTrunk", "%v", err)
+		// The message starts with its key: vlan or vlanTrunk[i].
+		return types.NewError(types.ErrInvalidNetworkConfig, err.Error(), "")
 	}
 	b.TrunkVlans = vlans
 

@@ -29,13 +29,14 @@ func (m PortMapping) Applies(is4 bool) bool {
 // Wildcard reports whether the mapping is for every local address.
 func (m PortMapping) Wildcard() bool { return !m.HostIP.IsValid() || m.HostIP.IsUnspecified() }
 
-// String shows the mapping as "hostIP:hostPort->containerPort/proto".
+// String shows the mapping as "hostIP:hostPort to containerPort/proto" (no
+// "->": CNI errors are JSON, which escapes ">").
 func (m PortMapping) String() string {
 	ip := "*"
 	if m.HostIP.IsValid() {
 		ip = m.HostIP.String()
 	}
-	return fmt.Sprintf("%s:%d->%d/%s", ip, m.HostPort, m.ContainerPort, m.Protocol)
+	return fmt.Sprintf("%s:%d to %d/%s", ip, m.HostPort, m.ContainerPort, m.Protocol)
 }
 
 // LoadPortMappings reads the port mappings a bridge entry publishes itself:

@@ -2,9 +2,12 @@ package config
 
 import (
 	"encoding/json"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/containernetworking/cni/pkg/types"
 )
 
 func intp(v int) *int { return &v }
@@ -105,5 +108,19 @@ func TestNeedsVlanFiltering(t *testing.T) {
 				t.Fatalf("NeedsVlanFiltering() = %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+// A configuration's VLAN error is code 7 and starts with the key at fault.
+func TestLoadBridgeVlanErrorNamesKey(t *testing.T) {
+	for conf, want := range map[string]string{
+		`"vlan":5000`:                     "vlan: 5000 out of range 0-4094",
+		`"vlanTrunk":[{"id":1},{"id":0}]`: "vlanTrunk[1]: id 0 out of range 1-4094",
+	} {
+		_, err := LoadBridge([]byte(`{"cniVersion":"1.1.0","name":"n","type":"bridge",`+conf+`}`), "")
+		var te *types.Error
+		if !errors.As(err, &te) || te.Code != types.ErrInvalidNetworkConfig || te.Msg != want {
+			t.Errorf("%s: error %v, want code 7 %q", conf, err, want)
+		}
 	}
 }

@@ -139,6 +139,12 @@ func (m Mapping) family() family {
 	return ipv6
 }
 
+// String is the mapping as messages show it: "hostIP:port/proto (family)
+// to containerIP:port".
+func (m Mapping) String() string {
+	return m.host() + " to " + netip.AddrPortFrom(m.ContainerIP, m.ContainerPort).String()
+}
+
 // host returns "hostIP:port/proto" or "*:port/proto" (with the family), as
 // error messages show it.
 func (m Mapping) host() string {
@@ -157,7 +163,7 @@ func (m Mapping) validate() error {
 		return fmt.Errorf("port mapping %d: unknown protocol %q", m.HostPort, m.Protocol)
 	}
 	if m.HostPort == 0 || m.ContainerPort == 0 {
-		return fmt.Errorf("port mapping %d->%d/%s: ports must be 1-65535", m.HostPort, m.ContainerPort, m.Protocol)
+		return fmt.Errorf("port mapping %d to %d/%s: ports must be 1-65535", m.HostPort, m.ContainerPort, m.Protocol)
 	}
 	if !m.ContainerIP.IsValid() || m.ContainerIP.Is4In6() || m.ContainerIP.Zone() != "" {
 		return fmt.Errorf("port mapping %s: invalid container address %v", m.host(), m.ContainerIP)
