@@ -49,7 +49,7 @@ func Status(args *skel.CmdArgs) error {
 	}
 	for i, set := range c.Ranges {
 		if used := used[i]; set.Size(used+1) <= used {
-			return unavailable("range set %d (%s) is exhausted: all %d addresses are leased", i, set, used)
+			return unavailable("range set %d (%s) is exhausted: all %d addresses are leased", i, set.Describe(), used)
 		}
 	}
 	return nil

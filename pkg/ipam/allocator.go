@@ -76,7 +76,7 @@ func AllocateHeld(s Store, set RangeSet, setIndex int, a Attachment, requested, 
 	for {
 		addr, r, ok := it.next()
 		if !ok {
-			return Allocation{}, fmt.Errorf("%w: no free address in range set %s", ErrUnavailable, set)
+			return Allocation{}, fmt.Errorf("%w: no free address in range set %s", ErrUnavailable, set.Describe())
 		}
 		ok, err := s.Reserve(a, addr, setIndex)
 		if err != nil {

@@ -298,6 +298,24 @@ func (s RangeSet) Overlaps(o RangeSet) bool {
 	return false
 }
 
+// Describe is String, and the gateways inside the ranges, which are never
+// handed out: "10.0.0.1-10.0.0.2 (gateway 10.0.0.1 is not handed out)".
+func (s RangeSet) Describe() string {
+	var gws []string
+	for _, r := range s.All() {
+		if r.Gateway.IsValid() && r.Start.Compare(r.Gateway) <= 0 && r.Gateway.Compare(r.End) <= 0 {
+			gws = append(gws, r.Gateway.String())
+		}
+	}
+	switch len(gws) {
+	case 0:
+		return s.String()
+	case 1:
+		return fmt.Sprintf("%s (gateway %s is not handed out)", s, gws[0])
+	}
+	return fmt.Sprintf("%s (gateways %s are not handed out)", s, strings.Join(gws, ", "))
+}
+
 func (s RangeSet) String() string {
 	parts := make([]string, 0, s.Len())
 	for _, r := range s.All() {

@@ -251,3 +251,34 @@ func TestRangeSetKeepsEachRange(t *testing.T) {
 		})
 	}
 }
+
+// Describe names the gateways that sit inside the ranges: a /30's only
+// range runs .1-.2, but .1 is the gateway and never handed out.
+func TestRangeSetDescribe(t *testing.T) {
+	mk := func(subnet, gw string) Range {
+		r := Range{Subnet: netip.MustParsePrefix(subnet)}
+		if gw != "" {
+			r.Gateway = netip.MustParseAddr(gw)
+		}
+		if err := r.Canonicalize(); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	for _, tc := range []struct {
+		ranges []Range
+		want   string
+	}{
+		{[]Range{mk("10.74.0.0/30", "")}, "10.74.0.1-10.74.0.2 (gateway 10.74.0.1 is not handed out)"},
+		{[]Range{mk("10.74.0.0/30", "10.74.0.3")}, "10.74.0.1-10.74.0.2"},
+		{[]Range{mk("10.74.0.0/30", ""), mk("10.75.0.0/30", "")}, "10.74.0.1-10.74.0.2,10.75.0.1-10.75.0.2 (gateways 10.74.0.1, 10.75.0.1 are not handed out)"},
+	} {
+		s, err := NewRangeSet(tc.ranges...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := s.Describe(); got != tc.want {
+			t.Errorf("Describe() = %q, want %q", got, tc.want)
+		}
+	}
+}
