@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 
 	"github.com/containernetworking/cni/pkg/skel"
 	current "github.com/containernetworking/cni/pkg/types/100"
@@ -83,7 +84,7 @@ func (d *Deps) Check(args *skel.CmdArgs) error {
 		return err
 	}
 
-	var addrs []netip.Prefix
+	var addrs, gateways []netip.Prefix
 	gw := map[bool]netip.Addr{}
 	for _, ipc := range prev.IPs {
 		if ipc.Interface != nil && *ipc.Interface != contIdx {
@@ -94,8 +95,22 @@ func (d *Deps) Check(args *skel.CmdArgs) error {
 			return fmt.Errorf("prevResult: invalid address %v", ipc.Address)
 		}
 		addrs = append(addrs, p)
-		if g, ok := netip.AddrFromSlice(ipc.Gateway); ok && !gw[p.Addr().Is4()].IsValid() {
+		g, ok := netip.AddrFromSlice(ipc.Gateway)
+		if !ok {
+			continue
+		}
+		if !gw[p.Addr().Is4()].IsValid() {
 			gw[p.Addr().Is4()] = g.Unmap()
+		}
+		if c.IsGW && !slices.Contains(gateways, netip.PrefixFrom(g.Unmap(), p.Bits())) {
+			gateways = append(gateways, netip.PrefixFrom(g.Unmap(), p.Bits()))
+		}
+	}
+	// The gateway addresses ADD put on the bridge (isGateway); a VLAN
+	// network's are on its <bridge>.<vlan> veth, not checked here.
+	if c.IsLayer3() && c.Vlan == 0 {
+		if err := d.Links.CheckGatewayAddrs(br, gateways); err != nil {
+			return err
 		}
 	}
 	var routes []link.Route

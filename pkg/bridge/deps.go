@@ -75,6 +75,7 @@ type Links interface {
 	OrphanVeths(br link.Bridge) ([]string, error)
 	HostPeer(netns, ifName string) (string, error)
 	CheckBridge(br link.Bridge, promisc bool, mac net.HardwareAddr) error
+	CheckGatewayAddrs(br link.Bridge, gws []netip.Prefix) error
 	CheckHostVeth(br link.Bridge, hostVeth string, mac net.HardwareAddr) error
 	CheckContainer(netns, ifName string, mac net.HardwareAddr, addrs []netip.Prefix, routes []link.Route) error
 }

@@ -327,6 +327,20 @@ func (f *fakeLinks) CheckBridge(br link.Bridge, promisc bool, mac net.HardwareAd
 	return nil
 }
 
+func (f *fakeLinks) CheckGatewayAddrs(br link.Bridge, gws []netip.Prefix) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.call("CheckGatewayAddrs", br.Name, gws); err != nil {
+		return err
+	}
+	for _, g := range gws {
+		if !slices.Contains(f.gwAddrs[br.Name], g) {
+			return fmt.Errorf("bridge %q: gateway address %s is missing", br.Name, g)
+		}
+	}
+	return nil
+}
+
 func (f *fakeLinks) CheckHostVeth(br link.Bridge, hostVeth string, mac net.HardwareAddr) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

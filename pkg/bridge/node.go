@@ -70,6 +70,9 @@ func (nodeLinks) HostPeer(netns, ifName string) (string, error) {
 func (nodeLinks) CheckBridge(br link.Bridge, promisc bool, mac net.HardwareAddr) error {
 	return link.CheckBridge(br, promisc, mac)
 }
+func (nodeLinks) CheckGatewayAddrs(br link.Bridge, gws []netip.Prefix) error {
+	return link.CheckGatewayAddrs(br, gws)
+}
 func (nodeLinks) CheckHostVeth(br link.Bridge, hostVeth string, mac net.HardwareAddr) error {
 	return link.CheckHostVeth(br, hostVeth, mac)
 }

@@ -350,6 +350,16 @@ func TestCheck(t *testing.T) {
 	if err := check(&bad); err == nil || !strings.Contains(err.Error(), "MAC") {
 		t.Errorf("CHECK with another container MAC: %v", err)
 	}
+	// The gateway address ADD put on the bridge (isGateway) went away.
+	if !slices.Contains(n.links.calls, "CheckGatewayAddrs cni0 [10.1.0.1/24]") {
+		t.Errorf("gateway addresses not checked: %v", n.links.calls)
+	}
+	saved := n.links.gwAddrs["cni0"]
+	n.links.gwAddrs["cni0"] = nil
+	if err := check(res); err == nil || !strings.Contains(err.Error(), "10.1.0.1/24") {
+		t.Errorf("CHECK without the gateway address on the bridge: %v", err)
+	}
+	n.links.gwAddrs["cni0"] = saved
 	n.ipam.fail["CHECK"] = errors.New("lease gone")
 	if err := check(res); err == nil || !strings.Contains(err.Error(), `IPAM plugin "host-local" CHECK`) {
 		t.Errorf("CHECK with IPAM failing: %v", err)

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -119,6 +120,40 @@ func TestEnsureGatewayAddrsPinsMACOfEnsureBridge(t *testing.T) {
 		}
 		if got := l.Attrs().HardwareAddr.String(); got != br.MAC.String() {
 			t.Errorf("bridge MAC %s, want %s (its MAC before the port joined)", got, br.MAC)
+		}
+		return nil
+	})
+}
+
+// CheckGatewayAddrs finds the gateway addresses EnsureGatewayAddrs put on
+// the bridge, and names one that went away.
+func TestCheckGatewayAddrs(t *testing.T) {
+	requireRoot(t)
+	node := newNetNS(t, "gwcheck")
+	gws := []netip.Prefix{netip.MustParsePrefix("10.1.0.1/24"), netip.MustParsePrefix("fd00:1::1/64")}
+	in(t, node, func() error {
+		br, err := EnsureBridge(BridgeConfig{Name: "gwbr"})
+		if err != nil {
+			return err
+		}
+		if err := CheckGatewayAddrs(br, gws); err == nil || !strings.Contains(err.Error(), "10.1.0.1/24") {
+			t.Errorf("CheckGatewayAddrs before any address: %v", err)
+		}
+		if err := EnsureGatewayAddrs(br, gws, false); err != nil {
+			return err
+		}
+		if err := CheckGatewayAddrs(br, gws); err != nil {
+			t.Errorf("CheckGatewayAddrs: %v", err)
+		}
+		l, err := netlink.LinkByName("gwbr")
+		if err != nil {
+			return err
+		}
+		if err := netlink.AddrDel(l, &netlink.Addr{IPNet: ipNet(gws[1])}); err != nil {
+			return err
+		}
+		if err := CheckGatewayAddrs(br, gws); err == nil || !strings.Contains(err.Error(), `bridge "gwbr": gateway address fd00:1::1/64 is missing`) {
+			t.Errorf("CheckGatewayAddrs without the IPv6 gateway: %v", err)
 		}
 		return nil
 	})

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
@@ -105,6 +106,24 @@ func CheckHostVeth(br Bridge, hostVethName string, wantMAC net.HardwareAddr) err
 	}
 	if wantMAC != nil && !bytes.Equal(wantMAC, l.Attrs().HardwareAddr) {
 		return fmt.Errorf("host veth %q: MAC is %s, prevResult has %s", hostVethName, l.Attrs().HardwareAddr, wantMAC)
+	}
+	return nil
+}
+
+// CheckGatewayAddrs verifies, in the current netns, that br (read by
+// BridgeByName, so with its index) holds each gateway address of gws, as
+// EnsureGatewayAddrs put them there: without it, the containers have no
+// gateway.
+func CheckGatewayAddrs(br Bridge, gws []netip.Prefix) error {
+	for _, gw := range gws {
+		gw = normPrefix(gw)
+		have, err := addrList(br.device(), family(gw.Addr()))
+		if err != nil {
+			return fmt.Errorf("list addresses of bridge %q: %w", br.Name, err)
+		}
+		if !slices.ContainsFunc(have, func(a netlink.Addr) bool { p, ok := prefixOf(a.IPNet); return ok && p == gw }) {
+			return fmt.Errorf("bridge %q: gateway address %s is missing (isGateway)", br.Name, gw)
+		}
 	}
 	return nil
 }
