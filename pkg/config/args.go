@@ -7,6 +7,7 @@ import (
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
+	"github.com/containernetworking/cni/pkg/utils"
 )
 
 // EnvArgs holds the CNI_ARGS keys the plugins read ("K1=V1;K2=V2"). Keys the
@@ -70,6 +71,34 @@ func RefuseOwnNetns(args *skel.CmdArgs, own func(path string) (bool, error)) err
 	}
 	if is, err := own(args.Netns); err == nil && is {
 		return types.NewError(types.ErrInvalidNetNS, fmt.Sprintf("CNI_NETNS %q: plugin's netns and netns from CNI_NETNS should not be the same", args.Netns), "")
+	}
+	return nil
+}
+
+// CheckEnvNames validates CNI_CONTAINERID and CNI_IFNAME as skel does for
+// ADD, CHECK and DEL, but names the variable and its value in the error
+// (skel's says only what is wrong: "interface name is too long"). Missing
+// variables are left to skel, whose error lists them.
+func CheckEnvNames(getenv func(string) string) *types.Error {
+	switch getenv("CNI_COMMAND") {
+	case "ADD", "CHECK", "DEL":
+	default:
+		return nil
+	}
+	for _, v := range []struct {
+		name     string
+		validate func(string) *types.Error
+	}{
+		{"CNI_CONTAINERID", utils.ValidateContainerID},
+		{"CNI_IFNAME", utils.ValidateInterfaceName},
+	} {
+		val := getenv(v.name)
+		if val == "" {
+			continue
+		}
+		if err := v.validate(val); err != nil {
+			return types.NewError(err.Code, fmt.Sprintf("%s %q: %s", v.name, val, err.Msg), err.Details)
+		}
 	}
 	return nil
 }

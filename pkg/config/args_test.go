@@ -73,3 +73,27 @@ func TestParseAddrOrPrefix(t *testing.T) {
 		}
 	}
 }
+
+// Bad CNI_CONTAINERID and CNI_IFNAME are named with their value, for the
+// verbs that use them; the rest is left to skel.
+func TestCheckEnvNames(t *testing.T) {
+	for _, tc := range []struct {
+		env  map[string]string
+		want string // "" for no error
+	}{
+		{map[string]string{"CNI_COMMAND": "ADD", "CNI_CONTAINERID": "c1", "CNI_IFNAME": "eth0"}, ""},
+		{map[string]string{"CNI_COMMAND": "ADD", "CNI_CONTAINERID": "c1", "CNI_IFNAME": "eth0/x"}, `CNI_IFNAME "eth0/x": interface name contains / or : or whitespace characters`},
+		{map[string]string{"CNI_COMMAND": "DEL", "CNI_CONTAINERID": "c 1", "CNI_IFNAME": "eth0"}, `CNI_CONTAINERID "c 1": invalid characters in containerID`},
+		{map[string]string{"CNI_COMMAND": "CHECK", "CNI_IFNAME": "a-name-longer-than-15"}, `CNI_IFNAME "a-name-longer-than-15": interface name is too long`},
+		{map[string]string{"CNI_COMMAND": "GC", "CNI_IFNAME": "eth0/x"}, ""}, // GC takes no CNI_IFNAME
+		{map[string]string{"CNI_COMMAND": "ADD"}, ""}, // missing: skel lists them
+	} {
+		err := CheckEnvNames(func(k string) string { return tc.env[k] })
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%v: %v", tc.env, err)
+		case tc.want != "" && (err == nil || err.Code != 4 || err.Msg != tc.want):
+			t.Errorf("%v: error %v, want code 4 %q", tc.env, err, tc.want)
+		}
+	}
+}

@@ -21,6 +21,12 @@ import (
 
 func main() {
 	name := filepath.Base(os.Args[0])
+	if name == "bridge" || name == "host-local" {
+		if err := config.CheckEnvNames(os.Getenv); err != nil {
+			_ = err.Print()
+			os.Exit(1)
+		}
+	}
 	switch name {
 	case "bridge":
 		skel.PluginMainFuncs(wrapVerbs(bridge.Funcs(bridge.NodeDeps())), version.All, "flatcni bridge")
