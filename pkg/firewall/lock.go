@@ -56,9 +56,7 @@ func lockFile(dir, name string) (*fileLock, error) {
 		// The file may have been removed (a clean-up of the directory)
 		// between our open and our lock: a lock on it orders nothing with
 		// whoever opens the name now. Lock the file the name holds.
-		var held, named unix.Stat_t
-		if unix.Fstat(int(f.Fd()), &held) == nil && unix.Fstatat(d.Fd(), name, &named, unix.AT_SYMLINK_NOFOLLOW) == nil &&
-			held.Dev == named.Dev && held.Ino == named.Ino {
+		if d.Holds(name, f) {
 			return &fileLock{f: f}, nil
 		}
 		f.Close()

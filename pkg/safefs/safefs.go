@@ -267,6 +267,15 @@ func (d *Dir) Exists(name string) (bool, error) {
 	return true, nil
 }
 
+// Holds reports whether name in d is still the file f is open on (same
+// device and inode, no link followed): a lock taken on f orders nothing
+// with whoever opens name after it was removed or replaced.
+func (d *Dir) Holds(name string, f *os.File) bool {
+	var held, named unix.Stat_t
+	return unix.Fstat(int(f.Fd()), &held) == nil && unix.Fstatat(d.fd, name, &named, unix.AT_SYMLINK_NOFOLLOW) == nil &&
+		held.Dev == named.Dev && held.Ino == named.Ino
+}
+
 // Entries lists d's entries.
 func (d *Dir) Entries() ([]os.DirEntry, error) {
 	fd, err := ignoringEINTR(func() (int, error) {

@@ -199,9 +199,7 @@ func (s *Store) Lock() error {
 		if err != nil {
 			return fmt.Errorf("lock %s: %w", s.lock.Name(), err)
 		}
-		var held, named unix.Stat_t
-		if unix.Fstat(int(s.lock.Fd()), &held) == nil && unix.Fstatat(s.d.Fd(), lockName, &named, unix.AT_SYMLINK_NOFOLLOW) == nil &&
-			held.Dev == named.Dev && held.Ino == named.Ino {
+		if s.d.Holds(lockName, s.lock) {
 			break
 		}
 		lock, err := s.d.OpenFile(lockName, unix.O_RDWR|unix.O_CREAT, 0o600)
