@@ -123,21 +123,18 @@ func decodeBridge(stdin []byte, teardown bool) (*Bridge, error) {
 	if err := networkName(b.Name); err != nil {
 		return nil, err
 	}
-	var bad []*types.Error
 	if err := utils.ValidateInterfaceName(b.BrName); err != nil {
-		bad = append(bad, Invalid("bridge", "%q is not a valid interface name: %s", b.BrName, err.Msg))
+		bad := Invalid("bridge", "%q is not a valid interface name: %s", b.BrName, err.Msg)
+		if !teardown {
+			return nil, bad
+		}
+		fmt.Fprintf(os.Stderr, "network %q: %s: nothing of it to remove\n", b.Name, bad.Msg)
 		b.BrName = ""
 	}
 	if b.IsLayer3() && !teardown {
 		if err := b.IPAMPluginName(); err != nil {
-			bad = append(bad, err)
+			return nil, err
 		}
-	}
-	if len(bad) > 0 && !teardown {
-		return nil, bad[0]
-	}
-	for _, e := range bad {
-		fmt.Fprintf(os.Stderr, "network %q: %s: nothing of it to remove\n", b.Name, e.Msg)
 	}
 	if b.IsDefaultGW {
 		b.IsGW = true
