@@ -140,19 +140,21 @@ func (d *Dir) OpenFile(name string, flags int, perm uint32) (*os.File, error) {
 // followed) and refused unless it is a regular file, so that a FIFO or a
 // device is not opened at all: open(2) itself acts on those (a FIFO's
 // other end sees it, a device's driver runs). The status is checked again
-// on the open descriptor, for an entry replaced in between.
+// on the open descriptor, for an entry replaced in between. With O_CREAT
+// and O_EXCL (a new file: lease files are written so) nothing is looked at
+// first: open(2) then never opens an existing entry of any kind.
 func (d *Dir) openFile(name string, flags int, perm uint32) (*os.File, *unix.Stat_t, error) {
-	var pre unix.Stat_t
-	switch err := unix.Fstatat(d.fd, name, &pre, unix.AT_SYMLINK_NOFOLLOW); {
-	case err == unix.ENOENT: // opened (or created) below
-	case err != nil:
-		return nil, nil, d.PathError("stat", name, err)
-	case flags&(unix.O_CREAT|unix.O_EXCL) == unix.O_CREAT|unix.O_EXCL:
-		return nil, nil, d.PathError("open", name, unix.EEXIST) // as open(2) says of any entry
-	case pre.Mode&unix.S_IFMT == unix.S_IFLNK:
-		return nil, nil, d.PathError("open", name, ErrSymlink)
-	case pre.Mode&unix.S_IFMT != unix.S_IFREG:
-		return nil, nil, d.PathError("open", name, ErrNotRegular)
+	if flags&(unix.O_CREAT|unix.O_EXCL) != unix.O_CREAT|unix.O_EXCL {
+		var pre unix.Stat_t
+		switch err := unix.Fstatat(d.fd, name, &pre, unix.AT_SYMLINK_NOFOLLOW); {
+		case err == unix.ENOENT: // created below, or ENOENT from open
+		case err != nil:
+			return nil, nil, d.PathError("stat", name, err)
+		case pre.Mode&unix.S_IFMT == unix.S_IFLNK:
+			return nil, nil, d.PathError("open", name, ErrSymlink)
+		case pre.Mode&unix.S_IFMT != unix.S_IFREG:
+			return nil, nil, d.PathError("open", name, ErrNotRegular)
+		}
 	}
 	fd, err := ignoringEINTR(func() (int, error) {
 		return unix.Openat(d.fd, name, flags|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, perm)
