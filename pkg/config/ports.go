@@ -42,11 +42,15 @@ func (m PortMapping) String() string {
 // LoadPortMappings reads the port mappings a bridge entry publishes itself:
 // runtimeConfig.portMappings, but only when the entry declares
 // "capabilities": {"portMappings": true} (otherwise they are another
-// plugin's, such as a chained portmap, and enabled is false). Every entry is
-// validated; errors name it.
+// plugin's, such as a chained portmap, and enabled is false). A request
+// without any capabilities key but with runtimeConfig.portMappings is
+// enabled too: the spec has the runtime remove capabilities from the
+// request and insert runtimeConfig only for the capabilities the entry
+// declares (libcni passes capabilities on, and inserts nothing for an
+// entry without them). Every entry is validated; errors name it.
 func LoadPortMappings(stdin []byte) (maps []PortMapping, enabled bool, err error) {
 	var conf struct {
-		Capabilities struct {
+		Capabilities *struct {
 			PortMappings bool `json:"portMappings"`
 		} `json:"capabilities"`
 		RuntimeConfig struct {
@@ -61,7 +65,8 @@ func LoadPortMappings(stdin []byte) (maps []PortMapping, enabled bool, err error
 	if err := json.Unmarshal(stdin, &conf); err != nil {
 		return nil, false, decodeError("network configuration", err)
 	}
-	if !conf.Capabilities.PortMappings {
+	if declared := conf.Capabilities != nil && conf.Capabilities.PortMappings; !declared &&
+		(conf.Capabilities != nil || conf.RuntimeConfig.PortMappings == nil) {
 		return nil, false, nil
 	}
 	for i, e := range conf.RuntimeConfig.PortMappings {

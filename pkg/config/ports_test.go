@@ -10,10 +10,24 @@ func TestLoadPortMappings(t *testing.T) {
 	const withCap = `{"name":"n","type":"bridge","capabilities":{"portMappings":true},"runtimeConfig":{"portMappings":[%s]}}`
 	conf := func(entries string) []byte { return []byte(strings.Replace(withCap, "%s", entries, 1)) }
 
-	// Without the capability the mappings are another plugin's.
+	// With capabilities that do not declare portMappings, the mappings are
+	// another plugin's (libcni passes an entry's capabilities on).
+	for _, caps := range []string{`{}`, `{"portMappings":false}`, `{"ipRanges":true}`} {
+		maps, enabled, err := LoadPortMappings([]byte(`{"name":"n","capabilities":` + caps + `,"runtimeConfig":{"portMappings":[{"hostPort":80,"containerPort":80,"protocol":"tcp"}]}}`))
+		if err != nil || enabled || maps != nil {
+			t.Errorf("capabilities %s: %v %t %v", caps, maps, enabled, err)
+		}
+	}
+	// Without capabilities and runtimeConfig.portMappings, nothing.
+	if maps, enabled, err := LoadPortMappings([]byte(`{"name":"n","runtimeConfig":{}}`)); err != nil || enabled || maps != nil {
+		t.Errorf("neither: %v %t %v", maps, enabled, err)
+	}
+	// A runtime that follows the spec removes capabilities from the request
+	// and inserts runtimeConfig.portMappings only for an entry declaring
+	// the capability: the mappings are then ours.
 	maps, enabled, err := LoadPortMappings([]byte(`{"name":"n","runtimeConfig":{"portMappings":[{"hostPort":80,"containerPort":80,"protocol":"tcp"}]}}`))
-	if err != nil || enabled || maps != nil {
-		t.Errorf("without the capability: %v %t %v", maps, enabled, err)
+	if err != nil || !enabled || len(maps) != 1 {
+		t.Errorf("capabilities removed by the runtime: %v %t %v", maps, enabled, err)
 	}
 
 	maps, enabled, err = LoadPortMappings(conf(`{"hostPort":8080,"containerPort":80},
