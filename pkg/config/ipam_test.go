@@ -157,3 +157,32 @@ func TestLoadIPAMErrors(t *testing.T) {
 		})
 	}
 }
+
+// CONVENTIONS.md, CNI_ARGS: "If a runtime passes an equivalent key via args
+// (eg the ips args Area and the CNI_ARGS IP Field) and the plugin
+// understands args, the plugin must ignore the CNI_ARGS Field." host-local
+// understands args.cni.ips, so CNI_ARGS IP= is not requested beside it, and
+// a CNI_ARGS IP= that does not parse does not fail the call.
+func TestLoadIPAMArgsIPsOverrideEnvIP(t *testing.T) {
+	ipamConf := `{"type":"host-local","ranges":[[{"subnet":"10.0.0.0/24"}],[{"subnet":"fd00::/64"}]]}`
+	for _, tt := range []struct {
+		name, extra, envArgs, want string
+	}{
+		{"args.cni.ips wins over CNI_ARGS IP", `,"args":{"cni":{"ips":["10.0.0.7/24"]}}`, "IgnoreUnknown=1;IP=10.0.0.6", "[10.0.0.7]"},
+		{"CNI_ARGS IP of the other family ignored too", `,"args":{"cni":{"ips":["10.0.0.7"]}}`, "IP=fd00::6", "[10.0.0.7]"},
+		{"bad CNI_ARGS IP ignored", `,"args":{"cni":{"ips":["10.0.0.7"]}}`, "IP=nonsense", "[10.0.0.7]"},
+		{"runtimeConfig.ips kept", `,"args":{"cni":{"ips":["10.0.0.7"]}},"runtimeConfig":{"ips":["fd00::7"]}`, "IP=10.0.0.6", "[10.0.0.7 fd00::7]"},
+		{"CNI_ARGS IP used without args.cni.ips", `,"args":{"cni":{}}`, "IP=10.0.0.6", "[10.0.0.6]"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			stdin := fmt.Sprintf(`{"cniVersion":"1.0.0","name":"net1","type":"bridge","ipam":%s%s}`, ipamConf, tt.extra)
+			c, err := LoadIPAM([]byte(stdin), tt.envArgs)
+			if err != nil {
+				t.Fatalf("LoadIPAM: %v", err)
+			}
+			if got := fmt.Sprint(c.Requested); got != tt.want {
+				t.Fatalf("requested %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
