@@ -47,6 +47,17 @@ func ParseEnvArgs(s string) (EnvArgs, error) {
 	return out, nil
 }
 
+// withoutEnvArg returns CNI_ARGS without its pairs of key.
+func withoutEnvArg(s, key string) string {
+	var keep []string
+	for _, pair := range strings.Split(s, ";") {
+		if k, _, _ := strings.Cut(pair, "="); k != key {
+			keep = append(keep, pair)
+		}
+	}
+	return strings.Join(keep, ";")
+}
+
 // ParseAddrOrPrefix accepts "10.1.2.3" or "10.1.2.3/24" (the address part).
 func ParseAddrOrPrefix(s string) (netip.Addr, error) {
 	if strings.Contains(s, "/") {

@@ -101,15 +101,20 @@ func LoadIPAM(stdin []byte, envArgs string) (*IPAM, error) {
 		c.Routes = append(c.Routes, &r)
 	}
 
+	// CONVENTIONS.md: with args.cni.ips, the equivalent CNI_ARGS field
+	// (IP=) must be ignored; the other CNI_ARGS keys are still parsed.
+	var ips []string
+	if n.Args != nil && n.Args.CNI != nil {
+		ips = append(ips, n.Args.CNI.IPs...)
+	}
+	if len(ips) > 0 {
+		envArgs = withoutEnvArg(envArgs, "IP")
+	}
 	env, err := ParseEnvArgs(envArgs)
 	if err != nil {
 		return nil, err
 	}
 	c.Requested = append(c.Requested, env.IPs...)
-	var ips []string
-	if n.Args != nil && n.Args.CNI != nil {
-		ips = append(ips, n.Args.CNI.IPs...)
-	}
 	ips = append(ips, n.RuntimeConfig.IPs...)
 	for _, s := range ips {
 		a, err := ParseAddrOrPrefix(s)
