@@ -244,3 +244,32 @@ func TestPortsTeardownBackend(t *testing.T) {
 		t.Errorf("Backend teardown arguments %v, want %v", fake.teardowns, want)
 	}
 }
+
+// The ports rule set's subnets (whose DNAT'd traffic back to the bridge is
+// masqueraded: hairpin) are the network's configured subnets, as for the
+// masquerade rules (docs/design.md: "the same subnets whatever address it
+// got"), not those of the publishing container's own address: otherwise a
+// container given an address in another range of the set rewrites the
+// network's fixed rules without the first container's subnet.
+func TestPortsNetworkSubnetsAreTheConfiguredOnes(t *testing.T) {
+	n := newFakeNode(testNetns, "/run/netns/c2")
+	fp := n.deps.Ports.(*fakePorts)
+	both := []netip.Prefix{netip.MustParsePrefix("10.1.0.0/24"), netip.MustParsePrefix("10.2.0.0/24")}
+	n.ipam.subnets = both
+	conf := testConf("host-local", `,"capabilities":{"portMappings":true},"runtimeConfig":{"portMappings":[{"hostPort":8080,"containerPort":80}]}`)
+	addOK(t, n, testArgs(conf, "c1"))
+	// c2 gets its address in the set's second range.
+	n.ipam.next = netip.MustParseAddr("10.2.0.1")
+	conf2 := testConf("host-local", `,"capabilities":{"portMappings":true},"runtimeConfig":{"portMappings":[{"hostPort":9090,"containerPort":80}]}`)
+	args2 := testArgs(conf2, "c2")
+	args2.Netns = "/run/netns/c2"
+	addOK(t, n, args2)
+	masq, ok := n.fw.Network("net1")
+	if !ok || !slices.Equal(masq.Subnets, both) {
+		t.Fatalf("masquerade rules: %+v (%t), want subnets %v", masq, ok, both)
+	}
+	pn, ok := fp.Network("net1")
+	if !ok || !slices.Equal(pn.Subnets, both) {
+		t.Errorf("port rules' subnets %v (%t), want the configured %v: DNAT'd traffic from %v back to the bridge is not masqueraded", pn.Subnets, ok, both, both[0])
+	}
+}
