@@ -160,17 +160,19 @@ func (d *Deps) Add(args *skel.CmdArgs) (_ types.Result, err error) {
 		}
 		undo.push(func() { _ = d.Spoof.Teardown(c.Name, args.ContainerID, args.IfName) })
 	}
+	// The network's subnets, for its rules: those of the configured
+	// ranges (in-process host-local), else of the container's addresses.
+	if fwSubnets == nil {
+		fwSubnets = subnets(p.addrs)
+	}
 	if needsFirewall(c) {
-		if fwSubnets == nil {
-			fwSubnets = subnets(p.addrs)
-		}
 		if err := d.ensureFirewall(c, fwSubnets); err != nil {
 			return nil, err
 		}
 		fwEnsured = true
 	}
 	undo.push(func() { _ = pp.unpublish() })
-	if err := pp.publish(p.addrs); err != nil {
+	if err := pp.publish(p.addrs, fwSubnets); err != nil {
 		return nil, err
 	}
 

@@ -210,8 +210,11 @@ func (p *ports) precheck() error {
 	return p.portsError(fw, fw.Conflict(p.c.Name, p.owner, want))
 }
 
-// publish publishes the mappings on the container's addresses.
-func (p *ports) publish(addrs []netip.Prefix) error {
+// publish publishes the mappings on the container's addresses. subnets
+// are the network's (those of the configured ranges when IPAM tells them),
+// which the rule set's fixed rules are written for: the same for every
+// container of the network, whatever range its address is in.
+func (p *ports) publish(addrs, subnets []netip.Prefix) error {
 	if len(p.maps) == 0 {
 		// An ADD that publishes nothing on a network that may: puts back
 		// what a DROP policy set since needs (Refresh), as ADD does for the
@@ -220,7 +223,7 @@ func (p *ports) publish(addrs []netip.Prefix) error {
 			return nil
 		}
 		// Best effort: this ADD publishes nothing, and fails for nothing.
-		n := firewall.PortNetwork{Name: p.c.Name, Bridge: p.c.BrName, Subnets: subnets(addrs)}
+		n := firewall.PortNetwork{Name: p.c.Name, Bridge: p.c.BrName, Subnets: subnets}
 		if err := p.with(func(fw firewall.Ports) error { return fw.Refresh(n) }); err != nil {
 			fmt.Fprintf(os.Stderr, "portMappings: network %q: %v\n", p.c.Name, err)
 		}
@@ -238,7 +241,7 @@ func (p *ports) publish(addrs []netip.Prefix) error {
 			return fmt.Errorf("portMappings: %w", err)
 		}
 	}
-	n := firewall.PortNetwork{Name: p.c.Name, Bridge: p.c.BrName, Subnets: subnets(addrs)}
+	n := firewall.PortNetwork{Name: p.c.Name, Bridge: p.c.BrName, Subnets: subnets}
 	return p.with(func(fw firewall.Ports) error { return fw.Publish(n, p.owner, maps) })
 }
 
