@@ -155,6 +155,7 @@ func TestAddUndo(t *testing.T) {
 		{"forwarding", func(n *fakeNode) { n.links.fail["EnableForwarding"] = boom }},
 		{"spoof check", func(n *fakeNode) { n.spoof.fail = boom }},
 		{"firewall", func(n *fakeNode) { n.fw.SetError(boom) }},
+		{"firewall half written", func(n *fakeNode) { n.fw.SetEnsurePartial(boom) }},
 	} {
 		// Local: IPAM runs beside the bridge and the veth (our host-local).
 		for _, local := range []bool{false, true} {

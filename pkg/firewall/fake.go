@@ -15,6 +15,8 @@ type Fake struct {
 	legacy   map[string]map[string]bool // network -> container IDs
 	calls    []string
 	err      error
+	// partial: Ensure writes the rules, then fails (SetEnsurePartial).
+	partial error
 }
 
 var _ Backend = (*Fake)(nil)
@@ -44,7 +46,18 @@ func (f *Fake) Ensure(n Network) error {
 		return nil
 	}
 	f.networks[n.Name] = n
-	return nil
+	return f.partial
+}
+
+// SetEnsurePartial makes every later Ensure write the rules and then fail
+// with err (nil: succeed again), as a real backend that failed half way:
+// the iptables backend writes family by family and table by table, the
+// nftables backend the FORWARD accepts and the shared isolation table
+// before the network's own table.
+func (f *Fake) SetEnsurePartial(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.partial = err
 }
 
 // Remove implements Backend.
