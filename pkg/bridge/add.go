@@ -166,10 +166,13 @@ func (d *Deps) Add(args *skel.CmdArgs) (_ types.Result, err error) {
 		fwSubnets = subnets(p.addrs)
 	}
 	if needsFirewall(c) {
+		// Undone also when Ensure fails: it may have written part of the
+		// rules (iptables family by family, nftables the FORWARD accepts
+		// and the shared isolation table before the network's table).
+		fwEnsured = true
 		if err := d.ensureFirewall(c, fwSubnets); err != nil {
 			return nil, err
 		}
-		fwEnsured = true
 	}
 	undo.push(func() { _ = pp.unpublish() })
 	if err := pp.publish(p.addrs, fwSubnets); err != nil {
