@@ -21,6 +21,8 @@ type fakePorts struct {
 	*firewall.FakePorts
 	localnet  []string
 	teardowns []bool // the teardown argument of each Backend call
+	// localnetOn: route_localnet as the bridges have it now.
+	localnetOn map[string]bool
 }
 
 func (f *fakePorts) Backend(_ string, teardown bool) (firewall.Ports, error) {
@@ -29,6 +31,10 @@ func (f *fakePorts) Backend(_ string, teardown bool) (firewall.Ports, error) {
 }
 func (f *fakePorts) RouteLocalnet(bridge string) error {
 	f.localnet = append(f.localnet, bridge)
+	if f.localnetOn == nil {
+		f.localnetOn = map[string]bool{}
+	}
+	f.localnetOn[bridge] = true
 	return nil
 }
 
@@ -271,5 +277,41 @@ func TestPortsNetworkSubnetsAreTheConfiguredOnes(t *testing.T) {
 	pn, ok := fp.Network("net1")
 	if !ok || !slices.Equal(pn.Subnets, both) {
 		t.Errorf("port rules' subnets %v (%t), want the configured %v: DNAT'd traffic from %v back to the bridge is not masqueraded", pn.Subnets, ok, both, both[0])
+	}
+}
+
+// route_localnet on the bridge is safe only beside the port rules' drop of
+// packets to 127.0.0.0/8 from any interface but lo (docs/ports.md): once
+// the network's port rule set (and with it that drop) is gone, a container
+// still on the bridge, or one attached later, could reach the node's
+// loopback services. DEL of the last publisher (another container, which
+// publishes nothing, stays) and GC must not leave route_localnet on
+// without the drop.
+func TestPortsRouteLocalnetNotLeftWithoutTheDrop(t *testing.T) {
+	n := newFakeNode(testNetns, "/run/netns/c2")
+	fp := n.deps.Ports.(*fakePorts)
+	pub := testConf("host-local", `,"capabilities":{"portMappings":true},"runtimeConfig":{"portMappings":[{"hostPort":8080,"containerPort":80}]}`)
+	addOK(t, n, testArgs(pub, "c1"))
+	args2 := testArgs(testConf("host-local", `,"capabilities":{"portMappings":true}`), "c2")
+	args2.Netns = "/run/netns/c2"
+	addOK(t, n, args2)
+	if !fp.localnetOn["cni0"] {
+		t.Fatal("route_localnet not set by the publishing ADD")
+	}
+	if err := n.deps.Del(testArgs(pub, "c1")); err != nil {
+		t.Fatalf("DEL c1: %v", err)
+	}
+	if _, ok := fp.Network("net1"); !ok && fp.localnetOn["cni0"] {
+		t.Errorf("after DEL of the last publisher (c2 still attached): the port rules (and their 127.0.0.0/8 drop) are gone, route_localnet is still on for cni0")
+	}
+
+	// GC keeping a container that publishes nothing.
+	addOK(t, n, testArgs(pub, "c1"))
+	gcConf := strings.Replace(string(testConf("host-local", `,"cni.dev/valid-attachments":[{"containerID":"c2","ifname":"eth0"}]`)), `"1.0.0"`, `"1.1.0"`, 1)
+	if err := n.deps.GC(&skel.CmdArgs{Path: "/opt/cni/bin", StdinData: []byte(gcConf)}); err != nil {
+		t.Fatalf("GC: %v", err)
+	}
+	if _, ok := fp.Network("net1"); !ok && fp.localnetOn["cni0"] {
+		t.Errorf("after GC: the port rules (and their 127.0.0.0/8 drop) are gone, route_localnet is still on for cni0")
 	}
 }
