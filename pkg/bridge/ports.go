@@ -22,8 +22,10 @@ type Ports interface {
 	// Backend returns the publisher of backend name ("" for the default);
 	// for teardown (DEL, GC), one that goes on without a lock it cannot have.
 	Backend(name string, teardown bool) (firewall.Ports, error)
-	// RouteLocalnet lets the node route 127.0.0.0/8 out of the bridge.
+	// RouteLocalnet lets the node route 127.0.0.0/8 out of the bridge;
+	// NoRouteLocalnet turns that off again.
 	RouteLocalnet(bridge string) error
+	NoRouteLocalnet(bridge string) error
 }
 
 // nodePorts is Ports with package firewall's backends.
@@ -36,6 +38,9 @@ func (nodePorts) Backend(name string, teardown bool) (firewall.Ports, error) {
 	return firewall.NewPorts(name)
 }
 func (nodePorts) RouteLocalnet(bridge string) error { return link.EnableRouteLocalnet(bridge) }
+func (nodePorts) NoRouteLocalnet(bridge string) error {
+	return link.DisableRouteLocalnet(bridge)
+}
 
 // ports publishes an attachment's runtimeConfig.portMappings (when the
 // bridge entry declares the portMappings capability), one rule set per
@@ -236,13 +241,38 @@ func (p *ports) publish(addrs, subnets []netip.Prefix) error {
 	if p.d.Ports == nil {
 		return errNoPorts
 	}
-	if slices.ContainsFunc(maps, func(m firewall.Mapping) bool { return m.ContainerIP.Is4() }) {
-		if err := p.d.Ports.RouteLocalnet(p.c.BrName); err != nil {
-			return fmt.Errorf("portMappings: %w", err)
-		}
-	}
 	n := firewall.PortNetwork{Name: p.c.Name, Bridge: p.c.BrName, Subnets: subnets}
-	return p.with(func(fw firewall.Ports) error { return fw.Publish(n, p.owner, maps) })
+	// route_localnet under the network's lock: a DEL or GC that finds the
+	// network's rules gone turns it off under the same lock.
+	return p.with(func(fw firewall.Ports) error {
+		if slices.ContainsFunc(maps, func(m firewall.Mapping) bool { return m.ContainerIP.Is4() }) {
+			if err := p.d.Ports.RouteLocalnet(p.c.BrName); err != nil {
+				return err
+			}
+		}
+		return fw.Publish(n, p.owner, maps)
+	})
+}
+
+// localnetUnguarded turns route_localnet off on the bridge when the
+// network's rule set no longer drops packets to 127.0.0.0/8 from it (its
+// last mapping went): the setting would otherwise let what is still, or
+// later, attached to the bridge reach the node's loopback services. Call
+// under the network's lock, after a removal.
+func (p *ports) localnetUnguarded(fw firewall.Ports) error {
+	if !p.enabled {
+		// Not ours to publish (another plugin's, the reference portmap,
+		// may have set route_localnet with rules of its own).
+		return nil
+	}
+	guarded, err := fw.LocalnetGuarded(p.c.Name)
+	if err != nil || guarded {
+		return err
+	}
+	if err := p.d.Ports.NoRouteLocalnet(p.c.BrName); err != nil {
+		return fmt.Errorf("route_localnet without the 127.0.0.0/8 drop: %w", err)
+	}
+	return nil
 }
 
 // unpublish removes the attachment's mappings (ADD's undo).
@@ -250,7 +280,9 @@ func (p *ports) unpublish() error {
 	if len(p.maps) == 0 {
 		return nil
 	}
-	return p.with(func(fw firewall.Ports) error { return fw.Unpublish(p.c.Name, p.owner) })
+	return p.with(func(fw firewall.Ports) error {
+		return errors.Join(fw.Unpublish(p.c.Name, p.owner), p.localnetUnguarded(fw))
+	})
 }
 
 // startDel starts removing the attachment's mappings on DEL, while the
@@ -279,10 +311,12 @@ func (p *ports) startDel() (wait func() error) {
 		err := <-done
 		return errors.Join(err, p.with(func(fw firewall.Ports) error {
 			inUse, err := p.d.Links.BridgeInUse(p.c.BrName)
-			if err != nil || inUse {
-				return err
+			if err == nil && !inUse {
+				err = fw.Retain(p.c.Name, nil)
 			}
-			return fw.Retain(p.c.Name, nil)
+			// Also with containers left: the Unpublish above removes the
+			// rule set with the network's last mapping.
+			return errors.Join(err, p.localnetUnguarded(fw))
 		}))
 	}
 }
@@ -293,7 +327,8 @@ func (p *ports) gc(valid func(containerID, ifname string) bool) error {
 		return nil
 	}
 	return p.with(func(fw firewall.Ports) error {
-		return fw.Retain(p.c.Name, func(a firewall.Attachment) bool { return valid(a.ContainerID, a.IfName) })
+		err := fw.Retain(p.c.Name, func(a firewall.Attachment) bool { return valid(a.ContainerID, a.IfName) })
+		return errors.Join(err, p.localnetUnguarded(fw))
 	})
 }
 

@@ -29,6 +29,10 @@ func (f *fakePorts) Backend(_ string, teardown bool) (firewall.Ports, error) {
 	f.teardowns = append(f.teardowns, teardown)
 	return f.FakePorts, nil
 }
+func (f *fakePorts) NoRouteLocalnet(bridge string) error {
+	delete(f.localnetOn, bridge)
+	return nil
+}
 func (f *fakePorts) RouteLocalnet(bridge string) error {
 	f.localnet = append(f.localnet, bridge)
 	if f.localnetOn == nil {
@@ -307,7 +311,7 @@ func TestPortsRouteLocalnetNotLeftWithoutTheDrop(t *testing.T) {
 
 	// GC keeping a container that publishes nothing.
 	addOK(t, n, testArgs(pub, "c1"))
-	gcConf := strings.Replace(string(testConf("host-local", `,"cni.dev/valid-attachments":[{"containerID":"c2","ifname":"eth0"}]`)), `"1.0.0"`, `"1.1.0"`, 1)
+	gcConf := strings.Replace(string(testConf("host-local", `,"capabilities":{"portMappings":true},"cni.dev/valid-attachments":[{"containerID":"c2","ifname":"eth0"}]`)), `"1.0.0"`, `"1.1.0"`, 1)
 	if err := n.deps.GC(&skel.CmdArgs{Path: "/opt/cni/bin", StdinData: []byte(gcConf)}); err != nil {
 		t.Fatalf("GC: %v", err)
 	}

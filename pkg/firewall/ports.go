@@ -47,6 +47,10 @@ type Ports interface {
 	// chains, which a DROP policy set later makes necessary); for an ADD
 	// that publishes nothing itself.
 	Refresh(n PortNetwork) error
+	// LocalnetGuarded reports whether the network's rule set holds its
+	// drop of packets to 127.0.0.0/8 arriving on any interface but lo,
+	// which route_localnet on the bridge needs beside it.
+	LocalnetGuarded(network string) (bool, error)
 }
 
 // Attachment is one container interface, the owner of its mappings.

@@ -76,6 +76,17 @@ func (f *FakePorts) Refresh(n PortNetwork) error {
 	return nil
 }
 
+// LocalnetGuarded implements Ports: the network has a rule set.
+func (f *FakePorts) LocalnetGuarded(network string) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return false, f.err
+	}
+	_, ok := f.networks[network]
+	return ok, nil
+}
+
 // Unpublish implements Ports.
 func (f *FakePorts) Unpublish(network string, owner Attachment) error {
 	return f.retain("Unpublish "+network+" "+owner.tag(), network, func(a Attachment) bool { return a != owner })

@@ -268,6 +268,46 @@ func iptDeleteFixed(ipt *iptables.IPTables, network, keep string) error {
 	return nil
 }
 
+// LocalnetGuarded implements Ports: raw PREROUTING (IPv4) holds one of the
+// network's fixed rules (the drop), read through netlink with iptables-nft,
+// else with the command.
+func (b *iptPorts) LocalnetGuarded(network string) (bool, error) {
+	if err := validateName(network); err != nil {
+		return false, err
+	}
+	prefix := portsCommentPrefix + network + " cfg="
+	if c, err := nftables.New(); err == nil {
+		t := iptNFTTable(ipv4, rawTable)
+		if rules, err := c.GetRules(t, &nftables.Chain{Name: preroutingChain, Table: t}); err == nil {
+			for _, r := range rules {
+				if strings.HasPrefix(xtComment(r), prefix) {
+					return true, nil
+				}
+			}
+			if len(rules) > 0 {
+				return false, nil // iptables-nft: the chain was read
+			}
+		}
+	}
+	ipt := b.handle(ipv4)
+	if ipt == nil {
+		return false, nil // nothing can have been written without the command
+	}
+	lines, err := ipt.List(rawTable, preroutingChain)
+	if err != nil {
+		if isNotExist(err) {
+			return false, nil
+		}
+		return false, fmt.Errorf("network %q: iptables: list chain %s in table %s: %w", network, preroutingChain, rawTable, err)
+	}
+	for _, line := range lines {
+		if _, spec, ok := splitRuleLine(line); ok && strings.HasPrefix(specValue(spec, "--comment"), prefix) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
 // Refresh implements Ports: nothing to do, the accepts a DROP policy needs
 // are rules of filter FORWARD itself, which a policy set later leaves.
 func (b *iptPorts) Refresh(PortNetwork) error { return nil }

@@ -120,6 +120,21 @@ func (b *nftPorts) Refresh(n PortNetwork) error {
 	return nil
 }
 
+// LocalnetGuarded implements Ports: the network's table has its raw chain's
+// drop.
+func (b *nftPorts) LocalnetGuarded(network string) (bool, error) {
+	if err := validateName(network); err != nil {
+		return false, err
+	}
+	c, err := nftables.New()
+	if err != nil {
+		return false, fmt.Errorf("network %q: open nftables netlink connection: %w", network, err)
+	}
+	t := nftPortsTable(network)
+	rules, _ := chainRules(c, t, nftPortsRaw)
+	return len(rules) > 0, nil
+}
+
 // replace swaps owner's elements old for maps in one transaction, together
 // with the fixed rules when they are missing or of another configuration.
 func (b *nftPorts) replace(c *nftables.Conn, n PortNetwork, owner Attachment, old, maps []Mapping) error {
