@@ -218,6 +218,14 @@ func TestBadInput(t *testing.T) {
 		// would only say so after ADD or DEL had run).
 		{name: "bridge netns is the node", plugin: "bridge", conf: brConf(""), netns: e.node.Path, wantCode: types.ErrInvalidNetNS, wantMsg: []string{e.node.Path, "should not be the same"}},
 		{name: "bridge DEL netns is the node", plugin: "bridge", command: "DEL", conf: brConf(""), netns: e.node.Path, wantCode: types.ErrInvalidNetNS, wantMsg: []string{e.node.Path, "should not be the same"}},
+		// host-local too, before it reserves (skel would refuse only after
+		// the lease was written and the result printed).
+		{name: "hl netns is the node", plugin: "host-local", conf: goodHL, netns: e.node.Path, wantCode: types.ErrInvalidNetNS, wantMsg: []string{e.node.Path, "should not be the same"},
+			after: func(t *testing.T, e *relEnv, c *badCase) {
+				if leases := leaseFiles(t, filepath.Join(e.dataDir, c.network())); len(leases) > 0 {
+					t.Errorf("refused ADD left leases: %v", leases)
+				}
+			}},
 
 		// Invalid configuration: 7.
 		{name: "hl missing name", plugin: "host-local", conf: strings.Replace(goodHL, `"name":"@NET@",`, "", 1), wantCode: types.ErrInvalidNetworkConfig, wantMsg: []string{"name"}},

@@ -49,8 +49,8 @@ const (
 // ADD and DEL.
 func wrapVerbs(f skel.CNIFuncs) skel.CNIFuncs {
 	return skel.CNIFuncs{
-		Add:    netnsChecked(boundMemory(f.Add)),
-		Del:    netnsChecked(boundMemory(f.Del)),
+		Add:    netnsChecked(boundMemory(f.Add), true),
+		Del:    netnsChecked(boundMemory(f.Del), false),
 		Check:  boundMemory(f.Check),
 		GC:     boundMemory(f.GC),
 		Status: boundMemory(f.Status),
@@ -79,17 +79,27 @@ func boundMemory(verb func(*skel.CmdArgs) error) func(*skel.CmdArgs) error {
 	}
 }
 
-// netnsChecked makes, after a successful ADD or DEL, the check skel makes
-// then (CNI_NETNS is not the plugin's own namespace), without blocking, and
+// netnsChecked makes the check skel makes after a successful ADD or DEL
+// (CNI_NETNS is not the plugin's own namespace), without blocking, and
 // tells skel it is done (CNI_NETNS_OVERRIDE): skel opens the path, which
-// blocks forever on a FIFO, after the verb succeeded.
-func netnsChecked(verb func(*skel.CmdArgs) error) func(*skel.CmdArgs) error {
+// blocks forever on a FIFO, after the verb succeeded. With first (ADD) the
+// check comes before the verb: refused after it, host-local's ADD would
+// keep the addresses it reserved and have printed its result before the
+// error. DEL releases first, as skel orders it.
+func netnsChecked(verb func(*skel.CmdArgs) error, first bool) func(*skel.CmdArgs) error {
 	return func(args *skel.CmdArgs) error {
+		if first {
+			if err := config.RefuseOwnNetns(args, rtnl.IsOwnNetNS); err != nil {
+				return err
+			}
+		}
 		if err := verb(args); err != nil {
 			return err
 		}
-		if err := config.RefuseOwnNetns(args, rtnl.IsOwnNetNS); err != nil {
-			return err
+		if !first {
+			if err := config.RefuseOwnNetns(args, rtnl.IsOwnNetNS); err != nil {
+				return err
+			}
 		}
 		args.NetnsOverride = "1"
 		return nil
