@@ -100,10 +100,24 @@ func TestConfigureAndCheckContainer(t *testing.T) {
 			wantErr: "eth0 in " + cont + ": MAC is " + mac.String() + ", want 02:00:00:00:00:99"},
 		{name: "route with other gateway", ifName: "eth0", routes: []Route{{Dst: pp("0.0.0.0/0"), GW: pa("10.1.0.9")}},
 			wantErr: "eth0 in " + cont + ": route 0.0.0.0/0 via 10.1.0.9 missing"},
+		// A later chained plugin (sbr) moves the routes into a table of
+		// its own: CHECK must allow it (CNI spec, CHECK).
+		{name: "route moved to another table", ifName: "eth0", routes: routes,
+			tamper: func() error {
+				_, dst, _ := net.ParseCIDR("192.168.7.0/24")
+				l, err := netlink.LinkByName("eth0")
+				if err != nil {
+					return err
+				}
+				if err := netlink.RouteDel(&netlink.Route{Dst: dst}); err != nil {
+					return err
+				}
+				return netlink.RouteAdd(&netlink.Route{Dst: dst, LinkIndex: l.Attrs().Index, Table: 100})
+			}},
 		{name: "route removed", ifName: "eth0", routes: routes,
 			tamper: func() error {
 				_, dst, _ := net.ParseCIDR("192.168.7.0/24")
-				return netlink.RouteDel(&netlink.Route{Dst: dst})
+				return netlink.RouteDel(&netlink.Route{Dst: dst, Table: 100})
 			},
 			wantErr: "eth0 in " + cont + ": route 192.168.7.0/24 missing"},
 		{name: "address removed", ifName: "eth0", mac: mac, addrs: addrs,

@@ -68,13 +68,23 @@ func addRoute(l netlink.Link, r Route) error {
 	return nil
 }
 
-// hasRoute reports whether r's table holds a route to r.Dst through the
-// link with index ifIndex, with r's metric when set and, when r.GW is set,
-// via that gateway.
+// hasRoute reports whether r's table (or, failing that, any table) holds a
+// route to r.Dst through the link with index ifIndex, with r's metric when
+// set and, when r.GW is set, via that gateway.
 func hasRoute(ifIndex int, r Route) (bool, error) {
+	found, err := hasRouteIn(ifIndex, r, r.table())
+	if found || err != nil {
+		return found, err
+	}
+	// A later chained plugin may have moved it into a table of its own
+	// (sbr does, for source-based routing), which CHECK must allow.
+	return hasRouteIn(ifIndex, r, syscall.RT_TABLE_UNSPEC)
+}
+
+// hasRouteIn is hasRoute in one table, or in any (RT_TABLE_UNSPEC).
+func hasRouteIn(ifIndex int, r Route, table int) (bool, error) {
 	fam := family(r.Dst.Addr())
-	filter := &netlink.Route{Table: r.table()}
-	routes, err := routeListFiltered(fam, filter, netlink.RT_FILTER_TABLE)
+	routes, err := routeListFiltered(fam, &netlink.Route{Table: table}, netlink.RT_FILTER_TABLE)
 	if err != nil {
 		return false, err
 	}
