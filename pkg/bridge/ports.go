@@ -302,7 +302,7 @@ func (p *ports) startDel() (wait func() error) {
 		fw, err := p.backend()
 		if err == nil {
 			if err = fw.Unpublish(p.c.Name, p.owner); err != nil {
-				err = fmt.Errorf("portMappings (%s): %w", fw.Name(), err)
+				err = fmt.Errorf("portMappings (%s): network %q: %w", fw.Name(), p.c.Name, err)
 			}
 		}
 		done <- err
