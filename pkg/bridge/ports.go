@@ -242,32 +242,39 @@ func (p *ports) publish(addrs, subnets []netip.Prefix) error {
 		return errNoPorts
 	}
 	n := firewall.PortNetwork{Name: p.c.Name, Bridge: p.c.BrName, Subnets: subnets}
-	// route_localnet under the network's lock: a DEL or GC that finds the
-	// network's rules gone turns it off under the same lock.
+	// route_localnet once the rule set (with its drop of packets to
+	// 127.0.0.0/8 from other interfaces) is there, under the network's
+	// lock: a DEL or GC that removes the rule set turns it off under the
+	// same lock.
 	return p.with(func(fw firewall.Ports) error {
-		if slices.ContainsFunc(maps, func(m firewall.Mapping) bool { return m.ContainerIP.Is4() }) {
-			if err := p.d.Ports.RouteLocalnet(p.c.BrName); err != nil {
-				return err
-			}
+		if err := fw.Publish(n, p.owner, maps); err != nil {
+			return err
 		}
-		return fw.Publish(n, p.owner, maps)
+		if slices.ContainsFunc(maps, func(m firewall.Mapping) bool { return m.ContainerIP.Is4() }) {
+			return p.d.Ports.RouteLocalnet(p.c.BrName)
+		}
+		return nil
 	})
 }
 
-// localnetUnguarded turns route_localnet off on the bridge when the
-// network's rule set no longer drops packets to 127.0.0.0/8 from it (its
-// last mapping went): the setting would otherwise let what is still, or
-// later, attached to the bridge reach the node's loopback services. Call
-// under the network's lock, after a removal.
-func (p *ports) localnetUnguarded(fw firewall.Ports) error {
-	if !p.enabled {
-		// Not ours to publish (another plugin's, the reference portmap,
-		// may have set route_localnet with rules of its own).
-		return nil
-	}
+// localnetGuarded reports whether the network's rule set holds its drop of
+// packets to 127.0.0.0/8 (a failed read counts as not).
+func (p *ports) localnetGuarded(fw firewall.Ports) bool {
 	guarded, err := fw.LocalnetGuarded(p.c.Name)
-	if err != nil || guarded {
-		return err
+	return err == nil && guarded
+}
+
+// localnetUnguarded turns route_localnet off on the bridge when a removal
+// took the network's rule set, and its drop of packets to 127.0.0.0/8,
+// away (guarded says the drop was there before it): the setting would
+// otherwise let what is still, or later, attached to the bridge reach the
+// node's loopback services. Decided from the rules, not the request (a
+// runtime that strips capabilities sends GC none): where no rule set of
+// ours ever was (the reference portmap's network), nothing is touched.
+// Call under the network's lock, after the removal.
+func (p *ports) localnetUnguarded(fw firewall.Ports, guarded bool) error {
+	if !guarded || p.localnetGuarded(fw) {
+		return nil
 	}
 	if err := p.d.Ports.NoRouteLocalnet(p.c.BrName); err != nil {
 		return fmt.Errorf("route_localnet without the 127.0.0.0/8 drop: %w", err)
@@ -281,7 +288,8 @@ func (p *ports) unpublish() error {
 		return nil
 	}
 	return p.with(func(fw firewall.Ports) error {
-		return errors.Join(fw.Unpublish(p.c.Name, p.owner), p.localnetUnguarded(fw))
+		guarded := p.localnetGuarded(fw)
+		return errors.Join(fw.Unpublish(p.c.Name, p.owner), p.localnetUnguarded(fw, guarded))
 	})
 }
 
@@ -298,9 +306,11 @@ func (p *ports) startDel() (wait func() error) {
 		return func() error { return nil }
 	}
 	done := make(chan error, 1)
+	var guarded bool // the rule set's drop was there before the removal
 	go func() {
 		fw, err := p.backend()
 		if err == nil {
+			guarded = p.localnetGuarded(fw)
 			if err = fw.Unpublish(p.c.Name, p.owner); err != nil {
 				err = fmt.Errorf("portMappings (%s): network %q: %w", fw.Name(), p.c.Name, err)
 			}
@@ -316,7 +326,7 @@ func (p *ports) startDel() (wait func() error) {
 			}
 			// Also with containers left: the Unpublish above removes the
 			// rule set with the network's last mapping.
-			return errors.Join(err, p.localnetUnguarded(fw))
+			return errors.Join(err, p.localnetUnguarded(fw, guarded))
 		}))
 	}
 }
@@ -327,8 +337,9 @@ func (p *ports) gc(valid func(containerID, ifname string) bool) error {
 		return nil
 	}
 	return p.with(func(fw firewall.Ports) error {
+		guarded := p.localnetGuarded(fw)
 		err := fw.Retain(p.c.Name, func(a firewall.Attachment) bool { return valid(a.ContainerID, a.IfName) })
-		return errors.Join(err, p.localnetUnguarded(fw))
+		return errors.Join(err, p.localnetUnguarded(fw, guarded))
 	})
 }
 

@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -292,7 +293,7 @@ func TestPortsNetworkSubnetsAreTheConfiguredOnes(t *testing.T) {
 // publishes nothing, stays) and GC must not leave route_localnet on
 // without the drop.
 func TestPortsRouteLocalnetNotLeftWithoutTheDrop(t *testing.T) {
-	n := newFakeNode(testNetns, "/run/netns/c2")
+	n := newFakeNode(testNetns, "/run/netns/c2", "/run/netns/c3", "/run/netns/c4")
 	fp := n.deps.Ports.(*fakePorts)
 	pub := testConf("host-local", `,"capabilities":{"portMappings":true},"runtimeConfig":{"portMappings":[{"hostPort":8080,"containerPort":80}]}`)
 	addOK(t, n, testArgs(pub, "c1"))
@@ -305,17 +306,44 @@ func TestPortsRouteLocalnetNotLeftWithoutTheDrop(t *testing.T) {
 	if err := n.deps.Del(testArgs(pub, "c1")); err != nil {
 		t.Fatalf("DEL c1: %v", err)
 	}
-	if _, ok := fp.Network("net1"); !ok && fp.localnetOn["cni0"] {
+	if _, ok := fp.Network("net1"); ok {
+		t.Fatal("the port rules are still there after DEL of the last publisher")
+	}
+	if fp.localnetOn["cni0"] {
 		t.Errorf("after DEL of the last publisher (c2 still attached): the port rules (and their 127.0.0.0/8 drop) are gone, route_localnet is still on for cni0")
 	}
 
-	// GC keeping a container that publishes nothing.
-	addOK(t, n, testArgs(pub, "c1"))
-	gcConf := strings.Replace(string(testConf("host-local", `,"capabilities":{"portMappings":true},"cni.dev/valid-attachments":[{"containerID":"c2","ifname":"eth0"}]`)), `"1.0.0"`, `"1.1.0"`, 1)
+	// GC keeping a container that publishes nothing: with the capability
+	// in the request (libcni), and without any capabilities key (a runtime
+	// that strips it, as the spec says, and sends GC no runtimeConfig).
+	for i, caps := range []string{`,"capabilities":{"portMappings":true}`, ``} {
+		id := fmt.Sprintf("c%d", 3+i)
+		args := testArgs(pub, id)
+		args.Netns = "/run/netns/" + id
+		addOK(t, n, args)
+		if !fp.localnetOn["cni0"] {
+			t.Fatal("route_localnet not set by the publishing ADD")
+		}
+		gcConf := strings.Replace(string(testConf("host-local", caps+`,"cni.dev/valid-attachments":[{"containerID":"c2","ifname":"eth0"}]`)), `"1.0.0"`, `"1.1.0"`, 1)
+		if err := n.deps.GC(&skel.CmdArgs{Path: "/opt/cni/bin", StdinData: []byte(gcConf)}); err != nil {
+			t.Fatalf("GC: %v", err)
+		}
+		if _, ok := fp.Network("net1"); ok {
+			t.Fatalf("GC (%q) left the port rules of %s, not valid", caps, id)
+		}
+		if fp.localnetOn["cni0"] {
+			t.Errorf("after GC (%q): the port rules (and their 127.0.0.0/8 drop) are gone, route_localnet is still on for cni0", caps)
+		}
+	}
+
+	// A network whose ports another plugin publishes (the reference
+	// portmap, which sets route_localnet itself): left alone.
+	fp.localnetOn["cni0"] = true
+	gcConf := strings.Replace(string(testConf("host-local", `,"cni.dev/valid-attachments":[]`)), `"1.0.0"`, `"1.1.0"`, 1)
 	if err := n.deps.GC(&skel.CmdArgs{Path: "/opt/cni/bin", StdinData: []byte(gcConf)}); err != nil {
 		t.Fatalf("GC: %v", err)
 	}
-	if _, ok := fp.Network("net1"); !ok && fp.localnetOn["cni0"] {
-		t.Errorf("after GC: the port rules (and their 127.0.0.0/8 drop) are gone, route_localnet is still on for cni0")
+	if !fp.localnetOn["cni0"] {
+		t.Error("GC of a network without port rules of ours turned route_localnet off")
 	}
 }
