@@ -276,6 +276,9 @@ func (b *iptPorts) LocalnetGuarded(network string) (bool, error) {
 		return false, err
 	}
 	prefix := portsCommentPrefix + network + " cfg="
+	// Through netlink when iptables-nft holds the rule; otherwise (legacy
+	// iptables, or the rule gone: a foreign rule in an iptables-nft chain
+	// proves nothing about legacy's) the command says.
 	if c, err := nftables.New(); err == nil {
 		t := iptNFTTable(ipv4, rawTable)
 		if rules, err := c.GetRules(t, &nftables.Chain{Name: preroutingChain, Table: t}); err == nil {
@@ -283,9 +286,6 @@ func (b *iptPorts) LocalnetGuarded(network string) (bool, error) {
 				if strings.HasPrefix(xtComment(r), prefix) {
 					return true, nil
 				}
-			}
-			if len(rules) > 0 {
-				return false, nil // iptables-nft: the chain was read
 			}
 		}
 	}

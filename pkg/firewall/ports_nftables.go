@@ -131,7 +131,7 @@ func (b *nftPorts) LocalnetGuarded(network string) (bool, error) {
 		return false, fmt.Errorf("network %q: open nftables netlink connection: %w", network, err)
 	}
 	t := nftPortsTable(network)
-	rules, _ := chainRules(c, t, nftPortsRaw)
+	rules, _ := chainRules(c, t, nftPortsRaw) // a missing table or chain: no drop
 	return len(rules) > 0, nil
 }
 
