@@ -97,3 +97,20 @@ func TestCheckEnvNames(t *testing.T) {
 		}
 	}
 }
+
+// The bridge, like host-local, ignores a CNI_ARGS field whose equivalent
+// args carries (CONVENTIONS.md): neither parsed nor used.
+func TestLoadBridgeIgnoresCNIArgsCoveredByArgs(t *testing.T) {
+	const conf = `{"cniVersion":"1.1.0","name":"n","type":"bridge","ipam":{"type":"host-local"},"args":{"cni":{"ips":["10.0.0.5"],"mac":"02:00:00:00:00:05"}}}`
+	b, err := LoadBridge([]byte(conf), "IgnoreUnknown=1;IP=nonsense;MAC=not-a-mac")
+	if err != nil {
+		t.Fatalf("LoadBridge: %v", err)
+	}
+	if b.MAC.String() != "02:00:00:00:00:05" {
+		t.Errorf("MAC %s, want args.cni.mac's", b.MAC)
+	}
+	// Without args, CNI_ARGS is checked as before.
+	if _, err := LoadBridge([]byte(`{"cniVersion":"1.1.0","name":"n","type":"bridge","ipam":{"type":"host-local"}}`), "IP=nonsense"); err == nil {
+		t.Error("a bad CNI_ARGS IP= without args.cni.ips: want an error")
+	}
+}

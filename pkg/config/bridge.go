@@ -41,7 +41,8 @@ type Bridge struct {
 
 	Args *struct {
 		CNI struct {
-			MAC string `json:"mac,omitempty"`
+			MAC string   `json:"mac,omitempty"`
+			IPs []string `json:"ips,omitempty"` // IPAM's; here only to ignore CNI_ARGS IP=
 		} `json:"cni,omitempty"`
 	} `json:"args,omitempty"`
 	RuntimeConfig struct {
@@ -175,6 +176,14 @@ func (b *Bridge) validate(envArgs string) error {
 	}
 	b.TrunkVlans = vlans
 
+	// CONVENTIONS.md: a CNI_ARGS field whose equivalent args carries is
+	// ignored (not even parsed).
+	if b.Args != nil && len(b.Args.CNI.IPs) > 0 {
+		envArgs = withoutEnvArg(envArgs, "IP")
+	}
+	if argsMAC(b) != "" {
+		envArgs = withoutEnvArg(envArgs, "MAC")
+	}
 	env, err := ParseEnvArgs(envArgs)
 	if err != nil {
 		return err
