@@ -26,10 +26,9 @@ func (d *Deps) Del(args *skel.CmdArgs) error {
 		return err
 	}
 	var errs []error
-	// An unknown backend or bridge name never published ports: ADD
-	// rejects them.
+	// An unknown backend never published ports: ADD rejects it.
 	waitPorts := func() error { return nil }
-	if c.MasqBackendValid() && c.HasBridge() {
+	if c.MasqBackendValid() {
 		waitPorts = d.teardownPorts(c, args).startDel()
 	}
 	// Our host end has a name and alias derived from the attachment: deleting
@@ -68,7 +67,9 @@ func (d *Deps) Del(args *skel.CmdArgs) error {
 			fmt.Fprintf(os.Stderr, "macspoofchk: %v\n", leftover)
 		}
 	}
-	// An unknown backend or bridge name never made rules: ADD rejects them.
+	// An unknown backend never made rules: ADD rejects it. Without a bridge
+	// (a name no link can have) nobody can tell whether the network is
+	// still in use: its rules stay for GC.
 	if needsFirewall(c) && c.MasqBackendValid() && c.HasBridge() {
 		if err := d.removeFirewallIfUnused(c); err != nil {
 			errs = append(errs, err)

@@ -36,8 +36,7 @@ func (d *Deps) GC(args *skel.CmdArgs) error {
 			errs = append(errs, err)
 		}
 	}
-	// A bridge name no link can have (ADD rejects it) has no veths, rules
-	// or ports of ours.
+	// A bridge name no link can have (ADD rejects it) has no veths.
 	if c.HasBridge() {
 		errs = append(errs, d.removeOrphanVeths(c.BrName)...)
 	}
@@ -61,10 +60,12 @@ func (d *Deps) GC(args *skel.CmdArgs) error {
 	if err := d.Spoof.RemoveDeadReference(); err != nil && c.MacSpoofChk {
 		fmt.Fprintf(os.Stderr, "macspoofchk: %v\n", err)
 	}
-	if (c.IPMasq || c.Isolates()) && c.MasqBackendValid() && c.HasBridge() {
+	// By the network's name: also for a bridge name no link can have (a
+	// configuration edited since its ADDs).
+	if (c.IPMasq || c.Isolates()) && c.MasqBackendValid() {
 		errs = append(errs, d.gcFirewall(c, len(valid) == 0, validIDs)...)
 	}
-	if c.MasqBackendValid() && c.HasBridge() {
+	if c.MasqBackendValid() {
 		if err := d.teardownPorts(c, args).gc(func(id, ifname string) bool { return valid[att{id, ifname}] }); err != nil {
 			errs = append(errs, err)
 		}

@@ -273,7 +273,7 @@ func (p *ports) localnetGuarded(fw firewall.Ports) bool {
 // ours ever was (the reference portmap's network), nothing is touched.
 // Call under the network's lock, after the removal.
 func (p *ports) localnetUnguarded(fw firewall.Ports, guarded bool) error {
-	if !guarded || p.localnetGuarded(fw) {
+	if !guarded || !p.c.HasBridge() || p.localnetGuarded(fw) {
 		return nil
 	}
 	if err := p.d.Ports.NoRouteLocalnet(p.c.BrName); err != nil {
@@ -320,6 +320,9 @@ func (p *ports) startDel() (wait func() error) {
 	return func() error {
 		err := <-done
 		return errors.Join(err, p.with(func(fw firewall.Ports) error {
+			if !p.c.HasBridge() {
+				return nil // nobody can tell whether the network is in use: GC's
+			}
 			inUse, err := p.d.Links.BridgeInUse(p.c.BrName)
 			if err == nil && !inUse {
 				err = fw.Retain(p.c.Name, nil)

@@ -483,9 +483,14 @@ func TestTeardownOfRejectedConfig(t *testing.T) {
 			if _, ok := n.fw.Network("net1"); ok != !tc.bridgeOK {
 				t.Errorf("rules of net1 there: %v, want %v", ok, !tc.bridgeOK)
 			}
+			// GC with no valid attachment removes the network's rules,
+			// which go by its name, whatever the bridge's name.
 			gcConf := []byte(strings.Replace(string(tc.conf), `"1.0.0"`, `"1.1.0"`, 1))
 			if err := n.deps.GC(&skel.CmdArgs{Path: "/opt/cni/bin", StdinData: gcConf}); err != nil {
 				t.Errorf("GC: %v", err)
+			}
+			if _, ok := n.fw.Network("net1"); ok {
+				t.Error("rules of net1 left after GC with no valid attachment")
 			}
 		})
 	}
