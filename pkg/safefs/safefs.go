@@ -218,7 +218,8 @@ const maxRemoveDepth = 16
 
 // RemoveAll removes name from d and, when it is a directory, what it holds,
 // through directory descriptors only: a symbolic link is removed itself,
-// never followed. A missing name is not an error.
+// never followed, and a directory on another file system (a mount point)
+// is refused, not emptied. A missing name is not an error.
 func (d *Dir) RemoveAll(name string) error {
 	return d.removeAll(name, maxRemoveDepth)
 }
@@ -237,6 +238,19 @@ func (d *Dir) removeAll(name string, depth int) error {
 	sub, err := OpenDirAt(d, name, false)
 	if err != nil {
 		return err
+	}
+	var here, there unix.Stat_t
+	if err := unix.Fstat(d.fd, &here); err != nil {
+		sub.Close()
+		return d.PathError("stat", ".", err)
+	}
+	if err := unix.Fstat(sub.fd, &there); err != nil {
+		sub.Close()
+		return d.PathError("stat", name, err)
+	}
+	if here.Dev != there.Dev {
+		sub.Close()
+		return d.PathError("remove", name, fmt.Errorf("a mount point (another file system): %w", unix.EXDEV))
 	}
 	entries, err := sub.Entries()
 	if err == nil {

@@ -5,6 +5,10 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/flatcni/plugins/pkg/safefs"
 )
 
 // OpenForTeardown replaces a lock entry that is not a regular file; a
@@ -52,5 +56,45 @@ func TestLockFollowsReplacedLockFile(t *testing.T) {
 		s1.Unlock()
 	case <-time.After(10 * time.Second):
 		t.Fatal("s1.Lock still waits after s2's Unlock")
+	}
+}
+
+// Two teardowns that both found something else than a lock file at the
+// lock's name: the second repairs after the first made and locked the new
+// file. It must open that file, not remove it (which would let both into
+// the store, each holding a lock on a different file).
+func TestRepairLockAfterAnotherRepair(t *testing.T) {
+	data := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(data, "net1", lockName), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	s1, err := OpenForTeardown(data, "net1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s1.Close()
+	if err := s1.Lock(); err != nil {
+		t.Fatal(err)
+	}
+	// The second teardown's repair, on the strength of its earlier look.
+	d, err := safefs.Open(filepath.Join(data, "net1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	f, err := repairLock(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var held, got unix.Stat_t
+	if err := unix.Fstat(int(s1.lock.Fd()), &held); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Fstat(int(f.Fd()), &got); err != nil {
+		t.Fatal(err)
+	}
+	if held.Ino != got.Ino || !d.Holds(lockName, s1.lock) {
+		t.Errorf("the second repair replaced the lock file the first holds (inode %d, now %d)", held.Ino, got.Ino)
 	}
 }

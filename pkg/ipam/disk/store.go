@@ -126,10 +126,8 @@ func openStore(dataDir, network string, repair bool) (*Store, error) {
 	s := &Store{dir: d.Path(), d: d, idxDir: filepath.Join(d.Path(), indexDirName)}
 	s.attDir = filepath.Join(s.idxDir, attachDirName)
 	lock, err := d.OpenFile(lockName, unix.O_RDWR|unix.O_CREAT, 0o600)
-	if err != nil && repair && (errors.Is(err, safefs.ErrSymlink) || errors.Is(err, safefs.ErrNotRegular)) {
-		if err = d.RemoveAll(lockName); err == nil {
-			lock, err = d.OpenFile(lockName, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL, 0o600)
-		}
+	if err != nil && repair && notAFile(err) {
+		lock, err = repairLock(d)
 	}
 	if err != nil {
 		d.Close()
@@ -137,6 +135,38 @@ func openStore(dataDir, network string, repair bool) (*Store, error) {
 	}
 	s.lock = lock
 	return s, nil
+}
+
+func notAFile(err error) bool {
+	return errors.Is(err, safefs.ErrSymlink) || errors.Is(err, safefs.ErrNotRegular)
+}
+
+// repairLock replaces what is at the lock's name (not a regular file) by a
+// lock file, and opens it. Repairs are serialised by a lock on the
+// network's directory itself, and each looks again under it: a teardown
+// racing another opens the file the first one made instead of removing it
+// (which would let both into the store, each holding a lock on a different
+// file).
+func repairLock(d *safefs.Dir) (*os.File, error) {
+	for {
+		err := unix.Flock(d.Fd(), unix.LOCK_EX)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, d.PathError("lock", ".", err)
+		}
+		break
+	}
+	defer unix.Flock(d.Fd(), unix.LOCK_UN)
+	lock, err := d.OpenFile(lockName, unix.O_RDWR|unix.O_CREAT, 0o600)
+	if err == nil || !notAFile(err) {
+		return lock, err
+	}
+	if err := d.RemoveAll(lockName); err != nil {
+		return nil, err
+	}
+	return d.OpenFile(lockName, unix.O_RDWR|unix.O_CREAT, 0o600)
 }
 
 // Dir returns the network's lease directory.
