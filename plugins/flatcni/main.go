@@ -29,9 +29,10 @@ func main() {
 	}
 	switch name {
 	case "bridge":
-		skel.PluginMainFuncs(wrapVerbs(bridge.Funcs(bridge.NodeDeps())), version.All, "flatcni bridge")
+		// Its ADD and DEL refuse the plugin's own netns themselves, first.
+		skel.PluginMainFuncs(wrapVerbs(bridge.Funcs(bridge.NodeDeps()), netnsSelf, netnsSelf), version.All, "flatcni bridge")
 	case "host-local":
-		skel.PluginMainFuncs(wrapVerbs(hostlocal.Funcs()), version.All, "flatcni host-local")
+		skel.PluginMainFuncs(wrapVerbs(hostlocal.Funcs(), netnsBefore, netnsAfter), version.All, "flatcni host-local")
 	default:
 		fmt.Fprintf(os.Stderr, "flatcni: started as %q: install or link this program as \"bridge\" or \"host-local\"\n", name)
 		os.Exit(1)
@@ -46,11 +47,11 @@ const (
 )
 
 // wrapVerbs puts boundMemory around every verb, and netnsChecked around
-// ADD and DEL.
-func wrapVerbs(f skel.CNIFuncs) skel.CNIFuncs {
+// ADD and DEL (add and del say when the check is made).
+func wrapVerbs(f skel.CNIFuncs, add, del netnsCheck) skel.CNIFuncs {
 	return skel.CNIFuncs{
-		Add:    netnsChecked(boundMemory(f.Add), true),
-		Del:    netnsChecked(boundMemory(f.Del), false),
+		Add:    netnsChecked(boundMemory(f.Add), add),
+		Del:    netnsChecked(boundMemory(f.Del), del),
 		Check:  boundMemory(f.Check),
 		GC:     boundMemory(f.GC),
 		Status: boundMemory(f.Status),
@@ -79,16 +80,25 @@ func boundMemory(verb func(*skel.CmdArgs) error) func(*skel.CmdArgs) error {
 	}
 }
 
+// netnsCheck says when netnsChecked refuses the plugin's own namespace.
+type netnsCheck int
+
+const (
+	netnsSelf   netnsCheck = iota // the verb does, first
+	netnsBefore                   // before the verb
+	netnsAfter                    // after it succeeded, as skel does
+)
+
 // netnsChecked makes the check skel makes after a successful ADD or DEL
 // (CNI_NETNS is not the plugin's own namespace), without blocking, and
 // tells skel it is done (CNI_NETNS_OVERRIDE): skel opens the path, which
-// blocks forever on a FIFO, after the verb succeeded. With first (ADD) the
-// check comes before the verb: refused after it, host-local's ADD would
-// keep the addresses it reserved and have printed its result before the
-// error. DEL releases first, as skel orders it.
-func netnsChecked(verb func(*skel.CmdArgs) error, first bool) func(*skel.CmdArgs) error {
+// blocks forever on a FIFO, after the verb succeeded. host-local's ADD is
+// checked before it runs (refused after it, it would keep the addresses it
+// reserved and have printed its result before the error), its DEL after,
+// so that it releases first, as skel orders it.
+func netnsChecked(verb func(*skel.CmdArgs) error, when netnsCheck) func(*skel.CmdArgs) error {
 	return func(args *skel.CmdArgs) error {
-		if first {
+		if when == netnsBefore {
 			if err := config.RefuseOwnNetns(args, rtnl.IsOwnNetNS); err != nil {
 				return err
 			}
@@ -96,7 +106,7 @@ func netnsChecked(verb func(*skel.CmdArgs) error, first bool) func(*skel.CmdArgs
 		if err := verb(args); err != nil {
 			return err
 		}
-		if !first {
+		if when == netnsAfter {
 			if err := config.RefuseOwnNetns(args, rtnl.IsOwnNetNS); err != nil {
 				return err
 			}
