@@ -26,6 +26,7 @@ type Ports interface {
 	// NoRouteLocalnet turns that off again.
 	RouteLocalnet(bridge string) error
 	NoRouteLocalnet(bridge string) error
+	RouteLocalnetOn(bridge string) (bool, error)
 }
 
 // nodePorts is Ports with package firewall's backends.
@@ -41,6 +42,7 @@ func (nodePorts) RouteLocalnet(bridge string) error { return link.EnableRouteLoc
 func (nodePorts) NoRouteLocalnet(bridge string) error {
 	return link.DisableRouteLocalnet(bridge)
 }
+func (nodePorts) RouteLocalnetOn(bridge string) (bool, error) { return link.RouteLocalnetOn(bridge) }
 
 // ports publishes an attachment's runtimeConfig.portMappings (when the
 // bridge entry declares the portMappings capability), one rule set per
@@ -264,6 +266,20 @@ func (p *ports) localnetGuarded(fw firewall.Ports) bool {
 	return err == nil && guarded
 }
 
+// localnetToWatch is localnetGuarded before a removal, read only when the
+// bridge has route_localnet on: off, a removal has nothing to turn off
+// (the rules are read only then: the iptables backend may need a command
+// for it).
+func (p *ports) localnetToWatch(fw firewall.Ports) bool {
+	if !p.c.HasBridge() {
+		return false
+	}
+	if on, err := p.d.Ports.RouteLocalnetOn(p.c.BrName); err != nil || !on {
+		return false
+	}
+	return p.localnetGuarded(fw)
+}
+
 // localnetUnguarded turns route_localnet off on the bridge when a removal
 // took the network's rule set, and its drop of packets to 127.0.0.0/8,
 // away (guarded says the drop was there before it): the setting would
@@ -288,7 +304,7 @@ func (p *ports) unpublish() error {
 		return nil
 	}
 	return p.with(func(fw firewall.Ports) error {
-		guarded := p.localnetGuarded(fw)
+		guarded := p.localnetToWatch(fw)
 		return errors.Join(fw.Unpublish(p.c.Name, p.owner), p.localnetUnguarded(fw, guarded))
 	})
 }
@@ -310,7 +326,7 @@ func (p *ports) startDel() (wait func() error) {
 	go func() {
 		fw, err := p.backend()
 		if err == nil {
-			guarded = p.localnetGuarded(fw)
+			guarded = p.localnetToWatch(fw)
 			if err = fw.Unpublish(p.c.Name, p.owner); err != nil {
 				err = fmt.Errorf("portMappings (%s): network %q: %w", fw.Name(), p.c.Name, err)
 			}
@@ -340,7 +356,7 @@ func (p *ports) gc(valid func(containerID, ifname string) bool) error {
 		return nil
 	}
 	return p.with(func(fw firewall.Ports) error {
-		guarded := p.localnetGuarded(fw)
+		guarded := p.localnetToWatch(fw)
 		err := fw.Retain(p.c.Name, func(a firewall.Attachment) bool { return valid(a.ContainerID, a.IfName) })
 		return errors.Join(err, p.localnetUnguarded(fw, guarded))
 	})

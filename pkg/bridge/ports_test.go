@@ -34,6 +34,7 @@ func (f *fakePorts) NoRouteLocalnet(bridge string) error {
 	delete(f.localnetOn, bridge)
 	return nil
 }
+func (f *fakePorts) RouteLocalnetOn(bridge string) (bool, error) { return f.localnetOn[bridge], nil }
 func (f *fakePorts) RouteLocalnet(bridge string) error {
 	f.localnet = append(f.localnet, bridge)
 	if f.localnetOn == nil {

@@ -3,6 +3,8 @@ package link
 import (
 	"errors"
 	"io/fs"
+	"os"
+	"strings"
 )
 
 // EnableRouteLocalnet lets the node route packets from its 127.0.0.0/8 out
@@ -23,4 +25,17 @@ func DisableRouteLocalnet(dev string) error {
 		return nil
 	}
 	return err
+}
+
+// RouteLocalnetOn reports whether route_localnet is on for dev (a dev that
+// is gone has it off).
+func RouteLocalnetOn(dev string) (bool, error) {
+	v, err := os.ReadFile(sysctlPath("net/ipv4/conf/" + dev + "/route_localnet"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return strings.TrimSpace(string(v)) == "1", nil
 }
