@@ -64,8 +64,20 @@ func TestPortsReach(t *testing.T) {
 			t.Errorf("remote reached 127.100.0.1:8080 through the node: %q", got)
 		}
 
+		localnet := func() string {
+			return strings.TrimSpace(node.MustRun(t, "sysctl", "-n", "net.ipv4.conf."+net.bridge+".route_localnet"))
+		}
+		if got := localnet(); got != "1" {
+			t.Errorf("route_localnet on %s while a port is published: %s, want 1", net.bridge, got)
+		}
 		// DEL removes the container's mappings; the others' rules stay.
 		net.del(t, webRT)
+		// With the network's last mapping its rule set, and the drop of
+		// packets to 127.0.0.0/8, went: route_localnet is off again,
+		// though a neighbour stays attached.
+		if got := localnet(); got != "0" {
+			t.Errorf("route_localnet on %s after the last publisher's DEL: %s, want 0", net.bridge, got)
+		}
 		if got, err := portsDial(t, remote, "tcp", uplinkNode4, 8080, 0); err == nil {
 			t.Errorf("published port still answers after DEL: %q", got)
 		}
