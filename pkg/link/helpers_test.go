@@ -101,8 +101,3 @@ func wantErrContains(t *testing.T, err error, parts ...string) {
 		}
 	}
 }
-
-func readSysctl(key string) (string, error) {
-	b, err := os.ReadFile(filepath.Join("/proc/sys", key))
-	return strings.TrimSpace(string(b)), err
-}

@@ -3,8 +3,6 @@ package link
 import (
 	"errors"
 	"io/fs"
-	"os"
-	"strings"
 )
 
 // EnableRouteLocalnet lets the node route packets from its 127.0.0.0/8 out
@@ -13,14 +11,16 @@ import (
 // rules drop packets to 127.0.0.0/8 that arrive on any interface but lo,
 // which the setting would otherwise accept from dev.
 func EnableRouteLocalnet(dev string) error {
-	return setSysctl("net/ipv4/conf/"+dev+"/route_localnet", "1")
+	return setSysctl(routeLocalnetKey(dev), "1")
 }
+
+func routeLocalnetKey(dev string) string { return "net/ipv4/conf/" + dev + "/route_localnet" }
 
 // DisableRouteLocalnet turns route_localnet off on dev again, once the rule
 // dropping packets to 127.0.0.0/8 from it is gone; a dev that is gone is no
 // error.
 func DisableRouteLocalnet(dev string) error {
-	err := setSysctl("net/ipv4/conf/"+dev+"/route_localnet", "0")
+	err := setSysctl(routeLocalnetKey(dev), "0")
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -30,12 +30,9 @@ func DisableRouteLocalnet(dev string) error {
 // RouteLocalnetOn reports whether route_localnet is on for dev (a dev that
 // is gone has it off).
 func RouteLocalnetOn(dev string) (bool, error) {
-	v, err := os.ReadFile(sysctlPath("net/ipv4/conf/" + dev + "/route_localnet"))
+	v, err := readSysctl(routeLocalnetKey(dev))
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
 	}
-	if err != nil {
-		return false, err
-	}
-	return strings.TrimSpace(string(v)) == "1", nil
+	return v == "1", err
 }

@@ -14,10 +14,16 @@ import (
 // need no escaping. The value is read and written in the network namespace
 // of the calling OS thread (a goroutine locked to it, as in inNetNS).
 func setSysctl(key, value string) error {
-	if cur, err := os.ReadFile(sysctlPath(key)); err == nil && strings.TrimSpace(string(cur)) == value {
+	if cur, err := readSysctl(key); err == nil && cur == value {
 		return nil
 	}
 	return writeSysctl(key, value)
+}
+
+// readSysctl returns the value of /proc/sys/<key>, without surrounding space.
+func readSysctl(key string) (string, error) {
+	b, err := os.ReadFile(sysctlPath(key))
+	return strings.TrimSpace(string(b)), err
 }
 
 func sysctlPath(key string) string { return "/proc/sys/" + key }
