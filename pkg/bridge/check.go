@@ -102,8 +102,8 @@ func (d *Deps) Check(args *skel.CmdArgs) error {
 		if !gw[p.Addr().Is4()].IsValid() {
 			gw[p.Addr().Is4()] = g.Unmap()
 		}
-		if c.IsGW && !slices.Contains(gateways, netip.PrefixFrom(g.Unmap(), p.Bits())) {
-			gateways = append(gateways, netip.PrefixFrom(g.Unmap(), p.Bits()))
+		if gp := netip.PrefixFrom(g.Unmap(), p.Bits()); c.IsGW && !slices.Contains(gateways, gp) {
+			gateways = append(gateways, gp)
 		}
 	}
 	// The gateway addresses ADD put on the bridge (isGateway); a VLAN
