@@ -115,12 +115,15 @@ func CheckHostVeth(br Bridge, hostVethName string, wantMAC net.HardwareAddr) err
 // EnsureGatewayAddrs put them there: without it, the containers have no
 // gateway.
 func CheckGatewayAddrs(br Bridge, gws []netip.Prefix) error {
+	if len(gws) == 0 {
+		return nil
+	}
+	have, err := addrList(br.device(), netlink.FAMILY_ALL)
+	if err != nil {
+		return fmt.Errorf("list addresses of bridge %q: %w", br.Name, err)
+	}
 	for _, gw := range gws {
 		gw = normPrefix(gw)
-		have, err := addrList(br.device(), family(gw.Addr()))
-		if err != nil {
-			return fmt.Errorf("list addresses of bridge %q: %w", br.Name, err)
-		}
 		if !slices.ContainsFunc(have, func(a netlink.Addr) bool { p, ok := prefixOf(a.IPNet); return ok && p == gw }) {
 			return fmt.Errorf("bridge %q: gateway address %s is missing (isGateway)", br.Name, gw)
 		}
