@@ -20,29 +20,30 @@ import (
 // and the one node setting they need.
 type Ports interface {
 	// Backend returns the publisher of backend name ("" for the default);
-	// for teardown (DEL, GC), one that goes on without a lock it cannot have.
-	Backend(name string, teardown bool) (firewall.Ports, error)
+	// for teardown (DEL, GC), one that goes on without a lock it cannot
+	// have. unguard, if not nil, is called before a removal takes the
+	// network's drop of packets to 127.0.0.0/8 away (firewall.WithUnguard).
+	Backend(name string, teardown bool, unguard func() error) (firewall.Ports, error)
 	// RouteLocalnet lets the node route 127.0.0.0/8 out of the bridge;
 	// NoRouteLocalnet turns that off again.
 	RouteLocalnet(bridge string) error
 	NoRouteLocalnet(bridge string) error
-	RouteLocalnetOn(bridge string) (bool, error)
 }
 
 // nodePorts is Ports with package firewall's backends.
 type nodePorts struct{}
 
-func (nodePorts) Backend(name string, teardown bool) (firewall.Ports, error) {
+func (nodePorts) Backend(name string, teardown bool, unguard func() error) (firewall.Ports, error) {
+	opts := []firewall.Option{firewall.WithUnguard(unguard)}
 	if teardown {
-		return firewall.NewPorts(name, firewall.WithBestEffortLock())
+		opts = append(opts, firewall.WithBestEffortLock())
 	}
-	return firewall.NewPorts(name)
+	return firewall.NewPorts(name, opts...)
 }
 func (nodePorts) RouteLocalnet(bridge string) error { return link.EnableRouteLocalnet(bridge) }
 func (nodePorts) NoRouteLocalnet(bridge string) error {
 	return link.DisableRouteLocalnet(bridge)
 }
-func (nodePorts) RouteLocalnetOn(bridge string) (bool, error) { return link.RouteLocalnetOn(bridge) }
 
 // ports publishes an attachment's runtimeConfig.portMappings (when the
 // bridge entry declares the portMappings capability), one rule set per
@@ -92,11 +93,32 @@ func (p *ports) backend() (firewall.Ports, error) {
 	if p.d.Ports == nil {
 		return nil, errNoPorts
 	}
-	fw, err := p.d.Ports.Backend(p.c.MasqBackend(), p.teardown)
+	fw, err := p.d.Ports.Backend(p.c.MasqBackend(), p.teardown, p.unguard())
 	if err != nil {
 		return nil, config.Invalid("ipMasqBackend", "%v", err)
 	}
 	return fw, nil
+}
+
+// unguard turns route_localnet off on the bridge; the backend calls it
+// before a removal takes the network's rule set, and with it the drop of
+// packets to 127.0.0.0/8, away: the setting would otherwise let what is
+// still, or later, attached to the bridge reach the node's loopback
+// services (docs/ports.md). Decided by the backend from its rules, not
+// from the request (a runtime that strips capabilities sends GC none):
+// where no rule set of ours is (the reference portmap's network), nothing
+// is touched. Without a usable bridge name, nil: nothing to turn off.
+func (p *ports) unguard() func() error {
+	if !p.c.HasBridge() {
+		return nil
+	}
+	br := p.c.BrName
+	return func() error {
+		if err := p.d.Ports.NoRouteLocalnet(br); err != nil {
+			return fmt.Errorf("turn route_localnet off on %s: %w", br, err)
+		}
+		return nil
+	}
 }
 
 // with runs fn with the backend under the network's lock (the one the
@@ -259,54 +281,12 @@ func (p *ports) publish(addrs, subnets []netip.Prefix) error {
 	})
 }
 
-// localnetGuarded reports whether the network's rule set holds its drop of
-// packets to 127.0.0.0/8 (a failed read counts as not).
-func (p *ports) localnetGuarded(fw firewall.Ports) bool {
-	guarded, err := fw.LocalnetGuarded(p.c.Name)
-	return err == nil && guarded
-}
-
-// localnetToWatch is localnetGuarded before a removal, read only when the
-// bridge has route_localnet on: off, a removal has nothing to turn off
-// (the rules are read only then: the iptables backend may need a command
-// for it).
-func (p *ports) localnetToWatch(fw firewall.Ports) bool {
-	if !p.c.HasBridge() {
-		return false
-	}
-	if on, err := p.d.Ports.RouteLocalnetOn(p.c.BrName); err != nil || !on {
-		return false
-	}
-	return p.localnetGuarded(fw)
-}
-
-// localnetUnguarded turns route_localnet off on the bridge when a removal
-// took the network's rule set, and its drop of packets to 127.0.0.0/8,
-// away (guarded says the drop was there before it): the setting would
-// otherwise let what is still, or later, attached to the bridge reach the
-// node's loopback services. Decided from the rules, not the request (a
-// runtime that strips capabilities sends GC none): where no rule set of
-// ours ever was (the reference portmap's network), nothing is touched.
-// Call under the network's lock, after the removal.
-func (p *ports) localnetUnguarded(fw firewall.Ports, guarded bool) error {
-	if !guarded || !p.c.HasBridge() || p.localnetGuarded(fw) {
-		return nil
-	}
-	if err := p.d.Ports.NoRouteLocalnet(p.c.BrName); err != nil {
-		return fmt.Errorf("route_localnet without the 127.0.0.0/8 drop: %w", err)
-	}
-	return nil
-}
-
 // unpublish removes the attachment's mappings (ADD's undo).
 func (p *ports) unpublish() error {
 	if len(p.maps) == 0 {
 		return nil
 	}
-	return p.with(func(fw firewall.Ports) error {
-		guarded := p.localnetToWatch(fw)
-		return errors.Join(fw.Unpublish(p.c.Name, p.owner), p.localnetUnguarded(fw, guarded))
-	})
+	return p.with(func(fw firewall.Ports) error { return fw.Unpublish(p.c.Name, p.owner) })
 }
 
 // startDel starts removing the attachment's mappings on DEL, while the
@@ -322,11 +302,9 @@ func (p *ports) startDel() (wait func() error) {
 		return func() error { return nil }
 	}
 	done := make(chan error, 1)
-	var guarded bool // the rule set's drop was there before the removal
 	go func() {
 		fw, err := p.backend()
 		if err == nil {
-			guarded = p.localnetToWatch(fw)
 			if err = fw.Unpublish(p.c.Name, p.owner); err != nil {
 				err = fmt.Errorf("portMappings (%s): network %q: %w", fw.Name(), p.c.Name, err)
 			}
@@ -343,9 +321,7 @@ func (p *ports) startDel() (wait func() error) {
 			if err == nil && !inUse {
 				err = fw.Retain(p.c.Name, nil)
 			}
-			// Also with containers left: the Unpublish above removes the
-			// rule set with the network's last mapping.
-			return errors.Join(err, p.localnetUnguarded(fw, guarded))
+			return err
 		}))
 	}
 }
@@ -356,9 +332,7 @@ func (p *ports) gc(valid func(containerID, ifname string) bool) error {
 		return nil
 	}
 	return p.with(func(fw firewall.Ports) error {
-		guarded := p.localnetToWatch(fw)
-		err := fw.Retain(p.c.Name, func(a firewall.Attachment) bool { return valid(a.ContainerID, a.IfName) })
-		return errors.Join(err, p.localnetUnguarded(fw, guarded))
+		return fw.Retain(p.c.Name, func(a firewall.Attachment) bool { return valid(a.ContainerID, a.IfName) })
 	})
 }
 

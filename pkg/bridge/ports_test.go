@@ -24,17 +24,21 @@ type fakePorts struct {
 	teardowns []bool // the teardown argument of each Backend call
 	// localnetOn: route_localnet as the bridges have it now.
 	localnetOn map[string]bool
+	// noLocalnetErr fails NoRouteLocalnet.
+	noLocalnetErr error
 }
 
-func (f *fakePorts) Backend(_ string, teardown bool) (firewall.Ports, error) {
+func (f *fakePorts) Backend(_ string, teardown bool, unguard func() error) (firewall.Ports, error) {
 	f.teardowns = append(f.teardowns, teardown)
-	return f.FakePorts, nil
+	return f.FakePorts.WithUnguard(unguard), nil
 }
 func (f *fakePorts) NoRouteLocalnet(bridge string) error {
+	if f.noLocalnetErr != nil {
+		return f.noLocalnetErr
+	}
 	delete(f.localnetOn, bridge)
 	return nil
 }
-func (f *fakePorts) RouteLocalnetOn(bridge string) (bool, error) { return f.localnetOn[bridge], nil }
 func (f *fakePorts) RouteLocalnet(bridge string) error {
 	f.localnet = append(f.localnet, bridge)
 	if f.localnetOn == nil {
@@ -346,5 +350,30 @@ func TestPortsRouteLocalnetNotLeftWithoutTheDrop(t *testing.T) {
 	}
 	if !fp.localnetOn["cni0"] {
 		t.Error("GC of a network without port rules of ours turned route_localnet off")
+	}
+}
+
+// A DEL that cannot turn route_localnet off keeps the port rules, whose
+// 127.0.0.0/8 drop route_localnet needs, and fails (the runtime retries);
+// the retry removes both.
+func TestPortsDropKeptWhenRouteLocalnetStaysOn(t *testing.T) {
+	n := newFakeNode(testNetns)
+	fp := n.deps.Ports.(*fakePorts)
+	pub := testConf("host-local", `,"capabilities":{"portMappings":true},"runtimeConfig":{"portMappings":[{"hostPort":8080,"containerPort":80}]}`)
+	addOK(t, n, testArgs(pub, "c1"))
+	fp.noLocalnetErr = errors.New("read-only file system")
+	err := n.deps.Del(testArgs(pub, "c1"))
+	if err == nil || !strings.Contains(err.Error(), "read-only file system") || !strings.Contains(err.Error(), "cni0") {
+		t.Fatalf("DEL with route_localnet stuck on: %v, want the error naming the bridge", err)
+	}
+	if _, ok := fp.Network("net1"); !ok || !fp.localnetOn["cni0"] {
+		t.Fatalf("route_localnet on %t without the port rules (kept: %t)", fp.localnetOn["cni0"], ok)
+	}
+	fp.noLocalnetErr = nil
+	if err := n.deps.Del(testArgs(pub, "c1")); err != nil {
+		t.Fatalf("DEL again: %v", err)
+	}
+	if _, ok := fp.Network("net1"); ok || fp.localnetOn["cni0"] {
+		t.Errorf("after the retried DEL: port rules there %t, route_localnet on %t; want neither", ok, fp.localnetOn["cni0"])
 	}
 }

@@ -40,13 +40,35 @@ type Option func(*options)
 
 type options struct {
 	lockDir        string
-	bestEffortLock bool // see WithBestEffortLock
+	bestEffortLock bool         // see WithBestEffortLock
+	unguard        func() error // see WithUnguard
 }
 
 // WithLockDir sets the directory of the lock file that serialises rule
 // updates between processes (default DefaultLockDir).
 func WithLockDir(dir string) Option {
 	return func(o *options) { o.lockDir = dir }
+}
+
+// WithUnguard gives port publishing what to call right before a removal
+// takes a network's drop of packets to 127.0.0.0/8 away (its rule set, or
+// the rule set's IPv4 part, going with its last mapping): turning the
+// bridge's route_localnet off, which is safe only beside that drop. It is
+// called under the ports lock, only when the drop is there; its error
+// keeps the drop, and what goes with it, in place.
+func WithUnguard(fn func() error) Option {
+	return func(o *options) { o.unguard = fn }
+}
+
+// beforeUnguard calls the WithUnguard function, if any.
+func (o options) beforeUnguard() error {
+	if o.unguard == nil {
+		return nil
+	}
+	if err := o.unguard(); err != nil {
+		return fmt.Errorf("the 127.0.0.0/8 drop stays: %w", err)
+	}
+	return nil
 }
 
 func buildOptions(opts []Option) options {

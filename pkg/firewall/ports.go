@@ -29,7 +29,9 @@ type Ports interface {
 	// wildcard) fails it with a *PortConflictError before anything changes.
 	Publish(n PortNetwork, owner Attachment, maps []Mapping) error
 	// Unpublish removes the mappings of owner; the network's rule set goes
-	// with its last mapping. Unpublishing what is not published is no error.
+	// with its last mapping (after the WithUnguard function when the rule
+	// set holds its drop of packets to 127.0.0.0/8). Unpublishing what is
+	// not published is no error.
 	Unpublish(network string, owner Attachment) error
 	// Retain removes the network's mappings whose owner keep rejects (all
 	// of them for keep == nil), and the rule set when none is left.
@@ -47,10 +49,6 @@ type Ports interface {
 	// chains, which a DROP policy set later makes necessary); for an ADD
 	// that publishes nothing itself.
 	Refresh(n PortNetwork) error
-	// LocalnetGuarded reports whether the network's rule set holds its
-	// drop of packets to 127.0.0.0/8 arriving on any interface but lo,
-	// which route_localnet on the bridge needs beside it.
-	LocalnetGuarded(network string) (bool, error)
 }
 
 // Attachment is one container interface, the owner of its mappings.

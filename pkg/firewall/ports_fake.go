@@ -1,6 +1,7 @@
 package firewall
 
 import (
+	"fmt"
 	"slices"
 	"sync"
 )
@@ -76,28 +77,35 @@ func (f *FakePorts) Refresh(n PortNetwork) error {
 	return nil
 }
 
-// LocalnetGuarded implements Ports: the network has a rule set.
-func (f *FakePorts) LocalnetGuarded(network string) (bool, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.err != nil {
-		return false, f.err
-	}
-	_, ok := f.networks[network]
-	return ok, nil
-}
-
 // Unpublish implements Ports.
 func (f *FakePorts) Unpublish(network string, owner Attachment) error {
-	return f.retain("Unpublish "+network+" "+owner.tag(), network, func(a Attachment) bool { return a != owner })
+	return f.retain("Unpublish "+network+" "+owner.tag(), network, func(a Attachment) bool { return a != owner }, nil)
 }
 
 // Retain implements Ports.
 func (f *FakePorts) Retain(network string, keep func(Attachment) bool) error {
-	return f.retain("Retain "+network, network, keep)
+	return f.retain("Retain "+network, network, keep, nil)
 }
 
-func (f *FakePorts) retain(call, network string, keep func(Attachment) bool) error {
+// WithUnguard returns f as a backend made with WithUnguard(fn): fn is
+// called before a network's rule set (which stands for its 127.0.0.0/8
+// drop) goes, and its error keeps the rule set.
+func (f *FakePorts) WithUnguard(fn func() error) Ports { return unguardedFake{f, fn} }
+
+type unguardedFake struct {
+	*FakePorts
+	unguard func() error
+}
+
+func (u unguardedFake) Unpublish(network string, owner Attachment) error {
+	return u.retain("Unpublish "+network+" "+owner.tag(), network, func(a Attachment) bool { return a != owner }, u.unguard)
+}
+
+func (u unguardedFake) Retain(network string, keep func(Attachment) bool) error {
+	return u.retain("Retain "+network, network, keep, u.unguard)
+}
+
+func (f *FakePorts) retain(call, network string, keep func(Attachment) bool, unguard func() error) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, call)
@@ -106,6 +114,15 @@ func (f *FakePorts) retain(call, network string, keep func(Attachment) bool) err
 	}
 	if err := validateName(network); err != nil {
 		return err
+	}
+	_, had := f.networks[network]
+	kept := slices.ContainsFunc(f.mappings, func(p Published) bool {
+		return p.Network == network && keep != nil && keep(p.Owner)
+	})
+	if had && !kept {
+		if err := (options{unguard: unguard}).beforeUnguard(); err != nil {
+			return fmt.Errorf("network %q: %w", network, err)
+		}
 	}
 	f.drop(network, keep)
 	return nil

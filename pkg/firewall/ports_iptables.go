@@ -191,9 +191,6 @@ func iptEnsureFixed(handle func() *iptables.IPTables, n PortNetwork, f family, f
 			return fmt.Errorf("create chain %s in table %s: %w", chain, natTable, err)
 		}
 	}
-	if err := iptDeleteFixed(ipt, n.Name, portsFixedComment(n.Name, fp)); err != nil {
-		return err
-	}
 	for _, r := range rules {
 		var err error
 		if r.insert {
@@ -205,7 +202,9 @@ func iptEnsureFixed(handle func() *iptables.IPTables, n PortNetwork, f family, f
 			return fmt.Errorf("add rule to chain %s in table %s: %w", r.chain, r.table, err)
 		}
 	}
-	return nil
+	// The fixed rules of another configuration go once the new ones are
+	// in: the 127.0.0.0/8 drop is there throughout.
+	return iptDeleteFixed(ipt, n.Name, portsFixedComment(n.Name, fp), nil)
 }
 
 // iptNFTHasComment reads a built-in chain through netlink (iptables-nft) and
@@ -241,8 +240,10 @@ func xtComment(r *nftables.Rule) string {
 }
 
 // iptDeleteFixed deletes the network's fixed rules, except those carrying
-// the comment keep ("": all).
-func iptDeleteFixed(ipt *iptables.IPTables, network, keep string) error {
+// the comment keep ("": all). beforeDrop, if not nil, is called once
+// before the 127.0.0.0/8 drop is deleted, which comes first: its error
+// leaves every rule in place.
+func iptDeleteFixed(ipt *iptables.IPTables, network, keep string, beforeDrop func() error) error {
 	for _, h := range iptFixedHooks() {
 		lines, err := ipt.List(h[0], h[1])
 		if err != nil {
@@ -260,52 +261,18 @@ func iptDeleteFixed(ipt *iptables.IPTables, network, keep string) error {
 			if net, rest, ok := parsePortsComment(c); !ok || net != network || c == keep || !strings.HasPrefix(rest, "cfg=") {
 				continue
 			}
+			if h[0] == rawTable && beforeDrop != nil {
+				if err := beforeDrop(); err != nil {
+					return err
+				}
+				beforeDrop = nil
+			}
 			if err := ipt.Delete(h[0], h[1], spec...); err != nil && !isNotExist(err) {
 				return fmt.Errorf("delete rule from chain %s in table %s: %w", h[1], h[0], err)
 			}
 		}
 	}
 	return nil
-}
-
-// LocalnetGuarded implements Ports: raw PREROUTING (IPv4) holds one of the
-// network's fixed rules (the drop), read through netlink with iptables-nft,
-// else with the command.
-func (b *iptPorts) LocalnetGuarded(network string) (bool, error) {
-	if err := validateName(network); err != nil {
-		return false, err
-	}
-	prefix := portsCommentPrefix + network + " cfg="
-	// Through netlink when iptables-nft holds the rule; otherwise (legacy
-	// iptables, or the rule gone: a foreign rule in an iptables-nft chain
-	// proves nothing about legacy's) the command says.
-	if c, err := nftables.New(); err == nil {
-		t := iptNFTTable(ipv4, rawTable)
-		if rules, err := c.GetRules(t, &nftables.Chain{Name: preroutingChain, Table: t}); err == nil {
-			for _, r := range rules {
-				if strings.HasPrefix(xtComment(r), prefix) {
-					return true, nil
-				}
-			}
-		}
-	}
-	ipt := b.handle(ipv4)
-	if ipt == nil {
-		return false, nil // nothing can have been written without the command
-	}
-	lines, err := ipt.List(rawTable, preroutingChain)
-	if err != nil {
-		if isNotExist(err) {
-			return false, nil
-		}
-		return false, fmt.Errorf("network %q: iptables: list chain %s in table %s: %w", network, preroutingChain, rawTable, err)
-	}
-	for _, line := range lines {
-		if _, spec, ok := splitRuleLine(line); ok && strings.HasPrefix(specValue(spec, "--comment"), prefix) {
-			return true, nil
-		}
-	}
-	return false, nil
 }
 
 // Refresh implements Ports: nothing to do, the accepts a DROP policy needs
@@ -392,7 +359,7 @@ func (b *iptPorts) retain(network string, keep func(Attachment) bool, dropEmpty 
 		if ipt == nil {
 			continue
 		}
-		if err := iptDeleteFixed(ipt, network, ""); err != nil {
+		if err := iptDeleteFixed(ipt, network, "", b.opts.beforeUnguard); err != nil {
 			return fmt.Errorf("network %q: %s: %w", network, iptCommand(f), err)
 		}
 		if err := ipt.ClearAndDeleteChain(natTable, chain); err != nil && !isNotExist(err) {

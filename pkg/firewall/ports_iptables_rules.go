@@ -65,9 +65,10 @@ func iptPortsFixed(n PortNetwork, f family, fp string) []iptFixedRule {
 	return rules
 }
 
-// iptFixedHooks lists the built-in chains that can hold fixed rules.
+// iptFixedHooks lists the built-in chains that can hold fixed rules, the
+// one of the 127.0.0.0/8 drop first (see iptDeleteFixed).
 func iptFixedHooks() [][2]string {
-	return [][2]string{{natTable, preroutingChain}, {natTable, outputChain}, {natTable, postroutingChain}, {filterTable, forwardChain}, {rawTable, preroutingChain}}
+	return [][2]string{{rawTable, preroutingChain}, {natTable, preroutingChain}, {natTable, outputChain}, {natTable, postroutingChain}, {filterTable, forwardChain}}
 }
 
 // iptMappingRule returns a mapping's rule in the network's chain.

@@ -1,20 +1,43 @@
 package firewall
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 
 	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/google/nftables"
 )
 
-// TestPortsLocalnetGuarded: with each real backend, the network's 127.0.0.0/8
-// drop is reported while it publishes an IPv4 mapping, and not once its
-// rule set is gone.
-func TestPortsLocalnetGuarded(t *testing.T) {
+// localnetDropThere reports whether the network's drop of packets to
+// 127.0.0.0/8 is in the node's rules (run in the node's namespace).
+func localnetDropThere(backend, network string) (bool, error) {
+	if backend == NFTablesName {
+		c, err := nftables.New()
+		if err != nil {
+			return false, err
+		}
+		rules, _ := chainRules(c, nftPortsTable(network), nftPortsRaw) // no table: no drop
+		return len(rules) > 0, nil
+	}
+	out, err := exec.Command("iptables", "-w", "-t", rawTable, "-S", preroutingChain).CombinedOutput()
+	if err != nil {
+		return false, fmt.Errorf("iptables -t raw -S PREROUTING: %v: %s", err, out)
+	}
+	return strings.Contains(string(out), portsCommentPrefix+network+" cfg="), nil
+}
+
+// TestPortsUnguardBeforeTheDropGoes: with each real backend, the
+// WithUnguard function (which turns the bridge's route_localnet off) is
+// called once, when the network's last mapping goes, while the 127.0.0.0/8
+// drop is still there: route_localnet is never on without the drop. Its
+// error keeps the drop. A removal that leaves a mapping calls nothing.
+func TestPortsUnguardBeforeTheDropGoes(t *testing.T) {
 	requireRoot(t)
-	name := fmt.Sprintf("fch-fwrev-lng-%d", os.Getpid())
+	name := fmt.Sprintf("fch-fw-ung-%d", os.Getpid())
 	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
 		t.Fatalf("ip netns add %s: %v: %s", name, err, out)
 	}
@@ -24,29 +47,50 @@ func TestPortsLocalnetGuarded(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer netns.Close()
-	owner := Attachment{ContainerID: "c1", IfName: "eth0"}
-	n := PortNetwork{Name: "lng", Bridge: "brl", Subnets: pfx("10.43.0.0/24")}
+	c1 := Attachment{ContainerID: "c1", IfName: "eth0"}
+	c2 := Attachment{ContainerID: "c2", IfName: "eth0"}
+	n := PortNetwork{Name: "ung", Bridge: "brl", Subnets: pfx("10.43.0.0/24")}
 	for _, backend := range []string{IPTablesName, NFTablesName} {
 		t.Run(backend, func(t *testing.T) {
-			b, err := NewPorts(backend, WithLockDir(t.TempDir()))
+			var calls []bool // whether the drop was there at each call
+			var fail error
+			b, err := NewPorts(backend, WithLockDir(t.TempDir()), WithUnguard(func() error {
+				there, err := localnetDropThere(backend, n.Name)
+				calls = append(calls, there && err == nil)
+				return fail
+			}))
 			if err != nil {
 				t.Fatal(err)
 			}
 			err = netns.Do(func(ns.NetNS) error {
-				if ok, err := b.LocalnetGuarded(n.Name); err != nil || ok {
-					return fmt.Errorf("before Publish: %t, %v", ok, err)
-				}
-				if err := b.Publish(n, owner, []Mapping{mp("tcp", "", 8080, "10.43.0.2", 80)}); err != nil {
+				if err := b.Publish(n, c1, []Mapping{mp("tcp", "", 8080, "10.43.0.2", 80)}); err != nil {
 					return err
 				}
-				if ok, err := b.LocalnetGuarded(n.Name); err != nil || !ok {
-					return fmt.Errorf("after Publish: %t, %v", ok, err)
-				}
-				if err := b.Unpublish(n.Name, owner); err != nil {
+				if err := b.Publish(n, c2, []Mapping{mp("tcp", "", 8081, "10.43.0.3", 80)}); err != nil {
 					return err
 				}
-				if ok, err := b.LocalnetGuarded(n.Name); err != nil || ok {
-					return fmt.Errorf("after the last Unpublish: %t, %v", ok, err)
+				if err := b.Unpublish(n.Name, c1); err != nil {
+					return err
+				}
+				if len(calls) != 0 {
+					return fmt.Errorf("a mapping of the network stays, and the unguard function was called")
+				}
+				fail = errors.New("cannot write the sysctl")
+				if err := b.Unpublish(n.Name, c2); err == nil || !strings.Contains(err.Error(), "cannot write the sysctl") {
+					return fmt.Errorf("last Unpublish with a failing unguard function: %v, want its error", err)
+				}
+				if there, err := localnetDropThere(backend, n.Name); err != nil || !there {
+					return fmt.Errorf("the unguard function failed, and the drop is gone (%t, %v)", there, err)
+				}
+				fail = nil
+				if err := b.Retain(n.Name, nil); err != nil {
+					return err
+				}
+				if there, err := localnetDropThere(backend, n.Name); err != nil || there {
+					return fmt.Errorf("after the network's rule set went: drop there %t (%v)", there, err)
+				}
+				if len(calls) != 2 || !calls[0] || !calls[1] {
+					return fmt.Errorf("unguard calls %v, want two, each while the drop was there", calls)
 				}
 				return nil
 			})

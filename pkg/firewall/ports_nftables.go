@@ -120,21 +120,6 @@ func (b *nftPorts) Refresh(n PortNetwork) error {
 	return nil
 }
 
-// LocalnetGuarded implements Ports: the network's table has its raw chain's
-// drop.
-func (b *nftPorts) LocalnetGuarded(network string) (bool, error) {
-	if err := validateName(network); err != nil {
-		return false, err
-	}
-	c, err := nftables.New()
-	if err != nil {
-		return false, fmt.Errorf("network %q: open nftables netlink connection: %w", network, err)
-	}
-	t := nftPortsTable(network)
-	rules, _ := chainRules(c, t, nftPortsRaw) // a missing table or chain: no drop
-	return len(rules) > 0, nil
-}
-
 // replace swaps owner's elements old for maps in one transaction, together
 // with the fixed rules when they are missing or of another configuration.
 func (b *nftPorts) replace(c *nftables.Conn, n PortNetwork, owner Attachment, old, maps []Mapping) error {
@@ -308,6 +293,13 @@ func (b *nftPorts) retain(c *nftables.Conn, network string, keep func(Attachment
 		byOwner[p.Owner] = append(byOwner[p.Owner], p.Mapping)
 	}
 	if kept == 0 {
+		// The bridge's route_localnet goes off before the table's drop of
+		// packets to 127.0.0.0/8 (a missing table or chain: no drop).
+		if rules, _ := chainRules(c, t, nftPortsRaw); len(rules) > 0 {
+			if err := b.opts.beforeUnguard(); err != nil {
+				return fmt.Errorf("network %q: %w", network, err)
+			}
+		}
 		// Adding first makes the deletion succeed when there is no table.
 		c.DelTable(c.AddTable(t))
 	} else {
