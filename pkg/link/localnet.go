@@ -26,13 +26,3 @@ func DisableRouteLocalnet(dev string) error {
 	}
 	return err
 }
-
-// RouteLocalnetOn reports whether route_localnet is on for dev (a dev that
-// is gone has it off).
-func RouteLocalnetOn(dev string) (bool, error) {
-	v, err := readSysctl(routeLocalnetKey(dev))
-	if errors.Is(err, fs.ErrNotExist) {
-		return false, nil
-	}
-	return v == "1", err
-}
