@@ -33,6 +33,11 @@ func ParseEnvArgs(s string) (EnvArgs, error) {
 		}
 		switch k {
 		case "IP":
+			if v == "" {
+				// No address asked for, as with the reference, whose
+				// parser takes an empty value for none.
+				continue
+			}
 			for _, one := range strings.Split(v, ",") {
 				addr, err := ParseAddrOrPrefix(strings.TrimSpace(one))
 				if err != nil {

@@ -27,7 +27,12 @@ func TestParseEnvArgs(t *testing.T) {
 		{in: "IgnoreUnknown=1;IP=10.0.0.5;MAC=aa:bb:cc:dd:ee:ff;", wantIPs: "[10.0.0.5]", wantMAC: "aa:bb:cc:dd:ee:ff"},
 		{in: "IP=10.0.0.300", wantErr: "IP=10.0.0.300"},
 		{in: "IP=10.0.0.5,nope", wantErr: "IP=nope"},
-		{in: "IP=", wantErr: "IP="},
+		// An empty IP= asks for nothing, as with the reference (whose
+		// parser takes an empty value for no address).
+		{in: "IP="},
+		{in: "IgnoreUnknown=1;IP=;MAC=aa:bb:cc:dd:ee:ff", wantMAC: "aa:bb:cc:dd:ee:ff"},
+		{in: "IP= ", wantErr: "IP= "},
+		{in: "IP=10.0.0.5,", wantErr: "IP=: not an IP address"},
 		{in: "garbage", wantErr: "garbage"},
 	}
 	for _, tt := range tests {

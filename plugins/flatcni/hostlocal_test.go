@@ -276,6 +276,7 @@ func TestRequestedAddresses(t *testing.T) {
 	}{
 		{name: "CNI_ARGS one", body: dualStack, args: "IgnoreUnknown=1;IP=10.10.0.50", want: "[10.10.0.50/24 fd10::201/64]"},
 		{name: "CNI_ARGS comma separated", body: dualStack, args: "IP=10.10.0.50,fd10::50", want: "[10.10.0.50/24 fd10::50/64]"},
+		{name: "CNI_ARGS empty IP=", body: dualStack, args: "IgnoreUnknown=1;IP=", want: "[10.10.0.201/24 fd10::201/64]"},
 		{name: "CNI_ARGS with prefix", body: dualStack, args: "IP=fd10::50/64", want: "[10.10.0.201/24 fd10::50/64]"},
 		{name: "args.cni.ips", body: dualStack, extra: `,"args":{"cni":{"ips":["10.10.0.60","fd10::60"]}}`, want: "[10.10.0.60/24 fd10::60/64]"},
 		{name: "runtimeConfig.ips", body: dualStack, extra: `,"runtimeConfig":{"ips":["fd10::70/64"]}`, want: "[10.10.0.201/24 fd10::70/64]"},
