@@ -10,8 +10,9 @@ import (
 )
 
 // Range is one contiguous block of addresses inside a subnet. After Canonicalize,
-// Start, End and Gateway are set and Start..End holds at least one address that is
-// not the gateway.
+// Start, End and Gateway are set; Start..End may be the gateway alone (the
+// range then hands out nothing, as with the reference, but its set must
+// hold another range: RangeSet.Check), except in a /31 or /127.
 type Range struct {
 	Subnet  netip.Prefix
 	Start   netip.Addr // first address handed out, inclusive
@@ -79,11 +80,17 @@ func (r *Range) Canonicalize() error {
 	if r.End.Less(r.Start) {
 		return fmt.Errorf("rangeEnd %s is before rangeStart %s", r.End, r.Start)
 	}
-	if r.Start == r.End && r.Start == r.Gateway {
+	if r.Start == r.End && r.Start == r.Gateway && first.Next() == last {
+		// A /31 or /127 (the reference takes none: "too small") is
+		// accepted only where it has an address to hand out.
 		return fmt.Errorf("subnet %s has no address to allocate: its only usable address %s is the gateway", r.Subnet, r.Gateway)
 	}
 	return nil
 }
+
+// gatewayOnly reports whether the range holds its gateway alone (and hands
+// out nothing).
+func (r *Range) gatewayOnly() bool { return r.Start == r.End && r.Start == r.Gateway }
 
 // Contains reports whether addr can be handed out from this range (the gateway
 // included: callers reject it separately with a better message).
@@ -189,16 +196,39 @@ func (s *RangeSet) Add(r Range) error {
 	return nil
 }
 
-// Check reports an empty set, or two of its ranges that overlap.
+// Check reports an empty set, a set with no address to hand out (each of
+// its ranges holds its gateway alone), or two of its ranges that overlap.
 func (s RangeSet) Check() error {
 	if s.Len() == 0 {
 		return fmt.Errorf("empty range set")
+	}
+	if !s.canAllocate() {
+		if s.Len() == 1 {
+			r := s.At(0)
+			return fmt.Errorf("subnet %s has no address to allocate: its only usable address %s is the gateway", r.Subnet, r.Gateway)
+		}
+		return fmt.Errorf("range set %s has no address to allocate: each of its ranges holds its gateway alone", s)
 	}
 	if i, j, ok := firstOverlap(s.Len(), s.start, s.At); ok {
 		r, o := s.At(i), s.At(j)
 		return fmt.Errorf("range %s overlaps range %s", &r, &o)
 	}
 	return nil
+}
+
+// canAllocate reports whether a range of the set holds an address that is
+// not its gateway. Ranges with their subnet's defaults always do (a subnet
+// of two addresses is refused by Canonicalize): only the others are read.
+func (s RangeSet) canAllocate() bool {
+	if len(s.own) < s.Len() {
+		return true
+	}
+	for _, i := range s.own {
+		if r := s.At(int(i)); !r.gatewayOnly() {
+			return true
+		}
+	}
+	return false
 }
 
 // Len returns the number of ranges in the set.

@@ -1,6 +1,7 @@
 package ipam
 
 import (
+	"errors"
 	"net/netip"
 	"strings"
 	"testing"
@@ -49,7 +50,11 @@ func TestRangeCanonicalize(t *testing.T) {
 		{name: "end outside subnet", subnet: "10.0.0.0/24", end: "10.0.1.1", wantErrMatch: "rangeEnd 10.0.1.1 is not in subnet"},
 		{name: "gateway outside subnet (accepted, as by the reference)", subnet: "10.0.0.0/24", gw: "10.9.0.1", wantStart: "10.0.0.1", wantEnd: "10.0.0.254", wantGw: "10.9.0.1"},
 		{name: "end before start", subnet: "10.0.0.0/24", start: "10.0.0.9", end: "10.0.0.8", wantErrMatch: "before rangeStart"},
-		{name: "only the gateway", subnet: "10.0.0.0/24", start: "10.0.0.5", end: "10.0.0.5", gw: "10.0.0.5", wantErrMatch: "is the gateway"},
+		// A range of its gateway alone hands out nothing but is valid, as
+		// with the reference: its set may hold other ranges (a set of
+		// such ranges only is refused, RangeSet.Check).
+		{name: "only the gateway", subnet: "10.0.0.0/24", start: "10.0.0.5", end: "10.0.0.5", gw: "10.0.0.5", wantStart: "10.0.0.5", wantEnd: "10.0.0.5", wantGw: "10.0.0.5"},
+		{name: "/31 of its gateway alone", subnet: "10.0.0.0/31", start: "10.0.0.1", end: "10.0.0.1", wantErrMatch: "no address to allocate"},
 		{name: "family mismatch", subnet: "10.0.0.0/24", start: "fd00::1", wantErrMatch: "not in subnet"},
 		{name: "gateway of the other family", subnet: "10.0.0.0/24", gw: "fd00::1", wantErrMatch: "gateway fd00::1 is not of subnet 10.0.0.0/24's family"},
 		{name: "v4 gateway in a v6 subnet", subnet: "fd00::/64", gw: "10.0.0.1", wantErrMatch: "not of subnet"},
@@ -121,6 +126,34 @@ func TestNewRangeSet(t *testing.T) {
 				t.Errorf("Size() = %d, want %d", got, tt.wantSize)
 			}
 		})
+	}
+}
+
+// A range that holds only its gateway is skipped within its set, as by the
+// reference; a set with nothing else is refused.
+func TestRangeSetWithGatewayOnlyRange(t *testing.T) {
+	gwOnly := Range{Subnet: mustPrefix(t, "10.0.0.0/24"), Start: addr("10.0.0.1"), End: addr("10.0.0.1")}
+	s, err := NewRangeSet(gwOnly, Range{Subnet: mustPrefix(t, "10.0.1.0/30")})
+	if err != nil {
+		t.Fatalf("NewRangeSet: %v", err)
+	}
+	if got := s.Size(100); got != 1 {
+		t.Errorf("Size() = %d, want 1", got)
+	}
+	m := NewMemStore()
+	al, err := Allocate(m, s, 0, att(1), netip.Addr{})
+	if err != nil || al.Addr != mustPrefix(t, "10.0.1.2/30") {
+		t.Fatalf("Allocate() = %v, %v; want 10.0.1.2/30", al.Addr, err)
+	}
+	if al, err := Allocate(m, s, 0, att(2), netip.Addr{}); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("second Allocate() = %v, %v; want ErrUnavailable", al.Addr, err)
+	}
+	if _, err := NewRangeSet(gwOnly); err == nil || !strings.Contains(err.Error(), "no address to allocate") {
+		t.Fatalf("set of a gateway-only range: error %v, want one saying it has no address to allocate", err)
+	}
+	two := Range{Subnet: mustPrefix(t, "10.0.2.0/24"), Start: addr("10.0.2.9"), End: addr("10.0.2.9"), Gateway: addr("10.0.2.9")}
+	if _, err := NewRangeSet(gwOnly, two); err == nil || !strings.Contains(err.Error(), "no address to allocate") {
+		t.Fatalf("set of two gateway-only ranges: error %v, want one saying it has no address to allocate", err)
 	}
 }
 

@@ -326,6 +326,25 @@ func TestRequestedAddresses(t *testing.T) {
 	}
 }
 
+// A range that holds only its gateway hands out nothing, and the other
+// ranges of its set are used, as with the reference; a set of such a range
+// alone is a configuration error.
+func TestGatewayOnlyRange(t *testing.T) {
+	dir := t.TempDir()
+	conf := netConf("1.0.0", dir, `"ranges":[[{"subnet":"10.10.0.0/24","rangeStart":"10.10.0.1","rangeEnd":"10.10.0.1"},{"subnet":"10.10.1.0/30"}]]`, "")
+	o := mustOK(t, call{cmd: "ADD", id: "ctr1", stdin: conf})
+	if got := fmt.Sprint(addrs(o)); got != "[10.10.1.2/30]" {
+		t.Fatalf("ADD gave %s, want [10.10.1.2/30]", got)
+	}
+	if o := run(t, call{cmd: "ADD", id: "ctr2", stdin: conf}); o.errCode() != 11 {
+		t.Fatalf("ADD on a full set: exit %d %s, want CNI error 11", o.code, o.stdout)
+	}
+	alone := netConf("1.0.0", dir, `"ranges":[[{"subnet":"10.10.0.0/24","rangeStart":"10.10.0.1","rangeEnd":"10.10.0.1"}]]`, "")
+	if o := run(t, call{cmd: "ADD", id: "ctr3", stdin: alone}); o.errCode() != 7 || !strings.Contains(o.msg(), "ipam.ranges[0]") {
+		t.Fatalf("ADD with a gateway-only set: exit %d %s, want CNI error 7 naming ipam.ranges[0]", o.code, o.stdout)
+	}
+}
+
 // A failed ADD for an attachment that already holds leases keeps them.
 // A gateway outside the subnet is passed on, as by the reference; DEL of
 // such an attachment works.
