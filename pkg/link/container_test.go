@@ -1,6 +1,7 @@
 package link
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"os/exec"
@@ -8,6 +9,7 @@ import (
 	"slices"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/vishvananda/netlink"
 )
@@ -53,14 +55,37 @@ func TestConfigureAndCheckContainer(t *testing.T) {
 	}
 
 	in(t, cont, func() error {
-		list, err := v6Addrs("eth0")
-		if err != nil {
-			return err
-		}
-		for _, a := range list {
-			if a.Flags&(syscall.IFA_F_TENTATIVE|syscall.IFA_F_DADFAILED) != 0 {
-				t.Errorf("%s not usable, flags %#x", a.IPNet, a.Flags)
+		// The addresses ADD gave are usable on return. The kernel makes the
+		// link-local address itself, once its link watch has seen the
+		// carrier, which may be after ConfigureContainer returned; with DAD
+		// off it is tentative only until the kernel's DAD work has run
+		// (DAD on would hold it for a second at least).
+		deadline := time.Now().Add(500 * time.Millisecond)
+		for {
+			list, err := v6Addrs("eth0")
+			if err != nil {
+				return err
 			}
+			var unusable []string
+			for _, a := range list {
+				if a.Flags&(syscall.IFA_F_TENTATIVE|syscall.IFA_F_DADFAILED) == 0 {
+					continue
+				}
+				msg := fmt.Sprintf("%s not usable, flags %#x", a.IPNet, a.Flags)
+				if !a.IP.IsLinkLocalUnicast() {
+					t.Error(msg)
+				} else {
+					unusable = append(unusable, msg)
+				}
+			}
+			if len(unusable) == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("after 500 ms: %v", unusable)
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
 		}
 		for k, want := range map[string]string{
 			"net/ipv6/conf/eth0/accept_dad":        "0",
