@@ -529,8 +529,8 @@ func diffState(t *testing.T, node *Node, ctr *Netns, br string) (map[string][]st
 	// Deliberate (docs/differences.md: "No DAD wait"): our IPv6 addresses carry
 	// the nodad flag, in the container (where both plugins also set
 	// accept_dad=0, so neither does DAD there) and on the bridge (the
-	// gateway address: pkg/link.EnsureGatewayAddrs; the reference adds it
-	// with DAD, so it is usable only a second or so later).
+	// gateway address without enabledad: pkg/link.EnsureGatewayAddrs; the
+	// reference adds it with DAD, so it is usable only a second or so later).
 	for _, k := range []string{"ctr addrs", "node addrs"} {
 		for i, l := range st[k] {
 			st[k][i] = strings.Replace(l, " nodad", "", 1)

@@ -144,7 +144,7 @@ func (d *Deps) Add(args *skel.CmdArgs) (_ types.Result, err error) {
 		if gwDev, err = d.gatewayDevice(c, br); err != nil {
 			return nil, err
 		}
-		if err := d.Links.EnsureGatewayAddrs(gwDev, p.gateways, c.ForceAddress); err != nil {
+		if err := d.Links.EnsureGatewayAddrs(gwDev, p.gateways, c.ForceAddress, c.EnableDad); err != nil {
 			return nil, err // names the device and both addresses
 		}
 		if err := d.Links.EnableForwarding(p.v4, p.v6); err != nil {

@@ -64,7 +64,9 @@ type Links interface {
 	ConfigureContainer(cont link.Interface, addrs []netip.Prefix, routes []link.Route, enableDAD bool) error
 	// InterfaceByName's error matches link.ErrNotFound for a missing link.
 	InterfaceByName(name string) (link.Interface, error)
-	EnsureGatewayAddrs(dev link.Bridge, gws []netip.Prefix, force bool) error
+	// EnsureGatewayAddrs adds IPv6 addresses with duplicate address
+	// detection only when dad is set (enabledad).
+	EnsureGatewayAddrs(dev link.Bridge, gws []netip.Prefix, force, dad bool) error
 	EnableForwarding(v4, v6 bool) error
 	// DelLinkWithAlias deletes the node's link name if its alias is alias.
 	DelLinkWithAlias(name, alias string) (deleted bool, err error)

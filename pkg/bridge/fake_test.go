@@ -32,9 +32,10 @@ type fakeLinks struct {
 	bridges map[string]link.Bridge
 	hosts   map[string]*fakeHost // by host veth name
 	gwAddrs map[string][]netip.Prefix
-	fwd     [2]bool        // IPv4, IPv6 forwarding
-	next    int            // last link index given
-	found   []*link.Bridge // BridgeConfig.Found of each EnsureBridge
+	gwDAD   map[netip.Prefix]bool // the dad argument each gateway address was added with
+	fwd     [2]bool               // IPv4, IPv6 forwarding
+	next    int                   // last link index given
+	found   []*link.Bridge        // BridgeConfig.Found of each EnsureBridge
 }
 
 // fakeHost is a veth pair, by its host end.
@@ -50,7 +51,7 @@ type fakeHost struct {
 }
 
 func newFakeLinks(netns ...string) *fakeLinks {
-	f := &fakeLinks{fail: map[string]error{}, own: map[string]bool{}, netns: map[string]bool{}, bridges: map[string]link.Bridge{}, hosts: map[string]*fakeHost{}, gwAddrs: map[string][]netip.Prefix{}}
+	f := &fakeLinks{fail: map[string]error{}, own: map[string]bool{}, netns: map[string]bool{}, bridges: map[string]link.Bridge{}, hosts: map[string]*fakeHost{}, gwAddrs: map[string][]netip.Prefix{}, gwDAD: map[netip.Prefix]bool{}}
 	for _, n := range netns {
 		f.netns[n] = true
 	}
@@ -212,7 +213,7 @@ func (f *fakeLinks) InterfaceByName(name string) (link.Interface, error) {
 	return link.Interface{}, fmt.Errorf("link %q: %w", name, link.ErrNotFound)
 }
 
-func (f *fakeLinks) EnsureGatewayAddrs(dev link.Bridge, gws []netip.Prefix, force bool) error {
+func (f *fakeLinks) EnsureGatewayAddrs(dev link.Bridge, gws []netip.Prefix, force, dad bool) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.call("EnsureGatewayAddrs", dev.Name, gws); err != nil {
@@ -221,6 +222,7 @@ func (f *fakeLinks) EnsureGatewayAddrs(dev link.Bridge, gws []netip.Prefix, forc
 	for _, g := range gws {
 		if !slices.Contains(f.gwAddrs[dev.Name], g) {
 			f.gwAddrs[dev.Name] = append(f.gwAddrs[dev.Name], g)
+			f.gwDAD[g] = dad
 		}
 	}
 	return nil

@@ -299,6 +299,22 @@ func TestAddReadsBridgeOnce(t *testing.T) {
 	}
 }
 
+// The gateway address goes on the bridge with duplicate address detection
+// exactly when enabledad asks for it, as the container's addresses do (the
+// reference plugin adds it with DAD in every case).
+func TestAddGatewayDAD(t *testing.T) {
+	gw := netip.MustParsePrefix("10.1.0.1/24")
+	for _, dad := range []bool{false, true} {
+		t.Run(fmt.Sprintf("enabledad=%v", dad), func(t *testing.T) {
+			n := newFakeNode(testNetns)
+			addOK(t, n, testArgs(testConf("host-local", fmt.Sprintf(`,"enabledad":%v`, dad)), "c1"))
+			if got, ok := n.links.gwDAD[gw]; !ok || got != dad {
+				t.Errorf("gateway %s added with dad=%v (added: %v), want dad=%v", gw, got, ok, dad)
+			}
+		})
+	}
+}
+
 // Without IPAM (layer 2 only) ADD makes the port at once and asks no IPAM.
 func TestAddL2(t *testing.T) {
 	n := newFakeNode(testNetns)

@@ -11,15 +11,17 @@ import (
 
 // EnsureGatewayAddrs puts each gateway address (gateway IP with the subnet's
 // prefix length) on the bridge. An address already present is left alone.
+// IPv6 addresses are added with duplicate address detection only when dad
+// is set (the network's enabledad), as the container's are.
 //
 // Conflicts follow the reference plugin: any other IPv4 address on the
 // bridge, or an IPv6 address whose subnet overlaps the gateway's, conflicts.
 // Without force a conflict is an error naming both addresses; with force the
 // conflicting address is removed. Addresses listed in gws never conflict with
-// each other. IPv6 addresses are added without duplicate address detection.
+// each other.
 // Once something was added, the bridge MAC is pinned to br.MAC (its value
 // when br was read) so it no longer follows the lowest port MAC.
-func EnsureGatewayAddrs(br Bridge, gws []netip.Prefix, force bool) error {
+func EnsureGatewayAddrs(br Bridge, gws []netip.Prefix, force, dad bool) error {
 	if len(gws) == 0 {
 		return nil
 	}
@@ -42,7 +44,7 @@ func EnsureGatewayAddrs(br Bridge, gws []netip.Prefix, force bool) error {
 	added := false
 	for _, gw := range gws {
 		gw = normPrefix(gw)
-		did, err := ensureGatewayAddr(l, gw, wanted, force)
+		did, err := ensureGatewayAddr(l, gw, wanted, force, dad)
 		if err != nil {
 			return err
 		}
@@ -65,7 +67,7 @@ func EnsureGatewayAddrs(br Bridge, gws []netip.Prefix, force bool) error {
 	return nil
 }
 
-func ensureGatewayAddr(l netlink.Link, gw netip.Prefix, wanted map[netip.Prefix]bool, force bool) (bool, error) {
+func ensureGatewayAddr(l netlink.Link, gw netip.Prefix, wanted map[netip.Prefix]bool, force, dad bool) (bool, error) {
 	name := l.Attrs().Name
 	fam := family(gw.Addr())
 	existing, err := addrList(l, fam)
@@ -97,7 +99,7 @@ func ensureGatewayAddr(l netlink.Link, gw netip.Prefix, wanted map[netip.Prefix]
 			return false, fmt.Errorf("remove address %s from bridge %q: %w", p, name, err)
 		}
 	}
-	if err := addAddr(l, gw, false); err != nil {
+	if err := addAddr(l, gw, dad); err != nil {
 		return false, fmt.Errorf("add gateway %s to bridge %q: %w", gw, name, err)
 	}
 	return true, nil

@@ -51,13 +51,13 @@ func TestEnsureGatewayAddrs(t *testing.T) {
 					if err != nil {
 						return err
 					}
-					if err := EnsureGatewayAddrs(br, tc.existing, true); err != nil {
+					if err := EnsureGatewayAddrs(br, tc.existing, true, false); err != nil {
 						return err
 					}
 					if byName {
 						br = Bridge{Name: br.Name}
 					}
-					err = EnsureGatewayAddrs(br, tc.gws, tc.force)
+					err = EnsureGatewayAddrs(br, tc.gws, tc.force, false)
 					if tc.wantErr != nil {
 						wantErrContains(t, err, tc.wantErr...)
 					} else if err != nil {
@@ -95,6 +95,42 @@ func TestEnsureGatewayAddrs(t *testing.T) {
 	}
 }
 
+// With dad (the network's enabledad), an IPv6 gateway address is added with
+// duplicate address detection, as the reference adds it; without, it is
+// added "nodad" and usable at once.
+func TestEnsureGatewayAddrsDAD(t *testing.T) {
+	requireRoot(t)
+	gw := netip.MustParsePrefix("fd00:1::1/64")
+	for _, dad := range []bool{false, true} {
+		t.Run(fmt.Sprintf("dad=%v", dad), func(t *testing.T) {
+			node := newNetNS(t, "gwdad")
+			in(t, node, func() error {
+				br, err := EnsureBridge(BridgeConfig{Name: "gwbr"})
+				if err != nil {
+					return err
+				}
+				if err := EnsureGatewayAddrs(br, []netip.Prefix{gw}, false, dad); err != nil {
+					return err
+				}
+				list, err := netlink.AddrList(br.device(), netlink.FAMILY_V6)
+				if err != nil {
+					return err
+				}
+				for _, a := range list {
+					if p, _ := prefixOf(a.IPNet); p == gw {
+						if nodad := a.Flags&syscall.IFA_F_NODAD != 0; nodad == dad {
+							t.Errorf("%s added with flags %#x: nodad %v, want %v", gw, a.Flags, nodad, !dad)
+						}
+						return nil
+					}
+				}
+				t.Errorf("%s not on the bridge: %v", gw, list)
+				return nil
+			})
+		})
+	}
+}
+
 // A bridge made for an attachment keeps the MAC it was made with, as with
 // the reference: the MAC is pinned to what EnsureBridge read, not to the
 // lowest port MAC the bridge took when the attachment's port joined.
@@ -111,7 +147,7 @@ func TestEnsureGatewayAddrsPinsMACOfEnsureBridge(t *testing.T) {
 		if err := netlink.LinkAdd(port); err != nil {
 			return err
 		}
-		if err := EnsureGatewayAddrs(br, []netip.Prefix{netip.MustParsePrefix("10.1.0.1/24")}, false); err != nil {
+		if err := EnsureGatewayAddrs(br, []netip.Prefix{netip.MustParsePrefix("10.1.0.1/24")}, false, false); err != nil {
 			return err
 		}
 		l, err := netlink.LinkByName("gwbr")
@@ -139,7 +175,7 @@ func TestCheckGatewayAddrs(t *testing.T) {
 		if err := CheckGatewayAddrs(br, gws); err == nil || !strings.Contains(err.Error(), "10.1.0.1/24") {
 			t.Errorf("CheckGatewayAddrs before any address: %v", err)
 		}
-		if err := EnsureGatewayAddrs(br, gws, false); err != nil {
+		if err := EnsureGatewayAddrs(br, gws, false, false); err != nil {
 			return err
 		}
 		if err := CheckGatewayAddrs(br, gws); err != nil {
