@@ -282,3 +282,31 @@ func TestBridgeCheckBridgeMAC(t *testing.T) {
 		})
 	}
 }
+
+// A network without a default route (isGateway only): CHECK fails, naming
+// the interface or the route, when the container interface was set down
+// (it keeps its addresses, not their subnet routes) or an address's subnet
+// route was removed, as the reference's CHECK does: the container reaches
+// nothing then.
+func TestBridgeCheckContainerSubnetRoutes(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		tamper []string // run in the container
+		want   []string
+	}{
+		{name: "interface down", tamper: []string{"ip", "link", "set", "eth0", "down"}, want: []string{"eth0", "interface is down"}},
+		{name: "IPv4 subnet route removed", tamper: []string{"ip", "route", "del", testSubnet4, "dev", "eth0"}, want: []string{"eth0", "route " + testSubnet4 + " of address"}},
+		{name: "IPv6 subnet route removed", tamper: []string{"ip", "-6", "route", "del", testSubnet6, "dev", "eth0"}, want: []string{"eth0", "route " + testSubnet6 + " of address"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := NewNode(t)
+			b := newDualStack(t, n)
+			c, rt, _ := b.Attached(t, "c")
+			if err := b.Check(t, rt); err != nil {
+				t.Fatalf("CHECK after ADD: %v", err)
+			}
+			c.MustRun(t, tc.tamper...)
+			wantCheckFails(t, "after "+strings.Join(tc.tamper, " "), errString(b.Check(t, rt)), tc.want...)
+		})
+	}
+}

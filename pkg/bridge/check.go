@@ -19,8 +19,9 @@ import (
 // promiscuous mode exactly when promiscMode says so, with prevResult's MAC
 // when ADD pinned it: see bridgeMACPinned), the host veth (the container
 // interface's peer, listed in prevResult, with its MAC there, a port of the
-// bridge), the container interface with its MAC, addresses and routes; then
-// asks IPAM to check its leases. Netlink only, besides IPAM.
+// bridge), the container interface with its MAC, addresses (up, each with
+// its subnet route) and routes; then asks IPAM to check its leases. Netlink
+// only, besides IPAM.
 func (d *Deps) Check(args *skel.CmdArgs) error {
 	c, err := config.LoadBridge(args.StdinData, args.Args)
 	if err != nil {

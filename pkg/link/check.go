@@ -2,6 +2,7 @@ package link
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -12,10 +13,12 @@ import (
 )
 
 // CheckContainer verifies, inside the container netns, that ifName exists
-// and is a veth, has wantMAC (when non-nil), carries every address in addrs
-// and that every route in routes goes through it (via its GW when set). The
-// first difference found is returned, phrased as
-// "eth0 in /var/run/netns/x: address 10.1.0.5/24 missing".
+// and is a veth, has wantMAC (when non-nil), carries every address in addrs,
+// is up and has each address's subnet route when it has addresses (as the
+// reference's CHECK requires the subnet routes: down, the interface keeps
+// its addresses, not their routes), and that every route in routes goes
+// through it (via its GW when set). The first difference found is returned,
+// phrased as "eth0 in /var/run/netns/x: address 10.1.0.5/24 missing".
 func CheckContainer(netnsPath, ifName string, wantMAC net.HardwareAddr, addrs []netip.Prefix, routes []Route) error {
 	return inNetNS(netnsPath, func(ns.NetNS) error {
 		if err := checkIface(ifName, wantMAC, addrs, routes); err != nil {
@@ -53,6 +56,23 @@ func checkIface(ifName string, wantMAC net.HardwareAddr, addrs []netip.Prefix, r
 		for _, p := range addrs {
 			if !have[normPrefix(p)] {
 				return fmt.Errorf("address %s missing", p)
+			}
+		}
+		if l.Attrs().Flags&net.FlagUp == 0 {
+			return errors.New("interface is down")
+		}
+		for _, p := range addrs {
+			p = normPrefix(p)
+			if p.IsSingleIP() {
+				continue // the kernel makes no subnet route for it
+			}
+			// In any table, as routes below: sbr moves it too.
+			ok, err := hasRoute(l.Attrs().Index, Route{Dst: p.Masked()})
+			if err != nil {
+				return fmt.Errorf("list routes: %w", err)
+			}
+			if !ok {
+				return fmt.Errorf("route %s of address %s missing", p.Masked(), p)
 			}
 		}
 	}

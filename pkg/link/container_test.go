@@ -150,6 +150,19 @@ func TestConfigureAndCheckContainer(t *testing.T) {
 				return nil
 			},
 			wantErr: "eth0 in " + cont + ": route 192.168.7.0/24 missing"},
+		// Each address's subnet route must go through the interface, as
+		// the reference's CHECK requires: without it the container reaches
+		// nothing on the subnet. sbr moves it, as the routes above.
+		{name: "subnet route moved to another table", ifName: "eth0", addrs: addrs, routes: routes[:2],
+			tamper: func() error {
+				return moveRoute("10.1.0.0/24", "10.1.0.5", 100)
+			}},
+		{name: "subnet route removed", ifName: "eth0", addrs: addrs,
+			tamper: func() error {
+				_, dst, _ := net.ParseCIDR("fd00:1::/64")
+				return netlink.RouteDel(&netlink.Route{Dst: dst})
+			},
+			wantErr: "eth0 in " + cont + ": route fd00:1::/64 of address fd00:1::5/64 missing"},
 		{name: "address removed", ifName: "eth0", mac: mac, addrs: addrs,
 			tamper: func() error {
 				l, err := netlink.LinkByName("eth0")
@@ -159,6 +172,17 @@ func TestConfigureAndCheckContainer(t *testing.T) {
 				return netlink.AddrDel(l, &netlink.Addr{IPNet: ipNet(pp("10.1.0.5/24"))})
 			},
 			wantErr: "eth0 in " + cont + ": address 10.1.0.5/24 missing"},
+		// Down, it keeps its IPv6 address (keep_addr_on_down) but has no
+		// route: the container is cut off.
+		{name: "interface down", ifName: "eth0", addrs: []netip.Prefix{pp("fd00:1::5/64")},
+			tamper: func() error {
+				l, err := netlink.LinkByName("eth0")
+				if err != nil {
+					return err
+				}
+				return netlink.LinkSetDown(l)
+			},
+			wantErr: "eth0 in " + cont + ": interface is down"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -213,6 +237,20 @@ func TestConfigureContainerWithDAD(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// moveRoute moves the route to dst through eth0 (with source address src)
+// from the main table into table, as sbr does.
+func moveRoute(dst, src string, table int) error {
+	_, d, _ := net.ParseCIDR(dst)
+	l, err := netlink.LinkByName("eth0")
+	if err != nil {
+		return err
+	}
+	if err := netlink.RouteDel(&netlink.Route{Dst: d, LinkIndex: l.Attrs().Index, Scope: netlink.SCOPE_LINK}); err != nil {
+		return err
+	}
+	return netlink.RouteAdd(&netlink.Route{Dst: d, LinkIndex: l.Attrs().Index, Src: net.ParseIP(src), Scope: netlink.SCOPE_LINK, Table: table})
 }
 
 // v6Addrs lists the IPv6 addresses of ifName in the current netns.
