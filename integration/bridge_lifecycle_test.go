@@ -163,6 +163,38 @@ func TestBridgeGCAndStatus(t *testing.T) {
 	}
 }
 
+// GC of an attachment that is not valid while its netns lives on (a
+// container the runtime lost track of): its veth goes with its lease, so
+// it keeps no address another container may get; the valid one is kept.
+func TestBridgeGCRemovesStaleAttachment(t *testing.T) {
+	n := NewNode(t)
+	b := newDualStack(t, n)
+	_, keep := container(t, "keep")
+	b.MustAdd(t, keep)
+	t.Cleanup(func() { _ = b.Del(t, keep) })
+	stale, staleRT := container(t, "stale")
+	conf := b.pluginConf(t, "1.1.0")
+	if out, err := n.Exec(t, "bridge", "ADD", staleRT.ContainerID, stale.Path, staleRT.IfName, conf); err != nil {
+		t.Fatalf("ADD: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { _, _ = n.Exec(t, "bridge", "DEL", staleRT.ContainerID, stale.Path, staleRT.IfName, conf) })
+	if err := b.GC(t, types.GCAttachment{ContainerID: keep.ContainerID, IfName: keep.IfName}); err != nil {
+		t.Fatalf("GC: %v", err)
+	}
+	if out := stale.MustRun(t, "ip", "-o", "link", "show"); strings.Contains(out, staleRT.IfName+"@") {
+		t.Errorf("the stale attachment's interface is still in its netns after GC:\n%s", out)
+	}
+	if v := hostVeths(t, n); len(v) != 1 {
+		t.Errorf("want only the kept attachment's host veth, got %v", v)
+	}
+	if l := b.Leases(t); len(l) != 2 {
+		t.Errorf("leases after GC %v, want the kept attachment's two", l)
+	}
+	if err := b.Check(t, keep); err != nil {
+		t.Errorf("CHECK of the kept attachment after GC: %v", err)
+	}
+}
+
 // settled removes from a state what the kernel changes on its own schedule
 // around a plugin's work, not the plugin: IPv6 link-local addresses and
 // routes (the bridge gets one the first time it has carrier) and the

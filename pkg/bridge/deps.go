@@ -11,6 +11,7 @@ import (
 	"github.com/flatcni/plugins/pkg/config"
 	"github.com/flatcni/plugins/pkg/firewall"
 	"github.com/flatcni/plugins/pkg/hostlocal"
+	"github.com/flatcni/plugins/pkg/ipam"
 	"github.com/flatcni/plugins/pkg/l2"
 	"github.com/flatcni/plugins/pkg/link"
 )
@@ -70,6 +71,8 @@ type Links interface {
 	EnableForwarding(v4, v6 bool) error
 	// DelLinkWithAlias deletes the node's link name if its alias is alias.
 	DelLinkWithAlias(name, alias string) (deleted bool, err error)
+	// DelPortWithAlias is DelLinkWithAlias for a port of br only.
+	DelPortWithAlias(br link.Bridge, name, alias string) (deleted bool, err error)
 	// DelVeth deletes ifName in netns (a missing netns or link is not an error).
 	DelVeth(netns, ifName string) error
 	DelLink(name string) error
@@ -103,6 +106,10 @@ type IPAMPlugin interface {
 	Del(args *skel.CmdArgs) error
 	Check(args *skel.CmdArgs) error
 	GC(args *skel.CmdArgs) error
+	// Stale lists the attachments holding the network's addresses that
+	// GC will release (not in cni.dev/valid-attachments); known is false
+	// when the plugin cannot tell (one run by exec).
+	Stale(args *skel.CmdArgs) (stale []ipam.Attachment, known bool, err error)
 	Status(args *skel.CmdArgs) error
 	// Local reports whether the plugin's ADD needs nothing of the
 	// container's interface: our host-local run in-process, which only

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/containernetworking/cni/pkg/skel"
@@ -14,6 +15,8 @@ import (
 
 	"github.com/flatcni/plugins/pkg/config"
 	"github.com/flatcni/plugins/pkg/firewall"
+	"github.com/flatcni/plugins/pkg/hostlocal"
+	"github.com/flatcni/plugins/pkg/ipam"
 	"github.com/flatcni/plugins/pkg/l2"
 	"github.com/flatcni/plugins/pkg/link"
 )
@@ -251,6 +254,19 @@ func (f *fakeLinks) DelLinkWithAlias(name, alias string) (bool, error) {
 	return false, nil
 }
 
+func (f *fakeLinks) DelPortWithAlias(br link.Bridge, name, alias string) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.call("DelPortWithAlias", br.Name, name); err != nil {
+		return false, err
+	}
+	if h := f.hosts[name]; h != nil && h.alias == alias && h.master == br.Index {
+		delete(f.hosts, name)
+		return true, nil
+	}
+	return false, nil
+}
+
 func (f *fakeLinks) DelVeth(netns, ifName string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -391,6 +407,10 @@ type fakeIPAM struct {
 	leases  map[string]netip.Addr
 	next    netip.Addr
 	local   bool // Local: ADD and DEL run it beside the veth
+	// exec: a plugin run by exec, which does not tell Stale.
+	exec bool
+	// onGC runs at the start of GC.
+	onGC func()
 }
 
 func newFakeIPAM() *fakeIPAM {
@@ -456,7 +476,31 @@ func (f *fakeIPAM) Check(args *skel.CmdArgs) error {
 func (f *fakeIPAM) GC(args *skel.CmdArgs) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.onGC != nil {
+		f.onGC()
+	}
 	return f.call("GC", args)
+}
+
+// Stale lists the leases of attachments not in the request's valid ones.
+func (f *fakeIPAM) Stale(args *skel.CmdArgs) ([]ipam.Attachment, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.call("STALE", args); err != nil || f.exec {
+		return nil, false, err
+	}
+	valid, err := hostlocal.ValidAttachments(args.StdinData)
+	if err != nil {
+		return nil, false, err
+	}
+	var out []ipam.Attachment
+	for key := range f.leases {
+		id, ifname, _ := strings.Cut(key, "/")
+		if a := (ipam.Attachment{ContainerID: id, IfName: ifname}); !valid[a] {
+			out = append(out, a)
+		}
+	}
+	return out, true, nil
 }
 
 func (f *fakeIPAM) Status(args *skel.CmdArgs) error {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/containernetworking/cni/pkg/skel"
 
+	"github.com/flatcni/plugins/pkg/bridge/hostveth"
 	"github.com/flatcni/plugins/pkg/config"
 	"github.com/flatcni/plugins/pkg/firewall"
 	"github.com/flatcni/plugins/pkg/link"
@@ -31,6 +32,9 @@ func (d *Deps) GC(args *skel.CmdArgs) error {
 	}
 
 	var errs []error
+	if c.IsLayer3() && c.HasBridge() {
+		errs = append(errs, d.removeStaleVeths(c, args)...)
+	}
 	if c.IsLayer3() {
 		if err := d.runIPAM(c, args, "GC", IPAMPlugin.GC); err != nil && !noIPAM(err, "GC") {
 			errs = append(errs, err)
@@ -84,6 +88,44 @@ func (d *Deps) gcFirewall(c *config.Bridge, empty bool, keep map[string]bool) []
 		}
 	}
 	return append(errs, d.removeReferenceRules(c, keep)...)
+}
+
+// removeStaleVeths deletes the host veths, on the network's bridge, of the
+// attachments whose addresses IPAM's GC is about to release (not valid),
+// before it releases them, as DEL removes the interface before the
+// address: a container the runtime no longer knows, whose netns lives on,
+// would otherwise keep an address a new container may get. Only an IPAM
+// plugin that tells (our host-local) names them; with another, such veths
+// stay (the reference's GC leaves them all).
+func (d *Deps) removeStaleVeths(c *config.Bridge, args *skel.CmdArgs) []error {
+	if c.IPAMPluginName() != nil {
+		return nil
+	}
+	p, err := d.IPAM.Plugin(c, args.Path)
+	if err != nil {
+		return nil // IPAM's GC reports it
+	}
+	stale, known, err := p.Stale(args)
+	if err != nil {
+		return []error{ipamError(c, "GC", err)}
+	}
+	if !known || len(stale) == 0 {
+		return nil
+	}
+	br, err := d.Links.BridgeByName(c.BrName)
+	if errors.Is(err, link.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return []error{err}
+	}
+	var errs []error
+	for _, a := range stale {
+		if _, err := d.Links.DelPortWithAlias(br, hostveth.Name(a.ContainerID, a.IfName), hostveth.Alias(a.ContainerID, a.IfName)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errs
 }
 
 // removeOrphanVeths deletes the host veths on the bridge whose peer is gone

@@ -16,6 +16,7 @@ import (
 
 	"github.com/flatcni/plugins/pkg/config"
 	"github.com/flatcni/plugins/pkg/hostlocal"
+	"github.com/flatcni/plugins/pkg/ipam"
 )
 
 // hostLocalName is the name under which this program is host-local.
@@ -66,6 +67,7 @@ func (e execIPAM) Check(args *skel.CmdArgs) error {
 func (e execIPAM) GC(args *skel.CmdArgs) error {
 	return invoke.DelegateGC(context.Background(), e.name, args.StdinData, nil)
 }
+func (execIPAM) Stale(*skel.CmdArgs) ([]ipam.Attachment, bool, error) { return nil, false, nil }
 func (e execIPAM) Status(args *skel.CmdArgs) error {
 	return invoke.DelegateStatus(context.Background(), e.name, args.StdinData, nil)
 }
@@ -104,6 +106,13 @@ func (inProcessHostLocal) Check(args *skel.CmdArgs) error {
 }
 func (inProcessHostLocal) GC(args *skel.CmdArgs) error {
 	return inProcess(func() error { return hostlocal.GC(args) })
+}
+func (inProcessHostLocal) Stale(args *skel.CmdArgs) (stale []ipam.Attachment, known bool, err error) {
+	err = inProcess(func() (err error) {
+		stale, err = hostlocal.Stale(args)
+		return err
+	})
+	return stale, err == nil, err
 }
 func (inProcessHostLocal) Status(args *skel.CmdArgs) error {
 	return inProcess(func() error { return hostlocal.Status(args) })

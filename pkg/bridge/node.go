@@ -57,6 +57,9 @@ func (nodeLinks) EnableForwarding(v4, v6 bool) error { return link.EnableForward
 func (nodeLinks) DelLinkWithAlias(name, alias string) (bool, error) {
 	return rtnl.DelLinkWithAlias(name, alias)
 }
+func (nodeLinks) DelPortWithAlias(br link.Bridge, name, alias string) (bool, error) {
+	return rtnl.DelPortWithAlias(name, alias, int32(br.Index))
+}
 func (nodeLinks) DelVeth(netns, ifName string) error {
 	_, _, err := link.DelVeth(netns, ifName)
 	return err

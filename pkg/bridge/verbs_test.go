@@ -429,6 +429,50 @@ func TestGC(t *testing.T) {
 	}
 }
 
+// GC deletes the host veth of an attachment whose address it releases
+// (not valid; its netns still there), before IPAM releases the address, as
+// DEL does: the container would otherwise keep an address a new container
+// may get. With an IPAM plugin that does not tell its attachments (one run
+// by exec), such veths stay.
+func TestGCRemovesStaleAttachmentVeths(t *testing.T) {
+	for _, exec := range []bool{false, true} {
+		t.Run(fmt.Sprintf("exec=%v", exec), func(t *testing.T) {
+			n := newFakeNode(testNetns, "/run/netns/c2", "/run/netns/c3")
+			n.ipam.exec = exec
+			for _, id := range []string{"c1", "c2", "c3"} {
+				a := testArgs(testConf("host-local", ""), id)
+				if id != "c1" {
+					a.Netns = "/run/netns/" + id
+				}
+				addOK(t, n, a)
+			}
+			c3 := hostveth.Name("c3", "eth0")
+			var atGC bool
+			n.ipam.onGC = func() { _, atGC = n.links.hosts[c3] }
+			conf := testConf("host-local", `,"cni.dev/valid-attachments":[{"containerID":"c1","ifname":"eth0"},{"containerID":"c2","ifname":"eth0"}]`)
+			conf = []byte(strings.Replace(string(conf), `"1.0.0"`, `"1.1.0"`, 1))
+			if err := n.deps.GC(&skel.CmdArgs{Path: "/opt/cni/bin", StdinData: conf}); err != nil {
+				t.Fatalf("GC: %v", err)
+			}
+			for _, id := range []string{"c1", "c2"} {
+				if _, ok := n.links.hosts[hostveth.Name(id, "eth0")]; !ok {
+					t.Errorf("GC removed the host veth of %s, a valid attachment", id)
+				}
+			}
+			_, left := n.links.hosts[c3]
+			if exec {
+				if !left {
+					t.Error("GC removed c3's host veth, which an IPAM plugin run by exec did not name")
+				}
+				return
+			}
+			if left || atGC {
+				t.Errorf("c3 (not valid, netns alive): host veth left %v, there when IPAM's GC ran %v; want removed before", left, atGC)
+			}
+		})
+	}
+}
+
 func TestStatus(t *testing.T) {
 	n := newFakeNode()
 	conf := []byte(strings.Replace(string(testConf("host-local", "")), `"1.0.0"`, `"1.1.0"`, 1))

@@ -31,6 +31,41 @@ func GC(args *skel.CmdArgs) error {
 	return err
 }
 
+// Stale returns the attachments holding a lease of the network that are not
+// in cni.dev/valid-attachments: those GC releases (a lease from old
+// releases of the reference, which names only the container, is none of
+// them). The bridge's GC removes their host veths first, as DEL removes the
+// interface before releasing.
+func Stale(args *skel.CmdArgs) ([]ipam.Attachment, error) {
+	c, err := config.LoadIPAMForTeardown(args.StdinData)
+	if err != nil {
+		return nil, err
+	}
+	valid, err := ValidAttachments(args.StdinData)
+	if err != nil {
+		return nil, err
+	}
+	if !storeExists(c) {
+		return nil, nil
+	}
+	return withStore(c, storeUse{teardown: true}, func(s ipam.Store) ([]ipam.Attachment, error) {
+		leases, err := s.All()
+		if err != nil {
+			return nil, err
+		}
+		var out []ipam.Attachment
+		seen := map[ipam.Attachment]bool{}
+		for _, l := range leases {
+			if l.IfName == "" || valid[l.Attachment] || seen[l.Attachment] {
+				continue
+			}
+			seen[l.Attachment] = true
+			out = append(out, l.Attachment)
+		}
+		return out, nil
+	})
+}
+
 // Collect releases the leases of every attachment not in valid. A lease from
 // old releases of the reference, which name only the container, is kept when
 // any attachment of that container is valid.

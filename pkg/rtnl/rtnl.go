@@ -203,8 +203,9 @@ func eachAttr(b []byte, fn func(typ uint16, payload []byte)) {
 
 // Link is what LinkByName reports of a link.
 type Link struct {
-	Index int32
-	Alias string
+	Index  int32
+	Alias  string
+	Master int32 // the index of the bridge it is a port of, 0 if none
 }
 
 // linkByName asks the kernel for the link called name in the current
@@ -222,11 +223,14 @@ func (c *conn) linkByName(name string) (Link, error) {
 	}
 	l := Link{Index: int32(getU32(data[4:8]))}
 	eachAttr(data[ifinfomsgLen:], func(typ uint16, v []byte) {
-		if typ == ifla_IFALIAS {
+		switch {
+		case typ == ifla_IFALIAS:
 			for len(v) > 0 && v[len(v)-1] == 0 {
 				v = v[:len(v)-1]
 			}
 			l.Alias = string(v)
+		case typ == syscall.IFLA_MASTER && len(v) >= 4:
+			l.Master = int32(getU32(v))
 		}
 	})
 	return l, nil
@@ -245,10 +249,16 @@ func LinkByName(name string) (Link, error) {
 // namespace if its alias is alias. It reports whether it deleted it; a link
 // that is missing, or that has another alias (not ours), is not an error.
 func DelLinkWithAlias(name, alias string) (deleted bool, err error) {
-	return withConn(func(c *conn) (bool, error) { return c.delLinkWithAlias(name, alias) })
+	return withConn(func(c *conn) (bool, error) { return c.delLinkWithAlias(name, alias, 0) })
 }
 
-func (c *conn) delLinkWithAlias(name, alias string) (bool, error) {
+// DelPortWithAlias is DelLinkWithAlias for a port of the bridge with index
+// master only: a link of that name and alias elsewhere is left alone.
+func DelPortWithAlias(name, alias string, master int32) (deleted bool, err error) {
+	return withConn(func(c *conn) (bool, error) { return c.delLinkWithAlias(name, alias, master) })
+}
+
+func (c *conn) delLinkWithAlias(name, alias string, master int32) (bool, error) {
 	l, err := c.linkByName(name)
 	if errors.Is(err, ErrNotFound) {
 		return false, nil
@@ -256,7 +266,7 @@ func (c *conn) delLinkWithAlias(name, alias string) (bool, error) {
 	if err != nil {
 		return false, wrap("look up "+quote(name), err)
 	}
-	if l.Alias != alias {
+	if l.Alias != alias || (master != 0 && l.Master != master) {
 		return false, nil
 	}
 	if _, err := c.request(syscall.RTM_DELLINK, syscall.NLM_F_ACK, ifinfo(l.Index), nil); err != nil && !errors.Is(err, syscall.ENODEV) {

@@ -54,6 +54,49 @@ func TestDelLinkWithAlias(t *testing.T) {
 	}
 }
 
+func TestDelPortWithAlias(t *testing.T) {
+	n := testns.New(t, "rtnlport")
+	n.MustRun(t, "ip", "link", "add", "br0", "type", "bridge")
+	n.MustRun(t, "ip", "link", "add", "br1", "type", "bridge")
+	for _, l := range []struct{ name, master string }{{"p0", "br0"}, {"p1", "br1"}, {"p2", ""}} {
+		n.MustRun(t, "ip", "link", "add", l.name, "type", "veth", "peer", "name", l.name+"p")
+		n.MustRun(t, "ip", "link", "set", l.name, "alias", "flatcni:c1/"+l.name)
+		if l.master != "" {
+			n.MustRun(t, "ip", "link", "set", l.name, "master", l.master)
+		}
+	}
+	err := n.Do(func() error {
+		br0, err := LinkByName("br0")
+		if err != nil {
+			return err
+		}
+		if p0, err := LinkByName("p0"); err != nil || p0.Master != br0.Index {
+			t.Errorf("LinkByName(p0) = %+v, %v; want master %d", p0, err, br0.Index)
+		}
+		for _, tc := range []struct {
+			name    string
+			deleted bool
+		}{
+			{"p1", false}, // a port of another bridge
+			{"p2", false}, // no bridge's port
+			{"p0", true},
+		} {
+			deleted, err := DelPortWithAlias(tc.name, "flatcni:c1/"+tc.name, br0.Index)
+			if err != nil || deleted != tc.deleted {
+				t.Errorf("DelPortWithAlias(%s) = %v, %v; want %v", tc.name, deleted, err, tc.deleted)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	links := n.MustRun(t, "ip", "-o", "link", "show")
+	if strings.Contains(links, "p0") || !strings.Contains(links, "p1") || !strings.Contains(links, "p2") {
+		t.Errorf("links left:\n%s", links)
+	}
+}
+
 func TestIsOwnNetNS(t *testing.T) {
 	n := testns.New(t, "rtnlown")
 	if own, err := IsOwnNetNS("/proc/self/ns/net"); err != nil || !own {
