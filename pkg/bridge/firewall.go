@@ -73,8 +73,26 @@ func (d *Deps) removeFirewallIfUnused(c *config.Bridge) error {
 		if err := fw.Remove(c.Name); err != nil {
 			return err
 		}
+		d.removeFromOtherBackends(c, fw.Name())
 		return errors.Join(d.removeReferenceRules(c, nil)...)
 	})
+}
+
+// removeFromOtherBackends removes the network's rules from the backends
+// other than the one in force: a network whose ipMasqBackend changed between
+// ADDs has rules in both, and only its last DEL or GC can take them away (the
+// reference's DEL also tears down both backends). The other backend may not
+// exist on this node, so its failures are not reported. Call it under the
+// network's lock.
+func (d *Deps) removeFromOtherBackends(c *config.Bridge, inForce string) {
+	for _, name := range []string{firewall.IPTablesName, firewall.NFTablesName} {
+		if name == inForce {
+			continue
+		}
+		if fw, err := d.firewallFor(true).Backend(name); err == nil {
+			_ = fw.Remove(c.Name)
+		}
+	}
 }
 
 // removeReferenceRules deletes the reference plugin's per-container

@@ -83,7 +83,13 @@ func (d *Deps) GC(args *skel.CmdArgs) error {
 func (d *Deps) gcFirewall(c *config.Bridge, empty bool, keep map[string]bool) []error {
 	var errs []error
 	if empty {
-		if err := d.withFirewall(c, true, func(fw firewall.Backend) error { return fw.Remove(c.Name) }); err != nil {
+		if err := d.withFirewall(c, true, func(fw firewall.Backend) error {
+			if err := fw.Remove(c.Name); err != nil {
+				return err
+			}
+			d.removeFromOtherBackends(c, fw.Name())
+			return nil
+		}); err != nil {
 			errs = append(errs, err)
 		}
 	}
