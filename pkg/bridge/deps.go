@@ -77,6 +77,9 @@ type Links interface {
 	DelVeth(netns, ifName string) error
 	DelLink(name string) error
 	BridgeInUse(name string) (bool, error)
+	// BridgeHasContainers ignores ports that are no container's (uplinks,
+	// a VLAN's gateway pair).
+	BridgeHasContainers(name string) (bool, error)
 	OrphanVeths(br link.Bridge) ([]string, error)
 	HostPeer(netns, ifName string) (string, error)
 	CheckBridge(br link.Bridge, promisc bool, mac net.HardwareAddr) error

@@ -290,10 +290,19 @@ func (f *fakeLinks) DelLink(name string) error {
 	return nil
 }
 
+// BridgeHasContainers: the fake's veths are all containers'.
+func (f *fakeLinks) BridgeHasContainers(name string) (bool, error) {
+	return f.bridgeInUse("BridgeHasContainers", name)
+}
+
 func (f *fakeLinks) BridgeInUse(name string) (bool, error) {
+	return f.bridgeInUse("BridgeInUse", name)
+}
+
+func (f *fakeLinks) bridgeInUse(call, name string) (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.call("BridgeInUse", name); err != nil {
+	if err := f.call(call, name); err != nil {
 		return false, err
 	}
 	br, ok := f.bridges[name]

@@ -58,15 +58,16 @@ func (d *Deps) ensureFirewall(c *config.Bridge, subnets []netip.Prefix) error {
 	})
 }
 
-// removeFirewallIfUnused removes the network's rules when its bridge has no
-// attached port with carrier left (the bridge itself then has no carrier).
+// removeFirewallIfUnused removes the network's rules when no container is
+// left on its bridge (ports that are no container's, as an uplink, do not
+// keep them).
 // ADD ensures the rules only after its veth is up, under the same lock, so an
 // ADD racing with this DEL always ends with the rules in place. Since no
 // container is then attached, the reference plugin's per-container rules of
 // the network (left on a node switched over in place) are removed as well.
 func (d *Deps) removeFirewallIfUnused(c *config.Bridge) error {
 	return d.withFirewall(c, true, func(fw firewall.Backend) error {
-		inUse, err := d.Links.BridgeInUse(c.BrName)
+		inUse, err := d.Links.BridgeHasContainers(c.BrName)
 		if err != nil || inUse {
 			return err
 		}

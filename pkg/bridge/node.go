@@ -64,8 +64,11 @@ func (nodeLinks) DelVeth(netns, ifName string) error {
 	_, _, err := link.DelVeth(netns, ifName)
 	return err
 }
-func (nodeLinks) DelLink(name string) error                    { return link.DelLink(name) }
-func (nodeLinks) BridgeInUse(name string) (bool, error)        { return link.BridgeInUse(name) }
+func (nodeLinks) DelLink(name string) error             { return link.DelLink(name) }
+func (nodeLinks) BridgeInUse(name string) (bool, error) { return link.BridgeInUse(name) }
+func (nodeLinks) BridgeHasContainers(name string) (bool, error) {
+	return link.BridgeHasContainers(name)
+}
 func (nodeLinks) OrphanVeths(br link.Bridge) ([]string, error) { return link.OrphanVeths(br) }
 func (nodeLinks) HostPeer(netns, ifName string) (string, error) {
 	return link.HostPeer(netns, ifName)

@@ -57,3 +57,43 @@ func BridgeInUse(name string) (bool, error) {
 	}
 	return inUse, nil
 }
+
+// BridgeHasContainers reports whether a container is attached to the bridge:
+// a port that is a host veth ("veth" and eight hex digits, ours or the
+// reference's) whose peer is in another network namespace, up or down. Other
+// ports do not count: an uplink, a VLAN's gateway pair, a veth never handed
+// over or whose peer is gone. It is what tells a network's last DEL that its
+// rules can go, where BridgeInUse (any port) tells whether the bridge itself
+// can. A missing bridge, or a link of another kind under its name, has none.
+// The ports are found by a netlink dump filtered by the kernel to the
+// bridge's (each reply checked too).
+func BridgeHasContainers(name string) (bool, error) {
+	br, err := bridgeLink(name)
+	if errors.Is(err, ErrNotFound) || errors.Is(err, ErrNotBridge) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	idx := br.Attrs().Index
+	req := nl.NewNetlinkRequest(unix.RTM_GETLINK, unix.NLM_F_DUMP)
+	req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
+	req.AddData(nl.NewRtAttr(unix.IFLA_MASTER, nl.Uint32Attr(uint32(idx))))
+	found := false
+	err = req.ExecuteIter(unix.NETLINK_ROUTE, unix.RTM_NEWLINK, func(m []byte) bool {
+		l, perr := netlink.LinkDeserialize(nil, m)
+		if perr != nil {
+			return true
+		}
+		a := l.Attrs()
+		if _, veth := l.(*netlink.Veth); veth && a.MasterIndex == idx && a.NetNsID >= 0 && isHostVethName(a.Name) {
+			found = true
+			return false
+		}
+		return true
+	})
+	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
+		return false, fmt.Errorf("list ports of bridge %q: %w", name, err)
+	}
+	return found, nil
+}
