@@ -74,7 +74,7 @@ func (d *Deps) removeFirewallIfUnused(c *config.Bridge) error {
 		if err := fw.Remove(c.Name); err != nil {
 			return err
 		}
-		d.removeFromOtherBackends(c, fw.Name())
+		d.removeFromOtherBackends(c, fw.Name(), false)
 		return errors.Join(d.removeReferenceRules(c, nil)...)
 	})
 }
@@ -83,14 +83,17 @@ func (d *Deps) removeFirewallIfUnused(c *config.Bridge) error {
 // other than the one in force: a network whose ipMasqBackend changed between
 // ADDs has rules in both, and only its last DEL or GC can take them away (the
 // reference's DEL also tears down both backends). The other backend may not
-// exist on this node, so its failures are not reported. Call it under the
-// network's lock.
-func (d *Deps) removeFromOtherBackends(c *config.Bridge, inForce string) {
+// exist on this node, so its failures are not reported. A DEL looks first,
+// through netlink (Holds: removing from iptables starts several processes,
+// ~100 ms, for what is rarely there); GC (always) also finds rules of
+// iptables-legacy, which netlink does not show. Call it under the network's
+// lock.
+func (d *Deps) removeFromOtherBackends(c *config.Bridge, inForce string, always bool) {
 	for _, name := range []string{firewall.IPTablesName, firewall.NFTablesName} {
 		if name == inForce {
 			continue
 		}
-		if fw, err := d.firewallFor(true).Backend(name); err == nil {
+		if fw, err := d.firewallFor(true).Backend(name); err == nil && (always || fw.Holds(c.Name)) {
 			_ = fw.Remove(c.Name)
 		}
 	}

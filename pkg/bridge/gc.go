@@ -87,7 +87,7 @@ func (d *Deps) gcFirewall(c *config.Bridge, empty bool, keep map[string]bool) []
 			if err := fw.Remove(c.Name); err != nil {
 				return err
 			}
-			d.removeFromOtherBackends(c, fw.Name())
+			d.removeFromOtherBackends(c, fw.Name(), true)
 			return nil
 		}); err != nil {
 			errs = append(errs, err)

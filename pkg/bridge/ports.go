@@ -317,7 +317,7 @@ func (p *ports) startDel() (wait func() error) {
 			if !p.c.HasBridge() {
 				return nil // nobody can tell whether the network is in use: GC's
 			}
-			inUse, err := p.d.Links.BridgeInUse(p.c.BrName)
+			inUse, err := p.d.Links.BridgeHasContainers(p.c.BrName)
 			if err == nil && !inUse {
 				err = fw.Retain(p.c.Name, nil)
 			}

@@ -21,6 +21,10 @@ type Backend interface {
 	Remove(name string) error
 	// Networks returns the names of the networks that have rule sets.
 	Networks() ([]string, error)
+	// Holds reports, from netlink alone (no process started), whether the
+	// network has rules in this backend: its nftables table, or a chain of
+	// iptables-nft named for it. Rules of iptables-legacy are not seen.
+	Holds(name string) bool
 	// RemoveLegacy deletes the reference plugin's per-container masquerade
 	// rules of the network whose container ID is not in keepContainerIDs.
 	RemoveLegacy(network string, keepContainerIDs map[string]bool) error

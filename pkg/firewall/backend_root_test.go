@@ -171,6 +171,38 @@ func TestRemoveAndNetworks(t *testing.T) {
 	}
 }
 
+// Holds sees, through netlink alone, a network's rules in its backend
+// (iptables: on this iptables-nft node), and nothing before or after.
+func TestHolds(t *testing.T) {
+	requireRoot(t)
+	for _, b := range backendsForTest(t) {
+		t.Run(b.Name(), func(t *testing.T) {
+			n := newTestNS(t, "holds")
+			prepareForward(t, n)
+			net := testNetwork("net-h", "brh", "10.1.0.0/24", "fd01::/64")
+			var got []bool
+			err := n.do(t, func() error {
+				got = append(got, b.Holds(net.Name))
+				if err := b.Ensure(net); err != nil {
+					return err
+				}
+				got = append(got, b.Holds(net.Name), b.Holds("net-other"))
+				if err := b.Remove(net.Name); err != nil {
+					return err
+				}
+				got = append(got, b.Holds(net.Name))
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := []bool{false, true, false, false}; !slices.Equal(got, want) {
+				t.Errorf("Holds before Ensure, after it, of another network, after Remove: %v, want %v", got, want)
+			}
+		})
+	}
+}
+
 func TestFamilyAndFeatureChanges(t *testing.T) {
 	requireRoot(t)
 	for _, b := range backendsForTest(t) {

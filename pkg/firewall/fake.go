@@ -75,6 +75,14 @@ func (f *Fake) Remove(name string) error {
 	return nil
 }
 
+// Holds implements Backend.
+func (f *Fake) Holds(name string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, ok := f.networks[name]
+	return ok
+}
+
 // Networks implements Backend.
 func (f *Fake) Networks() ([]string, error) {
 	f.mu.Lock()

@@ -1,6 +1,8 @@
 package firewall
 
 import (
+	"slices"
+
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
 	"github.com/google/nftables/xt"
@@ -45,6 +47,26 @@ func hasXTComment(rules []*nftables.Rule, comment string) bool {
 			if c, ok := m.Info.(*xt.Comment); ok && string(*c) == comment {
 				return true
 			}
+		}
+	}
+	return false
+}
+
+// Holds implements Backend: a table of iptables-nft (either family) has
+// the network's chain.
+func (b *iptablesBackend) Holds(name string) bool {
+	c, err := nftables.New()
+	if err != nil {
+		return false
+	}
+	chain := iptChainName(name)
+	for _, fam := range []nftables.TableFamily{nftables.TableFamilyIPv4, nftables.TableFamilyIPv6} {
+		chains, err := c.ListChainsOfTableFamily(fam)
+		if err != nil {
+			continue
+		}
+		if slices.ContainsFunc(chains, func(ch *nftables.Chain) bool { return ch.Name == chain }) {
+			return true
 		}
 	}
 	return false

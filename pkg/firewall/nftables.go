@@ -2,6 +2,7 @@ package firewall
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/google/nftables"
@@ -115,6 +116,20 @@ func (b *nftablesBackend) Remove(name string) error {
 		return fmt.Errorf("remove network %q: delete nftables table inet %s: %w", name, t.Name, err)
 	}
 	return nil
+}
+
+// Holds implements Backend: the network's table exists.
+func (b *nftablesBackend) Holds(name string) bool {
+	c, err := nftables.New()
+	if err != nil {
+		return false
+	}
+	tables, err := c.ListTablesOfFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return false
+	}
+	want := nftTableName(name)
+	return slices.ContainsFunc(tables, func(t *nftables.Table) bool { return t.Name == want })
 }
 
 // Networks implements Backend: the networks with a table of ours, or with

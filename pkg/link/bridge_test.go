@@ -4,10 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path/filepath"
 	"testing"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/flatcni/plugins/internal/testns"
 )
 
 func TestEnsureBridge(t *testing.T) {
@@ -259,4 +262,37 @@ func TestEnsureBridgeFound(t *testing.T) {
 			})
 		})
 	}
+}
+
+// Only a container's port keeps a network's rules: a host veth ("veth" and
+// eight hex digits) whose peer is in another netns. An uplink, a veth pair
+// left in the node (a VLAN's gateway) or a port of another name does not;
+// BridgeInUse counts them all.
+func TestBridgeHasContainers(t *testing.T) {
+	requireRoot(t)
+	node := testns.New(t, "hascont")
+	cont := testns.New(t, "hascontc")
+	node.MustRun(t, "ip", "link", "add", "hbr", "type", "bridge")
+	node.MustRun(t, "ip", "link", "add", "uplink0", "type", "veth", "peer", "name", "uplink0p")
+	node.MustRun(t, "ip", "link", "set", "uplink0", "master", "hbr")
+	node.MustRun(t, "ip", "link", "add", "veth0000aaaa", "type", "veth", "peer", "name", "hbr.5")
+	node.MustRun(t, "ip", "link", "set", "veth0000aaaa", "master", "hbr")
+	node.MustRun(t, "ip", "link", "add", "other0", "type", "veth", "peer", "name", "eth0", "netns", filepath.Base(cont.Path))
+	node.MustRun(t, "ip", "link", "set", "other0", "master", "hbr")
+	has := func(want bool) {
+		t.Helper()
+		in(t, node.Path, func() error {
+			if got, err := BridgeHasContainers("hbr"); err != nil || got != want {
+				t.Errorf("BridgeHasContainers = %v, %v; want %v", got, err, want)
+			}
+			if inUse, err := BridgeInUse("hbr"); err != nil || !inUse {
+				t.Errorf("BridgeInUse = %v, %v; want true", inUse, err)
+			}
+			return nil
+		})
+	}
+	has(false)
+	node.MustRun(t, "ip", "link", "add", "veth0000bbbb", "type", "veth", "peer", "name", "eth1", "netns", filepath.Base(cont.Path))
+	node.MustRun(t, "ip", "link", "set", "veth0000bbbb", "master", "hbr")
+	has(true)
 }

@@ -76,23 +76,31 @@ func BridgeHasContainers(name string) (bool, error) {
 		return false, err
 	}
 	idx := br.Attrs().Index
-	req := nl.NewNetlinkRequest(unix.RTM_GETLINK, unix.NLM_F_DUMP)
-	req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
-	req.AddData(nl.NewRtAttr(unix.IFLA_MASTER, nl.Uint32Attr(uint32(idx))))
-	found := false
-	err = req.ExecuteIter(unix.NETLINK_ROUTE, unix.RTM_NEWLINK, func(m []byte) bool {
-		l, perr := netlink.LinkDeserialize(nil, m)
-		if perr != nil {
+	found, err := retryDump(func() (bool, error) {
+		req := nl.NewNetlinkRequest(unix.RTM_GETLINK, unix.NLM_F_DUMP)
+		req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
+		req.AddData(nl.NewRtAttr(unix.IFLA_MASTER, nl.Uint32Attr(uint32(idx))))
+		found := false
+		err := req.ExecuteIter(unix.NETLINK_ROUTE, unix.RTM_NEWLINK, func(m []byte) bool {
+			l, perr := netlink.LinkDeserialize(nil, m)
+			if perr != nil {
+				return true
+			}
+			a := l.Attrs()
+			if _, veth := l.(*netlink.Veth); veth && a.MasterIndex == idx && a.NetNsID >= 0 && isHostVethName(a.Name) {
+				found = true
+				return false
+			}
 			return true
-		}
-		a := l.Attrs()
-		if _, veth := l.(*netlink.Veth); veth && a.MasterIndex == idx && a.NetNsID >= 0 && isHostVethName(a.Name) {
-			found = true
-			return false
-		}
-		return true
+		})
+		return found, err
 	})
-	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
+	if errors.Is(err, netlink.ErrDumpInterrupted) {
+		// The ports kept changing: count them as in use (the rules stay
+		// for a later DEL or GC rather than go under a container).
+		return true, nil
+	}
+	if err != nil {
 		return false, fmt.Errorf("list ports of bridge %q: %w", name, err)
 	}
 	return found, nil
