@@ -43,12 +43,20 @@ type portsNetConf struct {
 	subnets  []string // one range set each
 	chainRef bool     // our bridge without the capability, then the reference portmap
 	refDir   string   // with chainRef: where the reference portmap is (bridge and host-local too)
+	name     string   // the network's name ("": a new one)
+	bridge   string   // the bridge's name ("": a new one)
 }
 
 func newPortsNet(t testing.TB, n *Node, c portsNetConf) *portsNet {
 	t.Helper()
-	name := "ports-" + uniq()
-	bridge := gatewayBridgePlugin(n, "fcp"+uniq(), c.subnets, true)
+	name, brName := c.name, c.bridge
+	if name == "" {
+		name = "ports-" + uniq()
+	}
+	if brName == "" {
+		brName = "fcp" + uniq()
+	}
+	bridge := gatewayBridgePlugin(n, brName, c.subnets, true)
 	if c.backend != "" {
 		bridge["ipMasqBackend"] = c.backend
 	}

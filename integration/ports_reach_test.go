@@ -118,6 +118,43 @@ func TestPortsGCRemovesGone(t *testing.T) {
 	}
 }
 
+// TestPortsBackendSwitch: a network's ipMasqBackend changed between two
+// publishing ADDs; DEL with the configuration in force removes each
+// container's mappings from the backend that published them (a mapping
+// left behind would forward its host port to whichever container gets the
+// address next), and the last DEL leaves nothing of the network.
+func TestPortsBackendSwitch(t *testing.T) {
+	requireRoot(t)
+	for _, order := range [][2]string{{"iptables", "nftables"}, {"nftables", "iptables"}} {
+		t.Run(order[0]+"-to-"+order[1], func(t *testing.T) {
+			node, remote := masqUplinkNode(t)
+			before := newPortsNet(t, node, portsNetConf{backend: order[0], subnets: portsSubnets})
+			after := newPortsNet(t, node, portsNetConf{backend: order[1], subnets: portsSubnets, name: before.name, bridge: before.bridge})
+			a, b := NewNetns(t, "a"), NewNetns(t, "b")
+			portsServe(t, a, "a", 80)
+			portsServe(t, b, "b", 80)
+			aRT := portsRT(a, portMap{HostPort: 8081, ContainerPort: 80, Protocol: "tcp"})
+			bRT := portsRT(b, portMap{HostPort: 8082, ContainerPort: 80, Protocol: "tcp"})
+			before.add(t, aRT)
+			after.add(t, bRT)
+			portsExpect(t, remote, "tcp", uplinkNode4, 8081, "a", uplinkRemote4, "published with "+order[0])
+			portsExpect(t, remote, "tcp", uplinkNode4, 8082, "b", uplinkRemote4, "published with "+order[1])
+			after.del(t, aRT)
+			if got, err := portsDial(t, remote, "tcp", uplinkNode4, 8081, 0); err == nil {
+				t.Errorf("a's port still answers after its DEL under %s: %q", order[1], got)
+			}
+			if dump := masqFirewallDump(t, node.Netns); strings.Contains(dump, aRT.ContainerID) {
+				t.Errorf("the node's firewall still names %s after its DEL:\n%s", aRT.ContainerID, dump)
+			}
+			portsExpect(t, remote, "tcp", uplinkNode4, 8082, "b", uplinkRemote4, "b after a's DEL")
+			after.del(t, bRT)
+			if dump := masqFirewallDump(t, node.Netns); strings.Contains(dump, before.name) || strings.Contains(dump, bRT.ContainerID) {
+				t.Errorf("the node's firewall still names the network after its last DEL:\n%s", dump)
+			}
+		})
+	}
+}
+
 // TestPortsDropPolicyLater: a FORWARD DROP policy set after a port was
 // published (Docker starting after the network, say) cuts it off until the
 // network's next ADD, which puts back what it needs even when that ADD

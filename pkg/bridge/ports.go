@@ -121,6 +121,35 @@ func (p *ports) unguard() func() error {
 	}
 }
 
+// others returns the port backends besides fw that hold a rule set of the
+// network (Holds: netlink only, no process): a network whose ipMasqBackend
+// changed between ADDs has mappings in both, and a mapping left behind
+// would forward its host port to whichever container gets the address
+// next. DEL and GC remove from them what they remove from fw.
+func (p *ports) others(fw firewall.Ports) []firewall.Ports {
+	var out []firewall.Ports
+	for _, name := range []string{firewall.IPTablesName, firewall.NFTablesName} {
+		if name == fw.Name() {
+			continue
+		}
+		if o, err := p.d.Ports.Backend(name, true, p.unguard()); err == nil && o.Holds(p.c.Name) {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// alsoOthers runs fn with fw, then with each of p.others(fw).
+func (p *ports) alsoOthers(fw firewall.Ports, fn func(firewall.Ports) error) error {
+	errs := []error{fn(fw)}
+	for _, o := range p.others(fw) {
+		if err := fn(o); err != nil {
+			errs = append(errs, fmt.Errorf("portMappings (%s): %w", o.Name(), err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // with runs fn with the backend under the network's lock (the one the
 // masquerade rules use: the last DEL's removal never interleaves with an ADD).
 func (p *ports) with(fn func(firewall.Ports) error) error {
@@ -305,7 +334,8 @@ func (p *ports) startDel() (wait func() error) {
 	go func() {
 		fw, err := p.backend()
 		if err == nil {
-			if err = fw.Unpublish(p.c.Name, p.owner); err != nil {
+			err = p.alsoOthers(fw, func(fw firewall.Ports) error { return fw.Unpublish(p.c.Name, p.owner) })
+			if err != nil {
 				err = fmt.Errorf("portMappings (%s): network %q: %w", fw.Name(), p.c.Name, err)
 			}
 		}
@@ -319,7 +349,7 @@ func (p *ports) startDel() (wait func() error) {
 			}
 			inUse, err := p.d.Links.BridgeHasContainers(p.c.BrName)
 			if err == nil && !inUse {
-				err = fw.Retain(p.c.Name, nil)
+				err = p.alsoOthers(fw, func(fw firewall.Ports) error { return fw.Retain(p.c.Name, nil) })
 			}
 			return err
 		}))
@@ -331,8 +361,9 @@ func (p *ports) gc(valid func(containerID, ifname string) bool) error {
 	if p.d.Ports == nil {
 		return nil
 	}
+	keep := func(a firewall.Attachment) bool { return valid(a.ContainerID, a.IfName) }
 	return p.with(func(fw firewall.Ports) error {
-		return fw.Retain(p.c.Name, func(a firewall.Attachment) bool { return valid(a.ContainerID, a.IfName) })
+		return p.alsoOthers(fw, func(fw firewall.Ports) error { return fw.Retain(p.c.Name, keep) })
 	})
 }
 

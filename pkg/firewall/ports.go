@@ -43,6 +43,11 @@ type Ports interface {
 	Conflict(network string, owner Attachment, maps []Mapping) error
 	// List returns every mapping published by any network of ours.
 	List() ([]Published, error)
+	// Holds reports, from netlink alone (no process started), whether the
+	// network has a rule set in this backend (nftables: its table;
+	// iptables: its chain in iptables-nft). Rules of iptables-legacy are
+	// not seen.
+	Holds(network string) bool
 	// Refresh puts back, when network n publishes ports, what its rules
 	// need outside its own rule set and another program may have removed
 	// or overridden since (nftables: the accepts in iptables-nft's FORWARD

@@ -77,6 +77,14 @@ func (f *FakePorts) Refresh(n PortNetwork) error {
 	return nil
 }
 
+// Holds implements Ports: the network has mappings.
+func (f *FakePorts) Holds(network string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, ok := f.networks[network]
+	return ok
+}
+
 // Unpublish implements Ports.
 func (f *FakePorts) Unpublish(network string, owner Attachment) error {
 	return f.retain("Unpublish "+network+" "+owner.tag(), network, func(a Attachment) bool { return a != owner }, nil)

@@ -275,6 +275,22 @@ func iptDeleteFixed(ipt *iptables.IPTables, network, keep string, beforeDrop fun
 	return nil
 }
 
+// Holds implements Ports: the network's chain is in iptables-nft's nat
+// table of either family.
+func (b *iptPorts) Holds(network string) bool {
+	c, err := nftables.New()
+	if err != nil {
+		return false
+	}
+	chain := iptPortsChain(network)
+	for _, f := range allFamilies() {
+		if _, err := c.ListChain(iptNFTTable(f, natTable), chain); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
 // Refresh implements Ports: nothing to do, the accepts a DROP policy needs
 // are rules of filter FORWARD itself, which a policy set later leaves.
 func (b *iptPorts) Refresh(PortNetwork) error { return nil }

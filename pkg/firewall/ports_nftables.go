@@ -120,6 +120,16 @@ func (b *nftPorts) Refresh(n PortNetwork) error {
 	return nil
 }
 
+// Holds implements Ports: the network's table exists.
+func (b *nftPorts) Holds(network string) bool {
+	c, err := nftables.New()
+	if err != nil {
+		return false
+	}
+	_, err = c.ListTableOfFamily(nftPortsTable(network).Name, nftables.TableFamilyINet)
+	return err == nil
+}
+
 // replace swaps owner's elements old for maps in one transaction, together
 // with the fixed rules when they are missing or of another configuration.
 func (b *nftPorts) replace(c *nftables.Conn, n PortNetwork, owner Attachment, old, maps []Mapping) error {
