@@ -66,7 +66,7 @@ func (d *Deps) Add(args *skel.CmdArgs) (_ types.Result, err error) {
 	if c.IsLayer3() {
 		ia = startIPAMAdd(ipam, args)
 		if ipam.Local() {
-			undo.push(ia.undo)
+			undo.push(func() { ia.undo(d.ifNameTaken(args)) })
 		}
 	}
 
@@ -113,7 +113,8 @@ func (d *Deps) Add(args *skel.CmdArgs) (_ types.Result, err error) {
 			return nil, ipamError(c, "ADD", err)
 		}
 		if !ipam.Local() {
-			undo.push(ia.undo)
+			// Run once this ADD had made the interface: its leases are this ADD's.
+			undo.push(func() { ia.undo(func() bool { return false }) })
 		}
 		if res, err = current.NewResultFromResult(r); err != nil {
 			return nil, ipamError(c, "ADD", err)
@@ -292,6 +293,17 @@ func (d *Deps) validateNode(c *config.Bridge, args *skel.CmdArgs) (*link.Bridge,
 		return nil, config.Invalid("bridge", "%v", err)
 	}
 	return &br, nil
+}
+
+// ifNameTaken returns whether the attachment's interface exists in the
+// container, for a failed ADD's undo, which runs after its own veth is
+// gone: then another ADD of the same attachment, racing this one, made it,
+// and the leases this ADD reserved first are that ADD's (its IPAM got them
+// back as held).
+func (d *Deps) ifNameTaken(args *skel.CmdArgs) func() bool {
+	return func() bool {
+		return errors.Is(d.Links.CheckIfNameFree(args.Netns, args.IfName), link.ErrIfNameTaken)
+	}
 }
 
 // refuseOwnNetns fails when CNI_NETNS is the plugin's own namespace. skel

@@ -39,6 +39,9 @@ type fakeLinks struct {
 	fwd     [2]bool               // IPv4, IPv6 forwarding
 	next    int                   // last link index given
 	found   []*link.Bridge        // BridgeConfig.Found of each EnsureBridge
+	// beforeSetupVeth, when set, runs (once, without the lock) when
+	// SetupVeth is called: another call racing this one.
+	beforeSetupVeth func()
 }
 
 // fakeHost is a veth pair, by its host end.
@@ -101,7 +104,7 @@ func (f *fakeLinks) CheckIfNameFree(netns, ifName string) error {
 		return fmt.Errorf("open netns %q: %w", netns, link.ErrNetNSGone)
 	}
 	if _, h := f.cont(netns, ifName); h != nil {
-		return fmt.Errorf("interface %q already exists in netns %q", ifName, netns)
+		return link.IfNameTaken(netns, ifName)
 	}
 	return nil
 }
@@ -151,9 +154,19 @@ func (f *fakeLinks) EnableVlanFiltering(bridge string) error {
 
 func (f *fakeLinks) SetupVeth(cfg link.VethConfig) (link.Interface, link.Interface, error) {
 	f.mu.Lock()
+	hook := f.beforeSetupVeth
+	f.beforeSetupVeth = nil
+	f.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
+	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.call("SetupVeth", cfg.ContainerNetNS, cfg.IfName); err != nil {
 		return link.Interface{}, link.Interface{}, err
+	}
+	if _, h := f.cont(cfg.ContainerNetNS, cfg.IfName); h != nil {
+		return link.Interface{}, link.Interface{}, link.IfNameTaken(cfg.ContainerNetNS, cfg.IfName)
 	}
 	if _, taken := f.hosts[cfg.HostName]; taken || cfg.HostName == "" {
 		return link.Interface{}, link.Interface{}, errors.New("fake: host veth name taken")

@@ -226,14 +226,16 @@ func (a *ipamAdd) wait() (types.Result, []netip.Prefix, error) {
 // undo releases what the ADD reserved, also when ADD fails before it used
 // the result: nothing for an ADD never run or failed (it released what it
 // reserved itself, as the reference assumes), nor for one that only gave
-// the attachment back the addresses it held (another ADD of the same
-// attachment, racing this one, owns them).
-func (a *ipamAdd) undo() {
+// the attachment back the addresses it held, nor when taken reports that
+// the attachment's interface exists (both: another ADD of the same
+// attachment, racing this one, owns them; it may have got back as held
+// what this one reserved first).
+func (a *ipamAdd) undo(taken func() bool) {
 	if a.done == nil {
 		return
 	}
 	<-a.done
-	if a.err == nil && a.reserved {
+	if a.err == nil && a.reserved && !taken() {
 		_ = a.plugin.Del(a.args)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
@@ -504,6 +505,41 @@ func TestAddUndoKeepsHeldLease(t *testing.T) {
 				t.Errorf("lease of c1/eth0 after the failed ADD: %v, want 10.1.0.9 kept", got)
 			}
 		})
+	}
+}
+
+// Two ADDs of one attachment at once, with our host-local: the first
+// reserves the address, the second gets it back as held, creates the
+// interface first and succeeds; the first then fails on the interface
+// name. Its undo must not release the lease the successful ADD uses (the
+// address would go to another container while this one has it).
+func TestAddRacingSameAttachmentKeepsWinnersLease(t *testing.T) {
+	n := newFakeNode(testNetns)
+	n.ipam.local = true
+	args := testArgs(testConf("host-local", ""), "c1")
+	var second *current.Result
+	n.links.beforeSetupVeth = func() {
+		// The first ADD's IPAM, started beside the bridge, has reserved.
+		for {
+			n.ipam.mu.Lock()
+			_, ok := n.ipam.leases["c1/eth0"]
+			n.ipam.mu.Unlock()
+			if ok {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+		second = addOK(t, n, testArgs(testConf("host-local", ""), "c1"))
+	}
+	if _, err := n.deps.Add(args); err == nil {
+		t.Fatal("first ADD succeeded: its interface name was taken")
+	}
+	if second == nil || len(second.IPs) != 1 {
+		t.Fatalf("second ADD: %+v", second)
+	}
+	want, _ := netip.AddrFromSlice(second.IPs[0].Address.IP.To4())
+	if got, ok := n.ipam.leases["c1/eth0"]; !ok || got != want {
+		t.Errorf("lease of c1/eth0 after the racing ADDs: %v (held %v), want %v of the successful ADD kept", got, ok, want)
 	}
 }
 

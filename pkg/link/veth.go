@@ -119,7 +119,7 @@ func CheckIfNameFree(netnsPath, ifName string) error {
 
 // errIfNameTaken is the error of an IfName that exists in the container.
 func errIfNameTaken(cfg VethConfig) error {
-	return fmt.Errorf("interface %q already exists in netns %q", cfg.IfName, cfg.ContainerNetNS)
+	return IfNameTaken(cfg.ContainerNetNS, cfg.IfName)
 }
 
 // ifNameFree fails when cfg.IfName already exists in the current netns.
