@@ -147,20 +147,34 @@ func (b *iptablesBackend) syncFamily(ipt *iptables.IPTables, n Network, f family
 
 // writeIPTPart (re)fills the network's chain in p.table, then makes sure the
 // jump to it exists and that no jump of an older configuration remains.
+//
+// upToDate takes a chain whose jump exists for complete, so a chain is never
+// flushed while the jump of the current configuration leads to it: a process
+// killed between the flush and the last append would leave the network
+// without those rules for as long as it has containers. A chain that already
+// holds exactly its rules (the part of a network another part of which was
+// missing, after a crash in Remove, say) is left alone; one that does not
+// loses its jump first, and gets it back once it is full.
 func writeIPTPart(ipt *iptables.IPTables, p iptPart, chain string, jump []string) error {
-	if err := ipt.ClearChain(p.table, chain); err != nil {
-		return fmt.Errorf("create or flush chain %s in table %s: %w", chain, p.table, err)
-	}
-	for _, r := range p.rules {
-		if err := ipt.Append(p.table, chain, r...); err != nil {
-			return fmt.Errorf("add rule to chain %s in table %s: %w", chain, p.table, err)
-		}
-	}
 	exists, err := ipt.Exists(p.table, p.hook, jump...)
-	if err != nil {
+	if err != nil && !isNotExist(err) { // no chain yet: no jump either
 		return fmt.Errorf("check jump from %s to %s in table %s: %w", p.hook, chain, p.table, err)
 	}
+	if exists && !chainHolds(ipt, p.table, chain, p.rules) {
+		if err := deleteJumps(ipt, p.table, p.hook, chain, nil); err != nil {
+			return err
+		}
+		exists = false
+	}
 	if !exists {
+		if err := ipt.ClearChain(p.table, chain); err != nil {
+			return fmt.Errorf("create or flush chain %s in table %s: %w", chain, p.table, err)
+		}
+		for _, r := range p.rules {
+			if err := ipt.Append(p.table, chain, r...); err != nil {
+				return fmt.Errorf("add rule to chain %s in table %s: %w", chain, p.table, err)
+			}
+		}
 		if p.insert {
 			err = ipt.Insert(p.table, p.hook, 1, jump...)
 		} else {
@@ -171,6 +185,21 @@ func writeIPTPart(ipt *iptables.IPTables, p iptPart, chain string, jump []string
 		}
 	}
 	return deleteJumps(ipt, p.table, p.hook, chain, jump)
+}
+
+// chainHolds reports whether chain in table exists and holds rules and no
+// other rule.
+func chainHolds(ipt *iptables.IPTables, table, chain string, rules [][]string) bool {
+	lines, err := ipt.List(table, chain)
+	if err != nil || len(lines) != len(rules)+1 { // "-N <chain>", then its rules
+		return false
+	}
+	for _, r := range rules {
+		if ok, err := ipt.Exists(table, chain, r...); err != nil || !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // deleteJumps deletes the rules in hook that jump to chain, except keep.
