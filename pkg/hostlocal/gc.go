@@ -3,6 +3,7 @@ package hostlocal
 import (
 	"encoding/json"
 	"errors"
+	"slices"
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
@@ -31,11 +32,11 @@ func GC(args *skel.CmdArgs) error {
 	return err
 }
 
-// Stale returns the attachments holding a lease of the network that are not
-// in cni.dev/valid-attachments: those GC releases (a lease from old
-// releases of the reference, which names only the container, is none of
-// them). The bridge's GC removes their host veths first, as DEL removes the
-// interface before releasing.
+// Stale returns the attachments holding a lease of the network that GC
+// releases (not in cni.dev/valid-attachments) and that have an interface
+// name (a lease from old releases of the reference names only the
+// container). The bridge's GC removes their host veths first, as DEL
+// removes the interface before releasing.
 func Stale(args *skel.CmdArgs) ([]ipam.Attachment, error) {
 	c, err := config.LoadIPAMForTeardown(args.StdinData)
 	if err != nil {
@@ -53,45 +54,46 @@ func Stale(args *skel.CmdArgs) ([]ipam.Attachment, error) {
 		if err != nil {
 			return nil, err
 		}
-		var out []ipam.Attachment
-		seen := map[ipam.Attachment]bool{}
-		for _, l := range leases {
-			if l.IfName == "" || valid[l.Attachment] || seen[l.Attachment] {
-				continue
-			}
-			seen[l.Attachment] = true
-			out = append(out, l.Attachment)
-		}
-		return out, nil
+		out := stale(leases, valid)
+		return slices.DeleteFunc(out, func(a ipam.Attachment) bool { return a.IfName == "" }), nil
 	})
 }
 
-// Collect releases the leases of every attachment not in valid. A lease from
-// old releases of the reference, which name only the container, is kept when
-// any attachment of that container is valid.
+// Collect releases the leases of every attachment not in valid.
 func Collect(s ipam.Store, valid map[ipam.Attachment]bool) error {
 	leases, err := s.All()
 	if err != nil {
 		return err
 	}
-	validIDs := map[string]bool{}
-	for a := range valid {
-		validIDs[a.ContainerID] = true
-	}
 	// A lease that cannot be released (its error names it) does not keep
 	// the others: GC goes on and reports every failure.
 	var errs []error
-	done := map[ipam.Attachment]bool{}
-	for _, l := range leases {
-		if valid[l.Attachment] || (l.IfName == "" && validIDs[l.ContainerID]) || done[l.Attachment] {
-			continue
-		}
-		done[l.Attachment] = true
-		if _, err := s.Release(l.Attachment); err != nil {
+	for _, a := range stale(leases, valid) {
+		if _, err := s.Release(a); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// stale returns, once each, the attachments of leases that are not in
+// valid. A lease from old releases of the reference, which names only the
+// container, is kept when any attachment of that container is valid.
+func stale(leases []ipam.Lease, valid map[ipam.Attachment]bool) []ipam.Attachment {
+	validIDs := map[string]bool{}
+	for a := range valid {
+		validIDs[a.ContainerID] = true
+	}
+	var out []ipam.Attachment
+	seen := map[ipam.Attachment]bool{}
+	for _, l := range leases {
+		if valid[l.Attachment] || (l.IfName == "" && validIDs[l.ContainerID]) || seen[l.Attachment] {
+			continue
+		}
+		seen[l.Attachment] = true
+		out = append(out, l.Attachment)
+	}
+	return out
 }
 
 // ValidAttachments reads cni.dev/valid-attachments from a GC request.

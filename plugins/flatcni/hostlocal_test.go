@@ -7,12 +7,17 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/containernetworking/cni/pkg/skel"
+
 	"github.com/flatcni/plugins/internal/leasetest"
+	"github.com/flatcni/plugins/pkg/hostlocal"
+	"github.com/flatcni/plugins/pkg/ipam"
 )
 
 // binary is this program, built once by TestMain under the name host-local.
@@ -515,6 +520,13 @@ func TestGC(t *testing.T) {
 		t.Fatal(err)
 	}
 	gc := netConf("1.1.0", dir, dualStack, `,"cni.dev/valid-attachments":[{"containerID":"keep1","ifname":"eth0"},{"containerID":"keep1","ifname":"eth1"},{"containerID":"keep2","ifname":"eth0"}]`)
+	// What the bridge's GC asks first (to delete their host veths): the
+	// attachments GC releases that have an interface name.
+	stale, err := hostlocal.Stale(&skel.CmdArgs{StdinData: []byte(gc)})
+	slices.SortFunc(stale, func(a, b ipam.Attachment) int { return strings.Compare(a.String(), b.String()) })
+	if err != nil || fmt.Sprint(stale) != "[drop1/eth0 drop2/eth0]" {
+		t.Errorf("Stale = %v, %v; want [drop1/eth0 drop2/eth0]", stale, err)
+	}
 	mustOK(t, call{cmd: "GC", id: "-", stdin: gc})
 	var holders []string
 	for addr, h := range leasetest.Holders(t, netDir) {
