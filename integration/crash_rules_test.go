@@ -3,6 +3,7 @@ package integration
 import (
 	"bytes"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -55,6 +56,27 @@ func relKillWhen(t *testing.T, n *Node, plugin, command, id, netns string, conf 
 	}
 }
 
+// relRemoveFilterPart deletes the network's part of the filter table with
+// the iptables commands, in the order the iptables backend's removal on
+// iptables-legacy does (jump, flush, chain): what a DEL killed when it
+// reaches the nat table leaves.
+func relRemoveFilterPart(t *testing.T, n *Node, network string) {
+	t.Helper()
+	jump := regexp.MustCompile(`^-A FORWARD -m comment --comment "(flatcni net=` + regexp.QuoteMeta(network) + ` cfg=[^"]*)" -j (FLATCNI-\S+)$`)
+	chain := ""
+	for _, l := range strings.Split(n.MustRun(t, "iptables", "-t", "filter", "-S", "FORWARD"), "\n") {
+		if m := jump.FindStringSubmatch(strings.TrimSpace(l)); m != nil {
+			n.MustRun(t, "iptables", "-t", "filter", "-D", "FORWARD", "-m", "comment", "--comment", m[1], "-j", m[2])
+			chain = m[2]
+		}
+	}
+	if chain == "" {
+		t.Fatalf("no jump of network %s in filter FORWARD", network)
+	}
+	n.MustRun(t, "iptables", "-t", "filter", "-F", chain)
+	n.MustRun(t, "iptables", "-t", "filter", "-X", chain)
+}
+
 // relNATRules returns the network's rules in the nat table of the node.
 func relNATRules(t *testing.T, n *Node, network string) []string {
 	t.Helper()
@@ -72,7 +94,9 @@ func relNATRules(t *testing.T, n *Node, network string) []string {
 // table's still whole) and then an ADD killed while it writes them again
 // must not leave the network with a jump to an empty or partial chain: the
 // next ADD takes rules whose jumps exist for complete. The kills are made
-// at the iptables commands of those steps, not at random moments.
+// at the iptables commands of those steps, not at random moments. (On
+// iptables-nft, whose DEL starts no iptables, the killed DEL's state is
+// made with the commands instead.)
 func TestCrashRefillingRules(t *testing.T) {
 	e := newRelEnv(t)
 	conf := relConf(strings.Replace(relConcConf, "%s", "iptables", 1), e.dataDir, "refill", "br-refill")
@@ -85,7 +109,12 @@ func TestCrashRefillingRules(t *testing.T) {
 		t.Fatalf("no masquerade rule after ADD: %q", want)
 	}
 	iptables := func(c string) bool { return strings.Contains(c, "iptables") }
-	if !relKillWhen(t, e.node, "bridge", "DEL", "a", conts[0].Path, conf, func(c string) bool {
+	if strings.Contains(e.node.MustRun(t, "iptables", "--version"), "nf_tables") {
+		// On iptables-nft the DEL removes the rules in one netlink
+		// transaction, and cannot be killed half-way. The state such a
+		// kill leaves on iptables-legacy is made with the commands.
+		relRemoveFilterPart(t, e.node, "refill")
+	} else if !relKillWhen(t, e.node, "bridge", "DEL", "a", conts[0].Path, conf, func(c string) bool {
 		return iptables(c) && strings.Contains(c, "-t nat")
 	}) {
 		t.Fatal("DEL finished before it reached the nat table")

@@ -84,9 +84,9 @@ func (d *Deps) removeFirewallIfUnused(c *config.Bridge) error {
 // ADDs has rules in both, and only its last DEL or GC can take them away (the
 // reference's DEL also tears down both backends). The other backend may not
 // exist on this node, so its failures are not reported. A DEL looks first,
-// through netlink (Holds: removing from iptables starts several processes,
-// ~100 ms, for what is rarely there); GC (always) also finds rules of
-// iptables-legacy, which netlink does not show. Call it under the network's
+// through netlink (Holds: removing from iptables-legacy starts several
+// processes, ~100 ms, for what is rarely there); GC (always) also finds
+// rules of iptables-legacy, which netlink does not show. Call it under the network's
 // lock.
 func (d *Deps) removeFromOtherBackends(c *config.Bridge, inForce string, always bool) {
 	for _, name := range []string{firewall.IPTablesName, firewall.NFTablesName} {

@@ -75,6 +75,14 @@
 // check-then-add sequences of concurrent plugin processes, while iptables'
 // own lock (-w) serialises the individual commands.
 //
+// Remove and RemoveLegacy read the tables through netlink first: on
+// iptables-nft (a chain of ours, the shared isolation chain or a reference
+// rule of the network seen there) they delete everything in one nftables
+// transaction and start no process; when netlink shows nothing and the
+// kernel has no iptables-legacy table in the namespace there is nothing to
+// delete; otherwise (iptables-legacy, a transaction the kernel refuses) the
+// commands do it as described above (iptables_nft_remove.go).
+//
 // # nftables backend
 //
 // Each network gets its own table "inet flatcni-<name>" holding a nat

@@ -240,7 +240,8 @@ func isNotExist(err error) bool {
 	return errors.As(err, &e) && e.IsNotExist()
 }
 
-// Remove implements Backend.
+// Remove implements Backend. On iptables-nft it deletes through netlink,
+// in one transaction (removeIPTNFT); the commands do it on iptables-legacy.
 func (b *iptablesBackend) Remove(name string) error {
 	if err := validateName(name); err != nil {
 		return err
@@ -251,7 +252,7 @@ func (b *iptablesBackend) Remove(name string) error {
 	}
 	defer lock.unlock()
 	chain := iptChainName(name)
-	for _, f := range allFamilies() {
+	for _, f := range removeIPTNFT(planIPTNFTRemove(name)) {
 		ipt, err := b.handle(f)
 		if err != nil {
 			continue // nothing can have been written without the command
@@ -343,9 +344,11 @@ func sortedKeys(m map[string]bool) []string {
 
 // RemoveLegacy implements Backend for the reference's iptables rules: nat
 // POSTROUTING jumps to CNI-<hash> chains with the comment
-// name: "<network>" id: "<containerID>", and those chains.
+// name: "<network>" id: "<containerID>", and those chains. As Remove, it
+// deletes through netlink on iptables-nft, with the commands on
+// iptables-legacy.
 func (b *iptablesBackend) RemoveLegacy(network string, keep map[string]bool) error {
-	for _, f := range allFamilies() {
+	for _, f := range removeIPTNFT(planIPTNFTRemoveLegacy(network, keep)) {
 		ipt, err := b.handle(f)
 		if err != nil {
 			continue
