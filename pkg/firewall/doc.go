@@ -75,6 +75,12 @@
 // check-then-add sequences of concurrent plugin processes, while iptables'
 // own lock (-w) serialises the individual commands.
 //
+// Ensure of a network netlink shows nothing of (its first ADD; iptables-nft,
+// or no iptables-legacy table in the namespace) writes each family's chains,
+// jumps and isolation member with one iptables-restore --noflush, in one
+// transaction (iptables_fresh.go); a rule set to change or repair is left
+// to the commands.
+//
 // Remove and RemoveLegacy read the tables through netlink first: on
 // iptables-nft (a chain of ours, the shared isolation chain or a reference
 // rule of the network seen there) they delete everything in one nftables

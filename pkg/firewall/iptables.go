@@ -59,6 +59,9 @@ func (b *iptablesBackend) Ensure(n Network) error {
 	if iptablesNFTUpToDate(n, fp) {
 		return nil // no process started
 	}
+	if done, err := b.ensureFresh(n, fp); done || err != nil {
+		return err // one iptables-restore per family
+	}
 	handles := map[family]*iptables.IPTables{}
 	for _, f := range n.ruleFamilies() {
 		if handles[f], err = b.handle(f); err != nil {

@@ -1,7 +1,6 @@
 package firewall
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os/exec"
@@ -554,13 +553,7 @@ func iptRestoreAppend(f family, table, chain string, rules [][]string) error {
 		in.WriteString("\n")
 	}
 	in.WriteString("COMMIT\n")
-	name := iptCommand(f) + "-restore"
-	cmd := exec.Command(name, "-w", "--noflush")
-	cmd.Stdin = strings.NewReader(in.String())
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("%s: %w: %s", name, err, bytes.TrimSpace(out))
-	}
-	return nil
+	return iptRestore(f, in.String())
 }
 
 // restoreQuote quotes an argument for iptables-restore's line parser: in

@@ -1,0 +1,150 @@
+package firewall
+
+import (
+	"bytes"
+	"fmt"
+	"os/exec"
+	"slices"
+	"strings"
+
+	"github.com/google/nftables"
+)
+
+// The first Ensure of a network (or the first after its removal) with the
+// iptables backend, when netlink can tell the node's tables hold nothing of
+// it: its chains, jumps and isolation member are written with one
+// iptables-restore --noflush per family, where the commands take some 30
+// processes (create, append, insert and list, table by table, and the
+// leftovers of the unused family looked for one by one). A family's rules go
+// in in one transaction: a process killed half way leaves nothing of them,
+// and the next ADD writes them all. Anything else (a rule set to change or
+// repair, iptables-legacy tables in the namespace, a restore that fails)
+// is left to the commands, as before.
+
+// ensureFresh writes n's rule set when it applies (see above) and reports
+// whether it did. It takes the backend's lock.
+func (b *iptablesBackend) ensureFresh(n Network, fp string) (done bool, err error) {
+	lock, err := b.opts.lock(iptablesLockName)
+	if err != nil {
+		return false, fmt.Errorf("network %q: %w", n.Name, err)
+	}
+	defer lock.unlock()
+	if iptablesNFTUpToDate(n, fp) { // written meanwhile
+		return true, nil
+	}
+	c, err := nftables.New()
+	if err != nil {
+		return false, nil
+	}
+	used := n.ruleFamilies()
+	inputs := map[family]string{}
+	for _, f := range allFamilies() {
+		v, err := readIPTNFT(c, f)
+		if err != nil || legacyIPTablesIn(f) {
+			return false, nil
+		}
+		isolatedExists, member, err := v.freshFor(n.Name)
+		if err != nil || member {
+			return false, nil
+		}
+		if !slices.Contains(used, f) {
+			continue // and nothing of the network is there: nothing to do
+		}
+		if _, err := exec.LookPath(iptCommand(f) + "-restore"); err != nil {
+			return false, nil
+		}
+		inputs[f] = iptFreshInput(n, f, fp, isolatedExists)
+	}
+	for _, f := range allFamilies() {
+		in, ok := inputs[f]
+		if !ok {
+			continue
+		}
+		if err := iptRestore(f, in); err != nil {
+			// iptables-nft wrote nothing; iptables-legacy may have written
+			// some tables: either way the commands take it from here.
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// freshFor reports whether the view holds nothing of network name: none of
+// its chains in any table, no rule of it in the shared isolation chain
+// (member), and whether that chain exists (then it is shared with other
+// networks and must not be declared again: iptables-restore --noflush
+// flushes a chain it declares).
+func (v *iptNFTView) freshFor(name string) (isolatedExists, member bool, err error) {
+	chain := iptChainName(name)
+	for _, table := range iptTables {
+		if v.chain(table, chain) != nil {
+			return false, true, nil
+		}
+	}
+	iso := v.chain(mangleTable, iptIsolatedChain)
+	if iso == nil {
+		return false, false, nil
+	}
+	rules, err := v.rules(iso)
+	if err != nil {
+		return true, false, err
+	}
+	for _, r := range rules {
+		if got, ok := parseComment(xtComment(r)); ok && got == name {
+			return true, true, nil
+		}
+	}
+	return true, false, nil
+}
+
+// iptFreshInput is the iptables-restore input that writes n's rule set of
+// family f from nothing: per table, the network's chain with its rules and
+// the jump to it; in mangle, the shared isolation chain (declared only when
+// it does not exist yet) with the network's member rule before the chain
+// that jumps to it.
+func iptFreshInput(n Network, f family, fp string, isolatedExists bool) string {
+	chain := iptChainName(n.Name)
+	jump := iptJumpRule(n.Name, fp)
+	var in strings.Builder
+	line := func(args ...string) {
+		for i, a := range args {
+			if i > 0 {
+				in.WriteByte(' ')
+			}
+			in.WriteString(restoreQuote(a))
+		}
+		in.WriteByte('\n')
+	}
+	for _, p := range iptParts(n, f) {
+		in.WriteString("*" + p.table + "\n")
+		in.WriteString(":" + chain + " - [0:0]\n")
+		if p.table == mangleTable && n.Isolation == IsolationIsolated {
+			if !isolatedExists {
+				in.WriteString(":" + iptIsolatedChain + " - [0:0]\n")
+			}
+			line(append([]string{"-A", iptIsolatedChain}, iptIsolatedMember(n)...)...)
+		}
+		for _, r := range p.rules {
+			line(append([]string{"-A", chain}, r...)...)
+		}
+		if p.insert {
+			line(append([]string{"-I", p.hook, "1"}, jump...)...)
+		} else {
+			line(append([]string{"-A", p.hook}, jump...)...)
+		}
+		in.WriteString("COMMIT\n")
+	}
+	return in.String()
+}
+
+// iptRestore feeds in to iptables-restore --noflush (ip6tables-restore for
+// IPv6).
+func iptRestore(f family, in string) error {
+	name := iptCommand(f) + "-restore"
+	cmd := exec.Command(name, "-w", "--noflush")
+	cmd.Stdin = strings.NewReader(in)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("%s: %w: %s", name, err, bytes.TrimSpace(out))
+	}
+	return nil
+}

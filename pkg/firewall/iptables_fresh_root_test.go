@@ -1,0 +1,103 @@
+package firewall
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// logCommands puts shims of the iptables commands first on PATH, each
+// logging its name to a file before running the real command; the returned
+// function reads and empties the log.
+func logCommands(t *testing.T) func() []string {
+	t.Helper()
+	dir := t.TempDir()
+	logFile := filepath.Join(dir, "log")
+	for _, name := range []string{"iptables", "ip6tables", "iptables-restore", "ip6tables-restore"} {
+		real, err := exec.LookPath(name)
+		if err != nil {
+			t.Skipf("%s: %v", name, err)
+		}
+		shim := "#!/bin/sh\necho " + name + " >> " + logFile + "\nexec " + real + ` "$@"` + "\n"
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(shim), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	return func() []string {
+		data, _ := os.ReadFile(logFile)
+		_ = os.Remove(logFile)
+		return strings.Fields(string(data))
+	}
+}
+
+// TestIPTablesFreshEnsure: the first Ensure of a network with the iptables
+// backend writes each family's rules with one iptables-restore, and writes
+// what the commands write (compared with a namespace where the network's
+// empty nat chain made Ensure take the commands' way); a second isolated
+// network keeps the first one's member of the shared isolation chain
+// (declaring that chain again would flush it); an Ensure of a network whose
+// rules exist starts nothing.
+func TestIPTablesFreshEnsure(t *testing.T) {
+	requireRoot(t)
+	if out, _ := exec.Command("iptables", "--version").Output(); !strings.Contains(string(out), "nf_tables") {
+		t.Skip("iptables is not iptables-nft here")
+	}
+	b, err := New(IPTablesName, WithLockDir(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := iptRmNetwork("fresh-a", "bra", "10.7.0.0/24", "fd07::/64")
+	second := iptRmNetwork("fresh-b", "brb", "10.8.0.0/24", "fd08::/64")
+	fresh, byCmd := newTestNS(t, "fresh"), newTestNS(t, "freshcmd")
+	// The empty chain: something of the network is there, not fresh.
+	byCmd.exec(t, "iptables", "-t", "nat", "-N", iptChainName(first.Name))
+	commands := logCommands(t)
+	for _, n := range []*testNS{fresh, byCmd} {
+		if err := n.do(t, func() error { return b.Ensure(first) }); err != nil {
+			t.Fatal(err)
+		}
+		got := commands()
+		if n == fresh && strings.Join(got, " ") != "iptables-restore ip6tables-restore" {
+			t.Errorf("first Ensure started %v, want one iptables-restore and one ip6tables-restore", got)
+		}
+		if n == byCmd && len(got) < 5 {
+			t.Errorf("Ensure over the network's empty chain started %v: not the commands' way", got)
+		}
+	}
+	counters := regexp.MustCompile(`\[\d+:\d+\]`)
+	save := func(n *testNS) string {
+		return counters.ReplaceAllString(n.exec(t, "iptables-save")+n.exec(t, "ip6tables-save"), "")
+	}
+	saved := func(n *testNS) string {
+		var keep []string
+		for _, l := range strings.Split(save(n), "\n") {
+			if !strings.HasPrefix(l, "#") {
+				keep = append(keep, l)
+			}
+		}
+		return strings.Join(keep, "\n")
+	}
+	if a, c := saved(fresh), saved(byCmd); a != c {
+		t.Errorf("rules written with iptables-restore:\n%s\nwith the commands:\n%s", a, c)
+	}
+	commands()
+	if err := fresh.do(t, func() error { return b.Ensure(first) }); err != nil {
+		t.Fatal(err)
+	}
+	if got := commands(); len(got) != 0 {
+		t.Errorf("Ensure of a network whose rules exist started %v", got)
+	}
+	if err := fresh.do(t, func() error { return b.Ensure(second) }); err != nil {
+		t.Fatal(err)
+	}
+	all := save(fresh)
+	for _, member := range []string{"-A " + iptIsolatedChain + " -o bra ", "-A " + iptIsolatedChain + " -o brb "} {
+		if !strings.Contains(all, member) {
+			t.Errorf("shared isolation chain lacks %q after the second network's Ensure:\n%s", member, all)
+		}
+	}
+}
