@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -99,5 +100,65 @@ func TestIPTablesFreshEnsure(t *testing.T) {
 		if !strings.Contains(all, member) {
 			t.Errorf("shared isolation chain lacks %q after the second network's Ensure:\n%s", member, all)
 		}
+	}
+}
+
+// TestIPTablesPortsWithoutCommands: on iptables-nft, the first Publish of a
+// network writes its port chain and fixed rules with iptables-restore
+// (what the commands write: compared with a namespace where the network's
+// empty chain made Publish take the commands' way), and the last Unpublish
+// deletes them through netlink, starting no process.
+func TestIPTablesPortsWithoutCommands(t *testing.T) {
+	requireRoot(t)
+	if out, _ := exec.Command("iptables", "--version").Output(); !strings.Contains(string(out), "nf_tables") {
+		t.Skip("iptables is not iptables-nft here")
+	}
+	n := PortNetwork{Name: "pfresh", Bridge: "brp", Subnets: pfx("10.44.0.0/24")}
+	owner := Attachment{ContainerID: "c1", IfName: "eth0"}
+	maps := []Mapping{mp("tcp", "", 8080, "10.44.0.2", 80)}
+	fresh, byCmd := newTestNS(t, "pfresh"), newTestNS(t, "pfreshcmd")
+	byCmd.exec(t, "iptables", "-t", "nat", "-N", iptPortsChain(n.Name))
+	commands := logCommands(t)
+	counters := regexp.MustCompile(`\[\d+:\d+\]`)
+	saved := func(ns *testNS) string {
+		var keep []string
+		for _, l := range strings.Split(counters.ReplaceAllString(ns.exec(t, "iptables-save"), ""), "\n") {
+			if !strings.HasPrefix(l, "#") {
+				keep = append(keep, l)
+			}
+		}
+		return strings.Join(keep, "\n")
+	}
+	for _, ns := range []*testNS{fresh, byCmd} {
+		b, err := NewPorts(IPTablesName, WithLockDir(t.TempDir()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ns.do(t, func() error { return b.Publish(n, owner, maps) }); err != nil {
+			t.Fatal(err)
+		}
+		got := commands()
+		if ns == fresh && slices.ContainsFunc(got, func(c string) bool { return !strings.HasSuffix(c, "-restore") }) {
+			t.Errorf("first Publish started %v, want iptables-restore only", got)
+		}
+		if ns == byCmd {
+			// The commands' way, for the comparison below; then the
+			// last Unpublish of the fresh namespace.
+			continue
+		}
+		defer func() {
+			if err := ns.do(t, func() error { return b.Unpublish(n.Name, owner) }); err != nil {
+				t.Fatal(err)
+			}
+			if got := commands(); len(got) != 0 {
+				t.Errorf("last Unpublish started %v, want no process", got)
+			}
+			if all := saved(ns); strings.Contains(all, "flatcni") || strings.Contains(all, iptPortsChainPrefix) {
+				t.Errorf("rules left after the last Unpublish:\n%s", all)
+			}
+		}()
+	}
+	if a, c := saved(fresh), saved(byCmd); a != c {
+		t.Errorf("port rules written with iptables-restore:\n%s\nwith the commands:\n%s", a, c)
 	}
 }

@@ -175,6 +175,13 @@ func iptEnsureFixed(handle func() *iptables.IPTables, n PortNetwork, f family, f
 	if iptNFTHasComment(f, last.table, last.chain, portsFixedComment(n.Name, fp)) {
 		return nil
 	}
+	if iptPortsFresh(f, n.Name) {
+		// Nothing of the network there: all in one iptables-restore (one
+		// transaction); on failure, the commands below.
+		if err := iptRestore(f, iptFreshFixedInput(n.Name, rules)); err == nil {
+			return nil
+		}
+	}
 	ipt := handle() // starts iptables once (--version): not on the hot path
 	if ipt == nil {
 		return fmt.Errorf("%s is not usable (its version could not be read)", iptCommand(f))
@@ -367,7 +374,12 @@ func (b *iptPorts) retain(network string, keep func(Attachment) bool, dropEmpty 
 	for _, f := range allFamilies() {
 		// The fixed rules go with the family's last mapping, and all of
 		// them when nothing is kept (the network's last DEL, GC).
-		if kept[f] > 0 || (!emptied[f] && keep != nil && !dropEmpty) {
+		if kept[f] > 0 || (!emptied[f] && keep != nil && !dropEmpty) || iptNoPortChains(f) {
+			continue
+		}
+		if done, err := iptNFTDropPorts(f, network, b.opts.beforeUnguard); err != nil {
+			return fmt.Errorf("network %q: %s: %w", network, iptCommand(f), err)
+		} else if done {
 			continue
 		}
 		ipt := b.handle(f)
@@ -405,6 +417,9 @@ func (b *iptPorts) list(network string) ([]iptFound, error) {
 	}
 	var out []iptFound
 	for _, f := range allFamilies() {
+		if iptNoPortChains(f) {
+			continue // nothing to list: no process
+		}
 		ipt := b.handle(f)
 		if ipt == nil {
 			continue
@@ -418,6 +433,135 @@ func (b *iptPorts) list(network string) ([]iptFound, error) {
 		}
 	}
 	return out, nil
+}
+
+// iptPortsFresh reports whether family f surely holds nothing of network's
+// port rules: netlink shows no chain of it in iptables-nft's nat table, and
+// the namespace has no iptables-legacy table. Its fixed rules are written
+// after the chain and deleted before it, so none is there either.
+func iptPortsFresh(f family, network string) bool {
+	if legacyIPTablesIn(f) {
+		return false
+	}
+	c, err := nftables.New()
+	if err != nil {
+		return false
+	}
+	v, err := readIPTNFT(c, f)
+	return err == nil && v.chain(natTable, iptPortsChain(network)) == nil
+}
+
+// iptFreshFixedInput is the iptables-restore input that writes the
+// network's chain and fixed rules: table by table (raw and filter first,
+// the nat table with the jumps last), each rule in the order of rules.
+func iptFreshFixedInput(network string, rules []iptFixedRule) string {
+	var in strings.Builder
+	for _, table := range []string{rawTable, filterTable, natTable} {
+		var lines []string
+		for _, r := range rules {
+			if r.table != table {
+				continue
+			}
+			op := []string{"-A", r.chain}
+			if r.insert {
+				op = []string{"-I", r.chain, "1"}
+			}
+			var l strings.Builder
+			for i, a := range append(op, r.spec...) {
+				if i > 0 {
+					l.WriteByte(' ')
+				}
+				l.WriteString(restoreQuote(a))
+			}
+			lines = append(lines, l.String())
+		}
+		if len(lines) == 0 && table != natTable {
+			continue
+		}
+		in.WriteString("*" + table + "\n")
+		if table == natTable {
+			in.WriteString(":" + iptPortsChain(network) + " - [0:0]\n")
+		}
+		for _, l := range lines {
+			in.WriteString(l + "\n")
+		}
+		in.WriteString("COMMIT\n")
+	}
+	return in.String()
+}
+
+// iptNFTDropPorts deletes the network's fixed rules and chain of family f
+// through netlink, in one transaction, on iptables-nft (no iptables-legacy
+// table in the namespace), calling beforeDrop first when the 127.0.0.0/8
+// drop is among them (its error keeps everything). done is false when the
+// commands must do it (legacy tables, a netlink error, a transaction the
+// kernel refuses).
+func iptNFTDropPorts(f family, network string, beforeDrop func() error) (done bool, err error) {
+	if legacyIPTablesIn(f) {
+		return false, nil
+	}
+	c, err := nftables.New(nftables.AsLasting())
+	if err != nil {
+		return false, nil
+	}
+	defer func() { _ = c.CloseLasting() }()
+	v, err := readIPTNFT(c, f)
+	if err != nil {
+		return false, nil
+	}
+	var ops iptNFTOps
+	drop := false
+	for _, h := range iptFixedHooks() {
+		ch := v.chain(h[0], h[1])
+		if ch == nil {
+			continue
+		}
+		rules, err := v.rules(ch)
+		if err != nil {
+			return false, nil
+		}
+		for _, r := range rules {
+			if net, rest, ok := parsePortsComment(xtComment(r)); ok && net == network && strings.HasPrefix(rest, "cfg=") {
+				ops.rules = append(ops.rules, r)
+				drop = drop || h[0] == rawTable
+			}
+		}
+	}
+	if ch := v.chain(natTable, iptPortsChain(network)); ch != nil {
+		ops.chains = append(ops.chains, ch)
+	}
+	if ops.empty() {
+		return true, nil
+	}
+	if drop && beforeDrop != nil {
+		if err := beforeDrop(); err != nil {
+			return true, err
+		}
+	}
+	return ops.commit(c) == nil, nil
+}
+
+// iptNoPortChains reports whether family f surely holds no port chain of
+// ours: netlink shows none in iptables-nft's nat table and the namespace
+// has no iptables-legacy table (legacyIPTablesIn). False on any doubt.
+func iptNoPortChains(f family) bool {
+	if legacyIPTablesIn(f) {
+		return false
+	}
+	c, err := nftables.New()
+	if err != nil {
+		return false
+	}
+	v, err := readIPTNFT(c, f)
+	if err != nil {
+		return false
+	}
+	for name := range v.chains[natTable] {
+		if strings.HasPrefix(name, iptPortsChainPrefix) {
+			return false
+		}
+	}
+	return true
 }
 
 // iptNFTList reads the mappings through netlink. It answers only when a
