@@ -106,15 +106,7 @@ func iptFreshInput(n Network, f family, fp string, isolatedExists bool) string {
 	chain := iptChainName(n.Name)
 	jump := iptJumpRule(n.Name, fp)
 	var in strings.Builder
-	line := func(args ...string) {
-		for i, a := range args {
-			if i > 0 {
-				in.WriteByte(' ')
-			}
-			in.WriteString(restoreQuote(a))
-		}
-		in.WriteByte('\n')
-	}
+	line := func(args ...string) { in.WriteString(restoreLine(args...) + "\n") }
 	for _, p := range iptParts(n, f) {
 		in.WriteString("*" + p.table + "\n")
 		in.WriteString(":" + chain + " - [0:0]\n")
@@ -135,6 +127,16 @@ func iptFreshInput(n Network, f family, fp string, isolatedExists bool) string {
 		in.WriteString("COMMIT\n")
 	}
 	return in.String()
+}
+
+// restoreLine is one line of iptables-restore input: args, each quoted as
+// needed (restoreQuote), separated by spaces.
+func restoreLine(args ...string) string {
+	q := make([]string, len(args))
+	for i, a := range args {
+		q[i] = restoreQuote(a)
+	}
+	return strings.Join(q, " ")
 }
 
 // iptRestore feeds in to iptables-restore --noflush (ip6tables-restore for

@@ -466,14 +466,7 @@ func iptFreshFixedInput(network string, rules []iptFixedRule) string {
 			if r.insert {
 				op = []string{"-I", r.chain, "1"}
 			}
-			var l strings.Builder
-			for i, a := range append(op, r.spec...) {
-				if i > 0 {
-					l.WriteByte(' ')
-				}
-				l.WriteString(restoreQuote(a))
-			}
-			lines = append(lines, l.String())
+			lines = append(lines, restoreLine(append(op, r.spec...)...))
 		}
 		if len(lines) == 0 && table != natTable {
 			continue
@@ -690,11 +683,7 @@ func iptRestoreAppend(f family, table, chain string, rules [][]string) error {
 	var in strings.Builder
 	in.WriteString("*" + table + "\n")
 	for _, r := range rules {
-		in.WriteString("-A " + chain)
-		for _, arg := range r {
-			in.WriteString(" " + restoreQuote(arg))
-		}
-		in.WriteString("\n")
+		in.WriteString(restoreLine(append([]string{"-A", chain}, r...)...) + "\n")
 	}
 	in.WriteString("COMMIT\n")
 	return iptRestore(f, in.String())
