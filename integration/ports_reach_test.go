@@ -139,6 +139,7 @@ func TestPortsBackendSwitch(t *testing.T) {
 			after.add(t, bRT)
 			portsExpect(t, remote, "tcp", uplinkNode4, 8081, "a", uplinkRemote4, "published with "+order[0])
 			portsExpect(t, remote, "tcp", uplinkNode4, 8082, "b", uplinkRemote4, "published with "+order[1])
+			portsExpect(t, node.Netns, "tcp", "127.0.0.1", 8082, "b", "", "b from the node's 127.0.0.1")
 			after.del(t, aRT)
 			if got, err := portsDial(t, remote, "tcp", uplinkNode4, 8081, 0); err == nil {
 				t.Errorf("a's port still answers after its DEL under %s: %q", order[1], got)
@@ -147,6 +148,9 @@ func TestPortsBackendSwitch(t *testing.T) {
 				t.Errorf("the node's firewall still names %s after its DEL:\n%s", aRT.ContainerID, dump)
 			}
 			portsExpect(t, remote, "tcp", uplinkNode4, 8082, "b", uplinkRemote4, "b after a's DEL")
+			// The old backend's rule set went with a's mapping; b's, with
+			// its own 127.0.0.0/8 drop, still needs route_localnet.
+			portsExpect(t, node.Netns, "tcp", "127.0.0.1", 8082, "b", "", "b from the node's 127.0.0.1 after a's DEL")
 			after.del(t, bRT)
 			if dump := masqFirewallDump(t, node.Netns); strings.Contains(dump, before.name) || strings.Contains(dump, bRT.ContainerID) {
 				t.Errorf("the node's firewall still names the network after its last DEL:\n%s", dump)

@@ -93,10 +93,12 @@ func (p *ports) backend() (firewall.Ports, error) {
 	if p.d.Ports == nil {
 		return nil, errNoPorts
 	}
-	fw, err := p.d.Ports.Backend(p.c.MasqBackend(), p.teardown, p.unguard())
+	var self firewall.Ports
+	fw, err := p.d.Ports.Backend(p.c.MasqBackend(), p.teardown, p.unguard(&self))
 	if err != nil {
 		return nil, config.Invalid("ipMasqBackend", "%v", err)
 	}
+	self = fw
 	return fw, nil
 }
 
@@ -108,12 +110,24 @@ func (p *ports) backend() (firewall.Ports, error) {
 // from the request (a runtime that strips capabilities sends GC none):
 // where no rule set of ours is (the reference portmap's network), nothing
 // is touched. Without a usable bridge name, nil: nothing to turn off.
-func (p *ports) unguard() func() error {
+// Nor while the other backend's rule set (*self is the backend removing
+// its own) still holds the network's drop: a network whose ipMasqBackend
+// changed has a rule set in each, and the mappings of the one that stays
+// need route_localnet (it goes off with that one's drop).
+func (p *ports) unguard(self *firewall.Ports) func() error {
 	if !p.c.HasBridge() {
 		return nil
 	}
 	br := p.c.BrName
 	return func() error {
+		for _, name := range []string{firewall.IPTablesName, firewall.NFTablesName} {
+			if *self != nil && name == (*self).Name() {
+				continue
+			}
+			if o, err := p.d.Ports.Backend(name, true, nil); err == nil && o.Guards(p.c.Name) {
+				return nil
+			}
+		}
 		if err := p.d.Ports.NoRouteLocalnet(br); err != nil {
 			return fmt.Errorf("turn route_localnet off on %s: %w", br, err)
 		}
@@ -132,7 +146,9 @@ func (p *ports) others(fw firewall.Ports) []firewall.Ports {
 		if name == fw.Name() {
 			continue
 		}
-		if o, err := p.d.Ports.Backend(name, true, p.unguard()); err == nil && o.Holds(p.c.Name) {
+		var self firewall.Ports
+		if o, err := p.d.Ports.Backend(name, true, p.unguard(&self)); err == nil && o.Holds(p.c.Name) {
+			self = o
 			out = append(out, o)
 		}
 	}

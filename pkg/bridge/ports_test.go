@@ -26,10 +26,23 @@ type fakePorts struct {
 	localnetOn map[string]bool
 	// noLocalnetErr fails NoRouteLocalnet.
 	noLocalnetErr error
+	// byName, when set, are the backends called "iptables" and
+	// "nftables" (a network whose ipMasqBackend changed); FakePorts is
+	// then the default's (""). Without it, FakePorts answers for the
+	// name in force, and every other name is a backend holding nothing.
+	byName map[string]*firewall.FakePorts
 }
 
-func (f *fakePorts) Backend(_ string, teardown bool, unguard func() error) (firewall.Ports, error) {
+func (f *fakePorts) Backend(name string, teardown bool, unguard func() error) (firewall.Ports, error) {
 	f.teardowns = append(f.teardowns, teardown)
+	if b := f.byName[name]; b != nil {
+		return b.WithUnguard(unguard), nil
+	}
+	if name == firewall.IPTablesName || name == firewall.NFTablesName {
+		// Asked for by name beside the backend in force (DEL and GC look
+		// at both): another backend, empty.
+		return firewall.NewFakePortsNamed(name).WithUnguard(unguard), nil
+	}
 	return f.FakePorts.WithUnguard(unguard), nil
 }
 func (f *fakePorts) NoRouteLocalnet(bridge string) error {
@@ -375,5 +388,51 @@ func TestPortsDropKeptWhenRouteLocalnetStaysOn(t *testing.T) {
 	}
 	if _, ok := fp.Network("net1"); ok || fp.localnetOn["cni0"] {
 		t.Errorf("after the retried DEL: port rules there %t, route_localnet on %t; want neither", ok, fp.localnetOn["cni0"])
+	}
+}
+
+// A network whose ipMasqBackend changed has a port rule set in each
+// backend. The old one's going with its last mapping must not turn
+// route_localnet off while the new one's rule set, with its own drop of
+// packets to 127.0.0.0/8, publishes ports that need it; the last rule
+// set's going does.
+func TestPortsBackendSwitchKeepsRouteLocalnet(t *testing.T) {
+	n := newFakeNode(testNetns, "/run/netns/c2")
+	fp := n.deps.Ports.(*fakePorts)
+	fp.byName = map[string]*firewall.FakePorts{
+		firewall.IPTablesName: firewall.NewFakePortsNamed(firewall.IPTablesName),
+		firewall.NFTablesName: firewall.NewFakePortsNamed(firewall.NFTablesName),
+	}
+	for _, order := range [][2]string{{"iptables", "nftables"}, {"nftables", "iptables"}} {
+		conf := func(backend string, port int) []byte {
+			return testConf("host-local", fmt.Sprintf(`,"ipMasqBackend":%q,"capabilities":{"portMappings":true},"runtimeConfig":{"portMappings":[{"hostPort":%d,"containerPort":80}]}`, backend, port))
+		}
+		args1 := testArgs(conf(order[0], 8081), "c1")
+		addOK(t, n, args1)
+		args2 := testArgs(conf(order[1], 8082), "c2")
+		args2.Netns = "/run/netns/c2"
+		addOK(t, n, args2)
+		if !fp.localnetOn["cni0"] {
+			t.Fatal("route_localnet not set by the publishing ADDs")
+		}
+		// c1's DEL with the configuration in force.
+		del1 := testArgs(conf(order[1], 8081), "c1")
+		if err := n.deps.Del(del1); err != nil {
+			t.Fatalf("%s then %s: DEL c1: %v", order[0], order[1], err)
+		}
+		if fp.byName[order[0]].Holds("net1") {
+			t.Fatalf("%s then %s: c1's rule set left in %s", order[0], order[1], order[0])
+		}
+		if !fp.localnetOn["cni0"] {
+			t.Errorf("%s then %s: DEL of c1 turned route_localnet off; c2's mapping in %s (with its drop) needs it", order[0], order[1], order[1])
+		}
+		del2 := testArgs(conf(order[1], 8082), "c2")
+		del2.Netns = "/run/netns/c2"
+		if err := n.deps.Del(del2); err != nil {
+			t.Fatalf("%s then %s: DEL c2: %v", order[0], order[1], err)
+		}
+		if fp.localnetOn["cni0"] {
+			t.Errorf("%s then %s: route_localnet on after the last rule set went", order[0], order[1])
+		}
 	}
 }

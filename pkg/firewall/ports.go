@@ -48,6 +48,10 @@ type Ports interface {
 	// iptables: its chain in iptables-nft). Rules of iptables-legacy are
 	// not seen.
 	Holds(network string) bool
+	// Guards reports, from netlink alone, whether the network's rule set
+	// holds its drop of packets to 127.0.0.0/8 (which route_localnet on
+	// the bridge needs beside it). Rules of iptables-legacy are not seen.
+	Guards(network string) bool
 	// Refresh puts back, when network n publishes ports, what its rules
 	// need outside its own rule set and another program may have removed
 	// or overridden since (nftables: the accepts in iptables-nft's FORWARD

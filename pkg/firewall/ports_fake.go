@@ -15,6 +15,7 @@ type FakePorts struct {
 	mappings []Published
 	calls    []string
 	err      error
+	name     string // Name ("": "fake")
 }
 
 var _ Ports = (*FakePorts)(nil)
@@ -24,8 +25,21 @@ func NewFakePorts() *FakePorts {
 	return &FakePorts{networks: map[string]PortNetwork{}}
 }
 
-// Name implements Ports; it returns "fake".
-func (f *FakePorts) Name() string { return "fake" }
+// NewFakePortsNamed returns an empty FakePorts whose Name is name: one
+// backend of several.
+func NewFakePortsNamed(name string) *FakePorts {
+	f := NewFakePorts()
+	f.name = name
+	return f
+}
+
+// Name implements Ports; it returns "fake" unless made with a name.
+func (f *FakePorts) Name() string {
+	if f.name != "" {
+		return f.name
+	}
+	return "fake"
+}
 
 // Publish implements Ports.
 func (f *FakePorts) Publish(n PortNetwork, owner Attachment, maps []Mapping) error {
@@ -84,6 +98,9 @@ func (f *FakePorts) Holds(network string) bool {
 	_, ok := f.networks[network]
 	return ok
 }
+
+// Guards implements Ports: the fake's rule set stands for its drop.
+func (f *FakePorts) Guards(network string) bool { return f.Holds(network) }
 
 // Unpublish implements Ports.
 func (f *FakePorts) Unpublish(network string, owner Attachment) error {

@@ -297,6 +297,24 @@ func (b *iptPorts) Holds(network string) bool {
 	return false
 }
 
+// Guards implements Ports: iptables-nft's IPv4 raw PREROUTING chain holds
+// one of the network's fixed rules (the drop is the only one there).
+func (b *iptPorts) Guards(network string) bool {
+	c, err := nftables.New()
+	if err != nil {
+		return false
+	}
+	t := iptNFTTable(ipv4, rawTable)
+	rules, err := c.GetRules(t, &nftables.Chain{Name: preroutingChain, Table: t})
+	if err != nil {
+		return false
+	}
+	return slices.ContainsFunc(rules, func(r *nftables.Rule) bool {
+		net, rest, ok := parsePortsComment(xtComment(r))
+		return ok && net == network && strings.HasPrefix(rest, "cfg=")
+	})
+}
+
 // Refresh implements Ports: nothing to do, the accepts a DROP policy needs
 // are rules of filter FORWARD itself, which a policy set later leaves.
 func (b *iptPorts) Refresh(PortNetwork) error { return nil }

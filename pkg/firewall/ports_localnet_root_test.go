@@ -35,7 +35,7 @@ func localnetDropThere(backend, network string) (bool, error) {
 // called once, when the network's last mapping goes, while the 127.0.0.0/8
 // drop is still there: route_localnet is never on without the drop. Its
 // error keeps the drop. A removal that leaves a mapping calls nothing.
-// Holds sees the rule set while it exists.
+// Holds sees the rule set while it exists, Guards its drop.
 func TestPortsUnguardBeforeTheDropGoes(t *testing.T) {
 	requireRoot(t)
 	name := fmt.Sprintf("fch-fw-ung-%d", os.Getpid())
@@ -73,6 +73,9 @@ func TestPortsUnguardBeforeTheDropGoes(t *testing.T) {
 				if !b.Holds(n.Name) || b.Holds("other") {
 					return fmt.Errorf("Holds after Publish: %t, of another network: %t", b.Holds(n.Name), b.Holds("other"))
 				}
+				if !b.Guards(n.Name) || b.Guards("other") {
+					return fmt.Errorf("Guards after Publish: %t, of another network: %t", b.Guards(n.Name), b.Guards("other"))
+				}
 				if err := b.Publish(n, c2, []Mapping{mp("tcp", "", 8081, "10.43.0.3", 80)}); err != nil {
 					return err
 				}
@@ -96,8 +99,8 @@ func TestPortsUnguardBeforeTheDropGoes(t *testing.T) {
 				if there, err := localnetDropThere(backend, n.Name); err != nil || there {
 					return fmt.Errorf("after the network's rule set went: drop there %t (%v)", there, err)
 				}
-				if b.Holds(n.Name) {
-					return fmt.Errorf("Holds after the network's rule set went")
+				if b.Holds(n.Name) || b.Guards(n.Name) {
+					return fmt.Errorf("Holds (%t) or Guards (%t) after the network's rule set went", b.Holds(n.Name), b.Guards(n.Name))
 				}
 				if len(calls) != 2 || !calls[0] || !calls[1] {
 					return fmt.Errorf("unguard calls %v, want two, each while the drop was there", calls)

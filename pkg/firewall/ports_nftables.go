@@ -130,6 +130,16 @@ func (b *nftPorts) Holds(network string) bool {
 	return err == nil
 }
 
+// Guards implements Ports: the network's table has its raw chain's drop.
+func (b *nftPorts) Guards(network string) bool {
+	c, err := nftables.New()
+	if err != nil {
+		return false
+	}
+	rules, _ := chainRules(c, nftPortsTable(network), nftPortsRaw)
+	return len(rules) > 0
+}
+
 // replace swaps owner's elements old for maps in one transaction, together
 // with the fixed rules when they are missing or of another configuration.
 func (b *nftPorts) replace(c *nftables.Conn, n PortNetwork, owner Attachment, old, maps []Mapping) error {
