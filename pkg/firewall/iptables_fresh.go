@@ -15,9 +15,11 @@ import (
 // it: its chains, jumps and isolation member are written with one
 // iptables-restore --noflush per family, where the commands take some 30
 // processes (create, append, insert and list, table by table, and the
-// leftovers of the unused family looked for one by one). A family's rules go
-// in in one transaction: a process killed half way leaves nothing of them,
-// and the next ADD writes them all. Anything else (a rule set to change or
+// leftovers of the unused family looked for one by one). iptables-nft-restore
+// commits table by table, so a process killed half way may leave some
+// tables' parts, each whole (its chain, rules and jump are in the same
+// table); the next ADD misses a jump and the commands write the rest.
+// Anything else (a rule set to change or
 // repair, iptables-legacy tables in the namespace, a restore that fails)
 // is left to the commands, as before.
 

@@ -162,3 +162,57 @@ func TestIPTablesPortsWithoutCommands(t *testing.T) {
 		t.Errorf("port rules written with iptables-restore:\n%s\nwith the commands:\n%s", a, c)
 	}
 }
+
+// TestIPTablesPortsRestoreHalfDone: iptables-nft-restore commits table by
+// table (a later table's failure leaves the earlier ones written), so a
+// first Publish killed between COMMITs leaves the raw drop and the FORWARD
+// accepts without the network's nat chain. The last removal must still
+// take them away, and a later Publish must not write them twice.
+func TestIPTablesPortsRestoreHalfDone(t *testing.T) {
+	requireRoot(t)
+	if out, _ := exec.Command("iptables", "--version").Output(); !strings.Contains(string(out), "nf_tables") {
+		t.Skip("iptables is not iptables-nft here")
+	}
+	n := PortNetwork{Name: "phalf", Bridge: "brh", Subnets: pfx("10.45.0.0/24")}
+	owner := Attachment{ContainerID: "c1", IfName: "eth0"}
+	ns := newTestNS(t, "phalf")
+	in := iptFreshFixedInput(n.Name, iptPortsFixed(n, ipv4, "0123456789abcdef"))
+	at := strings.Index(in, "*nat\n")
+	if at < 0 || !strings.Contains(in[:at], "*raw") || !strings.Contains(in[:at], "*filter") {
+		t.Fatalf("restore input not raw, filter, then nat:\n%s", in)
+	}
+	// The nat table's part fails, as a kill there would stop it.
+	half := in[:at] + "*nat\n-A NOSUCHCHAIN -j ACCEPT\nCOMMIT\n"
+	if err := ns.do(t, func() error { return iptRestore(ipv4, half) }); err == nil {
+		t.Fatal("restore with a bad nat part succeeded")
+	}
+	if got := ns.exec(t, "iptables-save"); !strings.Contains(got, "-j DROP") || strings.Contains(got, iptPortsChainPrefix) {
+		t.Skipf("this iptables-restore did not commit the raw table alone:\n%s", got)
+	}
+	b, err := NewPorts(IPTablesName, WithLockDir(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ns.do(t, func() error { return b.Retain(n.Name, nil) }); err != nil {
+		t.Fatal(err)
+	}
+	if all := ns.exec(t, "iptables-save"); strings.Contains(all, "flatcni") {
+		t.Errorf("the network's fixed rules left after Retain(nil) (its last DEL, GC):\n%s", all)
+	}
+	// Half done again, then a Publish and its last Unpublish: nothing left.
+	if err := ns.do(t, func() error { return iptRestore(ipv4, half) }); err == nil {
+		t.Fatal("restore with a bad nat part succeeded")
+	}
+	if err := ns.do(t, func() error { return b.Publish(n, owner, []Mapping{mp("tcp", "", 8080, "10.45.0.2", 80)}) }); err != nil {
+		t.Fatal(err)
+	}
+	if drops := strings.Count(ns.exec(t, "iptables", "-t", "raw", "-S", "PREROUTING"), "-j DROP"); drops != 1 {
+		t.Errorf("after Publish over a half-done restore: %d drops in raw PREROUTING, want 1", drops)
+	}
+	if err := ns.do(t, func() error { return b.Unpublish(n.Name, owner) }); err != nil {
+		t.Fatal(err)
+	}
+	if all := ns.exec(t, "iptables-save"); strings.Contains(all, "flatcni") {
+		t.Errorf("rules left after the last Unpublish:\n%s", all)
+	}
+}

@@ -176,8 +176,9 @@ func iptEnsureFixed(handle func() *iptables.IPTables, n PortNetwork, f family, f
 		return nil
 	}
 	if iptPortsFresh(f, n.Name) {
-		// Nothing of the network there: all in one iptables-restore (one
-		// transaction); on failure, the commands below.
+		// Nothing of the network there: all in one iptables-restore (a
+		// transaction per table, the nat table's jumps last); on
+		// failure, the commands below.
 		if err := iptRestore(f, iptFreshFixedInput(n.Name, rules)); err == nil {
 			return nil
 		}
@@ -454,9 +455,10 @@ func (b *iptPorts) list(network string) ([]iptFound, error) {
 }
 
 // iptPortsFresh reports whether family f surely holds nothing of network's
-// port rules: netlink shows no chain of it in iptables-nft's nat table, and
-// the namespace has no iptables-legacy table. Its fixed rules are written
-// after the chain and deleted before it, so none is there either.
+// port rules: netlink shows neither its chain in iptables-nft's nat table
+// nor a fixed rule of it (iptables-nft-restore commits table by table: a
+// first Publish killed after the raw or filter table's COMMIT leaves fixed
+// rules without the chain), and the namespace has no iptables-legacy table.
 func iptPortsFresh(f family, network string) bool {
 	if legacyIPTablesIn(f) {
 		return false
@@ -466,7 +468,32 @@ func iptPortsFresh(f family, network string) bool {
 		return false
 	}
 	v, err := readIPTNFT(c, f)
-	return err == nil && v.chain(natTable, iptPortsChain(network)) == nil
+	if err != nil || v.chain(natTable, iptPortsChain(network)) != nil {
+		return false
+	}
+	has, err := v.hasFixedRules(network)
+	return err == nil && !has
+}
+
+// hasFixedRules reports whether a built-in chain that holds fixed rules
+// holds one of network's ("": of any network).
+func (v *iptNFTView) hasFixedRules(network string) (bool, error) {
+	for _, h := range iptFixedHooks() {
+		ch := v.chain(h[0], h[1])
+		if ch == nil {
+			continue
+		}
+		rules, err := v.rules(ch)
+		if err != nil {
+			return false, err
+		}
+		for _, r := range rules {
+			if net, rest, ok := parsePortsComment(xtComment(r)); ok && (network == "" || net == network) && strings.HasPrefix(rest, "cfg=") {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
 }
 
 // iptFreshFixedInput is the iptables-restore input that writes the
@@ -552,9 +579,11 @@ func iptNFTDropPorts(f family, network string, beforeDrop func() error) (done bo
 	return ops.commit(c) == nil, nil
 }
 
-// iptNoPortChains reports whether family f surely holds no port chain of
-// ours: netlink shows none in iptables-nft's nat table and the namespace
-// has no iptables-legacy table (legacyIPTablesIn). False on any doubt.
+// iptNoPortChains reports whether family f surely holds no port rule of
+// ours: netlink shows no port chain in iptables-nft's nat table and no
+// fixed rule (see iptPortsFresh: they may be there without the chain), and
+// the namespace has no iptables-legacy table (legacyIPTablesIn). False on
+// any doubt.
 func iptNoPortChains(f family) bool {
 	if legacyIPTablesIn(f) {
 		return false
@@ -572,7 +601,8 @@ func iptNoPortChains(f family) bool {
 			return false
 		}
 	}
-	return true
+	has, err := v.hasFixedRules("")
+	return err == nil && !has
 }
 
 // iptNFTList reads the mappings through netlink. It answers only when a
