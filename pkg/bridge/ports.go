@@ -23,7 +23,7 @@ type Ports interface {
 	// for teardown (DEL, GC), one that goes on without a lock it cannot
 	// have. unguard, if not nil, is called before a removal takes the
 	// network's drop of packets to 127.0.0.0/8 away (firewall.WithUnguard).
-	Backend(name string, teardown bool, unguard func() error) (firewall.Ports, error)
+	Backend(name string, teardown bool, unguard func(backend string) error) (firewall.Ports, error)
 	// RouteLocalnet lets the node route 127.0.0.0/8 out of the bridge;
 	// NoRouteLocalnet turns that off again.
 	RouteLocalnet(bridge string) error
@@ -33,7 +33,7 @@ type Ports interface {
 // nodePorts is Ports with package firewall's backends.
 type nodePorts struct{}
 
-func (nodePorts) Backend(name string, teardown bool, unguard func() error) (firewall.Ports, error) {
+func (nodePorts) Backend(name string, teardown bool, unguard func(backend string) error) (firewall.Ports, error) {
 	opts := []firewall.Option{firewall.WithUnguard(unguard)}
 	if teardown {
 		opts = append(opts, firewall.WithBestEffortLock())
@@ -93,12 +93,10 @@ func (p *ports) backend() (firewall.Ports, error) {
 	if p.d.Ports == nil {
 		return nil, errNoPorts
 	}
-	var self firewall.Ports
-	fw, err := p.d.Ports.Backend(p.c.MasqBackend(), p.teardown, p.unguard(&self))
+	fw, err := p.d.Ports.Backend(p.c.MasqBackend(), p.teardown, p.unguard())
 	if err != nil {
 		return nil, config.Invalid("ipMasqBackend", "%v", err)
 	}
-	self = fw
 	return fw, nil
 }
 
@@ -110,18 +108,18 @@ func (p *ports) backend() (firewall.Ports, error) {
 // from the request (a runtime that strips capabilities sends GC none):
 // where no rule set of ours is (the reference portmap's network), nothing
 // is touched. Without a usable bridge name, nil: nothing to turn off.
-// Nor while the other backend's rule set (*self is the backend removing
-// its own) still holds the network's drop: a network whose ipMasqBackend
+// Nor while another backend's rule set than the one removing its own
+// (self) still holds the network's drop: a network whose ipMasqBackend
 // changed has a rule set in each, and the mappings of the one that stays
 // need route_localnet (it goes off with that one's drop).
-func (p *ports) unguard(self *firewall.Ports) func() error {
+func (p *ports) unguard() func(self string) error {
 	if !p.c.HasBridge() {
 		return nil
 	}
 	br := p.c.BrName
-	return func() error {
+	return func(self string) error {
 		for _, name := range []string{firewall.IPTablesName, firewall.NFTablesName} {
-			if *self != nil && name == (*self).Name() {
+			if name == self {
 				continue
 			}
 			if o, err := p.d.Ports.Backend(name, true, nil); err == nil && o.Guards(p.c.Name) {
@@ -146,9 +144,7 @@ func (p *ports) others(fw firewall.Ports) []firewall.Ports {
 		if name == fw.Name() {
 			continue
 		}
-		var self firewall.Ports
-		if o, err := p.d.Ports.Backend(name, true, p.unguard(&self)); err == nil && o.Holds(p.c.Name) {
-			self = o
+		if o, err := p.d.Ports.Backend(name, true, p.unguard()); err == nil && o.Holds(p.c.Name) {
 			out = append(out, o)
 		}
 	}

@@ -33,7 +33,7 @@ type fakePorts struct {
 	byName map[string]*firewall.FakePorts
 }
 
-func (f *fakePorts) Backend(name string, teardown bool, unguard func() error) (firewall.Ports, error) {
+func (f *fakePorts) Backend(name string, teardown bool, unguard func(backend string) error) (firewall.Ports, error) {
 	f.teardowns = append(f.teardowns, teardown)
 	if b := f.byName[name]; b != nil {
 		return b.WithUnguard(unguard), nil

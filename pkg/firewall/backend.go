@@ -44,8 +44,8 @@ type Option func(*options)
 
 type options struct {
 	lockDir        string
-	bestEffortLock bool         // see WithBestEffortLock
-	unguard        func() error // see WithUnguard
+	bestEffortLock bool                       // see WithBestEffortLock
+	unguard        func(backend string) error // see WithUnguard
 }
 
 // WithLockDir sets the directory of the lock file that serialises rule
@@ -58,18 +58,19 @@ func WithLockDir(dir string) Option {
 // takes a network's drop of packets to 127.0.0.0/8 away (its rule set, or
 // the rule set's IPv4 part, going with its last mapping): turning the
 // bridge's route_localnet off, which is safe only beside that drop. It is
-// called under the ports lock, only when the drop is there; its error
-// keeps the drop, and what goes with it, in place.
-func WithUnguard(fn func() error) Option {
+// called under the ports lock, only when the drop is there, with the name
+// of the backend removing it; its error keeps the drop, and what goes with
+// it, in place.
+func WithUnguard(fn func(backend string) error) Option {
 	return func(o *options) { o.unguard = fn }
 }
 
-// beforeUnguard calls the WithUnguard function, if any.
-func (o options) beforeUnguard() error {
+// beforeUnguard calls the WithUnguard function, if any, for backend.
+func (o options) beforeUnguard(backend string) error {
 	if o.unguard == nil {
 		return nil
 	}
-	if err := o.unguard(); err != nil {
+	if err := o.unguard(backend); err != nil {
 		return fmt.Errorf("the 127.0.0.0/8 drop stays: %w", err)
 	}
 	return nil

@@ -115,11 +115,11 @@ func (f *FakePorts) Retain(network string, keep func(Attachment) bool) error {
 // WithUnguard returns f as a backend made with WithUnguard(fn): fn is
 // called before a network's rule set (which stands for its 127.0.0.0/8
 // drop) goes, and its error keeps the rule set.
-func (f *FakePorts) WithUnguard(fn func() error) Ports { return unguardedFake{f, fn} }
+func (f *FakePorts) WithUnguard(fn func(backend string) error) Ports { return unguardedFake{f, fn} }
 
 type unguardedFake struct {
 	*FakePorts
-	unguard func() error
+	unguard func(backend string) error
 }
 
 func (u unguardedFake) Unpublish(network string, owner Attachment) error {
@@ -130,7 +130,7 @@ func (u unguardedFake) Retain(network string, keep func(Attachment) bool) error 
 	return u.retain("Retain "+network, network, keep, u.unguard)
 }
 
-func (f *FakePorts) retain(call, network string, keep func(Attachment) bool, unguard func() error) error {
+func (f *FakePorts) retain(call, network string, keep func(Attachment) bool, unguard func(backend string) error) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, call)
@@ -145,7 +145,7 @@ func (f *FakePorts) retain(call, network string, keep func(Attachment) bool, ung
 		return p.Network == network && keep != nil && keep(p.Owner)
 	})
 	if had && !kept {
-		if err := (options{unguard: unguard}).beforeUnguard(); err != nil {
+		if err := (options{unguard: unguard}).beforeUnguard(f.Name()); err != nil {
 			return fmt.Errorf("network %q: %w", network, err)
 		}
 	}

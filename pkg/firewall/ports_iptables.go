@@ -396,7 +396,8 @@ func (b *iptPorts) retain(network string, keep func(Attachment) bool, dropEmpty 
 		if kept[f] > 0 || (!emptied[f] && keep != nil && !dropEmpty) || iptNoPortChains(f) {
 			continue
 		}
-		if done, err := iptNFTDropPorts(f, network, b.opts.beforeUnguard); err != nil {
+		unguard := func() error { return b.opts.beforeUnguard(IPTablesName) }
+		if done, err := iptNFTDropPorts(f, network, unguard); err != nil {
 			return fmt.Errorf("network %q: %s: %w", network, iptCommand(f), err)
 		} else if done {
 			continue
@@ -405,7 +406,7 @@ func (b *iptPorts) retain(network string, keep func(Attachment) bool, dropEmpty 
 		if ipt == nil {
 			continue
 		}
-		if err := iptDeleteFixed(ipt, network, "", b.opts.beforeUnguard); err != nil {
+		if err := iptDeleteFixed(ipt, network, "", unguard); err != nil {
 			return fmt.Errorf("network %q: %s: %w", network, iptCommand(f), err)
 		}
 		if err := ipt.ClearAndDeleteChain(natTable, chain); err != nil && !isNotExist(err) {

@@ -55,9 +55,9 @@ func TestPortsUnguardBeforeTheDropGoes(t *testing.T) {
 		t.Run(backend, func(t *testing.T) {
 			var calls []bool // whether the drop was there at each call
 			var fail error
-			b, err := NewPorts(backend, WithLockDir(t.TempDir()), WithUnguard(func() error {
+			b, err := NewPorts(backend, WithLockDir(t.TempDir()), WithUnguard(func(self string) error {
 				there, err := localnetDropThere(backend, n.Name)
-				calls = append(calls, there && err == nil)
+				calls = append(calls, there && err == nil && self == backend)
 				return fail
 			}))
 			if err != nil {
@@ -103,7 +103,7 @@ func TestPortsUnguardBeforeTheDropGoes(t *testing.T) {
 					return fmt.Errorf("Holds (%t) or Guards (%t) after the network's rule set went", b.Holds(n.Name), b.Guards(n.Name))
 				}
 				if len(calls) != 2 || !calls[0] || !calls[1] {
-					return fmt.Errorf("unguard calls %v, want two, each while the drop was there", calls)
+					return fmt.Errorf("unguard calls %v, want two, each while the drop was there, naming the backend", calls)
 				}
 				return nil
 			})

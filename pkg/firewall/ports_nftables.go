@@ -316,7 +316,7 @@ func (b *nftPorts) retain(c *nftables.Conn, network string, keep func(Attachment
 		// The bridge's route_localnet goes off before the table's drop of
 		// packets to 127.0.0.0/8 (a missing table or chain: no drop).
 		if rules, _ := chainRules(c, t, nftPortsRaw); len(rules) > 0 {
-			if err := b.opts.beforeUnguard(); err != nil {
+			if err := b.opts.beforeUnguard(NFTablesName); err != nil {
 				return fmt.Errorf("network %q: %w", network, err)
 			}
 		}
