@@ -89,10 +89,7 @@ func (d *Deps) removeFirewallIfUnused(c *config.Bridge) error {
 // rules of iptables-legacy, which netlink does not show. Call it under the network's
 // lock.
 func (d *Deps) removeFromOtherBackends(c *config.Bridge, inForce string, always bool) {
-	for _, name := range []string{firewall.IPTablesName, firewall.NFTablesName} {
-		if name == inForce {
-			continue
-		}
+	for _, name := range firewall.Names(inForce) {
 		if fw, err := d.firewallFor(true).Backend(name); err == nil && (always || fw.Holds(c.Name)) {
 			_ = fw.Remove(c.Name)
 		}

@@ -118,10 +118,7 @@ func (p *ports) unguard() func(self string) error {
 	}
 	br := p.c.BrName
 	return func(self string) error {
-		for _, name := range []string{firewall.IPTablesName, firewall.NFTablesName} {
-			if name == self {
-				continue
-			}
+		for _, name := range firewall.Names(self) {
 			if o, err := p.d.Ports.Backend(name, true, nil); err == nil && o.Guards(p.c.Name) {
 				return nil
 			}
@@ -140,10 +137,7 @@ func (p *ports) unguard() func(self string) error {
 // next. DEL and GC remove from them what they remove from fw.
 func (p *ports) others(fw firewall.Ports) []firewall.Ports {
 	var out []firewall.Ports
-	for _, name := range []string{firewall.IPTablesName, firewall.NFTablesName} {
-		if name == fw.Name() {
-			continue
-		}
+	for _, name := range firewall.Names(fw.Name()) {
 		if o, err := p.d.Ports.Backend(name, true, p.unguard()); err == nil && o.Holds(p.c.Name) {
 			out = append(out, o)
 		}

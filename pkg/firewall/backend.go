@@ -36,6 +36,17 @@ const (
 	NFTablesName = "nftables"
 )
 
+// Names returns the backend names other than except ("": all of them).
+func Names(except string) []string {
+	var out []string
+	for _, name := range []string{IPTablesName, NFTablesName} {
+		if name != except {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
 // DefaultLockDir is where the iptables backend keeps its lock file.
 const DefaultLockDir = "/run/flatcni"
 

@@ -472,13 +472,13 @@ func iptPortsFresh(f family, network string) bool {
 	if err != nil || v.chain(natTable, iptPortsChain(network)) != nil {
 		return false
 	}
-	has, err := v.hasFixedRules(network)
-	return err == nil && !has
+	fixed, _, err := v.fixedRules(network)
+	return err == nil && len(fixed) == 0
 }
 
-// hasFixedRules reports whether a built-in chain that holds fixed rules
-// holds one of network's ("": of any network).
-func (v *iptNFTView) hasFixedRules(network string) (bool, error) {
+// fixedRules returns the fixed rules of network ("": of any network) in
+// the built-in chains, and whether the 127.0.0.0/8 drop is among them.
+func (v *iptNFTView) fixedRules(network string) (fixed []*nftables.Rule, drop bool, err error) {
 	for _, h := range iptFixedHooks() {
 		ch := v.chain(h[0], h[1])
 		if ch == nil {
@@ -486,15 +486,16 @@ func (v *iptNFTView) hasFixedRules(network string) (bool, error) {
 		}
 		rules, err := v.rules(ch)
 		if err != nil {
-			return false, err
+			return nil, false, err
 		}
 		for _, r := range rules {
 			if net, rest, ok := parsePortsComment(xtComment(r)); ok && (network == "" || net == network) && strings.HasPrefix(rest, "cfg=") {
-				return true, nil
+				fixed = append(fixed, r)
+				drop = drop || h[0] == rawTable
 			}
 		}
 	}
-	return false, nil
+	return fixed, drop, nil
 }
 
 // iptFreshFixedInput is the iptables-restore input that writes the
@@ -548,24 +549,11 @@ func iptNFTDropPorts(f family, network string, beforeDrop func() error) (done bo
 	if err != nil {
 		return false, nil
 	}
-	var ops iptNFTOps
-	drop := false
-	for _, h := range iptFixedHooks() {
-		ch := v.chain(h[0], h[1])
-		if ch == nil {
-			continue
-		}
-		rules, err := v.rules(ch)
-		if err != nil {
-			return false, nil
-		}
-		for _, r := range rules {
-			if net, rest, ok := parsePortsComment(xtComment(r)); ok && net == network && strings.HasPrefix(rest, "cfg=") {
-				ops.rules = append(ops.rules, r)
-				drop = drop || h[0] == rawTable
-			}
-		}
+	fixed, drop, err := v.fixedRules(network)
+	if err != nil {
+		return false, nil
 	}
+	ops := iptNFTOps{rules: fixed}
 	if ch := v.chain(natTable, iptPortsChain(network)); ch != nil {
 		ops.chains = append(ops.chains, ch)
 	}
@@ -602,8 +590,8 @@ func iptNoPortChains(f family) bool {
 			return false
 		}
 	}
-	has, err := v.hasFixedRules("")
-	return err == nil && !has
+	fixed, _, err := v.fixedRules("")
+	return err == nil && len(fixed) == 0
 }
 
 // iptNFTList reads the mappings through netlink. It answers only when a
