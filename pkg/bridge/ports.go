@@ -130,25 +130,27 @@ func (p *ports) unguard() func(self string) error {
 	}
 }
 
-// others returns the port backends besides fw that hold a rule set of the
-// network (Holds: netlink only, no process): a network whose ipMasqBackend
-// changed between ADDs has mappings in both, and a mapping left behind
-// would forward its host port to whichever container gets the address
-// next. DEL and GC remove from them what they remove from fw.
-func (p *ports) others(fw firewall.Ports) []firewall.Ports {
-	var out []firewall.Ports
-	for _, name := range firewall.Names(fw.Name()) {
-		if o, err := p.d.Ports.Backend(name, true, p.unguard()); err == nil && o.Holds(p.c.Name) {
-			out = append(out, o)
-		}
-	}
-	return out
-}
-
-// alsoOthers runs fn with fw, then with each of p.others(fw).
-func (p *ports) alsoOthers(fw firewall.Ports, fn func(firewall.Ports) error) error {
+// alsoOthers runs fn with fw, then with each other port backend that
+// holds a rule set of the network (Holds: netlink only, no process): a
+// network whose ipMasqBackend changed between ADDs has mappings in both,
+// and a mapping left behind would forward its host port to whichever
+// container gets the address next. With always (GC), also with the other
+// backends that seem to hold nothing, their errors not reported (the
+// backend may not exist on the node): iptables-legacy's rules are not seen
+// through netlink.
+func (p *ports) alsoOthers(fw firewall.Ports, always bool, fn func(firewall.Ports) error) error {
 	errs := []error{fn(fw)}
-	for _, o := range p.others(fw) {
+	for _, name := range firewall.Names(fw.Name()) {
+		o, err := p.d.Ports.Backend(name, true, p.unguard())
+		if err != nil {
+			continue
+		}
+		if !o.Holds(p.c.Name) {
+			if always {
+				_ = fn(o)
+			}
+			continue
+		}
 		if err := fn(o); err != nil {
 			errs = append(errs, fmt.Errorf("portMappings (%s): %w", o.Name(), err))
 		}
@@ -340,7 +342,7 @@ func (p *ports) startDel() (wait func() error) {
 	go func() {
 		fw, err := p.backend()
 		if err == nil {
-			err = p.alsoOthers(fw, func(fw firewall.Ports) error { return fw.Unpublish(p.c.Name, p.owner) })
+			err = p.alsoOthers(fw, false, func(fw firewall.Ports) error { return fw.Unpublish(p.c.Name, p.owner) })
 			if err != nil {
 				err = fmt.Errorf("portMappings (%s): network %q: %w", fw.Name(), p.c.Name, err)
 			}
@@ -355,7 +357,7 @@ func (p *ports) startDel() (wait func() error) {
 			}
 			inUse, err := p.d.Links.BridgeHasContainers(p.c.BrName)
 			if err == nil && !inUse {
-				err = p.alsoOthers(fw, func(fw firewall.Ports) error { return fw.Retain(p.c.Name, nil) })
+				err = p.alsoOthers(fw, false, func(fw firewall.Ports) error { return fw.Retain(p.c.Name, nil) })
 			}
 			return err
 		}))
@@ -369,7 +371,7 @@ func (p *ports) gc(valid func(containerID, ifname string) bool) error {
 	}
 	keep := func(a firewall.Attachment) bool { return valid(a.ContainerID, a.IfName) }
 	return p.with(func(fw firewall.Ports) error {
-		return p.alsoOthers(fw, func(fw firewall.Ports) error { return fw.Retain(p.c.Name, keep) })
+		return p.alsoOthers(fw, true, func(fw firewall.Ports) error { return fw.Retain(p.c.Name, keep) })
 	})
 }
 

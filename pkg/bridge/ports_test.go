@@ -436,3 +436,29 @@ func TestPortsBackendSwitchKeepsRouteLocalnet(t *testing.T) {
 		}
 	}
 }
+
+// After an ipMasqBackend switch on a node where the old backend's rules
+// are not seen through netlink (iptables-legacy), DEL cannot tell that
+// they are there; GC removes the mappings of attachments not valid from
+// every backend all the same.
+func TestPortsGCReachesUnseenBackend(t *testing.T) {
+	n := newFakeNode(testNetns)
+	fp := n.deps.Ports.(*fakePorts)
+	legacy := firewall.NewFakePortsNamed(firewall.IPTablesName)
+	fp.byName = map[string]*firewall.FakePorts{
+		firewall.IPTablesName: legacy,
+		firewall.NFTablesName: firewall.NewFakePortsNamed(firewall.NFTablesName),
+	}
+	conf := func(backend, extra string) []byte {
+		return testConf("host-local", fmt.Sprintf(`,"ipMasqBackend":%q,"capabilities":{"portMappings":true}%s`, backend, extra))
+	}
+	addOK(t, n, testArgs(conf("iptables", `,"runtimeConfig":{"portMappings":[{"hostPort":8081,"containerPort":80}]}`), "c1"))
+	legacy.SetHidden(true)
+	gcConf := strings.Replace(string(conf("nftables", `,"cni.dev/valid-attachments":[]`)), `"1.0.0"`, `"1.1.0"`, 1)
+	if err := n.deps.GC(&skel.CmdArgs{Path: "/opt/cni/bin", StdinData: []byte(gcConf)}); err != nil {
+		t.Fatalf("GC: %v", err)
+	}
+	if l, _ := legacy.List(); len(l) != 0 {
+		t.Errorf("GC under nftables left the unseen iptables backend's mappings: %v", l)
+	}
+}

@@ -15,6 +15,7 @@ type FakePorts struct {
 	mappings []Published
 	calls    []string
 	err      error
+	hidden   bool   // see SetHidden
 	name     string // Name ("": "fake")
 }
 
@@ -91,12 +92,21 @@ func (f *FakePorts) Refresh(n PortNetwork) error {
 	return nil
 }
 
-// Holds implements Ports: the network has mappings.
+// Holds implements Ports: the network has mappings (and the fake is not
+// hidden).
 func (f *FakePorts) Holds(network string) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	_, ok := f.networks[network]
-	return ok
+	return ok && !f.hidden
+}
+
+// SetHidden makes Holds (and Guards) see nothing, as netlink sees nothing
+// of iptables-legacy's rules.
+func (f *FakePorts) SetHidden(hidden bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.hidden = hidden
 }
 
 // Guards implements Ports: the fake's rule set stands for its drop.
