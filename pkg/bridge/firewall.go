@@ -51,10 +51,18 @@ func (d *Deps) firewallFor(teardown bool) Firewall {
 }
 
 // ensureFirewall makes sure the network's rules exist. Call it only once the
-// container's port is on the bridge (see removeFirewallIfUnused).
+// container's port is on the bridge (see removeFirewallIfUnused). When it
+// wrote them (the network's first ADD, or its first after a change), the
+// other backend's rules of the network go: after an ipMasqBackend switch
+// they would otherwise keep applying the old configuration to the whole
+// subnet until the last DEL.
 func (d *Deps) ensureFirewall(c *config.Bridge, subnets []netip.Prefix) error {
 	return d.withFirewall(c, false, func(fw firewall.Backend) error {
-		return fw.Ensure(firewallNetwork(c, subnets))
+		changed, err := fw.Sync(firewallNetwork(c, subnets))
+		if err == nil && changed {
+			d.removeFromOtherBackends(c, fw.Name(), false)
+		}
+		return err
 	})
 }
 
@@ -90,7 +98,8 @@ func (d *Deps) removeFirewallIfUnused(c *config.Bridge) error {
 // lock.
 func (d *Deps) removeFromOtherBackends(c *config.Bridge, inForce string, always bool) {
 	for _, name := range firewall.Names(inForce) {
-		if fw, err := d.firewallFor(true).Backend(name); err == nil && (always || fw.Holds(c.Name)) {
+		// (A backend that turns out to be the one in force is skipped.)
+		if fw, err := d.firewallFor(true).Backend(name); err == nil && fw.Name() != inForce && (always || fw.Holds(c.Name)) {
 			_ = fw.Remove(c.Name)
 		}
 	}

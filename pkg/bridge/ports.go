@@ -142,7 +142,7 @@ func (p *ports) alsoOthers(fw firewall.Ports, always bool, fn func(firewall.Port
 	errs := []error{fn(fw)}
 	for _, name := range firewall.Names(fw.Name()) {
 		o, err := p.d.Ports.Backend(name, true, p.unguard())
-		if err != nil {
+		if err != nil || o.Name() == fw.Name() {
 			continue
 		}
 		if !o.Holds(p.c.Name) {

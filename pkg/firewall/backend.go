@@ -16,6 +16,9 @@ type Backend interface {
 	// network with neither Masquerade nor Forward (or without subnets)
 	// needs no rules: Ensure then behaves like Remove.
 	Ensure(n Network) error
+	// Sync is Ensure reporting whether it wrote rules (false when they
+	// were up to date, or for a network that needs none).
+	Sync(n Network) (changed bool, err error)
 	// Remove deletes everything naming the network. Removing a network
 	// without rules is not an error.
 	Remove(name string) error

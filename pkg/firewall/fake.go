@@ -31,22 +31,30 @@ func (f *Fake) Name() string { return "fake" }
 
 // Ensure implements Backend.
 func (f *Fake) Ensure(n Network) error {
+	_, err := f.Sync(n)
+	return err
+}
+
+// Sync implements Backend: changed when the network's description is new
+// or differs.
+func (f *Fake) Sync(n Network) (changed bool, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, "Ensure "+n.Name)
 	if f.err != nil {
-		return f.err
+		return false, f.err
 	}
-	n, err := n.normalize()
+	n, err = n.normalize()
 	if err != nil {
-		return err
+		return false, err
 	}
 	if !n.active() {
 		delete(f.networks, n.Name)
-		return nil
+		return false, nil
 	}
+	old, had := f.networks[n.Name]
 	f.networks[n.Name] = n
-	return f.partial
+	return !had || old.fingerprint() != n.fingerprint(), f.partial
 }
 
 // SetEnsurePartial makes every later Ensure write the rules and then fail

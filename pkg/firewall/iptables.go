@@ -45,22 +45,28 @@ func (b *iptablesBackend) handle(f family) (*iptables.IPTables, error) {
 
 // Ensure implements Backend.
 func (b *iptablesBackend) Ensure(n Network) error {
-	n, err := n.normalize()
+	_, err := b.Sync(n)
+	return err
+}
+
+// Sync implements Backend.
+func (b *iptablesBackend) Sync(n Network) (changed bool, err error) {
+	n, err = n.normalize()
 	if err != nil {
-		return err
+		return false, err
 	}
 	if !n.active() {
-		return b.Remove(n.Name)
+		return false, b.Remove(n.Name)
 	}
 	if n, err = n.withNodeBridges(false); err != nil {
-		return err
+		return false, err
 	}
 	fp := n.fingerprint()
 	if iptablesNFTUpToDate(n, fp) {
-		return nil // no process started
+		return false, nil // no process started
 	}
 	if done, err := b.ensureFresh(n, fp); done || err != nil {
-		return err // one iptables-restore per family
+		return done, err // one iptables-restore per family
 	}
 	handles := map[family]*iptables.IPTables{}
 	for _, f := range n.ruleFamilies() {
@@ -70,21 +76,21 @@ func (b *iptablesBackend) Ensure(n Network) error {
 				delete(handles, f)
 				continue
 			}
-			return fmt.Errorf("network %q: %w", n.Name, err)
+			return false, fmt.Errorf("network %q: %w", n.Name, err)
 		}
 	}
 	if b.upToDate(n, fp, handles) {
-		return nil
+		return false, nil
 	}
 
 	lock, err := b.opts.lock(iptablesLockName)
 	if err != nil {
-		return fmt.Errorf("network %q: %w", n.Name, err)
+		return false, fmt.Errorf("network %q: %w", n.Name, err)
 	}
 	defer lock.unlock()
 	// Another process may have written the rules while we waited.
 	if b.upToDate(n, fp, handles) {
-		return nil
+		return false, nil
 	}
 	for _, f := range allFamilies() {
 		ipt, used := handles[f]
@@ -95,10 +101,10 @@ func (b *iptablesBackend) Ensure(n Network) error {
 			}
 		}
 		if err := b.syncFamily(ipt, n, f, fp, used); err != nil {
-			return fmt.Errorf("network %q: %s: %w", n.Name, iptCommand(f), err)
+			return true, fmt.Errorf("network %q: %s: %w", n.Name, iptCommand(f), err)
 		}
 	}
-	return nil
+	return true, nil
 }
 
 // upToDate reports whether every jump of the current configuration exists.

@@ -40,32 +40,38 @@ func networkTable(name string) *nftables.Table {
 // Ensure implements Backend. The network's table is written in one atomic
 // transaction: created if missing, its chain flushed and refilled.
 func (b *nftablesBackend) Ensure(n Network) error {
-	n, err := n.normalize()
+	_, err := b.Sync(n)
+	return err
+}
+
+// Sync implements Backend.
+func (b *nftablesBackend) Sync(n Network) (changed bool, err error) {
+	n, err = n.normalize()
 	if err != nil {
-		return err
+		return false, err
 	}
 	if !n.active() {
-		return b.Remove(n.Name)
+		return false, b.Remove(n.Name)
 	}
 	if n, err = n.withNodeBridges(true); err != nil {
-		return err
+		return false, err
 	}
 	c, err := b.conn()
 	if err != nil {
-		return fmt.Errorf("network %q: %w", n.Name, err)
+		return false, fmt.Errorf("network %q: %w", n.Name, err)
 	}
 	if err := b.syncForward(c, n.Name, &n); err != nil {
-		return fmt.Errorf("network %q: %w", n.Name, err)
+		return false, fmt.Errorf("network %q: %w", n.Name, err)
 	}
 
 	fp := n.fingerprint()
 	if b.masqUpToDate(c, n, fp) && b.isolationUpToDate(c, n, fp) {
-		return nil // the hot path: read, nothing written
+		return false, nil // the hot path: read, nothing written
 	}
 	// The shared part first: a network's own isolation chain exists
 	// whenever it has a shared part (see isolationUpToDate).
 	if err := b.syncShared(c, n.Name, &n, fp); err != nil {
-		return fmt.Errorf("network %q: %w", n.Name, err)
+		return true, fmt.Errorf("network %q: %w", n.Name, err)
 	}
 	t := c.AddTable(networkTable(n.Name))
 	ch := c.AddChain(&nftables.Chain{
@@ -88,9 +94,9 @@ func (b *nftablesBackend) Ensure(n Network) error {
 	}
 	writeIsolationChain(c, t, n, fp)
 	if err := c.Flush(); err != nil {
-		return fmt.Errorf("network %q: write nftables table inet %s: %w", n.Name, t.Name, err)
+		return true, fmt.Errorf("network %q: write nftables table inet %s: %w", n.Name, t.Name, err)
 	}
-	return nil
+	return true, nil
 }
 
 // Remove implements Backend.
