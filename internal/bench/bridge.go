@@ -21,6 +21,10 @@ type bridgeCase struct {
 	judgeDel  bool    // DEL is held to the targets too, not only ADD
 	workers   int     // threads of each node; 0 for opts.workers
 	ports     string  // port publishing through libcni with this backend (ports.go)
+	// cycle: one point, no container attached: each sample is the
+	// network's first ADD and its last DEL, what a node running one
+	// container at a time pays for every container.
+	cycle bool
 }
 
 func bridgeCases() []bridgeCase {
@@ -31,8 +35,21 @@ func bridgeCases() []bridgeCase {
 	}
 }
 
+// cycleCases are the one-at-a-time scenarios: ipMasq with each backend, no
+// container attached, so that every ADD writes the network's rules and
+// every DEL removes them.
+func cycleCases() []bridgeCase {
+	return []bridgeCase{
+		{key: scenCycleIPT, title: "one at a time ipMasq iptables", masq: "iptables", subnet: "10.137.0.0/16", cycle: true},
+		{key: scenCycleNFT, title: "one at a time ipMasq nftables", masq: "nftables", subnet: "10.138.0.0/16", cycle: true},
+	}
+}
+
 // samples is how many rounds the case times.
 func (c bridgeCase) samples(o options) int {
+	if c.cycle {
+		return o.cycleSamples
+	}
 	if c.ports != "" {
 		return o.portsSamples
 	}
@@ -94,6 +111,9 @@ func (b *bench) bridge(ctx context.Context, c bridgeCase) error {
 	}
 	subnet := netip.MustParsePrefix(c.subnet)
 	sizes := []int{baseN, c.bigN(b.opts)}
+	if c.cycle {
+		sizes = []int{0}
+	}
 	// rigs[point][side]
 	rigs := make([][]*bridgeRig, len(sizes))
 	defer func() {
@@ -218,11 +238,23 @@ func (b *bench) bridge(ctx context.Context, c bridgeCase) error {
 		attachNote := fmt.Sprintf("untimed pre-attach (%d workers): %s", b.opts.workers, strings.Join(attachNotes[p], ", "))
 		addRow := row{scenario: c.title, point: fmt.Sprintf("ADD @%d containers", n), ref: sides[0].cell(adds[p][0]), ours: sides[1].cell(adds[p][1]), note: note}
 		delRow := row{scenario: c.title, point: fmt.Sprintf("DEL @%d containers", n), ref: sides[0].cell(dels[p][0]), ours: sides[1].cell(dels[p][1]), note: attachNote}
+		if c.cycle {
+			addRow.point, delRow.point = "first ADD (none attached)", "last DEL"
+		}
 		b.rep.addRow(addRow)
 		b.rep.addRow(delRow)
-		b.rep.addPoints(c.title, "attached containers", n, "ADD", addRow)
-		b.rep.addPoints(c.title, "attached containers", n, "DEL", delRow)
+		if !c.cycle {
+			b.rep.addPoints(c.title, "attached containers", n, "ADD", addRow)
+			b.rep.addPoints(c.title, "attached containers", n, "DEL", delRow)
+		}
 		b.logf("%s @%d: ADD reference %s | %s; DEL reference %s | %s; %s", c.title, n, addRow.ref, addRow.ours, delRow.ref, delRow.ours, note)
+	}
+	if c.cycle {
+		for op, name := range []string{"ADD", "DEL"} {
+			m := medians[op]
+			b.rep.addCheck(ratioCheck(fmt.Sprintf("%s %s ours/reference", c.title, name), m[0][1], m[0][0], infoOnly, 0))
+		}
+		return nil
 	}
 	big := sizes[1]
 	for op, name := range []string{"ADD", "DEL"} {

@@ -110,6 +110,8 @@ func run() int {
 		{scenBurstNFT, func(ctx context.Context) error { return b.burst(ctx, burstCases()[1]) }},
 		{scenPortsIPT, func(ctx context.Context) error { return b.bridge(ctx, portsCases()[0]) }},
 		{scenPortsNFT, func(ctx context.Context) error { return b.bridge(ctx, portsCases()[1]) }},
+		{scenCycleIPT, func(ctx context.Context) error { return b.bridge(ctx, cycleCases()[0]) }},
+		{scenCycleNFT, func(ctx context.Context) error { return b.bridge(ctx, cycleCases()[1]) }},
 	}
 	for _, s := range steps {
 		if !opts.wants(s.key) {

@@ -19,11 +19,13 @@ const (
 	scenPortsNFT  = "ports-nftables"
 	scenBurstIPT  = "burst-iptables"
 	scenBurstNFT  = "burst-nftables"
+	scenCycleIPT  = "cycle-iptables"
+	scenCycleNFT  = "cycle-nftables"
 )
 
 // scenarioKeys lists every scenario in the order the run executes them.
 func scenarioKeys() []string {
-	return []string{scenHostLocal, scenVersion, scenBridge, scenMasqIPT, scenMasqNFT, scenBurstIPT, scenBurstNFT, scenPortsIPT, scenPortsNFT}
+	return []string{scenHostLocal, scenVersion, scenBridge, scenMasqIPT, scenMasqNFT, scenBurstIPT, scenBurstNFT, scenPortsIPT, scenPortsNFT, scenCycleIPT, scenCycleNFT}
 }
 
 // baseN is the small "existing leases / attached containers" point every
@@ -41,6 +43,7 @@ type options struct {
 	bridgeN        int // attached containers at the large bridge point
 	masqN          int // attached containers at the large ipMasq point
 	portsSamples   int // timed samples per point of the port scenarios
+	cycleSamples   int // timed samples of the one-at-a-time scenarios
 	portsN         int // attached containers at the large port point
 	workers        int // parallel pre-attach workers
 	burst          burstOptions
@@ -89,6 +92,7 @@ func parseOptions(args []string, getenv func(string) string) (options, error) {
 		masqN:          1000,
 		portsSamples:   50,
 		portsN:         1000,
+		cycleSamples:   40,
 		workers:        3,
 		burst:          defaultBurst(),
 	}
@@ -103,6 +107,7 @@ func parseOptions(args []string, getenv func(string) string) (options, error) {
 		o.masqN = 100
 		o.portsSamples = 5
 		o.portsN = 30
+		o.cycleSamples = 5
 		o.burst.rounds = 1
 	}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
@@ -130,6 +135,7 @@ func parseOptions(args []string, getenv func(string) string) (options, error) {
 		{"BENCH_SAMPLES", &o.portsSamples},
 		{"BENCH_MASQ_SAMPLES", &o.masqSamples},
 		{"BENCH_PORTS_SAMPLES", &o.portsSamples},
+		{"BENCH_CYCLE_SAMPLES", &o.cycleSamples},
 		{"BENCH_VERSION_SAMPLES", &o.versionSamples},
 		{"BENCH_LEASES", &o.leases},
 		{"BENCH_BRIDGE_N", &o.bridgeN},
