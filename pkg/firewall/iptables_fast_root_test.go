@@ -41,7 +41,12 @@ func TestIPTablesEnsureHotPathStartsNoProcess(t *testing.T) {
 	}
 }
 
-func iptFastChild(t *testing.T, nsName string) {
+// noExecIPTables is the start of a child test process that may start no
+// other process: exec is forbidden (a seccomp filter), and it returns the
+// node namespace nsName and an iptables backend with the lock directory
+// its parent gave.
+func noExecIPTables(t *testing.T, nsName string) (*testNS, Backend) {
+	t.Helper()
 	if err := forbidExec(); err != nil {
 		t.Fatalf("install seccomp filter: %v", err)
 	}
@@ -58,6 +63,11 @@ func iptFastChild(t *testing.T, nsName string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return n, b
+}
+
+func iptFastChild(t *testing.T, nsName string) {
+	n, b := noExecIPTables(t, nsName)
 	if err := n.do(t, func() error { return b.Ensure(testNetwork("fast", "br0", "10.7.0.0/24", "fd07::/64")) }); err != nil {
 		t.Fatalf("Ensure of an up-to-date network needed a process: %v", err)
 	}

@@ -1,15 +1,12 @@
 package firewall
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"golang.org/x/sys/unix"
 )
 
 // Environment of the child processes of TestIPTablesRemoveStartsNoProcess.
@@ -113,23 +110,8 @@ func TestIPTablesRemoveStartsNoProcess(t *testing.T) {
 }
 
 func iptRmChild(t *testing.T, nsName, step string) {
-	if err := forbidExec(); err != nil {
-		t.Fatalf("install seccomp filter: %v", err)
-	}
-	if err := exec.Command("/bin/true").Run(); !errors.Is(err, unix.EPERM) {
-		t.Fatalf("exec not forbidden: %v", err)
-	}
-	t.Log("exec forbidden as expected")
-	n := &testNS{name: nsName}
-	var err error
-	if n.ns, err = nsGet(nsName); err != nil {
-		t.Fatal(err)
-	}
-	b, err := New(IPTablesName, WithLockDir(os.Getenv(noExecLockEnv)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = n.do(t, func() error {
+	n, b := noExecIPTables(t, nsName)
+	err := n.do(t, func() error {
 		// As the last DEL: the network's rules, then the reference's.
 		for range 2 { // idempotent
 			if err := b.Remove(step); err != nil {
