@@ -167,8 +167,8 @@ func (b *bench) describe() {
 	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
 	b.rep.addHeader(fmt.Sprintf("%s, %s, mode %s, %d pre-attach workers",
 		time.Now().UTC().Format("2006-01-02 15:04 UTC"), runtimeDesc(strings.TrimSpace(string(kernel))), mode, b.opts.workers))
-	b.rep.addHeader(fmt.Sprintf("samples per point: host-local %d, bridge %d, bridge ipMasq %d, ports %d, VERSION %d; bursts: rounds %d, %d calls from %d workers",
-		b.opts.samples, b.opts.bridgeSamples, b.opts.masqSamples, b.opts.portsSamples, b.opts.versionSamples, b.opts.burst.rounds, b.opts.burst.n, b.opts.burst.workers))
+	b.rep.addHeader(fmt.Sprintf("samples per point: host-local %d, bridge %d, bridge ipMasq %d, ports %d, one at a time %d, VERSION %d; bursts: rounds %d, %d calls from %d workers",
+		b.opts.samples, b.opts.bridgeSamples, b.opts.masqSamples, b.opts.portsSamples, b.opts.cycleSamples, b.opts.versionSamples, b.opts.burst.rounds, b.opts.burst.n, b.opts.burst.workers))
 	b.rep.addHeader(fmt.Sprintf("reference: %s; ours: %s", b.ref.dir, b.ours.dir))
 	b.rep.addHeader("times are wall-clock per plugin process (fork, exec, wait) as a runtime sees them; ms as median (p90)")
 	b.rep.addHeader(delTiming(b.opts.delAfter))

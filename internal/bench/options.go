@@ -123,7 +123,8 @@ func parseOptions(args []string, getenv func(string) string) (options, error) {
 	if o.refDir == "" {
 		return o, fmt.Errorf("no reference binaries: set FLATCNI_REF_BIN or -ref")
 	}
-	// BENCH_SAMPLES sets every scenario's count; the two after it, one's.
+	// BENCH_SAMPLES sets every scenario's count but VERSION's; the
+	// BENCH_<SCENARIO>_SAMPLES after it, one's.
 	ints := []struct {
 		env string
 		dst *int
@@ -134,6 +135,7 @@ func parseOptions(args []string, getenv func(string) string) (options, error) {
 		{"BENCH_BRIDGE_SAMPLES", &o.bridgeSamples},
 		{"BENCH_SAMPLES", &o.portsSamples},
 		{"BENCH_MASQ_SAMPLES", &o.masqSamples},
+		{"BENCH_SAMPLES", &o.cycleSamples},
 		{"BENCH_PORTS_SAMPLES", &o.portsSamples},
 		{"BENCH_CYCLE_SAMPLES", &o.cycleSamples},
 		{"BENCH_VERSION_SAMPLES", &o.versionSamples},

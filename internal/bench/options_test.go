@@ -42,6 +42,20 @@ func TestParseOptions(t *testing.T) {
 			},
 		},
 		{
+			name: "BENCH_SAMPLES sets the one-at-a-time scenarios' count too",
+			env:  map[string]string{"FLATCNI_REF_BIN": "/ref", "BENCH_SAMPLES": "7"},
+			check: func(o options) bool {
+				return o.cycleSamples == 7 && o.portsSamples == 7
+			},
+		},
+		{
+			name: "BENCH_CYCLE_SAMPLES wins over BENCH_SAMPLES",
+			env:  map[string]string{"FLATCNI_REF_BIN": "/ref", "BENCH_SAMPLES": "7", "BENCH_CYCLE_SAMPLES": "12"},
+			check: func(o options) bool {
+				return o.cycleSamples == 12 && o.samples == 7
+			},
+		},
+		{
 			name: "per-scenario samples win over BENCH_SAMPLES",
 			env:  map[string]string{"FLATCNI_REF_BIN": "/ref", "BENCH_SAMPLES": "7", "BENCH_BRIDGE_SAMPLES": "30", "BENCH_MASQ_SAMPLES": "9"},
 			check: func(o options) bool {
