@@ -130,6 +130,9 @@ type Firewall interface {
 	// Backend returns the backend called name ("" for the default); an
 	// unknown name is an error.
 	Backend(name string) (firewall.Backend, error)
+	// Holder returns the backend holding rules of the network, "" if none
+	// or unknown (firewall.Holder).
+	Holder(network string) string
 	// Lock serialises rule changes of the network between processes.
 	Lock(network string) (unlock func(), err error)
 }

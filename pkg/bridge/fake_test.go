@@ -547,6 +547,9 @@ func (f *fakeFirewall) Backend(name string) (firewall.Backend, error) {
 	return f.Fake, nil
 }
 
+// Holder: the fake's one backend serves every name.
+func (f *fakeFirewall) Holder(string) string { return "" }
+
 func (f *fakeFirewall) Lock(network string) (func(), error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

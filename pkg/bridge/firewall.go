@@ -26,7 +26,13 @@ func firewallNetwork(c *config.Bridge, subnets []netip.Prefix) firewall.Network 
 // used when it has one: the node's goes on without a lock it cannot have.
 func (d *Deps) withFirewall(c *config.Bridge, teardown bool, fn func(firewall.Backend) error) error {
 	fwd := d.firewallFor(teardown)
-	fw, err := fwd.Backend(c.MasqBackend())
+	name := c.MasqBackend()
+	if name == "" {
+		// The backend the network's rules are in, without starting
+		// iptables to choose the default again (firewall.Holder).
+		name = fwd.Holder(c.Name)
+	}
+	fw, err := fwd.Backend(name)
 	if err != nil {
 		return config.Invalid("ipMasqBackend", "%v", err)
 	}

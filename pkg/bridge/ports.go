@@ -28,6 +28,9 @@ type Ports interface {
 	// NoRouteLocalnet turns that off again.
 	RouteLocalnet(bridge string) error
 	NoRouteLocalnet(bridge string) error
+	// Holder returns the backend holding the network's port rule set, ""
+	// if none or unknown (firewall.PortsHolder).
+	Holder(network string) string
 }
 
 // nodePorts is Ports with package firewall's backends.
@@ -41,6 +44,7 @@ func (nodePorts) Backend(name string, teardown bool, unguard func(backend string
 	return firewall.NewPorts(name, opts...)
 }
 func (nodePorts) RouteLocalnet(bridge string) error { return link.EnableRouteLocalnet(bridge) }
+func (nodePorts) Holder(network string) string      { return firewall.PortsHolder(network) }
 func (nodePorts) NoRouteLocalnet(bridge string) error {
 	return link.DisableRouteLocalnet(bridge)
 }
@@ -93,7 +97,11 @@ func (p *ports) backend() (firewall.Ports, error) {
 	if p.d.Ports == nil {
 		return nil, errNoPorts
 	}
-	fw, err := p.d.Ports.Backend(p.c.MasqBackend(), p.teardown, p.unguard())
+	name := p.c.MasqBackend()
+	if name == "" {
+		name = p.d.Ports.Holder(p.c.Name) // see firewall.Holder
+	}
+	fw, err := p.d.Ports.Backend(name, p.teardown, p.unguard())
 	if err != nil {
 		return nil, config.Invalid("ipMasqBackend", "%v", err)
 	}

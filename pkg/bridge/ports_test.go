@@ -45,6 +45,17 @@ func (f *fakePorts) Backend(name string, teardown bool, unguard func(backend str
 	}
 	return f.FakePorts.WithUnguard(unguard), nil
 }
+
+// Holder: "" (the default backend's choice), unless byName says.
+func (f *fakePorts) Holder(network string) string {
+	for name, b := range f.byName {
+		if b.Holds(network) {
+			return name
+		}
+	}
+	return ""
+}
+
 func (f *fakePorts) NoRouteLocalnet(bridge string) error {
 	if f.noLocalnetErr != nil {
 		return f.noLocalnetErr

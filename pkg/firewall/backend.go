@@ -118,6 +118,20 @@ func New(name string, opts ...Option) (Backend, error) {
 	}
 }
 
+// Holder returns the backend whose rules of network netlink shows (no
+// process started): iptables (iptables-nft) first, the default's choice,
+// then nftables; "" when neither shows any. The default backend ("")
+// resolves to it when set, so that a network's ADDs and DELs after its
+// first do not start iptables to choose again (New("") does).
+func Holder(network string) string {
+	for _, name := range Names("") {
+		if b, err := New(name); err == nil && b.Holds(network) {
+			return name
+		}
+	}
+	return ""
+}
+
 // supportsIPTables reports whether the iptables command can be used.
 func supportsIPTables() bool {
 	ipt, err := iptables.NewWithProtocol(iptables.ProtocolIPv4)

@@ -203,6 +203,47 @@ func TestHolds(t *testing.T) {
 	}
 }
 
+// Holder names the backend whose rules of the network netlink shows, so
+// that the default backend resolves without starting iptables; "" when
+// none shows any. PortsHolder likewise for port rule sets.
+func TestHolder(t *testing.T) {
+	requireRoot(t)
+	for _, name := range Names("") {
+		t.Run(name, func(t *testing.T) {
+			n := newTestNS(t, "holder")
+			prepareForward(t, n)
+			b, err := New(name, WithLockDir(t.TempDir()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := NewPorts(name, WithLockDir(t.TempDir()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			net := testNetwork("net-holder", "brh", "10.1.0.0/24", "fd01::/64")
+			pn := PortNetwork{Name: net.Name, Bridge: "brh", Subnets: pfx("10.1.0.0/24")}
+			var got []string
+			err = n.do(t, func() error {
+				got = append(got, Holder(net.Name), PortsHolder(net.Name))
+				if err := b.Ensure(net); err != nil {
+					return err
+				}
+				if err := p.Publish(pn, Attachment{ContainerID: "c1", IfName: "eth0"}, []Mapping{mp("tcp", "", 8080, "10.1.0.2", 80)}); err != nil {
+					return err
+				}
+				got = append(got, Holder(net.Name), PortsHolder(net.Name), Holder("other"))
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := []string{"", "", name, name, ""}; !slices.Equal(got, want) {
+				t.Errorf("Holder, PortsHolder before, after, of another network: %q, want %q", got, want)
+			}
+		})
+	}
+}
+
 func TestFamilyAndFeatureChanges(t *testing.T) {
 	requireRoot(t)
 	for _, b := range backendsForTest(t) {

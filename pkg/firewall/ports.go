@@ -341,6 +341,16 @@ func NewPorts(name string, opts ...Option) (Ports, error) {
 	}
 }
 
+// PortsHolder is Holder for the port rule sets.
+func PortsHolder(network string) string {
+	for _, name := range Names("") {
+		if b, err := NewPorts(name); err == nil && b.Holds(network) {
+			return name
+		}
+	}
+	return ""
+}
+
 // portsComment is the comment prefix of every port-publishing rule. It
 // differs from the masquerade rules' "flatcni net=" so that neither set of
 // rules is taken for the other.
