@@ -4,7 +4,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -69,20 +68,7 @@ func TestIPTablesFreshEnsure(t *testing.T) {
 			t.Errorf("Ensure over the network's empty chain started %v: not the commands' way", got)
 		}
 	}
-	counters := regexp.MustCompile(`\[\d+:\d+\]`)
-	save := func(n *testNS) string {
-		return counters.ReplaceAllString(n.exec(t, "iptables-save")+n.exec(t, "ip6tables-save"), "")
-	}
-	saved := func(n *testNS) string {
-		var keep []string
-		for _, l := range strings.Split(save(n), "\n") {
-			if !strings.HasPrefix(l, "#") {
-				keep = append(keep, l)
-			}
-		}
-		return strings.Join(keep, "\n")
-	}
-	if a, c := saved(fresh), saved(byCmd); a != c {
+	if a, c := savedRules(t, fresh), savedRules(t, byCmd); a != c {
 		t.Errorf("rules written with iptables-restore:\n%s\nwith the commands:\n%s", a, c)
 	}
 	commands()
@@ -95,7 +81,7 @@ func TestIPTablesFreshEnsure(t *testing.T) {
 	if err := fresh.do(t, func() error { return b.Ensure(second) }); err != nil {
 		t.Fatal(err)
 	}
-	all := save(fresh)
+	all := savedRules(t, fresh)
 	for _, member := range []string{"-A " + iptIsolatedChain + " -o bra ", "-A " + iptIsolatedChain + " -o brb "} {
 		if !strings.Contains(all, member) {
 			t.Errorf("shared isolation chain lacks %q after the second network's Ensure:\n%s", member, all)
@@ -119,16 +105,6 @@ func TestIPTablesPortsWithoutCommands(t *testing.T) {
 	fresh, byCmd := newTestNS(t, "pfresh"), newTestNS(t, "pfreshcmd")
 	byCmd.exec(t, "iptables", "-t", "nat", "-N", iptPortsChain(n.Name))
 	commands := logCommands(t)
-	counters := regexp.MustCompile(`\[\d+:\d+\]`)
-	saved := func(ns *testNS) string {
-		var keep []string
-		for _, l := range strings.Split(counters.ReplaceAllString(ns.exec(t, "iptables-save"), ""), "\n") {
-			if !strings.HasPrefix(l, "#") {
-				keep = append(keep, l)
-			}
-		}
-		return strings.Join(keep, "\n")
-	}
 	for _, ns := range []*testNS{fresh, byCmd} {
 		b, err := NewPorts(IPTablesName, WithLockDir(t.TempDir()))
 		if err != nil {
@@ -153,12 +129,12 @@ func TestIPTablesPortsWithoutCommands(t *testing.T) {
 			if got := commands(); len(got) != 0 {
 				t.Errorf("last Unpublish started %v, want no process", got)
 			}
-			if all := saved(ns); strings.Contains(all, "flatcni") || strings.Contains(all, iptPortsChainPrefix) {
+			if all := savedRules(t, ns); strings.Contains(all, "flatcni") || strings.Contains(all, iptPortsChainPrefix) {
 				t.Errorf("rules left after the last Unpublish:\n%s", all)
 			}
 		}()
 	}
-	if a, c := saved(fresh), saved(byCmd); a != c {
+	if a, c := savedRules(t, fresh), savedRules(t, byCmd); a != c {
 		t.Errorf("port rules written with iptables-restore:\n%s\nwith the commands:\n%s", a, c)
 	}
 }
