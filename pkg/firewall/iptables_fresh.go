@@ -41,8 +41,8 @@ func (b *iptablesBackend) ensureFresh(n Network, fp string) (done bool, err erro
 	used := n.ruleFamilies()
 	inputs := map[family]string{}
 	for _, f := range allFamilies() {
-		v, err := readIPTNFT(c, f)
-		if err != nil || legacyIPTablesIn(f) {
+		v, ok := readIPTNFTOnly(c, f)
+		if !ok {
 			return false, nil
 		}
 		isolatedExists, member, err := v.freshFor(n.Name)
@@ -63,8 +63,8 @@ func (b *iptablesBackend) ensureFresh(n Network, fp string) (done bool, err erro
 			continue
 		}
 		if err := iptRestore(f, in); err != nil {
-			// iptables-nft wrote nothing; iptables-legacy may have written
-			// some tables: either way the commands take it from here.
+			// The tables before the failing one may be written (a commit
+			// per table): the commands take it from here, and repair.
 			return false, nil
 		}
 	}

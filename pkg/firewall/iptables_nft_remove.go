@@ -51,6 +51,17 @@ func readIPTNFT(c *nftables.Conn, f family) (*iptNFTView, error) {
 	return v, nil
 }
 
+// readIPTNFTOnly is readIPTNFT for a family whose rules netlink shows
+// all of: the namespace has no iptables-legacy table (legacyIPTablesIn).
+// ok is false on any doubt; the commands then look.
+func readIPTNFTOnly(c *nftables.Conn, f family) (v *iptNFTView, ok bool) {
+	if legacyIPTablesIn(f) {
+		return nil, false
+	}
+	v, err := readIPTNFT(c, f)
+	return v, err == nil
+}
+
 // chain returns the chain of table, nil if there is none.
 func (v *iptNFTView) chain(table, name string) *nftables.Chain {
 	return v.chains[table][name]

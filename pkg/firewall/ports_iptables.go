@@ -393,7 +393,7 @@ func (b *iptPorts) retain(network string, keep func(Attachment) bool, dropEmpty 
 	for _, f := range allFamilies() {
 		// The fixed rules go with the family's last mapping, and all of
 		// them when nothing is kept (the network's last DEL, GC).
-		if kept[f] > 0 || (!emptied[f] && keep != nil && !dropEmpty) || iptNoPortChains(f) {
+		if kept[f] > 0 || (!emptied[f] && keep != nil && !dropEmpty) {
 			continue
 		}
 		unguard := func() error { return b.opts.beforeUnguard(IPTablesName) }
@@ -461,15 +461,12 @@ func (b *iptPorts) list(network string) ([]iptFound, error) {
 // first Publish killed after the raw or filter table's COMMIT leaves fixed
 // rules without the chain), and the namespace has no iptables-legacy table.
 func iptPortsFresh(f family, network string) bool {
-	if legacyIPTablesIn(f) {
-		return false
-	}
 	c, err := nftables.New()
 	if err != nil {
 		return false
 	}
-	v, err := readIPTNFT(c, f)
-	if err != nil || v.chain(natTable, iptPortsChain(network)) != nil {
+	v, ok := readIPTNFTOnly(c, f)
+	if !ok || v.chain(natTable, iptPortsChain(network)) != nil {
 		return false
 	}
 	fixed, _, err := v.fixedRules(network)
@@ -537,16 +534,13 @@ func iptFreshFixedInput(network string, rules []iptFixedRule) string {
 // commands must do it (legacy tables, a netlink error, a transaction the
 // kernel refuses).
 func iptNFTDropPorts(f family, network string, beforeDrop func() error) (done bool, err error) {
-	if legacyIPTablesIn(f) {
-		return false, nil
-	}
 	c, err := nftables.New(nftables.AsLasting())
 	if err != nil {
 		return false, nil
 	}
 	defer func() { _ = c.CloseLasting() }()
-	v, err := readIPTNFT(c, f)
-	if err != nil {
+	v, ok := readIPTNFTOnly(c, f)
+	if !ok {
 		return false, nil
 	}
 	fixed, drop, err := v.fixedRules(network)
@@ -574,15 +568,12 @@ func iptNFTDropPorts(f family, network string, beforeDrop func() error) (done bo
 // the namespace has no iptables-legacy table (legacyIPTablesIn). False on
 // any doubt.
 func iptNoPortChains(f family) bool {
-	if legacyIPTablesIn(f) {
-		return false
-	}
 	c, err := nftables.New()
 	if err != nil {
 		return false
 	}
-	v, err := readIPTNFT(c, f)
-	if err != nil {
+	v, ok := readIPTNFTOnly(c, f)
+	if !ok {
 		return false
 	}
 	for name := range v.chains[natTable] {
