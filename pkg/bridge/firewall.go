@@ -95,13 +95,12 @@ func (d *Deps) removeFirewallIfUnused(c *config.Bridge) error {
 
 // removeFromOtherBackends removes the network's rules from the backends
 // other than the one in force: a network whose ipMasqBackend changed between
-// ADDs has rules in both, and only its last DEL or GC can take them away (the
-// reference's DEL also tears down both backends). The other backend may not
-// exist on this node, so its failures are not reported. A DEL looks first,
-// through netlink (Holds: removing from iptables-legacy starts several
-// processes, ~100 ms, for what is rarely there); GC (always) also finds
-// rules of iptables-legacy, which netlink does not show. Call it under the network's
-// lock.
+// ADDs has rules in both (the reference's DEL also tears down both
+// backends). The other backend may not exist on this node, so its failures
+// are not reported. ADD and DEL look first, through netlink (Holds:
+// removing from iptables-legacy starts several processes, ~100 ms, for what
+// is rarely there); GC (always) also finds rules of iptables-legacy, which
+// netlink does not show. Call it under the network's lock.
 func (d *Deps) removeFromOtherBackends(c *config.Bridge, inForce string, always bool) {
 	for _, name := range firewall.Names(inForce) {
 		// (A backend that turns out to be the one in force is skipped.)
@@ -118,7 +117,7 @@ func (d *Deps) removeFromOtherBackends(c *config.Bridge, inForce string, always 
 // not exist on this node).
 func (d *Deps) removeReferenceRules(c *config.Bridge, keep map[string]bool) []error {
 	var errs []error
-	for _, name := range []string{firewall.IPTablesName, firewall.NFTablesName} {
+	for _, name := range firewall.Names("") {
 		fw, err := d.Firewall.Backend(name)
 		if err != nil {
 			continue

@@ -31,31 +31,22 @@ func BridgeInUse(name string) (bool, error) {
 	if br.Attrs().RawFlags&unix.IFF_LOWER_UP != 0 && br.Attrs().OperState == netlink.OperUp {
 		return true, nil
 	}
-	idx := uint32(br.Attrs().Index)
-	req := nl.NewNetlinkRequest(unix.RTM_GETLINK, unix.NLM_F_DUMP)
-	req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
-	req.AddData(nl.NewRtAttr(unix.IFLA_MASTER, nl.Uint32Attr(idx)))
-	inUse := false
-	err = req.ExecuteIter(unix.NETLINK_ROUTE, unix.RTM_NEWLINK, func(m []byte) bool {
+	idx := br.Attrs().Index
+	return anyPort(name, idx, func(m []byte) bool {
 		if len(m) < unix.SizeofIfInfomsg {
-			return true
+			return false
 		}
-		attrs, perr := nl.ParseRouteAttr(m[unix.SizeofIfInfomsg:])
-		if perr != nil {
-			return true
+		attrs, err := nl.ParseRouteAttr(m[unix.SizeofIfInfomsg:])
+		if err != nil {
+			return false
 		}
 		for _, a := range attrs {
-			if a.Attr.Type == unix.IFLA_MASTER && len(a.Value) >= 4 && nl.NativeEndian().Uint32(a.Value[:4]) == idx {
-				inUse = true
-				return false
+			if a.Attr.Type == unix.IFLA_MASTER && len(a.Value) >= 4 && nl.NativeEndian().Uint32(a.Value[:4]) == uint32(idx) {
+				return true
 			}
 		}
-		return true
+		return false
 	})
-	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
-		return false, fmt.Errorf("list ports of bridge %q: %w", name, err)
-	}
-	return inUse, nil
 }
 
 // BridgeHasContainers reports whether a container is attached to the bridge:
@@ -76,28 +67,36 @@ func BridgeHasContainers(name string) (bool, error) {
 		return false, err
 	}
 	idx := br.Attrs().Index
+	return anyPort(name, idx, func(m []byte) bool {
+		l, err := netlink.LinkDeserialize(nil, m)
+		if err != nil {
+			return false
+		}
+		a := l.Attrs()
+		_, veth := l.(*netlink.Veth)
+		return veth && a.MasterIndex == idx && a.NetNsID >= 0 && isHostVethName(a.Name)
+	})
+}
+
+// anyPort reports whether match holds for a link message of the dump of
+// the ports of the bridge with index idx (filtered by the kernel; match
+// checks the master too, in case the kernel ignores the filter); it stops
+// at the first. A dump interrupted to the end (the ports kept changing)
+// counts as a match: what depends on it (the network's rules, the bridge)
+// stays for a later DEL or GC rather than go under a container.
+func anyPort(name string, idx int, match func(m []byte) bool) (bool, error) {
 	found, err := retryDump(func() (bool, error) {
 		req := nl.NewNetlinkRequest(unix.RTM_GETLINK, unix.NLM_F_DUMP)
 		req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
 		req.AddData(nl.NewRtAttr(unix.IFLA_MASTER, nl.Uint32Attr(uint32(idx))))
 		found := false
 		err := req.ExecuteIter(unix.NETLINK_ROUTE, unix.RTM_NEWLINK, func(m []byte) bool {
-			l, perr := netlink.LinkDeserialize(nil, m)
-			if perr != nil {
-				return true
-			}
-			a := l.Attrs()
-			if _, veth := l.(*netlink.Veth); veth && a.MasterIndex == idx && a.NetNsID >= 0 && isHostVethName(a.Name) {
-				found = true
-				return false
-			}
-			return true
+			found = match(m)
+			return !found
 		})
 		return found, err
 	})
 	if errors.Is(err, netlink.ErrDumpInterrupted) {
-		// The ports kept changing: count them as in use (the rules stay
-		// for a later DEL or GC rather than go under a container).
 		return true, nil
 	}
 	if err != nil {
