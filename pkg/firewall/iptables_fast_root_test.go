@@ -21,9 +21,7 @@ func TestIPTablesEnsureHotPathStartsNoProcess(t *testing.T) {
 		iptFastChild(t, nsName)
 		return
 	}
-	if out, _ := exec.Command("iptables", "--version").Output(); !strings.Contains(string(out), "nf_tables") {
-		t.Skip("iptables is not iptables-nft here: the hot path falls back to running iptables")
-	}
+	requireIPTablesNFT(t, "the hot path falls back to running iptables")
 	n := newTestNS(t, "iptfast")
 	lockDir := t.TempDir()
 	b, err := New(IPTablesName, WithLockDir(lockDir))

@@ -2,7 +2,6 @@ package firewall
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -45,9 +44,7 @@ func savedRules(t *testing.T, n *testNS) string {
 // it leave the same in both namespaces too.
 func TestIPTablesFreshEnsureConfigs(t *testing.T) {
 	requireRoot(t)
-	if out, _ := exec.Command("iptables", "--version").Output(); !strings.Contains(string(out), "nf_tables") {
-		t.Skip("iptables is not iptables-nft here")
-	}
+	requireIPTablesNFT(t, "")
 	base := func(v4, v6 string) Network {
 		n := Network{Name: "cfg", Bridge: "brc", Masquerade: true, Forward: true}
 		for _, s := range []string{v4, v6} {

@@ -43,9 +43,7 @@ func logCommands(t *testing.T) func() []string {
 // rules exist starts nothing.
 func TestIPTablesFreshEnsure(t *testing.T) {
 	requireRoot(t)
-	if out, _ := exec.Command("iptables", "--version").Output(); !strings.Contains(string(out), "nf_tables") {
-		t.Skip("iptables is not iptables-nft here")
-	}
+	requireIPTablesNFT(t, "")
 	b, err := New(IPTablesName, WithLockDir(t.TempDir()))
 	if err != nil {
 		t.Fatal(err)
@@ -96,9 +94,7 @@ func TestIPTablesFreshEnsure(t *testing.T) {
 // deletes them through netlink, starting no process.
 func TestIPTablesPortsWithoutCommands(t *testing.T) {
 	requireRoot(t)
-	if out, _ := exec.Command("iptables", "--version").Output(); !strings.Contains(string(out), "nf_tables") {
-		t.Skip("iptables is not iptables-nft here")
-	}
+	requireIPTablesNFT(t, "")
 	n := PortNetwork{Name: "pfresh", Bridge: "brp", Subnets: pfx("10.44.0.0/24")}
 	owner := Attachment{ContainerID: "c1", IfName: "eth0"}
 	maps := []Mapping{mp("tcp", "", 8080, "10.44.0.2", 80)}
@@ -146,9 +142,7 @@ func TestIPTablesPortsWithoutCommands(t *testing.T) {
 // take them away, and a later Publish must not write them twice.
 func TestIPTablesPortsRestoreHalfDone(t *testing.T) {
 	requireRoot(t)
-	if out, _ := exec.Command("iptables", "--version").Output(); !strings.Contains(string(out), "nf_tables") {
-		t.Skip("iptables is not iptables-nft here")
-	}
+	requireIPTablesNFT(t, "")
 	n := PortNetwork{Name: "phalf", Bridge: "brh", Subnets: pfx("10.45.0.0/24")}
 	owner := Attachment{ContainerID: "c1", IfName: "eth0"}
 	ns := newTestNS(t, "phalf")

@@ -37,9 +37,7 @@ func TestIPTablesRemoveStartsNoProcess(t *testing.T) {
 		iptRmChild(t, nsName, os.Getenv(iptRmStepEnv))
 		return
 	}
-	if out, _ := exec.Command("iptables", "--version").Output(); !strings.Contains(string(out), "nf_tables") {
-		t.Skip("iptables is not iptables-nft here: Remove runs iptables")
-	}
+	requireIPTablesNFT(t, "Remove runs iptables")
 	n := newTestNS(t, "iptrm")
 	prepareForward(t, n)
 	lockDir := t.TempDir()

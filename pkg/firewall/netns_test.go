@@ -85,3 +85,15 @@ func writeFile(path, content string) error {
 func nsGet(name string) (ns.NetNS, error) {
 	return ns.GetNS("/run/netns/" + name)
 }
+
+// requireIPTablesNFT skips the test unless the node's iptables is
+// iptables-nft, saying why the test needs it (why may be "").
+func requireIPTablesNFT(t *testing.T, why string) {
+	t.Helper()
+	if out, _ := exec.Command("iptables", "--version").Output(); !strings.Contains(string(out), "nf_tables") {
+		if why != "" {
+			why = ": " + why
+		}
+		t.Skip("iptables is not iptables-nft here" + why)
+	}
+}
