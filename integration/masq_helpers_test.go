@@ -77,7 +77,13 @@ func newMasqNet(t testing.TB, n *Node, c masqNetConf) *masqNet {
 func gatewayBridgePlugin(n *Node, bridge string, subnets []string, ipMasq bool) map[string]any {
 	ranges := make([][]map[string]string, 0, len(subnets))
 	for _, s := range subnets {
-		ranges = append(ranges, []map[string]string{{"subnet": s}})
+		// "<subnet> <rangeStart>-<rangeEnd>": part of the subnet only.
+		subnet, span, ok := strings.Cut(s, " ")
+		r := map[string]string{"subnet": subnet}
+		if ok {
+			r["rangeStart"], r["rangeEnd"], _ = strings.Cut(span, "-")
+		}
+		ranges = append(ranges, []map[string]string{r})
 	}
 	return map[string]any{
 		"type":             "bridge",

@@ -179,3 +179,40 @@ func TestPortsDropPolicyLater(t *testing.T) {
 		portsExpect(t, remote, "tcp", uplinkNode6, 8080, "web", uplinkRemote6, "remote over IPv6, after the next ADD")
 	})
 }
+
+// TestPortsSharedBridge: two networks name one bridge (two configurations
+// without a "bridge" key share cni0), in two ranges of one subnet (one
+// IPv4 gateway: two would be refused, as by the reference), and each
+// publishes a port. The last
+// DEL of one takes its rule set away but not route_localnet, which the
+// other's mappings still need to be reached at 127.0.0.1 (beside that
+// one's own drop of packets to 127.0.0.0/8); the other's last DEL turns it
+// off, with each backend.
+func TestPortsSharedBridge(t *testing.T) {
+	eachBackendUplink(t, func(t *testing.T, backend string, node *Node, remote *Netns) {
+		a := newPortsNet(t, node, portsNetConf{backend: backend, subnets: []string{"10.23.0.0/24 10.23.0.10-10.23.0.99"}})
+		b := newPortsNet(t, node, portsNetConf{backend: backend, subnets: []string{"10.23.0.0/24 10.23.0.100-10.23.0.199"}, bridge: a.bridge})
+		ca, cb := NewNetns(t, "a"), NewNetns(t, "b")
+		portsServe(t, ca, "a", 80)
+		portsServe(t, cb, "b", 80)
+		aRT := portsRT(ca, portMap{HostPort: 8081, ContainerPort: 80, Protocol: "tcp"})
+		bRT := portsRT(cb, portMap{HostPort: 8082, ContainerPort: 80, Protocol: "tcp"})
+		a.add(t, aRT)
+		b.add(t, bRT)
+		portsExpect(t, node.Netns, "tcp", "127.0.0.1", 8081, "a", "", "a from the node's 127.0.0.1")
+		portsExpect(t, node.Netns, "tcp", "127.0.0.1", 8082, "b", "", "b from the node's 127.0.0.1")
+		localnet := func() string {
+			return strings.TrimSpace(node.MustRun(t, "sysctl", "-n", "net.ipv4.conf."+a.bridge+".route_localnet"))
+		}
+		a.del(t, aRT)
+		if got := localnet(); got != "1" {
+			t.Errorf("route_localnet on %s after the last DEL of %s: %s; %s still publishes there, want 1", a.bridge, a.name, got, b.name)
+		}
+		portsExpect(t, node.Netns, "tcp", "127.0.0.1", 8082, "b", "", "b from the node's 127.0.0.1 after a's DEL")
+		portsExpect(t, remote, "tcp", uplinkNode4, 8082, "b", uplinkRemote4, "b from the remote after a's DEL")
+		b.del(t, bRT)
+		if got := localnet(); got != "0" {
+			t.Errorf("route_localnet on %s after the last rule set on it went: %s, want 0", a.bridge, got)
+		}
+	})
+}

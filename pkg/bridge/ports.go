@@ -116,19 +116,29 @@ func (p *ports) backend() (firewall.Ports, error) {
 // from the request (a runtime that strips capabilities sends GC none):
 // where no rule set of ours is (the reference portmap's network), nothing
 // is touched. Without a usable bridge name, nil: nothing to turn off.
-// Nor while another backend's rule set than the one removing its own
-// (self) still holds the network's drop: a network whose ipMasqBackend
-// changed has a rule set in each, and the mappings of the one that stays
-// need route_localnet (it goes off with that one's drop).
+// Nor while another rule set than the one going holds a drop and needs
+// route_localnet on this bridge (it goes off with that one's drop):
+// another network's on the same bridge (two configurations may name one
+// bridge, "cni0" by default), or this network's in another backend (its
+// ipMasqBackend changed: a rule set in each).
 func (p *ports) unguard() func(self string) error {
 	if !p.c.HasBridge() {
 		return nil
 	}
 	br := p.c.BrName
 	return func(self string) error {
-		for _, name := range firewall.Names(self) {
-			if o, err := p.d.Ports.Backend(name, true, nil); err == nil && o.Guards(p.c.Name) {
-				return nil
+		for _, name := range firewall.Names("") {
+			o, err := p.d.Ports.Backend(name, true, nil)
+			if err != nil {
+				continue
+			}
+			for net, b := range o.Guarding() {
+				going := net == p.c.Name && o.Name() == self
+				// A rule set written before the bridge was recorded:
+				// this network's is taken to be on this bridge.
+				if !going && (b == br || b == "" && net == p.c.Name) {
+					return nil
+				}
 			}
 		}
 		if err := p.d.Ports.NoRouteLocalnet(br); err != nil {

@@ -473,3 +473,56 @@ func TestPortsGCReachesUnseenBackend(t *testing.T) {
 		t.Errorf("GC under nftables left the unseen iptables backend's mappings: %v", l)
 	}
 }
+
+// Two networks may name one bridge (both without a "bridge" key: cni0).
+// The last mapping of one going must not turn route_localnet off while
+// the other's rule set, with its own 127.0.0.0/8 drop, publishes ports on
+// that bridge; the rule set of a network on another bridge does not keep
+// it on.
+func TestPortsSharedBridgeKeepsRouteLocalnet(t *testing.T) {
+	n := newFakeNode(testNetns, "/run/netns/c2", "/run/netns/c3")
+	fp := n.deps.Ports.(*fakePorts)
+	fp.byName = map[string]*firewall.FakePorts{
+		firewall.IPTablesName: firewall.NewFakePortsNamed(firewall.IPTablesName),
+		firewall.NFTablesName: firewall.NewFakePortsNamed(firewall.NFTablesName),
+	}
+	conf := func(network, bridge string, port int) []byte {
+		c := testConf("host-local", fmt.Sprintf(`,"ipMasqBackend":"nftables","capabilities":{"portMappings":true},"runtimeConfig":{"portMappings":[{"hostPort":%d,"containerPort":80}]}`, port))
+		c = []byte(strings.Replace(string(c), `"name":"net1"`, fmt.Sprintf("%q:%q", "name", network), 1))
+		return []byte(strings.Replace(string(c), `"bridge":"cni0"`, fmt.Sprintf("%q:%q", "bridge", bridge), 1))
+	}
+	args := func(conf []byte, id string) *skel.CmdArgs {
+		a := testArgs(conf, id)
+		if id != "c1" {
+			a.Netns = "/run/netns/" + id
+		}
+		return a
+	}
+	a1 := args(conf("net1", "cni0", 8081), "c1")
+	a2 := args(conf("net2", "cni0", 8082), "c2")
+	a3 := args(conf("net3", "cni1", 8083), "c3")
+	for _, a := range []*skel.CmdArgs{a1, a2, a3} {
+		addOK(t, n, a)
+	}
+	if !fp.localnetOn["cni0"] || !fp.localnetOn["cni1"] {
+		t.Fatalf("route_localnet not set by the publishing ADDs: %v", fp.localnetOn)
+	}
+	if err := n.deps.Del(a1); err != nil {
+		t.Fatalf("DEL c1: %v", err)
+	}
+	if fp.byName[firewall.NFTablesName].Holds("net1") {
+		t.Fatal("net1's rule set left after its last DEL")
+	}
+	if !fp.localnetOn["cni0"] {
+		t.Error("net1's last DEL turned route_localnet off on cni0; net2's mappings there (with their drop) need it")
+	}
+	if err := n.deps.Del(a2); err != nil {
+		t.Fatalf("DEL c2: %v", err)
+	}
+	if fp.localnetOn["cni0"] {
+		t.Error("route_localnet on cni0 after the last rule set on it went (net3's, on cni1, does not need it)")
+	}
+	if !fp.localnetOn["cni1"] {
+		t.Error("route_localnet off on cni1, whose net3 still publishes")
+	}
+}

@@ -48,10 +48,12 @@ type Ports interface {
 	// iptables: its chain in iptables-nft). Rules of iptables-legacy are
 	// not seen.
 	Holds(network string) bool
-	// Guards reports, from netlink alone, whether the network's rule set
-	// holds its drop of packets to 127.0.0.0/8 (which route_localnet on
-	// the bridge needs beside it). Rules of iptables-legacy are not seen.
-	Guards(network string) bool
+	// Guarding returns, from netlink alone, the networks whose rule set in
+	// this backend holds their drop of packets to 127.0.0.0/8 (which
+	// route_localnet on a bridge needs beside it), each with the bridge its
+	// mappings use ("" for a rule set written by a version that did not
+	// record it). Rules of iptables-legacy are not seen.
+	Guarding() map[string]string
 	// Refresh puts back, when network n publishes ports, what its rules
 	// need outside its own rule set and another program may have removed
 	// or overridden since (nftables: the accepts in iptables-nft's FORWARD
@@ -356,9 +358,23 @@ func PortsHolder(network string) string {
 // rules is taken for the other.
 const portsCommentPrefix = "flatcni-ports net="
 
-// portsFixedComment marks the network's fixed rules with their fingerprint.
-func portsFixedComment(network, fp string) string {
-	return portsCommentPrefix + network + " cfg=" + fp
+// portsFixedComment marks the network's fixed rules with their fingerprint
+// and the bridge whose route_localnet their 127.0.0.0/8 drop guards:
+// "flatcni-ports net=<name> cfg=<hash> br=<bridge>".
+func portsFixedComment(n PortNetwork, fp string) string {
+	return portsCommentPrefix + n.Name + " cfg=" + fp + " br=" + n.Bridge
+}
+
+// parseFixed returns the fingerprint and the bridge of the rest of a fixed
+// rule's comment (after the network); the bridge is "" in the comments of
+// versions that did not record it.
+func parseFixed(rest string) (fp, bridge string, ok bool) {
+	rest, ok = strings.CutPrefix(rest, "cfg=")
+	if !ok {
+		return "", "", false
+	}
+	fp, bridge, _ = strings.Cut(rest, " br=")
+	return fp, bridge, true
 }
 
 // portsMappingComment marks one mapping's rule (iptables) with its owner and

@@ -101,7 +101,7 @@ func (f *FakePorts) Holds(network string) bool {
 	return ok && !f.hidden
 }
 
-// SetHidden makes Holds (and Guards) see nothing, as netlink sees nothing
+// SetHidden makes Holds (and Guarding) see nothing, as netlink sees nothing
 // of iptables-legacy's rules.
 func (f *FakePorts) SetHidden(hidden bool) {
 	f.mu.Lock()
@@ -109,8 +109,18 @@ func (f *FakePorts) SetHidden(hidden bool) {
 	f.hidden = hidden
 }
 
-// Guards implements Ports: the fake's rule set stands for its drop.
-func (f *FakePorts) Guards(network string) bool { return f.Holds(network) }
+// Guarding implements Ports: the fake's rule sets stand for their drops.
+func (f *FakePorts) Guarding() map[string]string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	g := map[string]string{}
+	if !f.hidden {
+		for name, n := range f.networks {
+			g[name] = n.Bridge
+		}
+	}
+	return g
+}
 
 // Unpublish implements Ports.
 func (f *FakePorts) Unpublish(network string, owner Attachment) error {
@@ -142,23 +152,28 @@ func (u unguardedFake) Retain(network string, keep func(Attachment) bool) error 
 
 func (f *FakePorts) retain(call, network string, keep func(Attachment) bool, unguard func(backend string) error) error {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	f.calls = append(f.calls, call)
-	if f.err != nil {
-		return f.err
-	}
-	if err := validateName(network); err != nil {
-		return err
+	err := f.err
+	if err == nil {
+		err = validateName(network)
 	}
 	_, had := f.networks[network]
 	kept := slices.ContainsFunc(f.mappings, func(p Published) bool {
 		return p.Network == network && keep != nil && keep(p.Owner)
 	})
+	f.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	// Unlocked, as the real backends call it (under the node's ports lock
+	// only): unguard looks at every backend's rule sets, this one's too.
 	if had && !kept {
 		if err := (options{unguard: unguard}).beforeUnguard(f.Name()); err != nil {
 			return fmt.Errorf("network %q: %w", network, err)
 		}
 	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.drop(network, keep)
 	return nil
 }

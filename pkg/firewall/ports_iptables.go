@@ -172,7 +172,7 @@ func (b *iptPorts) deleteMappings(fs []iptFound) error {
 func iptEnsureFixed(handle func() *iptables.IPTables, n PortNetwork, f family, fp string) error {
 	rules := iptPortsFixed(n, f, fp)
 	last := rules[len(rules)-1]
-	if iptNFTHasComment(f, last.table, last.chain, portsFixedComment(n.Name, fp)) {
+	if iptNFTHasComment(f, last.table, last.chain, portsFixedComment(n, fp)) {
 		return nil
 	}
 	if iptPortsFresh(f, n.Name) {
@@ -211,7 +211,7 @@ func iptEnsureFixed(handle func() *iptables.IPTables, n PortNetwork, f family, f
 	}
 	// The fixed rules of another configuration go once the new ones are
 	// in: the 127.0.0.0/8 drop is there throughout.
-	return iptDeleteFixed(ipt, n.Name, portsFixedComment(n.Name, fp), nil)
+	return iptDeleteFixed(ipt, n.Name, portsFixedComment(n, fp), nil)
 }
 
 // iptNFTHasComment reads a built-in chain through netlink (iptables-nft) and
@@ -298,22 +298,27 @@ func (b *iptPorts) Holds(network string) bool {
 	return false
 }
 
-// Guards implements Ports: iptables-nft's IPv4 raw PREROUTING chain holds
-// one of the network's fixed rules (the drop is the only one there).
-func (b *iptPorts) Guards(network string) bool {
+// Guarding implements Ports: the networks with a fixed rule in
+// iptables-nft's IPv4 raw PREROUTING chain (their drop is the only one there).
+func (b *iptPorts) Guarding() map[string]string {
 	c, err := nftables.New()
 	if err != nil {
-		return false
+		return nil
 	}
 	t := iptNFTTable(ipv4, rawTable)
 	rules, err := c.GetRules(t, &nftables.Chain{Name: preroutingChain, Table: t})
 	if err != nil {
-		return false
+		return nil
 	}
-	return slices.ContainsFunc(rules, func(r *nftables.Rule) bool {
-		net, rest, ok := parsePortsComment(xtComment(r))
-		return ok && net == network && strings.HasPrefix(rest, "cfg=")
-	})
+	g := map[string]string{}
+	for _, r := range rules {
+		if net, rest, ok := parsePortsComment(xtComment(r)); ok {
+			if _, br, ok := parseFixed(rest); ok {
+				g[net] = br
+			}
+		}
+	}
+	return g
 }
 
 // Refresh implements Ports: nothing to do, the accepts a DROP policy needs

@@ -12,7 +12,7 @@ import (
 // table, FLATCNIP-<19 hex digits of the SHA-256 of the network name>, with
 // one DNAT rule per mapping, commented "flatcni-ports net=<name>
 // own=<containerID>/<ifname>". The network's fixed rules carry
-// "flatcni-ports net=<name> cfg=<hash>":
+// "flatcni-ports net=<name> cfg=<hash> br=<bridge>":
 //
 //	nat PREROUTING, OUTPUT: -m addrtype --dst-type LOCAL -j FLATCNIP-…
 //	nat POSTROUTING: -s <subnet> -o <br> -m conntrack --ctstate DNAT -j MASQUERADE (hairpin),
@@ -44,7 +44,7 @@ type iptFixedRule struct {
 // iptPortsFixed returns the network's fixed rules of family f, in the order
 // they are written (the PREROUTING jump last).
 func iptPortsFixed(n PortNetwork, f family, fp string) []iptFixedRule {
-	c := []string{"-m", "comment", "--comment", portsFixedComment(n.Name, fp)}
+	c := []string{"-m", "comment", "--comment", portsFixedComment(n, fp)}
 	dnat := []string{"-m", "conntrack", "--ctstate", "DNAT"}
 	var rules []iptFixedRule
 	for _, s := range filterFamily(portsMasqSources(n), f) {

@@ -35,7 +35,7 @@ func localnetDropThere(backend, network string) (bool, error) {
 // called once, when the network's last mapping goes, while the 127.0.0.0/8
 // drop is still there: route_localnet is never on without the drop. Its
 // error keeps the drop. A removal that leaves a mapping calls nothing.
-// Holds sees the rule set while it exists, Guards its drop.
+// Holds sees the rule set while it exists, Guarding its drop and bridge.
 func TestPortsUnguardBeforeTheDropGoes(t *testing.T) {
 	requireRoot(t)
 	name := fmt.Sprintf("fch-fw-ung-%d", os.Getpid())
@@ -73,8 +73,8 @@ func TestPortsUnguardBeforeTheDropGoes(t *testing.T) {
 				if !b.Holds(n.Name) || b.Holds("other") {
 					return fmt.Errorf("Holds after Publish: %t, of another network: %t", b.Holds(n.Name), b.Holds("other"))
 				}
-				if !b.Guards(n.Name) || b.Guards("other") {
-					return fmt.Errorf("Guards after Publish: %t, of another network: %t", b.Guards(n.Name), b.Guards("other"))
+				if g := b.Guarding(); len(g) != 1 || g[n.Name] != n.Bridge {
+					return fmt.Errorf("Guarding after Publish: %v, want %s on %s only", g, n.Name, n.Bridge)
 				}
 				if err := b.Publish(n, c2, []Mapping{mp("tcp", "", 8081, "10.43.0.3", 80)}); err != nil {
 					return err
@@ -99,8 +99,8 @@ func TestPortsUnguardBeforeTheDropGoes(t *testing.T) {
 				if there, err := localnetDropThere(backend, n.Name); err != nil || there {
 					return fmt.Errorf("after the network's rule set went: drop there %t (%v)", there, err)
 				}
-				if b.Holds(n.Name) || b.Guards(n.Name) {
-					return fmt.Errorf("Holds (%t) or Guards (%t) after the network's rule set went", b.Holds(n.Name), b.Guards(n.Name))
+				if b.Holds(n.Name) || len(b.Guarding()) != 0 {
+					return fmt.Errorf("Holds (%t) or Guarding (%v) after the network's rule set went", b.Holds(n.Name), b.Guarding())
 				}
 				if len(calls) != 2 || !calls[0] || !calls[1] {
 					return fmt.Errorf("unguard calls %v, want two, each while the drop was there, naming the backend", calls)

@@ -3,6 +3,7 @@ package firewall
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/google/nftables"
@@ -130,14 +131,33 @@ func (b *nftPorts) Holds(network string) bool {
 	return err == nil
 }
 
-// Guards implements Ports: the network's table has its raw chain's drop.
-func (b *nftPorts) Guards(network string) bool {
+// Guarding implements Ports: the networks whose table has its raw chain's
+// drop.
+func (b *nftPorts) Guarding() map[string]string {
 	c, err := nftables.New()
 	if err != nil {
-		return false
+		return nil
 	}
-	rules, _ := chainRules(c, nftPortsTable(network), nftPortsRaw)
-	return len(rules) > 0
+	tables, err := c.ListTablesOfFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return nil
+	}
+	g := map[string]string{}
+	for _, t := range tables {
+		network, ok := strings.CutPrefix(t.Name, nftPortsTablePrefix)
+		if !ok {
+			continue
+		}
+		rules, _ := chainRules(c, t, nftPortsRaw)
+		for _, r := range rules {
+			if net, rest, ok := parsePortsComment(userDataComment(r.UserData)); ok && net == network {
+				if _, br, ok := parseFixed(rest); ok {
+					g[net] = br
+				}
+			}
+		}
+	}
+	return g
 }
 
 // replace swaps owner's elements old for maps in one transaction, together
@@ -147,7 +167,7 @@ func (b *nftPorts) replace(c *nftables.Conn, n PortNetwork, owner Attachment, ol
 	fp := n.fingerprint()
 	var sets map[string]*nftables.Set
 	var err error
-	if nftFixedUpToDate(c, t, fp) {
+	if nftFixedUpToDate(c, t, portsFixedComment(n, fp)) {
 		sets = map[string]*nftables.Set{}
 		for _, pm := range portMaps() {
 			sets[pm.name] = pm.set(t)
@@ -182,21 +202,15 @@ func nftSetElements(c *nftables.Conn, sets map[string]*nftables.Set, maps []Mapp
 	return nil
 }
 
-// nftFixedUpToDate reports whether the table's fixed rules are those of
-// fingerprint fp (they are all written in one transaction: checking the
+// nftFixedUpToDate reports whether the table's fixed rules all carry the
+// comment want (they are all written in one transaction: checking the
 // postrouting chain is enough).
-func nftFixedUpToDate(c *nftables.Conn, t *nftables.Table, fp string) bool {
+func nftFixedUpToDate(c *nftables.Conn, t *nftables.Table, want string) bool {
 	rules, err := c.GetRules(t, &nftables.Chain{Name: nftPortsPostrouting, Table: t})
 	if err != nil || len(rules) == 0 {
 		return false
 	}
-	_, want, _ := strings.Cut(userDataComment(rules[0].UserData), " cfg=")
-	for _, r := range rules {
-		if _, got, _ := strings.Cut(userDataComment(r.UserData), " cfg="); got != fp || got != want {
-			return false
-		}
-	}
-	return true
+	return !slices.ContainsFunc(rules, func(r *nftables.Rule) bool { return userDataComment(r.UserData) != want })
 }
 
 // nftWriteFixed queues the table, its maps, chains and fixed rules (chains
@@ -222,7 +236,7 @@ func nftWriteFixed(c *nftables.Conn, n PortNetwork, fp string) (map[string]*nfta
 	out := chain(nftPortsOutput, nftables.ChainTypeNAT, nftables.ChainHookOutput, nftables.ChainPriorityNATDest)
 	post := chain(nftPortsPostrouting, nftables.ChainTypeNAT, nftables.ChainHookPostrouting, nftables.ChainPriorityNATSource)
 	raw := chain(nftPortsRaw, nftables.ChainTypeFilter, nftables.ChainHookPrerouting, nftables.ChainPriorityRaw)
-	ud := commentUserData(portsFixedComment(n.Name, fp))
+	ud := commentUserData(portsFixedComment(n, fp))
 	add := func(ch *nftables.Chain, rules ...[]expr.Any) {
 		for _, e := range rules {
 			c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: e, UserData: ud})

@@ -12,7 +12,7 @@ import (
 func (b *nftPorts) syncForward(c *nftables.Conn, network string, n *PortNetwork) error {
 	want := ""
 	if n != nil {
-		want = portsFixedComment(n.Name, n.fingerprint())
+		want = portsFixedComment(*n, n.fingerprint())
 	}
 	var stale []*nftables.Rule
 	var missing []family

@@ -26,7 +26,7 @@ import (
 //	chain raw (filter, prerouting -300): iifname != "lo" ip daddr 127.0.0.0/8 drop
 //
 // A map element carries its owner's tag ("<containerID>/<ifname>") as its
-// comment. The fixed rules carry "flatcni-ports net=<name> cfg=<hash>".
+// comment. The fixed rules carry "flatcni-ports net=<name> cfg=<hash> br=<bridge>".
 const (
 	nftPortsTablePrefix = "flatcni_ports-"
 	nftPublishChain     = "publish"

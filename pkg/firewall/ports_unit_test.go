@@ -202,13 +202,32 @@ func TestIPTPortsFixed(t *testing.T) {
 	if s := joined(v6); strings.Contains(s, "127.0.0.0/8") || !strings.Contains(s, "-s fd01::/64 -o br1") {
 		t.Errorf("IPv6 fixed rules:\n%s", s)
 	}
-	if !strings.Contains(joined(v4), portsFixedComment("net1", fp)) {
-		t.Errorf("fixed rules lack the fingerprint comment")
+	if want := "flatcni-ports net=net1 cfg=" + fp + " br=br1"; !strings.Contains(joined(v4), want) {
+		t.Errorf("fixed rules lack the comment %q", want)
+	}
+}
+
+// TestParseFixed: a fixed rule's comment gives back its fingerprint and
+// bridge; one written before the bridge was recorded, its fingerprint and "".
+func TestParseFixed(t *testing.T) {
+	n := PortNetwork{Name: "n", Bridge: "cni0"}
+	for c, want := range map[string][2]string{
+		portsFixedComment(n, "abc"):   {"abc", "cni0"},
+		"flatcni-ports net=n cfg=abc": {"abc", ""},
+	} {
+		_, rest, ok := parsePortsComment(c)
+		fp, br, ok2 := parseFixed(rest)
+		if !ok || !ok2 || fp != want[0] || br != want[1] {
+			t.Errorf("%q: fingerprint %q, bridge %q (%t, %t), want %q", c, fp, br, ok, ok2, want)
+		}
+	}
+	if _, _, ok := parseFixed("own=c1/eth0 map=tcp,*,80,10.0.0.2,80"); ok {
+		t.Errorf("a mapping's comment taken for a fixed rule's")
 	}
 }
 
 func TestPortsCommentsAreNotMasquerade(t *testing.T) {
-	for _, c := range []string{portsFixedComment("n", "abc"), portsMappingComment("n", ownerA, mp("udp", "2001:db8::1", 53, "fd01::2", 5353))} {
+	for _, c := range []string{portsFixedComment(PortNetwork{Name: "n", Bridge: "b"}, "abc"), portsMappingComment("n", ownerA, mp("udp", "2001:db8::1", 53, "fd01::2", 5353))} {
 		if _, ok := parseComment(c); ok {
 			t.Errorf("masquerade code takes %q for one of its comments", c)
 		}
