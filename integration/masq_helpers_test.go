@@ -28,6 +28,7 @@ type masqNet struct {
 	list     *libcni.NetworkConfigList
 	conflist []byte
 	cache    string
+	binDir   string // where libcni looks for the plugins: ours, then refDir's
 }
 
 // masqNetConf describes what differs between the networks of these tests.
@@ -38,6 +39,8 @@ type masqNetConf struct {
 	noMasq  bool           // ipMasq false
 	name    string         // network name ("" = a random one)
 	extra   map[string]any // further plugin keys, set last
+	chain   []any          // plugins chained after the bridge, from refDir
+	refDir  string         // with chain: where the reference plugins are
 }
 
 // newMasqNet writes the network's conflist into the node (so cnitool finds
@@ -58,7 +61,7 @@ func newMasqNet(t testing.TB, n *Node, c masqNetConf) *masqNet {
 	for k, v := range c.extra {
 		plugin[k] = v
 	}
-	conflist, err := json.Marshal(map[string]any{"cniVersion": "1.1.0", "name": name, "plugins": []any{plugin}})
+	conflist, err := json.Marshal(map[string]any{"cniVersion": "1.1.0", "name": name, "plugins": append([]any{plugin}, c.chain...)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,8 +71,13 @@ func newMasqNet(t testing.TB, n *Node, c masqNetConf) *masqNet {
 	}
 	n.WriteConfList(t, name, conflist)
 	t.Cleanup(func() { _ = os.Remove(filepath.Join("/run/flatcni", "net-"+name+".lock")) })
+	binDir := n.Bin
+	if len(c.chain) > 0 {
+		// Our bridge and host-local first, the chained plugins from refDir.
+		binDir += string(os.PathListSeparator) + c.refDir
+	}
 	return &masqNet{node: n, name: name, bridge: plugin["bridge"].(string), list: list, conflist: conflist,
-		cache: filepath.Join(n.Dir, "cache")}
+		cache: filepath.Join(n.Dir, "cache"), binDir: binDir}
 }
 
 // gatewayBridgePlugin is the bridge entry of these tests: the bridge as the
@@ -95,13 +103,13 @@ func gatewayBridgePlugin(n *Node, bridge string, subnets []string, ipMasq bool) 
 	}
 }
 
-// cni returns a libcni runtime for the plugins in binDir (ours when "") with
-// the given attachment cache.
+// cni returns a libcni runtime for the plugins in binDir (ours, and the
+// chained ones, when "") with the given attachment cache.
 func (m *masqNet) cni(binDir, cacheDir string) *libcni.CNIConfig {
 	if binDir == "" {
-		binDir = m.node.Bin
+		binDir = m.binDir
 	}
-	return libcni.NewCNIConfigWithCacheDir([]string{binDir}, cacheDir, nil)
+	return libcni.NewCNIConfigWithCacheDir(filepath.SplitList(binDir), cacheDir, nil)
 }
 
 // add attaches a container with the plugins in binDir (ours when "").
