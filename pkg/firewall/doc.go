@@ -37,6 +37,8 @@
 //
 //   - The iptables backend puts the accept rules in a per-network chain jumped
 //     to from the first position of filter FORWARD (iptables and ip6tables).
+//     "First" is below the reference firewall plugin's jumps, when they are
+//     there (refchains.go), here and for the nftables backend's rules.
 //   - The nftables backend has no forward chain of its own (an accept there
 //     would decide nothing). When iptables-nft's FORWARD chain exists (tables
 //     "ip filter" and "ip6 filter" seen through netlink, whatever its policy at

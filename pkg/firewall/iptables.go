@@ -185,7 +185,7 @@ func writeIPTPart(ipt *iptables.IPTables, p iptPart, chain string, jump []string
 			}
 		}
 		if p.insert {
-			err = ipt.Insert(p.table, p.hook, 1, jump...)
+			err = ipt.Insert(p.table, p.hook, iptInsertPos(ipt, p.table, p.hook), jump...)
 		} else {
 			err = ipt.Append(p.table, p.hook, jump...)
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/google/nftables"
@@ -55,7 +56,15 @@ func (b *iptablesBackend) ensureFresh(n Network, fp string) (done bool, err erro
 		if _, err := exec.LookPath(iptCommand(f) + "-restore"); err != nil {
 			return false, nil
 		}
-		inputs[f] = iptFreshInput(n, f, fp, isolatedExists)
+		pos := 1
+		if ch := v.chain(filterTable, forwardChain); ch != nil {
+			rules, err := v.rules(ch)
+			if err != nil {
+				return false, nil
+			}
+			pos = nftInsertPos(rules)
+		}
+		inputs[f] = iptFreshInput(n, f, fp, isolatedExists, pos)
 	}
 	for _, f := range allFamilies() {
 		in, ok := inputs[f]
@@ -103,8 +112,9 @@ func (v *iptNFTView) freshFor(name string) (isolatedExists, member bool, err err
 // family f from nothing: per table, the network's chain with its rules and
 // the jump to it; in mangle, the shared isolation chain (declared only when
 // it does not exist yet) with the network's member rule before the chain
-// that jumps to it.
-func iptFreshInput(n Network, f family, fp string, isolatedExists bool) string {
+// that jumps to it. The filter FORWARD jump goes in at rule number
+// forwardPos (forwardInsertPos).
+func iptFreshInput(n Network, f family, fp string, isolatedExists bool, forwardPos int) string {
 	chain := iptChainName(n.Name)
 	jump := iptJumpRule(n.Name, fp)
 	var in strings.Builder
@@ -122,7 +132,11 @@ func iptFreshInput(n Network, f family, fp string, isolatedExists bool) string {
 			line(append([]string{"-A", chain}, r...)...)
 		}
 		if p.insert {
-			line(append([]string{"-I", p.hook, "1"}, jump...)...)
+			pos := 1
+			if p.table == filterTable {
+				pos = forwardPos
+			}
+			line(append([]string{"-I", p.hook, strconv.Itoa(pos)}, jump...)...)
 		} else {
 			line(append([]string{"-A", p.hook}, jump...)...)
 		}

@@ -146,7 +146,7 @@ func TestIPTablesPortsRestoreHalfDone(t *testing.T) {
 	n := PortNetwork{Name: "phalf", Bridge: "brh", Subnets: pfx("10.45.0.0/24")}
 	owner := Attachment{ContainerID: "c1", IfName: "eth0"}
 	ns := newTestNS(t, "phalf")
-	in := iptFreshFixedInput(n.Name, iptPortsFixed(n, ipv4, "0123456789abcdef"))
+	in := iptFreshFixedInput(n.Name, iptPortsFixed(n, ipv4, "0123456789abcdef"), 1)
 	at := strings.Index(in, "*nat\n")
 	if at < 0 || !strings.Contains(in[:at], "*raw") || !strings.Contains(in[:at], "*filter") {
 		t.Fatalf("restore input not raw, filter, then nat:\n%s", in)

@@ -55,11 +55,11 @@ func (b *nftablesBackend) syncForward(c *nftables.Conn, name string, n *Network)
 			continue
 		}
 		t, ch := iptablesNFTForward(f)
-		exprs := nftForwardRules(*n, want)
-		// Inserting at the top in reverse order keeps the rules in order.
-		for i := len(exprs) - 1; i >= 0; i-- {
-			c.InsertRule(&nftables.Rule{Table: t, Chain: ch, Exprs: exprs[i], UserData: commentUserData(want)})
+		var add []*nftables.Rule
+		for _, e := range nftForwardRules(*n, want) {
+			add = append(add, &nftables.Rule{Table: t, Chain: ch, Exprs: e, UserData: commentUserData(want)})
 		}
+		insertAfter(c, nftForwardAnchor(rules), add)
 		changed = true
 	}
 	if !changed {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/coreos/go-iptables/iptables"
@@ -179,7 +180,7 @@ func iptEnsureFixed(handle func() *iptables.IPTables, n PortNetwork, f family, f
 		// Nothing of the network there: all in one iptables-restore (a
 		// transaction per table, the nat table's jumps last); on
 		// failure, the commands below.
-		if err := iptRestore(f, iptFreshFixedInput(n.Name, rules)); err == nil {
+		if err := iptRestore(f, iptFreshFixedInput(n.Name, rules, nftForwardInsertPos(f))); err == nil {
 			return nil
 		}
 	}
@@ -201,7 +202,7 @@ func iptEnsureFixed(handle func() *iptables.IPTables, n PortNetwork, f family, f
 	for _, r := range rules {
 		var err error
 		if r.insert {
-			err = ipt.Insert(r.table, r.chain, 1, r.spec...)
+			err = ipt.Insert(r.table, r.chain, iptInsertPos(ipt, r.table, r.chain), r.spec...)
 		} else {
 			err = ipt.Append(r.table, r.chain, r.spec...)
 		}
@@ -502,8 +503,10 @@ func (v *iptNFTView) fixedRules(network string) (fixed []*nftables.Rule, drop bo
 
 // iptFreshFixedInput is the iptables-restore input that writes the
 // network's chain and fixed rules: table by table (raw and filter first,
-// the nat table with the jumps last), each rule in the order of rules.
-func iptFreshFixedInput(network string, rules []iptFixedRule) string {
+// the nat table with the jumps last), each rule in the order of rules;
+// those inserted in filter FORWARD at rule number forwardPos
+// (forwardInsertPos).
+func iptFreshFixedInput(network string, rules []iptFixedRule, forwardPos int) string {
 	var in strings.Builder
 	for _, table := range []string{rawTable, filterTable, natTable} {
 		var lines []string
@@ -513,7 +516,11 @@ func iptFreshFixedInput(network string, rules []iptFixedRule) string {
 			}
 			op := []string{"-A", r.chain}
 			if r.insert {
-				op = []string{"-I", r.chain, "1"}
+				pos := 1
+				if r.table == filterTable && r.chain == forwardChain {
+					pos = forwardPos
+				}
+				op = []string{"-I", r.chain, strconv.Itoa(pos)}
 			}
 			lines = append(lines, restoreLine(append(op, r.spec...)...))
 		}

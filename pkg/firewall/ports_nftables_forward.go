@@ -70,9 +70,11 @@ func (b *nftPorts) syncForward(c *nftables.Conn, network string, n *PortNetwork)
 			}
 		}
 		t, ch := iptablesNFTForward(f)
+		var add []*nftables.Rule
 		for _, e := range nftPortsForwardRules(*n) {
-			c.InsertRule(&nftables.Rule{Table: t, Chain: ch, Exprs: e, UserData: commentUserData(want)})
+			add = append(add, &nftables.Rule{Table: t, Chain: ch, Exprs: e, UserData: commentUserData(want)})
 		}
+		insertAfter(c, nftForwardAnchor(rules), add)
 	}
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("update iptables-nft FORWARD chain for published ports: %w", err)
