@@ -43,11 +43,17 @@ type NS struct {
 }
 
 // New creates "flatcni-<purpose>-<random>" with loopback up; it is deleted
-// when the test ends (deleting it earlier is fine).
+// when the test ends (deleting it earlier is fine). FLATCNI_TESTNS_PREFIX,
+// when set, replaces "flatcni-" (runs beside each other keep their
+// namespaces apart by name).
 func New(t testing.TB, purpose string) *NS {
 	t.Helper()
 	RequireRoot(t)
-	name := "flatcni-" + purpose + "-" + Suffix(t, 4)
+	prefix := os.Getenv("FLATCNI_TESTNS_PREFIX")
+	if prefix == "" {
+		prefix = "flatcni-"
+	}
+	name := prefix + purpose + "-" + Suffix(t, 4)
 	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
 		t.Fatalf("ip netns add %s: %v: %s", name, err, out)
 	}
