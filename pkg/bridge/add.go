@@ -174,6 +174,8 @@ func (d *Deps) Add(args *skel.CmdArgs) (_ types.Result, err error) {
 		if err := d.ensureFirewall(c, fwSubnets); err != nil {
 			return nil, err
 		}
+	} else if err := d.removeUnwantedFirewall(c); err != nil {
+		return nil, err
 	}
 	undo.push(func() { _ = pp.unpublish() })
 	if err := pp.publish(p.addrs, fwSubnets); err != nil {

@@ -74,6 +74,11 @@ func (d *Deps) Del(args *skel.CmdArgs) error {
 		if err := d.removeFirewallIfUnused(c); err != nil {
 			errs = append(errs, err)
 		}
+	} else if !needsFirewall(c) {
+		// Rules made under an earlier configuration that asked for them.
+		if err := d.removeUnwantedFirewall(c); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if err := waitPorts(); err != nil {
 		errs = append(errs, err)

@@ -135,6 +135,11 @@ type Firewall interface {
 	Holder(network string) string
 	// Lock serialises rule changes of the network between processes.
 	Lock(network string) (unlock func(), err error)
+	// MayHold reports whether the network may have rules in some backend:
+	// false only when it surely has none, found without asking the
+	// backends (firewall.NetworkLockMayExist: no rules were made for it
+	// since the node started).
+	MayHold(network string) bool
 }
 
 // SpoofCheck manages the MAC spoof checks of attachments (package l2).

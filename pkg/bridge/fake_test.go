@@ -550,6 +550,9 @@ func (f *fakeFirewall) Backend(name string) (firewall.Backend, error) {
 // Holder: the fake's one backend serves every name.
 func (f *fakeFirewall) Holder(string) string { return "" }
 
+// MayHold: the fake's backend is always asked.
+func (f *fakeFirewall) MayHold(string) bool { return true }
+
 func (f *fakeFirewall) Lock(network string) (func(), error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

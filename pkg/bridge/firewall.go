@@ -93,6 +93,39 @@ func (d *Deps) removeFirewallIfUnused(c *config.Bridge) error {
 	})
 }
 
+// removeUnwantedFirewall removes the network's rules from every backend
+// that holds them when its configuration asks for none: ipMasq, or the
+// isolation keys of a network without ipMasq, turned off while containers
+// were attached. The rules are the network's, for all of its containers,
+// and follow its configuration in force at its next ADD or DEL (as a
+// changed nonMasqueradeCIDRs does); otherwise a container added since
+// would be masqueraded (or isolated) against it, and since the last DEL
+// and GC only remove the rules of a network that asks for them, they would
+// stay for ever. Looked for (through netlink) only when the network may
+// have rules (MayHold): a network that never had any costs a stat.
+func (d *Deps) removeUnwantedFirewall(c *config.Bridge) error {
+	if !c.MasqBackendValid() || !d.Firewall.MayHold(c.Name) {
+		return nil
+	}
+	fwd := d.firewallFor(true)
+	unlock, err := fwd.Lock(c.Name)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	var errs []error
+	for _, name := range firewall.Names("") {
+		fw, err := fwd.Backend(name)
+		if err != nil || !fw.Holds(c.Name) {
+			continue
+		}
+		if err := fw.Remove(c.Name); err != nil {
+			errs = append(errs, fmt.Errorf("network %q asks for no masquerade or isolation rules: remove its %s rules: %w", c.Name, fw.Name(), err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // removeFromOtherBackends removes the network's rules from the backends
 // other than the one in force: a network whose ipMasqBackend changed between
 // ADDs has rules in both (the reference's DEL also tears down both

@@ -65,9 +65,12 @@ func (d *Deps) GC(args *skel.CmdArgs) error {
 		fmt.Fprintf(os.Stderr, "macspoofchk: %v\n", err)
 	}
 	// By the network's name: also for a bridge name no link can have (a
-	// configuration edited since its ADDs).
-	if (c.IPMasq || c.Isolates()) && c.MasqBackendValid() {
-		errs = append(errs, d.gcFirewall(c, len(valid) == 0, validIDs)...)
+	// configuration edited since its ADDs). A configuration that asks for
+	// no rules (ipMasq and isolation turned off since the ADDs) has none
+	// to keep, whatever is attached.
+	if c.MasqBackendValid() {
+		wanted := c.IPMasq || c.Isolates()
+		errs = append(errs, d.gcFirewall(c, !wanted || len(valid) == 0, validIDs)...)
 	}
 	if c.MasqBackendValid() {
 		if err := d.teardownPorts(c, args).gc(func(id, ifname string) bool { return valid[att{id, ifname}] }); err != nil {

@@ -97,6 +97,9 @@ func (f nodeFirewall) Backend(name string) (firewall.Backend, error) {
 	return firewall.New(name)
 }
 func (nodeFirewall) Holder(network string) string { return firewall.Holder(network) }
+func (nodeFirewall) MayHold(network string) bool {
+	return firewall.NetworkLockMayExist(firewall.DefaultLockDir, network)
+}
 func (f nodeFirewall) Lock(network string) (func(), error) {
 	if f.teardown {
 		return firewall.LockNetworkForTeardown(firewall.DefaultLockDir, network), nil

@@ -435,6 +435,42 @@ func TestGC(t *testing.T) {
 // DEL does: the container would otherwise keep an address a new container
 // may get. With an IPAM plugin that does not tell its attachments (one run
 // by exec), such veths stay.
+// TestMasqTurnedOff: rules made while the configuration had ipMasq go at
+// the next ADD, DEL or GC under a configuration without it, though a
+// container is still attached (the integration test of the same name runs
+// it on a node).
+func TestMasqTurnedOff(t *testing.T) {
+	off := func(b []byte) []byte { return []byte(strings.Replace(string(b), `"ipMasq":true`, `"ipMasq":false`, 1)) }
+	for _, verb := range []string{"ADD", "DEL", "GC"} {
+		t.Run(verb, func(t *testing.T) {
+			n := newFakeNode(testNetns, "/run/netns/c2")
+			addOK(t, n, testArgs(testConf("host-local", ""), "c1"))
+			if _, ok := n.fw.Network("net1"); !ok {
+				t.Fatal("no rules after the ADD with ipMasq")
+			}
+			var err error
+			switch verb {
+			case "ADD":
+				a := testArgs(off(testConf("host-local", "")), "c2")
+				a.Netns = "/run/netns/c2"
+				_, err = n.deps.Add(a)
+			case "DEL":
+				err = n.deps.Del(testArgs(off(testConf("host-local", "")), "c2"))
+			case "GC":
+				conf := off(testConf("host-local", `,"cni.dev/valid-attachments":[{"containerID":"c1","ifname":"eth0"}]`))
+				conf = []byte(strings.Replace(string(conf), `"1.0.0"`, `"1.1.0"`, 1))
+				err = n.deps.GC(&skel.CmdArgs{Path: "/opt/cni/bin", StdinData: conf})
+			}
+			if err != nil {
+				t.Fatalf("%s with ipMasq false: %v", verb, err)
+			}
+			if _, ok := n.fw.Network("net1"); ok {
+				t.Errorf("%s with ipMasq false left the rules made with ipMasq", verb)
+			}
+		})
+	}
+}
+
 func TestGCRemovesStaleAttachmentVeths(t *testing.T) {
 	for _, exec := range []bool{false, true} {
 		t.Run(fmt.Sprintf("exec=%v", exec), func(t *testing.T) {

@@ -1,8 +1,11 @@
 package firewall
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 
 	"golang.org/x/sys/unix"
 
@@ -102,6 +105,21 @@ func LockNetwork(lockDir, network string) (func(), error) {
 		return nil, fmt.Errorf("network %q: %w", network, err)
 	}
 	return l.unlock, nil
+}
+
+// NetworkLockMayExist reports whether lockDir/net-<name>.lock may exist:
+// false only when looking for it found nothing there. Every change of a
+// network's rules is made under that lock, which creates the file, and
+// the file stays (the directory is a tmpfs under /run: a reboot, which
+// takes the rules, takes it too); so a network without it has had no
+// rules made since the node started (or since someone emptied the
+// directory by hand).
+func NetworkLockMayExist(lockDir, network string) bool {
+	if validateName(network) != nil {
+		return true
+	}
+	_, err := os.Lstat(filepath.Join(lockDir, "net-"+network+".lock"))
+	return !errors.Is(err, fs.ErrNotExist)
 }
 
 // LockNetworkForTeardown is LockNetwork for DEL and GC: when the lock
