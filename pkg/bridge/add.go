@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
@@ -141,11 +142,12 @@ func (d *Deps) Add(args *skel.CmdArgs) (_ types.Result, err error) {
 		}
 	}
 	var gwDev link.Bridge // where the gateway addresses went (for a vlan, "<bridge>.<vlan>")
+	var oldGateways []netip.Prefix
 	if c.IsLayer3() && c.IsGW && len(p.gateways) > 0 {
 		if gwDev, err = d.gatewayDevice(c, br); err != nil {
 			return nil, err
 		}
-		if err := d.Links.EnsureGatewayAddrs(gwDev, p.gateways, c.ForceAddress, c.EnableDad); err != nil {
+		if oldGateways, err = d.Links.EnsureGatewayAddrs(gwDev, p.gateways, c.ForceAddress, c.EnableDad); err != nil {
 			return nil, err // names the device and both addresses
 		}
 		if err := d.Links.EnableForwarding(p.v4, p.v6); err != nil {
@@ -162,10 +164,15 @@ func (d *Deps) Add(args *skel.CmdArgs) (_ types.Result, err error) {
 		undo.push(func() { _ = d.Spoof.Teardown(c.Name, args.ContainerID, args.IfName) })
 	}
 	// The network's subnets, for its rules: those of the configured
-	// ranges (in-process host-local), else of the container's addresses.
+	// ranges (in-process host-local), else of the container's addresses;
+	// and those of the other gateway addresses on the bridge: a range
+	// moved to another IPv6 subnet keeps its old gateway there, which the
+	// containers attached before still use (they stay masqueraded, as the
+	// reference's rules of their own keep them).
 	if fwSubnets == nil {
 		fwSubnets = subnets(p.addrs)
 	}
+	fwSubnets = slices.Concat(fwSubnets, oldGateways)
 	if needsFirewall(c) {
 		// Undone also when Ensure fails: it may have written part of the
 		// rules (iptables family by family, nftables the FORWARD accepts

@@ -66,8 +66,10 @@ type Links interface {
 	// InterfaceByName's error matches link.ErrNotFound for a missing link.
 	InterfaceByName(name string) (link.Interface, error)
 	// EnsureGatewayAddrs adds IPv6 addresses with duplicate address
-	// detection only when dad is set (enabledad).
-	EnsureGatewayAddrs(dev link.Bridge, gws []netip.Prefix, force, dad bool) error
+	// detection only when dad is set (enabledad). It returns the subnets
+	// of the device's other gateway addresses that stay (a subnet the
+	// configuration no longer names, whose containers still use them).
+	EnsureGatewayAddrs(dev link.Bridge, gws []netip.Prefix, force, dad bool) (others []netip.Prefix, err error)
 	EnableForwarding(v4, v6 bool) error
 	// DelLinkWithAlias deletes the node's link name if its alias is alias.
 	DelLinkWithAlias(name, alias string) (deleted bool, err error)

@@ -229,11 +229,19 @@ func (f *fakeLinks) InterfaceByName(name string) (link.Interface, error) {
 	return link.Interface{}, fmt.Errorf("link %q: %w", name, link.ErrNotFound)
 }
 
-func (f *fakeLinks) EnsureGatewayAddrs(dev link.Bridge, gws []netip.Prefix, force, dad bool) error {
+// EnsureGatewayAddrs: every gateway address coexists on the fake (no
+// conflicts); the others of the gateways' families are returned.
+func (f *fakeLinks) EnsureGatewayAddrs(dev link.Bridge, gws []netip.Prefix, force, dad bool) ([]netip.Prefix, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.call("EnsureGatewayAddrs", dev.Name, gws); err != nil {
-		return err
+		return nil, err
+	}
+	var others []netip.Prefix
+	for _, a := range f.gwAddrs[dev.Name] {
+		if !slices.Contains(gws, a) && slices.ContainsFunc(gws, func(g netip.Prefix) bool { return g.Addr().Is4() == a.Addr().Is4() }) {
+			others = append(others, a.Masked())
+		}
 	}
 	for _, g := range gws {
 		if !slices.Contains(f.gwAddrs[dev.Name], g) {
@@ -241,7 +249,7 @@ func (f *fakeLinks) EnsureGatewayAddrs(dev link.Bridge, gws []netip.Prefix, forc
 			f.gwDAD[g] = dad
 		}
 	}
-	return nil
+	return others, nil
 }
 
 func (f *fakeLinks) EnableForwarding(v4, v6 bool) error {

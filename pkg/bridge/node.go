@@ -50,7 +50,7 @@ func (nodeLinks) ConfigureContainer(cont link.Interface, addrs []netip.Prefix, r
 func (nodeLinks) InterfaceByName(name string) (link.Interface, error) {
 	return link.InterfaceByName(name)
 }
-func (nodeLinks) EnsureGatewayAddrs(dev link.Bridge, gws []netip.Prefix, force, dad bool) error {
+func (nodeLinks) EnsureGatewayAddrs(dev link.Bridge, gws []netip.Prefix, force, dad bool) ([]netip.Prefix, error) {
 	return link.EnsureGatewayAddrs(dev, gws, force, dad)
 }
 func (nodeLinks) EnableForwarding(v4, v6 bool) error { return link.EnableForwarding(v4, v6) }

@@ -135,6 +135,22 @@ func TestAddFirewallSubnetsFromIPAM(t *testing.T) {
 	}
 }
 
+// TestAddFirewallSubnetsKeepOldGateway: a gateway address of a subnet the
+// configuration no longer names stays on the bridge (its containers still
+// use it): the network's rules keep covering its subnet. (The fake knows
+// no conflicts; on a node, only IPv6 gateways of disjoint subnets coexist.)
+func TestAddFirewallSubnetsKeepOldGateway(t *testing.T) {
+	n := newFakeNode(testNetns)
+	n.links.gwAddrs["cni0"] = []netip.Prefix{netip.MustParsePrefix("10.9.0.1/24")}
+	n.ipam.subnets = []netip.Prefix{netip.MustParsePrefix("10.1.0.0/24")}
+	addOK(t, n, testArgs(testConf("host-local", ""), "c1"))
+	nw, _ := n.fw.Network("net1")
+	want := []netip.Prefix{netip.MustParsePrefix("10.1.0.0/24"), netip.MustParsePrefix("10.9.0.0/24")}
+	if !slices.Equal(nw.Subnets, want) {
+		t.Errorf("firewall subnets %v, want %v", nw.Subnets, want)
+	}
+}
+
 func callIndex(calls []string, method string) int {
 	return slices.IndexFunc(calls, func(c string) bool { return strings.HasPrefix(c, method+" ") || c == method })
 }

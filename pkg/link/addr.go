@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"syscall"
 
 	"github.com/vishvananda/netlink"
@@ -21,9 +22,15 @@ import (
 // each other.
 // Once something was added, the bridge MAC is pinned to br.MAC (its value
 // when br was read) so it no longer follows the lowest port MAC.
-func EnsureGatewayAddrs(br Bridge, gws []netip.Prefix, force, dad bool) error {
+//
+// It returns the subnets of the other global addresses of the gateways'
+// families it found on the bridge and left there: IPv6 gateways of subnets
+// that gws no longer name (a range moved to another subnet keeps its old
+// gateway, which the containers attached before still use), read from the
+// listings the conflict check makes anyway.
+func EnsureGatewayAddrs(br Bridge, gws []netip.Prefix, force, dad bool) (others []netip.Prefix, err error) {
 	if len(gws) == 0 {
-		return nil
+		return nil, nil
 	}
 	// Usually the bridge; for a VLAN network, the VLAN's gateway veth.
 	// Addressed by the index it was read with, else looked up.
@@ -32,9 +39,9 @@ func EnsureGatewayAddrs(br Bridge, gws []netip.Prefix, force, dad bool) error {
 		var err error
 		if l, err = linkByName(br.Name); err != nil {
 			if isNotFound(err) {
-				return fmt.Errorf("gateway device %q: %w", br.Name, ErrNotFound)
+				return nil, fmt.Errorf("gateway device %q: %w", br.Name, ErrNotFound)
 			}
-			return fmt.Errorf("look up gateway device %q: %w", br.Name, err)
+			return nil, fmt.Errorf("look up gateway device %q: %w", br.Name, err)
 		}
 	}
 	wanted := make(map[netip.Prefix]bool, len(gws))
@@ -44,11 +51,16 @@ func EnsureGatewayAddrs(br Bridge, gws []netip.Prefix, force, dad bool) error {
 	added := false
 	for _, gw := range gws {
 		gw = normPrefix(gw)
-		did, err := ensureGatewayAddr(l, gw, wanted, force, dad)
+		did, found, err := ensureGatewayAddr(l, gw, wanted, force, dad)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		added = added || did
+		for _, p := range found {
+			if !slices.Contains(others, p) {
+				others = append(others, p)
+			}
+		}
 	}
 	// Pinned to the MAC br was read with (EnsureBridge, before this
 	// attachment's port joined), as the reference pins the MAC it read
@@ -61,48 +73,55 @@ func EnsureGatewayAddrs(br Bridge, gws []netip.Prefix, force, dad bool) error {
 	}
 	if added && len(mac) != 0 {
 		if err := netlink.LinkSetHardwareAddr(l, mac); err != nil {
-			return fmt.Errorf("pin MAC of bridge %q: %w", br.Name, err)
+			return nil, fmt.Errorf("pin MAC of bridge %q: %w", br.Name, err)
 		}
 	}
-	return nil
+	return others, nil
 }
 
-func ensureGatewayAddr(l netlink.Link, gw netip.Prefix, wanted map[netip.Prefix]bool, force, dad bool) (bool, error) {
+// ensureGatewayAddr puts gw on l (see EnsureGatewayAddrs) and returns
+// whether it added it, and the subnets of the other global addresses of
+// its family that stay on l (none wanted, none in conflict).
+func ensureGatewayAddr(l netlink.Link, gw netip.Prefix, wanted map[netip.Prefix]bool, force, dad bool) (added bool, others []netip.Prefix, err error) {
 	name := l.Attrs().Name
 	fam := family(gw.Addr())
 	existing, err := addrList(l, fam)
 	if err != nil {
-		return false, fmt.Errorf("list addresses of bridge %q: %w", name, err)
+		return false, nil, fmt.Errorf("list addresses of bridge %q: %w", name, err)
 	}
+	present := false
 	var conflicts []netlink.Addr
 	for _, a := range existing {
 		p, ok := prefixOf(a.IPNet)
 		if !ok {
 			continue
 		}
-		if p == gw {
-			return false, nil
-		}
-		if wanted[p] {
-			continue
-		}
-		if fam == netlink.FAMILY_V4 || p.Overlaps(gw) {
+		switch {
+		case p == gw:
+			present = true
+		case wanted[p]:
+		case fam == netlink.FAMILY_V4 || p.Overlaps(gw):
 			conflicts = append(conflicts, a)
+		case p.Addr().IsGlobalUnicast():
+			others = append(others, p.Masked())
 		}
+	}
+	if present {
+		return false, others, nil
 	}
 	for _, a := range conflicts {
 		p, _ := prefixOf(a.IPNet)
 		if !force {
-			return false, fmt.Errorf("bridge %q already has address %s, different from gateway %s", name, p, gw)
+			return false, nil, fmt.Errorf("bridge %q already has address %s, different from gateway %s", name, p, gw)
 		}
 		if err := netlink.AddrDel(l, &a); err != nil && !errors.Is(err, syscall.EADDRNOTAVAIL) {
-			return false, fmt.Errorf("remove address %s from bridge %q: %w", p, name, err)
+			return false, nil, fmt.Errorf("remove address %s from bridge %q: %w", p, name, err)
 		}
 	}
 	if err := addAddr(l, gw, dad); err != nil {
-		return false, fmt.Errorf("add gateway %s to bridge %q: %w", gw, name, err)
+		return false, nil, fmt.Errorf("add gateway %s to bridge %q: %w", gw, name, err)
 	}
-	return true, nil
+	return true, others, nil
 }
 
 // addAddr adds p to l; an identical address already present is fine. IPv6

@@ -22,6 +22,7 @@ func TestEnsureGatewayAddrs(t *testing.T) {
 		force    bool
 		wantErr  []string
 		want     []netip.Prefix // global addresses expected afterwards
+		others   []netip.Prefix // the subnets returned
 	}{
 		{name: "fresh v4 and v6", gws: []netip.Prefix{pp("10.1.0.1/24"), pp("fd00:1::1/64")},
 			want: []netip.Prefix{pp("10.1.0.1/24"), pp("fd00:1::1/64")}},
@@ -34,7 +35,10 @@ func TestEnsureGatewayAddrs(t *testing.T) {
 		{name: "two requested v4 gateways coexist", gws: []netip.Prefix{pp("10.1.0.1/24"), pp("10.2.0.1/24")},
 			want: []netip.Prefix{pp("10.1.0.1/24"), pp("10.2.0.1/24")}},
 		{name: "v6 disjoint subnets coexist", existing: []netip.Prefix{pp("fd00:1::1/64")}, gws: []netip.Prefix{pp("fd00:2::1/64")},
-			want: []netip.Prefix{pp("fd00:1::1/64"), pp("fd00:2::1/64")}},
+			want: []netip.Prefix{pp("fd00:1::1/64"), pp("fd00:2::1/64")}, others: []netip.Prefix{pp("fd00:1::/64")}},
+		{name: "v6 disjoint subnets, gateway present", existing: []netip.Prefix{pp("fd00:1::1/64"), pp("fd00:2::1/64"), pp("10.1.0.1/24")},
+			gws:  []netip.Prefix{pp("fd00:2::1/64"), pp("10.1.0.1/24")},
+			want: []netip.Prefix{pp("10.1.0.1/24"), pp("fd00:1::1/64"), pp("fd00:2::1/64")}, others: []netip.Prefix{pp("fd00:1::/64")}},
 		{name: "v6 overlap without force", existing: []netip.Prefix{pp("fd00:1::1/64")}, gws: []netip.Prefix{pp("fd00:1::2/64")},
 			wantErr: []string{"fd00:1::1/64", "fd00:1::2/64"}, want: []netip.Prefix{pp("fd00:1::1/64")}},
 		{name: "v6 overlap with force", existing: []netip.Prefix{pp("fd00:1::1/64")}, gws: []netip.Prefix{pp("fd00:1::2/64")}, force: true,
@@ -51,17 +55,19 @@ func TestEnsureGatewayAddrs(t *testing.T) {
 					if err != nil {
 						return err
 					}
-					if err := EnsureGatewayAddrs(br, tc.existing, true, false); err != nil {
+					if _, err := EnsureGatewayAddrs(br, tc.existing, true, false); err != nil {
 						return err
 					}
 					if byName {
 						br = Bridge{Name: br.Name}
 					}
-					err = EnsureGatewayAddrs(br, tc.gws, tc.force, false)
+					others, err := EnsureGatewayAddrs(br, tc.gws, tc.force, false)
 					if tc.wantErr != nil {
 						wantErrContains(t, err, tc.wantErr...)
 					} else if err != nil {
 						return err
+					} else if !slices.Equal(others, tc.others) {
+						t.Errorf("returned subnets %v, want %v", others, tc.others)
 					}
 					l, err := netlink.LinkByName("gwbr")
 					if err != nil {
@@ -109,7 +115,7 @@ func TestEnsureGatewayAddrsDAD(t *testing.T) {
 				if err != nil {
 					return err
 				}
-				if err := EnsureGatewayAddrs(br, []netip.Prefix{gw}, false, dad); err != nil {
+				if _, err := EnsureGatewayAddrs(br, []netip.Prefix{gw}, false, dad); err != nil {
 					return err
 				}
 				list, err := netlink.AddrList(br.device(), netlink.FAMILY_V6)
@@ -147,7 +153,7 @@ func TestEnsureGatewayAddrsPinsMACOfEnsureBridge(t *testing.T) {
 		if err := netlink.LinkAdd(port); err != nil {
 			return err
 		}
-		if err := EnsureGatewayAddrs(br, []netip.Prefix{netip.MustParsePrefix("10.1.0.1/24")}, false, false); err != nil {
+		if _, err := EnsureGatewayAddrs(br, []netip.Prefix{netip.MustParsePrefix("10.1.0.1/24")}, false, false); err != nil {
 			return err
 		}
 		l, err := netlink.LinkByName("gwbr")
@@ -175,7 +181,7 @@ func TestCheckGatewayAddrs(t *testing.T) {
 		if err := CheckGatewayAddrs(br, gws); err == nil || !strings.Contains(err.Error(), "10.1.0.1/24") {
 			t.Errorf("CheckGatewayAddrs before any address: %v", err)
 		}
-		if err := EnsureGatewayAddrs(br, gws, false, false); err != nil {
+		if _, err := EnsureGatewayAddrs(br, gws, false, false); err != nil {
 			return err
 		}
 		if err := CheckGatewayAddrs(br, gws); err != nil {

@@ -25,7 +25,7 @@ func containerFixture(t *testing.T, gws []netip.Prefix, dad bool) (node, cont st
 		if err != nil {
 			return err
 		}
-		if err := EnsureGatewayAddrs(br, gws, false, false); err != nil {
+		if _, err := EnsureGatewayAddrs(br, gws, false, false); err != nil {
 			return err
 		}
 		_, ci, err = SetupVeth(VethConfig{ContainerNetNS: cont, IfName: "eth0", Bridge: br, EnableDAD: dad})
