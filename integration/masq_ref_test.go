@@ -104,9 +104,7 @@ func masqRequireLegacyJumps(t testing.TB, node *Node) {
 // TestMasqReferenceDel switches a node in place with a container still
 // attached by the REFERENCE bridge plugin: the runtime's DEL now runs our
 // plugin. Once the network's last container is deleted, nothing of the
-// reference's rules for the network is left either. (A DEL that is not the
-// network's last leaves the reference's rules of that container to GC: DEL
-// does not yet hand the container ID to the firewall code.)
+// reference's rules for the network is left either.
 func TestMasqReferenceDel(t *testing.T) {
 	requireRoot(t)
 	ref := refBinDir(t)
@@ -124,4 +122,43 @@ func TestMasqReferenceDel(t *testing.T) {
 			masqRequireNoTrace(t, node.Netns, net.name)
 		})
 	}
+}
+
+// TestMasqReferenceDelNotLast: on a node switched in place, our DEL of a
+// container the REFERENCE attached, while others stay, removes that
+// container's per-container masquerade rules (as the reference's DEL
+// would): they would otherwise masquerade its released address, whoever
+// gets it next and whatever the network's configuration says then, until
+// the network's last DEL or a GC. The other reference container keeps its
+// rules and its masquerade.
+func TestMasqReferenceDelNotLast(t *testing.T) {
+	ref := refBinDir(t)
+	eachBackendUplink(t, func(t *testing.T, backend string, node *Node, remote *Netns) {
+		port := masqPeerServer(t, remote)
+		net := newMasqNet(t, node, masqNetConf{backend: backend, subnets: masqSubnets})
+		_, goneRT := masqContainer(t, "gone")
+		net.add(t, ref, goneRT)
+		stay, stayRT := masqContainer(t, "stay")
+		net.add(t, ref, stayRT)
+		_, ourRT := masqContainer(t, "our")
+		net.add(t, "", ourRT)
+
+		net.del(t, goneRT)
+		dump := masqFirewallDump(t, node.Netns)
+		if strings.Contains(dump, goneRT.ContainerID) {
+			t.Errorf("our DEL left the reference's rules of %s:\n%s", goneRT.ContainerID, dump)
+		}
+		if !strings.Contains(dump, stayRT.ContainerID) {
+			t.Errorf("our DEL of %s removed the reference's rules of %s:\n%s", goneRT.ContainerID, stayRT.ContainerID, dump)
+		}
+		if backend == "iptables" {
+			masqRequireLegacyJumps(t, node)
+		}
+		masqExpectPeer(t, stay, uplinkRemote4, port, uplinkNode4, "the other reference container, IPv4")
+		masqExpectPeer(t, stay, uplinkRemote6, port, uplinkNode6, "the other reference container, IPv6")
+
+		net.del(t, stayRT)
+		net.del(t, ourRT)
+		masqRequireNoTrace(t, node.Netns, net.name)
+	})
 }

@@ -67,6 +67,15 @@ func (d *Deps) Del(args *skel.CmdArgs) error {
 			fmt.Fprintf(os.Stderr, "macspoofchk: %v\n", leftover)
 		}
 	}
+	// The reference plugin's masquerade rules of the container, when the
+	// reference may have attached it (no host veth of ours): a node
+	// switched from it in place. Its own DEL removes them; left, they
+	// would masquerade the released address, whoever gets it next and
+	// whatever the configuration says then, until the network's last DEL
+	// or GC. Looked for only then (an attachment of ours has none).
+	if !deleted && c.IPMasq && c.IsLayer3() && c.MasqBackendValid() {
+		errs = append(errs, d.removeReferenceRulesOf(c, args.ContainerID)...)
+	}
 	// An unknown backend never made rules: ADD rejects it. Without a bridge
 	// (a name no link can have) nobody can tell whether the network is
 	// still in use: its rules stay for GC.

@@ -143,6 +143,22 @@ func (d *Deps) removeFromOtherBackends(c *config.Bridge, inForce string, always 
 	}
 }
 
+// removeReferenceRulesOf deletes the reference plugin's per-container
+// masquerade rules of one container of the network, as removeReferenceRules.
+func (d *Deps) removeReferenceRulesOf(c *config.Bridge, containerID string) []error {
+	var errs []error
+	for _, name := range firewall.Names("") {
+		fw, err := d.Firewall.Backend(name)
+		if err != nil {
+			continue
+		}
+		if err := fw.RemoveLegacyOf(c.Name, containerID); err != nil && (c.MasqBackend() == "" || c.MasqBackend() == name) {
+			errs = append(errs, fmt.Errorf("remove reference plugin's rules of container %q (%s): %w", containerID, name, err))
+		}
+	}
+	return errs
+}
+
 // removeReferenceRules deletes the reference plugin's per-container
 // masquerade rules of the network whose container is not in keep, with
 // whichever backends this node has. The reference may have used either

@@ -451,6 +451,33 @@ func TestGC(t *testing.T) {
 // DEL does: the container would otherwise keep an address a new container
 // may get. With an IPAM plugin that does not tell its attachments (one run
 // by exec), such veths stay.
+// TestDelReferenceRulesOfContainer: on a node switched from the reference
+// plugin, DEL of a container it attached (no host veth of ours) removes
+// that container's reference rules, not the others'; DEL of one of ours
+// does not look for any.
+func TestDelReferenceRulesOfContainer(t *testing.T) {
+	n := newFakeNode(testNetns, "/run/netns/c2")
+	a := testArgs(testConf("host-local", ""), "ours")
+	addOK(t, n, a)
+	n.fw.AddLegacy("net1", "ref1")
+	n.fw.AddLegacy("net1", "ref2")
+	ref1 := testArgs(testConf("host-local", ""), "ref1")
+	ref1.Netns = "/run/netns/c2" // its interface is not there any more
+	if err := n.deps.Del(ref1); err != nil {
+		t.Fatalf("DEL of ref1: %v", err)
+	}
+	if got := n.fw.Legacy("net1"); !slices.Equal(got, []string{"ref2"}) {
+		t.Errorf("reference rules after DEL of ref1: %v, want ref2's", got)
+	}
+	calls := len(n.fw.Calls())
+	if err := n.deps.Del(a); err != nil {
+		t.Fatalf("DEL of ours: %v", err)
+	}
+	if i := slices.IndexFunc(n.fw.Calls()[calls:], func(c string) bool { return strings.HasPrefix(c, "RemoveLegacyOf") }); i >= 0 {
+		t.Errorf("DEL of our attachment looked for reference rules: %v", n.fw.Calls()[calls:])
+	}
+}
+
 // TestMasqTurnedOff: rules made while the configuration had ipMasq go at
 // the next ADD, DEL or GC under a configuration without it, though a
 // container is still attached (the integration test of the same name runs

@@ -31,6 +31,10 @@ type Backend interface {
 	// RemoveLegacy deletes the reference plugin's per-container masquerade
 	// rules of the network whose container ID is not in keepContainerIDs.
 	RemoveLegacy(network string, keepContainerIDs map[string]bool) error
+	// RemoveLegacyOf deletes the reference plugin's per-container
+	// masquerade rules of one container of the network, as the
+	// reference's DEL does.
+	RemoveLegacyOf(network, containerID string) error
 }
 
 // Backend names, as used by the ipMasqBackend configuration key.

@@ -119,6 +119,8 @@
 // nat POSTROUTING jumps and the CNI-<24 hex> chains carrying the comment
 // name: "<net>" id: "<containerID>"; for nftables, the rules of chain
 // masq_checks in table "inet cni_plugins_masquerade" whose comment names the
-// network and the container. The reference's shared table itself is left in
-// place, since reference plugins may still be using it.
+// network and the container. RemoveLegacyOf deletes those of one container
+// (the bridge's DEL of an attachment the reference made). The reference's
+// shared table itself is left in place, since reference plugins may still be
+// using it.
 package firewall

@@ -102,6 +102,18 @@ func (f *Fake) Networks() ([]string, error) {
 	return slices.Sorted(maps.Keys(f.networks)), nil
 }
 
+// RemoveLegacyOf implements Backend on the entries made by AddLegacy.
+func (f *Fake) RemoveLegacyOf(network, containerID string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, "RemoveLegacyOf "+network+" "+containerID)
+	if f.err != nil {
+		return f.err
+	}
+	delete(f.legacy[network], containerID)
+	return nil
+}
+
 // RemoveLegacy implements Backend on the entries made by AddLegacy.
 func (f *Fake) RemoveLegacy(network string, keep map[string]bool) error {
 	f.mu.Lock()

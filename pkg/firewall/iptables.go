@@ -357,24 +357,33 @@ func sortedKeys(m map[string]bool) []string {
 // deletes through netlink on iptables-nft, with the commands on
 // iptables-legacy.
 func (b *iptablesBackend) RemoveLegacy(network string, keep map[string]bool) error {
-	for _, f := range removeIPTNFT(planIPTNFTRemoveLegacy(network, keep)) {
+	return b.removeLegacy(network, staleUnlessKept(keep))
+}
+
+// RemoveLegacyOf implements Backend, as RemoveLegacy.
+func (b *iptablesBackend) RemoveLegacyOf(network, containerID string) error {
+	return b.removeLegacy(network, staleOnly(containerID))
+}
+
+func (b *iptablesBackend) removeLegacy(network string, stale legacyStale) error {
+	for _, f := range removeIPTNFT(planIPTNFTRemoveLegacy(network, stale)) {
 		ipt, err := b.handle(f)
 		if err != nil {
 			continue
 		}
-		if err := removeLegacyIPT(ipt, network, keep); err != nil {
+		if err := removeLegacyIPT(ipt, network, stale); err != nil {
 			return fmt.Errorf("remove reference masquerade rules of network %q: %s: %w", network, iptCommand(f), err)
 		}
 	}
 	return nil
 }
 
-func removeLegacyIPT(ipt *iptables.IPTables, network string, keep map[string]bool) error {
+func removeLegacyIPT(ipt *iptables.IPTables, network string, stale legacyStale) error {
 	lines, err := ipt.List(natTable, postroutingChain)
 	if err != nil {
 		return fmt.Errorf("list chain %s in table %s: %w", postroutingChain, natTable, err)
 	}
-	stale := map[string]bool{} // chains of gone containers
+	gone := map[string]bool{}  // chains of gone containers
 	inUse := map[string]bool{} // chains still jumped to by other rules
 	for _, line := range lines {
 		_, spec, ok := splitRuleLine(line)
@@ -383,14 +392,14 @@ func removeLegacyIPT(ipt *iptables.IPTables, network string, keep map[string]boo
 			continue
 		}
 		net, id, ok := parseLegacyComment(specValue(spec, "--comment"))
-		if !ok || net != network || keep[id] {
+		if !ok || net != network || !stale(id, false) {
 			inUse[target] = true
 			continue
 		}
 		if err := ipt.Delete(natTable, postroutingChain, spec...); err != nil && !isNotExist(err) {
 			return fmt.Errorf("delete jump to %s for container %q: %w", target, id, err)
 		}
-		stale[target] = true
+		gone[target] = true
 	}
 
 	// Chains whose jump is already gone (e.g. an interrupted DEL).
@@ -399,7 +408,7 @@ func removeLegacyIPT(ipt *iptables.IPTables, network string, keep map[string]boo
 		return fmt.Errorf("list chains of table %s: %w", natTable, err)
 	}
 	for _, chain := range chains {
-		if !isLegacyMasqChain(chain) || stale[chain] || inUse[chain] {
+		if !isLegacyMasqChain(chain) || gone[chain] || inUse[chain] {
 			continue
 		}
 		rules, err := ipt.List(natTable, chain)
@@ -412,15 +421,15 @@ func removeLegacyIPT(ipt *iptables.IPTables, network string, keep map[string]boo
 		for _, line := range rules {
 			if _, spec, ok := splitRuleLine(line); ok {
 				net, id, ok := parseLegacyComment(specValue(spec, "--comment"))
-				if ok && net == network && !keep[id] {
-					stale[chain] = true
+				if ok && net == network && stale(id, false) {
+					gone[chain] = true
 				}
 				break
 			}
 		}
 	}
 
-	for _, chain := range sortedKeys(stale) {
+	for _, chain := range sortedKeys(gone) {
 		if inUse[chain] {
 			continue
 		}

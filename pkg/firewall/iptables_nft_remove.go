@@ -223,16 +223,17 @@ func planIPTNFTRemove(name string) func(*iptNFTView) (iptNFTOps, bool, error) {
 	}
 }
 
-// planIPTNFTRemoveLegacy plans RemoveLegacy for one family, as
-// removeLegacyIPT does with the commands: the jumps in nat POSTROUTING to
-// reference chains of the network's containers not kept, and those chains
+// planIPTNFTRemoveLegacy plans RemoveLegacy (or RemoveLegacyOf) for one
+// family, as removeLegacyIPT does with the commands: the jumps in nat
+// POSTROUTING to reference chains of the network's containers that stale
+// chooses, and those chains
 // (also those whose jump is gone, known by their first rule's comment)
 // unless another rule of POSTROUTING still jumps to them. Seen: there is
 // something to delete.
-func planIPTNFTRemoveLegacy(network string, keep map[string]bool) func(*iptNFTView) (iptNFTOps, bool, error) {
+func planIPTNFTRemoveLegacy(network string, stale legacyStale) func(*iptNFTView) (iptNFTOps, bool, error) {
 	return func(v *iptNFTView) (iptNFTOps, bool, error) {
 		var ops iptNFTOps
-		stale := map[string]bool{} // chains of gone containers
+		gone := map[string]bool{}  // chains of gone containers
 		inUse := map[string]bool{} // chains still jumped to by other rules
 		if post := v.chain(natTable, postroutingChain); post != nil {
 			rules, err := v.rules(post)
@@ -245,12 +246,12 @@ func planIPTNFTRemoveLegacy(network string, keep map[string]bool) func(*iptNFTVi
 					continue
 				}
 				net, id, ok := parseLegacyComment(xtComment(r))
-				if !ok || net != network || keep[id] {
+				if !ok || net != network || !stale(id, false) {
 					inUse[target] = true
 					continue
 				}
 				ops.rules = append(ops.rules, r)
-				stale[target] = true
+				gone[target] = true
 			}
 		}
 		var names []string
@@ -259,7 +260,7 @@ func planIPTNFTRemoveLegacy(network string, keep map[string]bool) func(*iptNFTVi
 		}
 		slices.Sort(names)
 		for _, name := range names {
-			if !isLegacyMasqChain(name) || stale[name] || inUse[name] {
+			if !isLegacyMasqChain(name) || gone[name] || inUse[name] {
 				continue
 			}
 			rules, err := v.rules(v.chain(natTable, name))
@@ -268,12 +269,12 @@ func planIPTNFTRemoveLegacy(network string, keep map[string]bool) func(*iptNFTVi
 			}
 			if len(rules) > 0 {
 				net, id, ok := parseLegacyComment(xtComment(rules[0]))
-				if ok && net == network && !keep[id] {
-					stale[name] = true
+				if ok && net == network && stale(id, false) {
+					gone[name] = true
 				}
 			}
 		}
-		for _, name := range sortedKeys(stale) {
+		for _, name := range sortedKeys(gone) {
 			if ch := v.chain(natTable, name); ch != nil && !inUse[name] {
 				ops.chains = append(ops.chains, ch)
 			}

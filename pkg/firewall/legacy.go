@@ -67,31 +67,51 @@ func legacyNFTNetworkHash(network string) string {
 	return hex.EncodeToString(sum[:])[:16]
 }
 
+// legacyStale chooses the reference's per-container rules of a network that
+// go, by container ID: id is a prefix of the ID when the rule's comment was
+// truncated, "" when it was cut off entirely.
+type legacyStale func(id string, truncated bool) bool
+
+// staleUnlessKept is GC's choice: the rules of every container not kept
+// (a truncated ID stays if it may be a kept one's).
+func staleUnlessKept(keep map[string]bool) legacyStale {
+	return func(id string, truncated bool) bool {
+		if keep[id] {
+			return false
+		}
+		if truncated {
+			for k := range keep {
+				if strings.HasPrefix(k, id) {
+					return false
+				}
+			}
+		}
+		return true
+	}
+}
+
+// staleOnly is DEL's choice: the rules of one container (a truncated ID
+// goes if it may be its; one cut off entirely may be anyone's and stays).
+func staleOnly(containerID string) legacyStale {
+	return func(id string, truncated bool) bool {
+		return id != "" && (id == containerID || truncated && strings.HasPrefix(containerID, id))
+	}
+}
+
 // legacyNFTKeep decides whether a rule of the reference's nftables chain must
 // stay, given its comment "<nethash>-<hash>, net: <net>, if: <if>, id: <id>"
 // (truncated to 128 characters). Rules of other networks stay; so do rules
-// whose container ID is kept, or cannot be read because of truncation and
-// could belong to a kept container.
-func legacyNFTKeep(comment, network string, keep map[string]bool) bool {
+// whose container ID stale does not choose.
+func legacyNFTKeep(comment, network string, stale legacyStale) bool {
 	if !strings.HasPrefix(comment, legacyNFTNetworkHash(network)+"-") {
 		return true
 	}
 	idx := strings.LastIndex(comment, ", id: ")
 	truncated := len(comment) >= legacyNFTCommentMax
 	if idx < 0 {
-		// The ID was cut off entirely: keep the rule if anything is kept.
-		return !truncated || len(keep) > 0
+		// The ID was cut off entirely (or the comment is not the
+		// reference's): it may be anyone's.
+		return !truncated || !stale("", true)
 	}
-	id := comment[idx+len(", id: "):]
-	if keep[id] {
-		return true
-	}
-	if truncated {
-		for k := range keep {
-			if strings.HasPrefix(k, id) {
-				return true
-			}
-		}
-	}
-	return false
+	return !stale(comment[idx+len(", id: "):], truncated)
 }

@@ -173,6 +173,15 @@ func (b *nftablesBackend) Networks() ([]string, error) {
 // RemoveLegacy implements Backend for the reference's nftables rules: the
 // rules of chain masq_checks in table inet cni_plugins_masquerade.
 func (b *nftablesBackend) RemoveLegacy(network string, keep map[string]bool) error {
+	return b.removeLegacy(network, staleUnlessKept(keep))
+}
+
+// RemoveLegacyOf implements Backend, as RemoveLegacy.
+func (b *nftablesBackend) RemoveLegacyOf(network, containerID string) error {
+	return b.removeLegacy(network, staleOnly(containerID))
+}
+
+func (b *nftablesBackend) removeLegacy(network string, stale legacyStale) error {
 	c, err := b.conn()
 	if err != nil {
 		return fmt.Errorf("remove reference masquerade rules of network %q: %w", network, err)
@@ -187,7 +196,7 @@ func (b *nftablesBackend) RemoveLegacy(network string, keep map[string]bool) err
 	}
 	n := 0
 	for _, r := range rules {
-		if legacyNFTKeep(userDataComment(r.UserData), network, keep) {
+		if legacyNFTKeep(userDataComment(r.UserData), network, stale) {
 			continue
 		}
 		if err := c.DelRule(r); err != nil {

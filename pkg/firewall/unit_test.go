@@ -236,8 +236,27 @@ func TestLegacyNFTKeep(t *testing.T) {
 		{"truncated gone", truncated, map[string]bool{"c9": true}, false},
 	}
 	for _, tc := range tests {
-		if got := legacyNFTKeep(tc.comment, "mynet", tc.keep); got != tc.want {
+		if got := legacyNFTKeep(tc.comment, "mynet", staleUnlessKept(tc.keep)); got != tc.want {
 			t.Errorf("%s: legacyNFTKeep = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	// One container's rules (DEL): its own, also truncated; never another's,
+	// nor one whose ID was cut off entirely.
+	cutOff := (h + "-0123456789abcdef, net: mynet, if: " + strings.Repeat("e", 200))[:legacyNFTCommentMax]
+	only := []struct {
+		name, comment, id string
+		want              bool
+	}{
+		{"its own", h + "-0123456789abcdef, net: mynet, if: eth0, id: c1", "c1", false},
+		{"another's", h + "-0123456789abcdef, net: mynet, if: eth0, id: c2", "c1", true},
+		{"its own truncated", truncated, long + long, false},
+		{"another's truncated", truncated, "c1", true},
+		{"ID cut off", cutOff, "c1", true},
+		{"other network", legacyNFTNetworkHash("other") + "-0123456789abcdef, net: other, if: eth0, id: c1", "c1", true},
+	}
+	for _, tc := range only {
+		if got := legacyNFTKeep(tc.comment, "mynet", staleOnly(tc.id)); got != tc.want {
+			t.Errorf("only %s: legacyNFTKeep = %v, want %v", tc.name, got, tc.want)
 		}
 	}
 }
