@@ -39,12 +39,13 @@ type portsNet struct {
 
 // portsNetConf describes a network of these tests.
 type portsNetConf struct {
-	backend  string   // ipMasqBackend ("" = not set)
-	subnets  []string // one range set each
-	chainRef bool     // our bridge without the capability, then the reference portmap
-	refDir   string   // with chainRef: where the reference portmap is (bridge and host-local too)
-	name     string   // the network's name ("": a new one)
-	bridge   string   // the bridge's name ("": a new one)
+	backend  string         // ipMasqBackend ("" = not set)
+	subnets  []string       // one range set each
+	chainRef bool           // our bridge without the capability, then the reference portmap
+	refDir   string         // with chainRef: where the reference portmap is (bridge and host-local too)
+	name     string         // the network's name ("": a new one)
+	bridge   string         // the bridge's name ("": a new one)
+	extra    map[string]any // further keys of the bridge entry
 }
 
 func newPortsNet(t testing.TB, n *Node, c portsNetConf) *portsNet {
@@ -59,6 +60,9 @@ func newPortsNet(t testing.TB, n *Node, c portsNetConf) *portsNet {
 	bridge := gatewayBridgePlugin(n, brName, c.subnets, true)
 	if c.backend != "" {
 		bridge["ipMasqBackend"] = c.backend
+	}
+	for k, v := range c.extra {
+		bridge[k] = v
 	}
 	plugins := []any{bridge}
 	binDir := n.Bin

@@ -1,0 +1,90 @@
+package integration
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestRollbackToReference switches a node back to the REFERENCE plugins
+// while containers that flatcni attached (masquerade, published ports,
+// isolation, MAC spoof checks) are running, as README's "Switching back to
+// the reference plugins" describes. The reference's CHECK and DEL work on
+// flatcni's attachments and its ADD beside them; flatcni's rules stay (the
+// reference does not know them), and scripts/remove-rules.sh, which refuses
+// while a container flatcni attached is left, then removes them: a port
+// that was published for a container the reference deleted no longer
+// reaches the container the reference gave its address to, route_localnet
+// is off again, and the reference's own rules and masquerade are intact.
+func TestRollbackToReference(t *testing.T) {
+	ref := refBinDir(t)
+	script, err := filepath.Abs("../scripts/remove-rules.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eachBackendUplink(t, func(t *testing.T, backend string, node *Node, remote *Netns) {
+		port := masqPeerServer(t, remote)
+		// iptables-nft's FORWARD chains exist (Docker's would), so that the
+		// nftables backend puts its accepts there too.
+		node.MustRun(t, "iptables", "-P", "FORWARD", "ACCEPT")
+		node.MustRun(t, "ip6tables", "-P", "FORWARD", "ACCEPT")
+		ours := newPortsNet(t, node, portsNetConf{backend: backend, subnets: masqSubnets,
+			extra: map[string]any{"isolation": "isolated", "macspoofchk": true}})
+		var olds []*Netns
+		for i, hostPort := range []int{8080, 8081} {
+			c := NewNetns(t, "old")
+			portsServe(t, c, "old"+string(rune('0'+i)), 80)
+			ours.add(t, portsRT(c, portMap{HostPort: hostPort, ContainerPort: 80, Protocol: "tcp"}))
+			olds = append(olds, c)
+		}
+		first := portsRT(olds[0], portMap{HostPort: 8080, ContainerPort: 80, Protocol: "tcp"})
+
+		// The binaries are swapped: the same configuration, run by the reference.
+		refNet := *ours
+		refNet.binDir = ref
+		if err := refNet.check(t, first); err != nil {
+			t.Errorf("reference CHECK of a container flatcni attached: %v", err)
+		}
+		if out, err := node.Run("bash", script); err == nil {
+			t.Errorf("remove-rules.sh ran while containers flatcni attached are left:\n%s", out)
+		}
+		for i, c := range olds {
+			refNet.del(t, portsRT(c, portMap{HostPort: 8080 + i, ContainerPort: 80, Protocol: "tcp"}))
+		}
+		if got := leaseFiles(t, filepath.Join(node.LeaseDir(), ours.name)); len(got) != 0 {
+			t.Errorf("leases after the reference's DELs: %v", got)
+		}
+		// A new container gets the first one's address.
+		c := NewNetns(t, "new")
+		portsServe(t, c, "new", 80)
+		rt := portsRT(c)
+		rt.Args = [][2]string{{"IgnoreUnknown", "1"}, {"IP", "10.22.0.2"}}
+		if _, err := refNet.tryAdd(t, rt); err != nil {
+			t.Fatalf("reference ADD beside flatcni's state: %v", err)
+		}
+		t.Cleanup(func() { _ = refNet.tryDel(t, rt) })
+
+		if out, err := node.Run("bash", script); err != nil {
+			t.Fatalf("remove-rules.sh: %v\n%s", err, out)
+		}
+		dump := masqFirewallDump(t, node.Netns)
+		for _, s := range []string{"flatcni", "FLATCNI"} {
+			if strings.Contains(dump, s) {
+				t.Errorf("the node's firewall still mentions %q after remove-rules.sh:\n%s", s, dump)
+			}
+		}
+		if !strings.Contains(dump, rt.ContainerID) {
+			t.Errorf("remove-rules.sh removed the reference's rules of %s:\n%s", rt.ContainerID, dump)
+		}
+		if got := strings.TrimSpace(node.MustRun(t, "sysctl", "-n", "net.ipv4.conf."+ours.bridge+".route_localnet")); got != "0" {
+			t.Errorf("route_localnet on %s after remove-rules.sh: %s, want 0", ours.bridge, got)
+		}
+		if got, err := portsDial(t, remote, "tcp", uplinkNode4, 8080, 0); err == nil {
+			t.Errorf("host port 8080, published for a container deleted since, reaches %q", got)
+		}
+		masqExpectPeer(t, c, uplinkRemote4, port, uplinkNode4, "the reference's container, masqueraded by the reference's rules")
+		if err := refNet.tryDel(t, rt); err != nil {
+			t.Errorf("reference DEL: %v", err)
+		}
+	})
+}
