@@ -181,7 +181,7 @@ func (d *Deps) Add(args *skel.CmdArgs) (_ types.Result, err error) {
 		if err := d.ensureFirewall(c, fwSubnets); err != nil {
 			return nil, err
 		}
-	} else if err := d.removeUnwantedFirewall(c); err != nil {
+	} else if err := d.removeUnwantedFirewall(c, false); err != nil {
 		return nil, err
 	}
 	undo.push(func() { _ = pp.unpublish() })

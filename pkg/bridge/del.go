@@ -85,7 +85,7 @@ func (d *Deps) Del(args *skel.CmdArgs) error {
 		}
 	} else if !needsFirewall(c) {
 		// Rules made under an earlier configuration that asked for them.
-		if err := d.removeUnwantedFirewall(c); err != nil {
+		if err := d.removeUnwantedFirewall(c, false); err != nil {
 			errs = append(errs, err)
 		}
 	}

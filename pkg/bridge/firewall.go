@@ -101,10 +101,14 @@ func (d *Deps) removeFirewallIfUnused(c *config.Bridge) error {
 // changed nonMasqueradeCIDRs does); otherwise a container added since
 // would be masqueraded (or isolated) against it, and since the last DEL
 // and GC only remove the rules of a network that asks for them, they would
-// stay for ever. Looked for (through netlink) only when the network may
-// have rules (MayHold): a network that never had any costs a stat.
-func (d *Deps) removeUnwantedFirewall(c *config.Bridge) error {
-	if !c.MasqBackendValid() || !d.Firewall.MayHold(c.Name) {
+// stay for ever. ADD and DEL look (through netlink) only when the network
+// may have rules (MayHold): a network that never had any costs a stat. GC
+// (always) removes from every backend without looking, also what netlink
+// does not show (iptables-legacy), and reports only the configured
+// backend's failures (the others may not exist on the node); it starts no
+// process to choose a default backend.
+func (d *Deps) removeUnwantedFirewall(c *config.Bridge, always bool) error {
+	if !c.MasqBackendValid() || !always && !d.Firewall.MayHold(c.Name) {
 		return nil
 	}
 	fwd := d.firewallFor(true)
@@ -116,10 +120,10 @@ func (d *Deps) removeUnwantedFirewall(c *config.Bridge) error {
 	var errs []error
 	for _, name := range firewall.Names("") {
 		fw, err := fwd.Backend(name)
-		if err != nil || !fw.Holds(c.Name) {
+		if err != nil || !always && !fw.Holds(c.Name) {
 			continue
 		}
-		if err := fw.Remove(c.Name); err != nil {
+		if err := fw.Remove(c.Name); err != nil && (!always || c.MasqBackend() == name) {
 			errs = append(errs, fmt.Errorf("network %q asks for no masquerade or isolation rules: remove its %s rules: %w", c.Name, fw.Name(), err))
 		}
 	}

@@ -69,8 +69,14 @@ func (d *Deps) GC(args *skel.CmdArgs) error {
 	// no rules (ipMasq and isolation turned off since the ADDs) has none
 	// to keep, whatever is attached.
 	if c.MasqBackendValid() {
-		wanted := c.IPMasq || c.Isolates()
-		errs = append(errs, d.gcFirewall(c, !wanted || len(valid) == 0, validIDs)...)
+		if c.IPMasq || c.Isolates() {
+			errs = append(errs, d.gcFirewall(c, len(valid) == 0, validIDs)...)
+		} else {
+			if err := d.removeUnwantedFirewall(c, true); err != nil {
+				errs = append(errs, err)
+			}
+			errs = append(errs, d.removeReferenceRules(c, validIDs)...)
+		}
 	}
 	if c.MasqBackendValid() {
 		if err := d.teardownPorts(c, args).gc(func(id, ifname string) bool { return valid[att{id, ifname}] }); err != nil {
