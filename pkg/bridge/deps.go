@@ -137,11 +137,13 @@ type Firewall interface {
 	Holder(network string) string
 	// Lock serialises rule changes of the network between processes.
 	Lock(network string) (unlock func(), err error)
-	// MayHold reports whether the network may have rules in some backend:
-	// false only when it surely has none, found without asking the
-	// backends (firewall.NetworkLockMayExist: no rules were made for it
-	// since the node started).
+	// MayHold reports whether the network may have masquerade or isolation
+	// rules in some backend: false only when it surely has none, found
+	// without asking the backends (firewall.NetworkMarked: none were
+	// written since the node started, or since they were last removed for
+	// a configuration that asks for none). SetMayHold sets what it reports.
 	MayHold(network string) bool
+	SetMayHold(network string, may bool) error
 }
 
 // SpoofCheck manages the MAC spoof checks of attachments (package l2).

@@ -543,9 +543,10 @@ func (f *fakeIPAM) Status(args *skel.CmdArgs) error {
 // records the network locks taken.
 type fakeFirewall struct {
 	*firewall.Fake
-	mu    sync.Mutex
-	locks []string
-	held  bool
+	mu     sync.Mutex
+	locks  []string
+	held   bool
+	marked map[string]bool // SetMayHold
 }
 
 func (f *fakeFirewall) Backend(name string) (firewall.Backend, error) {
@@ -558,8 +559,22 @@ func (f *fakeFirewall) Backend(name string) (firewall.Backend, error) {
 // Holder: the fake's one backend serves every name.
 func (f *fakeFirewall) Holder(string) string { return "" }
 
-// MayHold: the fake's backend is always asked.
-func (f *fakeFirewall) MayHold(string) bool { return true }
+// MayHold and SetMayHold keep the marker in memory.
+func (f *fakeFirewall) MayHold(network string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.marked[network]
+}
+
+func (f *fakeFirewall) SetMayHold(network string, may bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.marked == nil {
+		f.marked = map[string]bool{}
+	}
+	f.marked[network] = may
+	return nil
+}
 
 func (f *fakeFirewall) Lock(network string) (func(), error) {
 	f.mu.Lock()

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 
 	"github.com/flatcni/plugins/pkg/config"
 	"github.com/flatcni/plugins/pkg/firewall"
@@ -61,11 +62,18 @@ func (d *Deps) firewallFor(teardown bool) Firewall {
 // wrote them (the network's first ADD, or its first after a change), the
 // other backend's rules of the network go: after an ipMasqBackend switch
 // they would otherwise keep applying the old configuration to the whole
-// subnet until the last DEL.
+// subnet until the last DEL. It also marks the network as one that may
+// hold rules (SetMayHold, see removeUnwantedFirewall): only then, so that a
+// network whose rules are in place costs nothing more.
 func (d *Deps) ensureFirewall(c *config.Bridge, subnets []netip.Prefix) error {
 	return d.withFirewall(c, false, func(fw firewall.Backend) error {
 		changed, err := fw.Sync(firewallNetwork(c, subnets))
 		if err == nil && changed {
+			if err := d.Firewall.SetMayHold(c.Name, true); err != nil {
+				// Only a later configuration without rules misses
+				// it, and GC removes them all the same.
+				fmt.Fprintf(os.Stderr, "%s: %v\n", firewallKeys(c), err)
+			}
 			d.removeFromOtherBackends(c, fw.Name(), false)
 		}
 		return err
@@ -102,7 +110,9 @@ func (d *Deps) removeFirewallIfUnused(c *config.Bridge) error {
 // would be masqueraded (or isolated) against it, and since the last DEL
 // and GC only remove the rules of a network that asks for them, they would
 // stay for ever. ADD and DEL look (through netlink) only when the network
-// may have rules (MayHold): a network that never had any costs a stat. GC
+// may have rules (MayHold: a marker ensureFirewall makes when it writes
+// them, and this removes once they are gone): any other network without
+// rules, one that publishes ports only among them, costs a stat. GC
 // (always) removes from every backend without looking, also what netlink
 // does not show (iptables-legacy), and reports only the configured
 // backend's failures (the others may not exist on the node); it starts no
@@ -125,6 +135,11 @@ func (d *Deps) removeUnwantedFirewall(c *config.Bridge, always bool) error {
 		}
 		if err := fw.Remove(c.Name); err != nil && (!always || c.MasqBackend() == name) {
 			errs = append(errs, fmt.Errorf("network %q asks for no masquerade or isolation rules: remove its %s rules: %w", c.Name, fw.Name(), err))
+		}
+	}
+	if len(errs) == 0 {
+		if err := fwd.SetMayHold(c.Name, false); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)

@@ -98,7 +98,13 @@ func (f nodeFirewall) Backend(name string) (firewall.Backend, error) {
 }
 func (nodeFirewall) Holder(network string) string { return firewall.Holder(network) }
 func (nodeFirewall) MayHold(network string) bool {
-	return firewall.NetworkLockMayExist(firewall.DefaultLockDir, network)
+	return firewall.NetworkMarked(firewall.DefaultLockDir, network)
+}
+func (nodeFirewall) SetMayHold(network string, may bool) error {
+	if may {
+		return firewall.MarkNetwork(firewall.DefaultLockDir, network)
+	}
+	return firewall.UnmarkNetwork(firewall.DefaultLockDir, network)
 }
 func (f nodeFirewall) Lock(network string) (func(), error) {
 	if f.teardown {

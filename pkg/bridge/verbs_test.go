@@ -670,3 +670,57 @@ func TestTeardownOfRejectedConfig(t *testing.T) {
 		})
 	}
 }
+
+// TestNoRulesNoLook: a network whose configuration asks for no rules looks
+// for rules to remove only when it may hold some (ensureFirewall's marker):
+// never for one that never had any, also after a GC (which takes the
+// network's lock); for one whose ipMasq was turned off, once, at the ADD
+// that removes them.
+func TestNoRulesNoLook(t *testing.T) {
+	off := func(b []byte) []byte { return []byte(strings.Replace(string(b), `"ipMasq":true`, `"ipMasq":false`, 1)) }
+	gc := func(t *testing.T, n *fakeNode, conf []byte, valid string) {
+		t.Helper()
+		c := strings.Replace(string(conf), `"1.0.0"`, `"1.1.0"`, 1)
+		c = strings.Replace(c, `"ipam"`, `"cni.dev/valid-attachments":[`+valid+`],"ipam"`, 1)
+		if err := n.deps.GC(&skel.CmdArgs{Path: "/opt/cni/bin", StdinData: []byte(c)}); err != nil {
+			t.Fatalf("GC: %v", err)
+		}
+	}
+	locks := func(n *fakeNode) int {
+		n.fw.mu.Lock()
+		defer n.fw.mu.Unlock()
+		return len(n.fw.locks)
+	}
+	conf := off(testConf("host-local", ""))
+
+	n := newFakeNode(testNetns, "/run/netns/c2")
+	addOK(t, n, testArgs(conf, "c1"))
+	gc(t, n, conf, `{"containerID":"c1","ifname":"eth0"}`)
+	before := locks(n)
+	a2 := testArgs(conf, "c2")
+	a2.Netns = "/run/netns/c2"
+	addOK(t, n, a2)
+	if err := n.deps.Del(a2); err != nil {
+		t.Fatal(err)
+	}
+	if got := locks(n); got != before {
+		t.Errorf("ADD and DEL of a network that never had rules took the network's lock %d times (looking for rules), want none", got-before)
+	}
+
+	n = newFakeNode(testNetns, "/run/netns/c2")
+	addOK(t, n, testArgs(testConf("host-local", ""), "c1"))
+	if !n.fw.MayHold("net1") {
+		t.Fatal("the ADD that wrote the rules did not mark the network")
+	}
+	addOK(t, n, a2)
+	if _, ok := n.fw.Network("net1"); ok || n.fw.MayHold("net1") {
+		t.Fatalf("ADD with ipMasq off: rules there %t, marked %t; want neither", ok, n.fw.MayHold("net1"))
+	}
+	before = locks(n)
+	if err := n.deps.Del(a2); err != nil {
+		t.Fatal(err)
+	}
+	if got := locks(n); got != before {
+		t.Errorf("DEL after the rules went took the network's lock %d times, want none", got-before)
+	}
+}

@@ -107,19 +107,64 @@ func LockNetwork(lockDir, network string) (func(), error) {
 	return l.unlock, nil
 }
 
-// NetworkLockMayExist reports whether lockDir/net-<name>.lock may exist:
-// false only when looking for it found nothing there. Every change of a
-// network's rules is made under that lock, which creates the file, and
-// the file stays (the directory is a tmpfs under /run: a reboot, which
-// takes the rules, takes it too); so a network without it has had no
-// rules made since the node started (or since someone emptied the
-// directory by hand).
-func NetworkLockMayExist(lockDir, network string) bool {
+// The marker lockDir/net-<name>.rules says that the network's masquerade or
+// isolation rules may exist: it is made once they were written (MarkNetwork)
+// and goes once they were removed because the configuration asks for none
+// (UnmarkNetwork). The directory is a tmpfs under /run: a reboot, which takes
+// the rules, takes the marker too. A network without it has had no such
+// rules written since the node started (or since the marker went by hand;
+// GC removes rules without asking it): its ADD and DEL need not look.
+
+func networkMarker(network string) string { return "net-" + network + ".rules" }
+
+// NetworkMarked reports whether the network's marker may exist: false only
+// when looking for it found nothing (an unusable name or directory: true).
+func NetworkMarked(lockDir, network string) bool {
 	if validateName(network) != nil {
 		return true
 	}
-	_, err := os.Lstat(filepath.Join(lockDir, "net-"+network+".lock"))
+	_, err := os.Lstat(filepath.Join(lockDir, networkMarker(network)))
 	return !errors.Is(err, fs.ErrNotExist)
+}
+
+// MarkNetwork makes the network's marker (a regular file; neither the
+// directory nor the file is followed if a symbolic link).
+func MarkNetwork(lockDir, network string) error {
+	if err := validateName(network); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(lockDir, 0o700); err != nil {
+		return fmt.Errorf("create lock directory %s: %w", lockDir, err)
+	}
+	d, err := safefs.OpenDirAt(nil, lockDir, false)
+	if err != nil {
+		return fmt.Errorf("lock directory: %w", err)
+	}
+	defer d.Close()
+	f, err := d.OpenFile(networkMarker(network), unix.O_WRONLY|unix.O_CREAT, 0o600)
+	if err != nil {
+		return fmt.Errorf("network %q: marker: %w", network, err)
+	}
+	return f.Close()
+}
+
+// UnmarkNetwork removes the network's marker, if any.
+func UnmarkNetwork(lockDir, network string) error {
+	if err := validateName(network); err != nil {
+		return err
+	}
+	d, err := safefs.OpenDirAt(nil, lockDir, false)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("lock directory: %w", err)
+	}
+	defer d.Close()
+	if err := d.Remove(networkMarker(network)); err != nil {
+		return fmt.Errorf("network %q: marker: %w", network, err)
+	}
+	return nil
 }
 
 // LockNetworkForTeardown is LockNetwork for DEL and GC: when the lock

@@ -123,3 +123,46 @@ func TestLockSurvivesRemoval(t *testing.T) {
 		t.Error("the waiter holds the removed file, not the one at the name")
 	}
 }
+
+// TestNetworkMarker: MarkNetwork makes the marker NetworkMarked sees and
+// UnmarkNetwork takes it away (twice is no error); a symbolic link at the
+// marker's name is neither followed by MarkNetwork nor by UnmarkNetwork.
+func TestNetworkMarker(t *testing.T) {
+	dir := t.TempDir()
+	if NetworkMarked(dir, "n1") {
+		t.Fatal("marked before MarkNetwork")
+	}
+	if err := MarkNetwork(dir, "n1"); err != nil {
+		t.Fatal(err)
+	}
+	if !NetworkMarked(dir, "n1") || NetworkMarked(dir, "n2") {
+		t.Fatalf("after MarkNetwork(n1): n1 %t, n2 %t", NetworkMarked(dir, "n1"), NetworkMarked(dir, "n2"))
+	}
+	for i := 0; i < 2; i++ {
+		if err := UnmarkNetwork(dir, "n1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if NetworkMarked(dir, "n1") {
+		t.Fatal("marked after UnmarkNetwork")
+	}
+	target := filepath.Join(t.TempDir(), "target")
+	if err := os.Symlink(target, filepath.Join(dir, "net-n3.rules")); err != nil {
+		t.Fatal(err)
+	}
+	if err := MarkNetwork(dir, "n3"); err == nil {
+		t.Error("MarkNetwork over a symbolic link succeeded")
+	}
+	if _, err := os.Lstat(target); !os.IsNotExist(err) {
+		t.Errorf("the link's target was created (%v)", err)
+	}
+	if err := UnmarkNetwork(dir, "n3"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "net-n3.rules")); !os.IsNotExist(err) {
+		t.Errorf("the link is still there after UnmarkNetwork (%v)", err)
+	}
+	if err := UnmarkNetwork(filepath.Join(dir, "missing"), "n1"); err != nil {
+		t.Errorf("UnmarkNetwork in a missing directory: %v", err)
+	}
+}
