@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Removes what flatcni's bridge plugin keeps in the node's firewall, after
-# the node was switched back to the reference plugins (README, "Switching
-# back to the reference plugins"): the rule sets of every network
+# the node was switched back to the reference plugins (docs/migration.md):
+# the rule sets of every network
 # (masquerade and forwarding, isolation, published ports, MAC spoof checks)
 # in iptables (iptables-nft or -legacy) and nftables, and route_localnet on
 # the bridges whose ports they published. The reference plugins' rules are
