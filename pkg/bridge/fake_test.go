@@ -547,6 +547,9 @@ type fakeFirewall struct {
 	locks  []string
 	held   bool
 	marked map[string]bool // SetMayHold
+	// unmarkErr fails SetMayHold(false) (a marker that cannot be removed:
+	// /run/flatcni unusable, a directory at the marker's name).
+	unmarkErr error
 }
 
 func (f *fakeFirewall) Backend(name string) (firewall.Backend, error) {
@@ -569,6 +572,9 @@ func (f *fakeFirewall) MayHold(network string) bool {
 func (f *fakeFirewall) SetMayHold(network string, may bool) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if !may && f.unmarkErr != nil {
+		return f.unmarkErr
+	}
 	if f.marked == nil {
 		f.marked = map[string]bool{}
 	}

@@ -724,3 +724,38 @@ func TestNoRulesNoLook(t *testing.T) {
 		t.Errorf("DEL after the rules went took the network's lock %d times, want none", got-before)
 	}
 }
+
+// TestNoRulesUnmarkFails: the marker that says a network may hold rules
+// cannot be removed (/run/flatcni unusable, something else than a file at
+// its name). The rules of the earlier configuration still go, and the ADD,
+// DEL and GC that removed them succeed: the marker only spares a lookup,
+// and an unusable /run/flatcni must not fail DEL or GC (README, Security).
+func TestNoRulesUnmarkFails(t *testing.T) {
+	off := func(b []byte) []byte { return []byte(strings.Replace(string(b), `"ipMasq":true`, `"ipMasq":false`, 1)) }
+	for _, verb := range []string{"ADD", "DEL", "GC"} {
+		t.Run(verb, func(t *testing.T) {
+			n := newFakeNode(testNetns, "/run/netns/c2")
+			addOK(t, n, testArgs(testConf("host-local", ""), "c1"))
+			n.fw.unmarkErr = errors.New("fake: marker: is a directory")
+			var err error
+			switch verb {
+			case "ADD":
+				a := testArgs(off(testConf("host-local", "")), "c2")
+				a.Netns = "/run/netns/c2"
+				_, err = n.deps.Add(a)
+			case "DEL":
+				err = n.deps.Del(testArgs(off(testConf("host-local", "")), "c2"))
+			case "GC":
+				conf := off(testConf("host-local", `,"cni.dev/valid-attachments":[{"containerID":"c1","ifname":"eth0"}]`))
+				conf = []byte(strings.Replace(string(conf), `"1.0.0"`, `"1.1.0"`, 1))
+				err = n.deps.GC(&skel.CmdArgs{Path: "/opt/cni/bin", StdinData: conf})
+			}
+			if err != nil {
+				t.Errorf("%s with ipMasq false, the marker not removable: %v", verb, err)
+			}
+			if _, ok := n.fw.Network("net1"); ok {
+				t.Errorf("%s with ipMasq false left the rules made with ipMasq", verb)
+			}
+		})
+	}
+}
