@@ -95,7 +95,7 @@ func (d *Deps) Add(args *skel.CmdArgs) (_ types.Result, err error) {
 		return nil, err
 	}
 	undo.push(func() {
-		_ = d.Links.DelVeth(args.Netns, args.IfName)
+		_, _ = d.Links.DelVeth(args.Netns, args.IfName)
 		_ = d.Links.DelLink(host.Name)
 	})
 	if !vcfg.DeferAttach {

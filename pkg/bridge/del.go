@@ -42,10 +42,13 @@ func (d *Deps) Del(args *skel.CmdArgs) error {
 	}
 	// A path that is not a network namespace (a FIFO, a file) holds no
 	// interface of ours: nothing to delete there.
+	foreign := false // the container's interface, not of our making
 	if !deleted && args.Netns != "" {
-		if err := d.Links.DelVeth(args.Netns, args.IfName); err != nil && !errors.Is(err, link.ErrNotNetNS) {
+		found, err := d.Links.DelVeth(args.Netns, args.IfName)
+		if err != nil && !errors.Is(err, link.ErrNotNetNS) {
 			errs = append(errs, err)
 		}
+		foreign = found
 	}
 	// IPAM after the interface is gone (as the reference, which once
 	// released first: a new container could get the address while the old
@@ -68,12 +71,15 @@ func (d *Deps) Del(args *skel.CmdArgs) error {
 		}
 	}
 	// The reference plugin's masquerade rules of the container, when the
-	// reference may have attached it (no host veth of ours): a node
-	// switched from it in place. Its own DEL removes them; left, they
-	// would masquerade the released address, whoever gets it next and
-	// whatever the configuration says then, until the network's last DEL
-	// or GC. Looked for only then (an attachment of ours has none).
-	if !deleted && c.IPMasq && c.IsLayer3() && c.MasqBackendValid() {
+	// reference attached it (no host veth of ours, an interface in the
+	// container): a node switched from it in place. Its own DEL removes
+	// them; left, they would masquerade the released address, whoever gets
+	// it next and whatever the configuration says then, until the
+	// network's last DEL or GC. Looked for only then: an attachment of
+	// ours has none, and a DEL that finds no interface (repeated, or its
+	// netns gone) leaves them to GC, as the reference's DEL does; the
+	// lookup costs netlink dumps, and processes with iptables-legacy.
+	if foreign && c.IPMasq && c.IsLayer3() && c.MasqBackendValid() {
 		errs = append(errs, d.removeReferenceRulesOf(c, args.ContainerID)...)
 	}
 	// An unknown backend never made rules: ADD rejects it. Without a bridge

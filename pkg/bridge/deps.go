@@ -75,8 +75,10 @@ type Links interface {
 	DelLinkWithAlias(name, alias string) (deleted bool, err error)
 	// DelPortWithAlias is DelLinkWithAlias for a port of br only.
 	DelPortWithAlias(br link.Bridge, name, alias string) (deleted bool, err error)
-	// DelVeth deletes ifName in netns (a missing netns or link is not an error).
-	DelVeth(netns, ifName string) error
+	// DelVeth deletes ifName in netns (a missing netns or link is not an
+	// error) and reports whether it found it: a veth whose peer is on the
+	// node, or an interface with addresses.
+	DelVeth(netns, ifName string) (found bool, err error)
 	DelLink(name string) error
 	BridgeInUse(name string) (bool, error)
 	// BridgeHasContainers ignores ports that are no container's (uplinks,

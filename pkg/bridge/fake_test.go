@@ -288,16 +288,17 @@ func (f *fakeLinks) DelPortWithAlias(br link.Bridge, name, alias string) (bool, 
 	return false, nil
 }
 
-func (f *fakeLinks) DelVeth(netns, ifName string) error {
+func (f *fakeLinks) DelVeth(netns, ifName string) (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.call("DelVeth", netns, ifName); err != nil {
-		return err
+		return false, err
 	}
-	if name, h := f.cont(netns, ifName); h != nil {
+	name, h := f.cont(netns, ifName)
+	if h != nil {
 		delete(f.hosts, name)
 	}
-	return nil
+	return h != nil, nil
 }
 
 func (f *fakeLinks) DelLink(name string) error {

@@ -60,9 +60,9 @@ func (nodeLinks) DelLinkWithAlias(name, alias string) (bool, error) {
 func (nodeLinks) DelPortWithAlias(br link.Bridge, name, alias string) (bool, error) {
 	return rtnl.DelPortWithAlias(name, alias, int32(br.Index))
 }
-func (nodeLinks) DelVeth(netns, ifName string) error {
-	_, _, err := link.DelVeth(netns, ifName)
-	return err
+func (nodeLinks) DelVeth(netns, ifName string) (bool, error) {
+	host, addrs, err := link.DelVeth(netns, ifName)
+	return host != "" || len(addrs) > 0, err
 }
 func (nodeLinks) DelLink(name string) error             { return link.DelLink(name) }
 func (nodeLinks) BridgeInUse(name string) (bool, error) { return link.BridgeInUse(name) }

@@ -452,17 +452,19 @@ func TestGC(t *testing.T) {
 // may get. With an IPAM plugin that does not tell its attachments (one run
 // by exec), such veths stay.
 // TestDelReferenceRulesOfContainer: on a node switched from the reference
-// plugin, DEL of a container it attached (no host veth of ours) removes
-// that container's reference rules, not the others'; DEL of one of ours
-// does not look for any.
+// plugin, DEL of a container it attached (no host veth of ours, its
+// interface in its netns) removes that container's reference rules, not
+// the others'; DEL of one of ours does not look for any.
 func TestDelReferenceRulesOfContainer(t *testing.T) {
 	n := newFakeNode(testNetns, "/run/netns/c2")
 	a := testArgs(testConf("host-local", ""), "ours")
 	addOK(t, n, a)
 	n.fw.AddLegacy("net1", "ref1")
 	n.fw.AddLegacy("net1", "ref2")
+	// The reference's veth: a host end of random name, without our alias.
+	n.links.hosts["veth0a1b2c3d"] = &fakeHost{netns: "/run/netns/c2", ifName: "eth0"}
 	ref1 := testArgs(testConf("host-local", ""), "ref1")
-	ref1.Netns = "/run/netns/c2" // its interface is not there any more
+	ref1.Netns = "/run/netns/c2"
 	if err := n.deps.Del(ref1); err != nil {
 		t.Fatalf("DEL of ref1: %v", err)
 	}
@@ -757,5 +759,35 @@ func TestNoRulesUnmarkFails(t *testing.T) {
 				t.Errorf("%s with ipMasq false left the rules made with ipMasq", verb)
 			}
 		})
+	}
+}
+
+// TestDelNoReferenceLookupWithoutInterface: DEL looks for the reference
+// plugin's rules of its container only when it deleted the container's
+// interface itself (no host veth of ours: the reference attached it). A
+// repeated DEL, or one whose netns is gone, finds no interface and starts
+// no lookup, as the reference's DEL, which tears its masquerade rules down
+// for the addresses of the interface it deleted: runtimes repeat DELs, and
+// on a node with iptables-legacy tables the lookup starts processes.
+func TestDelNoReferenceLookupWithoutInterface(t *testing.T) {
+	n := newFakeNode(testNetns, "/run/netns/c2")
+	a := testArgs(testConf("host-local", ""), "c1")
+	keep := testArgs(testConf("host-local", ""), "keep")
+	keep.Netns = "/run/netns/c2"
+	addOK(t, n, keep)
+	addOK(t, n, a)
+	if err := n.deps.Del(a); err != nil {
+		t.Fatalf("DEL: %v", err)
+	}
+	gone := testArgs(testConf("host-local", ""), "c9")
+	gone.Netns = "/run/netns/gone"
+	calls := len(n.fw.Calls())
+	for _, args := range []*skel.CmdArgs{a, gone} {
+		if err := n.deps.Del(args); err != nil {
+			t.Fatalf("DEL %s: %v", args.ContainerID, err)
+		}
+	}
+	if i := slices.IndexFunc(n.fw.Calls()[calls:], func(c string) bool { return strings.HasPrefix(c, "RemoveLegacyOf") }); i >= 0 {
+		t.Errorf("a DEL that found no interface looked for reference rules: %v", n.fw.Calls()[calls:])
 	}
 }
