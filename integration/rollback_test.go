@@ -90,3 +90,69 @@ func TestRollbackToReference(t *testing.T) {
 		}
 	})
 }
+
+// TestRemoveRulesWithoutPorts: scripts/remove-rules.sh on a node whose
+// networks published no port (masquerade and isolation only, the common
+// case), beside rules of others whose comments merely resemble ours (a
+// word "flatcni", our comment quoted inside theirs), and an nftables
+// table of another family whose name starts like ours. The script exits
+// 0, removes every rule set of ours, in either backend, and leaves the
+// others' rules as they were.
+func TestRemoveRulesWithoutPorts(t *testing.T) {
+	requireRoot(t)
+	script, err := filepath.Abs("../scripts/remove-rules.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	theirs := []string{
+		`flatcni is the tool we use`,
+		`see --comment flatcni net=x cfg=1`,
+		`quoted "flatcni net=y" inside`,
+	}
+	for _, backend := range []string{"iptables", "nftables"} {
+		t.Run(backend, func(t *testing.T) {
+			node := NewNode(t)
+			node.MustRun(t, "iptables", "-P", "FORWARD", "ACCEPT")
+			node.MustRun(t, "ip6tables", "-P", "FORWARD", "ACCEPT")
+			for _, cmd := range []string{"iptables", "ip6tables"} {
+				for _, c := range theirs {
+					node.MustRun(t, cmd, "-A", "FORWARD", "-m", "comment", "--comment", c, "-j", "ACCEPT")
+					node.MustRun(t, cmd, "-t", "nat", "-A", "POSTROUTING", "-m", "comment", "--comment", c, "-j", "RETURN")
+				}
+			}
+			node.MustRun(t, "nft", "add", "table", "ip", "flatcni-theirs")
+			net := newMasqNet(t, node, masqNetConf{backend: backend, subnets: masqSubnets, extra: map[string]any{"isolation": "isolated"}})
+			c, rt := masqContainer(t, "c")
+			net.add(t, "", rt)
+			// Deleted by the reference (its DEL removes the container's
+			// interface, and with it our host veth).
+			c.MustRun(t, "ip", "link", "del", "eth0")
+			before := masqFirewallDump(t, node.Netns)
+			if !strings.Contains(before, "flatcni net="+net.name) {
+				t.Fatalf("no rules of ours before remove-rules.sh:\n%s", before)
+			}
+
+			if out, err := node.Run("bash", script); err != nil {
+				t.Fatalf("remove-rules.sh: %v\n%s", err, out)
+			}
+			dump := masqFirewallDump(t, node.Netns)
+			for _, s := range []string{net.name, "FLATCNI", "flatcni_isolation", "flatcni-" + net.name} {
+				if strings.Contains(dump, s) {
+					t.Errorf("the node's firewall still holds %q after remove-rules.sh:\n%s", s, dump)
+				}
+			}
+			for _, save := range []string{"iptables-save", "ip6tables-save"} {
+				out := node.MustRun(t, save)
+				for _, c := range theirs {
+					quoted := strings.ReplaceAll(c, `"`, `\"`)
+					if n := strings.Count(out, `--comment "`+quoted+`"`); n != 2 {
+						t.Errorf("%s: %d rules commented %q after remove-rules.sh, want the 2 made:\n%s", save, n, c, out)
+					}
+				}
+			}
+			if !strings.Contains(dump, "table ip flatcni-theirs") {
+				t.Errorf("remove-rules.sh deleted table ip flatcni-theirs:\n%s", dump)
+			}
+		})
+	}
+}
