@@ -156,3 +156,48 @@ func TestRemoveRulesWithoutPorts(t *testing.T) {
 		})
 	}
 }
+
+// TestRemoveRulesKeepsReferencePortmapLocalnet: after a rollback the
+// network's configuration chains the reference portmap (the reference
+// bridge ignores portMappings), and a container the reference attached
+// publishes a port on the bridge where flatcni published before. Once
+// flatcni's containers are gone, remove-rules.sh removes our rules but
+// leaves route_localnet on that bridge: the reference portmap turned it on
+// for its own mappings, which are reached at 127.0.0.1 through it.
+func TestRemoveRulesKeepsReferencePortmapLocalnet(t *testing.T) {
+	requireRoot(t)
+	ref := refBinDir(t)
+	script, err := filepath.Abs("../scripts/remove-rules.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, backend := range []string{"iptables", "nftables"} {
+		t.Run(backend, func(t *testing.T) {
+			node := NewNode(t)
+			ours := newPortsNet(t, node, portsNetConf{backend: backend, subnets: masqSubnets})
+			old := NewNetns(t, "old")
+			ours.add(t, portsRT(old, portMap{HostPort: 8080, ContainerPort: 80, Protocol: "tcp"}))
+			// The binaries are swapped; the reference's DEL of the old
+			// container takes its interface (and our host veth) away.
+			old.MustRun(t, "ip", "link", "del", "eth0")
+			refNet := newPortsNet(t, node, portsNetConf{backend: backend, subnets: masqSubnets, chainRef: true, refDir: ref,
+				name: ours.name, bridge: ours.bridge})
+			refNet.binDir = ref
+			c := NewNetns(t, "new")
+			portsServe(t, c, "new", 80)
+			refNet.add(t, portsRT(c, portMap{HostPort: 8090, ContainerPort: 80, Protocol: "tcp"}))
+			portsExpect(t, node.Netns, "tcp", "127.0.0.1", 8090, "new", "", "the reference's mapping from the node's 127.0.0.1")
+
+			if out, err := node.Run("bash", script); err != nil {
+				t.Fatalf("remove-rules.sh: %v\n%s", err, out)
+			}
+			if dump := masqFirewallDump(t, node.Netns); strings.Contains(dump, "flatcni-ports net=") {
+				t.Errorf("our ports rules left after remove-rules.sh:\n%s", dump)
+			}
+			if got := strings.TrimSpace(node.MustRun(t, "sysctl", "-n", "net.ipv4.conf."+ours.bridge+".route_localnet")); got != "1" {
+				t.Errorf("route_localnet on %s after remove-rules.sh: %s; the reference portmap publishes there, want 1", ours.bridge, got)
+			}
+			portsExpect(t, node.Netns, "tcp", "127.0.0.1", 8090, "new", "", "the reference's mapping from the node's 127.0.0.1, after remove-rules.sh")
+		})
+	}
+}

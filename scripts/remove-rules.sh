@@ -130,9 +130,27 @@ if command -v nft >/dev/null && nft list table bridge flatcni-macspoof >/dev/nul
 fi
 
 # route_localnet went on with the ports' drop of packets to 127.0.0.0/8
-# from other interfaces, which is gone now. (The reference portmap turns
-# it on again at its next ADD that publishes a port on the bridge.)
+# from other interfaces, which is gone now: it goes off, except on a bridge
+# toward which the reference portmap publishes a port (its IPv4 DNAT
+# destinations, routed through the bridge): the reference turned it on for
+# its own mappings, which are reached at 127.0.0.1 through it.
+refdst=$(
+	{
+		if command -v iptables-save >/dev/null; then
+			iptables-save -t nat 2>/dev/null | grep -E '^-A CNI-DN-' || true
+		fi
+		if command -v nft >/dev/null; then
+			nft list table ip cni_hostport 2>/dev/null || true
+		fi
+	} | grep -oE -- '(--to-destination |dnat (ip )?to )[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+' | grep -oE '[0-9.]+$' | sort -u || true
+)
+keep=" "
+for ip in $refdst; do
+	dev=$(ip -4 -o route get "$ip" 2>/dev/null | sed -nE 's/.* dev ([^ ]+).*/\1/p' || true)
+	keep+="$dev "
+done
 for br in $(grep -E '^[A-Za-z0-9_.@:-]+$' <<<"$bridges" | sort -u || true); do
+	case "$keep" in *" $br "*) continue ;; esac
 	if [ "$br" != . ] && [ "$br" != .. ] && [ -e "/proc/sys/net/ipv4/conf/$br/route_localnet" ]; then
 		echo 0 >"/proc/sys/net/ipv4/conf/$br/route_localnet"
 	fi
