@@ -30,3 +30,27 @@ func TestMasqSubnetChange(t *testing.T) {
 		masqRequireNoTrace(t, node.Netns, before.name)
 	})
 }
+
+// TestMasqSharedBridgeOtherNetwork: two networks name one bridge (two
+// configurations without a "bridge" key share cni0), each with an IPv6
+// subnet of its own: A masquerades, B does not (its addresses are
+// routable). The gateway of B's subnet on the bridge is not A's: A's rules
+// do not masquerade B's container, which the remote sees from its own
+// address, as with the reference (whose rules are A's containers' own).
+func TestMasqSharedBridgeOtherNetwork(t *testing.T) {
+	eachBackendUplink(t, func(t *testing.T, backend string, node *Node, remote *Netns) {
+		remote.MustRun(t, "ip", "-6", "route", "add", "fd24::/64", "via", uplinkNode6)
+		port := masqPeerServer(t, remote)
+		b := newMasqNet(t, node, masqNetConf{backend: backend, subnets: []string{"fd24::/64"}, noMasq: true})
+		a := newMasqNet(t, node, masqNetConf{backend: backend, subnets: []string{"fd22::/64"}, extra: map[string]any{"bridge": b.bridge}})
+		bc, bRT := masqContainer(t, "b")
+		bRes := b.add(t, "", bRT)
+		t.Cleanup(func() { b.del(t, bRT) })
+		ac, aRT := masqContainer(t, "a")
+		a.add(t, "", aRT)
+		t.Cleanup(func() { a.del(t, aRT) })
+
+		masqExpectPeer(t, bc, uplinkRemote6, port, masqResultIP(t, bRes, 6), "B's container (ipMasq false) beside A's on the bridge")
+		masqExpectPeer(t, ac, uplinkRemote6, port, uplinkNode6, "A's container, masqueraded")
+	})
+}

@@ -150,6 +150,11 @@ func (d *Deps) Add(args *skel.CmdArgs) (_ types.Result, err error) {
 		if oldGateways, err = d.Links.EnsureGatewayAddrs(gwDev, p.gateways, c.ForceAddress, c.EnableDad); err != nil {
 			return nil, err // names the device and both addresses
 		}
+		if len(oldGateways) > 0 {
+			// Only the network's own: another network naming the
+			// bridge (its gateway beside ours) holds no lease here.
+			oldGateways = ipam.Leased(args, oldGateways)
+		}
 		if err := d.Links.EnableForwarding(p.v4, p.v6); err != nil {
 			return nil, err
 		}
@@ -165,10 +170,11 @@ func (d *Deps) Add(args *skel.CmdArgs) (_ types.Result, err error) {
 	}
 	// The network's subnets, for its rules: those of the configured
 	// ranges (in-process host-local), else of the container's addresses;
-	// and those of the other gateway addresses on the bridge: a range
-	// moved to another IPv6 subnet keeps its old gateway there, which the
-	// containers attached before still use (they stay masqueraded, as the
-	// reference's rules of their own keep them).
+	// and those of the other gateway addresses on the bridge where the
+	// network holds leases: a range moved to another IPv6 subnet keeps its
+	// old gateway there, which the containers attached before still use
+	// (they stay masqueraded, as the reference's rules of their own keep
+	// them).
 	if fwSubnets == nil {
 		fwSubnets = subnets(p.addrs)
 	}

@@ -118,6 +118,10 @@ type IPAMPlugin interface {
 	// when the plugin cannot tell (one run by exec).
 	Stale(args *skel.CmdArgs) (stale []ipam.Attachment, known bool, err error)
 	Status(args *skel.CmdArgs) error
+	// Leased returns those of prefixes that hold an address of the
+	// network's attachments (host-local in-process: a lease file's name in
+	// one); nil when the plugin cannot tell (one run by exec).
+	Leased(args *skel.CmdArgs, prefixes []netip.Prefix) []netip.Prefix
 	// Local reports whether the plugin's ADD needs nothing of the
 	// container's interface: our host-local run in-process, which only
 	// touches its lease files. ADD then runs it beside the bridge's and the

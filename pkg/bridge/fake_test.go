@@ -513,6 +513,26 @@ func (f *fakeIPAM) GC(args *skel.CmdArgs) error {
 	return f.call("GC", args)
 }
 
+// Leased: the prefixes holding one of the fake's leases (none for a plugin
+// run by exec, which does not tell).
+func (f *fakeIPAM) Leased(_ *skel.CmdArgs, prefixes []netip.Prefix) []netip.Prefix {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.exec {
+		return nil
+	}
+	var out []netip.Prefix
+	for _, p := range prefixes {
+		for _, a := range f.leases {
+			if p.Contains(a) {
+				out = append(out, p)
+				break
+			}
+		}
+	}
+	return out
+}
+
 // Stale lists the leases of attachments not in the request's valid ones.
 func (f *fakeIPAM) Stale(args *skel.CmdArgs) ([]ipam.Attachment, bool, error) {
 	f.mu.Lock()

@@ -68,6 +68,7 @@ func (e execIPAM) GC(args *skel.CmdArgs) error {
 	return invoke.DelegateGC(context.Background(), e.name, args.StdinData, nil)
 }
 func (execIPAM) Stale(*skel.CmdArgs) ([]ipam.Attachment, bool, error) { return nil, false, nil }
+func (execIPAM) Leased(*skel.CmdArgs, []netip.Prefix) []netip.Prefix  { return nil }
 func (e execIPAM) Status(args *skel.CmdArgs) error {
 	return invoke.DelegateStatus(context.Background(), e.name, args.StdinData, nil)
 }
@@ -113,6 +114,13 @@ func (inProcessHostLocal) Stale(args *skel.CmdArgs) (stale []ipam.Attachment, kn
 		return err
 	})
 	return stale, err == nil, err
+}
+func (inProcessHostLocal) Leased(args *skel.CmdArgs, prefixes []netip.Prefix) (leased []netip.Prefix) {
+	_ = inProcess(func() (err error) {
+		leased, err = hostlocal.LeasedSubnets(args, prefixes)
+		return err
+	})
+	return leased
 }
 func (inProcessHostLocal) Status(args *skel.CmdArgs) error {
 	return inProcess(func() error { return hostlocal.Status(args) })

@@ -137,17 +137,21 @@ func TestAddFirewallSubnetsFromIPAM(t *testing.T) {
 
 // TestAddFirewallSubnetsKeepOldGateway: a gateway address of a subnet the
 // configuration no longer names stays on the bridge (its containers still
-// use it): the network's rules keep covering its subnet. (The fake knows
-// no conflicts; on a node, only IPv6 gateways of disjoint subnets coexist.)
+// use it): the network's rules keep covering its subnet while the network
+// holds leases in it. The gateway of another network naming the bridge
+// (where this one holds none) is not this network's: its subnet is not
+// covered. (The fake knows no conflicts; on a node, only IPv6 gateways of
+// disjoint subnets coexist.)
 func TestAddFirewallSubnetsKeepOldGateway(t *testing.T) {
 	n := newFakeNode(testNetns)
-	n.links.gwAddrs["cni0"] = []netip.Prefix{netip.MustParsePrefix("10.9.0.1/24")}
+	n.links.gwAddrs["cni0"] = []netip.Prefix{netip.MustParsePrefix("10.9.0.1/24"), netip.MustParsePrefix("10.8.0.1/24")}
 	n.ipam.subnets = []netip.Prefix{netip.MustParsePrefix("10.1.0.0/24")}
+	n.ipam.leases["old/eth0"] = netip.MustParseAddr("10.9.0.7") // attached before the range moved
 	addOK(t, n, testArgs(testConf("host-local", ""), "c1"))
 	nw, _ := n.fw.Network("net1")
 	want := []netip.Prefix{netip.MustParsePrefix("10.1.0.0/24"), netip.MustParsePrefix("10.9.0.0/24")}
 	if !slices.Equal(nw.Subnets, want) {
-		t.Errorf("firewall subnets %v, want %v", nw.Subnets, want)
+		t.Errorf("firewall subnets %v, want %v (not the other network's 10.8.0.0/24)", nw.Subnets, want)
 	}
 }
 

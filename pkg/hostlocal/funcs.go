@@ -2,10 +2,12 @@ package hostlocal
 
 import (
 	"net/netip"
+	"path/filepath"
 
 	"github.com/containernetworking/cni/pkg/skel"
 
 	"github.com/flatcni/plugins/pkg/config"
+	"github.com/flatcni/plugins/pkg/ipam/disk"
 )
 
 // Funcs returns the plugin's verbs for skel.PluginMainFuncs.
@@ -36,4 +38,19 @@ func subnets(c *config.IPAM) []netip.Prefix {
 		}
 	}
 	return out
+}
+
+// LeasedSubnets returns those of prefixes that hold a lease of the
+// network (see disk.LeasedIn): the bridge keeps masquerading the subnet of
+// an old gateway address while containers attached in it are there.
+func LeasedSubnets(args *skel.CmdArgs, prefixes []netip.Prefix) ([]netip.Prefix, error) {
+	c, err := config.LoadIPAM(args.StdinData, args.Args)
+	if err != nil {
+		return nil, err
+	}
+	dir := c.DataDir
+	if dir == "" {
+		dir = disk.DefaultDataDir
+	}
+	return disk.LeasedIn(filepath.Join(dir, c.Network), prefixes)
 }

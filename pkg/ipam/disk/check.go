@@ -26,6 +26,51 @@ func ReadLeases(dir string) ([]ipam.Lease, error) {
 	return scanLeases(d)
 }
 
+// LeasedIn returns those of prefixes that hold a lease of the network's
+// lease directory dir, from the lease files' names alone (no file is
+// read, no lock taken): the subnets still in use by the attachments of a
+// network whose ranges moved. A missing directory holds none.
+func LeasedIn(dir string, prefixes []netip.Prefix) ([]netip.Prefix, error) {
+	d, err := safefs.OpenDirAt(nil, dir, false)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read lease directory: %w", err)
+	}
+	defer d.Close()
+	entries, err := d.Entries()
+	if err != nil {
+		return nil, fmt.Errorf("read lease directory: %w", err)
+	}
+	var out []netip.Prefix
+	for _, e := range entries {
+		addr, ok := leaseName(e)
+		if !ok {
+			continue
+		}
+		for _, p := range prefixes {
+			if p.Contains(addr) && !slices.Contains(out, p) {
+				out = append(out, p)
+			}
+		}
+		if len(out) == len(prefixes) {
+			break
+		}
+	}
+	return out, nil
+}
+
+// leaseName returns the address a directory entry is the lease file of
+// (see scanLeases).
+func leaseName(e fs.DirEntry) (netip.Addr, bool) {
+	addr, err := netip.ParseAddr(e.Name())
+	if err != nil || !e.Type().IsRegular() || addr.Unmap().String() != e.Name() {
+		return netip.Addr{}, false
+	}
+	return addr.Unmap(), true
+}
+
 // scanLeases reads every lease file in d: regular files named by an
 // address, spelled as both plugins write it (addr.String() of the unmapped
 // address). Anything else of such a name (a link, a FIFO) is no lease, nor
@@ -40,15 +85,15 @@ func scanLeases(d *safefs.Dir) ([]ipam.Lease, error) {
 	}
 	var out []ipam.Lease
 	for _, e := range entries {
-		addr, err := netip.ParseAddr(e.Name())
-		if err != nil || !e.Type().IsRegular() || addr.Unmap().String() != e.Name() {
+		addr, ok := leaseName(e)
+		if !ok {
 			continue
 		}
 		owner, err := readOwner(d, e.Name())
 		if err != nil {
 			continue
 		}
-		out = append(out, ipam.Lease{Addr: addr.Unmap(), Attachment: owner})
+		out = append(out, ipam.Lease{Addr: addr, Attachment: owner})
 	}
 	return out, nil
 }
