@@ -571,11 +571,27 @@ type fakeFirewall struct {
 	// unmarkErr fails SetMayHold(false) (a marker that cannot be removed:
 	// /run/flatcni unusable, a directory at the marker's name).
 	unmarkErr error
+	// onSync, when set, runs as each Sync starts.
+	onSync func(network string)
+}
+
+// syncSpy is a backend whose Sync calls onSync first.
+type syncSpy struct {
+	firewall.Backend
+	onSync func(network string)
+}
+
+func (s syncSpy) Sync(n firewall.Network) (bool, error) {
+	s.onSync(n.Name)
+	return s.Backend.Sync(n)
 }
 
 func (f *fakeFirewall) Backend(name string) (firewall.Backend, error) {
 	if name != "" && name != firewall.IPTablesName && name != firewall.NFTablesName {
 		return nil, fmt.Errorf("unknown ipMasqBackend %q", name)
+	}
+	if f.onSync != nil {
+		return syncSpy{f.Fake, f.onSync}, nil
 	}
 	return f.Fake, nil
 }

@@ -62,18 +62,24 @@ func (d *Deps) firewallFor(teardown bool) Firewall {
 // wrote them (the network's first ADD, or its first after a change), the
 // other backend's rules of the network go: after an ipMasqBackend switch
 // they would otherwise keep applying the old configuration to the whole
-// subnet until the last DEL. It also marks the network as one that may
-// hold rules (SetMayHold, see removeUnwantedFirewall): only then, so that a
-// network whose rules are in place costs nothing more.
+// subnet until the last DEL. Before it, under the lock, it marks the
+// network as one that may hold rules (SetMayHold, see
+// removeUnwantedFirewall) unless it is marked already (a stat): a plugin
+// killed while writing leaves the marker (costing a later configuration
+// without rules a look), never rules without it, and rules found in place
+// without one (written by a version that made no markers, or before a
+// marking failed) get one.
 func (d *Deps) ensureFirewall(c *config.Bridge, subnets []netip.Prefix) error {
 	return d.withFirewall(c, false, func(fw firewall.Backend) error {
-		changed, err := fw.Sync(firewallNetwork(c, subnets))
-		if err == nil && changed {
+		if !d.Firewall.MayHold(c.Name) {
 			if err := d.Firewall.SetMayHold(c.Name, true); err != nil {
 				// Only a later configuration without rules misses
 				// it, and GC removes them all the same.
 				fmt.Fprintf(os.Stderr, "%s: %v\n", firewallKeys(c), err)
 			}
+		}
+		changed, err := fw.Sync(firewallNetwork(c, subnets))
+		if err == nil && changed {
 			d.removeFromOtherBackends(c, fw.Name(), false)
 		}
 		return err

@@ -15,6 +15,7 @@ import (
 	current "github.com/containernetworking/cni/pkg/types/100"
 
 	"github.com/flatcni/plugins/pkg/bridge/hostveth"
+	"github.com/flatcni/plugins/pkg/firewall"
 )
 
 const testNetns = "/run/netns/c1"
@@ -793,5 +794,41 @@ func TestDelNoReferenceLookupWithoutInterface(t *testing.T) {
 	}
 	if i := slices.IndexFunc(n.fw.Calls()[calls:], func(c string) bool { return strings.HasPrefix(c, "RemoveLegacyOf") }); i >= 0 {
 		t.Errorf("a DEL that found no interface looked for reference rules: %v", n.fw.Calls()[calls:])
+	}
+}
+
+// TestMarkedBeforeRulesWritten: the marker that lets a later configuration
+// without rules find them is made before the rules may be written (a
+// plugin killed in between leaves a marker without rules, which costs a
+// look, never rules without a marker, which only GC would remove), and
+// also when ADD finds them in place without one (written by a version
+// that made no markers): ipMasq turned off afterwards takes them away at
+// the next ADD.
+func TestMarkedBeforeRulesWritten(t *testing.T) {
+	n := newFakeNode(testNetns, "/run/netns/c2", "/run/netns/c3")
+	var unmarked []string
+	n.fw.onSync = func(network string) {
+		if !n.fw.marked[network] {
+			unmarked = append(unmarked, network)
+		}
+	}
+	addOK(t, n, testArgs(testConf("host-local", ""), "c1"))
+	if len(unmarked) != 0 {
+		t.Errorf("Sync called before the network was marked: %v", unmarked)
+	}
+
+	// A node upgraded with the rules in place, no marker.
+	n = newFakeNode(testNetns, "/run/netns/c2", "/run/netns/c3")
+	if err := n.fw.Fake.Ensure(firewall.Network{Name: "net1", Bridge: "cni0", Subnets: []netip.Prefix{netip.MustParsePrefix("10.1.0.0/24")}, Masquerade: true, Forward: true}); err != nil {
+		t.Fatal(err)
+	}
+	a2 := testArgs(testConf("host-local", ""), "c2")
+	a2.Netns = "/run/netns/c2"
+	addOK(t, n, a2)
+	a3 := testArgs([]byte(strings.Replace(string(testConf("host-local", "")), `"ipMasq":true`, `"ipMasq":false`, 1)), "c3")
+	a3.Netns = "/run/netns/c3"
+	addOK(t, n, a3)
+	if _, ok := n.fw.Network("net1"); ok {
+		t.Error("rules written by a version without markers stayed after ipMasq was turned off and an ADD")
 	}
 }

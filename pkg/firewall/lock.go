@@ -108,8 +108,9 @@ func LockNetwork(lockDir, network string) (func(), error) {
 }
 
 // The marker lockDir/net-<name>.rules says that the network's masquerade or
-// isolation rules may exist: it is made once they were written (MarkNetwork)
-// and goes once they were removed because the configuration asks for none
+// isolation rules may exist: it is made before they are written, or when
+// they are found without it (MarkNetwork), and goes once they were removed
+// because the configuration asks for none
 // (UnmarkNetwork). The directory is a tmpfs under /run: a reboot, which takes
 // the rules, takes the marker too. A network without it has had no such
 // rules written since the node started (or since the marker went by hand;
