@@ -26,21 +26,11 @@ type fileLock struct {
 // symbolic link: neither is ever followed, and a FIFO or device is refused
 // without blocking. Errors name the path.
 func lockFile(dir, name string) (*fileLock, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("create lock directory %s: %w", dir, err)
-	}
-	d, err := safefs.OpenDirAt(nil, dir, false)
+	d, err := openLockDir(dir, true)
 	if err != nil {
-		return nil, fmt.Errorf("lock directory: %w", err)
+		return nil, err
 	}
 	defer d.Close()
-	var st unix.Stat_t
-	if err := unix.Fstat(d.Fd(), &st); err != nil {
-		return nil, fmt.Errorf("lock directory %s: %w", dir, err)
-	}
-	if int(st.Uid) != os.Geteuid() {
-		return nil, fmt.Errorf("lock directory %s: owned by uid %d, not by us (uid %d): refusing it", dir, st.Uid, os.Geteuid())
-	}
 	for {
 		f, err := d.OpenFile(name, unix.O_RDWR|unix.O_CREAT, 0o600)
 		if err != nil {
@@ -64,6 +54,30 @@ func lockFile(dir, name string) (*fileLock, error) {
 		}
 		f.Close()
 	}
+}
+
+// openLockDir opens the lock directory (creating it, and its parents, when
+// create is set): a directory owned by us, not a symbolic link.
+func openLockDir(dir string, create bool) (*safefs.Dir, error) {
+	if create {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("create lock directory %s: %w", dir, err)
+		}
+	}
+	d, err := safefs.OpenDirAt(nil, dir, false)
+	if err != nil {
+		return nil, fmt.Errorf("lock directory: %w", err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(d.Fd(), &st); err != nil {
+		d.Close()
+		return nil, fmt.Errorf("lock directory %s: %w", dir, err)
+	}
+	if int(st.Uid) != os.Geteuid() {
+		d.Close()
+		return nil, fmt.Errorf("lock directory %s: owned by uid %d, not by us (uid %d): refusing it", dir, st.Uid, os.Geteuid())
+	}
+	return d, nil
 }
 
 // unlock releases the lock.
@@ -134,12 +148,9 @@ func MarkNetwork(lockDir, network string) error {
 	if err := validateName(network); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(lockDir, 0o700); err != nil {
-		return fmt.Errorf("create lock directory %s: %w", lockDir, err)
-	}
-	d, err := safefs.OpenDirAt(nil, lockDir, false)
+	d, err := openLockDir(lockDir, true)
 	if err != nil {
-		return fmt.Errorf("lock directory: %w", err)
+		return err
 	}
 	defer d.Close()
 	f, err := d.OpenFile(networkMarker(network), unix.O_WRONLY|unix.O_CREAT, 0o600)
@@ -154,12 +165,12 @@ func UnmarkNetwork(lockDir, network string) error {
 	if err := validateName(network); err != nil {
 		return err
 	}
-	d, err := safefs.OpenDirAt(nil, lockDir, false)
+	d, err := openLockDir(lockDir, false)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("lock directory: %w", err)
+		return err
 	}
 	defer d.Close()
 	if err := d.Remove(networkMarker(network)); err != nil {

@@ -166,3 +166,28 @@ func TestNetworkMarker(t *testing.T) {
 		t.Errorf("UnmarkNetwork in a missing directory: %v", err)
 	}
 }
+
+// TestMarkerForeignDirectory: the markers live in the lock directory and
+// are refused in one owned by another user, as the locks are (README,
+// Security: an existing directory must be ours).
+func TestMarkerForeignDirectory(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give the directory away")
+	}
+	dir := filepath.Join(t.TempDir(), "lockdir")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(dir, 4242, 4242); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LockNetwork(dir, "n1"); err == nil {
+		t.Fatal("LockNetwork took a lock in a directory owned by another user")
+	}
+	if err := MarkNetwork(dir, "n1"); err == nil {
+		t.Error("MarkNetwork made a marker in a directory owned by another user")
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "net-n1.rules")); !os.IsNotExist(err) {
+		t.Errorf("marker there (%v)", err)
+	}
+}
