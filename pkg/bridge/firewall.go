@@ -174,33 +174,32 @@ func (d *Deps) removeFromOtherBackends(c *config.Bridge, inForce string, always 
 // removeReferenceRulesOf deletes the reference plugin's per-container
 // masquerade rules of one container of the network, as removeReferenceRules.
 func (d *Deps) removeReferenceRulesOf(c *config.Bridge, containerID string) []error {
-	var errs []error
-	for _, name := range firewall.Names("") {
-		fw, err := d.Firewall.Backend(name)
-		if err != nil {
-			continue
-		}
-		if err := fw.RemoveLegacyOf(c.Name, containerID); err != nil && (c.MasqBackend() == "" || c.MasqBackend() == name) {
-			errs = append(errs, fmt.Errorf("remove reference plugin's rules of container %q (%s): %w", containerID, name, err))
-		}
-	}
-	return errs
+	return d.withReferenceBackends(c, fmt.Sprintf(" of container %q", containerID), func(fw firewall.Backend) error {
+		return fw.RemoveLegacyOf(c.Name, containerID)
+	})
 }
 
 // removeReferenceRules deletes the reference plugin's per-container
-// masquerade rules of the network whose container is not in keep, with
-// whichever backends this node has. The reference may have used either
-// backend; only the configured one's failures are reported (the other may
-// not exist on this node).
+// masquerade rules of the network whose container is not in keep.
 func (d *Deps) removeReferenceRules(c *config.Bridge, keep map[string]bool) []error {
+	return d.withReferenceBackends(c, "", func(fw firewall.Backend) error {
+		return fw.RemoveLegacy(c.Name, keep)
+	})
+}
+
+// withReferenceBackends runs remove with whichever backends this node has.
+// The reference may have used either backend; only the configured one's
+// failures are reported (the other may not exist on this node), named
+// with whose rules (of) they are.
+func (d *Deps) withReferenceBackends(c *config.Bridge, of string, remove func(firewall.Backend) error) []error {
 	var errs []error
 	for _, name := range firewall.Names("") {
 		fw, err := d.Firewall.Backend(name)
 		if err != nil {
 			continue
 		}
-		if err := fw.RemoveLegacy(c.Name, keep); err != nil && (c.MasqBackend() == "" || c.MasqBackend() == name) {
-			errs = append(errs, fmt.Errorf("remove reference plugin's rules (%s): %w", name, err))
+		if err := remove(fw); err != nil && (c.MasqBackend() == "" || c.MasqBackend() == name) {
+			errs = append(errs, fmt.Errorf("remove reference plugin's rules%s (%s): %w", of, name, err))
 		}
 	}
 	return errs

@@ -485,39 +485,51 @@ func TestDelReferenceRulesOfContainer(t *testing.T) {
 	}
 }
 
+// ipMasqOff turns ipMasq off in a configuration of testConf's.
+func ipMasqOff(conf []byte) []byte {
+	return []byte(strings.Replace(string(conf), `"ipMasq":true`, `"ipMasq":false`, 1))
+}
+
 // TestMasqTurnedOff: rules made while the configuration had ipMasq go at
 // the next ADD, DEL or GC under a configuration without it, though a
 // container is still attached (the integration test of the same name runs
-// it on a node).
+// it on a node). The verb succeeds also when the marker that says the
+// network may hold rules cannot be removed (/run/flatcni unusable,
+// something else than a file at its name): it only spares a lookup, and an
+// unusable /run/flatcni must not fail DEL or GC (README, Security).
 func TestMasqTurnedOff(t *testing.T) {
-	off := func(b []byte) []byte { return []byte(strings.Replace(string(b), `"ipMasq":true`, `"ipMasq":false`, 1)) }
 	for _, verb := range []string{"ADD", "DEL", "GC"} {
-		t.Run(verb, func(t *testing.T) {
-			n := newFakeNode(testNetns, "/run/netns/c2")
-			addOK(t, n, testArgs(testConf("host-local", ""), "c1"))
-			if _, ok := n.fw.Network("net1"); !ok {
-				t.Fatal("no rules after the ADD with ipMasq")
-			}
-			var err error
-			switch verb {
-			case "ADD":
-				a := testArgs(off(testConf("host-local", "")), "c2")
-				a.Netns = "/run/netns/c2"
-				_, err = n.deps.Add(a)
-			case "DEL":
-				err = n.deps.Del(testArgs(off(testConf("host-local", "")), "c2"))
-			case "GC":
-				conf := off(testConf("host-local", `,"cni.dev/valid-attachments":[{"containerID":"c1","ifname":"eth0"}]`))
-				conf = []byte(strings.Replace(string(conf), `"1.0.0"`, `"1.1.0"`, 1))
-				err = n.deps.GC(&skel.CmdArgs{Path: "/opt/cni/bin", StdinData: conf})
-			}
-			if err != nil {
-				t.Fatalf("%s with ipMasq false: %v", verb, err)
-			}
-			if _, ok := n.fw.Network("net1"); ok {
-				t.Errorf("%s with ipMasq false left the rules made with ipMasq", verb)
-			}
-		})
+		for _, unmarkable := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/unmarkable=%t", verb, unmarkable), func(t *testing.T) {
+				n := newFakeNode(testNetns, "/run/netns/c2")
+				addOK(t, n, testArgs(testConf("host-local", ""), "c1"))
+				if _, ok := n.fw.Network("net1"); !ok {
+					t.Fatal("no rules after the ADD with ipMasq")
+				}
+				if unmarkable {
+					n.fw.unmarkErr = errors.New("fake: marker: is a directory")
+				}
+				var err error
+				switch verb {
+				case "ADD":
+					a := testArgs(ipMasqOff(testConf("host-local", "")), "c2")
+					a.Netns = "/run/netns/c2"
+					_, err = n.deps.Add(a)
+				case "DEL":
+					err = n.deps.Del(testArgs(ipMasqOff(testConf("host-local", "")), "c2"))
+				case "GC":
+					conf := ipMasqOff(testConf("host-local", `,"cni.dev/valid-attachments":[{"containerID":"c1","ifname":"eth0"}]`))
+					conf = []byte(strings.Replace(string(conf), `"1.0.0"`, `"1.1.0"`, 1))
+					err = n.deps.GC(&skel.CmdArgs{Path: "/opt/cni/bin", StdinData: conf})
+				}
+				if err != nil {
+					t.Fatalf("%s with ipMasq false: %v", verb, err)
+				}
+				if _, ok := n.fw.Network("net1"); ok {
+					t.Errorf("%s with ipMasq false left the rules made with ipMasq", verb)
+				}
+			})
+		}
 	}
 }
 
@@ -684,7 +696,6 @@ func TestTeardownOfRejectedConfig(t *testing.T) {
 // network's lock); for one whose ipMasq was turned off, once, at the ADD
 // that removes them.
 func TestNoRulesNoLook(t *testing.T) {
-	off := func(b []byte) []byte { return []byte(strings.Replace(string(b), `"ipMasq":true`, `"ipMasq":false`, 1)) }
 	gc := func(t *testing.T, n *fakeNode, conf []byte, valid string) {
 		t.Helper()
 		c := strings.Replace(string(conf), `"1.0.0"`, `"1.1.0"`, 1)
@@ -698,7 +709,7 @@ func TestNoRulesNoLook(t *testing.T) {
 		defer n.fw.mu.Unlock()
 		return len(n.fw.locks)
 	}
-	conf := off(testConf("host-local", ""))
+	conf := ipMasqOff(testConf("host-local", ""))
 
 	n := newFakeNode(testNetns, "/run/netns/c2")
 	addOK(t, n, testArgs(conf, "c1"))
@@ -729,41 +740,6 @@ func TestNoRulesNoLook(t *testing.T) {
 	}
 	if got := locks(n); got != before {
 		t.Errorf("DEL after the rules went took the network's lock %d times, want none", got-before)
-	}
-}
-
-// TestNoRulesUnmarkFails: the marker that says a network may hold rules
-// cannot be removed (/run/flatcni unusable, something else than a file at
-// its name). The rules of the earlier configuration still go, and the ADD,
-// DEL and GC that removed them succeed: the marker only spares a lookup,
-// and an unusable /run/flatcni must not fail DEL or GC (README, Security).
-func TestNoRulesUnmarkFails(t *testing.T) {
-	off := func(b []byte) []byte { return []byte(strings.Replace(string(b), `"ipMasq":true`, `"ipMasq":false`, 1)) }
-	for _, verb := range []string{"ADD", "DEL", "GC"} {
-		t.Run(verb, func(t *testing.T) {
-			n := newFakeNode(testNetns, "/run/netns/c2")
-			addOK(t, n, testArgs(testConf("host-local", ""), "c1"))
-			n.fw.unmarkErr = errors.New("fake: marker: is a directory")
-			var err error
-			switch verb {
-			case "ADD":
-				a := testArgs(off(testConf("host-local", "")), "c2")
-				a.Netns = "/run/netns/c2"
-				_, err = n.deps.Add(a)
-			case "DEL":
-				err = n.deps.Del(testArgs(off(testConf("host-local", "")), "c2"))
-			case "GC":
-				conf := off(testConf("host-local", `,"cni.dev/valid-attachments":[{"containerID":"c1","ifname":"eth0"}]`))
-				conf = []byte(strings.Replace(string(conf), `"1.0.0"`, `"1.1.0"`, 1))
-				err = n.deps.GC(&skel.CmdArgs{Path: "/opt/cni/bin", StdinData: conf})
-			}
-			if err != nil {
-				t.Errorf("%s with ipMasq false, the marker not removable: %v", verb, err)
-			}
-			if _, ok := n.fw.Network("net1"); ok {
-				t.Errorf("%s with ipMasq false left the rules made with ipMasq", verb)
-			}
-		})
 	}
 }
 
@@ -825,7 +801,7 @@ func TestMarkedBeforeRulesWritten(t *testing.T) {
 	a2 := testArgs(testConf("host-local", ""), "c2")
 	a2.Netns = "/run/netns/c2"
 	addOK(t, n, a2)
-	a3 := testArgs([]byte(strings.Replace(string(testConf("host-local", "")), `"ipMasq":true`, `"ipMasq":false`, 1)), "c3")
+	a3 := testArgs(ipMasqOff(testConf("host-local", "")), "c3")
 	a3.Netns = "/run/netns/c3"
 	addOK(t, n, a3)
 	if _, ok := n.fw.Network("net1"); ok {

@@ -68,13 +68,10 @@ func nftForwardAnchor(rules []*nftables.Rule) *nftables.Rule {
 // chain read through netlink (an iptables rule each), for an
 // iptables-restore input.
 func nftInsertPos(rules []*nftables.Rule) int {
-	pos := 1
-	for i, r := range rules {
-		if slices.Contains(refFirewallChains, jumpTarget(r)) {
-			pos = i + 2
-		}
+	if anchor := nftForwardAnchor(rules); anchor != nil {
+		return slices.Index(rules, anchor) + 2
 	}
-	return pos
+	return 1
 }
 
 // nftForwardInsertPos is nftInsertPos for iptables-nft's FORWARD chain of
