@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"slices"
 
 	"github.com/flatcni/plugins/pkg/config"
 	"github.com/flatcni/plugins/pkg/firewall"
@@ -115,19 +116,32 @@ func (d *Deps) removeFirewallIfUnused(c *config.Bridge) error {
 // changed nonMasqueradeCIDRs does); otherwise a container added since
 // would be masqueraded (or isolated) against it, and since the last DEL
 // and GC only remove the rules of a network that asks for them, they would
-// stay for ever. ADD and DEL look (through netlink) only when the network
-// may have rules (MayHold: a marker ensureFirewall makes when it writes
-// them, and this removes once they are gone): any other network without
-// rules, one that publishes ports only among them, costs a stat. GC
-// (always) removes from every backend without looking, also what netlink
-// does not show (iptables-legacy), and reports only the configured
-// backend's failures (the others may not exist on the node); it starts no
-// process to choose a default backend.
-func (d *Deps) removeUnwantedFirewall(c *config.Bridge, always bool) error {
-	if !c.MasqBackendValid() || !always && !d.Firewall.MayHold(c.Name) {
+// stay for ever. ADD and DEL look only when the network may have rules
+// (MayHold: a marker ensureFirewall makes before it may write them, and
+// this removes once they are gone): any other network without rules, one
+// that publishes ports only among them, costs a stat; they then ask each
+// backend (netlink). GC of a marked network removes from every backend
+// without asking, also what netlink does not show (iptables-legacy), and
+// reports only the configured backend's failures (the others may not exist
+// on the node); of one without the marker, it asks (rules of a version
+// that made no markers). It starts no process to choose a default backend.
+func (d *Deps) removeUnwantedFirewall(c *config.Bridge, gc bool) error {
+	if !c.MasqBackendValid() {
 		return nil
 	}
+	marked := d.Firewall.MayHold(c.Name)
+	if !marked && !gc {
+		return nil
+	}
+	always := gc && marked
 	fwd := d.firewallFor(true)
+	holds := func(fw firewall.Backend) bool { return always || fw.Holds(c.Name) }
+	if !marked && !slices.ContainsFunc(firewall.Names(""), func(name string) bool {
+		fw, err := fwd.Backend(name)
+		return err == nil && holds(fw)
+	}) {
+		return nil
+	}
 	unlock, err := fwd.Lock(c.Name)
 	if err != nil {
 		return err
@@ -136,14 +150,14 @@ func (d *Deps) removeUnwantedFirewall(c *config.Bridge, always bool) error {
 	var errs []error
 	for _, name := range firewall.Names("") {
 		fw, err := fwd.Backend(name)
-		if err != nil || !always && !fw.Holds(c.Name) {
+		if err != nil || !holds(fw) {
 			continue
 		}
 		if err := fw.Remove(c.Name); err != nil && (!always || c.MasqBackend() == name) {
 			errs = append(errs, fmt.Errorf("network %q asks for no masquerade or isolation rules: remove its %s rules: %w", c.Name, fw.Name(), err))
 		}
 	}
-	if len(errs) == 0 {
+	if len(errs) == 0 && marked {
 		// A marker left costs the next ADD or DEL a look, nothing more:
 		// the verb that removed the rules succeeds (DEL and GC get
 		// through an unusable /run/flatcni).

@@ -808,3 +808,34 @@ func TestMarkedBeforeRulesWritten(t *testing.T) {
 		t.Error("rules written by a version without markers stayed after ipMasq was turned off and an ADD")
 	}
 }
+
+// TestGCUnmarkedNetwork: GC of a configuration without rules removes a
+// network's rules that carry no marker (written by a version that made
+// none) after asking the backends, and removes nothing from a network
+// that never had any.
+func TestGCUnmarkedNetwork(t *testing.T) {
+	gc := func(t *testing.T, n *fakeNode) {
+		t.Helper()
+		conf := ipMasqOff(testConf("host-local", `,"cni.dev/valid-attachments":[{"containerID":"c1","ifname":"eth0"}]`))
+		conf = []byte(strings.Replace(string(conf), `"1.0.0"`, `"1.1.0"`, 1))
+		if err := n.deps.GC(&skel.CmdArgs{Path: "/opt/cni/bin", StdinData: conf}); err != nil {
+			t.Fatalf("GC: %v", err)
+		}
+	}
+	n := newFakeNode(testNetns)
+	addOK(t, n, testArgs(testConf("host-local", ""), "c1"))
+	if err := n.fw.SetMayHold("net1", false); err != nil {
+		t.Fatal(err)
+	}
+	gc(t, n)
+	if _, ok := n.fw.Network("net1"); ok {
+		t.Error("GC without ipMasq left the rules of a network without the marker")
+	}
+
+	n = newFakeNode(testNetns)
+	addOK(t, n, testArgs(ipMasqOff(testConf("host-local", "")), "c1"))
+	gc(t, n)
+	if i := slices.IndexFunc(n.fw.Calls(), func(c string) bool { return strings.HasPrefix(c, "Remove ") }); i >= 0 {
+		t.Errorf("GC of a network that never had rules removed some: %v", n.fw.Calls())
+	}
+}
