@@ -7,6 +7,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // Directories outside the test namespaces that the plugins and cnitool write
@@ -22,13 +23,22 @@ func TestMain(m *testing.M) {
 		}
 	}
 	code := m.Run()
-	live := liveNetns()
-	for _, d := range sharedDirs {
-		for _, p := range listDir(d) {
-			if !before[p] {
-				removeUnused(p, live)
+	// A namespace the tests deleted may live on for a moment (a process
+	// still in it exiting): what belongs to it is looked at again.
+	for try := 0; try < 30; try++ {
+		live := liveNetns()
+		left := false
+		for _, d := range sharedDirs {
+			for _, p := range listDir(d) {
+				if !before[p] {
+					left = !removeUnused(p, live) || left
+				}
 			}
 		}
+		if !left {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	os.Exit(code)
 }
@@ -36,25 +46,28 @@ func TestMain(m *testing.M) {
 // removeUnused removes what a test run added to a shared directory unless
 // another run (a demo, a bench) may be using it: a file someone holds a
 // lock on, the ports claims index ("ports-index.<backend>.<dev>-<inode>")
-// of a network namespace that still exists. Links are never followed.
-func removeUnused(p string, live map[string]bool) {
+// of a network namespace that still exists. Links are never followed. It
+// reports whether p is gone.
+func removeUnused(p string, live map[string]bool) (removed bool) {
 	fi, err := os.Lstat(p)
 	switch {
 	case err != nil:
+		return true
 	case fi.IsDir():
 		if name := filepath.Base(p); !live[name[strings.LastIndexByte(name, '.')+1:]] {
-			os.RemoveAll(p)
+			return os.RemoveAll(p) == nil
 		}
 	case fi.Mode().IsRegular():
 		f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 		if err != nil {
-			return
+			return false
 		}
 		defer f.Close()
 		if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
-			os.Remove(p)
+			return os.Remove(p) == nil
 		}
 	}
+	return false
 }
 
 // liveNetns returns the "<dev>-<inode>" of every network namespace a
