@@ -39,16 +39,12 @@ func LeasedIn(dir string, prefixes []netip.Prefix) ([]netip.Prefix, error) {
 		return nil, fmt.Errorf("read lease directory: %w", err)
 	}
 	defer d.Close()
-	entries, err := d.Entries()
+	addrs, err := leaseNames(d)
 	if err != nil {
-		return nil, fmt.Errorf("read lease directory: %w", err)
+		return nil, err
 	}
 	var out []netip.Prefix
-	for _, e := range entries {
-		addr, ok := leaseName(e)
-		if !ok {
-			continue
-		}
+	for _, addr := range addrs {
 		for _, p := range prefixes {
 			if p.Contains(addr) && !slices.Contains(out, p) {
 				out = append(out, p)
@@ -61,35 +57,37 @@ func LeasedIn(dir string, prefixes []netip.Prefix) ([]netip.Prefix, error) {
 	return out, nil
 }
 
-// leaseName returns the address a directory entry is the lease file of
-// (see scanLeases).
-func leaseName(e fs.DirEntry) (netip.Addr, bool) {
-	addr, err := netip.ParseAddr(e.Name())
-	if err != nil || !e.Type().IsRegular() || addr.Unmap().String() != e.Name() {
-		return netip.Addr{}, false
-	}
-	return addr.Unmap(), true
-}
-
-// scanLeases reads every lease file in d: regular files named by an
-// address, spelled as both plugins write it (addr.String() of the unmapped
-// address). Anything else of such a name (a link, a FIFO) is no lease, nor
-// is a file of another spelling ("FD00::5", "::ffff:10.0.0.9"): it is not
-// what Reserve and Release look up, and taken for the address it spells,
-// releasing it would remove the canonical name, perhaps another holder's
-// lease.
-func scanLeases(d *safefs.Dir) ([]ipam.Lease, error) {
+// leaseNames returns the addresses of d's lease files, by their names:
+// regular files named by an address, spelled as both plugins write it
+// (addr.String() of the unmapped address). Anything else of such a name (a
+// link, a FIFO) is no lease, nor is a file of another spelling ("FD00::5",
+// "::ffff:10.0.0.9"): it is not what Reserve and Release look up, and taken
+// for the address it spells, releasing it would remove the canonical name,
+// perhaps another holder's lease.
+func leaseNames(d *safefs.Dir) ([]netip.Addr, error) {
 	entries, err := d.Entries()
 	if err != nil {
 		return nil, fmt.Errorf("read lease directory: %w", err)
 	}
-	var out []ipam.Lease
+	var out []netip.Addr
 	for _, e := range entries {
-		addr, ok := leaseName(e)
-		if !ok {
-			continue
+		addr, err := netip.ParseAddr(e.Name())
+		if err == nil && e.Type().IsRegular() && addr.Unmap().String() == e.Name() {
+			out = append(out, addr.Unmap())
 		}
-		owner, err := readOwner(d, e.Name())
+	}
+	return out, nil
+}
+
+// scanLeases reads every lease file in d (leaseNames).
+func scanLeases(d *safefs.Dir) ([]ipam.Lease, error) {
+	addrs, err := leaseNames(d)
+	if err != nil {
+		return nil, err
+	}
+	var out []ipam.Lease
+	for _, addr := range addrs {
+		owner, err := readOwner(d, addr.String())
 		if err != nil {
 			continue
 		}
