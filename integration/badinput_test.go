@@ -266,7 +266,7 @@ func TestBadInput(t *testing.T) {
 		{name: "bridge hairpin with promisc", plugin: "bridge", conf: brConf(`"hairpinMode":true,"promiscMode":true,`), wantCode: types.ErrInvalidNetworkConfig, wantMsg: []string{"hairpinMode", "promiscMode"}},
 		{name: "bridge vlan out of range", plugin: "bridge", conf: brConf(`"vlan":5000,`), wantCode: types.ErrInvalidNetworkConfig, wantMsg: []string{"5000"}},
 		{name: "bridge vlan without kernel support", plugin: "bridge", conf: brConf(`"vlan":100,`), wantCode: types.ErrInvalidNetworkConfig, wantMsg: []string{"vlan"}},
-		{name: "bridge bad mac in CNI_ARGS", plugin: "bridge", conf: brConf(""), env: []string{"CNI_ARGS=MAC=zz:zz"}, wantCode: types.ErrInvalidNetworkConfig, wantMsg: []string{"MAC", "zz:zz"}},
+		{name: "bridge bad mac in CNI_ARGS", plugin: "bridge", conf: brConf(""), env: []string{"CNI_ARGS=MAC=zz:zz"}, wantCode: types.ErrInvalidEnvironmentVariables, wantMsg: []string{"MAC", "zz:zz"}},
 		{name: "bridge multicast mac", plugin: "bridge", conf: brConf(`"runtimeConfig":{"mac":"01:00:5e:00:00:01"},`), wantCode: types.ErrInvalidNetworkConfig, wantMsg: []string{"runtimeConfig.mac", "multicast"}},
 		{name: "bridge ipam with container interface disabled", plugin: "bridge", conf: brConf(`"disableContainerInterface":true,`), wantCode: types.ErrInvalidNetworkConfig, wantMsg: []string{"disableContainerInterface"}},
 		{name: "bridge unknown IPAM binary", plugin: "bridge", conf: strings.Replace(brConf(""), `"type":"host-local"`, `"type":"no-such-ipam"`, 1), wantCode: types.ErrInvalidNetworkConfig, wantMsg: []string{"no-such-ipam"}},
@@ -317,7 +317,7 @@ func TestBadInput(t *testing.T) {
 		// README lists: the route is refused by the kernel).
 		{name: "bridge ipMasq bad route on a fresh bridge", plugin: "bridge", bridge: "br-fresh4", conf: strings.Replace(brConf(`"ipMasq":true,`), `"subnet":"10.77.0.0/24"`, `"subnet":"10.77.0.0/24","routes":[{"dst":"10.200.0.0/16","gw":"192.0.2.1"}]`, 1), setup: warmMasq, wantCode: types.ErrInternal, wantMsg: []string{"192.0.2.1"}, after: runtimeDel},
 		{name: "bridge all-zero mac", plugin: "bridge", conf: brConf(`"runtimeConfig":{"mac":"00:00:00:00:00:00"},`), wantCode: types.ErrInvalidNetworkConfig, wantMsg: []string{"runtimeConfig.mac", "all-zero"}},
-		{name: "bridge multicast mac in CNI_ARGS", plugin: "bridge", conf: brConf(""), env: []string{"CNI_ARGS=MAC=33:33:00:00:00:01"}, wantCode: types.ErrInvalidNetworkConfig, wantMsg: []string{"MAC", "multicast"}},
+		{name: "bridge multicast mac in CNI_ARGS", plugin: "bridge", conf: brConf(""), env: []string{"CNI_ARGS=MAC=33:33:00:00:00:01"}, wantCode: types.ErrInvalidEnvironmentVariables, wantMsg: []string{"MAC", "multicast"}},
 		{name: "bridge netns a mount namespace", plugin: "bridge", conf: brConf(""), netns: "/proc/self/ns/mnt", wantCode: types.ErrInvalidNetNS, wantMsg: []string{"/proc/self/ns/mnt", "not a network namespace"}},
 		{name: "bridge netns a procfs file", plugin: "bridge", conf: brConf(""), netns: "/proc/self/status", wantCode: types.ErrInvalidNetNS, wantMsg: []string{"/proc/self/status", "not a network namespace"}},
 		{name: "bridge netns a FIFO", plugin: "bridge", conf: brConf(""), netns: fifo, wantCode: types.ErrInvalidNetNS, wantMsg: []string{fifo}},

@@ -119,3 +119,25 @@ func TestLoadBridgeIgnoresCNIArgsCoveredByArgs(t *testing.T) {
 		t.Error("a bad CNI_ARGS IP= without args.cni.ips: want an error")
 	}
 }
+
+// A bad MAC is an invalid environment variable (code 4) in CNI_ARGS, as a
+// bad IP= there, and an invalid configuration (7) in args or runtimeConfig;
+// each message names where it came from.
+func TestLoadBridgeBadMACCodes(t *testing.T) {
+	const base = `{"cniVersion":"1.1.0","name":"n","type":"bridge","ipam":{"type":"host-local"}%s}`
+	for _, tc := range []struct {
+		extra, env, key string
+		code            uint
+	}{
+		{"", "IgnoreUnknown=1;MAC=zz", "CNI_ARGS MAC", types.ErrInvalidEnvironmentVariables},
+		{"", "IgnoreUnknown=1;MAC=01:00:5e:00:00:01", "CNI_ARGS MAC", types.ErrInvalidEnvironmentVariables},
+		{`,"args":{"cni":{"mac":"zz"}}`, "", "args.cni.mac", types.ErrInvalidNetworkConfig},
+		{`,"runtimeConfig":{"mac":"00:00:00:00:00:00"}`, "", "runtimeConfig.mac", types.ErrInvalidNetworkConfig},
+	} {
+		_, err := LoadBridge([]byte(fmt.Sprintf(base, tc.extra)), tc.env)
+		var e *types.Error
+		if !errors.As(err, &e) || e.Code != tc.code || !strings.HasPrefix(e.Msg, tc.key+": ") {
+			t.Errorf("%s%s: %v, want code %d naming %s", tc.extra, tc.env, err, tc.code, tc.key)
+		}
+	}
+}

@@ -189,23 +189,31 @@ func (b *Bridge) validate(envArgs string) error {
 		return err
 	}
 	// Precedence as the reference: CNI_ARGS, then args.cni.mac, then runtimeConfig.mac.
-	for _, m := range []struct{ key, val string }{
-		{"CNI_ARGS MAC", env.MAC},
-		{"args.cni.mac", argsMAC(b)},
-		{"runtimeConfig.mac", b.RuntimeConfig.MAC},
+	// A bad MAC in CNI_ARGS is an invalid environment variable (code 4), as
+	// a bad IP= there; in the configuration, an invalid one (7).
+	for _, m := range []struct {
+		key, val string
+		code     uint
+	}{
+		{"CNI_ARGS MAC", env.MAC, types.ErrInvalidEnvironmentVariables},
+		{"args.cni.mac", argsMAC(b), types.ErrInvalidNetworkConfig},
+		{"runtimeConfig.mac", b.RuntimeConfig.MAC, types.ErrInvalidNetworkConfig},
 	} {
 		if m.val == "" {
 			continue
 		}
+		bad := func(format string) error {
+			return types.NewError(m.code, m.key+": "+fmt.Sprintf(format, m.val), "")
+		}
 		mac, err := net.ParseMAC(m.val)
 		if err != nil || len(mac) != 6 {
-			return Invalid(m.key, "%q is not an Ethernet MAC address", m.val)
+			return bad("%q is not an Ethernet MAC address")
 		}
 		if mac[0]&1 == 1 {
-			return Invalid(m.key, "%s is a multicast address", m.val)
+			return bad("%s is a multicast address")
 		}
 		if bytes.Equal(mac, make(net.HardwareAddr, 6)) {
-			return Invalid(m.key, "%s is the all-zero address, which no interface can have", m.val)
+			return bad("%s is the all-zero address, which no interface can have")
 		}
 		b.MAC = mac
 	}
