@@ -382,15 +382,43 @@ func (p *ports) startDel() (wait func() error) {
 	}
 }
 
-// gc keeps the mappings of valid attachments only.
+// gc keeps the mappings of valid attachments only, in every backend.
 func (p *ports) gc(valid func(containerID, ifname string) bool) error {
 	if p.d.Ports == nil {
 		return nil
 	}
 	keep := func(a firewall.Attachment) bool { return valid(a.ContainerID, a.IfName) }
-	return p.with(func(fw firewall.Ports) error {
-		return p.alsoOthers(fw, true, func(fw firewall.Ports) error { return fw.Retain(p.c.Name, keep) })
-	})
+	retain := func(fw firewall.Ports) error { return fw.Retain(p.c.Name, keep) }
+	if p.c.MasqBackend() != "" || p.d.Ports.Holder(p.c.Name) != "" {
+		return p.with(func(fw firewall.Ports) error { return p.alsoOthers(fw, true, retain) })
+	}
+	// No backend named and none holding the network's rule set: every
+	// backend is asked all the same (iptables-legacy's rules are not seen
+	// through netlink), and the default backend, whose choice starts
+	// iptables twice, is chosen only to tell whose failure to report.
+	unlock, err := p.d.firewallFor(true).Lock(p.c.Name)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	failed := map[string]error{}
+	for _, name := range firewall.Names("") {
+		fw, err := p.d.Ports.Backend(name, true, p.unguard())
+		if err != nil {
+			continue
+		}
+		if err := retain(fw); err != nil {
+			failed[fw.Name()] = err
+		}
+	}
+	if len(failed) == 0 {
+		return nil
+	}
+	fw, err := p.backend()
+	if err != nil {
+		return err
+	}
+	return p.portsError(fw, failed[fw.Name()])
 }
 
 // check verifies that exactly the attachment's mappings are published.

@@ -22,6 +22,7 @@ type fakePorts struct {
 	*firewall.FakePorts
 	localnet  []string
 	teardowns []bool // the teardown argument of each Backend call
+	names     []string // the name argument of each Backend call
 	// localnetOn: route_localnet as the bridges have it now.
 	localnetOn map[string]bool
 	// noLocalnetErr fails NoRouteLocalnet.
@@ -35,6 +36,7 @@ type fakePorts struct {
 
 func (f *fakePorts) Backend(name string, teardown bool, unguard func(backend string) error) (firewall.Ports, error) {
 	f.teardowns = append(f.teardowns, teardown)
+	f.names = append(f.names, name)
 	if b := f.byName[name]; b != nil {
 		return b.WithUnguard(unguard), nil
 	}
@@ -46,12 +48,17 @@ func (f *fakePorts) Backend(name string, teardown bool, unguard func(backend str
 	return f.FakePorts.WithUnguard(unguard), nil
 }
 
-// Holder: "" (the default backend's choice), unless byName says.
+// Holder: the backend of byName holding the network's rule set; without
+// byName, FakePorts' name when it holds one (as netlink shows a node's);
+// else "" (the default backend's choice).
 func (f *fakePorts) Holder(network string) string {
 	for name, b := range f.byName {
 		if b.Holds(network) {
 			return name
 		}
+	}
+	if f.byName == nil && f.FakePorts.Holds(network) {
+		return f.FakePorts.Name()
 	}
 	return ""
 }
@@ -471,6 +478,43 @@ func TestPortsGCReachesUnseenBackend(t *testing.T) {
 	}
 	if l, _ := legacy.List(); len(l) != 0 {
 		t.Errorf("GC under nftables left the unseen iptables backend's mappings: %v", l)
+	}
+}
+
+// GC of a network that names no ipMasqBackend, whose port rule set no
+// backend shows, goes through every backend all the same (iptables-legacy's
+// rules are not seen through netlink), so it does not choose the default
+// backend (Backend(""), which starts iptables twice on a node) to do so:
+// only to tell whose failure to report, once one failed.
+func TestPortsGCChoosesNoDefaultBackend(t *testing.T) {
+	n := newFakeNode(testNetns)
+	fp := n.deps.Ports.(*fakePorts)
+	ipt := firewall.NewFakePortsNamed(firewall.IPTablesName)
+	nft := firewall.NewFakePortsNamed(firewall.NFTablesName)
+	fp.byName = map[string]*firewall.FakePorts{firewall.IPTablesName: ipt, firewall.NFTablesName: nft}
+	fp.FakePorts = ipt // the default's choice on this node
+	gcConf := []byte(strings.Replace(string(testConf("host-local", `,"capabilities":{"portMappings":true},"cni.dev/valid-attachments":[]`)), `"1.0.0"`, `"1.1.0"`, 1))
+	gc := func() error { return n.deps.GC(&skel.CmdArgs{Path: "/opt/cni/bin", StdinData: gcConf}) }
+	if err := gc(); err != nil {
+		t.Fatalf("GC: %v", err)
+	}
+	if slices.Contains(fp.names, "") {
+		t.Errorf("GC chose the default port backend (Backend calls %q) with nothing to report", fp.names)
+	}
+	for _, b := range []*firewall.FakePorts{ipt, nft} {
+		if !slices.Contains(b.Calls(), "Retain net1") {
+			t.Errorf("GC did not retain through %s: %v", b.Name(), b.Calls())
+		}
+	}
+	// A failure of the default's backend is reported, another's is not.
+	nft.SetError(errors.New("nft failed"))
+	if err := gc(); err != nil {
+		t.Errorf("GC reported the failure of a backend that is not the default's: %v", err)
+	}
+	nft.SetError(nil)
+	ipt.SetError(errors.New("ipt failed"))
+	if err := gc(); err == nil || !strings.Contains(err.Error(), "ipt failed") {
+		t.Errorf("GC with the default backend failing: %v", err)
 	}
 }
 
