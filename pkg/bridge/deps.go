@@ -156,6 +156,9 @@ type Firewall interface {
 type SpoofCheck interface {
 	Setup(network, containerID, ifName, hostVeth string, mac net.HardwareAddr) error
 	Teardown(network, containerID, ifName string) error
+	// TeardownMany removes the checks of the attachments (by network,
+	// container ID and interface name) in one reading and one batch.
+	TeardownMany(atts []l2.Attachment) error
 	// TeardownWithReference also removes the reference plugin's check of
 	// the attachment; its leftover is only worth printing.
 	TeardownWithReference(network, containerID, ifName string) (leftover, err error)

@@ -659,6 +659,16 @@ func (f *fakeSpoof) Teardown(network, containerID, ifName string) error {
 	return nil
 }
 
+func (f *fakeSpoof) TeardownMany(atts []l2.Attachment) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, fmt.Sprintf("TeardownMany %d", len(atts)))
+	for _, a := range atts {
+		delete(f.checks, a.Network+"/"+a.ContainerID+"/"+a.IfName)
+	}
+	return nil
+}
+
 func (f *fakeSpoof) TeardownWithReference(network, containerID, ifName string) (error, error) {
 	return nil, f.Teardown(network, containerID, ifName)
 }

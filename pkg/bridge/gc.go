@@ -4,12 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 
 	"github.com/containernetworking/cni/pkg/skel"
 
 	"github.com/flatcni/plugins/pkg/bridge/hostveth"
 	"github.com/flatcni/plugins/pkg/config"
 	"github.com/flatcni/plugins/pkg/firewall"
+	"github.com/flatcni/plugins/pkg/l2"
 	"github.com/flatcni/plugins/pkg/link"
 )
 
@@ -45,12 +47,10 @@ func (d *Deps) GC(args *skel.CmdArgs) error {
 		errs = append(errs, d.removeOrphanVeths(c.BrName)...)
 	}
 	if checks, err := d.Spoof.Checks(c.Name); err == nil {
-		for _, a := range checks {
-			if !valid[att{a.ContainerID, a.IfName}] {
-				if err := d.Spoof.Teardown(a.Network, a.ContainerID, a.IfName); err != nil {
-					errs = append(errs, fmt.Errorf("macspoofchk: %w", err))
-				}
-			}
+		// In one batch: one reading of the rules, not one per check.
+		checks = slices.DeleteFunc(checks, func(a l2.Attachment) bool { return valid[att{a.ContainerID, a.IfName}] })
+		if err := d.Spoof.TeardownMany(checks); err != nil {
+			errs = append(errs, fmt.Errorf("macspoofchk: %w", err))
 		}
 	} else if c.MacSpoofChk {
 		errs = append(errs, fmt.Errorf("macspoofchk: %w", err))

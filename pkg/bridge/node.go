@@ -136,6 +136,9 @@ func (nodeSpoof) Setup(network, containerID, ifName, hostVeth string, mac net.Ha
 func (nodeSpoof) Teardown(network, containerID, ifName string) error {
 	return l2.TeardownMacSpoofCheck(network, containerID, ifName)
 }
+func (nodeSpoof) TeardownMany(atts []l2.Attachment) error {
+	return l2.TeardownMacSpoofChecks(atts)
+}
 func (nodeSpoof) TeardownWithReference(network, containerID, ifName string) (error, error) {
 	return l2.TeardownMacSpoofCheckWithReference(network, containerID, ifName)
 }

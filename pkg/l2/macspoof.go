@@ -106,6 +106,36 @@ func TeardownMacSpoofCheck(network, containerID, ifname string) error {
 	return nil
 }
 
+// TeardownMacSpoofChecks removes the MAC spoof checks of the given
+// attachments (by network, container ID and interface name) in the current
+// network namespace, from one reading of the rules and in one atomic batch:
+// garbage collection of many attachments reads the chain once, not once
+// each. Removing one that does not exist is not an error.
+func TeardownMacSpoofChecks(atts []Attachment) error {
+	if len(atts) == 0 {
+		return nil
+	}
+	type key struct{ network, containerID, ifname string }
+	gone := make(map[key]bool, len(atts))
+	for _, a := range atts {
+		gone[key{a.Network, a.ContainerID, a.IfName}] = true
+	}
+	err := updateSpoofRules(func(conn *nftables.Conn, s *spoofState) error {
+		for _, r := range s.rules {
+			if gone[key{r.att.Network, r.att.ContainerID, r.att.IfName}] {
+				if err := conn.DelRule(r.rule); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("tear down the MAC spoof checks of %d attachments: %w", len(atts), err)
+	}
+	return nil
+}
+
 // MacSpoofChecks lists the MAC spoof checks of network in the current
 // network namespace (of every network when network is ""), so that garbage
 // collection can remove those of containers that are gone.

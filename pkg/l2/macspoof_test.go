@@ -235,3 +235,44 @@ func TestMacSpoofChecksBookkeeping(t *testing.T) {
 		}
 	}
 }
+
+// TeardownMacSpoofChecks removes exactly the checks of the attachments it
+// is given (by network, container and interface), in one batch, and
+// names none that does not exist as an error.
+func TestTeardownMacSpoofChecks(t *testing.T) {
+	requireRoot(t)
+	node := newNetns(t, "spoofmany")
+	mac := func(last byte) net.HardwareAddr { return net.HardwareAddr{2, 0, 0, 0, 0, last} }
+	setups := []Attachment{
+		{Network: "n1", ContainerID: "c1", IfName: "eth0", HostVeth: "vetha", MAC: mac(1)},
+		{Network: "n1", ContainerID: "c2", IfName: "eth0", HostVeth: "vethb", MAC: mac(2)},
+		{Network: "n1", ContainerID: "c3", IfName: "eth0", HostVeth: "vethc", MAC: mac(3)},
+		{Network: "n2", ContainerID: "c2", IfName: "eth0", HostVeth: "vethd", MAC: mac(4)},
+	}
+	err := inNetns(t, node, func() error {
+		for _, a := range setups {
+			if err := SetupMacSpoofCheck(a.Network, a.ContainerID, a.IfName, a.HostVeth, a.MAC); err != nil {
+				return err
+			}
+		}
+		return TeardownMacSpoofChecks([]Attachment{
+			{Network: "n1", ContainerID: "c2", IfName: "eth0"},
+			{Network: "n1", ContainerID: "c3", IfName: "eth0"},
+			{Network: "n1", ContainerID: "gone", IfName: "eth0"},
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, att := range listChecks(t, node, "") {
+		got = append(got, att.Network+"/"+att.ContainerID+"/"+att.IfName)
+	}
+	slices.Sort(got)
+	if want := []string{"n1/c1/eth0", "n2/c2/eth0"}; !slices.Equal(got, want) {
+		t.Errorf("checks left: %v, want %v", got, want)
+	}
+	if err := inNetns(t, node, func() error { return TeardownMacSpoofChecks(nil) }); err != nil {
+		t.Errorf("no attachments: %v", err)
+	}
+}
