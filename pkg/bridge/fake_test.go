@@ -42,6 +42,9 @@ type fakeLinks struct {
 	// beforeSetupVeth, when set, runs (once, without the lock) when
 	// SetupVeth is called: another call racing this one.
 	beforeSetupVeth func()
+	// beforeDel, when set, runs (without the lock) when DelPortWithAlias
+	// or DelLink is called.
+	beforeDel func()
 }
 
 // fakeHost is a veth pair, by its host end.
@@ -276,6 +279,9 @@ func (f *fakeLinks) DelLinkWithAlias(name, alias string) (bool, error) {
 }
 
 func (f *fakeLinks) DelPortWithAlias(br link.Bridge, name, alias string) (bool, error) {
+	if f.beforeDel != nil {
+		f.beforeDel()
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.call("DelPortWithAlias", br.Name, name); err != nil {
@@ -302,6 +308,9 @@ func (f *fakeLinks) DelVeth(netns, ifName string) (bool, error) {
 }
 
 func (f *fakeLinks) DelLink(name string) error {
+	if f.beforeDel != nil {
+		f.beforeDel()
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.call("DelLink", name); err != nil {

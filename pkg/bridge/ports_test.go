@@ -21,7 +21,7 @@ import (
 type fakePorts struct {
 	*firewall.FakePorts
 	localnet  []string
-	teardowns []bool // the teardown argument of each Backend call
+	teardowns []bool   // the teardown argument of each Backend call
 	names     []string // the name argument of each Backend call
 	// localnetOn: route_localnet as the bridges have it now.
 	localnetOn map[string]bool

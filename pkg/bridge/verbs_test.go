@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -448,6 +449,56 @@ func TestGC(t *testing.T) {
 	}
 	if _, ok := n.fw.Network("net1"); ok {
 		t.Error("rules left with no valid attachment")
+	}
+}
+
+// GC deletes the host veths of stale attachments and orphans several at a
+// time: a deletion mostly waits for the kernel, and 250 of them one after
+// the other took ~5 s.
+func TestGCDeletesVethsTogether(t *testing.T) {
+	for _, orphans := range []bool{false, true} {
+		t.Run(fmt.Sprintf("orphans=%v", orphans), func(t *testing.T) {
+			n := newFakeNode(testNetns, "/run/netns/c2", "/run/netns/c3", "/run/netns/c4")
+			for _, id := range []string{"c1", "c2", "c3", "c4"} {
+				a := testArgs(testConf("host-local", ""), id)
+				if id != "c1" {
+					a.Netns = "/run/netns/" + id
+				}
+				addOK(t, n, a)
+			}
+			valid := `{"containerID":"c1","ifname":"eth0"}`
+			if orphans {
+				// Their netns gone, but valid: only the orphans' pass deletes them.
+				for _, id := range []string{"c2", "c3", "c4"} {
+					delete(n.links.netns, "/run/netns/"+id)
+					valid += fmt.Sprintf(`,{"containerID":%q,"ifname":"eth0"}`, id)
+				}
+			}
+			var inFlight, most atomic.Int32
+			n.links.beforeDel = func() {
+				now := inFlight.Add(1)
+				for m := most.Load(); now > m && !most.CompareAndSwap(m, now); m = most.Load() {
+				}
+				time.Sleep(30 * time.Millisecond)
+				inFlight.Add(-1)
+			}
+			conf := testConf("host-local", `,"cni.dev/valid-attachments":[`+valid+`]`)
+			conf = []byte(strings.Replace(string(conf), `"1.0.0"`, `"1.1.0"`, 1))
+			if err := n.deps.GC(&skel.CmdArgs{Path: "/opt/cni/bin", StdinData: conf}); err != nil {
+				t.Fatalf("GC: %v", err)
+			}
+			for _, id := range []string{"c2", "c3", "c4"} {
+				if _, ok := n.links.hosts[hostveth.Name(id, "eth0")]; ok {
+					t.Errorf("host veth of %s left", id)
+				}
+			}
+			if _, ok := n.links.hosts[hostveth.Name("c1", "eth0")]; !ok {
+				t.Error("host veth of c1, valid, removed")
+			}
+			if most.Load() < 2 {
+				t.Errorf("at most %d veth deletion at a time, want several", most.Load())
+			}
+		})
 	}
 }
 
