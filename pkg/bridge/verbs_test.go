@@ -661,6 +661,14 @@ func TestStatus(t *testing.T) {
 	if !errors.As(err, &te) || te.Code != 50 || !strings.Contains(te.Msg, `"host-local" STATUS`) {
 		t.Errorf("STATUS: %v", err)
 	}
+	// An IPAM plugin not installed (yet: a node's plugins are often copied
+	// in after its configuration) cannot service ADD: 50, not a
+	// configuration error.
+	missing := []byte(strings.Replace(string(testConf("missing", "")), `"1.0.0"`, `"1.1.0"`, 1))
+	err = n.deps.Status(testArgs(missing, ""))
+	if !errors.As(err, &te) || te.Code != 50 || !strings.Contains(te.Msg, `"missing" not found`) {
+		t.Errorf("STATUS with the IPAM plugin not installed: %v", err)
+	}
 }
 
 // An ADD whose IPAM only gave the attachment back the address it held
