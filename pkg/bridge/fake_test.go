@@ -582,6 +582,8 @@ type fakeFirewall struct {
 	unmarkErr error
 	// onSync, when set, runs as each Sync starts.
 	onSync func(network string)
+	// names: the name argument of each Backend call.
+	names []string
 }
 
 // syncSpy is a backend whose Sync calls onSync first.
@@ -596,6 +598,9 @@ func (s syncSpy) Sync(n firewall.Network) (bool, error) {
 }
 
 func (f *fakeFirewall) Backend(name string) (firewall.Backend, error) {
+	f.mu.Lock()
+	f.names = append(f.names, name)
+	f.mu.Unlock()
 	if name != "" && name != firewall.IPTablesName && name != firewall.NFTablesName {
 		return nil, fmt.Errorf("unknown ipMasqBackend %q", name)
 	}

@@ -93,7 +93,11 @@ func (d *Deps) GC(args *skel.CmdArgs) error {
 // whichever backends this node has.
 func (d *Deps) gcFirewall(c *config.Bridge, empty bool, keep map[string]bool) []error {
 	var errs []error
-	if empty {
+	if empty && c.MasqBackend() == "" && d.firewallFor(true).Holder(c.Name) == "" {
+		if err := d.removeEverywhere(c); err != nil {
+			errs = append(errs, err)
+		}
+	} else if empty {
 		if err := d.withFirewall(c, true, func(fw firewall.Backend) error {
 			if err := fw.Remove(c.Name); err != nil {
 				return err
@@ -105,6 +109,41 @@ func (d *Deps) gcFirewall(c *config.Bridge, empty bool, keep map[string]bool) []
 		}
 	}
 	return append(errs, d.removeReferenceRules(c, keep)...)
+}
+
+// removeEverywhere removes the rules of a network that names no
+// ipMasqBackend and whose rules no backend shows (netlink does not show
+// iptables-legacy's) from every backend, as GC does with the backend in
+// force and then the others; the default backend, whose choice starts
+// iptables twice, is chosen only to tell whose failure to report.
+func (d *Deps) removeEverywhere(c *config.Bridge) error {
+	fwd := d.firewallFor(true)
+	unlock, err := fwd.Lock(c.Name)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	failed := map[string]error{}
+	for _, name := range firewall.Names("") {
+		fw, err := fwd.Backend(name)
+		if err != nil {
+			continue
+		}
+		if err := fw.Remove(c.Name); err != nil {
+			failed[fw.Name()] = err
+		}
+	}
+	if len(failed) == 0 {
+		return nil
+	}
+	fw, err := fwd.Backend("")
+	if err != nil {
+		return config.Invalid("ipMasqBackend", "%v", err)
+	}
+	if err := failed[fw.Name()]; err != nil {
+		return fmt.Errorf("%s (%s): %w", firewallKeys(c), fw.Name(), err)
+	}
+	return nil
 }
 
 // removeStaleVeths deletes the host veths, on the network's bridge, of the

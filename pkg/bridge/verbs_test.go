@@ -444,12 +444,25 @@ func TestGC(t *testing.T) {
 	if _, ok := n.fw.Network("net1"); !ok {
 		t.Error("rules removed with a valid attachment")
 	}
+	n.fw.names = nil
 	if err := gc(``); err != nil {
 		t.Fatalf("GC with none valid: %v", err)
 	}
 	if _, ok := n.fw.Network("net1"); ok {
 		t.Error("rules left with no valid attachment")
 	}
+	// Removed from every backend (netlink does not show iptables-legacy's
+	// rules), without choosing the default backend (which starts iptables
+	// twice on a node) when nothing failed.
+	if slices.Contains(n.fw.names, "") {
+		t.Errorf("GC with none valid chose the default backend (Backend calls %q)", n.fw.names)
+	}
+	// The default backend's failure is still reported.
+	n.fw.SetError(errors.New("removal failed"))
+	if err := gc(``); err == nil || !strings.Contains(err.Error(), "removal failed") {
+		t.Errorf("GC with the backend failing: %v", err)
+	}
+	n.fw.SetError(nil)
 }
 
 // GC deletes the host veths of stale attachments and orphans several at a
