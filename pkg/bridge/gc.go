@@ -123,27 +123,45 @@ func (d *Deps) removeEverywhere(c *config.Bridge) error {
 		return err
 	}
 	defer unlock()
+	fw, err := onEveryBackend(fwd.Backend, func(fw firewall.Backend) error { return fw.Remove(c.Name) },
+		func() (firewall.Backend, error) {
+			fw, err := fwd.Backend("")
+			if err != nil {
+				return nil, config.Invalid("ipMasqBackend", "%v", err)
+			}
+			return fw, nil
+		})
+	if err != nil && fw != nil {
+		return fmt.Errorf("%s (%s): %w", firewallKeys(c), fw.Name(), err)
+	}
+	return err
+}
+
+// onEveryBackend runs op with the backend of each name (those that cannot
+// be made are skipped) and returns the error of the backend in force, with
+// that backend: inForce, whose choice of the default backend starts
+// iptables twice, is called only once an op failed. An error of inForce
+// itself comes with a nil backend.
+func onEveryBackend[B interface{ Name() string }](get func(string) (B, error), op func(B) error, inForce func() (B, error)) (B, error) {
+	var zero B
 	failed := map[string]error{}
 	for _, name := range firewall.Names("") {
-		fw, err := fwd.Backend(name)
+		b, err := get(name)
 		if err != nil {
 			continue
 		}
-		if err := fw.Remove(c.Name); err != nil {
-			failed[fw.Name()] = err
+		if err := op(b); err != nil {
+			failed[b.Name()] = err
 		}
 	}
 	if len(failed) == 0 {
-		return nil
+		return zero, nil
 	}
-	fw, err := fwd.Backend("")
+	b, err := inForce()
 	if err != nil {
-		return config.Invalid("ipMasqBackend", "%v", err)
+		return zero, err
 	}
-	if err := failed[fw.Name()]; err != nil {
-		return fmt.Errorf("%s (%s): %w", firewallKeys(c), fw.Name(), err)
-	}
-	return nil
+	return b, failed[b.Name()]
 }
 
 // removeStaleVeths deletes the host veths, on the network's bridge, of the

@@ -401,24 +401,12 @@ func (p *ports) gc(valid func(containerID, ifname string) bool) error {
 		return err
 	}
 	defer unlock()
-	failed := map[string]error{}
-	for _, name := range firewall.Names("") {
-		fw, err := p.d.Ports.Backend(name, true, p.unguard())
-		if err != nil {
-			continue
-		}
-		if err := retain(fw); err != nil {
-			failed[fw.Name()] = err
-		}
-	}
-	if len(failed) == 0 {
-		return nil
-	}
-	fw, err := p.backend()
-	if err != nil {
+	get := func(name string) (firewall.Ports, error) { return p.d.Ports.Backend(name, true, p.unguard()) }
+	fw, err := onEveryBackend(get, retain, p.backend)
+	if fw == nil {
 		return err
 	}
-	return p.portsError(fw, failed[fw.Name()])
+	return p.portsError(fw, err)
 }
 
 // check verifies that exactly the attachment's mappings are published.
