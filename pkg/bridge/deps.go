@@ -141,6 +141,9 @@ type Firewall interface {
 	// Holder returns the backend holding rules of the network, "" if none
 	// or unknown (firewall.Holder).
 	Holder(network string) string
+	// Usable reports whether the backend name (firewall.Usable) can run
+	// on the node, without starting a process: STATUS asks it.
+	Usable(name string) error
 	// Lock serialises rule changes of the network between processes.
 	Lock(network string) (unlock func(), err error)
 	// MayHold reports whether the network may have masquerade or isolation

@@ -580,6 +580,7 @@ type fakeFirewall struct {
 	// unmarkErr fails SetMayHold(false) (a marker that cannot be removed:
 	// /run/flatcni unusable, a directory at the marker's name).
 	unmarkErr error
+	unusable  error // Usable's answer
 	// onSync, when set, runs as each Sync starts.
 	onSync func(network string)
 	// names: the name argument of each Backend call.
@@ -612,6 +613,9 @@ func (f *fakeFirewall) Backend(name string) (firewall.Backend, error) {
 
 // Holder: the fake's one backend serves every name.
 func (f *fakeFirewall) Holder(string) string { return "" }
+
+// Usable: the error set in unusable, if any.
+func (f *fakeFirewall) Usable(name string) error { return f.unusable }
 
 // MayHold and SetMayHold keep the marker in memory.
 func (f *fakeFirewall) MayHold(network string) bool {

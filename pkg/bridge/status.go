@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
@@ -9,12 +10,24 @@ import (
 	"github.com/flatcni/plugins/pkg/config"
 )
 
-// Status (CNI 1.1) is ready when the IPAM plugin is; an IPAM plugin not
-// installed is "not available" (50), as ADD cannot run without it.
+// Status (CNI 1.1) is ready when the IPAM plugin is, and the firewall
+// backend a network with rules or published ports needs can run (no
+// process started to tell); an IPAM plugin not installed, or a backend
+// that cannot run, is "not available" (50), as ADD cannot run without it.
 func (d *Deps) Status(args *skel.CmdArgs) error {
 	c, err := config.LoadBridge(args.StdinData, args.Args)
 	if err != nil {
 		return err
+	}
+	_, ports, _ := config.LoadPortMappings(args.StdinData)
+	if (needsFirewall(c) || ports) && d.Firewall != nil {
+		if err := d.Firewall.Usable(c.MasqBackend()); err != nil {
+			keys := "portMappings"
+			if needsFirewall(c) {
+				keys = firewallKeys(c)
+			}
+			return types.NewError(config.ErrPluginNotAvailable, fmt.Sprintf("%s: %v", keys, err), "")
+		}
 	}
 	if !c.IsLayer3() {
 		return nil

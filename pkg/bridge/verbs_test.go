@@ -937,3 +937,29 @@ func TestGCUnmarkedNetwork(t *testing.T) {
 		t.Errorf("GC of a network that never had rules removed some: %v", n.fw.Calls())
 	}
 }
+
+// TestStatusFirewallUsable: a network with rules, or publishing ports,
+// cannot service ADD when its firewall backend cannot run (the iptables
+// command missing): STATUS is 50 naming the keys and the backend; a network
+// without either does not ask.
+func TestStatusFirewallUsable(t *testing.T) {
+	n := newFakeNode()
+	n.fw.unusable = errors.New(`ipMasqBackend "iptables": exec: "iptables": executable file not found in $PATH`)
+	v11 := func(b []byte) []byte { return []byte(strings.Replace(string(b), `"1.0.0"`, `"1.1.0"`, 1)) }
+	for _, tc := range []struct {
+		conf []byte
+		keys string
+	}{
+		{v11(testConf("host-local", `,"ipMasqBackend":"iptables"`)), "ipMasq"},
+		{v11(ipMasqOff(testConf("host-local", `,"capabilities":{"portMappings":true}`))), "portMappings"},
+	} {
+		err := n.deps.Status(testArgs(tc.conf, ""))
+		var te *types.Error
+		if !errors.As(err, &te) || te.Code != 50 || !strings.HasPrefix(te.Msg, tc.keys+": ") || !strings.Contains(te.Msg, "iptables") {
+			t.Errorf("STATUS of %s with the backend unusable: %v, want 50 naming %s and iptables", tc.conf, err, tc.keys)
+		}
+	}
+	if err := n.deps.Status(testArgs(v11(ipMasqOff(testConf("host-local", ""))), "")); err != nil {
+		t.Errorf("STATUS of a network without rules or ports, backend unusable: %v", err)
+	}
+}

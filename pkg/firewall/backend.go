@@ -1,6 +1,7 @@
 package firewall
 
 import (
+	"os/exec"
 	"fmt"
 
 	"github.com/coreos/go-iptables/iptables"
@@ -144,6 +145,23 @@ func supportsIPTables() bool {
 	}
 	_, err = ipt.ChainExists("filter", "INPUT")
 	return err == nil
+}
+
+// Usable reports, without starting a process, whether the backend name
+// can run on this node (for STATUS): iptables needs its command in PATH,
+// nftables a netlink socket that lists tables, the default ("") either.
+// The error names what is missing.
+func Usable(name string) error {
+	_, err := exec.LookPath(iptCommand(ipv4))
+	switch {
+	case name == IPTablesName && err != nil:
+		return fmt.Errorf("ipMasqBackend %q: %w", name, err)
+	case name == NFTablesName && !supportsNFTables():
+		return fmt.Errorf("ipMasqBackend %q: nftables cannot be read through netlink", name)
+	case name == "" && err != nil && !supportsNFTables():
+		return fmt.Errorf("no ipMasqBackend usable: %v, and nftables cannot be read through netlink", err)
+	}
+	return nil
 }
 
 // supportsNFTables reports whether nftables can be used through netlink.

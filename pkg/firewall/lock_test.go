@@ -191,3 +191,12 @@ func TestMarkerForeignDirectory(t *testing.T) {
 		t.Errorf("marker there (%v)", err)
 	}
 }
+
+// TestUsableIPTablesWithoutCommand: without the iptables command in PATH
+// the iptables backend is not usable (STATUS), and the error names it.
+func TestUsableIPTablesWithoutCommand(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	if err := Usable(IPTablesName); err == nil || !strings.Contains(err.Error(), "iptables") {
+		t.Errorf("Usable(iptables) without the command: %v", err)
+	}
+}
