@@ -97,7 +97,7 @@ func (f nodeFirewall) Backend(name string) (firewall.Backend, error) {
 	return firewall.New(name)
 }
 func (nodeFirewall) Holder(network string) string { return firewall.Holder(network) }
-func (nodeFirewall) Usable(name string) error       { return firewall.Usable(name) }
+func (nodeFirewall) Usable(name string) error     { return firewall.Usable(name) }
 func (nodeFirewall) MayHold(network string) bool {
 	return firewall.NetworkMarked(firewall.DefaultLockDir, network)
 }

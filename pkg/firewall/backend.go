@@ -1,8 +1,8 @@
 package firewall
 
 import (
-	"os/exec"
 	"fmt"
+	"os/exec"
 
 	"github.com/coreos/go-iptables/iptables"
 	"github.com/google/nftables"
