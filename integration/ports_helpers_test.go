@@ -95,6 +95,16 @@ func (p *portsNet) cni() *libcni.CNIConfig {
 	return libcni.NewCNIConfigWithCacheDir(filepath.SplitList(p.binDir), p.cache, nil)
 }
 
+// portsWeb makes a container namespace named name whose TCP server on port
+// 80 answers its name, and returns the runtime configuration that publishes
+// that port on hostPort.
+func portsWeb(t testing.TB, name string, hostPort int) *libcni.RuntimeConf {
+	t.Helper()
+	ns := NewNetns(t, name)
+	portsServe(t, ns, name, 80)
+	return portsRT(ns, portMap{HostPort: hostPort, ContainerPort: 80, Protocol: "tcp"})
+}
+
 // rt is the runtime configuration of an attachment publishing maps.
 func portsRT(ns *Netns, maps ...portMap) *libcni.RuntimeConf {
 	rt := &libcni.RuntimeConf{ContainerID: "ctr-" + ns.Name, NetNS: ns.Path, IfName: "eth0"}

@@ -212,18 +212,11 @@ func TestHolder(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			n := newTestNS(t, "holder")
 			prepareForward(t, n)
-			b, err := New(name, WithLockDir(t.TempDir()))
-			if err != nil {
-				t.Fatal(err)
-			}
-			p, err := NewPorts(name, WithLockDir(t.TempDir()))
-			if err != nil {
-				t.Fatal(err)
-			}
+			b, p := newBackends(t, name)
 			net := testNetwork("net-holder", "brh", "10.1.0.0/24", "fd01::/64")
 			pn := PortNetwork{Name: net.Name, Bridge: "brh", Subnets: pfx("10.1.0.0/24")}
 			var got []string
-			err = n.do(t, func() error {
+			err := n.do(t, func() error {
 				got = append(got, Holder(net.Name), PortsHolder(net.Name))
 				if err := b.Ensure(net); err != nil {
 					return err
@@ -423,4 +416,19 @@ func nftEvents(t *testing.T, n *testNS) func() string {
 			return ""
 		}
 	}
+}
+
+// newBackends returns the masquerade and the ports backend called name,
+// each with a lock directory of its own.
+func newBackends(t *testing.T, name string) (Backend, Ports) {
+	t.Helper()
+	b, err := New(name, WithLockDir(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewPorts(name, WithLockDir(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, p
 }

@@ -16,14 +16,7 @@ func TestForwardBelowReferenceFirewall(t *testing.T) {
 	requireIPTablesNFT(t, "the nftables backend writes its accepts into iptables-nft's FORWARD chain")
 	for _, name := range []string{IPTablesName, NFTablesName} {
 		t.Run(name, func(t *testing.T) {
-			b, err := New(name, WithLockDir(t.TempDir()))
-			if err != nil {
-				t.Fatal(err)
-			}
-			p, err := NewPorts(name, WithLockDir(t.TempDir()))
-			if err != nil {
-				t.Fatal(err)
-			}
+			b, p := newBackends(t, name)
 			n := newTestNS(t, "refjumps")
 			for _, cmd := range []string{"iptables", "ip6tables"} {
 				for _, ch := range []string{"CNI-FORWARD", "CNI-ISOLATION-STAGE-1"} {
@@ -55,7 +48,7 @@ func TestForwardBelowReferenceFirewall(t *testing.T) {
 					}
 				}
 			}
-			err = n.do(t, func() error {
+			err := n.do(t, func() error {
 				if err := b.Ensure(net); err != nil {
 					return err
 				}
