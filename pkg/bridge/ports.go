@@ -351,9 +351,14 @@ func (p *ports) unpublish() error {
 // meanwhile). The returned function waits for it, then, under the
 // network's lock, when no container is left on the bridge, removes
 // everything the network published (also for attachments gone without
-// DEL) with its rule set.
+// DEL) with its rule set. Without the capability in DEL's configuration,
+// the same when a backend holds the network's rule set (Holder: netlink
+// only, no process): the capability may have gone since ADD (a chained
+// portmap took over), and a mapping left would forward its host port to
+// the released address and keep it claimed until a GC, which some
+// runtimes never call. Otherwise nothing is asked.
 func (p *ports) startDel() (wait func() error) {
-	if !p.enabled || p.d.Ports == nil {
+	if p.d.Ports == nil || !p.enabled && p.d.Ports.Holder(p.c.Name) == "" {
 		return func() error { return nil }
 	}
 	done := make(chan error, 1)
