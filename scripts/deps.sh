@@ -23,6 +23,12 @@ command -v iptables >/dev/null  || need_pkgs+=(iptables)
 command -v ip6tables >/dev/null || need_pkgs+=(iptables)
 command -v nft >/dev/null       || need_pkgs+=(nftables)
 command -v ping >/dev/null      || need_pkgs+=(iputils-ping)
+# containerd's CRI plugin drives the plugins in integration/cri_test.go, as on
+# a Kubernetes node; its pods run a static busybox.
+command -v containerd >/dev/null || need_pkgs+=(containerd)
+command -v runc >/dev/null       || need_pkgs+=(runc)
+command -v nsenter >/dev/null    || need_pkgs+=(util-linux)
+dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'ok installed' || need_pkgs+=(busybox-static)
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then
 	if [ "$(id -u)" -ne 0 ]; then
@@ -39,4 +45,8 @@ gobin=$(go env GOPATH)/bin
 if ! [ -x "$gobin/cnitool" ] && ! command -v cnitool >/dev/null; then
 	echo "deps.sh: installing cnitool $CNITOOL_VERSION" >&2
 	go install "github.com/containernetworking/cni/cnitool@$CNITOOL_VERSION"
+fi
+if ! [ -x "$gobin/crictl" ] && ! command -v crictl >/dev/null; then
+	echo "deps.sh: installing crictl $CRICTL_VERSION" >&2
+	go install "sigs.k8s.io/cri-tools/cmd/crictl@$CRICTL_VERSION"
 fi

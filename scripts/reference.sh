@@ -6,7 +6,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/versions.env"
 dir=${1:?usage: reference.sh DIR}
 mkdir -p "$dir"
-for p in ipam/host-local main/bridge meta/portmap meta/firewall; do
+for p in ipam/host-local main/bridge main/loopback meta/portmap meta/firewall; do
 	name=${p##*/}
 	[ -x "$dir/$name" ] && continue
 	echo "reference.sh: building reference $name $REFERENCE_VERSION" >&2
