@@ -73,11 +73,18 @@ func New(t testing.TB, purpose string) *NS {
 // Delete removes the namespace now (idempotent).
 func (n *NS) Delete() { _ = exec.Command("ip", "netns", "del", n.Name).Run() }
 
-// Run runs a command inside the namespace and returns its combined output.
+// Run runs a command inside the namespace and returns its combined output,
+// less the lines "Error: Peer netns reference is invalid." that ip prints
+// on stderr for a veth whose peer is in a namespace it cannot name: it
+// looks every file of /run/netns up, and one that is no namespace (another
+// program's, or being deleted) gives that line each time. They say nothing
+// of the namespace, and would make the same links list differently.
 func (n *NS) Run(args ...string) (string, error) {
 	out, err := exec.Command("ip", append([]string{"netns", "exec", n.Name}, args...)...).CombinedOutput()
-	return string(out), err
+	return strings.ReplaceAll(string(out), peerNetnsError, ""), err
 }
+
+const peerNetnsError = "Error: Peer netns reference is invalid.\n"
 
 // MustRun is Run that fails the test on error.
 func (n *NS) MustRun(t testing.TB, args ...string) string {
