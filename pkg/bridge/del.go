@@ -27,7 +27,7 @@ func (d *Deps) Del(args *skel.CmdArgs) error {
 	}
 	var errs []error
 	// An unknown backend never published ports: ADD rejects it.
-	waitPorts := func() error { return nil }
+	waitPorts := func() (bool, error) { return false, nil }
 	if c.MasqBackendValid() {
 		waitPorts = d.teardownPorts(c, args).startDel()
 	}
@@ -85,18 +85,29 @@ func (d *Deps) Del(args *skel.CmdArgs) error {
 	// An unknown backend never made rules: ADD rejects it. Without a bridge
 	// (a name no link can have) nobody can tell whether the network is
 	// still in use: its rules stay for GC.
+	rulesGone := false // the network's last rules went: nothing attached
 	if needsFirewall(c) && c.MasqBackendValid() && c.HasBridge() {
-		if err := d.removeFirewallIfUnused(c); err != nil {
+		removed, err := d.removeFirewallIfUnused(c)
+		if err != nil {
 			errs = append(errs, err)
 		}
+		rulesGone = removed
 	} else if !needsFirewall(c) {
 		// Rules made under an earlier configuration that asked for them.
 		if err := d.removeUnwantedFirewall(c, false); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	if err := waitPorts(); err != nil {
+	portsGone, err := waitPorts()
+	if err != nil {
 		errs = append(errs, err)
+	}
+	// The last DEL of a network with rules or published ports: its marker
+	// and lock file go too (a network a runtime removes for good, podman
+	// network rm, leaves nothing in /run/flatcni). A network without rules
+	// whose marker is left (its removal failed) keeps both.
+	if len(errs) == 0 && (rulesGone || portsGone && !needsFirewall(c) && !d.Firewall.MayHold(c.Name)) {
+		d.forgetIfUnused(c)
 	}
 	return errors.Join(errs...)
 }

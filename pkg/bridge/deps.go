@@ -153,6 +153,10 @@ type Firewall interface {
 	// a configuration that asks for none). SetMayHold sets what it reports.
 	MayHold(network string) bool
 	SetMayHold(network string, may bool) error
+	// Forget removes what the network keeps on the node beside its rules
+	// (its marker and lock file, firewall.ForgetNetwork) when unused,
+	// called under the network's lock, reports that nothing is attached.
+	Forget(network string, unused func() (bool, error)) error
 }
 
 // SpoofCheck manages the MAC spoof checks of attachments (package l2).

@@ -585,6 +585,8 @@ type fakeFirewall struct {
 	onSync func(network string)
 	// names: the name argument of each Backend call.
 	names []string
+	// forgotten: the networks Forget removed the marker and lock file of.
+	forgotten []string
 }
 
 // syncSpy is a backend whose Sync calls onSync first.
@@ -634,6 +636,24 @@ func (f *fakeFirewall) SetMayHold(network string, may bool) error {
 		f.marked = map[string]bool{}
 	}
 	f.marked[network] = may
+	return nil
+}
+
+// Forget takes the network's lock, as the node's, and forgets the marker
+// when unused says so.
+func (f *fakeFirewall) Forget(network string, unused func() (bool, error)) error {
+	unlock, err := f.Lock(network)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if ok, err := unused(); err != nil || !ok {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.marked, network)
+	f.forgotten = append(f.forgotten, network)
 	return nil
 }
 

@@ -89,13 +89,14 @@ func (d *Deps) ensureFirewall(c *config.Bridge, subnets []netip.Prefix) error {
 
 // removeFirewallIfUnused removes the network's rules when no container is
 // left on its bridge (ports that are no container's, as an uplink, do not
-// keep them).
+// keep them), and reports whether it removed them from every backend that
+// showed some (the network may then be forgotten: forgetIfUnused).
 // ADD ensures the rules only after its veth is up, under the same lock, so an
 // ADD racing with this DEL always ends with the rules in place. Since no
 // container is then attached, the reference plugin's per-container rules of
 // the network (left on a node switched over in place) are removed as well.
-func (d *Deps) removeFirewallIfUnused(c *config.Bridge) error {
-	return d.withFirewall(c, true, func(fw firewall.Backend) error {
+func (d *Deps) removeFirewallIfUnused(c *config.Bridge) (removed bool, err error) {
+	err = d.withFirewall(c, true, func(fw firewall.Backend) error {
 		inUse, err := d.Links.BridgeHasContainers(c.BrName)
 		if err != nil || inUse {
 			return err
@@ -103,9 +104,24 @@ func (d *Deps) removeFirewallIfUnused(c *config.Bridge) error {
 		if err := fw.Remove(c.Name); err != nil {
 			return err
 		}
-		d.removeFromOtherBackends(c, fw.Name(), false)
+		removed = d.removeFromOtherBackends(c, fw.Name(), false)
 		return errors.Join(d.removeReferenceRules(c, nil)...)
 	})
+	return removed && err == nil, err
+}
+
+// forgetIfUnused removes the network's marker and lock file when no
+// container is left on its bridge (Firewall.Forget): the last DEL, whose
+// rules and published ports went, leaves nothing of the network in
+// /run/flatcni. Only printed if it fails: the verb succeeded.
+func (d *Deps) forgetIfUnused(c *config.Bridge) {
+	err := d.Firewall.Forget(c.Name, func() (bool, error) {
+		inUse, err := d.Links.BridgeHasContainers(c.BrName)
+		return err == nil && !inUse, err
+	})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "network %q: left in place: %v\n", c.Name, err)
+	}
 }
 
 // removeUnwantedFirewall removes the network's rules from every backend
@@ -172,17 +188,20 @@ func (d *Deps) removeUnwantedFirewall(c *config.Bridge, gc bool) error {
 // other than the one in force: a network whose ipMasqBackend changed between
 // ADDs has rules in both (the reference's DEL also tears down both
 // backends). The other backend may not exist on this node, so its failures
-// are not reported. ADD and DEL look first, through netlink (Holds:
+// are not reported, only whether every removal tried succeeded. ADD and
+// DEL look first, through netlink (Holds:
 // removing from iptables-legacy starts several processes, ~100 ms, for what
 // is rarely there); GC (always) also finds rules of iptables-legacy, which
 // netlink does not show. Call it under the network's lock.
-func (d *Deps) removeFromOtherBackends(c *config.Bridge, inForce string, always bool) {
+func (d *Deps) removeFromOtherBackends(c *config.Bridge, inForce string, always bool) (ok bool) {
+	ok = true
 	for _, name := range firewall.Names(inForce) {
 		// (A backend that turns out to be the one in force is skipped.)
 		if fw, err := d.firewallFor(true).Backend(name); err == nil && fw.Name() != inForce && (always || fw.Holds(c.Name)) {
-			_ = fw.Remove(c.Name)
+			ok = fw.Remove(c.Name) == nil && ok
 		}
 	}
+	return ok
 }
 
 // removeReferenceRulesOf deletes the reference plugin's per-container

@@ -107,6 +107,9 @@ func (nodeFirewall) SetMayHold(network string, may bool) error {
 	}
 	return firewall.UnmarkNetwork(firewall.DefaultLockDir, network)
 }
+func (nodeFirewall) Forget(network string, unused func() (bool, error)) error {
+	return firewall.ForgetNetwork(firewall.DefaultLockDir, network, unused)
+}
 func (f nodeFirewall) Lock(network string) (func(), error) {
 	if f.teardown {
 		return firewall.LockNetworkForTeardown(firewall.DefaultLockDir, network), nil

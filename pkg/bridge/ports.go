@@ -351,15 +351,15 @@ func (p *ports) unpublish() error {
 // meanwhile). The returned function waits for it, then, under the
 // network's lock, when no container is left on the bridge, removes
 // everything the network published (also for attachments gone without
-// DEL) with its rule set. Without the capability in DEL's configuration,
-// the same when a backend holds the network's rule set (Holder: netlink
-// only, no process): the capability may have gone since ADD (a chained
-// portmap took over), and a mapping left would forward its host port to
-// the released address and keep it claimed until a GC, which some
-// runtimes never call. Otherwise nothing is asked.
-func (p *ports) startDel() (wait func() error) {
+// DEL) with its rule set, and reports whether it did. Without the
+// capability in DEL's configuration, the same when a backend holds the
+// network's rule set (Holder: netlink only, no process): the capability may
+// have gone since ADD (a chained portmap took over), and a mapping left
+// would forward its host port to the released address and keep it claimed
+// until a GC, which some runtimes never call. Otherwise nothing is asked.
+func (p *ports) startDel() (wait func() (emptied bool, err error)) {
 	if p.d.Ports == nil || !p.enabled && p.d.Ports.Holder(p.c.Name) == "" {
-		return func() error { return nil }
+		return func() (bool, error) { return false, nil }
 	}
 	done := make(chan error, 1)
 	go func() {
@@ -372,18 +372,20 @@ func (p *ports) startDel() (wait func() error) {
 		}
 		done <- err
 	}()
-	return func() error {
-		err := <-done
-		return errors.Join(err, p.with(func(fw firewall.Ports) error {
+	return func() (emptied bool, err error) {
+		err = <-done
+		err = errors.Join(err, p.with(func(fw firewall.Ports) error {
 			if !p.c.HasBridge() {
 				return nil // nobody can tell whether the network is in use: GC's
 			}
 			inUse, err := p.d.Links.BridgeHasContainers(p.c.BrName)
 			if err == nil && !inUse {
 				err = p.alsoOthers(fw, false, func(fw firewall.Ports) error { return fw.Retain(p.c.Name, nil) })
+				emptied = err == nil
 			}
 			return err
 		}))
+		return emptied && err == nil, err
 	}
 }
 

@@ -963,3 +963,93 @@ func TestStatusFirewallUsable(t *testing.T) {
 		t.Errorf("STATUS of a network without rules or ports, backend unusable: %v", err)
 	}
 }
+
+// TestLastDelForgetsNetwork: the network's last DEL, which removed its
+// rules or published ports, forgets it (its marker and lock file go:
+// podman network rm leaves nothing in /run/flatcni); an earlier DEL, a
+// network without rules or ports, and a last DEL whose removal failed do
+// not.
+func TestLastDelForgetsNetwork(t *testing.T) {
+	forgotten := func(n *fakeNode) []string {
+		n.fw.mu.Lock()
+		defer n.fw.mu.Unlock()
+		return slices.Clone(n.fw.forgotten)
+	}
+	for _, tt := range []struct {
+		name string
+		conf []byte
+		want bool
+	}{
+		{"masquerade", testConf("host-local", ""), true},
+		{"ports only", ipMasqOff(testConf("host-local", `,"capabilities":{"portMappings":true},"runtimeConfig":{"portMappings":[{"hostPort":8080,"containerPort":80}]}`)), true},
+		{"neither", ipMasqOff(testConf("host-local", "")), false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			n := newFakeNode(testNetns, "/run/netns/c2")
+			a1, a2 := testArgs(tt.conf, "c1"), testArgs(ipMasqOffIf(tt.conf), "c2")
+			a2.Netns = "/run/netns/c2"
+			addOK(t, n, a1)
+			addOK(t, n, a2)
+			if err := n.deps.Del(a1); err != nil {
+				t.Fatal(err)
+			}
+			if got := forgotten(n); len(got) != 0 {
+				t.Fatalf("forgotten while c2 is attached: %v", got)
+			}
+			if err := n.deps.Del(a2); err != nil {
+				t.Fatal(err)
+			}
+			if got := forgotten(n); tt.want != slices.Equal(got, []string{"net1"}) || !tt.want && len(got) != 0 {
+				t.Errorf("after the last DEL forgotten %v, want net1 forgotten %t", got, tt.want)
+			}
+			if tt.want && n.fw.MayHold("net1") {
+				t.Error("marker left after the last DEL")
+			}
+		})
+	}
+
+	// The last DEL fails to remove the rules: the network is not forgotten
+	// (its marker tells the next verbs to look again).
+	n := newFakeNode(testNetns)
+	a := testArgs(testConf("host-local", ""), "c1")
+	addOK(t, n, a)
+	n.fw.SetError(errors.New("remove failed"))
+	if err := n.deps.Del(a); err == nil {
+		t.Fatal("DEL succeeded though the rules could not be removed")
+	}
+	if got := forgotten(n); len(got) != 0 || !n.fw.MayHold("net1") {
+		t.Errorf("after a failed removal: forgotten %v, marked %t; want not forgotten, marked", got, n.fw.MayHold("net1"))
+	}
+}
+
+// ipMasqOffIf is conf, with ipMasq off when conf has it off (the second
+// container of TestLastDelForgetsNetwork uses the same keys as the first,
+// without publishing ports: one host port has one holder).
+func ipMasqOffIf(conf []byte) []byte {
+	s := strings.Replace(string(conf), `{"hostPort":8080,"containerPort":80}`, "", 1)
+	return []byte(s)
+}
+
+// TestGCForgetsEmptyNetwork: GC without valid attachments removes the
+// network's rules and forgets it, as its last DEL; GC keeping one does not.
+func TestGCForgetsEmptyNetwork(t *testing.T) {
+	n := newFakeNode(testNetns)
+	conf := testConf("host-local", "")
+	addOK(t, n, testArgs(conf, "c1"))
+	gc := func(valid string) {
+		t.Helper()
+		c := strings.Replace(string(conf), `"1.0.0"`, `"1.1.0"`, 1)
+		c = strings.Replace(c, `"ipam"`, `"cni.dev/valid-attachments":[`+valid+`],"ipam"`, 1)
+		if err := n.deps.GC(&skel.CmdArgs{Path: "/opt/cni/bin", StdinData: []byte(c)}); err != nil {
+			t.Fatalf("GC: %v", err)
+		}
+	}
+	gc(`{"containerID":"c1","ifname":"eth0"}`)
+	if len(n.fw.forgotten) != 0 || !n.fw.MayHold("net1") {
+		t.Fatalf("GC keeping c1: forgotten %v, marked %t", n.fw.forgotten, n.fw.MayHold("net1"))
+	}
+	gc("")
+	if !slices.Equal(n.fw.forgotten, []string{"net1"}) || n.fw.MayHold("net1") {
+		t.Errorf("GC keeping nothing: forgotten %v, marked %t; want net1 forgotten", n.fw.forgotten, n.fw.MayHold("net1"))
+	}
+}

@@ -124,8 +124,8 @@ func LockNetwork(lockDir, network string) (func(), error) {
 // The marker lockDir/net-<name>.rules says that the network's masquerade or
 // isolation rules may exist: it is made before they are written, or when
 // they are found without it (MarkNetwork), and goes once they were removed
-// because the configuration asks for none
-// (UnmarkNetwork). The directory is a tmpfs under /run: a reboot, which takes
+// because the configuration asks for none (UnmarkNetwork), or with the
+// network's lock file once no container is left (ForgetNetwork). The directory is a tmpfs under /run: a reboot, which takes
 // the rules, takes the marker too. A network without it has had no such
 // rules written since the node started (or since the marker went by hand;
 // GC removes rules without asking it): its ADD and DEL need not look.
@@ -175,6 +175,50 @@ func UnmarkNetwork(lockDir, network string) error {
 	defer d.Close()
 	if err := d.Remove(networkMarker(network)); err != nil {
 		return fmt.Errorf("network %q: marker: %w", network, err)
+	}
+	return nil
+}
+
+// ForgetNetwork removes the network's marker and lock file, so that a
+// network whose last container went leaves nothing in lockDir. It takes
+// the network's lock and removes both only if unused, called under it,
+// reports that nothing is attached any more (an ADD that wrote rules since
+// has its port on the bridge by then); the lock file goes last, while held:
+// a caller waiting on it then locks the file the name holds (lockFile).
+// Without either file it takes no lock.
+func ForgetNetwork(lockDir, network string, unused func() (bool, error)) error {
+	if err := validateName(network); err != nil {
+		return err
+	}
+	d, err := openLockDir(lockDir, false)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	name := "net-" + network + ".lock"
+	lockThere, err := d.Exists(name)
+	if err != nil {
+		return err
+	}
+	if marked, err := d.Exists(networkMarker(network)); err != nil || !marked && !lockThere {
+		return err
+	}
+	l, err := lockFile(lockDir, name)
+	if err != nil {
+		return fmt.Errorf("network %q: %w", network, err)
+	}
+	defer l.unlock()
+	if ok, err := unused(); err != nil || !ok {
+		return err
+	}
+	if err := d.Remove(networkMarker(network)); err != nil {
+		return fmt.Errorf("network %q: marker: %w", network, err)
+	}
+	if err := d.Remove(name); err != nil {
+		return fmt.Errorf("network %q: lock file: %w", network, err)
 	}
 	return nil
 }

@@ -200,3 +200,58 @@ func TestUsableIPTablesWithoutCommand(t *testing.T) {
 		t.Errorf("Usable(iptables) without the command: %v", err)
 	}
 }
+
+// TestForgetNetwork: ForgetNetwork removes the network's marker and lock
+// file only when unused says so under the lock, leaves other networks'
+// files alone, and takes no lock (calls nothing) when neither file exists.
+func TestForgetNetwork(t *testing.T) {
+	dir := t.TempDir()
+	exists := func(name string) bool { _, err := os.Lstat(filepath.Join(dir, name)); return err == nil }
+	for _, n := range []string{"n1", "n2"} {
+		must(t, MarkNetwork(dir, n))
+		unlock, err := LockNetwork(dir, n)
+		must(t, err)
+		unlock()
+	}
+	must(t, ForgetNetwork(dir, "n1", func() (bool, error) { return false, nil }))
+	if !exists("net-n1.lock") || !exists("net-n1.rules") {
+		t.Fatal("files removed though the network is in use")
+	}
+	locked := false
+	got := make(chan struct{})
+	must(t, ForgetNetwork(dir, "n1", func() (bool, error) {
+		// The lock is held: another taker waits.
+		go func() {
+			if unlock, err := LockNetwork(dir, "n1"); err == nil {
+				unlock()
+			}
+			close(got)
+		}()
+		select {
+		case <-got:
+		case <-time.After(100 * time.Millisecond):
+			locked = true
+		}
+		return true, nil
+	}))
+	if !locked {
+		t.Error("unused was called without the network's lock held")
+	}
+	<-got
+	if exists("net-n1.rules") || !exists("net-n2.lock") || !exists("net-n2.rules") {
+		t.Errorf("after forgetting n1: n1 marker %t, n2 lock %t, n2 marker %t", exists("net-n1.rules"), exists("net-n2.lock"), exists("net-n2.rules"))
+	}
+	// The waiter above made the lock file again once it had the removed
+	// one (lockFile); without a waiter it is gone.
+	if !exists("net-n1.lock") {
+		t.Error("the waiter locked the removed lock file")
+	}
+	must(t, ForgetNetwork(dir, "n1", func() (bool, error) { return true, nil }))
+	if exists("net-n1.lock") {
+		t.Error("lock file left")
+	}
+	must(t, ForgetNetwork(dir, "n1", func() (bool, error) { t.Error("called with nothing to forget"); return true, nil }))
+	if exists("net-n1.lock") {
+		t.Error("ForgetNetwork made a lock file")
+	}
+}
