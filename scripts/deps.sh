@@ -23,12 +23,18 @@ command -v iptables >/dev/null  || need_pkgs+=(iptables)
 command -v ip6tables >/dev/null || need_pkgs+=(iptables)
 command -v nft >/dev/null       || need_pkgs+=(nftables)
 command -v ping >/dev/null      || need_pkgs+=(iputils-ping)
-# containerd's CRI plugin drives the plugins in integration/cri_test.go, as on
-# a Kubernetes node; its pods run a static busybox.
-command -v containerd >/dev/null || need_pkgs+=(containerd)
-command -v runc >/dev/null       || need_pkgs+=(runc)
-command -v nsenter >/dev/null    || need_pkgs+=(util-linux)
-dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'ok installed' || need_pkgs+=(busybox-static)
+# Container runtimes the integration tests drive the plugins through, as
+# root only (a non-root run skips those tests): containerd's CRI plugin with
+# runc and a static busybox (cri_test.go, as on a Kubernetes node), and
+# podman 4 with its CNI backend and crun (podman_test.go).
+if [ "$(id -u)" -eq 0 ]; then
+	command -v containerd >/dev/null || need_pkgs+=(containerd)
+	command -v runc >/dev/null       || need_pkgs+=(runc)
+	command -v nsenter >/dev/null    || need_pkgs+=(util-linux)
+	dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'ok installed' || need_pkgs+=(busybox-static)
+	command -v podman >/dev/null     || need_pkgs+=(podman)
+	command -v crun >/dev/null       || need_pkgs+=(crun)
+fi
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then
 	if [ "$(id -u)" -ne 0 ]; then
