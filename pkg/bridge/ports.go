@@ -31,6 +31,10 @@ type Ports interface {
 	// Holder returns the backend holding the network's port rule set, ""
 	// if none or unknown (firewall.PortsHolder).
 	Holder(network string) string
+	// Indexed reports whether ports may have been published on the node:
+	// false when no backend keeps a claims index for it
+	// (firewall.PortsIndexed: a few stats, no netlink).
+	Indexed() bool
 }
 
 // nodePorts is Ports with package firewall's backends.
@@ -45,6 +49,7 @@ func (nodePorts) Backend(name string, teardown bool, unguard func(backend string
 }
 func (nodePorts) RouteLocalnet(bridge string) error { return link.EnableRouteLocalnet(bridge) }
 func (nodePorts) Holder(network string) string      { return firewall.PortsHolder(network) }
+func (nodePorts) Indexed() bool                     { return firewall.PortsIndexed(firewall.DefaultLockDir) }
 func (nodePorts) NoRouteLocalnet(bridge string) error {
 	return link.DisableRouteLocalnet(bridge)
 }
@@ -356,9 +361,10 @@ func (p *ports) unpublish() error {
 // network's rule set (Holder: netlink only, no process): the capability may
 // have gone since ADD (a chained portmap took over), and a mapping left
 // would forward its host port to the released address and keep it claimed
-// until a GC, which some runtimes never call. Otherwise nothing is asked.
+// until a GC, which some runtimes never call. On a node where no port was
+// ever published (Indexed: a few stats) nothing is asked.
 func (p *ports) startDel() (wait func() (emptied bool, err error)) {
-	if p.d.Ports == nil || !p.enabled && p.d.Ports.Holder(p.c.Name) == "" {
+	if p.d.Ports == nil || !p.enabled && (!p.d.Ports.Indexed() || p.d.Ports.Holder(p.c.Name) == "") {
 		return func() (bool, error) { return false, nil }
 	}
 	done := make(chan error, 1)

@@ -32,11 +32,16 @@ type fakePorts struct {
 	// then the default's (""). Without it, FakePorts answers for the
 	// name in force, and every other name is a backend holding nothing.
 	byName map[string]*firewall.FakePorts
+	// published: a backend was asked for to publish (not for teardown),
+	// as Publish makes the node's claims index; holders: Holder calls.
+	published bool
+	holders   int
 }
 
 func (f *fakePorts) Backend(name string, teardown bool, unguard func(backend string) error) (firewall.Ports, error) {
 	f.teardowns = append(f.teardowns, teardown)
 	f.names = append(f.names, name)
+	f.published = f.published || !teardown
 	if b := f.byName[name]; b != nil {
 		return b.WithUnguard(unguard), nil
 	}
@@ -52,6 +57,7 @@ func (f *fakePorts) Backend(name string, teardown bool, unguard func(backend str
 // byName, FakePorts' name when it holds one (as netlink shows a node's);
 // else "" (the default backend's choice).
 func (f *fakePorts) Holder(network string) string {
+	f.holders++
 	for name, b := range f.byName {
 		if b.Holds(network) {
 			return name
@@ -62,6 +68,9 @@ func (f *fakePorts) Holder(network string) string {
 	}
 	return ""
 }
+
+// Indexed: a backend was asked for to publish.
+func (f *fakePorts) Indexed() bool { return f.published }
 
 func (f *fakePorts) NoRouteLocalnet(bridge string) error {
 	if f.noLocalnetErr != nil {
@@ -612,5 +621,22 @@ func TestPortsDelWithoutCapability(t *testing.T) {
 	}
 	if len(fp.Calls()) != before || len(fp.names) != names {
 		t.Errorf("a DEL without the capability on a network without ports asked the publisher: %v, backends %v", fp.Calls()[before:], fp.names[names:])
+	}
+}
+
+// On a node where no port was ever published (no claims index), a DEL
+// without the capability does not even ask netlink for the network's rule
+// set: the plain bridge DEL pays nothing for the case above.
+func TestPortsDelWithoutCapabilityNothingPublished(t *testing.T) {
+	n := newFakeNode(testNetns)
+	fp := n.deps.Ports.(*fakePorts)
+	without := testConf("host-local", "")
+	addOK(t, n, testArgs(without, "c1"))
+	holders := fp.holders
+	if err := n.deps.Del(testArgs(without, "c1")); err != nil {
+		t.Fatalf("DEL: %v", err)
+	}
+	if fp.holders != holders || len(fp.names) != 0 {
+		t.Errorf("DEL on a node that never published asked Holder %d times, backends %v", fp.holders-holders, fp.names)
 	}
 }

@@ -61,7 +61,16 @@ type portIndex struct {
 
 // indexName is the node's index directory name.
 func indexName(backend string) (string, error) {
-	// The calling thread's namespace (a test switches one thread).
+	node, err := nodeID()
+	if err != nil {
+		return "", err
+	}
+	return indexDirPrefix + backend + "." + node, nil
+}
+
+// nodeID names the node's network namespace: "<dev>-<inode>" of the
+// calling thread's (a test switches one thread).
+func nodeID() (string, error) {
 	var st unix.Stat_t
 	err := unix.Stat("/proc/thread-self/ns/net", &st)
 	if err != nil {
@@ -70,7 +79,27 @@ func indexName(backend string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("network namespace: %w", err)
 	}
-	return fmt.Sprintf("%s%s.%d-%d", indexDirPrefix, backend, st.Dev, st.Ino), nil
+	return fmt.Sprintf("%d-%d", st.Dev, st.Ino), nil
+}
+
+// PortsIndexed reports whether lockDir holds a claims index of either
+// backend for the node: false only when it looked and found none, so that
+// no port was published on the node since lockDir was emptied (a reboot
+// empties it, and takes the rules too). Publish makes the index before it
+// writes a rule; nothing removes it but a clean-up of lockDir. A few stats,
+// where asking the backends whether they hold a rule set reads netlink.
+func PortsIndexed(lockDir string) bool {
+	node, err := nodeID()
+	if err != nil {
+		return true
+	}
+	for _, backend := range Names("") {
+		_, err := os.Lstat(filepath.Join(lockDir, indexDirPrefix+backend+"."+node))
+		if !errors.Is(err, fs.ErrNotExist) {
+			return true
+		}
+	}
+	return false
 }
 
 // openSub opens directory name in parent; with create, a missing one is

@@ -2,6 +2,7 @@ package firewall
 
 import (
 	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -287,3 +288,32 @@ func TestIndexUnpublishAndReconcile(t *testing.T) {
 }
 
 func (r *indexRules) at() indexAt { return indexAt{r.dir, "test"} }
+
+// PortsIndexed tells a node where no port was ever published (no index of
+// either backend in the lock directory, or no lock directory) from one
+// where a Publish made its index, even once every mapping is gone.
+func TestPortsIndexed(t *testing.T) {
+	dir := t.TempDir()
+	if PortsIndexed(filepath.Join(dir, "missing")) || PortsIndexed(dir) {
+		t.Fatal("indexed before any publish")
+	}
+	// Another backend's index ("test") or another node's says nothing.
+	r := &indexRules{dir: dir}
+	if err := r.publish("n", Attachment{ContainerID: "c", IfName: "eth0"}, Mapping{Protocol: "tcp", HostPort: 80, ContainerPort: 80, ContainerIP: netip.MustParseAddr("10.0.0.2")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, indexDirPrefix+NFTablesName+".0-0"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if PortsIndexed(dir) {
+		t.Fatal("indexed by another backend's or another node's index")
+	}
+	x, err := lockedIndex(indexAt{lockDir: dir, backend: NFTablesName}, "n", Attachment{ContainerID: "c", IfName: "eth0"}, nil, func() ([]Published, error) { return nil, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	x.close()
+	if !PortsIndexed(dir) {
+		t.Fatal("not indexed after a publish made the index")
+	}
+}
