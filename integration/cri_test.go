@@ -40,7 +40,7 @@ func TestCRI(t *testing.T) {
 	tools := criTools(t)
 	loopback := filepath.Join(refBinDir(t), "loopback")
 	if _, err := os.Stat(loopback); err != nil {
-		t.Skip("reference loopback plugin not built (make reference)")
+		t.Fatal("reference loopback plugin not built (make reference)")
 	}
 	node, remote := masqUplinkNode(t)
 	c := startCRI(t, node, tools, loopback)
@@ -92,7 +92,9 @@ const (
 
 type criToolPaths struct{ containerd, ctr, crictl, busybox string }
 
-// criTools finds the programs the test runs, or skips it.
+// criTools finds the programs the test runs. As root, scripts/deps.sh
+// installs them (make test runs it): one missing is a failure, not a skip,
+// so that a broken install step shows.
 func criTools(t *testing.T) criToolPaths {
 	t.Helper()
 	var p criToolPaths
@@ -102,18 +104,18 @@ func criTools(t *testing.T) criToolPaths {
 	}{{&p.containerd, "containerd"}, {&p.ctr, "ctr"}, {&p.busybox, "busybox"}, {new(string), "runc"}, {new(string), "containerd-shim-runc-v2"}} {
 		path, err := exec.LookPath(x.name)
 		if err != nil {
-			t.Skipf("%s not installed (scripts/deps.sh installs containerd, runc, busybox-static)", x.name)
+			t.Fatalf("%s not installed (scripts/deps.sh installs containerd, runc, busybox-static)", x.name)
 		}
 		*x.dst = path
 	}
 	if f, err := elf.Open(p.busybox); err != nil || f.Section(".interp") != nil {
-		t.Skipf("%s is not a static busybox (apt-get install busybox-static)", p.busybox)
+		t.Fatalf("%s is not a static busybox (apt-get install busybox-static)", p.busybox)
 	}
 	p.crictl, _ = exec.LookPath("crictl")
 	if p.crictl == "" {
 		p.crictl = filepath.Join(strings.TrimSpace(goEnv("GOPATH")), "bin", "crictl")
 		if _, err := os.Stat(p.crictl); err != nil {
-			t.Skip("crictl not installed (scripts/deps.sh)")
+			t.Fatal("crictl not installed (scripts/deps.sh)")
 		}
 	}
 	return p
