@@ -80,6 +80,16 @@ func openLockDir(dir string, create bool) (*safefs.Dir, error) {
 	return d, nil
 }
 
+// openLockDirIfThere is openLockDir without creating the directory: nil
+// and no error when there is none (nothing in it to remove).
+func openLockDirIfThere(dir string) (*safefs.Dir, error) {
+	d, err := openLockDir(dir, false)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	return d, err
+}
+
 // unlock releases the lock.
 func (l *fileLock) unlock() {
 	// Closing the only descriptor of the open file releases the flock.
@@ -165,11 +175,8 @@ func UnmarkNetwork(lockDir, network string) error {
 	if err := validateName(network); err != nil {
 		return err
 	}
-	d, err := openLockDir(lockDir, false)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
+	d, err := openLockDirIfThere(lockDir)
+	if d == nil {
 		return err
 	}
 	defer d.Close()
@@ -190,11 +197,8 @@ func ForgetNetwork(lockDir, network string, unused func() (bool, error)) error {
 	if err := validateName(network); err != nil {
 		return err
 	}
-	d, err := openLockDir(lockDir, false)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
+	d, err := openLockDirIfThere(lockDir)
+	if d == nil {
 		return err
 	}
 	defer d.Close()
