@@ -84,6 +84,11 @@ func (d *Deps) GC(args *skel.CmdArgs) error {
 		if err := d.teardownPorts(c, args).gc(func(id, ifname string) bool { return valid[att{id, ifname}] }); err != nil {
 			errs = append(errs, err)
 		}
+		// The reference portmap's rules of gone containers, left by a
+		// conflist that chained it (docs/migration.md).
+		if err := d.teardownPorts(c, args).removeReferencePortmap(validIDs); err != nil {
+			errs = append(errs, fmt.Errorf("portMappings: %w", err))
+		}
 	}
 	// Nothing attached and all of the network's rules and ports gone: as
 	// its last DEL, GC forgets it (its marker and lock file; none there,

@@ -35,6 +35,12 @@ type Ports interface {
 	// false when no backend keeps a claims index for it
 	// (firewall.PortsIndexed: a few stats, no netlink).
 	Indexed() bool
+	// ReferencePortmapSeen reports whether netlink shows rules of the
+	// reference portmap on the node (firewall.ReferencePortmapSeen: one
+	// dump); RemoveReferencePortmap removes those sel chooses, with
+	// commands also from iptables-legacy (firewall.RemoveReferencePortmap).
+	ReferencePortmapSeen() bool
+	RemoveReferencePortmap(sel firewall.PortmapSelection, commands bool) error
 }
 
 // nodePorts is Ports with package firewall's backends.
@@ -50,6 +56,10 @@ func (nodePorts) Backend(name string, teardown bool, unguard func(backend string
 func (nodePorts) RouteLocalnet(bridge string) error { return link.EnableRouteLocalnet(bridge) }
 func (nodePorts) Holder(network string) string      { return firewall.PortsHolder(network) }
 func (nodePorts) Indexed() bool                     { return firewall.PortsIndexed(firewall.DefaultLockDir) }
+func (nodePorts) ReferencePortmapSeen() bool        { return firewall.ReferencePortmapSeen() }
+func (nodePorts) RemoveReferencePortmap(sel firewall.PortmapSelection, commands bool) error {
+	return firewall.RemoveReferencePortmap(sel, commands)
+}
 func (nodePorts) NoRouteLocalnet(bridge string) error {
 	return link.DisableRouteLocalnet(bridge)
 }
@@ -459,4 +469,41 @@ func (p *ports) check(addrs []netip.Prefix) error {
 		return fmt.Errorf("portMappings (%s): network %q: %v has %d published mappings for the %d asked for: some are published twice", fw.Name(), p.c.Name, p.owner, len(have), len(want))
 	}
 	return nil
+}
+
+// referencePortmapSelection chooses the reference portmap's rules of the
+// network (see firewall.RemoveReferencePortmap) with its subnets when
+// host-local tells them (without, its nftables rules, which name no
+// network, stay).
+func (p *ports) referencePortmapSelection(containerID string, keep map[string]bool) firewall.PortmapSelection {
+	sel := firewall.PortmapSelection{Network: p.c.Name, ContainerID: containerID, Keep: keep}
+	if p.c.IPAM.Type == "host-local" {
+		sel.Subnets, _ = hostlocal.Subnets(p.args)
+	}
+	return sel
+}
+
+// removeReferencePortmapOf removes the reference portmap's rules of the
+// attachment on DEL: left on a node whose conflist chained portmap at ADD
+// and since publishes with our bridge (the capability in DEL's
+// configuration), they would forward the host ports, before our rules, to
+// the released address (docs/migration.md). Only then, and only when
+// netlink shows portmap's rules on the node (one dump): a DEL without the
+// capability pays nothing, and one with it a dump on nodes without them.
+// By netlink only: iptables-legacy's are GC's.
+func (p *ports) removeReferencePortmapOf() error {
+	if p.d.Ports == nil || !p.enabled || !p.c.IsLayer3() || !p.d.Ports.ReferencePortmapSeen() {
+		return nil
+	}
+	return p.d.Ports.RemoveReferencePortmap(p.referencePortmapSelection(p.owner.ContainerID, nil), false)
+}
+
+// removeReferencePortmap removes, on GC, the reference portmap's rules of
+// the network's containers not in keep, from every backend (GC is no hot
+// path: also iptables-legacy's, with commands).
+func (p *ports) removeReferencePortmap(keep map[string]bool) error {
+	if p.d.Ports == nil || !p.c.IsLayer3() {
+		return nil
+	}
+	return p.d.Ports.RemoveReferencePortmap(p.referencePortmapSelection("", keep), true)
 }

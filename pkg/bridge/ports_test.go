@@ -36,6 +36,21 @@ type fakePorts struct {
 	// as Publish makes the node's claims index; holders: Holder calls.
 	published bool
 	holders   int
+	// refSeen: ReferencePortmapSeen's answer; refSeens, refRemoved: its
+	// calls and RemoveReferencePortmap's.
+	refSeen    bool
+	refSeens   int
+	refRemoved []firewall.PortmapSelection
+}
+
+func (f *fakePorts) ReferencePortmapSeen() bool {
+	f.refSeens++
+	return f.refSeen
+}
+
+func (f *fakePorts) RemoveReferencePortmap(sel firewall.PortmapSelection, commands bool) error {
+	f.refRemoved = append(f.refRemoved, sel)
+	return nil
 }
 
 func (f *fakePorts) Backend(name string, teardown bool, unguard func(backend string) error) (firewall.Ports, error) {
