@@ -475,8 +475,8 @@ func (p *ports) check(addrs []netip.Prefix) error {
 // network (see firewall.RemoveReferencePortmap) with its subnets when
 // host-local tells them (without, its nftables rules, which name no
 // network, stay).
-func (p *ports) referencePortmapSelection(containerID string, keep map[string]bool) firewall.PortmapSelection {
-	sel := firewall.PortmapSelection{Network: p.c.Name, ContainerID: containerID, Keep: keep}
+func (p *ports) referencePortmapSelection(containerID string) firewall.PortmapSelection {
+	sel := firewall.PortmapSelection{Network: p.c.Name, ContainerID: containerID}
 	if p.c.IPAM.Type == "host-local" {
 		sel.Subnets, _ = hostlocal.Subnets(p.args)
 	}
@@ -495,15 +495,20 @@ func (p *ports) removeReferencePortmapOf() error {
 	if p.d.Ports == nil || !p.enabled || !p.c.IsLayer3() || !p.d.Ports.ReferencePortmapSeen() {
 		return nil
 	}
-	return p.d.Ports.RemoveReferencePortmap(p.referencePortmapSelection(p.owner.ContainerID, nil), false)
+	return p.d.Ports.RemoveReferencePortmap(p.referencePortmapSelection(p.owner.ContainerID), false)
 }
 
-// removeReferencePortmap removes, on GC, the reference portmap's rules of
-// the network's containers not in keep, from every backend (GC is no hot
-// path: also iptables-legacy's, with commands).
+// removeReferencePortmap removes, on GC, the reference portmap's iptables
+// rules of the network's containers not in keep (GC is no hot path: also
+// iptables-legacy's, with commands). Its nftables rules name a container
+// but no network, and the valid attachments are this network's only: a
+// container of another network still chaining portmap, whose address is in
+// an overlapping subnet, would look gone. So they stay; DEL, which names
+// the container, removes them.
 func (p *ports) removeReferencePortmap(keep map[string]bool) error {
 	if p.d.Ports == nil || !p.c.IsLayer3() {
 		return nil
 	}
-	return p.d.Ports.RemoveReferencePortmap(p.referencePortmapSelection("", keep), true)
+	sel := firewall.PortmapSelection{Network: p.c.Name, Keep: keep}
+	return p.d.Ports.RemoveReferencePortmap(sel, true)
 }
