@@ -43,7 +43,14 @@ func TestCRI(t *testing.T) {
 		t.Fatal("reference loopback plugin not built (make reference)")
 	}
 	node, remote := masqUplinkNode(t)
-	c := startCRI(t, node, tools, loopback)
+	c := startCRI(t, node, tools, loopback, remote)
+	if os.Getenv("FLATCNI_CRI_DIE") != "" {
+		// TestCRIKilled: the test process dies with its pods running,
+		// no clean-up of its own run (as at a go test -timeout panic).
+		c.runPod(t, "a", 18080)
+		fmt.Printf("cri-left %s %s %s %s %s\n", c.dir, c.cgroup, filepath.Dir(node.Dir), node.Name, remote.Name)
+		os.Exit(3)
+	}
 
 	a := c.runPod(t, "a", 18080)
 	b := c.runPod(t, "b", 0)
@@ -81,6 +88,50 @@ func TestCRI(t *testing.T) {
 	masqRequireNoTrace(t, node.Netns, criNetwork)
 	if got := strings.TrimSpace(node.MustRun(t, "sysctl", "-n", "net.ipv4.conf."+criBridge+".route_localnet")); got != "0" {
 		t.Errorf("route_localnet on %s after the pods went: %s", criBridge, got)
+	}
+}
+
+// TestCRIKilled: TestCRI's process dying with a pod running, without its
+// clean-up (as at a go test -timeout panic or a kill), leaves no
+// containerd, shim or pod process, cgroup, namespace or directory of its
+// run behind.
+func TestCRIKilled(t *testing.T) {
+	requireRoot(t)
+	criTools(t)
+	refBinDir(t)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestCRI$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "FLATCNI_CRI_DIE=1")
+	out, err := cmd.Output()
+	var dir, cgroup, tmp, node, remote string
+	for _, line := range strings.Split(string(out), "\n") {
+		if _, err := fmt.Sscanf(line, "cri-left %s %s %s %s %s", &dir, &cgroup, &tmp, &node, &remote); err == nil {
+			break
+		}
+	}
+	if dir == "" {
+		t.Fatalf("TestCRI did not get to its pod: %v\n%s", err, out)
+	}
+	var left []string
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		left = nil
+		procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+		for _, p := range procs {
+			if b, err := os.ReadFile(p); err == nil && bytes.Contains(b, []byte(dir)) {
+				left = append(left, p+": "+strings.ReplaceAll(string(b), "\x00", " "))
+			}
+		}
+		cgroups, _ := filepath.Glob("/sys/fs/cgroup/*" + cgroup)
+		for _, p := range append(cgroups, dir, tmp, "/run/netns/"+node, "/run/netns/"+remote, "/sys/fs/cgroup"+cgroup) {
+			if _, err := os.Lstat(p); err == nil {
+				left = append(left, p)
+			}
+		}
+		if len(left) == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if len(left) != 0 {
+		t.Errorf("left by a killed TestCRI (remove them by hand):\n%s", strings.Join(left, "\n"))
 	}
 }
 
@@ -133,7 +184,7 @@ type criNode struct {
 // startCRI writes the network configuration, the containerd configuration
 // and a busybox image, starts containerd in node (stopped, and everything
 // it started killed, at cleanup) and imports the image.
-func startCRI(t *testing.T, node *Node, tools criToolPaths, loopback string) *criNode {
+func startCRI(t *testing.T, node *Node, tools criToolPaths, loopback string, others ...*Netns) *criNode {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "flatcni-cri-")
 	if err != nil {
@@ -206,6 +257,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 	}
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); logf.Close(); close(exited) }()
+	c.watchdog(t, cmd.Process.Pid, filepath.Dir(node.Dir), append([]*Netns{node.Netns}, others...))
 	t.Cleanup(func() {
 		if t.Failed() {
 			if b, err := os.ReadFile(filepath.Join(dir, "containerd.log")); err == nil {
@@ -288,6 +340,60 @@ func (c *criNode) stop(t *testing.T, cmd *exec.Cmd, exited chan struct{}) {
 			t.Errorf("cgroup %s left", root)
 		}
 	}
+}
+
+// watchdog starts a process that, should this one die without its
+// clean-up (a go test -timeout panic, a kill), does it instead: it kills
+// containerd (process group pgid), its shims (both name c.dir) and the pods (their cgroups,
+// removed then), deletes the namespaces and removes c.dir and tmp (the
+// test's temporary directory). Otherwise
+// containerd, the shims and the pods' sleep would run for ever. It waits
+// for the end of its standard input, a pipe only this process writes to
+// (close-on-exec: no child holds it); the clean-up stops it first.
+func (c *criNode) watchdog(t *testing.T, pgid int, tmp string, netns []*Netns) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, n := range netns {
+		names = append(names, n.Name)
+	}
+	// Its arguments come in the environment: its command line names
+	// nothing it kills (containerd's and the shims' name c.dir).
+	script := `read _
+kill -KILL -"$WD_PGID" 2>/dev/null
+for p in /proc/[0-9]*; do
+	[ "${p#/proc/}" = "$$" ] && continue
+	grep -qsF -- "$WD_DIR/" "$p/cmdline" && kill -KILL "${p#/proc/}" 2>/dev/null
+done
+for try in 1 2 3 4 5 6 7 8 9 10; do
+	cat /sys/fs/cgroup/*"$WD_CGROUP"/cgroup.procs /sys/fs/cgroup/*"$WD_CGROUP"/*/cgroup.procs \
+		/sys/fs/cgroup"$WD_CGROUP"/cgroup.procs /sys/fs/cgroup"$WD_CGROUP"/*/cgroup.procs 2>/dev/null | xargs -r kill -KILL 2>/dev/null
+	sleep 0.2
+	for d in /sys/fs/cgroup/*"$WD_CGROUP" /sys/fs/cgroup"$WD_CGROUP"; do
+		[ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null
+	done
+done
+rm -rf "$WD_DIR" "$WD_TMP"
+for n in $WD_NETNS; do ip netns del "$n" 2>/dev/null; done
+`
+	wd := exec.Command("sh", "-c", script)
+	wd.Env = append(os.Environ(), "WD_PGID="+fmt.Sprint(pgid), "WD_CGROUP="+c.cgroup, "WD_DIR="+c.dir, "WD_TMP="+tmp, "WD_NETNS="+strings.Join(names, " "))
+	wd.Stdin = r
+	// Its own process group: a terminal's ^C reaches the test, not it.
+	wd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := wd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	t.Cleanup(func() {
+		// Registered before stop's clean-up: runs after it, so that
+		// a death during that clean-up is covered too.
+		_ = wd.Process.Kill()
+		_ = wd.Wait()
+		w.Close()
+	})
 }
 
 // removeCgroupTree removes a cgroup directory and those below it, deepest first.
