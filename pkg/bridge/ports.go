@@ -41,6 +41,10 @@ type Ports interface {
 	// commands also from iptables-legacy (firewall.RemoveReferencePortmap).
 	ReferencePortmapSeen() bool
 	RemoveReferencePortmap(sel firewall.PortmapSelection, commands bool) error
+	// Recorded reports whether a claims index records an attachment of
+	// the network (firewall.PortsRecorded: a stat per backend, and it
+	// sees iptables-legacy's mappings, which Holder does not).
+	Recorded(network string) bool
 }
 
 // nodePorts is Ports with package firewall's backends.
@@ -59,6 +63,9 @@ func (nodePorts) Indexed() bool                     { return firewall.PortsIndex
 func (nodePorts) ReferencePortmapSeen() bool        { return firewall.ReferencePortmapSeen() }
 func (nodePorts) RemoveReferencePortmap(sel firewall.PortmapSelection, commands bool) error {
 	return firewall.RemoveReferencePortmap(sel, commands)
+}
+func (nodePorts) Recorded(network string) bool {
+	return firewall.PortsRecorded(firewall.DefaultLockDir, network)
 }
 func (nodePorts) NoRouteLocalnet(bridge string) error {
 	return link.DisableRouteLocalnet(bridge)
@@ -367,14 +374,16 @@ func (p *ports) unpublish() error {
 // network's lock, when no container is left on the bridge, removes
 // everything the network published (also for attachments gone without
 // DEL) with its rule set, and reports whether it did. Without the
-// capability in DEL's configuration, the same when a backend holds the
-// network's rule set (Holder: netlink only, no process): the capability may
+// capability in DEL's configuration, the same when the claims index
+// records an attachment of the network (Recorded: a stat per backend; it
+// also sees iptables-legacy's mappings) or a backend holds the network's
+// rule set (Holder: netlink only, no process): the capability may
 // have gone since ADD (a chained portmap took over), and a mapping left
 // would forward its host port to the released address and keep it claimed
 // until a GC, which some runtimes never call. On a node where no port was
 // ever published (Indexed: a few stats) nothing is asked.
 func (p *ports) startDel() (wait func() (emptied bool, err error)) {
-	if p.d.Ports == nil || !p.enabled && (!p.d.Ports.Indexed() || p.d.Ports.Holder(p.c.Name) == "") {
+	if p.d.Ports == nil || !p.enabled && (!p.d.Ports.Indexed() || !p.d.Ports.Recorded(p.c.Name) && p.d.Ports.Holder(p.c.Name) == "") {
 		return func() (bool, error) { return false, nil }
 	}
 	done := make(chan error, 1)

@@ -3,6 +3,7 @@ package bridge
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -86,6 +87,20 @@ func (f *fakePorts) Holder(network string) string {
 
 // Indexed: a backend was asked for to publish.
 func (f *fakePorts) Indexed() bool { return f.published }
+
+// Recorded: a backend holds a mapping of the network, as the claims index
+// records it (whether or not Holder, netlink, shows its rule set).
+func (f *fakePorts) Recorded(network string) bool {
+	if !f.published {
+		return false
+	}
+	for _, b := range append([]*firewall.FakePorts{f.FakePorts}, slices.Collect(maps.Values(f.byName))...) {
+		if list, _ := b.List(); slices.ContainsFunc(list, func(p firewall.Published) bool { return p.Network == network }) {
+			return true
+		}
+	}
+	return false
+}
 
 func (f *fakePorts) NoRouteLocalnet(bridge string) error {
 	if f.noLocalnetErr != nil {
@@ -653,5 +668,38 @@ func TestPortsDelWithoutCapabilityNothingPublished(t *testing.T) {
 	}
 	if fp.holders != holders || len(fp.names) != 0 {
 		t.Errorf("DEL on a node that never published asked Holder %d times, backends %v", fp.holders-holders, fp.names)
+	}
+}
+
+// On iptables-legacy, whose rules netlink does not show (Holder finds no
+// rule set), a DEL without the capability still removes what the
+// attachment published, and the rule set with the last container: the
+// claims index records the network's attachments.
+func TestPortsDelWithoutCapabilityLegacy(t *testing.T) {
+	n := newFakeNode(testNetns, "/run/netns/c2")
+	fp := n.deps.Ports.(*fakePorts)
+	with := testConf("host-local", `,"capabilities":{"portMappings":true},"runtimeConfig":{"portMappings":[{"hostPort":8080,"containerPort":80}]}`)
+	without := testConf("host-local", "")
+	addOK(t, n, testArgs(with, "c1"))
+	args2 := testArgs([]byte(strings.Replace(string(with), "8080", "8081", 1)), "c2")
+	args2.Netns = "/run/netns/c2"
+	addOK(t, n, args2)
+	fp.SetHidden(true)
+
+	if err := n.deps.Del(testArgs(without, "c1")); err != nil {
+		t.Fatalf("DEL c1 without the capability: %v", err)
+	}
+	if list, _ := fp.List(); len(list) != 1 || list[0].Owner.ContainerID != "c2" {
+		t.Errorf("after DEL c1 without the capability on iptables-legacy: %+v, want c2's mapping only", list)
+	}
+	args2.StdinData = without
+	if err := n.deps.Del(args2); err != nil {
+		t.Fatalf("DEL c2 without the capability: %v", err)
+	}
+	if list, _ := fp.List(); len(list) != 0 {
+		t.Errorf("after the last DEL without the capability on iptables-legacy: %+v left", list)
+	}
+	if _, held := fp.Network("net1"); held {
+		t.Error("rule set left after the last DEL without the capability on iptables-legacy")
 	}
 }

@@ -102,6 +102,27 @@ func PortsIndexed(lockDir string) bool {
 	return false
 }
 
+// PortsRecorded reports whether a claims index of either backend for the
+// node records an attachment of network (its directory of owner records):
+// a stat per backend, no netlink. It sees what netlink does not show, the
+// rules of iptables-legacy. An unusable name or node: false (the caller
+// asks the backends).
+func PortsRecorded(lockDir, network string) bool {
+	if validateName(network) != nil {
+		return false
+	}
+	node, err := nodeID()
+	if err != nil {
+		return false
+	}
+	for _, backend := range Names("") {
+		if _, err := os.Lstat(filepath.Join(lockDir, indexDirPrefix+backend+"."+node, "owners", network)); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
 // openSub opens directory name in parent; with create, a missing one is
 // made and anything else in its place (a link, a file) removed first, and
 // made reports it.

@@ -317,3 +317,35 @@ func TestPortsIndexed(t *testing.T) {
 		t.Fatal("not indexed after a publish made the index")
 	}
 }
+
+// PortsRecorded finds the network's owner records in the node's index of
+// either backend (what netlink does not show, iptables-legacy's mappings,
+// are recorded there too), and nothing for another network, another
+// node's index or once the network's last record went.
+func TestPortsRecorded(t *testing.T) {
+	dir := t.TempDir()
+	if PortsRecorded(filepath.Join(dir, "missing"), "n") || PortsRecorded(dir, "n") {
+		t.Fatal("recorded before any publish")
+	}
+	must(t, os.MkdirAll(filepath.Join(dir, indexDirPrefix+IPTablesName+".0-0", "owners", "n"), 0o700))
+	if PortsRecorded(dir, "n") {
+		t.Fatal("recorded by another node's index")
+	}
+	at := indexAt{lockDir: dir, backend: IPTablesName}
+	owner := Attachment{ContainerID: "c", IfName: "eth0"}
+	m := Mapping{Protocol: "tcp", HostPort: 80, ContainerPort: 80, ContainerIP: netip.MustParseAddr("10.0.0.2")}
+	x, err := lockedIndex(at, "n", owner, []Mapping{m}, func() ([]Published, error) { return nil, nil })
+	must(t, err)
+	must(t, x.claim("n", owner, nil, []Mapping{m}))
+	x.close()
+	if !PortsRecorded(dir, "n") || PortsRecorded(dir, "other") || PortsRecorded(dir, "../n") {
+		t.Fatalf("after a publish on n: n %t, other %t, ../n %t; want true, false, false", PortsRecorded(dir, "n"), PortsRecorded(dir, "other"), PortsRecorded(dir, "../n"))
+	}
+	x, err = lockedIndex(at, "n", owner, nil, func() ([]Published, error) { return nil, nil })
+	must(t, err)
+	x.settle("n", owner, []Mapping{m}, nil)
+	x.close()
+	if PortsRecorded(dir, "n") {
+		t.Fatal("still recorded once the network's last mapping went")
+	}
+}
