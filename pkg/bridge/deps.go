@@ -157,6 +157,9 @@ type Firewall interface {
 	// (its marker and lock file, firewall.ForgetNetwork) when unused,
 	// called under the network's lock, reports that nothing is attached.
 	Forget(network string, unused func() (bool, error)) error
+	// LegacyIPTables reports whether the node has iptables-legacy tables,
+	// whose rules netlink does not show (firewall.LegacyIPTables).
+	LegacyIPTables() bool
 }
 
 // SpoofCheck manages the MAC spoof checks of attachments (package l2).

@@ -587,7 +587,23 @@ type fakeFirewall struct {
 	names []string
 	// forgotten: the networks Forget removed the marker and lock file of.
 	forgotten []string
+	// others, when set, are the backends of these names (others: the
+	// fake); legacy: LegacyIPTables' answer.
+	others map[string]firewall.Backend
+	legacy bool
 }
+
+// LegacyIPTables: legacy.
+func (f *fakeFirewall) LegacyIPTables() bool { return f.legacy }
+
+// namedBackend is a backend under another name (a second backend beside
+// the fake in force).
+type namedBackend struct {
+	firewall.Backend
+	name string
+}
+
+func (b namedBackend) Name() string { return b.name }
 
 // syncSpy is a backend whose Sync calls onSync first.
 type syncSpy struct {
@@ -606,6 +622,9 @@ func (f *fakeFirewall) Backend(name string) (firewall.Backend, error) {
 	f.mu.Unlock()
 	if name != "" && name != firewall.IPTablesName && name != firewall.NFTablesName {
 		return nil, fmt.Errorf("unknown ipMasqBackend %q", name)
+	}
+	if b := f.others[name]; b != nil {
+		return b, nil
 	}
 	if f.onSync != nil {
 		return syncSpy{f.Fake, f.onSync}, nil

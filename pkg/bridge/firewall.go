@@ -192,13 +192,23 @@ func (d *Deps) removeUnwantedFirewall(c *config.Bridge, gc bool) error {
 // DEL look first, through netlink (Holds:
 // removing from iptables-legacy starts several processes, ~100 ms, for what
 // is rarely there); GC (always) also finds rules of iptables-legacy, which
-// netlink does not show. Call it under the network's lock.
+// netlink does not show. Call it under the network's lock. Not ok either
+// when the iptables backend was not asked but the node has iptables-legacy
+// tables: its rules may be there unseen, and the network's marker must
+// stay for GC (forgetIfUnused).
 func (d *Deps) removeFromOtherBackends(c *config.Bridge, inForce string, always bool) (ok bool) {
 	ok = true
 	for _, name := range firewall.Names(inForce) {
 		// (A backend that turns out to be the one in force is skipped.)
-		if fw, err := d.firewallFor(true).Backend(name); err == nil && fw.Name() != inForce && (always || fw.Holds(c.Name)) {
+		fw, err := d.firewallFor(true).Backend(name)
+		if err != nil || fw.Name() == inForce {
+			continue
+		}
+		switch {
+		case always || fw.Holds(c.Name):
 			ok = fw.Remove(c.Name) == nil && ok
+		case name == firewall.IPTablesName && d.Firewall.LegacyIPTables():
+			ok = false
 		}
 	}
 	return ok

@@ -107,6 +107,7 @@ func (nodeFirewall) SetMayHold(network string, may bool) error {
 	}
 	return firewall.UnmarkNetwork(firewall.DefaultLockDir, network)
 }
+func (nodeFirewall) LegacyIPTables() bool { return firewall.LegacyIPTables() }
 func (nodeFirewall) Forget(network string, unused func() (bool, error)) error {
 	return firewall.ForgetNetwork(firewall.DefaultLockDir, network, unused)
 }

@@ -1022,6 +1022,30 @@ func TestLastDelForgetsNetwork(t *testing.T) {
 	}
 }
 
+// On a node with iptables-legacy tables, the last DEL of a network whose
+// backend in force is not iptables cannot see whether the iptables backend
+// still has rules of it (an ipMasqBackend switched since, the old rules
+// in iptables-legacy): the network is not forgotten, so that its marker
+// still sends GC (which removes from every backend) to look.
+func TestLastDelKeepsMarkerWithLegacyTables(t *testing.T) {
+	for _, legacy := range []bool{false, true} {
+		n := newFakeNode(testNetns)
+		n.fw.others = map[string]firewall.Backend{firewall.IPTablesName: namedBackend{firewall.NewFake(), firewall.IPTablesName}}
+		n.fw.legacy = legacy
+		a := testArgs(testConf("host-local", ""), "c1")
+		addOK(t, n, a)
+		if err := n.deps.Del(a); err != nil {
+			t.Fatal(err)
+		}
+		n.fw.mu.Lock()
+		forgotten := slices.Clone(n.fw.forgotten)
+		n.fw.mu.Unlock()
+		if want := !legacy; (len(forgotten) == 1) != want || n.fw.MayHold("net1") == want {
+			t.Errorf("legacy tables %t: forgotten %v, marked %t; want forgotten %t", legacy, forgotten, n.fw.MayHold("net1"), want)
+		}
+	}
+}
+
 // ipMasqOffIf is conf, with ipMasq off when conf has it off (the second
 // container of TestLastDelForgetsNetwork uses the same keys as the first,
 // without publishing ports: one host port has one holder).

@@ -113,6 +113,11 @@ func (o iptNFTOps) commit(c *nftables.Conn) error {
 // of family f in the calling thread's network namespace (where iptables
 // would look). The tables exist per namespace once iptables-legacy (or
 // anything using its kernel interface) used them there. On doubt, true.
+// LegacyIPTables reports whether the node (the calling thread's network
+// namespace) has iptables-legacy tables of either family, whose rules
+// netlink does not show.
+func LegacyIPTables() bool { return legacyIPTablesIn(ipv4) || legacyIPTablesIn(ipv6) }
+
 func legacyIPTablesIn(f family) bool {
 	name := "/proc/thread-self/net/ip_tables_names"
 	if f == ipv6 {
