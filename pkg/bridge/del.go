@@ -102,11 +102,6 @@ func (d *Deps) Del(args *skel.CmdArgs) error {
 	if err != nil {
 		errs = append(errs, err)
 	}
-	if c.MasqBackendValid() {
-		if err := d.teardownPorts(c, args).removeReferencePortmapOf(); err != nil {
-			errs = append(errs, fmt.Errorf("portMappings: %w", err))
-		}
-	}
 	// The last DEL of a network with rules or published ports: its marker
 	// and lock file go too (a network a runtime removes for good, podman
 	// network rm, leaves nothing in /run/flatcni). A network without rules

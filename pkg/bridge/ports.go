@@ -395,6 +395,9 @@ func (p *ports) startDel() (wait func() (emptied bool, err error)) {
 				err = fmt.Errorf("portMappings (%s): network %q: %w", fw.Name(), p.c.Name, err)
 			}
 		}
+		if rerr := p.removeReferencePortmapOf(); rerr != nil {
+			err = errors.Join(err, fmt.Errorf("portMappings: %w", rerr))
+		}
 		done <- err
 	}()
 	return func() (emptied bool, err error) {
@@ -498,8 +501,9 @@ func (p *ports) referencePortmapSelection(containerID string) firewall.PortmapSe
 // configuration), they would forward the host ports, before our rules, to
 // the released address (docs/migration.md). Only then, and only when
 // netlink shows portmap's rules on the node (one dump): a DEL without the
-// capability pays nothing, and one with it a dump on nodes without them.
-// By netlink only: iptables-legacy's are GC's.
+// capability pays nothing, and one with it a dump on nodes without them,
+// made while the veth goes (startDel). By netlink only: iptables-legacy's
+// are GC's.
 func (p *ports) removeReferencePortmapOf() error {
 	if p.d.Ports == nil || !p.enabled || !p.c.IsLayer3() || !p.d.Ports.ReferencePortmapSeen() {
 		return nil
