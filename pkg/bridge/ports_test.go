@@ -615,42 +615,53 @@ func TestPortsSharedBridgeKeepsRouteLocalnet(t *testing.T) {
 // what the attachment published, and the network's rule set with the last
 // container: left, the host port would forward to an address a later
 // container may get, and stay claimed (every later ADD asking for it
-// failing) on a runtime that never calls GC (containerd 1.6 and 1.7). A
-// DEL on a network holding no rule set asks the publisher nothing.
+// failing) on a runtime that never calls GC (containerd 1.6). Also on
+// iptables-legacy, whose rules netlink does not show (Holder finds no rule
+// set): the claims index records the network's attachments. A DEL on a
+// network holding no rule set asks the publisher nothing.
 func TestPortsDelWithoutCapability(t *testing.T) {
-	n := newFakeNode(testNetns, "/run/netns/c2", "/run/netns/c3")
-	fp := n.deps.Ports.(*fakePorts)
-	with := testConf("host-local", `,"capabilities":{"portMappings":true},"runtimeConfig":{"portMappings":[{"hostPort":8080,"containerPort":80}]}`)
-	without := testConf("host-local", "")
-	addOK(t, n, testArgs(with, "c1"))
-	args2 := testArgs([]byte(strings.Replace(string(with), "8080", "8081", 1)), "c2")
-	args2.Netns = "/run/netns/c2"
-	addOK(t, n, args2)
+	for _, legacy := range []bool{false, true} {
+		n := newFakeNode(testNetns, "/run/netns/c2", "/run/netns/c3")
+		fp := n.deps.Ports.(*fakePorts)
+		with := testConf("host-local", `,"capabilities":{"portMappings":true},"runtimeConfig":{"portMappings":[{"hostPort":8080,"containerPort":80}]}`)
+		without := testConf("host-local", "")
+		addOK(t, n, testArgs(with, "c1"))
+		args2 := testArgs([]byte(strings.Replace(string(with), "8080", "8081", 1)), "c2")
+		args2.Netns = "/run/netns/c2"
+		addOK(t, n, args2)
+		fp.SetHidden(legacy)
 
-	if err := n.deps.Del(testArgs(without, "c1")); err != nil {
-		t.Fatalf("DEL c1 without the capability: %v", err)
-	}
-	if list, _ := fp.List(); len(list) != 1 || list[0].Owner.ContainerID != "c2" {
-		t.Errorf("after DEL c1 without the capability: %+v, want c2's mapping only", list)
-	}
-	args2.StdinData = without
-	if err := n.deps.Del(args2); err != nil {
-		t.Fatalf("DEL c2 without the capability: %v", err)
-	}
-	if list, _ := fp.List(); len(list) != 0 || fp.Holds("net1") {
-		t.Errorf("after the last DEL without the capability: %+v, rule set held %t", list, fp.Holds("net1"))
-	}
+		if err := n.deps.Del(testArgs(without, "c1")); err != nil {
+			t.Fatalf("legacy %t: DEL c1 without the capability: %v", legacy, err)
+		}
+		if list, _ := fp.List(); len(list) != 1 || list[0].Owner.ContainerID != "c2" {
+			t.Errorf("legacy %t: after DEL c1 without the capability: %+v, want c2's mapping only", legacy, list)
+		}
+		args2.StdinData = without
+		if err := n.deps.Del(args2); err != nil {
+			t.Fatalf("legacy %t: DEL c2 without the capability: %v", legacy, err)
+		}
+		if list, _ := fp.List(); len(list) != 0 {
+			t.Errorf("legacy %t: after the last DEL without the capability: %+v left", legacy, list)
+		}
+		if _, held := fp.Network("net1"); held {
+			t.Errorf("legacy %t: rule set left after the last DEL without the capability", legacy)
+		}
+		if legacy {
+			continue
+		}
 
-	// Nothing published on the network: the publisher is not asked.
-	args3 := testArgs(without, "c3")
-	args3.Netns = "/run/netns/c3"
-	addOK(t, n, args3)
-	before, names := len(fp.Calls()), len(fp.names)
-	if err := n.deps.Del(args3); err != nil {
-		t.Fatalf("DEL c3: %v", err)
-	}
-	if len(fp.Calls()) != before || len(fp.names) != names {
-		t.Errorf("a DEL without the capability on a network without ports asked the publisher: %v, backends %v", fp.Calls()[before:], fp.names[names:])
+		// Nothing published on the network: the publisher is not asked.
+		args3 := testArgs(without, "c3")
+		args3.Netns = "/run/netns/c3"
+		addOK(t, n, args3)
+		before, names := len(fp.Calls()), len(fp.names)
+		if err := n.deps.Del(args3); err != nil {
+			t.Fatalf("DEL c3: %v", err)
+		}
+		if len(fp.Calls()) != before || len(fp.names) != names {
+			t.Errorf("a DEL without the capability on a network without ports asked the publisher: %v, backends %v", fp.Calls()[before:], fp.names[names:])
+		}
 	}
 }
 
@@ -668,38 +679,5 @@ func TestPortsDelWithoutCapabilityNothingPublished(t *testing.T) {
 	}
 	if fp.holders != holders || len(fp.names) != 0 {
 		t.Errorf("DEL on a node that never published asked Holder %d times, backends %v", fp.holders-holders, fp.names)
-	}
-}
-
-// On iptables-legacy, whose rules netlink does not show (Holder finds no
-// rule set), a DEL without the capability still removes what the
-// attachment published, and the rule set with the last container: the
-// claims index records the network's attachments.
-func TestPortsDelWithoutCapabilityLegacy(t *testing.T) {
-	n := newFakeNode(testNetns, "/run/netns/c2")
-	fp := n.deps.Ports.(*fakePorts)
-	with := testConf("host-local", `,"capabilities":{"portMappings":true},"runtimeConfig":{"portMappings":[{"hostPort":8080,"containerPort":80}]}`)
-	without := testConf("host-local", "")
-	addOK(t, n, testArgs(with, "c1"))
-	args2 := testArgs([]byte(strings.Replace(string(with), "8080", "8081", 1)), "c2")
-	args2.Netns = "/run/netns/c2"
-	addOK(t, n, args2)
-	fp.SetHidden(true)
-
-	if err := n.deps.Del(testArgs(without, "c1")); err != nil {
-		t.Fatalf("DEL c1 without the capability: %v", err)
-	}
-	if list, _ := fp.List(); len(list) != 1 || list[0].Owner.ContainerID != "c2" {
-		t.Errorf("after DEL c1 without the capability on iptables-legacy: %+v, want c2's mapping only", list)
-	}
-	args2.StdinData = without
-	if err := n.deps.Del(args2); err != nil {
-		t.Fatalf("DEL c2 without the capability: %v", err)
-	}
-	if list, _ := fp.List(); len(list) != 0 {
-		t.Errorf("after the last DEL without the capability on iptables-legacy: %+v left", list)
-	}
-	if _, held := fp.Network("net1"); held {
-		t.Error("rule set left after the last DEL without the capability on iptables-legacy")
 	}
 }
