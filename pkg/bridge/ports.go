@@ -31,20 +31,18 @@ type Ports interface {
 	// Holder returns the backend holding the network's port rule set, ""
 	// if none or unknown (firewall.PortsHolder).
 	Holder(network string) string
-	// Indexed reports whether ports may have been published on the node:
-	// false when no backend keeps a claims index for it
-	// (firewall.PortsIndexed: a few stats, no netlink).
-	Indexed() bool
+	// Indexed reports whether ports may have been published on the node
+	// (indexed: a backend keeps a claims index for it) and whether the
+	// index records an attachment of the network (recorded: it also sees
+	// iptables-legacy's mappings, which Holder does not);
+	// firewall.PortsIndexed: a few stats, no netlink.
+	Indexed(network string) (indexed, recorded bool)
 	// ReferencePortmapSeen reports whether netlink shows rules of the
 	// reference portmap on the node (firewall.ReferencePortmapSeen: one
 	// dump); RemoveReferencePortmap removes those sel chooses, with
 	// commands also from iptables-legacy (firewall.RemoveReferencePortmap).
 	ReferencePortmapSeen() bool
 	RemoveReferencePortmap(sel firewall.PortmapSelection, commands bool) error
-	// Recorded reports whether a claims index records an attachment of
-	// the network (firewall.PortsRecorded: a stat per backend, and it
-	// sees iptables-legacy's mappings, which Holder does not).
-	Recorded(network string) bool
 }
 
 // nodePorts is Ports with package firewall's backends.
@@ -59,13 +57,12 @@ func (nodePorts) Backend(name string, teardown bool, unguard func(backend string
 }
 func (nodePorts) RouteLocalnet(bridge string) error { return link.EnableRouteLocalnet(bridge) }
 func (nodePorts) Holder(network string) string      { return firewall.PortsHolder(network) }
-func (nodePorts) Indexed() bool                     { return firewall.PortsIndexed(firewall.DefaultLockDir) }
 func (nodePorts) ReferencePortmapSeen() bool        { return firewall.ReferencePortmapSeen() }
 func (nodePorts) RemoveReferencePortmap(sel firewall.PortmapSelection, commands bool) error {
 	return firewall.RemoveReferencePortmap(sel, commands)
 }
-func (nodePorts) Recorded(network string) bool {
-	return firewall.PortsRecorded(firewall.DefaultLockDir, network)
+func (nodePorts) Indexed(network string) (bool, bool) {
+	return firewall.PortsIndexed(firewall.DefaultLockDir, network)
 }
 func (nodePorts) NoRouteLocalnet(bridge string) error {
 	return link.DisableRouteLocalnet(bridge)
@@ -375,16 +372,23 @@ func (p *ports) unpublish() error {
 // everything the network published (also for attachments gone without
 // DEL) with its rule set, and reports whether it did. Without the
 // capability in DEL's configuration, the same when the claims index
-// records an attachment of the network (Recorded: a stat per backend; it
-// also sees iptables-legacy's mappings) or a backend holds the network's
-// rule set (Holder: netlink only, no process): the capability may
-// have gone since ADD (a chained portmap took over), and a mapping left
-// would forward its host port to the released address and keep it claimed
-// until a GC, which some runtimes never call. On a node where no port was
-// ever published (Indexed: a few stats) nothing is asked.
+// records an attachment of the network (Indexed: a few stats; it also sees
+// iptables-legacy's mappings) or a backend holds the network's rule set
+// (Holder: netlink only, no process): the capability may have gone since
+// ADD (a chained portmap took over), and a mapping left would forward its
+// host port to the released address and keep it claimed until a GC, which
+// some runtimes never call. On a node where no port was ever published (no
+// index) nothing is asked.
 func (p *ports) startDel() (wait func() (emptied bool, err error)) {
-	if p.d.Ports == nil || !p.enabled && (!p.d.Ports.Indexed() || !p.d.Ports.Recorded(p.c.Name) && p.d.Ports.Holder(p.c.Name) == "") {
-		return func() (bool, error) { return false, nil }
+	noop := func() (bool, error) { return false, nil }
+	if p.d.Ports == nil {
+		return noop
+	}
+	if !p.enabled {
+		indexed, recorded := p.d.Ports.Indexed(p.c.Name)
+		if !indexed || !recorded && p.d.Ports.Holder(p.c.Name) == "" {
+			return noop
+		}
 	}
 	done := make(chan error, 1)
 	go func() {

@@ -85,12 +85,14 @@ func (f *fakePorts) Holder(network string) string {
 	return ""
 }
 
-// Indexed: a backend was asked for to publish.
-func (f *fakePorts) Indexed() bool { return f.published }
+// Indexed: a backend was asked for to publish (indexed), and one holds a
+// mapping of the network, as the claims index records it, whether or not
+// Holder (netlink) shows its rule set (recorded).
+func (f *fakePorts) Indexed(network string) (indexed, recorded bool) {
+	return f.published, f.recorded(network)
+}
 
-// Recorded: a backend holds a mapping of the network, as the claims index
-// records it (whether or not Holder, netlink, shows its rule set).
-func (f *fakePorts) Recorded(network string) bool {
+func (f *fakePorts) recorded(network string) bool {
 	if !f.published {
 		return false
 	}

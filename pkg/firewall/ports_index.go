@@ -83,44 +83,32 @@ func nodeID() (string, error) {
 }
 
 // PortsIndexed reports whether lockDir holds a claims index of either
-// backend for the node: false only when it looked and found none, so that
-// no port was published on the node since lockDir was emptied (a reboot
-// empties it, and takes the rules too). Publish makes the index before it
-// writes a rule; nothing removes it but a clean-up of lockDir. A few stats,
-// where asking the backends whether they hold a rule set reads netlink.
-func PortsIndexed(lockDir string) bool {
+// backend for the node (indexed), and whether one records an attachment of
+// network (recorded: its directory of owner records; iptables-legacy's
+// mappings too, which netlink does not show). Not indexed means no port was
+// published on the node since lockDir was emptied (a reboot empties it, and
+// takes the rules too): Publish makes the index before it writes a rule,
+// and nothing removes it but a clean-up of lockDir. A few stats, where
+// asking the backends whether they hold a rule set reads netlink. When it
+// cannot tell: indexed, not recorded (the caller asks the backends).
+func PortsIndexed(lockDir, network string) (indexed, recorded bool) {
 	node, err := nodeID()
 	if err != nil {
-		return true
+		return true, false
 	}
 	for _, backend := range Names("") {
-		_, err := os.Lstat(filepath.Join(lockDir, indexDirPrefix+backend+"."+node))
-		if !errors.Is(err, fs.ErrNotExist) {
-			return true
+		dir := filepath.Join(lockDir, indexDirPrefix+backend+"."+node)
+		if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		indexed = true
+		if validateName(network) == nil {
+			if _, err := os.Lstat(filepath.Join(dir, "owners", network)); err == nil {
+				return true, true
+			}
 		}
 	}
-	return false
-}
-
-// PortsRecorded reports whether a claims index of either backend for the
-// node records an attachment of network (its directory of owner records):
-// a stat per backend, no netlink. It sees what netlink does not show, the
-// rules of iptables-legacy. An unusable name or node: false (the caller
-// asks the backends).
-func PortsRecorded(lockDir, network string) bool {
-	if validateName(network) != nil {
-		return false
-	}
-	node, err := nodeID()
-	if err != nil {
-		return false
-	}
-	for _, backend := range Names("") {
-		if _, err := os.Lstat(filepath.Join(lockDir, indexDirPrefix+backend+"."+node, "owners", network)); err == nil {
-			return true
-		}
-	}
-	return false
+	return indexed, false
 }
 
 // openSub opens directory name in parent; with create, a missing one is

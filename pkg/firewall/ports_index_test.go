@@ -293,8 +293,9 @@ func (r *indexRules) at() indexAt { return indexAt{r.dir, "test"} }
 // either backend in the lock directory, or no lock directory) from one
 // where a Publish made its index, even once every mapping is gone.
 func TestPortsIndexed(t *testing.T) {
+	indexed := func(dir string) bool { i, _ := PortsIndexed(dir, "n"); return i }
 	dir := t.TempDir()
-	if PortsIndexed(filepath.Join(dir, "missing")) || PortsIndexed(dir) {
+	if indexed(filepath.Join(dir, "missing")) || indexed(dir) {
 		t.Fatal("indexed before any publish")
 	}
 	// Another backend's index ("test") or another node's says nothing.
@@ -305,7 +306,7 @@ func TestPortsIndexed(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(dir, indexDirPrefix+NFTablesName+".0-0"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if PortsIndexed(dir) {
+	if indexed(dir) {
 		t.Fatal("indexed by another backend's or another node's index")
 	}
 	x, err := lockedIndex(indexAt{lockDir: dir, backend: NFTablesName}, "n", Attachment{ContainerID: "c", IfName: "eth0"}, nil, func() ([]Published, error) { return nil, nil })
@@ -313,22 +314,23 @@ func TestPortsIndexed(t *testing.T) {
 		t.Fatal(err)
 	}
 	x.close()
-	if !PortsIndexed(dir) {
+	if !indexed(dir) {
 		t.Fatal("not indexed after a publish made the index")
 	}
 }
 
-// PortsRecorded finds the network's owner records in the node's index of
-// either backend (what netlink does not show, iptables-legacy's mappings,
-// are recorded there too), and nothing for another network, another
-// node's index or once the network's last record went.
+// PortsIndexed's recorded finds the network's owner records in the node's
+// index of either backend (what netlink does not show, iptables-legacy's
+// mappings, are recorded there too), and nothing for another network,
+// another node's index or once the network's last record went.
 func TestPortsRecorded(t *testing.T) {
+	recorded := func(dir, network string) bool { _, r := PortsIndexed(dir, network); return r }
 	dir := t.TempDir()
-	if PortsRecorded(filepath.Join(dir, "missing"), "n") || PortsRecorded(dir, "n") {
+	if recorded(filepath.Join(dir, "missing"), "n") || recorded(dir, "n") {
 		t.Fatal("recorded before any publish")
 	}
 	must(t, os.MkdirAll(filepath.Join(dir, indexDirPrefix+IPTablesName+".0-0", "owners", "n"), 0o700))
-	if PortsRecorded(dir, "n") {
+	if recorded(dir, "n") {
 		t.Fatal("recorded by another node's index")
 	}
 	at := indexAt{lockDir: dir, backend: IPTablesName}
@@ -338,14 +340,17 @@ func TestPortsRecorded(t *testing.T) {
 	must(t, err)
 	must(t, x.claim("n", owner, nil, []Mapping{m}))
 	x.close()
-	if !PortsRecorded(dir, "n") || PortsRecorded(dir, "other") || PortsRecorded(dir, "../n") {
-		t.Fatalf("after a publish on n: n %t, other %t, ../n %t; want true, false, false", PortsRecorded(dir, "n"), PortsRecorded(dir, "other"), PortsRecorded(dir, "../n"))
+	if !recorded(dir, "n") || recorded(dir, "other") || recorded(dir, "../n") {
+		t.Fatalf("after a publish on n: n %t, other %t, ../n %t; want true, false, false", recorded(dir, "n"), recorded(dir, "other"), recorded(dir, "../n"))
 	}
 	x, err = lockedIndex(at, "n", owner, nil, func() ([]Published, error) { return nil, nil })
 	must(t, err)
 	x.settle("n", owner, []Mapping{m}, nil)
 	x.close()
-	if PortsRecorded(dir, "n") {
+	if recorded(dir, "n") {
 		t.Fatal("still recorded once the network's last mapping went")
+	}
+	if i, _ := PortsIndexed(dir, "n"); !i {
+		t.Fatal("not indexed once the network's last mapping went")
 	}
 }
