@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/vishvananda/netlink"
@@ -294,5 +296,37 @@ func TestBridgeHasContainers(t *testing.T) {
 	has(false)
 	node.MustRun(t, "ip", "link", "add", "veth0000bbbb", "type", "veth", "peer", "name", "eth1", "netns", filepath.Base(cont.Path))
 	node.MustRun(t, "ip", "link", "set", "veth0000bbbb", "master", "hbr")
+	has(true)
+}
+
+// A container's port behind hundreds of others is found (the dump's
+// answer spans many receive buffers, read until the match), and a bridge
+// of hundreds of ports none of which is a container's has none.
+func TestBridgeHasContainersManyPorts(t *testing.T) {
+	requireRoot(t)
+	node := testns.New(t, "manyports")
+	cont := testns.New(t, "manyportsc")
+	var batch strings.Builder
+	batch.WriteString("link add mbr type bridge\n")
+	for i := range 300 {
+		fmt.Fprintf(&batch, "link add up%d type veth peer name up%dp\nlink set up%d master mbr\n", i, i, i)
+	}
+	script := filepath.Join(t.TempDir(), "batch")
+	if err := os.WriteFile(script, []byte(batch.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	node.MustRun(t, "ip", "-batch", script)
+	has := func(want bool) {
+		t.Helper()
+		in(t, node.Path, func() error {
+			if got, err := BridgeHasContainers("mbr"); err != nil || got != want {
+				t.Errorf("BridgeHasContainers = %v, %v; want %v", got, err, want)
+			}
+			return nil
+		})
+	}
+	has(false)
+	node.MustRun(t, "ip", "link", "add", "veth0000cccc", "type", "veth", "peer", "name", "eth0", "netns", filepath.Base(cont.Path))
+	node.MustRun(t, "ip", "link", "set", "veth0000cccc", "master", "mbr")
 	has(true)
 }

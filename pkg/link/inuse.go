@@ -7,6 +7,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
+
+	"github.com/flatcni/plugins/pkg/rtnl"
 )
 
 // BridgeInUse reports whether the bridge has at least one attached port,
@@ -81,22 +83,14 @@ func BridgeHasContainers(name string) (bool, error) {
 // anyPort reports whether match holds for a link message of the dump of
 // the ports of the bridge with index idx (filtered by the kernel; match
 // checks the master too, in case the kernel ignores the filter); it stops
-// at the first. A dump interrupted to the end (the ports kept changing)
-// counts as a match: what depends on it (the network's rules, the bridge)
-// stays for a later DEL or GC rather than go under a container.
+// at the first, leaving the rest of the dump unread (rtnl.AnyPort: a DEL
+// among 1,000 containers reads a few ports, not all of them). A dump
+// interrupted to the end (the ports kept changing) counts as a match: what
+// depends on it (the network's rules, the bridge) stays for a later DEL or
+// GC rather than go under a container.
 func anyPort(name string, idx int, match func(m []byte) bool) (bool, error) {
-	found, err := retryDump(func() (bool, error) {
-		req := nl.NewNetlinkRequest(unix.RTM_GETLINK, unix.NLM_F_DUMP)
-		req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
-		req.AddData(nl.NewRtAttr(unix.IFLA_MASTER, nl.Uint32Attr(uint32(idx))))
-		found := false
-		err := req.ExecuteIter(unix.NETLINK_ROUTE, unix.RTM_NEWLINK, func(m []byte) bool {
-			found = match(m)
-			return !found
-		})
-		return found, err
-	})
-	if errors.Is(err, netlink.ErrDumpInterrupted) {
+	found, err := retryDump(func() (bool, error) { return rtnl.AnyPort(int32(idx), match) })
+	if errors.Is(err, rtnl.ErrDumpInterrupted) {
 		return true, nil
 	}
 	if err != nil {

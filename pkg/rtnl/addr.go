@@ -14,9 +14,9 @@ type Addr struct {
 	IP        []byte // 4 or 16 bytes: the local address
 }
 
-// ErrDumpInterrupted is returned when the kernel's address table changed
+// ErrDumpInterrupted is returned when the kernel's table (addresses, links) changed
 // during the dump; asking again gives a consistent answer.
-var ErrDumpInterrupted = errors.New("netlink: address dump interrupted")
+var ErrDumpInterrupted = errors.New("netlink: dump interrupted")
 
 const (
 	sol_NETLINK            = 270 // SOL_NETLINK

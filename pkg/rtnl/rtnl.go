@@ -3,8 +3,9 @@
 // lacks:
 // reading forwarding and per-interface IPv6 settings and writing IPv4
 // per-interface settings, which would otherwise go through /proc/sys (see
-// conf.go), and listing one link's addresses with the kernel doing the
-// filtering (addr.go). It imports only the standard library. Everything
+// conf.go), listing one link's addresses with the kernel doing the
+// filtering (addr.go), and looking through a bridge's ports without reading
+// them all (ports.go). It imports only the standard library. Everything
 // else uses vishvananda/netlink through pkg/link.
 package rtnl
 
