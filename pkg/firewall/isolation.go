@@ -9,6 +9,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/flatcni/plugins/pkg/rtnl"
 )
 
 // Isolation says which other networks a network exchanges no forwarded
@@ -102,15 +104,11 @@ func (n Network) withNodeBridges(kindMatch bool) (Network, error) {
 // nodeBridges returns the node's bridges, each with whether a default route
 // (main table, IPv4 or IPv6) leaves through it.
 func nodeBridges() (map[string]bool, error) {
-	links, err := retryInterrupted(netlink.LinkList)
+	// The bridges only: a dump of every link would bring the node's
+	// thousands of container veths too.
+	bridges, err := retryInterrupted(rtnl.Bridges)
 	if err != nil {
-		return nil, fmt.Errorf("list links: %w", err)
-	}
-	bridges := map[int]string{}
-	for _, l := range links {
-		if l.Type() == "bridge" {
-			bridges[l.Attrs().Index] = l.Attrs().Name
-		}
+		return nil, fmt.Errorf("list bridges: %w", err)
 	}
 	out := map[string]bool{}
 	for _, name := range bridges {
@@ -134,7 +132,7 @@ func nodeBridges() (map[string]bool, error) {
 			idx = append(idx, hop.LinkIndex)
 		}
 		for _, i := range idx {
-			if name, ok := bridges[i]; ok {
+			if name, ok := bridges[int32(i)]; ok {
 				out[name] = true
 			}
 		}
@@ -158,7 +156,7 @@ func retryInterrupted[T any](f func() (T, error)) (T, error) {
 		err error
 	)
 	for range 5 {
-		if v, err = f(); !errors.Is(err, netlink.ErrDumpInterrupted) {
+		if v, err = f(); !errors.Is(err, netlink.ErrDumpInterrupted) && !errors.Is(err, rtnl.ErrDumpInterrupted) {
 			break
 		}
 	}

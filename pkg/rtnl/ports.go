@@ -1,6 +1,9 @@
 package rtnl
 
-import "syscall"
+import (
+	"bytes"
+	"syscall"
+)
 
 const (
 	ifla_EXT_MASK           = 29     // IFLA_EXT_MASK
@@ -50,4 +53,72 @@ func (c *conn) anyPort(master int32, match func(link []byte) bool) (bool, error)
 		err = ErrDumpInterrupted
 	}
 	return found, err
+}
+
+const (
+	ifla_LINKINFO  = 18 // IFLA_LINKINFO
+	ifla_INFO_KIND = 1  // IFLA_INFO_KIND
+)
+
+// Bridges lists the bridges of the current network namespace, by index
+// and name. The kernel is asked for links of kind "bridge" only (Linux
+// 4.4 and later; the kind is checked here too for older kernels) and
+// without their statistics: a node's thousands of container veths are
+// not sent, as a dump of every link would.
+func Bridges() (map[int32]string, error) {
+	return withConn(func(c *conn) (map[int32]string, error) { return c.bridges() })
+}
+
+func (c *conn) bridges() (map[int32]string, error) {
+	const kind = "bridge"
+	attrs := append(attr(ifla_LINKINFO|syscall.NLA_F_NESTED, stringAttr(ifla_INFO_KIND, kind)), u32Attr(ifla_EXT_MASK, rtext_FILTER_SKIP_STATS)...)
+	if err := c.send(syscall.RTM_GETLINK, syscall.NLM_F_DUMP, ifinfo(0), attrs); err != nil {
+		return nil, err
+	}
+	out := map[int32]string{}
+	interrupted := false
+	err := c.receive(func(m syscall.NetlinkMessage) (bool, error) {
+		if m.Header.Flags&nlm_F_DUMP_INTR != 0 {
+			interrupted = true
+		}
+		switch m.Header.Type {
+		case syscall.NLMSG_DONE:
+			return true, nil
+		case syscall.NLMSG_ERROR:
+			return true, ackError(m)
+		case syscall.RTM_NEWLINK:
+			if len(m.Data) < ifinfomsgLen {
+				return false, nil
+			}
+			var name, k string
+			eachAttr(m.Data[ifinfomsgLen:], func(typ uint16, v []byte) {
+				switch typ {
+				case syscall.IFLA_IFNAME:
+					name = cString(v)
+				case ifla_LINKINFO:
+					eachAttr(v, func(typ uint16, v []byte) {
+						if typ == ifla_INFO_KIND {
+							k = cString(v)
+						}
+					})
+				}
+			})
+			if k == kind && name != "" {
+				out[int32(getU32(m.Data[4:8]))] = name
+			}
+		}
+		return false, nil
+	})
+	if err == nil && interrupted {
+		err = ErrDumpInterrupted
+	}
+	return out, err
+}
+
+// cString is v up to its first NUL.
+func cString(v []byte) string {
+	if i := bytes.IndexByte(v, 0); i >= 0 {
+		v = v[:i]
+	}
+	return string(v)
 }
