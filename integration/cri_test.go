@@ -257,7 +257,13 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 	}
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); logf.Close(); close(exited) }()
-	c.watchdog(t, cmd.Process.Pid, filepath.Dir(node.Dir), append([]*Netns{node.Netns}, others...))
+	// Should this process die without its clean-up, the watchdog kills
+	// containerd (its process group), the shims (their command lines name
+	// dir) and the pods (their cgroups, removed then), deletes the
+	// namespaces and removes dir and the test's temporary directory.
+	// Registered before stop's clean-up: it stops after it.
+	watchdog{pgids: []int{cmd.Process.Pid}, dirs: []string{dir}, cgroups: []string{c.cgroup},
+		netns: append([]*Netns{node.Netns}, others...), remove: []string{dir, filepath.Dir(node.Dir)}}.start(t)
 	t.Cleanup(func() {
 		if t.Failed() {
 			if b, err := os.ReadFile(filepath.Join(dir, "containerd.log")); err == nil {
@@ -340,60 +346,6 @@ func (c *criNode) stop(t *testing.T, cmd *exec.Cmd, exited chan struct{}) {
 			t.Errorf("cgroup %s left", root)
 		}
 	}
-}
-
-// watchdog starts a process that, should this one die without its
-// clean-up (a go test -timeout panic, a kill), does it instead: it kills
-// containerd (process group pgid), its shims (both name c.dir) and the pods (their cgroups,
-// removed then), deletes the namespaces and removes c.dir and tmp (the
-// test's temporary directory). Otherwise
-// containerd, the shims and the pods' sleep would run for ever. It waits
-// for the end of its standard input, a pipe only this process writes to
-// (close-on-exec: no child holds it); the clean-up stops it first.
-func (c *criNode) watchdog(t *testing.T, pgid int, tmp string, netns []*Netns) {
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, n := range netns {
-		names = append(names, n.Name)
-	}
-	// Its arguments come in the environment: its command line names
-	// nothing it kills (containerd's and the shims' name c.dir).
-	script := `read _
-kill -KILL -"$WD_PGID" 2>/dev/null
-for p in /proc/[0-9]*; do
-	[ "${p#/proc/}" = "$$" ] && continue
-	grep -qsF -- "$WD_DIR/" "$p/cmdline" && kill -KILL "${p#/proc/}" 2>/dev/null
-done
-for try in 1 2 3 4 5 6 7 8 9 10; do
-	cat /sys/fs/cgroup/*"$WD_CGROUP"/cgroup.procs /sys/fs/cgroup/*"$WD_CGROUP"/*/cgroup.procs \
-		/sys/fs/cgroup"$WD_CGROUP"/cgroup.procs /sys/fs/cgroup"$WD_CGROUP"/*/cgroup.procs 2>/dev/null | xargs -r kill -KILL 2>/dev/null
-	sleep 0.2
-	for d in /sys/fs/cgroup/*"$WD_CGROUP" /sys/fs/cgroup"$WD_CGROUP"; do
-		[ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null
-	done
-done
-rm -rf "$WD_DIR" "$WD_TMP"
-for n in $WD_NETNS; do ip netns del "$n" 2>/dev/null; done
-`
-	wd := exec.Command("sh", "-c", script)
-	wd.Env = append(os.Environ(), "WD_PGID="+fmt.Sprint(pgid), "WD_CGROUP="+c.cgroup, "WD_DIR="+c.dir, "WD_TMP="+tmp, "WD_NETNS="+strings.Join(names, " "))
-	wd.Stdin = r
-	// Its own process group: a terminal's ^C reaches the test, not it.
-	wd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := wd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	r.Close()
-	t.Cleanup(func() {
-		// Registered before stop's clean-up: runs after it, so that
-		// a death during that clean-up is covered too.
-		_ = wd.Process.Kill()
-		_ = wd.Wait()
-		w.Close()
-	})
 }
 
 // removeCgroupTree removes a cgroup directory and those below it, deepest first.

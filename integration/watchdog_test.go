@@ -1,0 +1,122 @@
+package integration
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// watchdog is what a test that starts a runtime leaves should its process
+// die without its clean-up (a go test -timeout panic, a kill): the runtime
+// (containerd, podman's conmon) and its containers would run on, and keep
+// the namespaces and directories they use. A watchdog process, started by
+// start, then kills and removes it instead.
+type watchdog struct {
+	// pgids: process groups whose processes are killed, with their
+	// descendants.
+	pgids []int
+	// dirs: a process whose command line names a path below one of these
+	// is killed, with its descendants.
+	dirs []string
+	// cgroups: paths below the cgroup root (a v1 hierarchy's or the v2
+	// one), in every hierarchy: their processes are killed, the cgroups
+	// (and those below them) removed.
+	cgroups []string
+	netns   []*Netns // deleted
+	remove  []string // removed (rm -rf), after the processes are gone
+}
+
+// watchdogScript is the watchdog process. It waits for the end of its
+// standard input, a pipe only the test process writes to (close-on-exec:
+// no child holds it), so it goes on when that process dies. The processes
+// of the groups and those naming a directory are stopped as they are found,
+// then their descendants (a stopped process forks no more, and its
+// children are found before they are orphaned) until a round over /proc
+// finds none; then all are killed.
+const watchdogScript = `read _
+found=" "
+fields() { ppid=$2 pgrp=$3; }
+while :; do
+	more=
+	for p in /proc/[0-9]*; do
+		pid=${p#/proc/}
+		[ "$pid" = "$$" ] && continue
+		case $found in *" $pid "*) continue ;; esac
+		stat=
+		read -r stat 2>/dev/null <"$p/stat" || continue
+		fields ${stat##*) }
+		hit=
+		case $found in *" $ppid "*) hit=1 ;; esac
+		for g in $WD_PGIDS; do [ "$pgrp" = "$g" ] && hit=1; done
+		if [ -z "$hit" ]; then
+			for d in $WD_DIRS; do grep -qsF -- "$d/" "$p/cmdline" && hit=1 && break; done
+		fi
+		[ -n "$hit" ] || continue
+		kill -STOP "$pid" 2>/dev/null
+		found="$found$pid "
+		more=1
+	done
+	[ -n "$more" ] || break
+done
+kill -KILL $found 2>/dev/null
+for g in $WD_PGIDS; do kill -KILL -"$g" 2>/dev/null; done
+if [ -n "$WD_CGROUPS" ]; then
+	for try in 1 2 3 4 5 6 7 8 9 10; do
+		for c in $WD_CGROUPS; do
+			cat /sys/fs/cgroup/*"$c"/cgroup.procs /sys/fs/cgroup/*"$c"/*/cgroup.procs \
+				/sys/fs/cgroup"$c"/cgroup.procs /sys/fs/cgroup"$c"/*/cgroup.procs 2>/dev/null | xargs -r kill -KILL 2>/dev/null
+		done
+		sleep 0.2
+		for c in $WD_CGROUPS; do
+			for d in /sys/fs/cgroup/*"$c" /sys/fs/cgroup"$c"; do
+				[ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null
+			done
+		done
+	done
+fi
+for d in $WD_REMOVE; do rm -rf "$d"; done
+for n in $WD_NETNS; do ip netns del "$n" 2>/dev/null; done
+`
+
+// start starts the watchdog process. The test's clean-up stops it: start
+// registers that, so a clean-up that start's caller registers afterwards
+// runs before it, and a death during that clean-up is covered too.
+func (w watchdog) start(t *testing.T) {
+	t.Helper()
+	r, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pgids, names []string
+	for _, g := range w.pgids {
+		pgids = append(pgids, fmt.Sprint(g))
+	}
+	for _, n := range w.netns {
+		names = append(names, n.Name)
+	}
+	for _, s := range append(append(append([]string{}, w.dirs...), w.cgroups...), w.remove...) {
+		if s == "" || strings.ContainsAny(s, " \t\n*?[") {
+			t.Fatalf("watchdog: %q: no spaces or patterns", s)
+		}
+	}
+	// Its arguments come in the environment: its command line names
+	// nothing it kills.
+	wd := exec.Command("sh", "-c", watchdogScript)
+	wd.Env = append(os.Environ(), "WD_PGIDS="+strings.Join(pgids, " "), "WD_DIRS="+strings.Join(w.dirs, " "),
+		"WD_CGROUPS="+strings.Join(w.cgroups, " "), "WD_REMOVE="+strings.Join(w.remove, " "), "WD_NETNS="+strings.Join(names, " "))
+	wd.Stdin = r
+	// Its own process group: a terminal's ^C reaches the test, not it.
+	wd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := wd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	t.Cleanup(func() {
+		_ = wd.Process.Kill()
+		_ = wd.Wait()
+		pw.Close()
+	})
+}
