@@ -2,12 +2,14 @@ package integration
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -19,26 +21,22 @@ import (
 // portmap podman chains, and through the bridge's own publishing), --ip and
 // --mac-address, inspect, stop and start, network reload after the node's
 // rules were flushed, rm and network rm, then looks for leftovers. Podman
-// runs inside the node namespace (and a private mount namespace), with its
-// configuration, storage and networks in a temporary directory.
+// runs inside the node namespace (and a private mount namespace, whose /run
+// and /var/lib/cni are its own), with its configuration, storage and
+// networks in a temporary directory.
 func TestPodman(t *testing.T) {
 	requireRoot(t)
 	begin := time.Now()
 	node, remote := masqUplinkNode(t)
-	pm := newPodman(t, node)
+	pm := newPodman(t, node, remote)
 
 	// A network as podman writes it: our bridge and host-local, then the
 	// reference portmap, firewall and tuning. Its leases are in host-local's
-	// default dataDir (podman sets none).
+	// default dataDir (podman sets none), /var/lib/cni/networks of the
+	// mount namespace.
 	net1 := "flatcni-it-pm-" + uniq()
 	pm.must(t, "network", "create", "--subnet", "10.131.0.0/24", net1)
-	_, noLeaseRoot := os.Stat("/var/lib/cni/networks")
-	t.Cleanup(func() {
-		_ = os.RemoveAll(filepath.Join("/var/lib/cni/networks", net1))
-		if noLeaseRoot != nil {
-			_ = os.Remove("/var/lib/cni/networks") // made by this test: removed if empty
-		}
-	})
+	leases1 := pm.inNS(filepath.Join("/var/lib/cni/networks", net1))
 	a := pm.must(t, "run", "-d", "--network", net1, "-p", "8081:80", "-p", "8081:80/udp", "--rootfs", pm.rootfs, "/serve", "serve", "a", "80")
 	b := pm.must(t, "run", "-d", "--network", net1, "--rootfs", pm.rootfs, "/serve", "serve", "b", "80")
 	ipA := pm.checkInspect(t, a, net1, "10.131.0.", "10.131.0.1")
@@ -59,7 +57,7 @@ func TestPodman(t *testing.T) {
 
 	// stop releases the address, start attaches again.
 	pm.must(t, "stop", "-t", "0", a)
-	if leases := podmanLeases(t, filepath.Join("/var/lib/cni/networks", net1)); len(leases) != 1 || leases[0] != ipB {
+	if leases := podmanLeases(t, leases1); len(leases) != 1 || leases[0] != ipB {
 		t.Errorf("leases after stopping a: %v, want b's %s only", leases, ipB)
 	}
 	pm.must(t, "start", a)
@@ -79,6 +77,12 @@ func TestPodman(t *testing.T) {
 	})
 	c := pm.must(t, "run", "-d", "--network", net2, "--ip", "10.132.0.50", "--mac-address", "02:00:0a:84:00:32",
 		"-p", "8083:80", "-p", "8083:80/udp", "--rootfs", pm.rootfs, "/serve", "serve", "c", "80")
+	if os.Getenv("FLATCNI_PODMAN_DIE") != "" {
+		// TestPodmanKilled: the test process dies with its containers
+		// and a podman exec running, no clean-up of its own run (as at
+		// a go test -timeout panic).
+		pm.die(t, node, remote, []string{net1, net2}, []string{a, b, c})
+	}
 	if ip := pm.checkInspect(t, c, net2, "10.132.0.", "10.132.0.1"); ip != "10.132.0.50" {
 		t.Errorf("c has %s, want the requested 10.132.0.50", ip)
 	}
@@ -111,11 +115,11 @@ func TestPodman(t *testing.T) {
 		t.Errorf("rules of ours left in the node:\n%s", out)
 	}
 	for _, n := range []string{net1, net2} {
-		if left, _ := filepath.Glob("/run/flatcni/net-" + n + ".*"); len(left) != 0 {
+		if left, _ := filepath.Glob(pm.inNS("/run/flatcni/net-" + n + ".*")); len(left) != 0 {
 			t.Errorf("left in /run/flatcni: %v", left)
 		}
 	}
-	if left := append(podmanLeases(t, filepath.Join("/var/lib/cni/networks", net1)), podmanLeases(t, filepath.Join(leases2, net2))...); len(left) != 0 {
+	if left := append(podmanLeases(t, leases1), podmanLeases(t, filepath.Join(leases2, net2))...); len(left) != 0 {
 		t.Errorf("leases left: %v", left)
 	}
 	t.Logf("podman test: %v", time.Since(begin).Round(time.Millisecond))
@@ -129,14 +133,18 @@ type podman struct {
 	dir    string
 	netDir string // network_config_dir
 	env    []string
-	mntNS  string // /proc/<pid>/ns/mnt of the mount namespace podman runs in
+	holder int    // the process holding the mount namespace podman runs in
+	mntNS  string // /proc/<holder>/ns/mnt
 	// rootfs is the containers' root directory (podman run --rootfs: no
 	// image, so no registry, nothing in /var/lib/containers): one static
 	// program, /serve (testdata/serve).
 	rootfs string
 }
 
-func newPodman(t *testing.T, node *Node) *podman {
+// newPodman makes podman's directory and mount namespace in node, and a
+// watchdog that removes what podman and its containers leave should the
+// test die without its clean-up, with the namespaces of node and others.
+func newPodman(t *testing.T, node *Node, others ...*Netns) *podman {
 	t.Helper()
 	if _, err := exec.LookPath("podman"); err != nil {
 		t.Fatalf("podman is not installed (scripts/deps.sh installs podman and crun): %v", err)
@@ -199,35 +207,63 @@ conmon_env_vars = ["PATH=%s", "CONTAINERS_CONF=%s", "CONTAINERS_STORAGE_CONF=%s"
 	write(storage, fmt.Sprintf("[storage]\ndriver = \"vfs\"\ngraphroot = %q\nrunroot = %q\n",
 		filepath.Join(p.dir, "storage"), filepath.Join(p.dir, "run")))
 
-	// The mount namespace: podman's mounts stay in it. Its containers'
-	// network namespaces go to a tmpfs on /run/netns there: podman binds
-	// them to files in /run/netns, which elsewhere would be plain files,
-	// and ip prints an error for each such name whenever it names a
-	// namespace (other tests parse its output). crun refuses a hybrid
-	// cgroup layout (a cgroup2 file system with controllers beside cgroup
-	// v1, as in some container sandboxes): that mount is hidden there.
+	// The mount namespace: podman's mounts stay in it, and its /run and
+	// /var/lib/cni are tmpfs file systems of its own, so that the network
+	// namespaces podman binds to files in /run/netns (elsewhere plain
+	// files, and ip prints an error for each such name whenever it names
+	// a namespace: other tests parse its output), the plugins' and
+	// crun's state and locks, libcni's cache and host-local's leases go
+	// with it, even should the test die. /var/lib/cni is made, if
+	// missing, as the mount point (removed at the end if empty). mount
+	// -n: libmount makes no /run/mount on the machine. crun refuses a
+	// hybrid cgroup layout (a cgroup2 file system with controllers
+	// beside cgroup v1, as in some container sandboxes): that mount is
+	// hidden there.
+	var rmdirs []string
+	if err := os.Mkdir("/var/lib/cni", 0o755); err == nil {
+		rmdirs = []string{"/var/lib/cni"}
+		t.Cleanup(func() { _ = os.Remove("/var/lib/cni") })
+	} else if !os.IsExist(err) {
+		t.Fatal(err)
+	}
 	holder := exec.Command("unshare", "--mount", "--propagation", "slave", "sh", "-c",
-		"umount /sys/fs/cgroup/unified 2>/dev/null; mount -t tmpfs -o mode=0755 flatcni-it-netns /run/netns && echo ready; exec sleep 600")
+		`umount -n /sys/fs/cgroup/unified 2>/dev/null
+mount -n -t tmpfs -o mode=0755 flatcni-it-run /run && mkdir /run/netns &&
+mount -n -t tmpfs -o mode=0755 flatcni-it-cni /var/lib/cni && echo ready && exec sleep 600`)
 	out, err := holder.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
+	holderErr := filepath.Join(p.dir, "unshare.err")
+	errf, err := os.Create(holderErr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer errf.Close()
+	holder.Stderr = errf
+	// Its own process group, which the podman commands join: the
+	// watchdog kills them, and the plugins they run, with it.
+	holder.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := holder.Start(); err != nil {
 		t.Fatalf("unshare: %v", err)
 	}
+	p.holder = holder.Process.Pid
+	p.mntNS = fmt.Sprintf("/proc/%d/ns/mnt", p.holder)
+	// Should this process die without its clean-up, the watchdog kills
+	// the holder and the podman commands (their process group), conmon
+	// (its command line names p.dir) and the containers (conmon's
+	// children), deletes the namespaces, removes the test's temporary
+	// directory (p.dir's parent) and the mount point if made here.
+	// Registered before the holder's clean-up and podman rm's: it stops
+	// after them.
+	watchdog{pgids: []int{p.holder}, dirs: []string{p.dir}, netns: append([]*Netns{node.Netns}, others...),
+		remove: []string{p.dir, filepath.Dir(p.dir)}, rmdirs: rmdirs}.start(t)
 	t.Cleanup(func() { _ = holder.Process.Kill(); _ = holder.Wait() })
 	if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || line != "ready\n" {
-		t.Fatalf("unshare: %q, %v", line, err)
+		msg, _ := os.ReadFile(holderErr)
+		t.Fatalf("unshare: %q, %v: %s", line, err, msg)
 	}
-	p.mntNS = fmt.Sprintf("/proc/%d/ns/mnt", holder.Process.Pid)
 
-	// The OCI runtime's state directory, if this test makes it, goes when
-	// empty again.
-	for _, dir := range []string{"/run/crun", "/run/runc"} {
-		if _, err := os.Stat(dir); err != nil {
-			t.Cleanup(func() { _ = os.Remove(dir) })
-		}
-	}
 	t.Cleanup(func() {
 		if out, err := p.run("rm", "-a", "-f", "-t", "0"); err != nil {
 			t.Errorf("podman rm: %v\n%s", err, out)
@@ -248,8 +284,7 @@ conmon_env_vars = ["PATH=%s", "CONTAINERS_CONF=%s", "CONTAINERS_STORAGE_CONF=%s"
 func (p *podman) run(args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "nsenter", append([]string{"--mount=" + p.mntNS, "--net=" + p.node.Path, "podman"}, args...)...)
-	cmd.Env = append(os.Environ(), p.env...)
+	cmd := p.command(ctx, args...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -257,6 +292,20 @@ func (p *podman) run(args ...string) (string, error) {
 		err = fmt.Errorf("podman %s: %v: %s", strings.Join(args, " "), err, stderr.String())
 	}
 	return strings.TrimSpace(string(out)), err
+}
+
+// command is podman with args, in the node and the mount namespace, in
+// the holder's process group.
+func (p *podman) command(ctx context.Context, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, "nsenter", append([]string{"--mount=" + p.mntNS, "--net=" + p.node.Path, "podman"}, args...)...)
+	cmd.Env = append(os.Environ(), p.env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pgid: p.holder}
+	return cmd
+}
+
+// inNS is the path to a file of the mount namespace podman runs in.
+func (p *podman) inNS(path string) string {
+	return filepath.Join(fmt.Sprintf("/proc/%d/root", p.holder), path)
 }
 
 func (p *podman) must(t testing.TB, args ...string) string {
@@ -340,4 +389,147 @@ func remotePort(t testing.TB, remote *Netns) int {
 	t.Helper()
 	portsServe(t, remote, "remote", 7070)
 	return 7070
+}
+
+// podmanLeft is what a TestPodman that dies (FLATCNI_PODMAN_DIE) reports of
+// its run, for TestPodmanKilled to look for.
+type podmanLeft struct {
+	Dir        string   // podman's directory
+	Tmp        string   // the test's temporary directory
+	Netns      []string // the node's and the remote's names
+	Namespaces []string // the mount namespace's, the node's and the containers' (as /proc/*/ns/* name them)
+	Networks   []string
+	Containers []string
+}
+
+// die starts a podman exec that runs on (a server in the container ctrs[1])
+// and exits the test process with it, the containers ctrs and the networks
+// nets there, after printing a podmanLeft.
+func (p *podman) die(t *testing.T, node *Node, remote *Netns, nets, ctrs []string) {
+	srv := p.command(context.Background(), "exec", ctrs[1], "/serve", "serve", "x", "81")
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		if out, err := p.run("exec", ctrs[1], "/serve", "dial", "tcp", "127.0.0.1:81"); err == nil && strings.HasPrefix(out, "x ") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("podman exec of a server: it does not answer")
+		}
+	}
+	left := podmanLeft{Dir: p.dir, Tmp: filepath.Dir(p.dir), Netns: []string{node.Name, remote.Name}, Networks: nets, Containers: ctrs}
+	mnt, err := os.Readlink(p.mntNS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	left.Namespaces = append(left.Namespaces, mnt, netnsOf(t, srv.Process.Pid))
+	for _, c := range ctrs {
+		var pid int
+		if _, err := fmt.Sscan(p.must(t, "inspect", "--format", "{{.State.Pid}}", c), &pid); err != nil {
+			t.Fatal(err)
+		}
+		left.Namespaces = append(left.Namespaces, netnsOf(t, pid))
+	}
+	b, err := json.Marshal(left)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Printf("podman-left %s\n", b)
+	os.Exit(3)
+}
+
+// TestPodmanKilled: TestPodman's process dying with its containers and a
+// podman exec running, without its clean-up (as at a go test -timeout
+// panic or a kill), leaves no podman, conmon or container process, no
+// process in its namespaces, no cgroup, namespace, directory or file of
+// its run behind.
+func TestPodmanKilled(t *testing.T) {
+	requireRoot(t)
+	if _, err := exec.LookPath("podman"); err != nil {
+		t.Fatalf("podman is not installed (scripts/deps.sh installs podman and crun): %v", err)
+	}
+	refBinDir(t)
+	_, noCNIDir := os.Stat("/var/lib/cni")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestPodman$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), "FLATCNI_PODMAN_DIE=1")
+	out, err := cmd.Output()
+	var left podmanLeft
+	for _, line := range strings.Split(string(out), "\n") {
+		if j, ok := strings.CutPrefix(line, "podman-left "); ok {
+			if err := json.Unmarshal([]byte(j), &left); err != nil {
+				t.Fatalf("%q: %v", line, err)
+			}
+		}
+	}
+	if left.Dir == "" {
+		if strings.Contains(string(out), "--- SKIP: TestPodman") {
+			t.Skipf("TestPodman skipped:\n%s", out)
+		}
+		t.Fatalf("TestPodman did not get to its containers: %v\n%s", err, out)
+	}
+	if len(left.Namespaces) != 2+len(left.Containers) {
+		t.Fatalf("TestPodman reported %v", left)
+	}
+	paths := []string{left.Dir, left.Tmp}
+	for _, n := range left.Netns {
+		paths = append(paths, "/run/netns/"+n)
+	}
+	// Where podman, crun and the plugins keep their state, were they
+	// not in the mount namespace's own /run and /var/lib/cni.
+	var patterns []string
+	for _, n := range left.Networks {
+		patterns = append(patterns, "/run/flatcni/net-"+n+".*", "/var/lib/cni/networks/"+n, "/var/lib/cni/results/"+n+"-*")
+	}
+	for _, c := range left.Containers {
+		patterns = append(patterns, "/run/crun/"+c, "/run/cni/tuning/"+c+"_*")
+	}
+	var found []string
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		found = nil
+		procs, _ := filepath.Glob("/proc/[0-9]*")
+		for _, p := range procs {
+			if b, err := os.ReadFile(p + "/cmdline"); err == nil && bytes.Contains(b, []byte(left.Dir)) {
+				found = append(found, p+": "+strings.ReplaceAll(string(b), "\x00", " "))
+				continue
+			}
+			for _, ns := range []string{"mnt", "net"} {
+				if l, err := os.Readlink(p + "/ns/" + ns); err == nil && slices.Contains(left.Namespaces, l) {
+					b, _ := os.ReadFile(p + "/cmdline")
+					found = append(found, fmt.Sprintf("%s (in %s): %s", p, l, strings.ReplaceAll(string(b), "\x00", " ")))
+					break
+				}
+			}
+		}
+		_ = filepath.WalkDir("/sys/fs/cgroup", func(path string, d os.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				for _, c := range left.Containers {
+					if strings.Contains(d.Name(), c) {
+						found = append(found, path)
+					}
+				}
+			}
+			return nil
+		})
+		for _, p := range patterns {
+			m, _ := filepath.Glob(p)
+			found = append(found, m...)
+		}
+		for _, p := range paths {
+			if _, err := os.Lstat(p); err == nil {
+				found = append(found, p)
+			}
+		}
+		// The mount point made by the run (another's run may have
+		// put files there since).
+		if entries, err := os.ReadDir("/var/lib/cni"); noCNIDir != nil && err == nil && len(entries) == 0 {
+			found = append(found, "/var/lib/cni")
+		}
+		if len(found) == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if len(found) != 0 {
+		t.Errorf("left by a killed TestPodman (remove them by hand):\n%s", strings.Join(found, "\n"))
+	}
 }

@@ -27,6 +27,7 @@ type watchdog struct {
 	cgroups []string
 	netns   []*Netns // deleted
 	remove  []string // removed (rm -rf), after the processes are gone
+	rmdirs  []string // directories removed if empty, last
 }
 
 // watchdogScript is the watchdog process. It waits for the end of its
@@ -79,6 +80,7 @@ if [ -n "$WD_CGROUPS" ]; then
 fi
 for d in $WD_REMOVE; do rm -rf "$d"; done
 for n in $WD_NETNS; do ip netns del "$n" 2>/dev/null; done
+for d in $WD_RMDIRS; do rmdir "$d" 2>/dev/null; done
 `
 
 // start starts the watchdog process. The test's clean-up stops it: start
@@ -97,7 +99,7 @@ func (w watchdog) start(t *testing.T) {
 	for _, n := range w.netns {
 		names = append(names, n.Name)
 	}
-	for _, s := range append(append(append([]string{}, w.dirs...), w.cgroups...), w.remove...) {
+	for _, s := range append(append(append(append([]string{}, w.dirs...), w.cgroups...), w.remove...), w.rmdirs...) {
 		if s == "" || strings.ContainsAny(s, " \t\n*?[") {
 			t.Fatalf("watchdog: %q: no spaces or patterns", s)
 		}
@@ -106,7 +108,7 @@ func (w watchdog) start(t *testing.T) {
 	// nothing it kills.
 	wd := exec.Command("sh", "-c", watchdogScript)
 	wd.Env = append(os.Environ(), "WD_PGIDS="+strings.Join(pgids, " "), "WD_DIRS="+strings.Join(w.dirs, " "),
-		"WD_CGROUPS="+strings.Join(w.cgroups, " "), "WD_REMOVE="+strings.Join(w.remove, " "), "WD_NETNS="+strings.Join(names, " "))
+		"WD_CGROUPS="+strings.Join(w.cgroups, " "), "WD_REMOVE="+strings.Join(w.remove, " "), "WD_NETNS="+strings.Join(names, " "), "WD_RMDIRS="+strings.Join(w.rmdirs, " "))
 	wd.Stdin = r
 	// Its own process group: a terminal's ^C reaches the test, not it.
 	wd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
