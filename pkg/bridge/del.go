@@ -26,8 +26,11 @@ func (d *Deps) Del(args *skel.CmdArgs) error {
 		return err
 	}
 	var errs []error
+	// Asked, once this DEL's port is gone, by each step that removes what
+	// the network's last container leaves.
+	left := d.containersLeft(c)
 	// An unknown backend never published ports: ADD rejects it.
-	waitPorts := func() (bool, error) { return false, nil }
+	waitPorts := func(*containersLeft) (bool, error) { return false, nil }
 	if c.MasqBackendValid() {
 		waitPorts = d.teardownPorts(c, args).startDel()
 	}
@@ -87,7 +90,7 @@ func (d *Deps) Del(args *skel.CmdArgs) error {
 	// still in use: its rules stay for GC.
 	rulesGone := false // the network's last rules went: nothing attached
 	if needsFirewall(c) && c.MasqBackendValid() && c.HasBridge() {
-		removed, err := d.removeFirewallIfUnused(c)
+		removed, err := d.removeFirewallIfUnused(c, left)
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -98,7 +101,7 @@ func (d *Deps) Del(args *skel.CmdArgs) error {
 			errs = append(errs, err)
 		}
 	}
-	portsGone, err := waitPorts()
+	portsGone, err := waitPorts(left)
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -107,7 +110,7 @@ func (d *Deps) Del(args *skel.CmdArgs) error {
 	// network rm, leaves nothing in /run/flatcni). A network without rules
 	// whose marker is left (its removal failed) keeps both.
 	if len(errs) == 0 && (rulesGone || portsGone && !needsFirewall(c) && !d.Firewall.MayHold(c.Name)) {
-		d.forgetIfUnused(c)
+		d.forgetIfUnused(c, left)
 	}
 	return errors.Join(errs...)
 }

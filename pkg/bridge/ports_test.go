@@ -683,3 +683,54 @@ func TestPortsDelWithoutCapabilityNothingPublished(t *testing.T) {
 		t.Errorf("DEL on a node that never published asked Holder %d times, backends %v", fp.holders-holders, fp.names)
 	}
 }
+
+// A publishing DEL on a masquerading network asks once whether containers
+// are left when the answer is yes (its firewall step's answer serves its
+// ports step), and asks each step again when it is no: the last DEL removes
+// both the rules and the published ports.
+func TestPortsDelAsksContainersLeftOnce(t *testing.T) {
+	n := newFakeNode(testNetns, "/run/netns/c2")
+	fp := n.deps.Ports.(*fakePorts)
+	conf := testConf("host-local", `,"capabilities":{"portMappings":true},"runtimeConfig":{"portMappings":[{"hostPort":8080,"containerPort":80}]}`)
+	args := testArgs(conf, "c1")
+	addOK(t, n, args)
+	args2 := testArgs(conf, "c2")
+	args2.Netns = "/run/netns/c2"
+	args2.StdinData = []byte(strings.Replace(string(conf), "8080", "9090", 1))
+	addOK(t, n, args2)
+	asked := func() int {
+		k := 0
+		for _, c := range n.links.calls {
+			if strings.HasPrefix(c, "BridgeHasContainers ") {
+				k++
+			}
+		}
+		n.links.calls = nil
+		return k
+	}
+	asked()
+	if err := n.deps.Del(args); err != nil {
+		t.Fatalf("DEL c1: %v", err)
+	}
+	if k := asked(); k != 1 {
+		t.Errorf("DEL with c2 left asked %d times whether containers are left, want 1", k)
+	}
+	if list, _ := fp.List(); len(list) != 1 || list[0].Owner.ContainerID != "c2" {
+		t.Errorf("after DEL c1: %+v", list)
+	}
+	if _, ok := n.fw.Network("net1"); !ok {
+		t.Error("rules removed while c2 is attached")
+	}
+	if err := n.deps.Del(args2); err != nil {
+		t.Fatalf("DEL c2: %v", err)
+	}
+	if k := asked(); k < 2 {
+		t.Errorf("the last DEL asked %d times, want each step (2 or more)", k)
+	}
+	if list, _ := fp.List(); len(list) != 0 {
+		t.Errorf("published after the last DEL: %+v", list)
+	}
+	if _, ok := n.fw.Network("net1"); ok {
+		t.Error("rules left after the last DEL")
+	}
+}
