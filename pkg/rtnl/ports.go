@@ -23,11 +23,18 @@ const (
 // even when told to stop) costs every port: ~30 ms for 1,000 ports.
 // ErrDumpInterrupted: no match, and the links changed during the dump.
 func AnyPort(master int32, match func(link []byte) bool) (bool, error) {
-	return withConn(func(c *conn) (bool, error) { return c.anyPort(master, match) })
+	return withConn(func(c *conn) (bool, error) {
+		return c.dumpLinks(u32Attr(syscall.IFLA_MASTER, uint32(master)), match)
+	})
 }
 
-func (c *conn) anyPort(master int32, match func(link []byte) bool) (bool, error) {
-	attrs := append(u32Attr(syscall.IFLA_MASTER, uint32(master)), u32Attr(ifla_EXT_MASK, rtext_FILTER_SKIP_STATS)...)
+// dumpLinks asks for a dump of the links the kernel's filters attrs select,
+// without their statistics, and calls fn with each link message's payload
+// until fn returns true, leaving the rest of the dump unread. It reports
+// whether fn did; ErrDumpInterrupted when it did not and the links changed
+// during the dump.
+func (c *conn) dumpLinks(attrs []byte, fn func(link []byte) bool) (bool, error) {
+	attrs = append(attrs, u32Attr(ifla_EXT_MASK, rtext_FILTER_SKIP_STATS)...)
 	if err := c.send(syscall.RTM_GETLINK, syscall.NLM_F_DUMP, ifinfo(0), attrs); err != nil {
 		return false, err
 	}
@@ -42,7 +49,7 @@ func (c *conn) anyPort(master int32, match func(link []byte) bool) (bool, error)
 		case syscall.NLMSG_ERROR:
 			return true, ackError(m)
 		case syscall.RTM_NEWLINK:
-			if len(m.Data) >= ifinfomsgLen && match(m.Data) {
+			if len(m.Data) >= ifinfomsgLen && fn(m.Data) {
 				found = true
 				return true, nil // the rest of the dump is left unread
 			}
@@ -71,47 +78,26 @@ func Bridges() (map[int32]string, error) {
 
 func (c *conn) bridges() (map[int32]string, error) {
 	const kind = "bridge"
-	attrs := append(attr(ifla_LINKINFO|syscall.NLA_F_NESTED, stringAttr(ifla_INFO_KIND, kind)), u32Attr(ifla_EXT_MASK, rtext_FILTER_SKIP_STATS)...)
-	if err := c.send(syscall.RTM_GETLINK, syscall.NLM_F_DUMP, ifinfo(0), attrs); err != nil {
-		return nil, err
-	}
 	out := map[int32]string{}
-	interrupted := false
-	err := c.receive(func(m syscall.NetlinkMessage) (bool, error) {
-		if m.Header.Flags&nlm_F_DUMP_INTR != 0 {
-			interrupted = true
-		}
-		switch m.Header.Type {
-		case syscall.NLMSG_DONE:
-			return true, nil
-		case syscall.NLMSG_ERROR:
-			return true, ackError(m)
-		case syscall.RTM_NEWLINK:
-			if len(m.Data) < ifinfomsgLen {
-				return false, nil
+	_, err := c.dumpLinks(attr(ifla_LINKINFO|syscall.NLA_F_NESTED, stringAttr(ifla_INFO_KIND, kind)), func(link []byte) bool {
+		var name, k string
+		eachAttr(link[ifinfomsgLen:], func(typ uint16, v []byte) {
+			switch typ {
+			case syscall.IFLA_IFNAME:
+				name = cString(v)
+			case ifla_LINKINFO:
+				eachAttr(v, func(typ uint16, v []byte) {
+					if typ == ifla_INFO_KIND {
+						k = cString(v)
+					}
+				})
 			}
-			var name, k string
-			eachAttr(m.Data[ifinfomsgLen:], func(typ uint16, v []byte) {
-				switch typ {
-				case syscall.IFLA_IFNAME:
-					name = cString(v)
-				case ifla_LINKINFO:
-					eachAttr(v, func(typ uint16, v []byte) {
-						if typ == ifla_INFO_KIND {
-							k = cString(v)
-						}
-					})
-				}
-			})
-			if k == kind && name != "" {
-				out[int32(getU32(m.Data[4:8]))] = name
-			}
+		})
+		if k == kind && name != "" {
+			out[int32(getU32(link[4:8]))] = name
 		}
-		return false, nil
+		return false // every bridge
 	})
-	if err == nil && interrupted {
-		err = ErrDumpInterrupted
-	}
 	return out, err
 }
 
