@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -26,15 +27,16 @@ import (
 // through a conflist of our bridge, publishing the pods' hostPorts itself,
 // and host-local (dual-stack). containerd runs inside the node namespace,
 // with its own configuration, sockets and directories, in a mount namespace
-// of its own whose /run is a fresh tmpfs, so nothing of the machine's
-// containerd, /run or CNI directories is used. Checked: the pod IPs
-// containerd reports are the leases, pod to pod over IPv4 and IPv6, a
-// hostPort from a remote host (which the pod sees as itself), from the node
-// (127.0.0.1) and from the pod itself, a container started in the pod
-// sharing its network, and that removing the pods leaves no veth, lease or
-// rule of ours. Needs containerd, ctr, runc, crictl and a static busybox
-// (scripts/deps.sh installs them) and the reference loopback plugin, which
-// CRI calls for every pod (make reference).
+// of its own whose /run and /var/lib/cni are fresh tmpfs file systems
+// (runtimeMounts), so nothing of the machine's containerd, /run or CNI
+// directories is used or left. Checked: the pod IPs containerd reports are
+// the leases, pod to pod over IPv4 and IPv6, a hostPort from a remote host
+// (which the pod sees as itself), from the node (127.0.0.1) and from the
+// pod itself, a container started in the pod sharing its network, and that
+// removing the pods leaves no veth, lease or rule of ours. Needs
+// containerd, ctr, runc, crictl and a static busybox (scripts/deps.sh
+// installs them) and the reference loopback plugin, which CRI calls for
+// every pod (make reference).
 func TestCRI(t *testing.T) {
 	requireRoot(t)
 	tools := criTools(t)
@@ -47,9 +49,7 @@ func TestCRI(t *testing.T) {
 	if os.Getenv("FLATCNI_CRI_DIE") != "" {
 		// TestCRIKilled: the test process dies with its pods running,
 		// no clean-up of its own run (as at a go test -timeout panic).
-		c.runPod(t, "a", 18080)
-		fmt.Printf("cri-left %s %s %s %s %s\n", c.dir, c.cgroup, filepath.Dir(node.Dir), node.Name, remote.Name)
-		os.Exit(3)
+		c.die(t, node, remote, c.runPod(t, "a", 18080))
 	}
 
 	a := c.runPod(t, "a", 18080)
@@ -91,47 +91,82 @@ func TestCRI(t *testing.T) {
 	}
 }
 
+// criLeft is what a TestCRI that dies (FLATCNI_CRI_DIE) reports of its
+// run, for TestCRIKilled to look for.
+type criLeft struct {
+	Dir        string   // containerd's directory
+	Tmp        string   // the test's temporary directory
+	Cgroup     string   // the pods' cgroup parent
+	Netns      []string // the node's and the remote's names
+	Namespaces []string // the mount namespace's and the pod's network namespace (as /proc/*/ns/* name them)
+	Pod        string   // the pod's ID
+}
+
+// die exits the test process with containerd and the pod p running, after
+// printing a criLeft.
+func (c *criNode) die(t *testing.T, node *Node, remote *Netns, p *criPod) {
+	t.Helper()
+	// libcni's cache of the pod's network, in the mount namespace:
+	// TestCRIKilled looks for it on the machine under this name.
+	m, _ := filepath.Glob(c.mounts.inNS(criCache(p.id)))
+	if !slices.ContainsFunc(m, func(f string) bool { return strings.HasPrefix(filepath.Base(f), criNetwork+"-") }) {
+		t.Fatalf("no libcni cache of %s in containerd's mount namespace (%s): %v", criNetwork, criCache(p.id), m)
+	}
+	mnt, err := os.Readlink(c.mounts.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	left := criLeft{Dir: c.dir, Tmp: filepath.Dir(node.Dir), Cgroup: c.cgroup, Netns: []string{node.Name, remote.Name},
+		Namespaces: []string{mnt, netnsOf(t, p.pid)}, Pod: p.id}
+	b, err := json.Marshal(left)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Printf("cri-left %s\n", b)
+	os.Exit(3)
+}
+
+// criCache is the pattern of libcni's cache files of the pod sandbox id
+// (<network>-<ID>-<interface>: ours and CRI's loopback network), where
+// containerd keeps them (libcni's default directory).
+func criCache(id string) string {
+	return "/var/lib/cni/results/*-" + id + "-*"
+}
+
 // TestCRIKilled: TestCRI's process dying with a pod running, without its
 // clean-up (as at a go test -timeout panic or a kill), leaves no
-// containerd, shim or pod process, cgroup, namespace or directory of its
-// run behind.
+// containerd, shim or pod process, no process in its namespaces, no
+// cgroup, namespace, directory or file of its run (libcni's cache of the
+// pod, the mount point /var/lib/cni, /run/mount) behind.
 func TestCRIKilled(t *testing.T) {
 	requireRoot(t)
 	criTools(t)
 	refBinDir(t)
+	newDirs := missingDirs(cniMountPoint, "/run/mount")
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCRI$", "-test.count=1")
 	cmd.Env = append(os.Environ(), "FLATCNI_CRI_DIE=1")
 	out, err := cmd.Output()
-	var dir, cgroup, tmp, node, remote string
+	var left criLeft
 	for _, line := range strings.Split(string(out), "\n") {
-		if _, err := fmt.Sscanf(line, "cri-left %s %s %s %s %s", &dir, &cgroup, &tmp, &node, &remote); err == nil {
-			break
+		if j, ok := strings.CutPrefix(line, "cri-left "); ok {
+			if err := json.Unmarshal([]byte(j), &left); err != nil {
+				t.Fatalf("%q: %v", line, err)
+			}
 		}
 	}
-	if dir == "" {
+	if left.Dir == "" {
 		t.Fatalf("TestCRI did not get to its pod: %v\n%s", err, out)
 	}
-	var left []string
-	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		left = nil
-		procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-		for _, p := range procs {
-			if b, err := os.ReadFile(p); err == nil && bytes.Contains(b, []byte(dir)) {
-				left = append(left, p+": "+strings.ReplaceAll(string(b), "\x00", " "))
-			}
-		}
-		cgroups, _ := filepath.Glob("/sys/fs/cgroup/*" + cgroup)
-		for _, p := range append(cgroups, dir, tmp, "/run/netns/"+node, "/run/netns/"+remote, "/sys/fs/cgroup"+cgroup) {
-			if _, err := os.Lstat(p); err == nil {
-				left = append(left, p)
-			}
-		}
-		if len(left) == 0 || time.Now().After(deadline) {
-			break
-		}
+	if left.Cgroup == "" || left.Pod == "" || len(left.Netns) != 2 || len(left.Namespaces) != 2 {
+		t.Fatalf("TestCRI reported %+v", left)
 	}
-	if len(left) != 0 {
-		t.Errorf("left by a killed TestCRI (remove them by hand):\n%s", strings.Join(left, "\n"))
+	l := leftovers{cmdline: left.Dir, namespaces: left.Namespaces, newDirs: newDirs,
+		globs: []string{left.Dir, left.Tmp, "/sys/fs/cgroup/*" + left.Cgroup, "/sys/fs/cgroup" + left.Cgroup, criCache(left.Pod)}}
+	for _, n := range left.Netns {
+		l.globs = append(l.globs, "/run/netns/"+n)
+	}
+	if found := l.find(15 * time.Second); len(found) != 0 {
+		t.Errorf("left by a killed TestCRI (remove them by hand):\n%s", strings.Join(found, "\n"))
 	}
 }
 
@@ -178,7 +213,8 @@ type criNode struct {
 	tools  criToolPaths
 	dir    string
 	sock   string
-	cgroup string // the pods' cgroup parent, unique to this run
+	cgroup string         // the pods' cgroup parent, unique to this run
+	mounts *runtimeMounts // the mount namespace containerd runs in
 }
 
 // startCRI writes the network configuration, the containerd configuration
@@ -241,15 +277,24 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 		filepath.Join(dir, "runc"), filepath.Join(dir, "bin"), filepath.Join(dir, "net.d")))
 	writeFile(t, filepath.Join(dir, "crictl.yaml"), fmt.Sprintf("runtime-endpoint: unix://%s\nimage-endpoint: unix://%s\ntimeout: 60\n", c.sock, c.sock))
 
+	// A mount namespace of its own (runtimeMounts): the shims' sockets
+	// (/run/containerd/s), the plugins' locks and state (/run/flatcni),
+	// iptables' lock and libcni's cache (/var/lib/cni/results) are this
+	// containerd's alone. Should this process die without its clean-up,
+	// the watchdog kills the holder (its process group), containerd and
+	// the shims (their command lines name dir) and the pods (their
+	// cgroups, removed then), deletes the namespaces, removes dir and the
+	// test's temporary directory and the mount point if made here. It
+	// stops after stop's clean-up, registered later.
+	c.mounts = newRuntimeMounts(t, dir, "", watchdog{dirs: []string{dir}, cgroups: []string{c.cgroup},
+		netns: append([]*Netns{node.Netns}, others...), remove: []string{dir, filepath.Dir(node.Dir)}})
 	logf, err := os.Create(filepath.Join(dir, "containerd.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The node's network namespace, and a mount namespace whose /run is
-	// empty: the shims' sockets (/run/containerd/s), the plugins' locks
-	// (/run/flatcni) and iptables' lock are this containerd's alone.
-	cmd := exec.Command("nsenter", "--net="+node.Path, "unshare", "--mount", "--propagation", "slave",
-		"sh", "-c", `mount -t tmpfs tmpfs /run && exec "$0" --config "$1"`, tools.containerd, filepath.Join(dir, "containerd.toml"))
+	// containerd in the node's network namespace and that mount
+	// namespace, in a process group of its own.
+	cmd := exec.Command("nsenter", "--mount="+c.mounts.path, "--net="+node.Path, tools.containerd, "--config", filepath.Join(dir, "containerd.toml"))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -257,13 +302,6 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 	}
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); logf.Close(); close(exited) }()
-	// Should this process die without its clean-up, the watchdog kills
-	// containerd (its process group), the shims (their command lines name
-	// dir) and the pods (their cgroups, removed then), deletes the
-	// namespaces and removes dir and the test's temporary directory.
-	// Registered before stop's clean-up: it stops after it.
-	watchdog{pgids: []int{cmd.Process.Pid}, dirs: []string{dir}, cgroups: []string{c.cgroup},
-		netns: append([]*Netns{node.Netns}, others...), remove: []string{dir, filepath.Dir(node.Dir)}}.start(t)
 	t.Cleanup(func() {
 		if t.Failed() {
 			if b, err := os.ReadFile(filepath.Join(dir, "containerd.log")); err == nil {

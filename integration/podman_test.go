@@ -1,15 +1,12 @@
 package integration
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -36,7 +33,7 @@ func TestPodman(t *testing.T) {
 	// mount namespace.
 	net1 := "flatcni-it-pm-" + uniq()
 	pm.must(t, "network", "create", "--subnet", "10.131.0.0/24", net1)
-	leases1 := pm.inNS(filepath.Join("/var/lib/cni/networks", net1))
+	leases1 := pm.mounts.inNS(filepath.Join("/var/lib/cni/networks", net1))
 	a := pm.must(t, "run", "-d", "--network", net1, "-p", "8081:80", "-p", "8081:80/udp", "--rootfs", pm.rootfs, "/serve", "serve", "a", "80")
 	b := pm.must(t, "run", "-d", "--network", net1, "--rootfs", pm.rootfs, "/serve", "serve", "b", "80")
 	ipA := pm.checkInspect(t, a, net1, "10.131.0.", "10.131.0.1")
@@ -115,7 +112,7 @@ func TestPodman(t *testing.T) {
 		t.Errorf("rules of ours left in the node:\n%s", out)
 	}
 	for _, n := range []string{net1, net2} {
-		if left, _ := filepath.Glob(pm.inNS("/run/flatcni/net-" + n + ".*")); len(left) != 0 {
+		if left, _ := filepath.Glob(pm.mounts.inNS("/run/flatcni/net-" + n + ".*")); len(left) != 0 {
 			t.Errorf("left in /run/flatcni: %v", left)
 		}
 	}
@@ -133,8 +130,7 @@ type podman struct {
 	dir    string
 	netDir string // network_config_dir
 	env    []string
-	holder int    // the process holding the mount namespace podman runs in
-	mntNS  string // /proc/<holder>/ns/mnt
+	mounts *runtimeMounts // the mount namespace podman runs in
 	// rootfs is the containers' root directory (podman run --rootfs: no
 	// image, so no registry, nothing in /var/lib/containers): one static
 	// program, /serve (testdata/serve).
@@ -207,62 +203,23 @@ conmon_env_vars = ["PATH=%s", "CONTAINERS_CONF=%s", "CONTAINERS_STORAGE_CONF=%s"
 	write(storage, fmt.Sprintf("[storage]\ndriver = \"vfs\"\ngraphroot = %q\nrunroot = %q\n",
 		filepath.Join(p.dir, "storage"), filepath.Join(p.dir, "run")))
 
-	// The mount namespace: podman's mounts stay in it, and its /run and
-	// /var/lib/cni are tmpfs file systems of its own, so that the network
-	// namespaces podman binds to files in /run/netns (elsewhere plain
-	// files, and ip prints an error for each such name whenever it names
-	// a namespace: other tests parse its output), the plugins' and
-	// crun's state and locks, libcni's cache and host-local's leases go
-	// with it, even should the test die. /var/lib/cni is made, if
-	// missing, as the mount point (removed at the end if empty). mount
-	// -n: libmount makes no /run/mount on the machine. crun refuses a
-	// hybrid cgroup layout (a cgroup2 file system with controllers
-	// beside cgroup v1, as in some container sandboxes): that mount is
-	// hidden there.
-	var rmdirs []string
-	if err := os.Mkdir("/var/lib/cni", 0o755); err == nil {
-		rmdirs = []string{"/var/lib/cni"}
-		t.Cleanup(func() { _ = os.Remove("/var/lib/cni") })
-	} else if !os.IsExist(err) {
-		t.Fatal(err)
-	}
-	holder := exec.Command("unshare", "--mount", "--propagation", "slave", "sh", "-c",
-		`umount -n /sys/fs/cgroup/unified 2>/dev/null
-mount -n -t tmpfs -o mode=0755 flatcni-it-run /run && mkdir /run/netns &&
-mount -n -t tmpfs -o mode=0755 flatcni-it-cni /var/lib/cni && echo ready && exec sleep 600`)
-	out, err := holder.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	holderErr := filepath.Join(p.dir, "unshare.err")
-	errf, err := os.Create(holderErr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer errf.Close()
-	holder.Stderr = errf
-	// Its own process group, which the podman commands join: the
-	// watchdog kills them, and the plugins they run, with it.
-	holder.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := holder.Start(); err != nil {
-		t.Fatalf("unshare: %v", err)
-	}
-	p.holder = holder.Process.Pid
-	p.mntNS = fmt.Sprintf("/proc/%d/ns/mnt", p.holder)
-	// Should this process die without its clean-up, the watchdog kills
-	// the holder and the podman commands (their process group), conmon
+	// The mount namespace (runtimeMounts): the network namespaces podman
+	// binds to files in /run/netns (elsewhere plain files, and ip prints
+	// an error for each such name whenever it names a namespace: other
+	// tests parse its output), the plugins' and crun's state and locks,
+	// libcni's cache and host-local's leases are the run's alone. crun
+	// refuses a hybrid cgroup layout (a cgroup2 file system with
+	// controllers beside cgroup v1, as in some container sandboxes): that
+	// mount is hidden there. The podman commands join the holder's process
+	// group. Should this process die without its clean-up, the watchdog
+	// kills the holder and the podman commands (its process group), conmon
 	// (its command line names p.dir) and the containers (conmon's
 	// children), deletes the namespaces, removes the test's temporary
-	// directory (p.dir's parent) and the mount point if made here.
-	// Registered before the holder's clean-up and podman rm's: it stops
-	// after them.
-	watchdog{pgids: []int{p.holder}, dirs: []string{p.dir}, netns: append([]*Netns{node.Netns}, others...),
-		remove: []string{p.dir, filepath.Dir(p.dir)}, rmdirs: rmdirs}.start(t)
-	t.Cleanup(func() { _ = holder.Process.Kill(); _ = holder.Wait() })
-	if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || line != "ready\n" {
-		msg, _ := os.ReadFile(holderErr)
-		t.Fatalf("unshare: %q, %v: %s", line, err, msg)
-	}
+	// directory (p.dir's parent) and the mount point if made here. It
+	// stops after podman rm's clean-up, registered later.
+	p.mounts = newRuntimeMounts(t, p.dir, "umount -n /sys/fs/cgroup/unified 2>/dev/null",
+		watchdog{dirs: []string{p.dir}, netns: append([]*Netns{node.Netns}, others...),
+			remove: []string{p.dir, filepath.Dir(p.dir)}})
 
 	t.Cleanup(func() {
 		if out, err := p.run("rm", "-a", "-f", "-t", "0"); err != nil {
@@ -297,15 +254,10 @@ func (p *podman) run(args ...string) (string, error) {
 // command is podman with args, in the node and the mount namespace, in
 // the holder's process group.
 func (p *podman) command(ctx context.Context, args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, "nsenter", append([]string{"--mount=" + p.mntNS, "--net=" + p.node.Path, "podman"}, args...)...)
+	cmd := exec.CommandContext(ctx, "nsenter", append([]string{"--mount=" + p.mounts.path, "--net=" + p.node.Path, "podman"}, args...)...)
 	cmd.Env = append(os.Environ(), p.env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pgid: p.holder}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pgid: p.mounts.holder}
 	return cmd
-}
-
-// inNS is the path to a file of the mount namespace podman runs in.
-func (p *podman) inNS(path string) string {
-	return filepath.Join(fmt.Sprintf("/proc/%d/root", p.holder), path)
 }
 
 func (p *podman) must(t testing.TB, args ...string) string {
@@ -419,7 +371,7 @@ func (p *podman) die(t *testing.T, node *Node, remote *Netns, nets, ctrs []strin
 		}
 	}
 	left := podmanLeft{Dir: p.dir, Tmp: filepath.Dir(p.dir), Netns: []string{node.Name, remote.Name}, Networks: nets, Containers: ctrs}
-	mnt, err := os.Readlink(p.mntNS)
+	mnt, err := os.Readlink(p.mounts.path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -450,7 +402,7 @@ func TestPodmanKilled(t *testing.T) {
 		t.Fatalf("podman is not installed (scripts/deps.sh installs podman and crun): %v", err)
 	}
 	refBinDir(t)
-	_, noCNIDir := os.Stat("/var/lib/cni")
+	newDirs := missingDirs(cniMountPoint, "/run/mount")
 	cmd := exec.Command(os.Args[0], "-test.run=^TestPodman$", "-test.count=1", "-test.v")
 	cmd.Env = append(os.Environ(), "FLATCNI_PODMAN_DIE=1")
 	out, err := cmd.Output()
@@ -471,36 +423,19 @@ func TestPodmanKilled(t *testing.T) {
 	if len(left.Namespaces) != 2+len(left.Containers) {
 		t.Fatalf("TestPodman reported %v", left)
 	}
-	paths := []string{left.Dir, left.Tmp}
+	l := leftovers{cmdline: left.Dir, namespaces: left.Namespaces, globs: []string{left.Dir, left.Tmp}, newDirs: newDirs}
 	for _, n := range left.Netns {
-		paths = append(paths, "/run/netns/"+n)
+		l.globs = append(l.globs, "/run/netns/"+n)
 	}
 	// Where podman, crun and the plugins keep their state, were they
 	// not in the mount namespace's own /run and /var/lib/cni.
-	var patterns []string
 	for _, n := range left.Networks {
-		patterns = append(patterns, "/run/flatcni/net-"+n+".*", "/var/lib/cni/networks/"+n, "/var/lib/cni/results/"+n+"-*")
+		l.globs = append(l.globs, "/run/flatcni/net-"+n+".*", "/var/lib/cni/networks/"+n, "/var/lib/cni/results/"+n+"-*")
 	}
 	for _, c := range left.Containers {
-		patterns = append(patterns, "/run/crun/"+c, "/run/cni/tuning/"+c+"_*")
+		l.globs = append(l.globs, "/run/crun/"+c, "/run/cni/tuning/"+c+"_*")
 	}
-	var found []string
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		found = nil
-		procs, _ := filepath.Glob("/proc/[0-9]*")
-		for _, p := range procs {
-			if b, err := os.ReadFile(p + "/cmdline"); err == nil && bytes.Contains(b, []byte(left.Dir)) {
-				found = append(found, p+": "+strings.ReplaceAll(string(b), "\x00", " "))
-				continue
-			}
-			for _, ns := range []string{"mnt", "net"} {
-				if l, err := os.Readlink(p + "/ns/" + ns); err == nil && slices.Contains(left.Namespaces, l) {
-					b, _ := os.ReadFile(p + "/cmdline")
-					found = append(found, fmt.Sprintf("%s (in %s): %s", p, l, strings.ReplaceAll(string(b), "\x00", " ")))
-					break
-				}
-			}
-		}
+	l.more = func() (found []string) {
 		_ = filepath.WalkDir("/sys/fs/cgroup", func(path string, d os.DirEntry, err error) error {
 			if err == nil && d.IsDir() {
 				for _, c := range left.Containers {
@@ -511,24 +446,9 @@ func TestPodmanKilled(t *testing.T) {
 			}
 			return nil
 		})
-		for _, p := range patterns {
-			m, _ := filepath.Glob(p)
-			found = append(found, m...)
-		}
-		for _, p := range paths {
-			if _, err := os.Lstat(p); err == nil {
-				found = append(found, p)
-			}
-		}
-		// The mount point made by the run (another's run may have
-		// put files there since).
-		if entries, err := os.ReadDir("/var/lib/cni"); noCNIDir != nil && err == nil && len(entries) == 0 {
-			found = append(found, "/var/lib/cni")
-		}
-		if len(found) == 0 || time.Now().After(deadline) {
-			break
-		}
+		return found
 	}
+	found := l.find(30 * time.Second)
 	if len(found) != 0 {
 		t.Errorf("left by a killed TestPodman (remove them by hand):\n%s", strings.Join(found, "\n"))
 	}

@@ -1,12 +1,16 @@
 package integration
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // watchdog is what a test that starts a runtime leaves should its process
@@ -121,4 +125,67 @@ func (w watchdog) start(t *testing.T) {
 		_ = wd.Wait()
 		pw.Close()
 	})
+}
+
+// leftovers is what a run of a test that starts a runtime may leave should
+// its process die without its clean-up, for a test that kills one (as
+// TestCRIKilled, TestPodmanKilled) to look for once the watchdog is done.
+type leftovers struct {
+	cmdline    string   // a process whose command line holds this (the run's directory)
+	namespaces []string // a process in one of these namespaces (mount or network, as /proc/*/ns/* name them)
+	globs      []string // files and directories (filepath.Glob patterns)
+	// newDirs: directories missing before the run (missingDirs), found
+	// again and empty (a mount point, libmount's /run/mount; one with
+	// files has another's, as another run may make them).
+	newDirs []string
+	more    func() []string // anything else found
+}
+
+// find lists what is left, looking again for up to wait while something is
+// (the watchdog works after the run's death).
+func (l leftovers) find(wait time.Duration) []string {
+	var found []string
+	for deadline := time.Now().Add(wait); ; time.Sleep(200 * time.Millisecond) {
+		found = nil
+		procs, _ := filepath.Glob("/proc/[0-9]*")
+		for _, p := range procs {
+			if b, err := os.ReadFile(p + "/cmdline"); err == nil && l.cmdline != "" && bytes.Contains(b, []byte(l.cmdline)) {
+				found = append(found, p+": "+strings.ReplaceAll(string(b), "\x00", " "))
+				continue
+			}
+			for _, ns := range []string{"mnt", "net"} {
+				if n, err := os.Readlink(p + "/ns/" + ns); err == nil && slices.Contains(l.namespaces, n) {
+					b, _ := os.ReadFile(p + "/cmdline")
+					found = append(found, fmt.Sprintf("%s (in %s): %s", p, n, strings.ReplaceAll(string(b), "\x00", " ")))
+					break
+				}
+			}
+		}
+		for _, g := range l.globs {
+			m, _ := filepath.Glob(g)
+			found = append(found, m...)
+		}
+		for _, d := range l.newDirs {
+			if entries, err := os.ReadDir(d); err == nil && len(entries) == 0 {
+				found = append(found, d)
+			}
+		}
+		if l.more != nil {
+			found = append(found, l.more()...)
+		}
+		if len(found) == 0 || time.Now().After(deadline) {
+			return found
+		}
+	}
+}
+
+// missingDirs lists those of dirs that do not exist.
+func missingDirs(dirs ...string) []string {
+	var out []string
+	for _, d := range dirs {
+		if _, err := os.Lstat(d); os.IsNotExist(err) {
+			out = append(out, d)
+		}
+	}
+	return out
 }
