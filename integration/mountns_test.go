@@ -2,12 +2,15 @@ package integration
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // runtimeMounts is the mount namespace a container runtime under test runs
@@ -42,7 +45,7 @@ func newRuntimeMounts(t *testing.T, dir, setup string, wd watchdog) *runtimeMoun
 	t.Helper()
 	if err := os.Mkdir(cniMountPoint, 0o755); err == nil {
 		wd.rmdirs = append(wd.rmdirs, cniMountPoint)
-		t.Cleanup(func() { _ = os.Remove(cniMountPoint) })
+		t.Cleanup(func() { removeMountPoint(cniMountPoint) })
 	} else if !os.IsExist(err) {
 		t.Fatal(err)
 	}
@@ -82,4 +85,46 @@ mount -n -t tmpfs -o mode=0755 flatcni-it-cni `+cniMountPoint+` && echo ready &&
 // inNS is the path to a file of the mount namespace.
 func (m *runtimeMounts) inNS(path string) string {
 	return filepath.Join(fmt.Sprintf("/proc/%d/root", m.holder), path)
+}
+
+// removeMountPoint removes dir if it is empty and no mount namespace has a
+// file system mounted on it: removing it would take that mount off (a run
+// of another test process, whose namespace's libcni would then write to
+// the machine's /var/lib/cni). Processes of this run's namespace that were
+// killed may take a moment to go: it waits up to 5 s for that.
+func removeMountPoint(dir string) {
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if !mountedOn(dir) {
+			_ = syscall.Rmdir(dir)
+			return
+		}
+		if time.Now().After(deadline) {
+			return
+		}
+	}
+}
+
+// mountedOn reports whether a process's mount namespace has a file system
+// mounted on dir.
+func mountedOn(dir string) bool {
+	paths, _ := filepath.Glob("/proc/[0-9]*/mountinfo")
+	seen := map[string]bool{}
+	for _, p := range paths {
+		ns, err := os.Readlink(filepath.Join(filepath.Dir(p), "ns", "mnt"))
+		if err != nil || seen[ns] {
+			continue
+		}
+		seen[ns] = true
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		for _, line := range bytes.Split(b, []byte("\n")) {
+			// ID, parent ID, major:minor, root, mount point, ...
+			if f := strings.Fields(string(line)); len(f) > 4 && f[4] == dir {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -31,7 +31,10 @@ type watchdog struct {
 	cgroups []string
 	netns   []*Netns // deleted
 	remove  []string // removed (rm -rf), after the processes are gone
-	rmdirs  []string // directories removed if empty, last
+	// rmdirs: mount points the run made, removed last if empty, unless
+	// (after up to 5 s) a mount namespace has a file system mounted on
+	// one: another run's, which the removal would take off.
+	rmdirs []string
 }
 
 // watchdogScript is the watchdog process. It waits for the end of its
@@ -84,7 +87,15 @@ if [ -n "$WD_CGROUPS" ]; then
 fi
 for d in $WD_REMOVE; do rm -rf "$d"; done
 for n in $WD_NETNS; do ip netns del "$n" 2>/dev/null; done
-for d in $WD_RMDIRS; do rmdir "$d" 2>/dev/null; done
+for d in $WD_RMDIRS; do
+	for try in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25; do
+		if ! cat /proc/[0-9]*/mountinfo 2>/dev/null | awk -v d="$d" '$5 == d { f = 1 } END { exit !f }'; then
+			rmdir "$d" 2>/dev/null
+			break
+		fi
+		sleep 0.2
+	done
+done
 `
 
 // start starts the watchdog process. The test's clean-up stops it: start
