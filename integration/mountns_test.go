@@ -39,8 +39,8 @@ const cniMountPoint = "/var/lib/cni"
 // point removed if empty. setup is shell run in the namespace before its
 // mounts are made.
 //
-// Each mount is made with mount -n: without it libmount makes /run/mount
-// on the machine (before the tmpfs hides the machine's /run) and leaves it.
+// Each mount is made with mount -n: without it, mounting the tmpfs on /run
+// leaves an empty /run/mount (libmount's) on the machine's /run.
 func newRuntimeMounts(t *testing.T, dir, setup string, wd watchdog) *runtimeMounts {
 	t.Helper()
 	if err := os.Mkdir(cniMountPoint, 0o755); err == nil {
