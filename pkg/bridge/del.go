@@ -26,11 +26,8 @@ func (d *Deps) Del(args *skel.CmdArgs) error {
 		return err
 	}
 	var errs []error
-	// Asked, once this DEL's port is gone, by each step that removes what
-	// the network's last container leaves.
-	left := d.containersLeft(c)
 	// An unknown backend never published ports: ADD rejects it.
-	waitPorts := func(*containersLeft) (bool, error) { return false, nil }
+	waitPorts := func() (bool, error) { return false, nil }
 	if c.MasqBackendValid() {
 		waitPorts = d.teardownPorts(c, args).startDel()
 	}
@@ -90,7 +87,7 @@ func (d *Deps) Del(args *skel.CmdArgs) error {
 	// still in use: its rules stay for GC.
 	rulesGone := false // the network's last rules went: nothing attached
 	if needsFirewall(c) && c.MasqBackendValid() && c.HasBridge() {
-		removed, err := d.removeFirewallIfUnused(c, left)
+		removed, err := d.removeFirewallIfUnused(c)
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -101,7 +98,7 @@ func (d *Deps) Del(args *skel.CmdArgs) error {
 			errs = append(errs, err)
 		}
 	}
-	portsGone, err := waitPorts(left)
+	portsGone, err := waitPorts()
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -110,7 +107,7 @@ func (d *Deps) Del(args *skel.CmdArgs) error {
 	// network rm, leaves nothing in /run/flatcni). A network without rules
 	// whose marker is left (its removal failed) keeps both.
 	if len(errs) == 0 && (rulesGone || portsGone && !needsFirewall(c) && !d.Firewall.MayHold(c.Name)) {
-		d.forgetIfUnused(c, left)
+		d.forgetIfUnused(c)
 	}
 	return errors.Join(errs...)
 }

@@ -95,9 +95,9 @@ func (d *Deps) ensureFirewall(c *config.Bridge, subnets []netip.Prefix) error {
 // ADD racing with this DEL always ends with the rules in place. Since no
 // container is then attached, the reference plugin's per-container rules of
 // the network (left on a node switched over in place) are removed as well.
-func (d *Deps) removeFirewallIfUnused(c *config.Bridge, left *containersLeft) (removed bool, err error) {
+func (d *Deps) removeFirewallIfUnused(c *config.Bridge) (removed bool, err error) {
 	err = d.withFirewall(c, true, func(fw firewall.Backend) error {
-		inUse, err := left.ask()
+		inUse, err := d.Links.BridgeHasContainers(c.BrName)
 		if err != nil || inUse {
 			return err
 		}
@@ -110,42 +110,13 @@ func (d *Deps) removeFirewallIfUnused(c *config.Bridge, left *containersLeft) (r
 	return removed && err == nil, err
 }
 
-// containersLeft tells whether containers are left on a network's bridge
-// (Links.BridgeHasContainers), for one verb: its steps that remove what
-// the network's last container leaves (rules, published ports, the
-// marker) each ask. A yes is kept for the verb's later steps: a container
-// still there after this verb removed its own port makes the same checks
-// when it goes, after removing its port, so the network's last DEL still
-// sees none. A no is asked again each time, under each step's lock, since
-// an ADD may attach meanwhile. On a node with 1,000 containers each
-// question costs the kernel a look at every link (the link dump's
-// sizing, ~1.3 ms here): a publishing DEL with masquerade asks once.
-type containersLeft struct {
-	links  Links
-	bridge string
-	yes    bool
-}
-
-func (d *Deps) containersLeft(c *config.Bridge) *containersLeft {
-	return &containersLeft{links: d.Links, bridge: c.BrName}
-}
-
-func (l *containersLeft) ask() (bool, error) {
-	if l.yes {
-		return true, nil
-	}
-	yes, err := l.links.BridgeHasContainers(l.bridge)
-	l.yes = yes && err == nil
-	return yes, err
-}
-
 // forgetIfUnused removes the network's marker and lock file when no
 // container is left on its bridge (Firewall.Forget): the last DEL, whose
 // rules and published ports went, leaves nothing of the network in
 // /run/flatcni. Only printed if it fails: the verb succeeded.
-func (d *Deps) forgetIfUnused(c *config.Bridge, left *containersLeft) {
+func (d *Deps) forgetIfUnused(c *config.Bridge) {
 	err := d.Firewall.Forget(c.Name, func() (bool, error) {
-		inUse, err := left.ask()
+		inUse, err := d.Links.BridgeHasContainers(c.BrName)
 		return err == nil && !inUse, err
 	})
 	if err != nil {

@@ -94,7 +94,7 @@ func (d *Deps) GC(args *skel.CmdArgs) error {
 	// its last DEL, GC forgets it (its marker and lock file; none there,
 	// no lock taken). Only with a bridge to tell that nothing is attached.
 	if len(valid) == 0 && len(errs) == 0 && c.MasqBackendValid() && c.HasBridge() {
-		d.forgetIfUnused(c, d.containersLeft(c))
+		d.forgetIfUnused(c)
 	}
 	return errors.Join(errs...)
 }

@@ -368,8 +368,7 @@ func (p *ports) unpublish() error {
 // attachment's own mappings go, which needs the node-wide ports lock of the
 // backend but not the network's lock (DEL's other steps take that one
 // meanwhile). The returned function waits for it, then, under the
-// network's lock, when no container is left on the bridge (left: a yes
-// of the DEL's firewall step is not asked again), removes
+// network's lock, when no container is left on the bridge, removes
 // everything the network published (also for attachments gone without
 // DEL) with its rule set, and reports whether it did. Without the
 // capability in DEL's configuration, the same when the claims index
@@ -380,8 +379,8 @@ func (p *ports) unpublish() error {
 // host port to the released address and keep it claimed until a GC, which
 // some runtimes never call. On a node where no port was ever published (no
 // index) nothing is asked.
-func (p *ports) startDel() (wait func(left *containersLeft) (emptied bool, err error)) {
-	noop := func(*containersLeft) (bool, error) { return false, nil }
+func (p *ports) startDel() (wait func() (emptied bool, err error)) {
+	noop := func() (bool, error) { return false, nil }
 	if p.d.Ports == nil {
 		return noop
 	}
@@ -405,13 +404,13 @@ func (p *ports) startDel() (wait func(left *containersLeft) (emptied bool, err e
 		}
 		done <- err
 	}()
-	return func(left *containersLeft) (emptied bool, err error) {
+	return func() (emptied bool, err error) {
 		err = <-done
 		err = errors.Join(err, p.with(func(fw firewall.Ports) error {
 			if !p.c.HasBridge() {
 				return nil // nobody can tell whether the network is in use: GC's
 			}
-			inUse, err := left.ask()
+			inUse, err := p.d.Links.BridgeHasContainers(p.c.BrName)
 			if err == nil && !inUse {
 				err = p.alsoOthers(fw, false, func(fw firewall.Ports) error { return fw.Retain(p.c.Name, nil) })
 				emptied = err == nil
