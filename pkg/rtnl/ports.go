@@ -5,18 +5,13 @@ import (
 	"syscall"
 )
 
-const (
-	ifla_EXT_MASK           = 29     // IFLA_EXT_MASK
-	rtext_FILTER_SKIP_STATS = 1 << 3 // RTEXT_FILTER_SKIP_STATS
-)
-
 // AnyPort calls match with the RTM_NEWLINK payload (ifinfomsg and
 // attributes) of each port of the bridge with index master, in the current
 // network namespace, until match returns true, and reports whether it did.
 //
 // The kernel is asked for the bridge's ports only (Linux 4.15 and later;
-// match checks the master itself for older kernels) and without their
-// statistics. The dump is abandoned at the first match: the kernel fills
+// match checks the master itself for older kernels). The dump is abandoned
+// at the first match: the kernel fills
 // a dump's answer one buffer at a time, as it is read, so a match among
 // the first ports costs one buffer whatever the number of ports, where
 // reading the dump to its end (as github.com/vishvananda/netlink does,
@@ -28,13 +23,14 @@ func AnyPort(master int32, match func(link []byte) bool) (bool, error) {
 	})
 }
 
-// dumpLinks asks for a dump of the links the kernel's filters attrs select,
-// without their statistics, and calls fn with each link message's payload
+// dumpLinks asks for a dump of the links the kernel's filters attrs select
+// and calls fn with each link message's payload
 // until fn returns true, leaving the rest of the dump unread. It reports
 // whether fn did; ErrDumpInterrupted when it did not and the links changed
-// during the dump.
+// during the dump. It asks for no IFLA_EXT_MASK (statistics left out, say):
+// with one, the kernel sizes up every link of the namespace before the
+// first answer (rtnl_calcit), ~1.3 ms with 1,000 containers on the node.
 func (c *conn) dumpLinks(attrs []byte, fn func(link []byte) bool) (bool, error) {
-	attrs = append(attrs, u32Attr(ifla_EXT_MASK, rtext_FILTER_SKIP_STATS)...)
 	if err := c.send(syscall.RTM_GETLINK, syscall.NLM_F_DUMP, ifinfo(0), attrs); err != nil {
 		return false, err
 	}
@@ -45,7 +41,7 @@ func (c *conn) dumpLinks(attrs []byte, fn func(link []byte) bool) (bool, error) 
 		}
 		switch m.Header.Type {
 		case syscall.NLMSG_DONE:
-			return true, nil
+			return true, dumpError(m)
 		case syscall.NLMSG_ERROR:
 			return true, ackError(m)
 		case syscall.RTM_NEWLINK:
@@ -69,9 +65,9 @@ const (
 
 // Bridges lists the bridges of the current network namespace, by index
 // and name. The kernel is asked for links of kind "bridge" only (Linux
-// 4.4 and later; the kind is checked here too for older kernels) and
-// without their statistics: a node's thousands of container veths are
-// not sent, as a dump of every link would.
+// 4.4 and later; the kind is checked here too for older kernels): a
+// node's thousands of container veths are not sent, as a dump of every
+// link would.
 func Bridges() (map[int32]string, error) {
 	return withConn(func(c *conn) (map[int32]string, error) { return c.bridges() })
 }

@@ -1,6 +1,7 @@
 package rtnl
 
 import (
+	"errors"
 	"maps"
 	"slices"
 	"syscall"
@@ -59,5 +60,25 @@ func TestBridgesAndAnyPort(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A dump that failed on the way ends with an NLMSG_DONE holding the errno:
+// an error, not a complete answer.
+func TestDumpError(t *testing.T) {
+	done := func(data []byte) syscall.NetlinkMessage {
+		return syscall.NetlinkMessage{Header: syscall.NlMsghdr{Type: syscall.NLMSG_DONE}, Data: data}
+	}
+	errno := make([]byte, 4)
+	n := -int32(syscall.EMSGSIZE)
+	putU32(errno, uint32(n))
+	if err := dumpError(done(errno)); !errors.Is(err, syscall.EMSGSIZE) {
+		t.Errorf("DONE with -EMSGSIZE: %v", err)
+	}
+	if err := dumpError(done(make([]byte, 4))); err != nil {
+		t.Errorf("DONE with 0: %v", err)
+	}
+	if err := dumpError(done(nil)); err != nil {
+		t.Errorf("DONE without payload: %v", err)
 	}
 }

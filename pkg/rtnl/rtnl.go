@@ -171,6 +171,16 @@ func ackError(m syscall.NetlinkMessage) error {
 	return nil
 }
 
+// dumpError is the error an NLMSG_DONE message carries: a dump that failed
+// on the way (its callback's errno) ends with a DONE holding it, not an
+// NLMSG_ERROR, and must not be taken for a complete answer.
+func dumpError(m syscall.NetlinkMessage) error {
+	if len(m.Data) < 4 {
+		return nil
+	}
+	return ackError(m)
+}
+
 // attr encodes one rtnetlink attribute: its header, the payload, padding.
 func attr(typ uint16, payload []byte) []byte {
 	l := rtaHdrLen + len(payload)
