@@ -17,7 +17,7 @@ import (
 func relTmpfs(t *testing.T, size string) string {
 	t.Helper()
 	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "flatcni-fulldisk", dir).CombinedOutput(); err != nil {
+	if out, err := exec.Command("mount", "-n", "-t", "tmpfs", "-o", "size="+size, "flatcni-fulldisk", dir).CombinedOutput(); err != nil {
 		t.Skipf("cannot mount a tmpfs: %v: %s", err, out)
 	}
 	t.Cleanup(func() {

@@ -15,8 +15,17 @@ import (
 // a test run adds there are removed when it ends.
 var sharedDirs = []string{"/run/flatcni", "/var/lib/cni/results"}
 
+// madeDirs are the directories cnitool makes for its cache; those a run
+// made are removed when it ends, if empty (deepest first).
+var madeDirs = []string{"/var/lib/cni/results", "/var/lib/cni"}
+
 func TestMain(m *testing.M) {
 	before := map[string]bool{}
+	for _, d := range madeDirs {
+		if _, err := os.Lstat(d); err == nil {
+			before[d] = true
+		}
+	}
 	for _, d := range sharedDirs {
 		for _, p := range listDir(d) {
 			before[p] = true
@@ -39,6 +48,14 @@ func TestMain(m *testing.M) {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+	for _, d := range madeDirs {
+		// Only if empty (another run's files stay) and no mount
+		// namespace has a file system there (removing the directory
+		// would take it off: runtimeMounts).
+		if !before[d] && !mountedOn(d) {
+			_ = syscall.Rmdir(d)
+		}
 	}
 	os.Exit(code)
 }
