@@ -143,17 +143,8 @@ func TestCRIKilled(t *testing.T) {
 	criTools(t)
 	refBinDir(t)
 	newDirs := missingDirs(cniMountPoint, "/run/mount")
-	cmd := exec.Command(os.Args[0], "-test.run=^TestCRI$", "-test.count=1")
-	cmd.Env = append(os.Environ(), "FLATCNI_CRI_DIE=1")
-	out, err := cmd.Output()
 	var left criLeft
-	for _, line := range strings.Split(string(out), "\n") {
-		if j, ok := strings.CutPrefix(line, "cri-left "); ok {
-			if err := json.Unmarshal([]byte(j), &left); err != nil {
-				t.Fatalf("%q: %v", line, err)
-			}
-		}
-	}
+	out, err := runDying(t, "TestCRI", "FLATCNI_CRI_DIE", "cri-left ", &left)
 	if left.Dir == "" {
 		t.Fatalf("TestCRI did not get to its pod: %v\n%s", err, out)
 	}

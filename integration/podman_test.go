@@ -403,17 +403,8 @@ func TestPodmanKilled(t *testing.T) {
 	}
 	refBinDir(t)
 	newDirs := missingDirs(cniMountPoint, "/run/mount")
-	cmd := exec.Command(os.Args[0], "-test.run=^TestPodman$", "-test.count=1", "-test.v")
-	cmd.Env = append(os.Environ(), "FLATCNI_PODMAN_DIE=1")
-	out, err := cmd.Output()
 	var left podmanLeft
-	for _, line := range strings.Split(string(out), "\n") {
-		if j, ok := strings.CutPrefix(line, "podman-left "); ok {
-			if err := json.Unmarshal([]byte(j), &left); err != nil {
-				t.Fatalf("%q: %v", line, err)
-			}
-		}
-	}
+	out, err := runDying(t, "TestPodman", "FLATCNI_PODMAN_DIE", "podman-left ", &left)
 	if left.Dir == "" {
 		if strings.Contains(string(out), "--- SKIP: TestPodman") {
 			t.Skipf("TestPodman skipped:\n%s", out)

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -199,4 +200,23 @@ func missingDirs(dirs ...string) []string {
 		}
 	}
 	return out
+}
+
+// runDying runs test in a child test process told by the environment
+// variable die to exit without its clean-up once its runtime has work in
+// flight; the child prints what it leaves as one JSON line after prefix,
+// decoded into left. It returns the child's output and exit error.
+func runDying(t *testing.T, test, die, prefix string, left any) ([]byte, error) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), die+"=1")
+	out, err := cmd.Output()
+	for _, line := range strings.Split(string(out), "\n") {
+		if j, ok := strings.CutPrefix(line, prefix); ok {
+			if err := json.Unmarshal([]byte(j), left); err != nil {
+				t.Fatalf("%q: %v", line, err)
+			}
+		}
+	}
+	return out, err
 }
