@@ -9,14 +9,14 @@ import (
 // attributes) of each port of the bridge with index master, in the current
 // network namespace, until match returns true, and reports whether it did.
 //
-// The kernel is asked for the bridge's ports only (Linux 4.15 and later;
+// The kernel is asked for the bridge's ports only (Linux 4.4 and later;
 // match checks the master itself for older kernels). The dump is abandoned
-// at the first match: the kernel fills
-// a dump's answer one buffer at a time, as it is read, so a match among
-// the first ports costs one buffer whatever the number of ports, where
-// reading the dump to its end (as github.com/vishvananda/netlink does,
-// even when told to stop) costs every port: ~30 ms for 1,000 ports.
-// ErrDumpInterrupted: no match, and the links changed during the dump.
+// at the first match: the kernel fills a dump's answer one buffer at a
+// time, as it is read, so a match among the first ports costs one buffer
+// whatever the number of ports, where reading the dump to its end (as
+// github.com/vishvananda/netlink does, even when told to stop) costs every
+// port: ~30 ms for 1,000 ports. ErrDumpInterrupted: no match, and the
+// links changed during the dump.
 func AnyPort(master int32, match func(link []byte) bool) (bool, error) {
 	return withConn(func(c *conn) (bool, error) {
 		return c.dumpLinks(u32Attr(syscall.IFLA_MASTER, uint32(master)), match)
@@ -24,12 +24,12 @@ func AnyPort(master int32, match func(link []byte) bool) (bool, error) {
 }
 
 // dumpLinks asks for a dump of the links the kernel's filters attrs select
-// and calls fn with each link message's payload
-// until fn returns true, leaving the rest of the dump unread. It reports
-// whether fn did; ErrDumpInterrupted when it did not and the links changed
-// during the dump. It asks for no IFLA_EXT_MASK (statistics left out, say):
-// with one, the kernel sizes up every link of the namespace before the
-// first answer (rtnl_calcit), ~1.3 ms with 1,000 containers on the node.
+// and calls fn with each link message's payload until fn returns true,
+// leaving the rest of the dump unread. It reports whether fn did;
+// ErrDumpInterrupted when it did not and the links changed during the
+// dump. It asks for no IFLA_EXT_MASK (statistics left out, say): with one,
+// the kernel sizes up every link of the namespace before the first answer
+// (rtnl_calcit), ~1.3 ms with 1,000 containers on the node.
 func (c *conn) dumpLinks(attrs []byte, fn func(link []byte) bool) (bool, error) {
 	if err := c.send(syscall.RTM_GETLINK, syscall.NLM_F_DUMP, ifinfo(0), attrs); err != nil {
 		return false, err
