@@ -236,10 +236,7 @@ func (c *conn) linkByName(name string) (Link, error) {
 	eachAttr(data[ifinfomsgLen:], func(typ uint16, v []byte) {
 		switch {
 		case typ == ifla_IFALIAS:
-			for len(v) > 0 && v[len(v)-1] == 0 {
-				v = v[:len(v)-1]
-			}
-			l.Alias = string(v)
+			l.Alias = cString(v)
 		case typ == syscall.IFLA_MASTER && len(v) >= 4:
 			l.Master = int32(getU32(v))
 		}
