@@ -118,12 +118,7 @@ func (c *criNode) die(t *testing.T, node *Node, remote *Netns, p *criPod) {
 	}
 	left := criLeft{Dir: c.dir, Tmp: filepath.Dir(node.Dir), Cgroup: c.cgroup, Netns: []string{node.Name, remote.Name},
 		Namespaces: []string{mnt, netnsOf(t, p.pid)}, Pod: p.id}
-	b, err := json.Marshal(left)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fmt.Printf("cri-left %s\n", b)
-	os.Exit(3)
+	exitDying(t, "cri-left ", left)
 }
 
 // criCache is the pattern of libcni's cache files of the pod sandbox id

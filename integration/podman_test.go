@@ -383,12 +383,7 @@ func (p *podman) die(t *testing.T, node *Node, remote *Netns, nets, ctrs []strin
 		}
 		left.Namespaces = append(left.Namespaces, netnsOf(t, pid))
 	}
-	b, err := json.Marshal(left)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fmt.Printf("podman-left %s\n", b)
-	os.Exit(3)
+	exitDying(t, "podman-left ", left)
 }
 
 // TestPodmanKilled: TestPodman's process dying with its containers and a

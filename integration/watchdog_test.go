@@ -220,3 +220,14 @@ func runDying(t *testing.T, test, die, prefix string, left any) ([]byte, error) 
 	}
 	return out, err
 }
+
+// exitDying is the child's side of runDying: it prints left as one JSON
+// line after prefix and exits at once, without any clean-up.
+func exitDying(t *testing.T, prefix string, left any) {
+	b, err := json.Marshal(left)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Printf("%s%s\n", prefix, b)
+	os.Exit(3)
+}
