@@ -56,6 +56,11 @@ func (b *nftablesBackend) Sync(n Network) (changed bool, err error) {
 	if n, err = n.withNodeBridges(true); err != nil {
 		return false, err
 	}
+	fp := n.fingerprint()
+	stamp, ok := b.opts.stamped(n.Name, NFTablesName, fp)
+	if ok {
+		return false, nil // the hot path: nothing changed since found in place (stamp.go)
+	}
 	c, err := b.conn()
 	if err != nil {
 		return false, fmt.Errorf("network %q: %w", n.Name, err)
@@ -63,10 +68,9 @@ func (b *nftablesBackend) Sync(n Network) (changed bool, err error) {
 	if err := b.syncForward(c, n.Name, &n); err != nil {
 		return false, fmt.Errorf("network %q: %w", n.Name, err)
 	}
-
-	fp := n.fingerprint()
 	if b.masqUpToDate(c, n, fp) && b.isolationUpToDate(c, n, fp) {
-		return false, nil // the hot path: read, nothing written
+		b.opts.recordStamp(n.Name, NFTablesName, fp, stamp)
+		return false, nil // read, nothing written
 	}
 	// The shared part first: a network's own isolation chain exists
 	// whenever it has a shared part (see isolationUpToDate).

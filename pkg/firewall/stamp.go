@@ -1,0 +1,164 @@
+package firewall
+
+import (
+	"encoding/binary"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/vishvananda/netlink/nl"
+	"golang.org/x/sys/unix"
+)
+
+// An ADD makes sure its network's rules are in place by reading them: a
+// few netlink dumps whose rules are decoded one expression at a time, ~1
+// ms a call. Once it found them so, it writes into the network's marker
+// (lockDir/net-<name>.rules) the backend, the configuration's fingerprint
+// and a stamp of the node's whole ruleset: the boot, the network namespace
+// (its cookie, which unlike an inode number the kernel never hands out twice
+// in one boot) and nftables' generation, which every commit of nftables or
+// iptables-nft moves on. While the stamp is the same nothing in the
+// ruleset changed, so the next ADD of the network reads one generation
+// number instead of the rules. The stamp is taken before the rules are
+// read: a commit between the two leaves a stamp that no later state
+// matches. iptables-legacy's tables have no generation: a network whose
+// rules only iptables commands could confirm is never stamped.
+
+// A stamp is the state of one node's ruleset: node is "<boot id> <netns
+// cookie>", gen nftables' generation. The zero stamp is none.
+type stamp struct {
+	node string
+	gen  uint32
+}
+
+// line is the marker's line saying that backend's rules for fingerprint fp
+// were found in place at s. A marker holds one line per node: the tests and
+// the bench run many nodes (namespaces) with one lock directory.
+func (s stamp) line(backend, fp string) string {
+	return fmt.Sprintf("%s %s %s %d", s.node, backend, fp, s.gen)
+}
+
+// rulesetStamp returns the stamp of the calling thread's network namespace
+// now, or an error (a kernel without netns cookies, 5.14, or without
+// nftables: no stamp, the rules are read).
+func rulesetStamp() (stamp, error) {
+	boot, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return stamp{}, err
+	}
+	s, err := nl.Subscribe(unix.NETLINK_NETFILTER)
+	if err != nil {
+		return stamp{}, err
+	}
+	defer s.Close()
+	cookie, err := unix.GetsockoptUint64(s.GetFd(), unix.SOL_SOCKET, unix.SO_NETNS_COOKIE)
+	if err != nil {
+		return stamp{}, fmt.Errorf("netns cookie: %w", err)
+	}
+	req := nl.NewNetlinkRequest(unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_GETGEN, 0)
+	req.AddData(&nl.Nfgenmsg{NfgenFamily: unix.AF_UNSPEC, Version: unix.NFNETLINK_V0})
+	if err := s.Send(req); err != nil {
+		return stamp{}, err
+	}
+	gen, err := receiveGen(s, req.Seq)
+	if err != nil {
+		return stamp{}, err
+	}
+	return stamp{node: strings.TrimSpace(string(boot)) + " " + strconv.FormatUint(cookie, 10), gen: gen}, nil
+}
+
+// receiveGen reads the answer to a GETGEN request: the generation's id.
+func receiveGen(s *nl.NetlinkSocket, seq uint32) (uint32, error) {
+	for {
+		msgs, _, err := s.Receive()
+		if err != nil {
+			return 0, err
+		}
+		for _, m := range msgs {
+			if m.Header.Seq != seq {
+				continue
+			}
+			switch m.Header.Type {
+			case unix.NLMSG_ERROR:
+				if len(m.Data) >= 4 {
+					if errno := int32(nl.NativeEndian().Uint32(m.Data[:4])); errno != 0 {
+						return 0, fmt.Errorf("nftables generation: %w", unix.Errno(-errno))
+					}
+				}
+				return 0, fmt.Errorf("nftables generation: no answer")
+			case unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_NEWGEN:
+				if len(m.Data) < nl.SizeofNfgenmsg {
+					return 0, fmt.Errorf("nftables generation: short answer")
+				}
+				attrs, err := nl.ParseRouteAttr(m.Data[nl.SizeofNfgenmsg:])
+				if err != nil {
+					return 0, fmt.Errorf("nftables generation: %w", err)
+				}
+				for _, a := range attrs {
+					if a.Attr.Type == unix.NFTA_GEN_ID && len(a.Value) == 4 {
+						return binary.BigEndian.Uint32(a.Value), nil
+					}
+				}
+				return 0, fmt.Errorf("nftables generation: no id in the answer")
+			}
+		}
+	}
+}
+
+// markerMax bounds what a marker may hold; markerNodes, the lines kept.
+const (
+	markerMax   = 4096
+	markerNodes = 8
+)
+
+// stamped reports whether the network's marker says that backend's rules
+// for fingerprint fp were found in place at the ruleset's current stamp.
+// It also returns that stamp for recordStamp.
+func (o options) stamped(network, backend, fp string) (now stamp, ok bool) {
+	now, err := rulesetStamp()
+	if err != nil {
+		return stamp{}, false
+	}
+	d, err := openLockDirIfThere(o.lockDir)
+	if d == nil || err != nil {
+		return now, false
+	}
+	defer d.Close()
+	got, err := d.ReadFile(networkMarker(network), markerMax)
+	return now, err == nil && slices.Contains(strings.Split(string(got), "\n"), now.line(backend, fp))
+}
+
+// recordStamp writes into the network's marker that backend's rules for
+// fingerprint fp were found in place at s (taken before they were read).
+// Best effort: without it the next ADD reads the rules again.
+func (o options) recordStamp(network, backend, fp string, s stamp) {
+	if s.node == "" {
+		return
+	}
+	d, err := openLockDirIfThere(o.lockDir)
+	if d == nil || err != nil {
+		return
+	}
+	defer d.Close()
+	old, _ := d.ReadFile(networkMarker(network), markerMax)
+	_ = writeFileAt(d, networkMarker(network), []byte(withNodeLine(string(old), s.node, s.line(backend, fp))))
+}
+
+// withNodeLine returns the marker's text old with line in place of node's
+// line, without the lines of other boots, and with at most markerNodes
+// lines (the latest).
+func withNodeLine(old, node, line string) string {
+	boot, _, _ := strings.Cut(node, " ")
+	var lines []string
+	for _, l := range strings.Split(old, "\n") {
+		if strings.HasPrefix(l, boot+" ") && !strings.HasPrefix(l, node+" ") {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) >= markerNodes {
+		lines = lines[len(lines)-markerNodes+1:]
+	}
+	return strings.Join(append(lines, line), "\n") + "\n"
+}

@@ -1,0 +1,32 @@
+package firewall
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
+
+func TestWithNodeLine(t *testing.T) {
+	at := func(node string, gen uint32) string { return stamp{node: node, gen: gen}.line("nftables", "fp") }
+	for _, tc := range []struct {
+		name, old, node, line, want string
+	}{
+		{"empty marker", "", "b 1", at("b 1", 7), at("b 1", 7) + "\n"},
+		{"the node's line replaced", at("b 1", 5) + "\n", "b 1", at("b 1", 7), at("b 1", 7) + "\n"},
+		{"another node's line kept", at("b 2", 5) + "\n", "b 1", at("b 1", 7), at("b 2", 5) + "\n" + at("b 1", 7) + "\n"},
+		{"a cookie that only starts alike is another node", at("b 12", 5) + "\n", "b 1", at("b 1", 7), at("b 12", 5) + "\n" + at("b 1", 7) + "\n"},
+		{"another boot's lines dropped", at("a 1", 5) + "\n" + at("a 2", 5) + "\n", "b 1", at("b 1", 7), at("b 1", 7) + "\n"},
+	} {
+		if got := withNodeLine(tc.old, tc.node, tc.line); got != tc.want {
+			t.Errorf("%s: got %q, want %q", tc.name, got, tc.want)
+		}
+	}
+	var old string
+	for i := range 20 {
+		old = withNodeLine(old, fmt.Sprintf("b %d", i), at(fmt.Sprintf("b %d", i), 1))
+	}
+	lines := strings.Split(strings.TrimSuffix(old, "\n"), "\n")
+	if len(lines) != markerNodes || lines[len(lines)-1] != at("b 19", 1) || lines[0] != at("b 12", 1) {
+		t.Errorf("after 20 nodes the marker holds %d lines (want the latest %d):\n%s", len(lines), markerNodes, old)
+	}
+}
