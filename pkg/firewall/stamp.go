@@ -143,7 +143,7 @@ func (o options) recordStamp(network, backend, fp string, s stamp) {
 	}
 	defer d.Close()
 	old, _ := d.ReadFile(networkMarker(network), markerMax)
-	_ = writeFileAt(d, networkMarker(network), []byte(withNodeLine(string(old), s.node, s.line(backend, fp))))
+	_ = d.Overwrite(networkMarker(network), []byte(withNodeLine(string(old), s.node, s.line(backend, fp))))
 }
 
 // withNodeLine returns the marker's text old with line in place of node's

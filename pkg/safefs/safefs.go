@@ -204,6 +204,28 @@ func ReadBounded(f *os.File, max int64) ([]byte, error) {
 	return b, nil
 }
 
+// Overwrite writes data over name's content in place (creating it when
+// missing), for small files whose torn content is harmless: read under a
+// lock, they only steer (a torn one costs a search or a check). Renaming a
+// new file over an existing one would make ext4 (auto_da_alloc) start
+// writing the new file out at once, 0.1-0.7 ms a rename here; truncating to
+// zero first would do the same at close, so the data is written first and
+// the file cut only when it was longer.
+func (d *Dir) Overwrite(name string, data []byte) error {
+	f, st, err := d.openFile(name, unix.O_WRONLY|unix.O_CREAT, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteAt(data, 0)
+	if err == nil && st.Size > int64(len(data)) {
+		err = f.Truncate(int64(len(data)))
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
 // Remove unlinks name (a missing name is not an error). unlink(2) removes a
 // symbolic link itself, never what it points to.
 func (d *Dir) Remove(name string) error {

@@ -204,7 +204,7 @@ func (s *Store) writeStamp() error {
 	if err != nil {
 		return err
 	}
-	return s.overwrite(s.idx, stampName, []byte(st))
+	return s.idx.Overwrite(stampName, []byte(st)) // in place: a torn stamp forces a rebuild
 }
 
 // openIndex opens .flatcni and .flatcni/a for this locked section, creating

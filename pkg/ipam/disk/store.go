@@ -323,7 +323,9 @@ func (s *Store) Reserve(a ipam.Attachment, addr netip.Addr, setIndex int) (bool,
 		return false, err
 	}
 	s.changed = true
-	if err := s.overwrite(s.d, lastPrefix+strconv.Itoa(setIndex), []byte(name)); err != nil {
+	// In place: a torn last_reserved_ip only moves where the next search
+	// starts (the reference writes it in place too).
+	if err := s.d.Overwrite(lastPrefix+strconv.Itoa(setIndex), []byte(name)); err != nil {
 		// Take the lease back: a failed reservation (ENOSPC, EIO) never
 		// leaves a lease that nobody asked for.
 		err = fmt.Errorf("record last reserved address: %w", err)
@@ -523,33 +525,6 @@ func parseLease(b []byte) ipam.Attachment {
 		id, ifname, _ = strings.Cut(text, "\n")
 	}
 	return ipam.Attachment{ContainerID: strings.TrimSpace(id), IfName: strings.TrimSpace(ifname)}
-}
-
-// overwrite writes data over name's content in place (creating it when
-// missing), for the files whose torn content is harmless because they are
-// only read under the lock and only steer: a torn last_reserved_ip moves
-// where the next search starts (the reference writes it in place too), a torn
-// stamp forces a rebuild of the index. Renaming a new file over an existing
-// one would make ext4 (auto_da_alloc) start writing the new file out at once:
-// 0.1-0.4 ms per rename here, on every ADD and DEL. Truncating to zero first
-// would do the same at close, so the data is written first and the file is
-// cut only when it was longer.
-func (s *Store) overwrite(d *safefs.Dir, name string, data []byte) error {
-	f, err := d.OpenFile(name, unix.O_WRONLY|unix.O_CREAT, 0o600)
-	if err != nil {
-		return err
-	}
-	fi, err := f.Stat()
-	if err == nil {
-		_, err = f.WriteAt(data, 0)
-	}
-	if err == nil && fi.Size() > int64(len(data)) {
-		err = f.Truncate(int64(len(data)))
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // writeTemp writes data to a new temporary file in idx (.flatcni) and
