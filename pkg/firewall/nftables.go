@@ -1,11 +1,14 @@
 package firewall
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 
 	"github.com/google/nftables"
+	"github.com/vishvananda/netlink/nl"
+	"golang.org/x/sys/unix"
 )
 
 // nftablesLockName is the lock file serialising changes to iptables-nft's
@@ -190,7 +193,7 @@ func (b *nftablesBackend) removeLegacy(network string, stale legacyStale) error 
 	if err != nil {
 		return fmt.Errorf("remove reference masquerade rules of network %q: %w", network, err)
 	}
-	chain, err := findChain(c, nftables.TableFamilyINet, legacyNFTTable, legacyNFTChain)
+	chain, err := findChain(nftables.TableFamilyINet, legacyNFTTable, legacyNFTChain)
 	if err != nil || chain == nil {
 		return wrapIf(err, "remove reference masquerade rules of network %q", network)
 	}
@@ -217,18 +220,23 @@ func (b *nftablesBackend) removeLegacy(network string, stale legacyStale) error 
 	return nil
 }
 
-// findChain returns the chain, or nil if it (or its table) does not exist.
-func findChain(c *nftables.Conn, fam nftables.TableFamily, table, chain string) (*nftables.Chain, error) {
-	chains, err := c.ListChainsOfTableFamily(fam)
-	if err != nil {
-		return nil, fmt.Errorf("list nftables chains: %w", err)
+// findChain returns the chain, or nil if it (or its table) does not exist:
+// one GETCHAIN of that chain, where listing the family's chains would read
+// every chain of the node (thousands of them under kube-proxy: ~5 ms with
+// 2,000).
+func findChain(fam nftables.TableFamily, table, chain string) (*nftables.Chain, error) {
+	req := nl.NewNetlinkRequest(unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_GETCHAIN, 0)
+	req.AddData(&nl.Nfgenmsg{NfgenFamily: uint8(fam), Version: unix.NFNETLINK_V0})
+	req.AddData(nl.NewRtAttr(unix.NFTA_CHAIN_TABLE, nl.ZeroTerminated(table)))
+	req.AddData(nl.NewRtAttr(unix.NFTA_CHAIN_NAME, nl.ZeroTerminated(chain)))
+	_, err := req.Execute(unix.NETLINK_NETFILTER, unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_NEWCHAIN)
+	switch {
+	case errors.Is(err, unix.ENOENT):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("look up nftables chain %s in table %s: %w", chain, table, err)
 	}
-	for _, ch := range chains {
-		if ch.Table != nil && ch.Table.Name == table && ch.Name == chain {
-			return ch, nil
-		}
-	}
-	return nil, nil
+	return &nftables.Chain{Name: chain, Table: &nftables.Table{Name: table, Family: fam}}, nil
 }
 
 func wrapIf(err error, format string, args ...any) error {

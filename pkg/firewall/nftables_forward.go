@@ -10,7 +10,7 @@ import (
 // f, and whether that chain exists.
 func forwardRules(c *nftables.Conn, f family) ([]*nftables.Rule, bool, error) {
 	t, ch := iptablesNFTForward(f)
-	found, err := findChain(c, t.Family, t.Name, ch.Name)
+	found, err := findChain(t.Family, t.Name, ch.Name)
 	if err != nil || found == nil {
 		return nil, false, err
 	}
