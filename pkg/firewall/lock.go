@@ -135,10 +135,13 @@ func LockNetwork(lockDir, network string) (func(), error) {
 // isolation rules may exist: it is made before they are written, or when
 // they are found without it (MarkNetwork), and goes once they were removed
 // because the configuration asks for none (UnmarkNetwork), or with the
-// network's lock file once no container is left (ForgetNetwork). The directory is a tmpfs under /run: a reboot, which takes
-// the rules, takes the marker too. A network without it has had no such
-// rules written since the node started (or since the marker went by hand;
-// GC removes rules without asking it): its ADD and DEL need not look.
+// network's lock file once no container is left (ForgetNetwork). /run is
+// a tmpfs on most nodes: a reboot, which takes the rules, takes the marker
+// too (where it is not, a marker left costs a look, and its stamp lines,
+// stamp.go, name the boot they were written in). A network without it has
+// had no such rules written since the node started (or since the marker
+// went by hand; GC removes rules without asking it): its ADD and DEL need
+// not look. An ADD that found the rules in place writes its stamp in it.
 
 func networkMarker(network string) string { return "net-" + network + ".rules" }
 

@@ -60,7 +60,7 @@ func (b *nftablesBackend) Sync(n Network) (changed bool, err error) {
 		return false, err
 	}
 	fp := n.fingerprint()
-	stamp, ok := b.opts.stamped(n.Name, NFTablesName, fp)
+	now, ok := b.opts.stamped(n.Name, NFTablesName, fp)
 	if ok {
 		return false, nil // the hot path: nothing changed since found in place (stamp.go)
 	}
@@ -72,7 +72,7 @@ func (b *nftablesBackend) Sync(n Network) (changed bool, err error) {
 		return false, fmt.Errorf("network %q: %w", n.Name, err)
 	}
 	if b.masqUpToDate(c, n, fp) && b.isolationUpToDate(c, n, fp) {
-		b.opts.recordStamp(n.Name, NFTablesName, fp, stamp)
+		b.opts.recordStamp(n.Name, NFTablesName, fp, now)
 		return false, nil // read, nothing written
 	}
 	// The shared part first: a network's own isolation chain exists
@@ -231,8 +231,8 @@ func findChain(fam nftables.TableFamily, table, chain string) (*nftables.Chain, 
 	req.AddData(nl.NewRtAttr(unix.NFTA_CHAIN_NAME, nl.ZeroTerminated(chain)))
 	_, err := req.Execute(unix.NETLINK_NETFILTER, unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_NEWCHAIN)
 	switch {
-	case errors.Is(err, unix.ENOENT):
-		return nil, nil
+	case errors.Is(err, unix.ENOENT), errors.Is(err, unix.EAFNOSUPPORT):
+		return nil, nil // EAFNOSUPPORT: before Linux 4.16, a family not loaded
 	case err != nil:
 		return nil, fmt.Errorf("look up nftables chain %s in table %s: %w", chain, table, err)
 	}
@@ -254,8 +254,8 @@ func (b *nftablesBackend) masqUpToDate(c *nftables.Conn, n Network, fp string) b
 	if !n.Masquerade {
 		// Up to date without the chain, if the table is there (it then
 		// holds the isolation chain, checked by isolationUpToDate).
-		_, exists := chainRules(c, t, nftMasqChain)
-		return !exists && n.isolates()
+		_, exists, err := chainRules(c, t, nftMasqChain)
+		return err == nil && !exists && n.isolates()
 	}
 	rules, err := c.GetRules(t, &nftables.Chain{Name: nftMasqChain, Table: t})
 	if err != nil {

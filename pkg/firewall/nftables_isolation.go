@@ -143,7 +143,10 @@ func writeIsolationChain(c *nftables.Conn, t *nftables.Table, n Network, fp stri
 // share of the shared table match n.
 func (b *nftablesBackend) isolationUpToDate(c *nftables.Conn, n Network, fp string) bool {
 	t := networkTable(n.Name)
-	rules, exists := chainRules(c, t, nftIsolationChain)
+	rules, exists, err := chainRules(c, t, nftIsolationChain)
+	if err != nil {
+		return false
+	}
 	if !n.isolates() {
 		// Without its own chain the network has no shared part either:
 		// Ensure writes the shared part before the chain and removes it
@@ -154,6 +157,9 @@ func (b *nftablesBackend) isolationUpToDate(c *nftables.Conn, n Network, fp stri
 		return false
 	}
 	st := sharedState(c)
+	if st.err != nil {
+		return false
+	}
 	mine := st.rulesOf(n.Name)
 	if n.Isolation != IsolationIsolated {
 		return len(mine) == 0
@@ -179,6 +185,7 @@ type sharedTable struct {
 	exists   bool
 	rules    []*nftables.Rule
 	elements map[string]bool
+	err      error // the chain could not be read: not known to be empty
 }
 
 func sharedRefs() (*nftables.Table, *nftables.Chain, *nftables.Set) {
@@ -192,8 +199,9 @@ func sharedRefs() (*nftables.Table, *nftables.Chain, *nftables.Set) {
 func sharedState(c *nftables.Conn) sharedTable {
 	t, ch, set := sharedRefs()
 	st := sharedTable{elements: map[string]bool{}}
-	rules, exists := chainRules(c, t, ch.Name)
+	rules, exists, err := chainRules(c, t, ch.Name)
 	if !exists {
+		st.err = err
 		return st
 	}
 	st.exists, st.rules = true, rules
@@ -335,15 +343,16 @@ func collectShared(c *nftables.Conn, seen map[string]bool) {
 
 // chainRules returns the rules of chain name in table t, and whether the
 // chain exists: listing the rules of a missing table or chain is no error
-// (the kernel's dump finds nothing), so existence is asked separately. Any
-// failure reads as missing, which only costs a rewrite.
-func chainRules(c *nftables.Conn, t *nftables.Table, name string) ([]*nftables.Rule, bool) {
-	if _, err := c.ListChain(t, name); err != nil {
-		return nil, false
+// (the kernel's dump finds nothing), so existence is asked separately
+// (findChain). err is a failure to tell: not "missing", which the checks
+// take for a wanted state and the stamp would then keep (stamp.go).
+func chainRules(c *nftables.Conn, t *nftables.Table, name string) (rules []*nftables.Rule, exists bool, err error) {
+	ch, err := findChain(t.Family, t.Name, name)
+	if err != nil || ch == nil {
+		return nil, false, err
 	}
-	rules, err := c.GetRules(t, &nftables.Chain{Name: name, Table: t})
-	if err != nil {
-		return nil, false
+	if rules, err = c.GetRules(t, ch); err != nil {
+		return nil, true, fmt.Errorf("list nftables chain %s in table %s: %w", name, t.Name, err)
 	}
-	return rules, true
+	return rules, true, nil
 }

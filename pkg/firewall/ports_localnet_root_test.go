@@ -20,7 +20,7 @@ func localnetDropThere(backend, network string) (bool, error) {
 		if err != nil {
 			return false, err
 		}
-		rules, _ := chainRules(c, nftPortsTable(network), nftPortsRaw) // no table: no drop
+		rules, _, _ := chainRules(c, nftPortsTable(network), nftPortsRaw) // no table: no drop
 		return len(rules) > 0, nil
 	}
 	out, err := exec.Command("iptables", "-w", "-t", rawTable, "-S", preroutingChain).CombinedOutput()

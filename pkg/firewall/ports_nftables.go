@@ -148,7 +148,7 @@ func (b *nftPorts) Guarding() map[string]string {
 		if !ok {
 			continue
 		}
-		rules, _ := chainRules(c, t, nftPortsRaw)
+		rules, _, _ := chainRules(c, t, nftPortsRaw)
 		for _, r := range rules {
 			if net, rest, ok := parsePortsComment(userDataComment(r.UserData)); ok && net == network {
 				if _, br, ok := parseFixed(rest); ok {
@@ -329,7 +329,7 @@ func (b *nftPorts) retain(c *nftables.Conn, network string, keep func(Attachment
 	if kept == 0 {
 		// The bridge's route_localnet goes off before the table's drop of
 		// packets to 127.0.0.0/8 (a missing table or chain: no drop).
-		if rules, _ := chainRules(c, t, nftPortsRaw); len(rules) > 0 {
+		if rules, _, _ := chainRules(c, t, nftPortsRaw); len(rules) > 0 {
 			if err := b.opts.beforeUnguard(NFTablesName); err != nil {
 				return fmt.Errorf("network %q: %w", network, err)
 			}

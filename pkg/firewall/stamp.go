@@ -48,7 +48,7 @@ func rulesetStamp() (stamp, error) {
 	if err != nil {
 		return stamp{}, err
 	}
-	s, err := nl.Subscribe(unix.NETLINK_NETFILTER)
+	s, err := nl.Subscribe(unix.NETLINK_NETFILTER) // no groups: a plain socket, whose cookie we read
 	if err != nil {
 		return stamp{}, err
 	}
@@ -59,52 +59,27 @@ func rulesetStamp() (stamp, error) {
 	}
 	req := nl.NewNetlinkRequest(unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_GETGEN, 0)
 	req.AddData(&nl.Nfgenmsg{NfgenFamily: unix.AF_UNSPEC, Version: unix.NFNETLINK_V0})
-	if err := s.Send(req); err != nil {
-		return stamp{}, err
-	}
-	gen, err := receiveGen(s, req.Seq)
+	req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_NETFILTER: {Socket: s}}
+	msgs, err := req.Execute(unix.NETLINK_NETFILTER, unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_NEWGEN)
 	if err != nil {
-		return stamp{}, err
+		return stamp{}, fmt.Errorf("nftables generation: %w", err)
 	}
-	return stamp{node: strings.TrimSpace(string(boot)) + " " + strconv.FormatUint(cookie, 10), gen: gen}, nil
-}
-
-// receiveGen reads the answer to a GETGEN request: the generation's id.
-func receiveGen(s *nl.NetlinkSocket, seq uint32) (uint32, error) {
-	for {
-		msgs, _, err := s.Receive()
+	for _, m := range msgs {
+		if len(m) < nl.SizeofNfgenmsg {
+			continue
+		}
+		attrs, err := nl.ParseRouteAttr(m[nl.SizeofNfgenmsg:])
 		if err != nil {
-			return 0, err
+			return stamp{}, fmt.Errorf("nftables generation: %w", err)
 		}
-		for _, m := range msgs {
-			if m.Header.Seq != seq {
-				continue
-			}
-			switch m.Header.Type {
-			case unix.NLMSG_ERROR:
-				if len(m.Data) >= 4 {
-					if errno := int32(nl.NativeEndian().Uint32(m.Data[:4])); errno != 0 {
-						return 0, fmt.Errorf("nftables generation: %w", unix.Errno(-errno))
-					}
-				}
-				return 0, fmt.Errorf("nftables generation: no answer")
-			case unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_NEWGEN:
-				if len(m.Data) < nl.SizeofNfgenmsg {
-					return 0, fmt.Errorf("nftables generation: short answer")
-				}
-				attrs, err := nl.ParseRouteAttr(m.Data[nl.SizeofNfgenmsg:])
-				if err != nil {
-					return 0, fmt.Errorf("nftables generation: %w", err)
-				}
-				for _, a := range attrs {
-					if a.Attr.Type == unix.NFTA_GEN_ID && len(a.Value) == 4 {
-						return binary.BigEndian.Uint32(a.Value), nil
-					}
-				}
-				return 0, fmt.Errorf("nftables generation: no id in the answer")
+		for _, a := range attrs {
+			if a.Attr.Type == unix.NFTA_GEN_ID && len(a.Value) == 4 {
+				node := strings.TrimSpace(string(boot)) + " " + strconv.FormatUint(cookie, 10)
+				return stamp{node: node, gen: binary.BigEndian.Uint32(a.Value)}, nil
 			}
 		}
 	}
+	return stamp{}, fmt.Errorf("nftables generation: no id in the answer")
 }
 
 // markerMax bounds what a marker may hold; markerNodes, the lines kept.
@@ -126,8 +101,11 @@ func (o options) stamped(network, backend, fp string) (now stamp, ok bool) {
 		return now, false
 	}
 	defer d.Close()
-	got, err := d.ReadFile(networkMarker(network), markerMax)
-	return now, err == nil && slices.Contains(strings.Split(string(got), "\n"), now.line(backend, fp))
+	got, st, err := d.ReadFileStat(networkMarker(network), markerMax)
+	if err != nil || int(st.Uid) != os.Geteuid() {
+		return now, false // only what we wrote is trusted
+	}
+	return now, slices.Contains(strings.Split(string(got), "\n"), now.line(backend, fp))
 }
 
 // recordStamp writes into the network's marker that backend's rules for

@@ -55,6 +55,27 @@ func TestStamp(t *testing.T) {
 			if got, err := os.ReadFile(marker); err != nil || !strings.Contains(string(got), wantLine) {
 				t.Fatalf("marker after an Ensure that found the rules: %q, %v; want a line with %q", got, err, wantLine)
 			}
+			// Only a marker of ours is trusted.
+			stampedNow := func() (ok bool) {
+				t.Helper()
+				_ = n.do(t, func() error {
+					_, ok = options{lockDir: lockDir}.stamped(net.Name, name, net.fingerprint())
+					return nil
+				})
+				return ok
+			}
+			if !stampedNow() {
+				t.Fatal("the stamp just recorded does not match")
+			}
+			if err := os.Chown(marker, 65534, 65534); err != nil {
+				t.Fatal(err)
+			}
+			if stampedNow() {
+				t.Error("a marker owned by another user was trusted")
+			}
+			if err := os.Chown(marker, os.Geteuid(), os.Getegid()); err != nil {
+				t.Fatal(err)
+			}
 			before := n.exec(t, "nft", "-a", "list", "ruleset")
 			ensure(n) // trusts the stamp
 			if after := n.exec(t, "nft", "-a", "list", "ruleset"); after != before {

@@ -37,6 +37,7 @@ var (
 	ErrNotRegular = errors.New("is not a regular file, refusing it")
 	ErrNotDir     = errors.New("is not a directory, refusing it")
 	ErrTooLarge   = errors.New("is larger than expected, refusing it")
+	ErrHardLinked = errors.New("has other hard links, refusing to write through it")
 )
 
 // Path is where d was opened.
@@ -205,8 +206,9 @@ func ReadBounded(f *os.File, max int64) ([]byte, error) {
 }
 
 // Overwrite writes data over name's content in place (creating it when
-// missing), for small files whose torn content is harmless: read under a
-// lock, they only steer (a torn one costs a search or a check). Renaming a
+// missing; refusing a file with other hard links), for small files whose
+// torn content is harmless: read under a lock, they only steer (a torn one
+// costs a search or a check). Renaming a
 // new file over an existing one would make ext4 (auto_da_alloc) start
 // writing the new file out at once, 0.1-0.7 ms a rename here; truncating to
 // zero first would do the same at close, so the data is written first and
@@ -215,6 +217,12 @@ func (d *Dir) Overwrite(name string, data []byte) error {
 	f, st, err := d.openFile(name, unix.O_WRONLY|unix.O_CREAT, 0o600)
 	if err != nil {
 		return err
+	}
+	if st.Nlink != 1 {
+		// Another name for the same file, maybe outside the directory:
+		// writing in place would change it there too.
+		f.Close()
+		return d.PathError("write", name, ErrHardLinked)
 	}
 	_, err = f.WriteAt(data, 0)
 	if err == nil && st.Size > int64(len(data)) {

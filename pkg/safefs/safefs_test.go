@@ -75,3 +75,53 @@ func TestRefusals(t *testing.T) {
 		t.Errorf("link target changed: %q, %v", b, err)
 	}
 }
+
+// TestOverwrite: in place (the inode stays), cut when shorter; a symbolic
+// link or a file with another hard link is refused and left as it is.
+func TestOverwrite(t *testing.T) {
+	root, outside := t.TempDir(), t.TempDir()
+	target := filepath.Join(outside, "file")
+	if err := os.WriteFile(target, []byte("outside"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, err := range []error{
+		os.Symlink(target, filepath.Join(root, "link")),
+		os.Link(target, filepath.Join(root, "hardlink")),
+		os.WriteFile(filepath.Join(root, "file"), []byte("a longer old content"), 0o600),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	d, err := OpenDirAt(nil, root, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	before, err := os.Stat(filepath.Join(root, "file"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, data := range []string{"new", "newer content"} {
+		if err := d.Overwrite("file", []byte(data)); err != nil {
+			t.Fatal(err)
+		}
+		if b, err := os.ReadFile(filepath.Join(root, "file")); err != nil || string(b) != data {
+			t.Errorf("after Overwrite(%q): %q, %v", data, b, err)
+		}
+	}
+	if after, err := os.Stat(filepath.Join(root, "file")); err != nil || !os.SameFile(before, after) {
+		t.Errorf("Overwrite replaced the file instead of writing it in place (%v)", err)
+	}
+	if err := d.Overwrite("fresh", []byte("x")); err != nil {
+		t.Errorf("Overwrite of a missing file: %v", err)
+	}
+	for name, want := range map[string]error{"link": ErrSymlink, "hardlink": ErrHardLinked} {
+		if err := d.Overwrite(name, []byte("changed")); !errors.Is(err, want) {
+			t.Errorf("Overwrite(%s) = %v, want %v", name, err, want)
+		}
+	}
+	if b, err := os.ReadFile(target); err != nil || string(b) != "outside" {
+		t.Errorf("a link's target changed: %q, %v", b, err)
+	}
+}
