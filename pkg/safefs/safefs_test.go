@@ -12,22 +12,28 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// setUp fails the test on the first error of the calls that made its files.
+func setUp(t *testing.T, errs ...error) {
+	t.Helper()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func TestRefusals(t *testing.T) {
 	root := t.TempDir()
 	outside := t.TempDir()
 	target := filepath.Join(outside, "file")
-	for _, err := range []error{
+	setUp(t,
 		os.WriteFile(target, []byte("outside"), 0o644),
 		os.WriteFile(filepath.Join(root, "file"), []byte("inside"), 0o644),
 		os.Symlink(target, filepath.Join(root, "link")),
 		os.Symlink(outside, filepath.Join(root, "dirlink")),
 		syscall.Mkfifo(filepath.Join(root, "fifo"), 0o600),
 		os.WriteFile(filepath.Join(root, "big"), make([]byte, 100), 0o644),
-	} {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	)
 	d, err := OpenDirAt(nil, root, false)
 	if err != nil {
 		t.Fatal(err)
@@ -81,18 +87,12 @@ func TestRefusals(t *testing.T) {
 func TestOverwrite(t *testing.T) {
 	root, outside := t.TempDir(), t.TempDir()
 	target := filepath.Join(outside, "file")
-	if err := os.WriteFile(target, []byte("outside"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	for _, err := range []error{
+	setUp(t, os.WriteFile(target, []byte("outside"), 0o644))
+	setUp(t,
 		os.Symlink(target, filepath.Join(root, "link")),
 		os.Link(target, filepath.Join(root, "hardlink")),
 		os.WriteFile(filepath.Join(root, "file"), []byte("a longer old content"), 0o600),
-	} {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	)
 	d, err := OpenDirAt(nil, root, false)
 	if err != nil {
 		t.Fatal(err)
