@@ -19,6 +19,9 @@ work=$(mktemp -d /tmp/flatcni-demo.XXXXXX)
 # The lock files the plugins add in /run/flatcni go too.
 . scripts/locks.sh
 locks_note
+# cnitool keeps its cache in /var/lib/cni (no setting moves it): the empty
+# directories go too when this run made them.
+cni_cache_existed=$([ -e /var/lib/cni ] && echo yes || true)
 cleanup() {
 	for c in "${ctrs[@]}"; do
 		ip netns exec "$node" env NETCONFPATH="$work/net" CNI_PATH="$bin" \
@@ -28,6 +31,7 @@ cleanup() {
 	ip netns del "$node" 2>/dev/null || true
 	rm -rf "$work"
 	locks_cleanup
+	[ -n "$cni_cache_existed" ] || rmdir /var/lib/cni/results /var/lib/cni 2>/dev/null || true
 }
 trap cleanup EXIT
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }

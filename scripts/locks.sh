@@ -2,9 +2,13 @@
 # /run/flatcni; locks_note records what is there, locks_cleanup removes what
 # was added since, unless another run may be using it: a lock file someone
 # holds, a ports claims index (ports-index.<backend>.<dev>-<inode>) of a
-# network namespace that still exists.
+# network namespace that still exists; and the directory itself, empty,
+# when the run made it.
 flatcni_locks=/run/flatcni
-locks_note() { flatcni_locks_before=$(ls "$flatcni_locks" 2>/dev/null || true); }
+locks_note() {
+	flatcni_locks_before=$(ls "$flatcni_locks" 2>/dev/null || true)
+	flatcni_locks_existed=$([ -e "$flatcni_locks" ] && echo yes || true)
+}
 locks_cleanup() {
 	local f p live
 	# (stat fails for processes gone meanwhile: the callers run with -e and
@@ -19,5 +23,6 @@ locks_cleanup() {
 			flock -n "$p" rm -f -- "$p" 2>/dev/null || true
 		fi
 	done
+	[ -n "$flatcni_locks_existed" ] || rmdir "$flatcni_locks" 2>/dev/null || true
 	return 0
 }
