@@ -19,12 +19,13 @@ import (
 // and a stamp of the node's whole ruleset: the boot, the network namespace
 // (its cookie, which unlike an inode number the kernel never hands out twice
 // in one boot) and nftables' generation, which every commit of nftables or
-// iptables-nft moves on. While the stamp is the same nothing in the
-// ruleset changed, so the next ADD of the network reads one generation
-// number instead of the rules. The stamp is taken before the rules are
-// read: a commit between the two leaves a stamp that no later state
-// matches. iptables-legacy's tables have no generation: a network whose
-// rules only iptables commands could confirm is never stamped.
+// iptables-nft moves on. While the stamp is the same no commit happened,
+// so the next ADD of the network reads one generation number instead of
+// the rules. The stamp is taken before the rules are read: a commit between
+// the two leaves a stamp that no later state matches. iptables-legacy's
+// tables have no generation: a network whose rules only iptables commands
+// could confirm is never stamped. (docs/design.md, Firewall: what a commit
+// does not cover, and the one window left.)
 
 // A stamp is the state of one node's ruleset: node is "<boot id> <netns
 // cookie>", gen nftables' generation. The zero stamp is none.
@@ -88,31 +89,40 @@ const (
 	markerNodes = 8
 )
 
+// stampCheck is what stamped found: the ruleset's stamp now (zero: none)
+// and the marker's text, for recordStamp.
+type stampCheck struct {
+	now    stamp
+	marker string
+}
+
 // stamped reports whether the network's marker says that backend's rules
 // for fingerprint fp were found in place at the ruleset's current stamp.
-// It also returns that stamp for recordStamp.
-func (o options) stamped(network, backend, fp string) (now stamp, ok bool) {
+func (o options) stamped(network, backend, fp string) (c stampCheck, ok bool) {
 	now, err := rulesetStamp()
 	if err != nil {
-		return stamp{}, false
+		return c, false
 	}
+	c.now = now
 	d, err := openLockDirIfThere(o.lockDir)
 	if d == nil || err != nil {
-		return now, false
+		return c, false
 	}
 	defer d.Close()
 	got, st, err := d.ReadFileStat(networkMarker(network), markerMax)
 	if err != nil || int(st.Uid) != os.Geteuid() {
-		return now, false // only what we wrote is trusted
+		return c, false // only what we wrote is trusted
 	}
-	return now, slices.Contains(strings.Split(string(got), "\n"), now.line(backend, fp))
+	c.marker = string(got)
+	return c, slices.Contains(strings.Split(c.marker, "\n"), now.line(backend, fp))
 }
 
 // recordStamp writes into the network's marker that backend's rules for
-// fingerprint fp were found in place at s (taken before they were read).
-// Best effort: without it the next ADD reads the rules again.
-func (o options) recordStamp(network, backend, fp string, s stamp) {
-	if s.node == "" {
+// fingerprint fp were found in place at c's stamp (taken before they were
+// read), beside the other nodes' lines stamped read. Best effort: without
+// it the next ADD reads the rules again.
+func (o options) recordStamp(network, backend, fp string, c stampCheck) {
+	if c.now.node == "" {
 		return
 	}
 	d, err := openLockDirIfThere(o.lockDir)
@@ -120,8 +130,7 @@ func (o options) recordStamp(network, backend, fp string, s stamp) {
 		return
 	}
 	defer d.Close()
-	old, _ := d.ReadFile(networkMarker(network), markerMax)
-	_ = d.Overwrite(networkMarker(network), []byte(withNodeLine(string(old), s.node, s.line(backend, fp))))
+	_ = d.Overwrite(networkMarker(network), []byte(withNodeLine(c.marker, c.now.node, c.now.line(backend, fp))))
 }
 
 // withNodeLine returns the marker's text old with line in place of node's
