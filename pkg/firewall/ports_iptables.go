@@ -52,6 +52,14 @@ type iptFound struct {
 
 // Publish implements Ports.
 func (b *iptPorts) Publish(n PortNetwork, owner Attachment, maps []Mapping) error {
+	// Netlink connections that committed close last, once the lock is
+	// free (closing one waits for the kernel's grace period).
+	var closeConns []func()
+	defer func() {
+		for _, c := range closeConns {
+			c()
+		}
+	}()
 	l, err := b.opts.lock(portsLockName)
 	if err != nil {
 		return fmt.Errorf("network %q: %w", n.Name, err)
@@ -93,19 +101,29 @@ func (b *iptPorts) Publish(n PortNetwork, owner Attachment, maps []Mapping) erro
 	// The old rules are found by their comment, which holds the owner: a
 	// mapping the record has in excess deletes nothing.
 	closeConn, err := b.deleteOwned(n.Name, owner, old)
-	closeConn()
+	closeConns = append(closeConns, closeConn)
 	if err != nil {
 		return fmt.Errorf("network %q: %w", n.Name, err)
 	}
 	chain := iptPortsChain(n.Name)
 	for _, f := range allFamilies() {
+		var fms []Mapping
 		var rules [][]string
 		var hosts []string
 		for _, m := range maps {
 			if m.family() == f {
+				fms = append(fms, m)
 				rules = append(rules, iptMappingRule(n.Name, owner, m))
 				hosts = append(hosts, m.host())
 			}
+		}
+		if len(fms) == 0 {
+			continue
+		}
+		done, closeConn := iptNFTAppend(f, n.Name, owner, fms)
+		closeConns = append(closeConns, closeConn)
+		if done {
+			continue
 		}
 		if err := b.appendRules(f, chain, rules); err != nil {
 			return fmt.Errorf("network %q: add mappings %s: %w", n.Name, strings.Join(hosts, ", "), err)

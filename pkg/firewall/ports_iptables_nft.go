@@ -3,9 +3,12 @@ package firewall
 import (
 	"bytes"
 	"encoding/binary"
+	"net"
 	"slices"
 
 	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"github.com/google/nftables/xt"
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 )
@@ -123,4 +126,77 @@ func (b *iptPorts) deleteOwned(network string, owner Attachment, maps []Mapping)
 		}
 	}
 	return closeConn, b.deleteMappings(byCmd)
+}
+
+// iptNFTAppend appends owner's mapping rules of family f to the network's
+// chain through netlink, in one transaction, as iptables-nft itself would
+// write iptMappingRule's spec (iptNFTMappingRule): no iptables-restore
+// process on a publishing ADD. It does so only where that chain is
+// iptables-nft's (netlink shows it, and the namespace has no
+// iptables-legacy table) and every mapping is tcp or udp (sctp needs the
+// sctp match's binary layout: the command writes it). done is false when
+// the command must append them; nothing was written then. The connection,
+// which committed, is closed by closeConn (see deleteOwned).
+func iptNFTAppend(f family, network string, owner Attachment, maps []Mapping) (done bool, closeConn func()) {
+	closeConn = func() {}
+	for _, m := range maps {
+		if m.Protocol != "tcp" && m.Protocol != "udp" {
+			return false, closeConn
+		}
+	}
+	t := iptNFTTable(f, natTable)
+	chain := iptPortsChain(network)
+	if legacyIPTablesIn(f) {
+		return false, closeConn
+	}
+	if ch, err := findChain(t.Family, natTable, chain); err != nil || ch == nil {
+		return false, closeConn
+	}
+	c, err := nftables.New(nftables.AsLasting())
+	if err != nil {
+		return false, closeConn
+	}
+	closeConn = func() { _ = c.CloseLasting() }
+	ch := &nftables.Chain{Name: chain, Table: t}
+	for _, m := range maps {
+		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: iptNFTMappingRule(network, owner, m)})
+	}
+	// One transaction: on error nothing of it was committed.
+	return c.Flush() == nil, closeConn
+}
+
+// iptNFTMappingRule returns the expressions iptables-nft (1.8) writes for
+// the spec iptMappingRule gives a tcp or udp mapping: the protocol and
+// destination port as native matches, the comment as the xt comment match,
+// a counter, and the DNAT target (revision 2). TestIPTablesPortsNetlinkAppend
+// compares them with what iptables-restore writes.
+func iptNFTMappingRule(network string, owner Attachment, m Mapping) []expr.Any {
+	proto := byte(unix.IPPROTO_TCP)
+	if m.Protocol == "udp" {
+		proto = unix.IPPROTO_UDP
+	}
+	exprs := []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
+	}
+	if m.HostIP.IsValid() {
+		daddr := uint32(16) // offset of the destination in the IPv4 header
+		if !m.HostIP.Is4() {
+			daddr = 24
+		}
+		exprs = append(exprs,
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: daddr, Len: uint32(m.HostIP.BitLen() / 8)},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: m.HostIP.AsSlice()})
+	}
+	comment := xt.Comment(portsMappingComment(network, owner, m))
+	to := net.IP(m.ContainerIP.AsSlice())
+	return append(exprs,
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binary.BigEndian.AppendUint16(nil, m.HostPort)},
+		&expr.Match{Name: "comment", Info: &comment},
+		&expr.Counter{},
+		&expr.Target{Name: "DNAT", Rev: 2, Info: &xt.NatRange2{NatRange: xt.NatRange{
+			Flags: uint(xt.NatRangeMapIPs | xt.NatRangeProtoSpecified),
+			MinIP: to, MaxIP: to, MinPort: m.ContainerPort, MaxPort: m.ContainerPort,
+		}}})
 }
