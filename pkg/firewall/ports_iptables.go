@@ -120,8 +120,11 @@ func (b *iptPorts) Publish(n PortNetwork, owner Attachment, maps []Mapping) erro
 		if len(fms) == 0 {
 			continue
 		}
-		done, closeConn := iptNFTAppend(f, n.Name, owner, fms)
+		done, closeConn, err := iptNFTAppend(f, n.Name, owner, fms)
 		closeConns = append(closeConns, closeConn)
+		if err != nil {
+			return fmt.Errorf("network %q: add mappings %s: %w", n.Name, strings.Join(hosts, ", "), err)
+		}
 		if done {
 			continue
 		}

@@ -3,6 +3,7 @@ package firewall
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"net"
 	"slices"
 
@@ -86,6 +87,9 @@ func (b *iptPorts) deleteOwned(network string, owner Attachment, maps []Mapping)
 	chain := iptPortsChain(network)
 	var byCmd []iptFound
 	var c *nftables.Conn
+	// The families deleted through netlink, with their comments, to tell
+	// whether a failed Flush committed after all (committed).
+	deleted := map[family][]string{}
 	closeConn = func() {
 		if c != nil {
 			_ = c.CloseLasting()
@@ -113,6 +117,7 @@ func (b *iptPorts) deleteOwned(network string, owner Attachment, maps []Mapping)
 				return closeConn, err
 			}
 		}
+		deleted[f] = comments
 		t := iptNFTTable(f, natTable)
 		for _, h := range handles {
 			if err := c.DelRule(&nftables.Rule{Table: t, Chain: &nftables.Chain{Name: chain, Table: t}, Handle: h}); err != nil {
@@ -121,64 +126,105 @@ func (b *iptPorts) deleteOwned(network string, owner Attachment, maps []Mapping)
 		}
 	}
 	if c != nil {
-		if err := c.Flush(); err != nil {
+		if err := c.Flush(); err != nil && !committed(deleted, network, false) {
 			return closeConn, err
 		}
 	}
 	return closeConn, b.deleteMappings(byCmd)
 }
 
+// committed tells, after a Flush of one transaction that returned an
+// error, whether it committed all the same: the kernel acknowledges (and
+// echoes a new rule) message by message, and a few hundred answers
+// overflow the socket's buffer (ENOBUFS) after the commit. It reads the
+// network's chain of each family in byFamily: the rules carrying those
+// comments are all there when added, none when deleted.
+func committed(byFamily map[family][]string, network string, added bool) bool {
+	for f, comments := range byFamily {
+		// nil: not read. An empty chain does not show itself in the dump
+		// (ok is false then), but its rules are none all the same.
+		handles, _ := iptNFTHandles(f, iptPortsChain(network), comments)
+		if handles == nil {
+			return false
+		}
+		want := 0
+		if added {
+			want = len(comments)
+		}
+		if len(handles) != want {
+			return false
+		}
+	}
+	return true
+}
+
 // iptNFTAppend appends owner's mapping rules of family f to the network's
-// chain through netlink, in one transaction, as iptables-nft itself would
-// write iptMappingRule's spec (iptNFTMappingRule): no iptables-restore
-// process on a publishing ADD. It does so only where that chain is
-// iptables-nft's (netlink shows it, and the namespace has no
+// chain through netlink, in one transaction, encoded so that every
+// iptables-nft reads them back as iptMappingRule's spec (iptNFTMappingRule):
+// no iptables-restore process on a publishing ADD. It does so only where
+// that chain is iptables-nft's (netlink shows it, and the namespace has no
 // iptables-legacy table) and every mapping is tcp or udp (sctp needs the
 // sctp match's binary layout: the command writes it). done is false when
 // the command must append them; nothing was written then. The connection,
 // which committed, is closed by closeConn (see deleteOwned).
-func iptNFTAppend(f family, network string, owner Attachment, maps []Mapping) (done bool, closeConn func()) {
+func iptNFTAppend(f family, network string, owner Attachment, maps []Mapping) (done bool, closeConn func(), err error) {
 	closeConn = func() {}
 	for _, m := range maps {
 		if m.Protocol != "tcp" && m.Protocol != "udp" {
-			return false, closeConn
+			return false, closeConn, nil
 		}
 	}
 	t := iptNFTTable(f, natTable)
 	chain := iptPortsChain(network)
 	if legacyIPTablesIn(f) {
-		return false, closeConn
+		return false, closeConn, nil
 	}
 	if ch, err := findChain(t.Family, natTable, chain); err != nil || ch == nil {
-		return false, closeConn
+		return false, closeConn, nil
 	}
 	c, err := nftables.New(nftables.AsLasting())
 	if err != nil {
-		return false, closeConn
+		return false, closeConn, nil
 	}
 	closeConn = func() { _ = c.CloseLasting() }
 	ch := &nftables.Chain{Name: chain, Table: t}
-	for _, m := range maps {
+	comments := make([]string, len(maps))
+	for i, m := range maps {
 		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: iptNFTMappingRule(network, owner, m)})
+		comments[i] = portsMappingComment(network, owner, m)
 	}
-	// One transaction: on error nothing of it was committed.
-	return c.Flush() == nil, closeConn
+	ferr := c.Flush()
+	switch {
+	case ferr == nil, committed(map[family][]string{f: comments}, network, true):
+		return true, closeConn, nil
+	case committed(map[family][]string{f: comments}, network, false):
+		return false, closeConn, nil // nothing written: the command's turn
+	}
+	return true, closeConn, fmt.Errorf("append mappings through netlink: %w", ferr)
 }
 
-// iptNFTMappingRule returns the expressions iptables-nft (1.8) writes for
-// the spec iptMappingRule gives a tcp or udp mapping: the protocol and
-// destination port as native matches, the comment as the xt comment match,
-// a counter, and the DNAT target (revision 2). TestIPTablesPortsNetlinkAppend
-// compares them with what iptables-restore writes.
+// iptNFTMappingRule returns the expressions of iptMappingRule's spec for
+// a tcp or udp mapping in the encoding every iptables-nft reads back as that
+// spec: the protocol as IPv4's header field (ip6tables: meta l4proto), the
+// port as the xt tcp or udp match, the comment as the xt comment match, a
+// counter, and the xt DNAT target (revision 2). iptables-nft 1.8.8 and
+// later write the port as a native payload match instead, which the
+// releases before cannot read (they would list, save and restore the rule
+// without its port); every release reads the xt match, as rules written by
+// the older ones must stay readable. TestIPTablesPortsNetlinkAppend
+// compares what iptables-save shows with what iptables-restore writes.
 func iptNFTMappingRule(network string, owner Attachment, m Mapping) []expr.Any {
 	proto := byte(unix.IPPROTO_TCP)
 	if m.Protocol == "udp" {
 		proto = unix.IPPROTO_UDP
 	}
-	exprs := []expr.Any{
-		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
+	var exprs []expr.Any
+	if m.ContainerIP.Is4() {
+		exprs = append(exprs, &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 9, Len: 1})
+	} else {
+		exprs = append(exprs, &expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1})
 	}
+	exprs = append(exprs, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}})
 	if m.HostIP.IsValid() {
 		daddr := uint32(16) // offset of the destination in the IPv4 header
 		if !m.HostIP.Is4() {
@@ -188,11 +234,15 @@ func iptNFTMappingRule(network string, owner Attachment, m Mapping) []expr.Any {
 			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: daddr, Len: uint32(m.HostIP.BitLen() / 8)},
 			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: m.HostIP.AsSlice()})
 	}
+	anySource, port := [2]uint16{0, 65535}, [2]uint16{m.HostPort, m.HostPort}
+	match := &expr.Match{Name: "tcp", Info: &xt.Tcp{SrcPorts: anySource, DstPorts: port}}
+	if m.Protocol == "udp" {
+		match = &expr.Match{Name: "udp", Info: &xt.Udp{SrcPorts: anySource, DstPorts: port}}
+	}
 	comment := xt.Comment(portsMappingComment(network, owner, m))
 	to := net.IP(m.ContainerIP.AsSlice())
 	return append(exprs,
-		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binary.BigEndian.AppendUint16(nil, m.HostPort)},
+		match,
 		&expr.Match{Name: "comment", Info: &comment},
 		&expr.Counter{},
 		&expr.Target{Name: "DNAT", Rev: 2, Info: &xt.NatRange2{NatRange: xt.NatRange{

@@ -1,22 +1,17 @@
 package firewall
 
 import (
-	"fmt"
-	"reflect"
 	"slices"
 	"strings"
 	"testing"
-
-	"github.com/google/nftables"
-	"github.com/google/nftables/expr"
 )
 
 // TestIPTablesPortsNetlinkAppend: on iptables-nft, a Publish into a
 // network's existing chain appends its tcp and udp mappings through netlink,
-// starting no process, and writes what iptables-restore writes for the same
-// specs (compared in iptables-save's output and expression by expression);
-// an sctp mapping is left to iptables-restore; Unpublish deletes the
-// appended rules.
+// starting no process; iptables reads them back as the specs that
+// iptables-restore writes (iptables-save's output compared) and deletes
+// them by those specs; an sctp mapping is left to iptables-restore;
+// Unpublish deletes the appended rules.
 func TestIPTablesPortsNetlinkAppend(t *testing.T) {
 	requireRoot(t)
 	requireIPTablesNFT(t, "")
@@ -63,18 +58,19 @@ func TestIPTablesPortsNetlinkAppend(t *testing.T) {
 	if a, c := savedRules(t, byNL), savedRules(t, byCmd); a != c {
 		t.Errorf("mappings appended through netlink:\n%s\nwith iptables-restore:\n%s", a, c)
 	}
-	for _, f := range allFamilies() {
-		got, want := chainExprs(t, byNL, f, iptPortsChain(n.Name)), chainExprs(t, byCmd, f, iptPortsChain(n.Name))
-		if len(got) != len(want) {
-			t.Fatalf("family %v: %d rules through netlink, %d with iptables-restore", f, len(got), len(want))
+	// The commands find them by their specification (iptables-nft compares
+	// rules as it reads them back): deleted, then written back.
+	for _, m := range []Mapping{maps[2], maps[4]} {
+		cmd := []string{iptCommand(m.family()), "-t", "nat", "", iptPortsChain(n.Name)}
+		spec := iptMappingRule(n.Name, owner, m)
+		cmd[3] = "-D"
+		byNL.exec(t, append(cmd, spec...)...)
+		if got := savedRules(t, byNL); strings.Contains(got, portsMappingComment(n.Name, owner, m)) {
+			t.Errorf("%s by specification left the mapping:\n%s", strings.Join(cmd, " "), got)
 		}
-		for i := range got {
-			if !reflect.DeepEqual(got[i], want[i]) {
-				t.Errorf("family %v rule %d through netlink:\n%s\nwith iptables-restore:\n%s", f, i, showExprs(got[i]), showExprs(want[i]))
-			}
-		}
+		cmd[3] = "-A"
+		byNL.exec(t, append(cmd, spec...)...)
 	}
-
 	commands()
 	if err := byNL.do(t, func() error { return b.Unpublish(n.Name, owner) }); err != nil {
 		t.Fatal(err)
@@ -85,6 +81,25 @@ func TestIPTablesPortsNetlinkAppend(t *testing.T) {
 	if all := savedRules(t, byNL); strings.Contains(all, "own="+owner.tag()) {
 		t.Errorf("the owner's mappings left after Unpublish:\n%s", all)
 	}
+	// Many mappings in one Publish: one transaction, each rule once.
+	big := Attachment{ContainerID: "c3", IfName: "eth0"}
+	var bigMaps []Mapping
+	for p := uint16(20000); p < 20100; p++ {
+		bigMaps = append(bigMaps, mp("tcp", "", p, "10.46.0.5", 80), mp("udp", "", p, "10.46.0.5", 80), mp("tcp", "", p, "fd46::5", 80))
+	}
+	if err := byNL.do(t, func() error { return b.Publish(n, big, bigMaps) }); err != nil {
+		t.Fatal(err)
+	}
+	if got := commands(); len(got) != 0 {
+		t.Errorf("Publish of %d mappings started %v, want no process", len(bigMaps), got)
+	}
+	all := savedRules(t, byNL)
+	for _, m := range bigMaps {
+		if c := strings.Count(all, portsMappingComment(n.Name, big, m)+`"`); c != 1 {
+			t.Fatalf("mapping %s written %d times", m, c)
+		}
+	}
+
 	// sctp: the command's way, for its family only.
 	sctp := Attachment{ContainerID: "c2", IfName: "eth0"}
 	if err := byNL.do(t, func() error {
@@ -99,7 +114,7 @@ func TestIPTablesPortsNetlinkAppend(t *testing.T) {
 		t.Errorf("sctp mapping missing:\n%s", got)
 	}
 
-	for _, a := range []Attachment{first, sctp} {
+	for _, a := range []Attachment{first, sctp, big} {
 		if err := byNL.do(t, func() error { return b.Unpublish(n.Name, a) }); err != nil {
 			t.Fatal(err)
 		}
@@ -107,50 +122,4 @@ func TestIPTablesPortsNetlinkAppend(t *testing.T) {
 	if all := savedRules(t, byNL); strings.Contains(all, "flatcni") {
 		t.Errorf("rules left after the last Unpublish:\n%s", all)
 	}
-}
-
-// chainExprs reads the rules of an iptables-nft chain of the nat table in
-// ns: each rule's expressions.
-func chainExprs(t *testing.T, ns *testNS, f family, chain string) [][]any {
-	t.Helper()
-	var out [][]any
-	if err := ns.do(t, func() error {
-		c, err := nftables.New()
-		if err != nil {
-			return err
-		}
-		tbl := iptNFTTable(f, natTable)
-		rules, err := c.GetRules(tbl, &nftables.Chain{Name: chain, Table: tbl})
-		if err != nil {
-			return err
-		}
-		for _, r := range rules {
-			var es []any
-			for _, e := range r.Exprs {
-				es = append(es, e)
-			}
-			es = append(es, r.UserData, r.Flags)
-			out = append(out, es)
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
-// showExprs formats a rule's expressions for a failure message.
-func showExprs(es []any) string {
-	var b strings.Builder
-	for _, e := range es {
-		switch x := e.(type) {
-		case *expr.Match:
-			fmt.Fprintf(&b, "  match %s rev %d %+v\n", x.Name, x.Rev, reflect.ValueOf(x.Info).Elem())
-		case *expr.Target:
-			fmt.Fprintf(&b, "  target %s rev %d %+v\n", x.Name, x.Rev, reflect.ValueOf(x.Info).Elem())
-		default:
-			fmt.Fprintf(&b, "  %T %+v\n", e, e)
-		}
-	}
-	return b.String()
 }
