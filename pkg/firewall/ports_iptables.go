@@ -158,6 +158,9 @@ func published(fs []iptFound) []Published {
 // when they were read so (one transaction), else with the commands.
 func (b *iptPorts) deleteMappings(fs []iptFound) error {
 	var c *nftables.Conn
+	// The comments deleted through netlink, by network and family, to
+	// tell whether a failed Flush committed after all (committed).
+	deleted := map[string]map[family][]string{}
 	for _, p := range fs {
 		if p.rule == nil {
 			ipt := b.handle(p.family())
@@ -178,12 +181,20 @@ func (b *iptPorts) deleteMappings(fs []iptFound) error {
 		if err := c.DelRule(p.rule); err != nil {
 			return fmt.Errorf("delete mapping %s: %w", p.host(), err)
 		}
+		if deleted[p.Network] == nil {
+			deleted[p.Network] = map[family][]string{}
+		}
+		deleted[p.Network][p.family()] = append(deleted[p.Network][p.family()], xtComment(p.rule))
 	}
 	if c == nil {
 		return nil
 	}
 	if err := c.Flush(); err != nil {
-		return fmt.Errorf("delete mappings through netlink: %w", err)
+		for network, byFamily := range deleted {
+			if !committed(byFamily, network, false) {
+				return fmt.Errorf("delete mappings through netlink: %w", err)
+			}
+		}
 	}
 	return nil
 }

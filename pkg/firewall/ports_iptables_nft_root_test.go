@@ -1,6 +1,7 @@
 package firewall
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -121,5 +122,36 @@ func TestIPTablesPortsNetlinkAppend(t *testing.T) {
 	}
 	if all := savedRules(t, byNL); strings.Contains(all, "flatcni") {
 		t.Errorf("rules left after the last Unpublish:\n%s", all)
+	}
+}
+
+// TestIPTablesPortsRetainMany: Retain (GC) deleting hundreds of mappings in
+// one netlink transaction succeeds although the kernel's acknowledgements
+// overflow the socket, and leaves nothing of the network.
+func TestIPTablesPortsRetainMany(t *testing.T) {
+	requireRoot(t)
+	requireIPTablesNFT(t, "")
+	n := PortNetwork{Name: "pmany", Bridge: "brm", Subnets: pfx("10.48.0.0/24", "fd48::/64")}
+	ns := newTestNS(t, "pmany")
+	b, err := NewPorts(IPTablesName, WithLockDir(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		owner := Attachment{ContainerID: fmt.Sprintf("c%d", i), IfName: "eth0"}
+		var maps []Mapping
+		for p := range 100 {
+			port := uint16(20000 + 100*i + p)
+			maps = append(maps, mp("tcp", "", port, fmt.Sprintf("10.48.0.%d", i+2), 80), mp("udp", "", port, fmt.Sprintf("fd48::%d", i+2), 80))
+		}
+		if err := ns.do(t, func() error { return b.Publish(n, owner, maps) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := ns.do(t, func() error { return b.Retain(n.Name, nil) }); err != nil {
+		t.Fatalf("Retain of 600 mappings: %v", err)
+	}
+	if all := savedRules(t, ns); strings.Contains(all, "flatcni") {
+		t.Errorf("rules left after Retain(nil):\n%s", all)
 	}
 }
