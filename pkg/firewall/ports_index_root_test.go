@@ -57,11 +57,11 @@ func TestPortsIndexBackends(t *testing.T) {
 			must(n.do(t, func() error { return b.Publish(net2, ownerC, []Mapping{mp("udp", "", 5353, "10.42.0.2", 53)}) }))
 			if backend == IPTablesName {
 				if out, _ := exec.Command("iptables", "--version").Output(); strings.Contains(string(out), "nf_tables") {
-					var handles map[string]uint64
+					var handles map[string][]uint64
 					var ok bool
 					c := portsMappingComment(net1.Name, ownerB, mp("tcp", "", 9090, "10.41.0.3", 90))
 					must(n.do(t, func() error { handles, ok = iptNFTHandles(ipv4, iptPortsChain(net1.Name), []string{c}); return nil }))
-					if !ok || handles[c] == 0 {
+					if !ok || len(handles[c]) != 1 {
 						t.Errorf("iptNFTHandles did not find ownerB's rule: %v %v", handles, ok)
 					}
 				}

@@ -174,9 +174,10 @@ func (b *iptPorts) deleteMappings(fs []iptFound) error {
 		}
 		if c == nil {
 			var err error
-			if c, err = nftables.New(); err != nil {
+			if c, err = iptNFTWriteConn(); err != nil {
 				return fmt.Errorf("open nftables netlink connection: %w", err)
 			}
+			defer func() { _ = c.CloseLasting() }()
 		}
 		if err := c.DelRule(p.rule); err != nil {
 			return fmt.Errorf("delete mapping %s: %w", p.host(), err)

@@ -16,11 +16,12 @@ import (
 
 // iptNFTHandles reads the network's chain of family f through netlink
 // (iptables-nft keeps it as an nftables chain) without decoding the rules,
-// and returns the handle of each rule carrying one of comments, as the xt
-// comment match stores it (NUL-terminated). Decoding every expression
+// and returns the handles of the rules carrying each of comments (a
+// comment written twice has two), as the xt comment match stores it
+// (NUL-terminated). Decoding every expression
 // costs ~30 us a rule; this is a dump of the one chain and a byte search.
 // ok is false when the chain cannot be read so (iptables-legacy, no chain).
-func iptNFTHandles(f family, chain string, comments []string) (handles map[string]uint64, ok bool) {
+func iptNFTHandles(f family, chain string, comments []string) (handles map[string][]uint64, ok bool) {
 	fam := uint8(unix.NFPROTO_IPV4)
 	if f == ipv6 {
 		fam = unix.NFPROTO_IPV6
@@ -33,7 +34,7 @@ func iptNFTHandles(f family, chain string, comments []string) (handles map[strin
 	for i, c := range comments {
 		want[i] = append([]byte(c), 0)
 	}
-	handles = map[string]uint64{}
+	handles = map[string][]uint64{}
 	chainZ := append([]byte(chain), 0)
 	sawChain := false // a rule of our chain was read: this is iptables-nft
 	err := req.ExecuteIter(unix.NETLINK_NETFILTER, unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_NEWRULE, func(msg []byte) bool {
@@ -67,7 +68,7 @@ func iptNFTHandles(f family, chain string, comments []string) (handles map[strin
 		}
 		for i, w := range want {
 			if bytes.Contains(msg, w) {
-				handles[comments[i]] = handle
+				handles[comments[i]] = append(handles[comments[i]], handle)
 			}
 		}
 		return true
@@ -113,15 +114,17 @@ func (b *iptPorts) deleteOwned(network string, owner Attachment, maps []Mapping)
 			continue
 		}
 		if c == nil {
-			if c, err = nftables.New(nftables.AsLasting()); err != nil {
+			if c, err = iptNFTWriteConn(); err != nil {
 				return closeConn, err
 			}
 		}
 		deleted[f] = comments
 		t := iptNFTTable(f, natTable)
-		for _, h := range handles {
-			if err := c.DelRule(&nftables.Rule{Table: t, Chain: &nftables.Chain{Name: chain, Table: t}, Handle: h}); err != nil {
-				return closeConn, err
+		for _, hs := range handles {
+			for _, h := range hs {
+				if err := c.DelRule(&nftables.Rule{Table: t, Chain: &nftables.Chain{Name: chain, Table: t}, Handle: h}); err != nil {
+					return closeConn, err
+				}
 			}
 		}
 	}
@@ -133,12 +136,24 @@ func (b *iptPorts) deleteOwned(network string, owner Attachment, maps []Mapping)
 	return closeConn, b.deleteMappings(byCmd)
 }
 
+// iptNFTConnOptions are added to the connections that write mapping rules
+// (iptNFTWriteConn): the tests shrink their receive buffer, so that the
+// kernel's answers overflow it whatever the number of rules (committed).
+var iptNFTConnOptions []nftables.ConnOption
+
+// iptNFTWriteConn opens a lasting connection to write mapping rules through.
+func iptNFTWriteConn() (*nftables.Conn, error) {
+	return nftables.New(append([]nftables.ConnOption{nftables.AsLasting()}, iptNFTConnOptions...)...)
+}
+
 // committed tells, after a Flush of one transaction that returned an
 // error, whether it committed all the same: the kernel acknowledges (and
 // echoes a new rule) message by message, and a few hundred answers
 // overflow the socket's buffer (ENOBUFS) after the commit. It reads the
-// network's chain of each family in byFamily: the rules carrying those
-// comments are all there when added, none when deleted.
+// network's chain of each family in byFamily: a rule carries each of those
+// comments when they were added, none when deleted. (Rules carrying them
+// before the transaction would pass for added: the claims index keeps an
+// owner's mappings from being written twice.)
 func committed(byFamily map[family][]string, network string, added bool) bool {
 	for f, comments := range byFamily {
 		// nil: not read. An empty chain does not show itself in the dump
@@ -147,20 +162,18 @@ func committed(byFamily map[family][]string, network string, added bool) bool {
 		if handles == nil {
 			return false
 		}
-		want := 0
-		if added {
-			want = len(comments)
-		}
-		if len(handles) != want {
-			return false
+		for _, c := range comments {
+			if (len(handles[c]) > 0) != added {
+				return false
+			}
 		}
 	}
 	return true
 }
 
 // iptNFTAppend appends owner's mapping rules of family f to the network's
-// chain through netlink, in one transaction, encoded so that every
-// iptables-nft reads them back as iptMappingRule's spec (iptNFTMappingRule):
+// chain through netlink, in one transaction, encoded so that iptables-nft
+// reads them back as iptMappingRule's spec (iptNFTMappingRule):
 // no iptables-restore process on a publishing ADD. It does so only where
 // that chain is iptables-nft's (netlink shows it, and the namespace has no
 // iptables-legacy table) and every mapping is tcp or udp (sctp needs the
@@ -182,7 +195,7 @@ func iptNFTAppend(f family, network string, owner Attachment, maps []Mapping) (d
 	if ch, err := findChain(t.Family, natTable, chain); err != nil || ch == nil {
 		return false, closeConn, nil
 	}
-	c, err := nftables.New(nftables.AsLasting())
+	c, err := iptNFTWriteConn()
 	if err != nil {
 		return false, closeConn, nil
 	}
@@ -204,15 +217,16 @@ func iptNFTAppend(f family, network string, owner Attachment, maps []Mapping) (d
 }
 
 // iptNFTMappingRule returns the expressions of iptMappingRule's spec for
-// a tcp or udp mapping in the encoding every iptables-nft reads back as that
-// spec: the protocol as IPv4's header field (ip6tables: meta l4proto), the
-// port as the xt tcp or udp match, the comment as the xt comment match, a
-// counter, and the xt DNAT target (revision 2). iptables-nft 1.8.8 and
-// later write the port as a native payload match instead, which the
-// releases before cannot read (they would list, save and restore the rule
-// without its port); every release reads the xt match, as rules written by
-// the older ones must stay readable. TestIPTablesPortsNetlinkAppend
-// compares what iptables-save shows with what iptables-restore writes.
+// a tcp or udp mapping in the encoding iptables-nft reads back as that spec
+// from release 1.8.1 on (1.8.0 did not read ip6tables' meta l4proto): the
+// protocol as IPv4's header field (ip6tables: meta l4proto), the port as
+// the xt tcp or udp match, the comment as the xt comment match, a counter,
+// and the xt DNAT target (revision 2). iptables-nft 1.8.8 and later write
+// the port as a native payload match instead, which the releases before
+// cannot read (they would list, save and restore the rule without its
+// port); every release reads the xt match, as rules written by the older
+// ones must stay readable. TestIPTablesPortsNetlinkAppend compares what
+// iptables-save shows with what iptables-restore writes.
 func iptNFTMappingRule(network string, owner Attachment, m Mapping) []expr.Any {
 	proto := byte(unix.IPPROTO_TCP)
 	if m.Protocol == "udp" {

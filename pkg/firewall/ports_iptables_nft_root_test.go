@@ -5,6 +5,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/google/nftables"
+	"github.com/mdlayher/netlink"
 )
 
 // TestIPTablesPortsNetlinkAppend: on iptables-nft, a Publish into a
@@ -82,7 +85,11 @@ func TestIPTablesPortsNetlinkAppend(t *testing.T) {
 	if all := savedRules(t, byNL); strings.Contains(all, "own="+owner.tag()) {
 		t.Errorf("the owner's mappings left after Unpublish:\n%s", all)
 	}
-	// Many mappings in one Publish: one transaction, each rule once.
+	// Many mappings in one Publish, with a receive buffer the kernel's
+	// answers overflow after the commit: one transaction, each rule once;
+	// its Unpublish (the chain stays: other owners' rules are in it)
+	// leaves none of them.
+	overflowAnswers(t)
 	big := Attachment{ContainerID: "c3", IfName: "eth0"}
 	var bigMaps []Mapping
 	for p := uint16(20000); p < 20100; p++ {
@@ -100,6 +107,12 @@ func TestIPTablesPortsNetlinkAppend(t *testing.T) {
 			t.Fatalf("mapping %s written %d times", m, c)
 		}
 	}
+	if err := byNL.do(t, func() error { return b.Unpublish(n.Name, big) }); err != nil {
+		t.Fatal(err)
+	}
+	if all := savedRules(t, byNL); strings.Contains(all, "own="+big.tag()) || !strings.Contains(all, "own="+first.tag()) {
+		t.Errorf("after Unpublish of %d mappings, want none of them and the first owner's:\n%s", len(bigMaps), all)
+	}
 
 	// sctp: the command's way, for its family only.
 	sctp := Attachment{ContainerID: "c2", IfName: "eth0"}
@@ -115,7 +128,7 @@ func TestIPTablesPortsNetlinkAppend(t *testing.T) {
 		t.Errorf("sctp mapping missing:\n%s", got)
 	}
 
-	for _, a := range []Attachment{first, sctp, big} {
+	for _, a := range []Attachment{first, sctp} {
 		if err := byNL.do(t, func() error { return b.Unpublish(n.Name, a) }); err != nil {
 			t.Fatal(err)
 		}
@@ -148,10 +161,35 @@ func TestIPTablesPortsRetainMany(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// GC keeping c0: c1's and c2's 400 rules go in one transaction, whose
+	// answers overflow the receive buffer after the commit.
+	overflowAnswers(t)
+	keep := func(a Attachment) bool { return a.ContainerID == "c0" }
+	if err := ns.do(t, func() error { return b.Retain(n.Name, keep) }); err != nil {
+		t.Fatalf("Retain deleting 400 mappings: %v", err)
+	}
+	all := savedRules(t, ns)
+	for _, gone := range []string{"c1", "c2"} {
+		if strings.Contains(all, "own="+gone+"/") {
+			t.Errorf("%s's mappings left after Retain:\n%s", gone, all)
+		}
+	}
+	if kept := strings.Count(all, "own=c0/"); kept != 200 {
+		t.Errorf("%d rules of c0 after Retain, want 200", kept)
+	}
 	if err := ns.do(t, func() error { return b.Retain(n.Name, nil) }); err != nil {
-		t.Fatalf("Retain of 600 mappings: %v", err)
+		t.Fatalf("Retain(nil): %v", err)
 	}
 	if all := savedRules(t, ns); strings.Contains(all, "flatcni") {
 		t.Errorf("rules left after Retain(nil):\n%s", all)
 	}
+}
+
+// overflowAnswers gives the connections that write mapping rules a receive
+// buffer of the kernel's minimum, which the answers to a transaction of a
+// few rules overflow (ENOBUFS, after the commit), for the rest of the test.
+func overflowAnswers(t *testing.T) {
+	t.Helper()
+	iptNFTConnOptions = []nftables.ConnOption{nftables.WithSockOptions(func(c *netlink.Conn) error { return c.SetReadBuffer(1) })}
+	t.Cleanup(func() { iptNFTConnOptions = nil })
 }
