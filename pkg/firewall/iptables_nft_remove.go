@@ -137,7 +137,7 @@ func legacyIPTablesIn(f family) bool {
 // of allFamilies): those netlink could not read, whose deletions the kernel
 // refused, or where nothing was seen but iptables-legacy tables exist.
 func removeIPTNFT(plan func(*iptNFTView) (iptNFTOps, bool, error)) []family {
-	c, err := nftables.New(nftables.AsLasting())
+	c, err := iptNFTWriteConn()
 	if err != nil {
 		return allFamilies()
 	}
@@ -168,13 +168,32 @@ func removeIPTNFT(plan func(*iptNFTView) (iptNFTOps, bool, error)) []family {
 	}
 	if !all.empty() {
 		if err := all.commit(c); err != nil {
-			// Nothing was done: the commands redo it, and tell what is wrong.
+			// The error may come after the commit: the kernel answers
+			// each deletion, and a few hundred answers overflow the
+			// socket (see committed). A family in which the plan finds
+			// nothing left is done; the commands redo the others, and
+			// tell what is wrong.
 			for f, p := range planned {
-				byCmd[f] = byCmd[f] || p
+				byCmd[f] = byCmd[f] || p && !planDone(plan, f)
 			}
 		}
 	}
 	return slices.DeleteFunc(allFamilies(), func(f family) bool { return !byCmd[f] })
+}
+
+// planDone reads family f again, on a connection of its own, and reports
+// whether plan finds nothing left to delete there.
+func planDone(plan func(*iptNFTView) (iptNFTOps, bool, error), f family) bool {
+	c, err := nftables.New()
+	if err != nil {
+		return false
+	}
+	v, err := readIPTNFT(c, f)
+	if err != nil {
+		return false
+	}
+	ops, _, err := plan(v)
+	return err == nil && ops.empty()
 }
 
 // planIPTNFTRemove plans Remove of network name for one family: the jumps

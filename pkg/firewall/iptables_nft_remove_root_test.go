@@ -187,3 +187,47 @@ func TestIPTablesRemoveLegacyCommands(t *testing.T) {
 		t.Errorf("iptables-legacy rules left:\n%s", s)
 	}
 }
+
+// TestIPTablesRemoveLegacyMany: removing the reference's rules of hundreds
+// of containers (a GC after switching from the reference) is one netlink
+// transaction whose answers overflow the socket after the commit; that
+// must not be taken for a failure and sent to the commands (which would
+// list both families' chains again with iptables).
+func TestIPTablesRemoveLegacyMany(t *testing.T) {
+	requireRoot(t)
+	requireIPTablesNFT(t, "")
+	n := newTestNS(t, "iptrmmany")
+	b, err := New(IPTablesName, WithLockDir(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in strings.Builder
+	in.WriteString("*nat\n")
+	for i := range 300 {
+		in.WriteString(":" + legacyChain("many", fmt.Sprintf("c%d", i)) + " - [0:0]\n")
+	}
+	for i := range 300 {
+		ref := legacyChain("many", fmt.Sprintf("c%d", i))
+		comment := fmt.Sprintf("name: %q id: %q", "many", fmt.Sprintf("c%d", i))
+		in.WriteString(restoreLine("-A", ref, "-j", "MASQUERADE", "-m", "comment", "--comment", comment) + "\n")
+		in.WriteString(restoreLine("-A", "POSTROUTING", "-j", ref, "-m", "comment", "--comment", comment) + "\n")
+	}
+	in.WriteString("COMMIT\n")
+	if err := n.do(t, func() error { return iptRestore(ipv4, in.String()) }); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Count(n.exec(t, "iptables-save"), "CNI-"); got < 900 {
+		t.Fatalf("setup: %d mentions of CNI- chains, want 900", got)
+	}
+	overflowAnswers(t)
+	commands := logCommands(t)
+	if err := n.do(t, func() error { return b.RemoveLegacy("many", nil) }); err != nil {
+		t.Fatal(err)
+	}
+	if got := commands(); len(got) != 0 {
+		t.Errorf("RemoveLegacy of 300 containers' rules started %v, want no process", got)
+	}
+	if all := n.exec(t, "iptables-save"); strings.Contains(all, "CNI-") {
+		t.Errorf("the reference's rules left:\n%s", all)
+	}
+}

@@ -136,12 +136,14 @@ func (b *iptPorts) deleteOwned(network string, owner Attachment, maps []Mapping)
 	return closeConn, b.deleteMappings(byCmd)
 }
 
-// iptNFTConnOptions are added to the connections that write mapping rules
-// (iptNFTWriteConn): the tests shrink their receive buffer, so that the
-// kernel's answers overflow it whatever the number of rules (committed).
+// iptNFTConnOptions are added to the connections that write or delete
+// iptables-nft's rules (iptNFTWriteConn): the tests shrink their receive
+// buffer, so that the kernel's answers overflow it whatever the number of
+// rules (committed, removeIPTNFT).
 var iptNFTConnOptions []nftables.ConnOption
 
-// iptNFTWriteConn opens a lasting connection to write mapping rules through.
+// iptNFTWriteConn opens a lasting connection to change iptables-nft's
+// rules through.
 func iptNFTWriteConn() (*nftables.Conn, error) {
 	return nftables.New(append([]nftables.ConnOption{nftables.AsLasting()}, iptNFTConnOptions...)...)
 }
