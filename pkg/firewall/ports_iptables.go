@@ -108,13 +108,9 @@ func (b *iptPorts) Publish(n PortNetwork, owner Attachment, maps []Mapping) erro
 	chain := iptPortsChain(n.Name)
 	for _, f := range allFamilies() {
 		var fms []Mapping
-		var rules [][]string
-		var hosts []string
 		for _, m := range maps {
 			if m.family() == f {
 				fms = append(fms, m)
-				rules = append(rules, iptMappingRule(n.Name, owner, m))
-				hosts = append(hosts, m.host())
 			}
 		}
 		if len(fms) == 0 {
@@ -122,13 +118,18 @@ func (b *iptPorts) Publish(n PortNetwork, owner Attachment, maps []Mapping) erro
 		}
 		done, closeConn, err := iptNFTAppend(f, n.Name, owner, fms)
 		closeConns = append(closeConns, closeConn)
+		if err == nil && !done {
+			rules := make([][]string, len(fms))
+			for i, m := range fms {
+				rules[i] = iptMappingRule(n.Name, owner, m)
+			}
+			err = b.appendRules(f, chain, rules)
+		}
 		if err != nil {
-			return fmt.Errorf("network %q: add mappings %s: %w", n.Name, strings.Join(hosts, ", "), err)
-		}
-		if done {
-			continue
-		}
-		if err := b.appendRules(f, chain, rules); err != nil {
+			hosts := make([]string, len(fms))
+			for i, m := range fms {
+				hosts[i] = m.host()
+			}
 			return fmt.Errorf("network %q: add mappings %s: %w", n.Name, strings.Join(hosts, ", "), err)
 		}
 	}
