@@ -508,13 +508,18 @@ func (x *portIndex) claim(network string, owner Attachment, old, maps []Mapping)
 
 // settle records, after the rules changed, that owner on network holds
 // maps instead of old. A failure only leaves claims in excess: it
-// invalidates the index and is no error.
+// invalidates the index and is no error. When maps kept all of old (an
+// ADD's usual case), claim's record already says just that: nothing to
+// write.
 func (x *portIndex) settle(network string, owner Attachment, old, maps []Mapping) {
 	var gone []Mapping
 	for _, m := range old {
 		if !slices.Contains(maps, m) {
 			gone = append(gone, m)
 		}
+	}
+	if len(gone) == 0 && len(maps) > 0 {
+		return
 	}
 	err := x.setOwner(network, owner, maps)
 	if err == nil {

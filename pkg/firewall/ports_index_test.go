@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"testing"
 )
 
@@ -352,5 +353,52 @@ func TestPortsRecorded(t *testing.T) {
 	}
 	if i, _ := PortsIndexed(dir, "n"); !i {
 		t.Fatal("not indexed once the network's last mapping went")
+	}
+}
+
+// TestIndexSettleWritesOnlyWhatWent: an ADD's settle, which keeps every
+// mapping claim recorded, leaves claim's record as it is (one write an
+// ADD, not two); one that drops a mapping narrows the record and the claims.
+func TestIndexSettleWritesOnlyWhatWent(t *testing.T) {
+	r := newIndexRules(t)
+	owner := Attachment{ContainerID: "c", IfName: "eth0"}
+	ip := netip.MustParseAddr("10.0.0.2")
+	m80 := Mapping{Protocol: "tcp", HostPort: 80, ContainerPort: 80, ContainerIP: ip}
+	m443 := Mapping{Protocol: "tcp", HostPort: 443, ContainerPort: 443, ContainerIP: ip}
+	record := filepath.Join(r.indexDir(t), "owners", "n", ownerFile(owner))
+	inode := func() uint64 {
+		t.Helper()
+		st, err := os.Lstat(record)
+		must(t, err)
+		return st.Sys().(*syscall.Stat_t).Ino
+	}
+
+	x, err := lockedIndex(r.at(), "n", owner, []Mapping{m80, m443}, r.list)
+	must(t, err)
+	must(t, x.claim("n", owner, nil, []Mapping{m80, m443}))
+	claimed := inode()
+	x.settle("n", owner, nil, []Mapping{m80, m443})
+	if got := inode(); got != claimed {
+		t.Fatalf("settle rewrote the record claim had just written (inode %d, then %d)", claimed, got)
+	}
+	x.close()
+
+	// The same attachment again with 443 dropped: the record and the
+	// claim on 443 go down to what the rules hold.
+	r.rules = []Published{{Network: "n", Owner: owner, Mapping: m80}, {Network: "n", Owner: owner, Mapping: m443}}
+	x, err = lockedIndex(r.at(), "n", owner, []Mapping{m80}, r.list)
+	must(t, err)
+	defer x.close()
+	old, err := x.owned("n", owner)
+	must(t, err)
+	must(t, x.claim("n", owner, old, []Mapping{m80}))
+	x.settle("n", owner, old, []Mapping{m80})
+	got, err := x.owned("n", owner)
+	must(t, err)
+	if !slices.Equal(got, []Mapping{m80}) {
+		t.Fatalf("record after dropping 443: %v, want only %v", got, m80)
+	}
+	if ps, err := x.readClaims(claimKey(m443)); err != nil || len(ps) != 0 {
+		t.Fatalf("claims on 443 after it went: %v, %v; want none", ps, err)
 	}
 }
