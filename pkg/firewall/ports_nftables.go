@@ -66,7 +66,9 @@ func (b *nftPorts) Publish(n PortNetwork, owner Attachment, maps []Mapping) erro
 		return fmt.Errorf("network %q: ports index: %w", n.Name, err)
 	}
 	claimed := old
+	own := b.opts.ownCommits(n.Name)
 	if err := b.replace(c, n, owner, old, maps); err != nil && len(old) > 0 {
+		own.uncounted() // a failed commit may have committed after all
 		var listed []Published
 		if listed, err = nftListPorts(c, n.Name); err == nil {
 			old = nil
@@ -83,6 +85,8 @@ func (b *nftPorts) Publish(n PortNetwork, owner Attachment, maps []Mapping) erro
 	} else if err != nil {
 		return err
 	}
+	own.committed()
+	own.carry() // before syncForward, which commits only what it changes
 	x.settle(n.Name, owner, append(claimed, old...), maps)
 	if err := b.syncForward(c, n.Name, &n); err != nil {
 		return fmt.Errorf("network %q: %w", n.Name, err)
@@ -287,7 +291,13 @@ func (b *nftPorts) Unpublish(network string, owner Attachment) error {
 			if err := nftSetElements(c, sets, old, owner, c.SetDeleteElements); err != nil {
 				return err
 			}
-			return c.Flush()
+			own := b.opts.ownCommits(network)
+			if err := c.Flush(); err != nil {
+				return err
+			}
+			own.committed()
+			own.carry()
+			return nil
 		},
 		func(bool) error { return b.retain(c, network, others) })
 }

@@ -149,3 +149,103 @@ func withNodeLine(old, node, line string) string {
 	}
 	return strings.Join(append(lines, line), "\n") + "\n"
 }
+
+// A commit of our own moves the generation on as any other does, so a
+// network that publishes ports would find its stamp stale on every ADD
+// (each commits its mappings) and read its masquerade rules again. A
+// commit of mappings only (nftables map elements, or rules in the network's
+// own iptables ports chain) touches none of the rules a marker line vouches
+// for (masquerade, forwarding, isolation), so the line may be carried
+// across it; the callers count no other commit (fixed rules written, a
+// command run), and then carry nothing. If the
+// ruleset stood at the line's generation just before and moved on by
+// exactly the caller's own commits, the rules are as they were found.
+// That needs no lock: every line ever written is true of its generation,
+// and the kernel counts every commit, whoever makes it. (A DEL carries
+// across its mappings' removal without the network's lock; a write lost to
+// a concurrent one only costs the next ADD a read.)
+
+// ownCommits counts the transactions a caller commits itself, to carry the
+// network's marker line across them.
+type ownCommits struct {
+	o       options
+	network string
+	before  stamp  // zero: nothing to carry
+	n       uint32 // transactions committed, each one generation
+	unknown bool   // something committed that was not counted
+}
+
+// ownCommits takes the ruleset's stamp before the caller's first commit,
+// when the network has a marker (a network without one was never stamped:
+// nothing to carry, and nothing read).
+func (o options) ownCommits(network string) *ownCommits {
+	c := &ownCommits{o: o, network: network}
+	if validateName(network) != nil || !NetworkMarked(o.lockDir, network) {
+		return c
+	}
+	c.before, _ = rulesetStamp()
+	return c
+}
+
+// committed counts one transaction committed by the caller. The methods
+// of a nil *ownCommits do nothing.
+func (c *ownCommits) committed() {
+	if c != nil {
+		c.n++
+	}
+}
+
+// uncounted says that something committed without being counted (an
+// iptables command, a transaction whose outcome was unclear): nothing is
+// carried.
+func (c *ownCommits) uncounted() {
+	if c != nil {
+		c.unknown = true
+	}
+}
+
+// carry moves the node's marker line from the generation before the
+// caller's commits to the one now, when no other commit came between.
+// Best effort, as recordStamp: without it the next ADD reads the rules.
+func (c *ownCommits) carry() {
+	if c == nil || c.before.node == "" || c.unknown || c.n == 0 {
+		return
+	}
+	now, err := rulesetStamp()
+	if err != nil || now.node != c.before.node || now.gen != c.before.gen+c.n {
+		return
+	}
+	d, err := openLockDirIfThere(c.o.lockDir)
+	if d == nil || err != nil {
+		return
+	}
+	defer d.Close()
+	got, st, err := d.ReadFileStat(networkMarker(c.network), markerMax)
+	if err != nil || int(st.Uid) != os.Geteuid() {
+		return
+	}
+	if text, ok := carriedLine(string(got), c.before, now); ok {
+		// Never made anew: a DEL's carry may come after the network's
+		// last rules and marker went.
+		_ = d.OverwriteExisting(networkMarker(c.network), []byte(text))
+	}
+}
+
+// carriedLine returns the marker's text with the line of before's node at
+// now's generation, if that line was at before's.
+func carriedLine(marker string, before, now stamp) (string, bool) {
+	lines := strings.Split(marker, "\n")
+	for i, l := range lines {
+		rest, ok := strings.CutPrefix(l, before.node+" ")
+		if !ok {
+			continue
+		}
+		j := strings.LastIndexByte(rest, ' ')
+		if j < 0 || rest[j+1:] != strconv.FormatUint(uint64(before.gen), 10) {
+			return "", false
+		}
+		lines[i] = before.node + " " + rest[:j+1] + strconv.FormatUint(uint64(now.gen), 10)
+		return strings.Join(lines, "\n"), true
+	}
+	return "", false
+}

@@ -2,6 +2,7 @@ package firewall
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -102,4 +103,135 @@ func TestStamp(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestStampCarriedAcrossOwnCommits: publishing a port, or removing it,
+// commits, which moves the ruleset's generation on; the network's marker
+// line follows when the port commit was the only one since the line's
+// generation, so the next Ensure still trusts the stamp. A foreign commit in between is never
+// carried over: the next Ensure reads the rules (and puts back what the
+// foreign commit took away).
+func TestStampCarriedAcrossOwnCommits(t *testing.T) {
+	requireRoot(t)
+	out, _ := exec.Command("iptables", "--version").Output()
+	iptNFT := strings.Contains(string(out), "nf_tables")
+	for _, name := range []string{IPTablesName, NFTablesName} {
+		t.Run(name, func(t *testing.T) {
+			lockDir := t.TempDir()
+			opts := options{lockDir: lockDir}
+			masq, err := New(name, WithLockDir(lockDir))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ports, err := NewPorts(name, WithLockDir(lockDir))
+			if err != nil {
+				t.Fatal(err)
+			}
+			net := testNetwork("carry-"+name, "brc0", "10.51.0.0/24", "fd51::/64")
+			pnet := PortNetwork{Name: net.Name, Bridge: "brc0", Subnets: pfx("10.51.0.0/24", "fd51::/64")}
+			n := newTestNS(t, "carry")
+			prepareForward(t, n)
+			do := func(fn func() error) {
+				t.Helper()
+				if err := n.do(t, fn); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ensure := func() { t.Helper(); do(func() error { return masq.Ensure(net) }) }
+			stamped := func() (ok bool) {
+				t.Helper()
+				do(func() error { _, ok = opts.stamped(net.Name, name, net.fingerprint()); return nil })
+				return ok
+			}
+			publish := func(id string, port uint16) {
+				t.Helper()
+				do(func() error {
+					return ports.Publish(pnet, Attachment{ContainerID: id, IfName: "eth0"}, []Mapping{mp("tcp", "", port, "10.51.0.2", 80)})
+				})
+			}
+			ensure()
+			ensure()
+			if !stamped() {
+				t.Fatal("no stamp after an Ensure that found the rules")
+			}
+			publish("first", 8080) // writes the port rule set's fixed rules too
+			if !stamped() {
+				ensure() // the fixed rules went in by iptables-restore: not counted
+			}
+			if !stamped() {
+				t.Fatal("no stamp after an Ensure that found the rules")
+			}
+			publish("second", 8081)
+			if name == NFTablesName || iptNFT {
+				if !stamped() {
+					t.Fatalf("a port's commit left the masquerade rules' stamp behind; marker:\n%s", readMarker(t, lockDir, net.Name))
+				}
+			}
+
+			// And across a mapping's removal (a DEL's).
+			do(func() error { return ports.Unpublish(net.Name, Attachment{ContainerID: "second", IfName: "eth0"}) })
+			if name == NFTablesName || iptNFT {
+				if !stamped() {
+					t.Fatalf("a port's removal left the masquerade rules' stamp behind; marker:\n%s", readMarker(t, lockDir, net.Name))
+				}
+			}
+
+			// Carried only across the caller's own commits: one of them
+			// is, not with a foreign one beside it.
+			marker := readMarker(t, lockDir, net.Name)
+			do(func() error {
+				own := opts.ownCommits(net.Name)
+				n.exec(t, "nft", "add", "table", "inet", "carry-foreign")
+				n.exec(t, "nft", "add", "table", "inet", "carry-own1")
+				own.committed()
+				own.carry()
+				return nil
+			})
+			if got := readMarker(t, lockDir, net.Name); got != marker {
+				t.Errorf("the marker was carried across a foreign commit:\n%s\n---\n%s", marker, got)
+			}
+			ensure() // reads, stamps
+			do(func() error {
+				own := opts.ownCommits(net.Name)
+				n.exec(t, "nft", "add", "table", "inet", "carry-own")
+				own.committed()
+				own.carry()
+				return nil
+			})
+			if !stamped() {
+				t.Errorf("one own commit was not carried; marker:\n%s", readMarker(t, lockDir, net.Name))
+			}
+
+			// The masquerade rules removed by hand, then a port published:
+			// the removal is not carried, and the next Ensure puts them back.
+			if name == IPTablesName {
+				n.exec(t, "iptables", "-t", "nat", "-F", "POSTROUTING")
+			} else {
+				n.exec(t, "nft", "delete", "table", "inet", networkTable(net.Name).Name)
+			}
+			publish("third", 8082)
+			if stamped() {
+				t.Fatal("the stamp was carried across the removal of the masquerade rules")
+			}
+			ensure()
+			rules := n.ruleset(t)
+			if name == IPTablesName {
+				rules = n.exec(t, "iptables", "-t", "nat", "-S", "POSTROUTING")
+				if !strings.Contains(rules, jumpComment(net.Name, net.fingerprint())) {
+					t.Errorf("Ensure did not put the removed rules back:\n%s", rules)
+				}
+			} else if !strings.Contains(rules, "table inet "+networkTable(net.Name).Name+" {") {
+				t.Errorf("Ensure did not put the removed rules back:\n%s", rules)
+			}
+		})
+	}
+}
+
+func readMarker(t *testing.T, lockDir, network string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(lockDir, networkMarker(network)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

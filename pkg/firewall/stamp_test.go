@@ -30,3 +30,26 @@ func TestWithNodeLine(t *testing.T) {
 		t.Errorf("after 20 nodes the marker holds %d lines (want the latest %d):\n%s", len(lines), markerNodes, old)
 	}
 }
+
+func TestCarriedLine(t *testing.T) {
+	at := func(node string, gen uint32) string { return stamp{node: node, gen: gen}.line("nftables", "fp") }
+	before, now := stamp{node: "b 1", gen: 7}, stamp{node: "b 1", gen: 8}
+	for _, tc := range []struct {
+		name, marker, want string
+		ok                 bool
+	}{
+		{"the node's line at before's generation", at("b 1", 7) + "\n", at("b 1", 8) + "\n", true},
+		{"other nodes' lines kept", at("b 2", 7) + "\n" + at("b 1", 7) + "\n" + at("b 3", 9) + "\n", at("b 2", 7) + "\n" + at("b 1", 8) + "\n" + at("b 3", 9) + "\n", true},
+		{"the node's line at another generation", at("b 1", 6) + "\n", "", false},
+		{"a generation that only starts with before's", at("b 1", 70) + "\n", "", false},
+		{"no line of the node", at("b 11", 7) + "\n", "", false},
+		{"empty marker", "", "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := carriedLine(tc.marker, before, now)
+			if ok != tc.ok || got != tc.want {
+				t.Errorf("carriedLine(%q) = %q, %t; want %q, %t", tc.marker, got, ok, tc.want, tc.ok)
+			}
+		})
+	}
+}

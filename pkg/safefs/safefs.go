@@ -214,7 +214,17 @@ func ReadBounded(f *os.File, max int64) ([]byte, error) {
 // zero first would do the same at close, so the data is written first and
 // the file cut only when it was longer.
 func (d *Dir) Overwrite(name string, data []byte) error {
-	f, st, err := d.openFile(name, unix.O_WRONLY|unix.O_CREAT, 0o600)
+	return d.overwrite(name, data, unix.O_CREAT)
+}
+
+// OverwriteExisting is Overwrite of a file that must exist: a missing one
+// is an error (fs.ErrNotExist), not made.
+func (d *Dir) OverwriteExisting(name string, data []byte) error {
+	return d.overwrite(name, data, 0)
+}
+
+func (d *Dir) overwrite(name string, data []byte, create int) error {
+	f, st, err := d.openFile(name, unix.O_WRONLY|create, 0o600)
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package safefs
 
 import (
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -112,6 +113,15 @@ func TestOverwrite(t *testing.T) {
 	}
 	if after, err := os.Stat(filepath.Join(root, "file")); err != nil || !os.SameFile(before, after) {
 		t.Errorf("Overwrite replaced the file instead of writing it in place (%v)", err)
+	}
+	if err := d.OverwriteExisting("missing", []byte("x")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("OverwriteExisting of a missing file = %v, want ErrNotExist", err)
+	}
+	if _, err := os.Lstat(filepath.Join(root, "missing")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("OverwriteExisting made a missing file (%v)", err)
+	}
+	if err := d.OverwriteExisting("file", []byte("in place")); err != nil {
+		t.Errorf("OverwriteExisting of an existing file: %v", err)
 	}
 	if err := d.Overwrite("fresh", []byte("x")); err != nil {
 		t.Errorf("Overwrite of a missing file: %v", err)
