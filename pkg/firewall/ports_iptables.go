@@ -90,22 +90,19 @@ func (b *iptPorts) Publish(n PortNetwork, owner Attachment, maps []Mapping) erro
 	}
 	fp := n.fingerprint()
 	own := b.opts.ownCommits(n.Name)
+	defer own.close()
 	done := map[family]bool{}
 	for _, m := range maps {
 		if f := m.family(); !done[f] {
 			done[f] = true
-			wrote, err := iptEnsureFixed(func() *iptables.IPTables { return b.handle(f) }, n, f, fp)
-			if err != nil {
+			if err := iptEnsureFixed(func() *iptables.IPTables { return b.handle(f) }, n, f, fp); err != nil {
 				return fmt.Errorf("network %q: %s: %w", n.Name, iptCommand(f), err)
-			}
-			if wrote {
-				own.uncounted() // commands, or a restore: their commits are not counted
 			}
 		}
 	}
 	// The old rules are found by their comment, which holds the owner: a
 	// mapping the record has in excess deletes nothing.
-	closeConn, err := b.deleteOwned(n.Name, owner, old, own)
+	closeConn, err := b.deleteOwned(n.Name, owner, old)
 	closeConns = append(closeConns, closeConn)
 	if err != nil {
 		return fmt.Errorf("network %q: %w", n.Name, err)
@@ -123,11 +120,6 @@ func (b *iptPorts) Publish(n PortNetwork, owner Attachment, maps []Mapping) erro
 		}
 		done, closeConn, err := iptNFTAppend(f, n.Name, owner, fms)
 		closeConns = append(closeConns, closeConn)
-		if done && err == nil {
-			own.committed() // one transaction (committed checks a failed Flush)
-		} else {
-			own.uncounted()
-		}
 		if err == nil && !done {
 			rules := make([][]string, len(fms))
 			for i, m := range fms {
@@ -214,35 +206,34 @@ func (b *iptPorts) deleteMappings(fs []iptFound) error {
 
 // iptEnsureFixed makes the network's chain and fixed rules of family f
 // exist with fingerprint fp; the hot path is one check of the PREROUTING
-// jump (read through netlink when iptables is iptables-nft). wrote is false
-// only when that check found them, and nothing was written.
-func iptEnsureFixed(handle func() *iptables.IPTables, n PortNetwork, f family, fp string) (wrote bool, err error) {
+// jump (read through netlink when iptables is iptables-nft).
+func iptEnsureFixed(handle func() *iptables.IPTables, n PortNetwork, f family, fp string) error {
 	rules := iptPortsFixed(n, f, fp)
 	last := rules[len(rules)-1]
 	if iptNFTHasComment(f, last.table, last.chain, portsFixedComment(n, fp)) {
-		return false, nil
+		return nil
 	}
 	if iptPortsFresh(f, n.Name) {
 		// Nothing of the network there: all in one iptables-restore (a
 		// transaction per table, the nat table's jumps last); on
 		// failure, the commands below.
 		if err := iptRestore(f, iptFreshFixedInput(n.Name, rules, nftForwardInsertPos(f))); err == nil {
-			return true, nil
+			return nil
 		}
 	}
 	ipt := handle() // starts iptables once (--version): not on the hot path
 	if ipt == nil {
-		return true, fmt.Errorf("%s is not usable (its version could not be read)", iptCommand(f))
+		return fmt.Errorf("%s is not usable (its version could not be read)", iptCommand(f))
 	}
 	if ok, err := ipt.Exists(last.table, last.chain, last.spec...); err == nil && ok {
-		return true, nil // a failed restore may have written part
+		return nil
 	}
 	chain := iptPortsChain(n.Name)
 	if ok, err := ipt.ChainExists(natTable, chain); err != nil {
-		return true, fmt.Errorf("look for chain %s in table %s: %w", chain, natTable, err)
+		return fmt.Errorf("look for chain %s in table %s: %w", chain, natTable, err)
 	} else if !ok {
 		if err := ipt.NewChain(natTable, chain); err != nil {
-			return true, fmt.Errorf("create chain %s in table %s: %w", chain, natTable, err)
+			return fmt.Errorf("create chain %s in table %s: %w", chain, natTable, err)
 		}
 	}
 	for _, r := range rules {
@@ -253,12 +244,12 @@ func iptEnsureFixed(handle func() *iptables.IPTables, n PortNetwork, f family, f
 			err = ipt.Append(r.table, r.chain, r.spec...)
 		}
 		if err != nil {
-			return true, fmt.Errorf("add rule to chain %s in table %s: %w", r.chain, r.table, err)
+			return fmt.Errorf("add rule to chain %s in table %s: %w", r.chain, r.table, err)
 		}
 	}
 	// The fixed rules of another configuration go once the new ones are
 	// in: the 127.0.0.0/8 drop is there throughout.
-	return true, iptDeleteFixed(ipt, n.Name, portsFixedComment(n, fp), nil)
+	return iptDeleteFixed(ipt, n.Name, portsFixedComment(n, fp), nil)
 }
 
 // iptNFTHasComment reads a built-in chain through netlink (iptables-nft) and
@@ -398,7 +389,8 @@ func (b *iptPorts) Unpublish(network string, owner Attachment) error {
 	return unpublishIndexed(b.indexAt(), network, owner, false,
 		func(old []Mapping) (err error) {
 			own := b.opts.ownCommits(network)
-			closeConn, err = b.deleteOwned(network, owner, old, own)
+			defer own.close()
+			closeConn, err = b.deleteOwned(network, owner, old)
 			if err == nil {
 				own.carry()
 			}

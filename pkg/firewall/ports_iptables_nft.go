@@ -84,7 +84,7 @@ func iptNFTHandles(f family, chain string, comments []string) (handles map[strin
 // specification with the commands. The netlink connection stays open until
 // closeConn: closing a socket that committed waits for the kernel's grace
 // period, which the caller's index update and unlock need not wait for.
-func (b *iptPorts) deleteOwned(network string, owner Attachment, maps []Mapping, own *ownCommits) (closeConn func(), err error) {
+func (b *iptPorts) deleteOwned(network string, owner Attachment, maps []Mapping) (closeConn func(), err error) {
 	chain := iptPortsChain(network)
 	var byCmd []iptFound
 	var c *nftables.Conn
@@ -130,13 +130,8 @@ func (b *iptPorts) deleteOwned(network string, owner Attachment, maps []Mapping,
 	}
 	if c != nil {
 		if err := c.Flush(); err != nil && !committed(deleted, network, false) {
-			own.uncounted()
 			return closeConn, err
 		}
-		own.committed() // one transaction, both families
-	}
-	if len(byCmd) > 0 {
-		own.uncounted()
 	}
 	return closeConn, b.deleteMappings(byCmd)
 }

@@ -67,8 +67,8 @@ func (b *nftPorts) Publish(n PortNetwork, owner Attachment, maps []Mapping) erro
 	}
 	claimed := old
 	own := b.opts.ownCommits(n.Name)
+	defer own.close()
 	if err := b.replace(c, n, owner, old, maps); err != nil && len(old) > 0 {
-		own.uncounted() // a failed commit may have committed after all
 		var listed []Published
 		if listed, err = nftListPorts(c, n.Name); err == nil {
 			old = nil
@@ -85,7 +85,6 @@ func (b *nftPorts) Publish(n PortNetwork, owner Attachment, maps []Mapping) erro
 	} else if err != nil {
 		return err
 	}
-	own.committed()
 	own.carry() // before syncForward, which commits only what it changes
 	x.settle(n.Name, owner, append(claimed, old...), maps)
 	if err := b.syncForward(c, n.Name, &n); err != nil {
@@ -292,10 +291,10 @@ func (b *nftPorts) Unpublish(network string, owner Attachment) error {
 				return err
 			}
 			own := b.opts.ownCommits(network)
+			defer own.close()
 			if err := c.Flush(); err != nil {
 				return err
 			}
-			own.committed()
 			own.carry()
 			return nil
 		},

@@ -4,9 +4,11 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
@@ -156,64 +158,88 @@ func withNodeLine(old, node, line string) string {
 // commit of mappings only (nftables map elements, or rules in the network's
 // own iptables ports chain) touches none of the rules a marker line vouches
 // for (masquerade, forwarding, isolation), so the line may be carried
-// across it; the callers count no other commit (fixed rules written, a
-// command run), and then carry nothing. If the
-// ruleset stood at the line's generation just before and moved on by
-// exactly the caller's own commits, the rules are as they were found.
-// That needs no lock: every line ever written is true of its generation,
-// and the kernel counts every commit, whoever makes it. (A DEL carries
-// across its mappings' removal without the network's lock; a write lost to
-// a concurrent one only costs the next ADD a read.)
+// across it. Which commits came between is not guessed from a count (a
+// transaction that changes nothing, re-adding an element that is there,
+// moves no generation, and a foreign commit would take its place): the
+// kernel announces every commit to the nftables multicast group with its
+// generation and the ID of the thread that made it. ownCommits listens from
+// before the caller's first commit and holds the caller's goroutine on its
+// thread until it is done, so that no other goroutine of the process
+// commits from that thread meanwhile; it carries the node's line only when
+// every generation since the line's was announced as made by that thread.
+// That
+// needs no lock: every line ever written is true of its generation. (A DEL
+// carries across its mappings' removal without the network's lock; a
+// marker write lost to a concurrent one only costs the next ADD a read.)
+// In a PID namespace other than the kernel's first, the announced IDs are
+// not the ones the plugin sees, and nothing is carried.
 
-// ownCommits counts the transactions a caller commits itself, to carry the
-// network's marker line across them.
+// ownCommits watches the commits made through it, to carry the network's
+// marker line across them. The methods of a nil *ownCommits do nothing
+// but commit.
 type ownCommits struct {
 	o       options
 	network string
-	before  stamp  // zero: nothing to carry
-	n       uint32 // transactions committed, each one generation
-	unknown bool   // something committed that was not counted
+	before  stamp
+	watch   *nl.NetlinkSocket // nil: nothing to carry
+	thread  int               // the thread the caller's goroutine is held on
 }
 
-// ownCommits takes the ruleset's stamp before the caller's first commit,
-// when the network has a marker (a network without one was never stamped:
-// nothing to carry, and nothing read).
+// ownCommits starts listening to the ruleset's commits, then takes its
+// stamp, when the network has a marker (a network without one was never
+// stamped: nothing to carry, nothing opened), and holds the calling
+// goroutine on its thread: the commits it makes until close (or carry),
+// which it calls too, are its own (a batch commits within the sendmsg
+// call, on the caller's thread).
 func (o options) ownCommits(network string) *ownCommits {
 	c := &ownCommits{o: o, network: network}
 	if validateName(network) != nil || !NetworkMarked(o.lockDir, network) {
 		return c
 	}
-	c.before, _ = rulesetStamp()
+	s, err := nl.Subscribe(unix.NETLINK_NETFILTER, unix.NFNLGRP_NFTABLES)
+	if err != nil {
+		return c
+	}
+	if c.before, err = rulesetStamp(); err != nil {
+		s.Close()
+		return c
+	}
+	runtime.LockOSThread()
+	c.watch, c.thread = s, unix.Gettid()
 	return c
 }
 
-// committed counts one transaction committed by the caller. The methods
-// of a nil *ownCommits do nothing.
-func (c *ownCommits) committed() {
-	if c != nil {
-		c.n++
-	}
-}
-
-// uncounted says that something committed without being counted (an
-// iptables command, a transaction whose outcome was unclear): nothing is
-// carried.
-func (c *ownCommits) uncounted() {
-	if c != nil {
-		c.unknown = true
+// close stops listening and lets the goroutine go from its thread.
+func (c *ownCommits) close() {
+	if c != nil && c.watch != nil {
+		c.watch.Close()
+		c.watch = nil
+		runtime.UnlockOSThread()
 	}
 }
 
 // carry moves the node's marker line from the generation before the
-// caller's commits to the one now, when no other commit came between.
-// Best effort, as recordStamp: without it the next ADD reads the rules.
+// caller's commits to the one now, when every commit between was one of
+// them, then stops listening. Best effort, as recordStamp: without it the
+// next ADD reads the rules.
 func (c *ownCommits) carry() {
-	if c == nil || c.before.node == "" || c.unknown || c.n == 0 {
+	if c == nil || c.watch == nil {
 		return
 	}
+	defer c.close()
 	now, err := rulesetStamp()
-	if err != nil || now.node != c.before.node || now.gen != c.before.gen+c.n {
+	if err != nil || now.node != c.before.node || now.gen == c.before.gen {
 		return
+	}
+	by, ok := committers(c.watch)
+	if !ok {
+		return
+	}
+	for g := c.before.gen; g != now.gen; {
+		g++
+		if tid, seen := by[g]; !seen || tid != c.thread {
+			return
+		}
 	}
 	d, err := openLockDirIfThere(c.o.lockDir)
 	if d == nil || err != nil {
@@ -228,6 +254,52 @@ func (c *ownCommits) carry() {
 		// Never made anew: a DEL's carry may come after the network's
 		// last rules and marker went.
 		_ = d.OverwriteExisting(networkMarker(c.network), []byte(text))
+	}
+}
+
+// committers reads the commit announcements queued on s: the thread that
+// made each generation. Not ok when some may be missing (the socket's
+// buffer overflowed) or unreadable.
+func committers(s *nl.NetlinkSocket) (map[uint32]int, bool) {
+	by := map[uint32]int{}
+	buf := make([]byte, 64<<10)
+	for {
+		n, _, err := unix.Recvfrom(s.GetFd(), buf, unix.MSG_DONTWAIT)
+		if err == unix.EAGAIN {
+			return by, true
+		}
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || n < unix.NLMSG_HDRLEN {
+			return nil, false
+		}
+		msgs, err := syscall.ParseNetlinkMessage(buf[:n])
+		if err != nil {
+			return nil, false
+		}
+		for _, m := range msgs {
+			if m.Header.Type != unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_NEWGEN || len(m.Data) < nl.SizeofNfgenmsg {
+				continue
+			}
+			attrs, err := nl.ParseRouteAttr(m.Data[nl.SizeofNfgenmsg:])
+			if err != nil {
+				return nil, false
+			}
+			var gen, pid uint32
+			var hasGen, hasPID bool
+			for _, a := range attrs {
+				switch {
+				case a.Attr.Type == unix.NFTA_GEN_ID && len(a.Value) == 4:
+					gen, hasGen = binary.BigEndian.Uint32(a.Value), true
+				case a.Attr.Type == unix.NFTA_GEN_PROC_PID && len(a.Value) == 4:
+					pid, hasPID = binary.BigEndian.Uint32(a.Value), true
+				}
+			}
+			if hasGen && hasPID {
+				by[gen] = int(pid)
+			}
+		}
 	}
 }
 

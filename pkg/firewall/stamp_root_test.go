@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/google/nftables"
 )
 
 // TestStamp: an Ensure that finds the network's rules in place records the
@@ -176,30 +178,49 @@ func TestStampCarriedAcrossOwnCommits(t *testing.T) {
 				}
 			}
 
-			// Carried only across the caller's own commits: one of them
-			// is, not with a foreign one beside it.
-			marker := readMarker(t, lockDir, net.Name)
-			do(func() error {
-				own := opts.ownCommits(net.Name)
-				n.exec(t, "nft", "add", "table", "inet", "carry-foreign")
-				n.exec(t, "nft", "add", "table", "inet", "carry-own1")
-				own.committed()
-				own.carry()
-				return nil
-			})
-			if got := readMarker(t, lockDir, net.Name); got != marker {
-				t.Errorf("the marker was carried across a foreign commit:\n%s\n---\n%s", marker, got)
+			// Carried only across commits made through ownCommits: one
+			// of them is; not with a foreign commit beside it; not when
+			// the own commit changed nothing (a table that is there added
+			// again: no generation) and a foreign one took its place.
+			ownCommit := func(table string, foreign ...string) {
+				t.Helper()
+				do(func() error {
+					own := opts.ownCommits(net.Name)
+					defer own.close()
+					for _, f := range foreign {
+						n.exec(t, "nft", "add", "table", "inet", f)
+					}
+					c, err := nftables.New()
+					if err != nil {
+						return err
+					}
+					c.AddTable(&nftables.Table{Name: table, Family: nftables.TableFamilyINet})
+					if err := c.Flush(); err != nil {
+						return err
+					}
+					own.carry()
+					return nil
+				})
 			}
-			ensure() // reads, stamps
-			do(func() error {
-				own := opts.ownCommits(net.Name)
-				n.exec(t, "nft", "add", "table", "inet", "carry-own")
-				own.committed()
-				own.carry()
-				return nil
-			})
-			if !stamped() {
-				t.Errorf("one own commit was not carried; marker:\n%s", readMarker(t, lockDir, net.Name))
+			for _, tc := range []struct {
+				why     string
+				table   string
+				foreign []string
+				carried bool
+			}{
+				{"one own commit", "carry-own", nil, true},
+				{"an own commit and a foreign one", "carry-own2", []string{"carry-foreign"}, false},
+				{"an own commit that changed nothing and a foreign one", "carry-own", []string{"carry-foreign2"}, false},
+			} {
+				ensure() // reads (the generation moved), stamps
+				if !stamped() {
+					t.Fatal("no stamp after an Ensure that found the rules")
+				}
+				marker := readMarker(t, lockDir, net.Name)
+				ownCommit(tc.table, tc.foreign...)
+				if got := stamped(); got != tc.carried {
+					t.Errorf("%s: stamp carried %t, want %t; marker before and after:\n%s---\n%s", tc.why, got, tc.carried, marker, readMarker(t, lockDir, net.Name))
+				}
 			}
 
 			// The masquerade rules removed by hand, then a port published:

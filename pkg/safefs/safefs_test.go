@@ -120,8 +120,13 @@ func TestOverwrite(t *testing.T) {
 	if _, err := os.Lstat(filepath.Join(root, "missing")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("OverwriteExisting made a missing file (%v)", err)
 	}
-	if err := d.OverwriteExisting("file", []byte("in place")); err != nil {
-		t.Errorf("OverwriteExisting of an existing file: %v", err)
+	for _, data := range []string{"longer in place", "in place"} {
+		if err := d.OverwriteExisting("file", []byte(data)); err != nil {
+			t.Errorf("OverwriteExisting of an existing file: %v", err)
+		}
+		if b, err := os.ReadFile(filepath.Join(root, "file")); err != nil || string(b) != data {
+			t.Errorf("after OverwriteExisting(%q): %q, %v", data, b, err)
+		}
 	}
 	if err := d.Overwrite("fresh", []byte("x")); err != nil {
 		t.Errorf("Overwrite of a missing file: %v", err)
