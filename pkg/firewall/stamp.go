@@ -162,21 +162,19 @@ func withNodeLine(old, node, line string) string {
 // transaction that changes nothing, re-adding an element that is there,
 // moves no generation, and a foreign commit would take its place): the
 // kernel announces every commit to the nftables multicast group with its
-// generation and the ID of the thread that made it. ownCommits listens from
-// before the caller's first commit and holds the caller's goroutine on its
-// thread until it is done, so that no other goroutine of the process
+// generation and the ID of the thread that made it. ownCommits holds the
+// caller's goroutine on its thread, then listens from before the caller's
+// first commit until it is done, so that no other goroutine of the process
 // commits from that thread meanwhile; it carries the node's line only when
 // every generation since the line's was announced as made by that thread.
-// That
-// needs no lock: every line ever written is true of its generation. (A DEL
-// carries across its mappings' removal without the network's lock; a
-// marker write lost to a concurrent one only costs the next ADD a read.)
-// In a PID namespace other than the kernel's first, the announced IDs are
-// not the ones the plugin sees, and nothing is carried.
+// That needs no lock: every line ever written is true of its generation.
+// (A DEL carries across its mappings' removal without the network's lock;
+// a marker write lost to a concurrent one only costs the next ADD a read.)
+// The announced IDs are those of the kernel's first PID namespace: a
+// plugin running in another carries nothing.
 
-// ownCommits watches the commits made through it, to carry the network's
-// marker line across them. The methods of a nil *ownCommits do nothing
-// but commit.
+// ownCommits watches the caller's commits, to carry the network's marker
+// line across them.
 type ownCommits struct {
 	o       options
 	network string
@@ -185,28 +183,41 @@ type ownCommits struct {
 	thread  int               // the thread the caller's goroutine is held on
 }
 
-// ownCommits starts listening to the ruleset's commits, then takes its
-// stamp, when the network has a marker (a network without one was never
-// stamped: nothing to carry, nothing opened), and holds the calling
-// goroutine on its thread: the commits it makes until close (or carry),
-// which it calls too, are its own (a batch commits within the sendmsg
-// call, on the caller's thread).
+// ownCommits holds the calling goroutine on its thread, then starts
+// listening to the ruleset's commits and takes its stamp, when the network
+// has a marker (a network without one was never stamped: nothing to carry,
+// nothing opened) and the plugin runs in the first PID namespace. The
+// commits the goroutine makes until close (or carry), which it calls too,
+// are its own (a batch commits within the sendmsg call, on the caller's
+// thread), and from the lock on no other goroutine commits from the
+// thread: every commit announced with its ID after the stamp is the
+// caller's.
 func (o options) ownCommits(network string) *ownCommits {
 	c := &ownCommits{o: o, network: network}
-	if validateName(network) != nil || !NetworkMarked(o.lockDir, network) {
-		return c
-	}
-	s, err := nl.Subscribe(unix.NETLINK_NETFILTER, unix.NFNLGRP_NFTABLES)
-	if err != nil {
-		return c
-	}
-	if c.before, err = rulesetStamp(); err != nil {
-		s.Close()
+	if validateName(network) != nil || !NetworkMarked(o.lockDir, network) || !initialPIDNamespace() {
 		return c
 	}
 	runtime.LockOSThread()
+	s, err := nl.Subscribe(unix.NETLINK_NETFILTER, unix.NFNLGRP_NFTABLES)
+	if err == nil {
+		if c.before, err = rulesetStamp(); err != nil {
+			s.Close()
+		}
+	}
+	if err != nil {
+		runtime.UnlockOSThread()
+		return c
+	}
 	c.watch, c.thread = s, unix.Gettid()
 	return c
+}
+
+// initialPIDNamespace reports whether the process is in the kernel's first
+// PID namespace, whose IDs are those the kernel announces commits with
+// (its inode number is fixed: PROC_PID_INIT_INO).
+func initialPIDNamespace() bool {
+	var st unix.Stat_t
+	return unix.Stat("/proc/self/ns/pid", &st) == nil && st.Ino == 0xEFFFFFFC
 }
 
 // close stops listening and lets the goroutine go from its thread.
@@ -264,7 +275,7 @@ func committers(s *nl.NetlinkSocket) (map[uint32]int, bool) {
 	by := map[uint32]int{}
 	buf := make([]byte, 64<<10)
 	for {
-		n, _, err := unix.Recvfrom(s.GetFd(), buf, unix.MSG_DONTWAIT)
+		n, from, err := unix.Recvfrom(s.GetFd(), buf, unix.MSG_DONTWAIT)
 		if err == unix.EAGAIN {
 			return by, true
 		}
@@ -273,6 +284,9 @@ func committers(s *nl.NetlinkSocket) (map[uint32]int, bool) {
 		}
 		if err != nil || n < unix.NLMSG_HDRLEN {
 			return nil, false
+		}
+		if sa, ok := from.(*unix.SockaddrNetlink); !ok || sa.Pid != 0 {
+			continue // not the kernel's
 		}
 		msgs, err := syscall.ParseNetlinkMessage(buf[:n])
 		if err != nil {

@@ -158,7 +158,7 @@ func TestStampCarriedAcrossOwnCommits(t *testing.T) {
 			}
 			publish("first", 8080) // writes the port rule set's fixed rules too
 			if !stamped() {
-				ensure() // the fixed rules went in by iptables-restore: not counted
+				ensure() // the fixed rules went in by iptables-restore: not ours
 			}
 			if !stamped() {
 				t.Fatal("no stamp after an Ensure that found the rules")
@@ -178,24 +178,36 @@ func TestStampCarriedAcrossOwnCommits(t *testing.T) {
 				}
 			}
 
-			// Carried only across commits made through ownCommits: one
-			// of them is; not with a foreign commit beside it; not when
-			// the own commit changed nothing (a table that is there added
-			// again: no generation) and a foreign one took its place.
-			ownCommit := func(table string, foreign ...string) {
+			// Carried only across the caller's own commits: one of them
+			// is; not with a foreign commit beside it (another process's,
+			// or another goroutine's of this process, on its own thread);
+			// not when the own commit changed nothing (a table that is
+			// there added again: no generation) and a foreign one took
+			// its place.
+			addTable := func(name string) error {
+				c, err := nftables.New()
+				if err != nil {
+					return err
+				}
+				c.AddTable(&nftables.Table{Name: name, Family: nftables.TableFamilyINet})
+				return c.Flush()
+			}
+			ownCommit := func(table, foreign, sibling string) {
 				t.Helper()
 				do(func() error {
 					own := opts.ownCommits(net.Name)
 					defer own.close()
-					for _, f := range foreign {
-						n.exec(t, "nft", "add", "table", "inet", f)
+					if foreign != "" {
+						n.exec(t, "nft", "add", "table", "inet", foreign)
 					}
-					c, err := nftables.New()
-					if err != nil {
-						return err
+					if sibling != "" {
+						done := make(chan error)
+						go func() { done <- n.do(t, func() error { return addTable(sibling) }) }()
+						if err := <-done; err != nil {
+							return err
+						}
 					}
-					c.AddTable(&nftables.Table{Name: table, Family: nftables.TableFamilyINet})
-					if err := c.Flush(); err != nil {
+					if err := addTable(table); err != nil {
 						return err
 					}
 					own.carry()
@@ -203,21 +215,20 @@ func TestStampCarriedAcrossOwnCommits(t *testing.T) {
 				})
 			}
 			for _, tc := range []struct {
-				why     string
-				table   string
-				foreign []string
-				carried bool
+				why, table, foreign, sibling string
+				carried                      bool
 			}{
-				{"one own commit", "carry-own", nil, true},
-				{"an own commit and a foreign one", "carry-own2", []string{"carry-foreign"}, false},
-				{"an own commit that changed nothing and a foreign one", "carry-own", []string{"carry-foreign2"}, false},
+				{"one own commit", "carry-own", "", "", true},
+				{"an own commit and another process's", "carry-own2", "carry-foreign", "", false},
+				{"an own commit and another goroutine's", "carry-own3", "", "carry-sibling", false},
+				{"an own commit that changed nothing and another process's", "carry-own", "carry-foreign2", "", false},
 			} {
 				ensure() // reads (the generation moved), stamps
 				if !stamped() {
 					t.Fatal("no stamp after an Ensure that found the rules")
 				}
 				marker := readMarker(t, lockDir, net.Name)
-				ownCommit(tc.table, tc.foreign...)
+				ownCommit(tc.table, tc.foreign, tc.sibling)
 				if got := stamped(); got != tc.carried {
 					t.Errorf("%s: stamp carried %t, want %t; marker before and after:\n%s---\n%s", tc.why, got, tc.carried, marker, readMarker(t, lockDir, net.Name))
 				}
