@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/vishvananda/netlink/nl"
@@ -47,7 +48,7 @@ func (s stamp) line(backend, fp string) string {
 // now, or an error (a kernel without netns cookies, 5.14, or without
 // nftables: no stamp, the rules are read).
 func rulesetStamp() (stamp, error) {
-	boot, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	boot, err := bootID()
 	if err != nil {
 		return stamp{}, err
 	}
@@ -77,13 +78,20 @@ func rulesetStamp() (stamp, error) {
 		}
 		for _, a := range attrs {
 			if a.Attr.Type == unix.NFTA_GEN_ID && len(a.Value) == 4 {
-				node := strings.TrimSpace(string(boot)) + " " + strconv.FormatUint(cookie, 10)
+				node := boot + " " + strconv.FormatUint(cookie, 10)
 				return stamp{node: node, gen: binary.BigEndian.Uint32(a.Value)}, nil
 			}
 		}
 	}
 	return stamp{}, fmt.Errorf("nftables generation: no id in the answer")
 }
+
+// bootID is the kernel's boot ID, read once a process (an ADD takes the
+// ruleset's stamp up to three times).
+var bootID = sync.OnceValues(func() (string, error) {
+	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	return strings.TrimSpace(string(b)), err
+})
 
 // markerMax bounds what a marker may hold; markerNodes, the lines kept.
 const (
