@@ -89,8 +89,6 @@ func (b *iptPorts) Publish(n PortNetwork, owner Attachment, maps []Mapping) erro
 		return fmt.Errorf("network %q: ports index: %w", n.Name, err)
 	}
 	fp := n.fingerprint()
-	own := b.opts.ownCommits(n.Name)
-	defer own.close()
 	done := map[family]bool{}
 	for _, m := range maps {
 		if f := m.family(); !done[f] {
@@ -101,7 +99,10 @@ func (b *iptPorts) Publish(n PortNetwork, owner Attachment, maps []Mapping) erro
 		}
 	}
 	// The old rules are found by their comment, which holds the owner: a
-	// mapping the record has in excess deletes nothing.
+	// mapping the record has in excess deletes nothing. From here on the
+	// commits are of mappings only (ownCommits).
+	own := b.opts.ownCommits(n.Name)
+	defer own.close()
 	closeConn, err := b.deleteOwned(n.Name, owner, old)
 	closeConns = append(closeConns, closeConn)
 	if err != nil {

@@ -208,11 +208,11 @@ func ReadBounded(f *os.File, max int64) ([]byte, error) {
 // Overwrite writes data over name's content in place (creating it when
 // missing; refusing a file with other hard links), for small files whose
 // torn content is harmless: they only steer (a torn one costs a search or
-// a check), read under a lock or made of lines each true on its own. Renaming a
-// new file over an existing one would make ext4 (auto_da_alloc) start
-// writing the new file out at once, 0.1-0.7 ms a rename here; truncating to
-// zero first would do the same at close, so the data is written first and
-// the file cut only when it was longer.
+// a check), read under a lock or made of lines each true on its own.
+// Renaming a new file over an existing one would make ext4 (auto_da_alloc)
+// start writing the new file out at once, 0.1-0.7 ms a rename here;
+// truncating to zero first would do the same at close, so the data is
+// written first and the file cut only when it was longer.
 func (d *Dir) Overwrite(name string, data []byte) error {
 	return d.overwrite(name, data, unix.O_CREAT)
 }
