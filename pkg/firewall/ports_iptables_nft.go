@@ -20,7 +20,9 @@ import (
 // comment written twice has two), as the xt comment match stores it
 // (NUL-terminated). Decoding every expression
 // costs ~30 us a rule; this is a dump of the one chain and a byte search.
-// ok is false when the chain cannot be read so (iptables-legacy, no chain).
+// ok is false when the chain cannot be read so (iptables-legacy, no chain);
+// an empty chain, which the dump does not tell from none, is asked for by
+// name.
 func iptNFTHandles(f family, chain string, comments []string) (handles map[string][]uint64, ok bool) {
 	fam := uint8(unix.NFPROTO_IPV4)
 	if f == ipv6 {
@@ -76,7 +78,11 @@ func iptNFTHandles(f family, chain string, comments []string) (handles map[strin
 	if err != nil {
 		return nil, false
 	}
-	return handles, sawChain || len(handles) > 0
+	if sawChain || len(handles) > 0 {
+		return handles, true
+	}
+	ch, err := findChain(nftables.TableFamily(fam), natTable, chain)
+	return handles, err == nil && ch != nil && !legacyIPTablesIn(f)
 }
 
 // deleteOwned deletes owner's rules for maps on network: through netlink
@@ -112,6 +118,9 @@ func (b *iptPorts) deleteOwned(network string, owner Attachment, maps []Mapping)
 		if !ok {
 			byCmd = append(byCmd, ownedFound(network, owner, ms)...)
 			continue
+		}
+		if len(handles) == 0 {
+			continue // none of them in the chain: nothing to delete
 		}
 		if c == nil {
 			if c, err = iptNFTWriteConn(); err != nil {
@@ -158,8 +167,8 @@ func iptNFTWriteConn() (*nftables.Conn, error) {
 // owner's mappings from being written twice.)
 func committed(byFamily map[family][]string, network string, added bool) bool {
 	for f, comments := range byFamily {
-		// nil: not read. An empty chain does not show itself in the dump
-		// (ok is false then), but its rules are none all the same.
+		// nil: not read. A chain that is gone (ok false) holds none of
+		// the rules either.
 		handles, _ := iptNFTHandles(f, iptPortsChain(network), comments)
 		if handles == nil {
 			return false

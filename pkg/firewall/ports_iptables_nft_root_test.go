@@ -193,3 +193,35 @@ func overflowAnswers(t *testing.T) {
 	iptNFTConnOptions = []nftables.ConnOption{nftables.WithSockOptions(func(c *netlink.Conn) error { return c.SetReadBuffer(1) })}
 	t.Cleanup(func() { iptNFTConnOptions = nil })
 }
+
+// TestIPTablesPortsUnpublishEmptyChain: an owner whose rules went by hand
+// (the network's chain emptied) is unpublished through netlink, which
+// shows the empty chain, without a command per mapping; its record goes.
+func TestIPTablesPortsUnpublishEmptyChain(t *testing.T) {
+	requireRoot(t)
+	requireIPTablesNFT(t, "")
+	n := PortNetwork{Name: "pempty", Bridge: "bre", Subnets: pfx("10.49.0.0/24", "fd49::/64")}
+	owner := Attachment{ContainerID: "c1", IfName: "eth0"}
+	ns := newTestNS(t, "pempty")
+	lockDir := t.TempDir()
+	b, err := NewPorts(IPTablesName, WithLockDir(lockDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	maps := []Mapping{mp("tcp", "", 8080, "10.49.0.2", 80), mp("tcp", "", 8080, "fd49::2", 80)}
+	if err := ns.do(t, func() error { return b.Publish(n, owner, maps) }); err != nil {
+		t.Fatal(err)
+	}
+	ns.exec(t, "iptables", "-t", "nat", "-F", iptPortsChain(n.Name))
+	ns.exec(t, "ip6tables", "-t", "nat", "-F", iptPortsChain(n.Name))
+	commands := logCommands(t)
+	if err := ns.do(t, func() error { return b.Unpublish(n.Name, owner) }); err != nil {
+		t.Fatal(err)
+	}
+	if got := commands(); len(got) != 0 {
+		t.Errorf("Unpublish of mappings gone from an empty chain started %v, want no process", got)
+	}
+	if _, recorded := PortsIndexed(lockDir, n.Name); recorded {
+		t.Error("the owner's record is left after its Unpublish")
+	}
+}
