@@ -170,7 +170,7 @@ func removeIPTNFT(plan func(*iptNFTView) (iptNFTOps, bool, error)) []family {
 		if err := all.commit(c); err != nil {
 			// The error may come after the commit: the kernel answers
 			// each deletion, and a few hundred answers overflow the
-			// socket (see committed). A family in which the plan finds
+			// socket (see inChain). A family in which the plan finds
 			// nothing left is done; the commands redo the others, and
 			// tell what is wrong.
 			for f, p := range planned {

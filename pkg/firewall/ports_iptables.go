@@ -164,7 +164,7 @@ func published(fs []iptFound) []Published {
 func (b *iptPorts) deleteMappings(fs []iptFound) error {
 	var c *nftables.Conn
 	// The comments deleted through netlink, by network and family, to
-	// tell whether a failed Flush committed after all (committed).
+	// tell whether a failed Flush committed after all (inChain).
 	deleted := map[string]map[family][]string{}
 	for _, p := range fs {
 		if p.rule == nil {
@@ -197,7 +197,7 @@ func (b *iptPorts) deleteMappings(fs []iptFound) error {
 	}
 	if err := c.Flush(); err != nil {
 		for network, byFamily := range deleted {
-			if !committed(byFamily, network, false) {
+			if _, none := inChain(byFamily, network); !none {
 				return fmt.Errorf("delete mappings through netlink: %w", err)
 			}
 		}

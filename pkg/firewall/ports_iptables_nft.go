@@ -78,11 +78,18 @@ func iptNFTHandles(f family, chain string, comments []string) (handles map[strin
 	if err != nil {
 		return nil, false
 	}
-	if sawChain || len(handles) > 0 {
-		return handles, true
+	return handles, sawChain || len(handles) > 0 || iptNFTChainHere(f, chain)
+}
+
+// iptNFTChainHere reports whether the network's chain chain of family f is
+// iptables-nft's: netlink shows it, and the namespace has no iptables-legacy
+// table (whose chains netlink does not show).
+func iptNFTChainHere(f family, chain string) bool {
+	if legacyIPTablesIn(f) {
+		return false
 	}
-	ch, err := findChain(nftables.TableFamily(fam), natTable, chain)
-	return handles, err == nil && ch != nil && !legacyIPTablesIn(f)
+	ch, err := findChain(iptNFTTable(f, natTable).Family, natTable, chain)
+	return err == nil && ch != nil
 }
 
 // deleteOwned deletes owner's rules for maps on network: through netlink
@@ -95,7 +102,7 @@ func (b *iptPorts) deleteOwned(network string, owner Attachment, maps []Mapping)
 	var byCmd []iptFound
 	var c *nftables.Conn
 	// The families deleted through netlink, with their comments, to tell
-	// whether a failed Flush committed after all (committed).
+	// whether a failed Flush committed after all (inChain).
 	deleted := map[family][]string{}
 	closeConn = func() {
 		if c != nil {
@@ -138,8 +145,10 @@ func (b *iptPorts) deleteOwned(network string, owner Attachment, maps []Mapping)
 		}
 	}
 	if c != nil {
-		if err := c.Flush(); err != nil && !committed(deleted, network, false) {
-			return closeConn, err
+		if err := c.Flush(); err != nil {
+			if _, none := inChain(deleted, network); !none {
+				return closeConn, err
+			}
 		}
 	}
 	return closeConn, b.deleteMappings(byCmd)
@@ -148,7 +157,7 @@ func (b *iptPorts) deleteOwned(network string, owner Attachment, maps []Mapping)
 // iptNFTConnOptions are added to the connections that write or delete
 // iptables-nft's rules (iptNFTWriteConn): the tests shrink their receive
 // buffer, so that the kernel's answers overflow it whatever the number of
-// rules (committed, removeIPTNFT).
+// rules (inChain, removeIPTNFT).
 var iptNFTConnOptions []nftables.ConnOption
 
 // iptNFTWriteConn opens a lasting connection to change iptables-nft's
@@ -157,29 +166,34 @@ func iptNFTWriteConn() (*nftables.Conn, error) {
 	return nftables.New(append([]nftables.ConnOption{nftables.AsLasting()}, iptNFTConnOptions...)...)
 }
 
-// committed tells, after a Flush of one transaction that returned an
+// inChain tells, after a Flush of one transaction that returned an
 // error, whether it committed all the same: the kernel acknowledges (and
 // echoes a new rule) message by message, and a few hundred answers
 // overflow the socket's buffer (ENOBUFS) after the commit. It reads the
-// network's chain of each family in byFamily: a rule carries each of those
-// comments when they were added, none when deleted. (Rules carrying them
-// before the transaction would pass for added: the claims index keeps an
-// owner's mappings from being written twice.)
-func committed(byFamily map[family][]string, network string, added bool) bool {
+// network's chain of each family in byFamily once: all is true when a rule
+// carries each of those comments (they were added), none when no rule
+// carries any (deleted, or never added); neither when the chain could not
+// be read. (Rules carrying them before the transaction would pass for
+// added: the claims index keeps an owner's mappings from being written
+// twice.)
+func inChain(byFamily map[family][]string, network string) (all, none bool) {
+	all, none = true, true
 	for f, comments := range byFamily {
 		// nil: not read. A chain that is gone (ok false) holds none of
 		// the rules either.
 		handles, _ := iptNFTHandles(f, iptPortsChain(network), comments)
 		if handles == nil {
-			return false
+			return false, false
 		}
 		for _, c := range comments {
-			if (len(handles[c]) > 0) != added {
-				return false
+			if len(handles[c]) > 0 {
+				none = false
+			} else {
+				all = false
 			}
 		}
 	}
-	return true
+	return all, none
 }
 
 // iptNFTAppend appends owner's mapping rules of family f to the network's
@@ -200,10 +214,7 @@ func iptNFTAppend(f family, network string, owner Attachment, maps []Mapping) (d
 	}
 	t := iptNFTTable(f, natTable)
 	chain := iptPortsChain(network)
-	if legacyIPTablesIn(f) {
-		return false, closeConn, nil
-	}
-	if ch, err := findChain(t.Family, natTable, chain); err != nil || ch == nil {
+	if !iptNFTChainHere(f, chain) {
 		return false, closeConn, nil
 	}
 	c, err := iptNFTWriteConn()
@@ -218,10 +229,13 @@ func iptNFTAppend(f family, network string, owner Attachment, maps []Mapping) (d
 		comments[i] = portsMappingComment(network, owner, m)
 	}
 	ferr := c.Flush()
-	switch {
-	case ferr == nil, committed(map[family][]string{f: comments}, network, true):
+	if ferr == nil {
 		return true, closeConn, nil
-	case committed(map[family][]string{f: comments}, network, false):
+	}
+	switch all, none := inChain(map[family][]string{f: comments}, network); {
+	case all:
+		return true, closeConn, nil
+	case none:
 		return false, closeConn, nil // nothing written: the command's turn
 	}
 	return true, closeConn, fmt.Errorf("append mappings through netlink: %w", ferr)
