@@ -13,6 +13,8 @@ import (
 
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
+
+	"github.com/flatcni/plugins/pkg/safefs"
 )
 
 // An ADD makes sure its network's rules are in place by reading them: a
@@ -114,17 +116,29 @@ func (o options) stamped(network, backend, fp string) (c stampCheck, ok bool) {
 		return c, false
 	}
 	c.now = now
-	d, err := openLockDirIfThere(o.lockDir)
-	if d == nil || err != nil {
+	d, marker, ok := o.readMarker(network)
+	if !ok {
 		return c, false
 	}
-	defer d.Close()
+	d.Close()
+	c.marker = marker
+	return c, slices.Contains(strings.Split(c.marker, "\n"), now.line(backend, fp))
+}
+
+// readMarker returns the network's marker, and the lock directory it is
+// in (open: the caller closes it), when the marker is there and ours: only
+// what we wrote is trusted.
+func (o options) readMarker(network string) (*safefs.Dir, string, bool) {
+	d, err := openLockDirIfThere(o.lockDir)
+	if d == nil || err != nil {
+		return nil, "", false
+	}
 	got, st, err := d.ReadFileStat(networkMarker(network), markerMax)
 	if err != nil || int(st.Uid) != os.Geteuid() {
-		return c, false // only what we wrote is trusted
+		d.Close()
+		return nil, "", false
 	}
-	c.marker = string(got)
-	return c, slices.Contains(strings.Split(c.marker, "\n"), now.line(backend, fp))
+	return d, string(got), true
 }
 
 // recordStamp writes into the network's marker that backend's rules for
@@ -260,16 +274,12 @@ func (c *ownCommits) carry() {
 			return
 		}
 	}
-	d, err := openLockDirIfThere(c.o.lockDir)
-	if d == nil || err != nil {
+	d, marker, ok := c.o.readMarker(c.network)
+	if !ok {
 		return
 	}
 	defer d.Close()
-	got, st, err := d.ReadFileStat(networkMarker(c.network), markerMax)
-	if err != nil || int(st.Uid) != os.Geteuid() {
-		return
-	}
-	if text, ok := carriedLine(string(got), c.before, now); ok {
+	if text, ok := carriedLine(marker, c.before, now); ok {
 		// Never made anew: a DEL's carry may come after the network's
 		// last rules and marker went.
 		_ = d.OverwriteExisting(networkMarker(c.network), []byte(text))
