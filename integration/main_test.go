@@ -15,9 +15,10 @@ import (
 // a test run adds there are removed when it ends.
 var sharedDirs = []string{"/run/flatcni", "/var/lib/cni/results"}
 
-// madeDirs are the directories cnitool makes for its cache; those a run
-// made are removed when it ends, if empty (deepest first).
-var madeDirs = []string{"/var/lib/cni/results", "/var/lib/cni"}
+// madeDirs are the directories the plugins make for their locks and
+// cnitool for its cache; those a run made are removed when it ends, if
+// empty (deepest first).
+var madeDirs = []string{"/run/flatcni", "/var/lib/cni/results", "/var/lib/cni"}
 
 func TestMain(m *testing.M) {
 	before := map[string]bool{}
