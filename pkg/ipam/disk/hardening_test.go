@@ -185,7 +185,8 @@ func fmtAddrs(a []netip.Addr) string {
 
 // A lease directory that is a symbolic link, or a lock file that is one
 // (or a FIFO), is refused by Open with an error naming it; OpenForTeardown
-// replaces a bad lock file, so that DEL and GC go on.
+// leaves a bad lock entry as it is and locks the lease directory, so that
+// DEL and GC go on.
 func TestOpenRefusesLinks(t *testing.T) {
 	v := newVictim(t)
 	data := t.TempDir()
@@ -219,10 +220,11 @@ func TestOpenRefusesLinks(t *testing.T) {
 			if err != nil {
 				t.Fatalf("OpenForTeardown: %v", err)
 			}
+			locked(t, s, func() {})
 			s.Close()
 		})
-		if fi, err := os.Lstat(lock); err != nil || !fi.Mode().IsRegular() {
-			t.Errorf("lock after OpenForTeardown: %v, %v", fi, err)
+		if fi, err := os.Lstat(lock); err != nil || fi.Mode().IsRegular() {
+			t.Errorf("lock after OpenForTeardown: %v, %v; want it left as it was", fi, err)
 		}
 		v.check(t)
 	}

@@ -208,9 +208,10 @@ func (s *Store) writeStamp() error {
 }
 
 // openIndex opens .flatcni and .flatcni/a for this locked section, creating
-// them when missing.
+// them when missing (a teardown does not make .flatcni: see
+// OpenForTeardown).
 func (s *Store) openIndex() error {
-	idx, err := safefs.OpenDirAt(s.d, indexDirName, true)
+	idx, err := safefs.OpenDirAt(s.d, indexDirName, !s.teardown)
 	if err != nil {
 		return err
 	}

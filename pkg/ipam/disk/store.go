@@ -45,9 +45,15 @@ type Store struct {
 	idxDir string      // <dir>/.flatcni
 	attDir string      // <dir>/.flatcni/a
 	d      *safefs.Dir // the lease directory
-	lock   *os.File
+	lock   *os.File    // nil when a teardown found it unusable (lockErr)
 	locked bool
 	seq    int
+
+	// teardown: opened by OpenForTeardown, which makes no index where
+	// there is none. lockErr: why the lock entry cannot be used (the
+	// lease directory is locked instead).
+	teardown bool
+	lockErr  error
 
 	// A temporary lease file written and fsynced before the lock is taken
 	// (Prepare), linked under the lock to each address reserved.
@@ -92,19 +98,26 @@ var _ ipam.Store = (*Store)(nil)
 // Open opens (creating when missing) the lease directory of a network. The
 // data directory is the administrator's and may be reached through symbolic
 // links; below it nothing is: <network>, its lock file and everything else
-// must be what they should be, or the error names the path.
+// must be what they should be, or the error names the path. The lock file
+// must be ours (owned by this user): a file someone else made there could
+// be held by them for ever.
 func Open(dataDir, network string) (*Store, error) { return openStore(dataDir, network, false) }
 
-// OpenForTeardown is Open for DEL and GC, which must not fail for ever: a
-// lock entry that is not a regular file (a symbolic link, a FIFO, a
-// directory, with what it holds) is replaced by one that is. Nobody can
-// hold a lock on it: every writer opens the lock without following links,
-// and fails on anything else.
+// OpenForTeardown is Open for DEL and GC, which must not fail for ever, nor
+// wait for ever, nor change what is not theirs. A lock entry that cannot be
+// used (a symbolic link, a FIFO, a directory, a file of another user) is
+// left as it is: ADD keeps failing on it, naming it, and teardowns lock
+// the lease directory itself instead. Nobody else can hold the lock of the
+// network meanwhile: every writer opens the lock by its name, without
+// following links, and fails on anything else. Nor does a teardown make a
+// lease index where there is none (a directory that is not a lease store,
+// or one only the reference plugin has used): it reads the lease files
+// then, and changes only those of the attachments it releases.
 func OpenForTeardown(dataDir, network string) (*Store, error) {
 	return openStore(dataDir, network, true)
 }
 
-func openStore(dataDir, network string, repair bool) (*Store, error) {
+func openStore(dataDir, network string, teardown bool) (*Store, error) {
 	if dataDir == "" {
 		dataDir = DefaultDataDir
 	}
@@ -123,50 +136,47 @@ func openStore(dataDir, network string, repair bool) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lease directory: %w", err)
 	}
-	s := &Store{dir: d.Path(), d: d, idxDir: filepath.Join(d.Path(), indexDirName)}
+	s := &Store{dir: d.Path(), d: d, idxDir: filepath.Join(d.Path(), indexDirName), teardown: teardown}
 	s.attDir = filepath.Join(s.idxDir, attachDirName)
-	lock, err := d.OpenFile(lockName, unix.O_RDWR|unix.O_CREAT, 0o600)
-	if err != nil && repair && notAFile(err) {
-		lock, err = repairLock(d)
-	}
-	if err != nil {
+	lock, err := openLock(d)
+	switch {
+	case err == nil:
+		s.lock = lock
+	case teardown && unusableLock(err):
+		s.lockErr = err // s.lock stays nil: Lock locks the directory
+	default:
 		d.Close()
 		return nil, fmt.Errorf("lease lock: %w", err)
 	}
-	s.lock = lock
 	return s, nil
 }
 
-func notAFile(err error) bool {
-	return errors.Is(err, safefs.ErrSymlink) || errors.Is(err, safefs.ErrNotRegular)
-}
+// errNotOurs: the lock file belongs to another user.
+var errNotOurs = errors.New("is not owned by this user, refusing it")
 
-// repairLock replaces what is at the lock's name (not a regular file) by a
-// lock file, and opens it. Repairs are serialised by a lock on the
-// network's directory itself, and each looks again under it: a teardown
-// racing another opens the file the first one made instead of removing it
-// (which would let both into the store, each holding a lock on a different
-// file).
-func repairLock(d *safefs.Dir) (*os.File, error) {
-	for {
-		err := unix.Flock(d.Fd(), unix.LOCK_EX)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return nil, d.PathError("lock", ".", err)
-		}
-		break
-	}
-	defer unix.Flock(d.Fd(), unix.LOCK_UN)
-	lock, err := d.OpenFile(lockName, unix.O_RDWR|unix.O_CREAT, 0o600)
-	if err == nil || !notAFile(err) {
-		return lock, err
-	}
-	if err := d.RemoveAll(lockName); err != nil {
+// openLock opens (creating when missing) the network's lock file, which
+// must be a regular file of ours.
+func openLock(d *safefs.Dir) (*os.File, error) {
+	f, err := d.OpenFile(lockName, unix.O_RDWR|unix.O_CREAT, 0o600)
+	if err != nil {
 		return nil, err
 	}
-	return d.OpenFile(lockName, unix.O_RDWR|unix.O_CREAT, 0o600)
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		f.Close()
+		return nil, d.PathError("stat", lockName, err)
+	}
+	if int(st.Uid) != os.Geteuid() {
+		f.Close()
+		return nil, d.PathError("open", lockName, fmt.Errorf("%w (uid %d)", errNotOurs, st.Uid))
+	}
+	return f, nil
+}
+
+// unusableLock tells a lock entry that is there but cannot be used from a
+// failure to open one.
+func unusableLock(err error) bool {
+	return errors.Is(err, safefs.ErrSymlink) || errors.Is(err, safefs.ErrNotRegular) || errors.Is(err, errNotOurs)
 }
 
 // Dir returns the network's lease directory.
@@ -182,6 +192,9 @@ func (s *Store) Close() error {
 	}
 	s.prepIdx.Close()
 	s.d.Close()
+	if s.lock == nil {
+		return nil
+	}
 	return s.lock.Close()
 }
 
@@ -216,23 +229,25 @@ func (s *Store) prepare(a ipam.Attachment, reopen bool) error {
 }
 
 // Lock takes the network's lock (shared with the reference plugin). The
-// file locked must be the one the name holds once the lock is granted: an
-// OpenForTeardown racing another replaces the lock file the other has just
-// made, and a lock on a removed file orders nothing with whoever opens the
-// name now; the name is then opened again.
+// file locked must be the one the name holds once the lock is granted (an
+// administrator may have removed it meanwhile, and a lock on a removed file
+// orders nothing with whoever opens the name now): the name is then opened
+// again. Without a usable lock file (lockErr), a teardown locks the lease
+// directory instead.
 func (s *Store) Lock() error {
-	for {
-		err := unix.Flock(int(s.lock.Fd()), unix.LOCK_EX)
-		if err == unix.EINTR {
-			continue
+	if s.lock == nil {
+		if err := flock(s.d.Fd(), unix.LOCK_EX); err != nil {
+			return s.d.PathError("lock", ".", err)
 		}
-		if err != nil {
+	}
+	for s.lock != nil {
+		if err := flock(int(s.lock.Fd()), unix.LOCK_EX); err != nil {
 			return fmt.Errorf("lock %s: %w", s.lock.Name(), err)
 		}
 		if s.d.Holds(lockName, s.lock) {
 			break
 		}
-		lock, err := s.d.OpenFile(lockName, unix.O_RDWR|unix.O_CREAT, 0o600)
+		lock, err := openLock(s.d)
 		if err != nil {
 			return fmt.Errorf("lease lock: %w", err)
 		}
@@ -242,6 +257,15 @@ func (s *Store) Lock() error {
 	s.locked, s.fresh, s.rebuilt, s.changed = true, false, false, false
 	s.noIndex, s.entries, s.scanned = nil, map[string]*entry{}, nil
 	return nil
+}
+
+// flock is flock(2), retried when interrupted.
+func flock(fd, how int) error {
+	for {
+		if err := unix.Flock(fd, how); err != unix.EINTR {
+			return err
+		}
+	}
 }
 
 // Flush writes the index entries changed in this locked section. An error
@@ -284,7 +308,11 @@ func (s *Store) Unlock() error {
 	s.att.Close()
 	s.idx, s.att, s.entries, s.scanned = nil, nil, nil, nil
 	s.locked = false
-	err := unix.Flock(int(s.lock.Fd()), unix.LOCK_UN)
+	fd := s.d.Fd()
+	if s.lock != nil {
+		fd = int(s.lock.Fd())
+	}
+	err := unix.Flock(fd, unix.LOCK_UN)
 	if s.syncPending {
 		err = errors.Join(err, s.d.Sync())
 		s.syncPending = false
