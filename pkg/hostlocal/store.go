@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"github.com/containernetworking/cni/pkg/types"
 
@@ -52,7 +53,8 @@ func withStore[T any](c *config.IPAM, use storeUse, fn func(ipam.Store) (T, erro
 }
 
 // storeExists reports whether the network has a lease directory (DEL and GC
-// on a network that never had one have nothing to do and create nothing).
+// on a network that never had one, or never could, have nothing to do and
+// create nothing).
 // Something else in its place (a symbolic link, a file) holds no lease of
 // ours and is never followed: DEL and GC succeed, saying so on stderr.
 func storeExists(c *config.IPAM) bool {
@@ -63,6 +65,12 @@ func storeExists(c *config.IPAM) bool {
 	path := filepath.Join(dir, c.Network)
 	fi, err := os.Lstat(path)
 	if errors.Is(err, fs.ErrNotExist) {
+		return false
+	}
+	if errno := syscall.Errno(0); errors.As(err, &errno) && (errno == syscall.ENOTDIR || errno == syscall.ENAMETOOLONG) {
+		// A dataDir that is a file, a name longer than a file name may
+		// be: no ADD can have made a lease there.
+		fmt.Fprintf(os.Stderr, "host-local: network %q: no lease directory can be at %s (%v): no lease to release\n", c.Network, path, errno)
 		return false
 	}
 	if err == nil && !fi.IsDir() {

@@ -57,3 +57,36 @@ func TestTeardownOfRejectedConfig(t *testing.T) {
 		})
 	}
 }
+
+// DEL and GC of a configuration under which no lease can ever have been
+// made (its dataDir a file, its name longer than a file name may be)
+// succeed: ADD fails on it, and the runtime's DEL after that failed ADD
+// would otherwise fail for ever.
+func TestTeardownWhereNoLeaseCanBe(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "not-a-dir")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	long := make([]byte, 300)
+	for i := range long {
+		long[i] = 'n'
+	}
+	for _, tc := range []struct{ what, dataDir, name string }{
+		{"dataDir a file", file, "n1"},
+		{"name too long", t.TempDir(), string(long)},
+	} {
+		t.Run(tc.what, func(t *testing.T) {
+			conf := []byte(fmt.Sprintf(`{"cniVersion":"1.1.0","name":%q,"ipam":{"type":"host-local","dataDir":%q,"ranges":[[{"subnet":"10.9.0.0/24"}]]}}`, tc.name, tc.dataDir))
+			if _, err := AddResult(&skel.CmdArgs{ContainerID: "c1", IfName: "eth0", StdinData: conf}); err == nil {
+				t.Fatal("ADD succeeded")
+			}
+			if err := Del(&skel.CmdArgs{ContainerID: "c1", IfName: "eth0", StdinData: conf}); err != nil {
+				t.Errorf("DEL: %v", err)
+			}
+			gc := []byte(fmt.Sprintf(`{"cniVersion":"1.1.0","name":%q,"cni.dev/valid-attachments":[],"ipam":{"type":"host-local","dataDir":%q}}`, tc.name, tc.dataDir))
+			if err := GC(&skel.CmdArgs{StdinData: gc}); err != nil {
+				t.Errorf("GC: %v", err)
+			}
+		})
+	}
+}
