@@ -93,30 +93,7 @@ func TestTeardownsWithoutLockFileExclude(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s2.Close()
-	if err := s1.Lock(); err != nil {
-		t.Fatal(err)
-	}
-	got := make(chan error, 1)
-	go func() { got <- s2.Lock() }()
-	select {
-	case err := <-got:
-		t.Errorf("the second teardown's Lock returned (%v) while the first holds it", err)
-		s1.Unlock()
-		return
-	case <-time.After(300 * time.Millisecond):
-	}
-	if err := s1.Unlock(); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-got:
-		if err != nil {
-			t.Fatal(err)
-		}
-		s2.Unlock()
-	case <-time.After(10 * time.Second):
-		t.Fatal("the second teardown's Lock still waits after the first's Unlock")
-	}
+	lockWaits(t, s1, s2)
 }
 
 // A lock file of another user (made by whoever can write in the lease

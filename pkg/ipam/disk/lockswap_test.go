@@ -28,19 +28,26 @@ func TestLockFollowsReplacedLockFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s2.Close()
-	if err := s2.Lock(); err != nil {
+	lockWaits(t, s2, s1)
+}
+
+// lockWaits checks that waiter's Lock waits while holder holds the lock,
+// and returns once holder unlocks.
+func lockWaits(t *testing.T, holder, waiter *Store) {
+	t.Helper()
+	if err := holder.Lock(); err != nil {
 		t.Fatal(err)
 	}
 	got := make(chan error, 1)
-	go func() { got <- s1.Lock() }()
+	go func() { got <- waiter.Lock() }()
 	select {
 	case err := <-got:
-		t.Errorf("s1.Lock returned (%v) while s2 holds the network's lock", err)
-		s2.Unlock()
+		t.Errorf("Lock returned (%v) while another store holds the network's lock", err)
+		holder.Unlock()
 		return
 	case <-time.After(300 * time.Millisecond):
 	}
-	if err := s2.Unlock(); err != nil {
+	if err := holder.Unlock(); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -48,8 +55,8 @@ func TestLockFollowsReplacedLockFile(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s1.Unlock()
+		waiter.Unlock()
 	case <-time.After(10 * time.Second):
-		t.Fatal("s1.Lock still waits after s2's Unlock")
+		t.Fatal("Lock still waits after the holder's Unlock")
 	}
 }
