@@ -6,7 +6,9 @@
 // A Dir is an open directory. Every file is opened relative to its
 // descriptor, one name at a time, with O_NOFOLLOW and O_NONBLOCK, and
 // checked with fstat before it is read (with a size bound) or written;
-// removing uses unlinkat, which removes a link itself, never its target.
+// removing uses unlinkat, which removes a link itself, never its target,
+// and RemoveAll never descends into a mount point (a bind mount of the
+// same file system included).
 // Errors are *fs.PathError naming the full path, wrapping ErrSymlink,
 // ErrNotRegular, ErrNotDir or ErrTooLarge when the entry is not what it
 // should be.
@@ -258,8 +260,16 @@ const maxRemoveDepth = 16
 
 // RemoveAll removes name from d and, when it is a directory, what it holds,
 // through directory descriptors only: a symbolic link is removed itself,
-// never followed, and a directory on another file system (a mount point)
-// is refused, not emptied. A missing name is not an error.
+// never followed, and a mount point (another file system, or a bind mount
+// of the same one) is never descended into: RemoveAll stops there with an
+// error wrapping EXDEV, and what is mounted stays as it is (what it had
+// removed of the tree before it got there is gone). A file mounted over
+// one is not removed either (unlink fails with EBUSY). A missing name is
+// not an error.
+//
+// Mount points are told by mount ID (statx's STATX_MNT_ID, Linux 5.8); on
+// a kernel that does not report it, by st_dev, which tells another file
+// system but not a bind mount of the same one.
 func (d *Dir) RemoveAll(name string) error {
 	return d.removeAll(name, maxRemoveDepth)
 }
@@ -279,18 +289,15 @@ func (d *Dir) removeAll(name string, depth int) error {
 	if err != nil {
 		return err
 	}
-	var here, there unix.Stat_t
-	if err := unix.Fstat(d.fd, &here); err != nil {
-		sub.Close()
-		return d.PathError("stat", ".", err)
+	// sub is open on what is mounted there, if anything: the lookup crossed
+	// into it, and the descriptor stays on that mount.
+	same, err := sameMount(d, sub, name)
+	if err == nil && !same {
+		err = d.PathError("remove", name, fmt.Errorf("a mount point, not descended into: %w", unix.EXDEV))
 	}
-	if err := unix.Fstat(sub.fd, &there); err != nil {
+	if err != nil {
 		sub.Close()
-		return d.PathError("stat", name, err)
-	}
-	if here.Dev != there.Dev {
-		sub.Close()
-		return d.PathError("remove", name, fmt.Errorf("a mount point (another file system): %w", unix.EXDEV))
+		return err
 	}
 	entries, err := sub.Entries()
 	if err == nil {
@@ -308,6 +315,35 @@ func (d *Dir) removeAll(name string, depth int) error {
 		return d.PathError("remove", name, err)
 	}
 	return nil
+}
+
+// sameMount reports whether sub (name in d) is on d's mount: same mount ID,
+// or, when the kernel reports none (statx before Linux 5.8, or no statx at
+// all), same st_dev.
+func sameMount(d, sub *Dir, name string) (bool, error) {
+	const flags = unix.AT_EMPTY_PATH | unix.AT_SYMLINK_NOFOLLOW
+	var here, there unix.Statx_t
+	err := unix.Statx(d.fd, "", flags, unix.STATX_MNT_ID, &here)
+	if err == nil {
+		if err = unix.Statx(sub.fd, "", flags, unix.STATX_MNT_ID, &there); err != nil {
+			return false, d.PathError("stat", name, err)
+		}
+		if here.Mask&there.Mask&unix.STATX_MNT_ID != 0 {
+			return here.Mnt_id == there.Mnt_id, nil
+		}
+		return here.Dev_major == there.Dev_major && here.Dev_minor == there.Dev_minor, nil
+	}
+	if err != unix.ENOSYS && err != unix.EPERM { // EPERM: a seccomp filter that predates statx
+		return false, d.PathError("stat", ".", err)
+	}
+	var hst, tst unix.Stat_t
+	if err := unix.Fstat(d.fd, &hst); err != nil {
+		return false, d.PathError("stat", ".", err)
+	}
+	if err := unix.Fstat(sub.fd, &tst); err != nil {
+		return false, d.PathError("stat", name, err)
+	}
+	return hst.Dev == tst.Dev, nil
 }
 
 // Exists reports whether d holds an entry called name, whatever it is.
