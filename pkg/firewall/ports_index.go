@@ -36,8 +36,9 @@ import (
 // that conflicts is confirmed against the rules (a full listing, on a
 // conflict only) and dropped when it is stale. A missing index, or one with
 // a file that is not what it should be, is rebuilt from one full listing.
-// Everything is read and written under the ports lock, through safefs
-// (never following a link; regular files of bounded size only).
+// Everything is read, written and removed under the ports lock, through
+// safefs (never following a link; regular files of bounded size only;
+// RemoveAll never descends into a mount point, and fails there instead).
 const (
 	indexDirPrefix  = "ports-index."
 	indexMarker     = "complete"
@@ -175,14 +176,14 @@ func (x *portIndex) close() {
 func (x *portIndex) invalidate(why error) {
 	x.complete = false
 	fmt.Fprintf(os.Stderr, "ports index: %v; it will be rebuilt\n", why)
-	if err := removeTree(x.dir, indexMarker); err != nil {
+	if err := x.dir.RemoveAll(indexMarker); err != nil {
 		fmt.Fprintf(os.Stderr, "ports index: %v\n", err)
 	}
 }
 
 // rebuild rewrites the whole index from all, the node's mappings.
 func (x *portIndex) rebuild(all []Published) error {
-	if err := removeTree(x.dir, indexMarker); err != nil {
+	if err := x.dir.RemoveAll(indexMarker); err != nil {
 		return err
 	}
 	for _, sub := range []struct {
@@ -191,7 +192,7 @@ func (x *portIndex) rebuild(all []Published) error {
 	}{{&x.claims, "claims"}, {&x.owners, "owners"}} {
 		(*sub.d).Close()
 		*sub.d = nil
-		if err := removeTree(x.dir, sub.name); err != nil {
+		if err := x.dir.RemoveAll(sub.name); err != nil {
 			return err
 		}
 		d, _, err := openSub(x.dir, sub.name, true)
@@ -225,38 +226,6 @@ func (x *portIndex) rebuild(all []Published) error {
 		return err
 	}
 	x.complete = true
-	return nil
-}
-
-// removeTree removes name in d and, for a directory, what it holds; no
-// link is followed (unlink removes a link itself).
-func removeTree(d *safefs.Dir, name string) error {
-	err := unix.Unlinkat(d.Fd(), name, 0)
-	if err == nil || err == unix.ENOENT {
-		return nil
-	}
-	if err != unix.EISDIR && err != unix.EPERM {
-		return d.PathError("remove", name, err)
-	}
-	sub, err := safefs.OpenDirAt(d, name, false)
-	if err != nil {
-		return err
-	}
-	entries, err := sub.Entries()
-	if err == nil {
-		for _, e := range entries {
-			if err = removeTree(sub, e.Name()); err != nil {
-				break
-			}
-		}
-	}
-	sub.Close()
-	if err != nil {
-		return err
-	}
-	if err := unix.Unlinkat(d.Fd(), name, unix.AT_REMOVEDIR); err != nil && err != unix.ENOENT {
-		return d.PathError("remove", name, err)
-	}
 	return nil
 }
 
@@ -348,7 +317,7 @@ func writeIndexFile(d *safefs.Dir, name string, ps []Published) error {
 // rename replaces a link itself, never its target).
 func writeFileAt(d *safefs.Dir, name string, data []byte) error {
 	tmp := ".tmp-" + strconv.Itoa(os.Getpid())
-	if err := removeTree(d, tmp); err != nil {
+	if err := d.RemoveAll(tmp); err != nil {
 		return err
 	}
 	f, err := d.OpenFile(tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL, 0o600)
