@@ -15,7 +15,8 @@ import (
 const maxResolvConf = 1 << 20
 
 // readResolvConf reads a regular file of at most maxResolvConf bytes,
-// refusing a FIFO or device in its place without waiting on it. Symbolic
+// refusing a FIFO or device in its place without opening it (safefs.ReadPath:
+// no writer of the FIFO let through, no driver's open run). Symbolic
 // links are followed: the path is the administrator's, and /etc/resolv.conf
 // is often one.
 func readResolvConf(path string) ([]byte, error) {

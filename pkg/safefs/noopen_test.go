@@ -14,7 +14,8 @@ import (
 // A FIFO where a regular file should be must be refused without being
 // opened: opening it, even with O_NONBLOCK and closed at once, is seen by
 // the other end (a writer blocked in open(2) is let through). Tells so by
-// a writer waiting in open(2) on the FIFO.
+// a writer waiting in open(2) on the FIFO. ReadPath, which follows links,
+// likewise: the FIFO named directly or through a link.
 func TestNotRegularIsNeverOpened(t *testing.T) {
 	for _, tt := range []struct {
 		name string
@@ -26,6 +27,18 @@ func TestNotRegularIsNeverOpened(t *testing.T) {
 			if err == nil {
 				f.Close()
 			}
+			return err
+		}},
+		{"ReadPath", func(d *Dir, name string) error {
+			_, err := ReadPath(filepath.Join(d.Path(), name), 64)
+			return err
+		}},
+		{"ReadPath through a link", func(d *Dir, name string) error {
+			link := filepath.Join(d.Path(), "link")
+			if err := os.Symlink(name, link); err != nil {
+				return err
+			}
+			_, err := ReadPath(link, 64)
 			return err
 		}},
 	} {

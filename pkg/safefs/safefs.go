@@ -12,6 +12,11 @@
 // Errors are *fs.PathError naming the full path, wrapping ErrSymlink,
 // ErrNotRegular, ErrNotDir or ErrTooLarge when the entry is not what it
 // should be.
+//
+// ReadPath reads a file at a path the administrator chose (resolvConf),
+// following symbolic links, and opens nothing but a regular file:
+// the path is opened with O_PATH, which runs no FIFO's or device's open,
+// and only a regular file is then opened for reading (through /proc).
 package safefs
 
 import (
@@ -21,6 +26,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 	"unsafe"
 
@@ -411,19 +417,43 @@ func (d *Dir) Sync() error {
 
 // ReadPath reads the regular file at path (symbolic links followed: a path
 // the administrator chose), of at most max bytes; anything else is refused
-// without blocking.
+// without being opened, so without blocking and without effect: open(2) of
+// a FIFO lets a writer waiting in its own open through, and open(2) of a
+// device runs its driver's open (a watchdog's arms it). The path is opened
+// with O_PATH, which runs neither, and that descriptor checked with fstat;
+// only a regular file is then opened for reading, through
+// /proc/self/fd/<n>, which reopens the very file looked at (checked again:
+// same device and inode). So ReadPath needs procfs at /proc.
 func ReadPath(path string, max int64) ([]byte, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NONBLOCK, 0)
+	pfd, err := ignoringEINTR(func() (int, error) {
+		return unix.Open(path, unix.O_PATH|unix.O_CLOEXEC, 0)
+	})
 	if err != nil {
-		return nil, err
+		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
+	defer unix.Close(pfd)
+	var looked unix.Stat_t
+	if err := unix.Fstat(pfd, &looked); err != nil {
+		return nil, &fs.PathError{Op: "stat", Path: path, Err: err}
 	}
-	if !fi.Mode().IsRegular() {
+	if looked.Mode&unix.S_IFMT != unix.S_IFREG {
 		return nil, &fs.PathError{Op: "open", Path: path, Err: ErrNotRegular}
+	}
+	proc := "/proc/self/fd/" + strconv.Itoa(pfd)
+	fd, err := ignoringEINTR(func() (int, error) {
+		return unix.Open(proc, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
+	})
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: path, Err: fmt.Errorf("reopening through %s: %w", proc, err)}
+	}
+	f := os.NewFile(uintptr(fd), path)
+	defer f.Close()
+	var opened unix.Stat_t
+	if err := unix.Fstat(fd, &opened); err != nil {
+		return nil, &fs.PathError{Op: "stat", Path: path, Err: err}
+	}
+	if opened.Dev != looked.Dev || opened.Ino != looked.Ino || opened.Mode&unix.S_IFMT != unix.S_IFREG {
+		return nil, &fs.PathError{Op: "open", Path: path, Err: fmt.Errorf("reopening through %s gave another file (is procfs at /proc?)", proc)}
 	}
 	return ReadBounded(f, max)
 }

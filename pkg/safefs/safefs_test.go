@@ -63,8 +63,16 @@ func TestRefusals(t *testing.T) {
 				t.Errorf("OpenDirAt(%s) = %v, want %v", name, err, want)
 			}
 		}
-		if _, err := ReadPath(filepath.Join(root, "fifo"), 10); !errors.Is(err, ErrNotRegular) {
-			t.Errorf("ReadPath(fifo) = %v", err)
+		for _, path := range []string{filepath.Join(root, "fifo"), root, "/dev/null"} {
+			if _, err := ReadPath(path, 10); !errors.Is(err, ErrNotRegular) || !strings.Contains(err.Error(), path) {
+				t.Errorf("ReadPath(%s) = %v, want ErrNotRegular naming the path", path, err)
+			}
+		}
+		if _, err := ReadPath(filepath.Join(root, "big"), 10); !errors.Is(err, ErrTooLarge) {
+			t.Errorf("ReadPath(big) = %v, want ErrTooLarge", err)
+		}
+		if _, err := ReadPath(filepath.Join(root, "missing"), 10); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("ReadPath(missing) = %v, want ErrNotExist", err)
 		}
 		if b, err := ReadPath(filepath.Join(root, "link"), 10); err != nil || string(b) != "outside" {
 			t.Errorf("ReadPath follows links: %q, %v", b, err)
