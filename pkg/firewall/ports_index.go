@@ -141,7 +141,7 @@ func openIndex(at indexAt, create bool) (*portIndex, error) {
 	if err != nil {
 		return nil, err
 	}
-	top, err := safefs.OpenDirAt(nil, at.lockDir, false)
+	top, err := openLockDir(at.lockDir, false) // ours, as for the locks
 	if err != nil {
 		return nil, err
 	}

@@ -402,3 +402,26 @@ func TestIndexSettleWritesOnlyWhatWent(t *testing.T) {
 		t.Fatalf("claims on 443 after it went: %v, %v; want none", ps, err)
 	}
 }
+
+// The index lives in the lock directory only when that is ours, as the
+// locks do: one of another user (who could write records that make a DEL
+// remove another owner's mappings) is not used.
+func TestIndexInLockDirOfAnotherUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (chown)")
+	}
+	r := newIndexRules(t)
+	if err := r.publish("net1", ownerA, mp("tcp", "", 8080, "10.1.0.2", 80)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(r.dir, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if x := teardownIndex(r.at()); x != nil {
+		x.close()
+		t.Error("the index of a lock directory of another user was used")
+	}
+	if err := r.publish("net2", ownerB, mp("tcp", "", 8081, "10.2.0.2", 80)); err == nil {
+		t.Error("Publish with the index in a lock directory of another user succeeded")
+	}
+}
