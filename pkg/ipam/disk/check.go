@@ -101,7 +101,9 @@ func scanLeases(d *safefs.Dir) ([]ipam.Lease, error) {
 // read as the store reads it: "<id>\r\n<ifname>", or "<id>" from reference
 // releases before 0.8), a lease missing from its attachment's index entry, an
 // index entry listing an address not leased to that attachment. A missing
-// directory has nothing wrong. It takes no lock: run it while no plugin runs.
+// directory has nothing wrong, nor has one without an index (.flatcni):
+// only the reference plugin, or DEL and GC, have used it (the first ADD
+// makes the index). It takes no lock: run it while no plugin runs.
 func Check(dir string) []string {
 	leases, err := ReadLeases(dir)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -119,6 +121,10 @@ func Check(dir string) []string {
 		}
 		key := indexKey(l.Attachment)
 		want[key] = append(want[key], l.Addr.String())
+	}
+	if _, err := os.Lstat(filepath.Join(dir, indexDirName)); errors.Is(err, fs.ErrNotExist) {
+		slices.Sort(probs)
+		return probs
 	}
 	got := map[string][]string{}
 	att, err := safefs.OpenDirAt(nil, filepath.Join(dir, indexDirName, attachDirName), false)

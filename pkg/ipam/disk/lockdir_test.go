@@ -184,4 +184,7 @@ func TestTeardownMakesNoIndex(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "10.0.0.3")); err != nil {
 		t.Errorf("attB's lease: %v", err)
 	}
+	if probs := Check(dir); len(probs) > 0 {
+		t.Errorf("a store without an index after a teardown: %v", probs)
+	}
 }
