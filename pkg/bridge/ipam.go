@@ -39,12 +39,12 @@ func (NodeIPAM) Plugin(c *config.Bridge, cniPath string) (IPAMPlugin, error) {
 		if filepath.Base(path) == hostLocalName {
 			return inProcessHostLocal{}, nil
 		}
-		return nil, config.Invalid("ipam.type", "IPAM plugin %q (%s) is this bridge plugin's own program, not an IPAM plugin: the bridge would call itself in a loop", c.IPAM.Type, path)
+		return nil, &ipamLoopError{config.Invalid("ipam.type", "IPAM plugin %q (%s) is this bridge plugin's own program, not an IPAM plugin: the bridge would call itself in a loop", c.IPAM.Type, path)}
 	}
 	// Through another plugin that calls the bridge back (directly or not),
 	// each bridge would start the next: the first one's descendants refuse.
 	if pid, ok := selfAncestor(); ok {
-		return nil, config.Invalid("ipam.type", "IPAM plugin %q (%s) leads back to the bridge: this program already runs as process %d, an ancestor of this call; the plugins call each other in a loop", c.IPAM.Type, path, pid)
+		return nil, &ipamLoopError{config.Invalid("ipam.type", "IPAM plugin %q (%s) leads back to the bridge: this program already runs as process %d, an ancestor of this call; the plugins call each other in a loop", c.IPAM.Type, path, pid)}
 	}
 	return execIPAM{name: c.IPAM.Type}, nil
 }
@@ -157,16 +157,30 @@ func ipamNotFound(name, cniPath string) error {
 	return &ipamNotFoundError{config.Invalid("ipam.type", "IPAM plugin %q not found in CNI_PATH %q", name, cniPath)}
 }
 
-// noIPAM reports whether err says the IPAM plugin is not installed, and
-// notes on stderr that the teardown went on without it: nothing can be
-// released through a plugin that is not there (and ADD refuses to run
-// without it), and a DEL failing for that would be retried for ever.
+// ipamLoopError is an IPAM plugin that would call the bridge back: a
+// configuration error for every verb (code 7), which DEL and GC go on
+// without (noIPAM): ADD refuses to run it, so it holds nothing to release.
+type ipamLoopError struct{ cni *types.Error }
+
+func (e *ipamLoopError) Error() string { return e.cni.Error() }
+func (e *ipamLoopError) Unwrap() error { return e.cni }
+
+// noIPAM reports whether err says the IPAM plugin is not installed, or
+// would call the bridge back, and notes on stderr that the teardown went on
+// without it: nothing can be released through a plugin that is not there
+// or that ADD refuses to run, and a DEL failing for that would be retried
+// for ever (the runtime calls DEL after a failed ADD too).
 func noIPAM(err error, verb string) bool {
 	var nf *ipamNotFoundError
-	if !errors.As(err, &nf) {
+	var loop *ipamLoopError
+	switch {
+	case errors.As(err, &nf):
+		fmt.Fprintf(os.Stderr, "%s: %s: went on without it\n", verb, nf.cni.Msg)
+	case errors.As(err, &loop):
+		fmt.Fprintf(os.Stderr, "%s: %s: went on without it\n", verb, loop.cni.Msg)
+	default:
 		return false
 	}
-	fmt.Fprintf(os.Stderr, "%s: %s: went on without it\n", verb, nf.cni.Msg)
 	return true
 }
 
