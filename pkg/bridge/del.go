@@ -37,6 +37,7 @@ func (d *Deps) Del(args *skel.CmdArgs) error {
 	// made by the reference plugin, whose host end has a random name) the
 	// container end is deleted from inside the netns.
 	deleted, err := d.Links.DelLinkWithAlias(hostveth.Name(args.ContainerID, args.IfName), hostveth.Alias(args.ContainerID, args.IfName))
+	ifaceLeft := err != nil // the interface may still be there
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -47,13 +48,17 @@ func (d *Deps) Del(args *skel.CmdArgs) error {
 		found, err := d.Links.DelVeth(args.Netns, args.IfName)
 		if err != nil && !errors.Is(err, link.ErrNotNetNS) {
 			errs = append(errs, err)
+			ifaceLeft = true
+		} else if found {
+			ifaceLeft = false // the pair went from the container's side
 		}
 		foreign = found
 	}
 	// IPAM after the interface is gone (as the reference, which once
 	// released first: a new container could get the address while the old
-	// interface still had it).
-	if c.IsLayer3() {
+	// interface still had it). Not while it may still be there: DEL fails
+	// then, and the runtime's next DEL releases.
+	if c.IsLayer3() && !ifaceLeft {
 		if err := d.runIPAM(c, args, "DEL", IPAMPlugin.Del); err != nil && !noIPAM(err, "DEL") {
 			errs = append(errs, err)
 		}

@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -43,5 +44,34 @@ func TestTeardownWithIPAMLoop(t *testing.T) {
 	gc.Path = dir
 	if err := n.deps.GC(gc); err != nil {
 		t.Errorf("GC: %v", err)
+	}
+}
+
+// DEL releases the attachment's addresses only once its interface is gone:
+// when deleting it fails, DEL fails and keeps the lease for the runtime's
+// next DEL (released now, the address could go to a new container while
+// the old interface still has it). Deleted from the container's side after
+// the host end's deletion failed, it releases.
+func TestDelKeepsLeaseWhileInterfaceLeft(t *testing.T) {
+	n := newFakeNode(testNetns)
+	addOK(t, n, testArgs(testConf("host-local", ""), "c1"))
+	boom := errors.New("netlink: no buffer space")
+	n.links.fail["DelLinkWithAlias"], n.links.fail["DelVeth"] = boom, boom
+	if err := n.deps.Del(testArgs(testConf("host-local", ""), "c1")); err == nil {
+		t.Fatal("DEL succeeded though the interface could not be deleted")
+	}
+	if _, leased := n.ipam.leases["c1/eth0"]; !leased {
+		t.Error("the lease was released while the interface is still there")
+	}
+	delete(n.links.fail, "DelVeth")
+	if err := n.deps.Del(testArgs(testConf("host-local", ""), "c1")); err == nil {
+		t.Fatal("DEL succeeded though the host end's deletion failed")
+	}
+	if _, leased := n.ipam.leases["c1/eth0"]; leased {
+		t.Error("the lease was kept though the pair went from the container's side")
+	}
+	delete(n.links.fail, "DelLinkWithAlias")
+	if err := n.deps.Del(testArgs(testConf("host-local", ""), "c1")); err != nil {
+		t.Errorf("DEL: %v", err)
 	}
 }
