@@ -26,11 +26,7 @@ func (d *Deps) Del(args *skel.CmdArgs) error {
 		return err
 	}
 	var errs []error
-	// An unknown backend never published ports: ADD rejects it.
-	waitPorts := func() (bool, error) { return false, nil }
-	if c.MasqBackendValid() {
-		waitPorts = d.teardownPorts(c, args).startDel()
-	}
+	waitPorts := d.teardownPorts(c, args).startDel()
 	// Our host end has a name and alias derived from the attachment: deleting
 	// it from the node removes the container end too, without entering the
 	// container netns. Otherwise (the netns is gone, or the attachment was
@@ -84,14 +80,13 @@ func (d *Deps) Del(args *skel.CmdArgs) error {
 	// ours has none, and a DEL that finds no interface (repeated, or its
 	// netns gone) leaves them to GC, as the reference's DEL does; the
 	// lookup costs netlink dumps, and processes with iptables-legacy.
-	if foreign && c.IPMasq && c.IsLayer3() && c.MasqBackendValid() {
+	if foreign && c.IPMasq && c.IsLayer3() {
 		errs = append(errs, d.removeReferenceRulesOf(c, args.ContainerID)...)
 	}
-	// An unknown backend never made rules: ADD rejects it. Without a bridge
-	// (a name no link can have) nobody can tell whether the network is
-	// still in use: its rules stay for GC.
+	// Without a bridge (a name no link can have) nobody can tell whether
+	// the network is still in use: its rules stay for GC.
 	rulesGone := false // the network's last rules went: nothing attached
-	if needsFirewall(c) && c.MasqBackendValid() && c.HasBridge() {
+	if needsFirewall(c) && c.HasBridge() {
 		removed, err := d.removeFirewallIfUnused(c)
 		if err != nil {
 			errs = append(errs, err)

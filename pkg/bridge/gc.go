@@ -70,30 +70,26 @@ func (d *Deps) GC(args *skel.CmdArgs) error {
 	// configuration edited since its ADDs). A configuration that asks for
 	// no rules (ipMasq and isolation turned off since the ADDs) has none
 	// to keep, whatever is attached.
-	if c.MasqBackendValid() {
-		if c.IPMasq || c.Isolates() {
-			errs = append(errs, d.gcFirewall(c, len(valid) == 0, validIDs)...)
-		} else {
-			if err := d.removeUnwantedFirewall(c, true); err != nil {
-				errs = append(errs, err)
-			}
-			errs = append(errs, d.removeReferenceRules(c, validIDs)...)
-		}
-	}
-	if c.MasqBackendValid() {
-		if err := d.teardownPorts(c, args).gc(func(id, ifname string) bool { return valid[att{id, ifname}] }); err != nil {
+	if c.IPMasq || c.Isolates() {
+		errs = append(errs, d.gcFirewall(c, len(valid) == 0, validIDs)...)
+	} else {
+		if err := d.removeUnwantedFirewall(c, true); err != nil {
 			errs = append(errs, err)
 		}
-		// The reference portmap's rules of gone containers, left by a
-		// conflist that chained it (docs/migration.md).
-		if err := d.teardownPorts(c, args).removeReferencePortmap(validIDs); err != nil {
-			errs = append(errs, fmt.Errorf("portMappings: %w", err))
-		}
+		errs = append(errs, d.removeReferenceRules(c, validIDs)...)
+	}
+	if err := d.teardownPorts(c, args).gc(func(id, ifname string) bool { return valid[att{id, ifname}] }); err != nil {
+		errs = append(errs, err)
+	}
+	// The reference portmap's rules of gone containers, left by a
+	// conflist that chained it (docs/migration.md).
+	if err := d.teardownPorts(c, args).removeReferencePortmap(validIDs); err != nil {
+		errs = append(errs, fmt.Errorf("portMappings: %w", err))
 	}
 	// Nothing attached and all of the network's rules and ports gone: as
 	// its last DEL, GC forgets it (its marker and lock file; none there,
 	// no lock taken). Only with a bridge to tell that nothing is attached.
-	if len(valid) == 0 && len(errs) == 0 && c.MasqBackendValid() && c.HasBridge() {
+	if len(valid) == 0 && len(errs) == 0 && c.HasBridge() {
 		d.forgetIfUnused(c)
 	}
 	return errors.Join(errs...)

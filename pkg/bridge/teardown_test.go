@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/containernetworking/cni/pkg/skel"
+
+	"github.com/flatcni/plugins/pkg/firewall"
 )
 
 // gcArgs is a GC of conf (testConf's shape) with the valid attachments
@@ -73,5 +75,39 @@ func TestDelKeepsLeaseWhileInterfaceLeft(t *testing.T) {
 	delete(n.links.fail, "DelLinkWithAlias")
 	if err := n.deps.Del(testArgs(testConf("host-local", ""), "c1")); err != nil {
 		t.Errorf("DEL: %v", err)
+	}
+}
+
+// An ipMasqBackend edited since the ADDs into a name no backend has (ADD
+// rejects it): DEL and GC look in every backend, and remove the network's
+// mappings and rules, instead of leaving a published port forwarding to a
+// released address (and held against every later ADD).
+func TestTeardownWithUnknownBackend(t *testing.T) {
+	n := newFakeNode(testNetns)
+	fp := n.deps.Ports.(*fakePorts)
+	nft := firewall.NewFakePortsNamed(firewall.NFTablesName)
+	fp.byName = map[string]*firewall.FakePorts{firewall.IPTablesName: firewall.NewFakePortsNamed(firewall.IPTablesName), firewall.NFTablesName: nft}
+	ports := `,"capabilities":{"portMappings":true},"runtimeConfig":{"portMappings":[{"hostPort":8080,"containerPort":80}]}`
+	good := testConf("host-local", `,"ipMasqBackend":"nftables"`+ports)
+	typo := testConf("host-local", `,"ipMasqBackend":"nft"`+ports)
+	addOK(t, n, testArgs(good, "c1"))
+	if err := n.deps.Del(testArgs(typo, "c1")); err != nil {
+		t.Fatalf("DEL: %v", err)
+	}
+	if l, _ := nft.List(); len(l) != 0 {
+		t.Errorf("mappings left after DEL: %+v", l)
+	}
+	if _, ok := n.fw.Network("net1"); ok {
+		t.Error("the network's rules left after its last DEL")
+	}
+	addOK(t, n, testArgs(good, "c2"))
+	if err := n.deps.GC(gcArgs(typo, "")); err != nil {
+		t.Fatalf("GC: %v", err)
+	}
+	if l, _ := nft.List(); len(l) != 0 {
+		t.Errorf("mappings left after GC: %+v", l)
+	}
+	if _, ok := n.fw.Network("net1"); ok {
+		t.Error("the network's rules left after GC without valid attachments")
 	}
 }

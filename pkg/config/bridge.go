@@ -87,8 +87,9 @@ func LoadBridge(stdin []byte, envArgs string) (*Bridge, error) {
 // always remove what an ADD of the same configuration left, even when ADD
 // rejected it. A bridge name that is no valid interface name comes back as
 // "" (no link of that name can exist: nothing of the bridge's to remove;
-// the reason is written to stderr); ipam.type is not checked (see
-// IPAMPluginName).
+// the reason is written to stderr), an unknown ipMasqBackend as none (the
+// rules of the ADDs, made under another value, are looked for with every
+// backend); ipam.type is not checked (see IPAMPluginName).
 func LoadBridgeForTeardown(stdin []byte) (*Bridge, error) {
 	return decodeBridge(stdin, true)
 }
@@ -131,6 +132,12 @@ func decodeBridge(stdin []byte, teardown bool) (*Bridge, error) {
 		}
 		fmt.Fprintf(os.Stderr, "network %q: %s: nothing of it to remove\n", b.Name, bad.Msg)
 		b.BrName = ""
+	}
+	if teardown && !b.MasqBackendValid() {
+		// Edited since the ADDs (ADD rejects it): their rules and ports
+		// are looked for with every backend, as without the key.
+		fmt.Fprintf(os.Stderr, "network %q: ipMasqBackend: unknown backend %q: looking in every backend\n", b.Name, b.MasqBackend())
+		b.IPMasqBackend = nil
 	}
 	if b.IsLayer3() && !teardown {
 		if err := b.IPAMPluginName(); err != nil {
