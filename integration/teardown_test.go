@@ -22,6 +22,7 @@ func TestDelOfRejectedConfigSucceeds(t *testing.T) {
 		`"disableContainerInterface":true`,
 		`"ipMasq":true,"ipMasqBackend":"pf"`,
 		`"mtu":12`,
+		`"mtu":"1450"`,
 		`"hairpinMode":true,"promiscMode":true`,
 		`"vlan":5000`,
 		`"runtimeConfig":{"mac":"not-a-mac"}`,

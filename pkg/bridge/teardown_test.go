@@ -111,3 +111,41 @@ func TestTeardownWithUnknownBackend(t *testing.T) {
 		t.Error("the network's rules left after GC without valid attachments")
 	}
 }
+
+// A key of the wrong JSON type (edited since the ADDs, or in a
+// configuration ADD rejected) does not fail DEL and GC, which never use it
+// (a DEL failing for it would be retried for ever); GC's valid attachments
+// must be right (read as none, every attachment would go), and a bridge
+// name that is not a string is dropped (nothing of a bridge to remove).
+func TestTeardownWithMistypedKey(t *testing.T) {
+	n := newFakeNode(testNetns)
+	addOK(t, n, testArgs(testConf("host-local", ""), "c1"))
+	bad := testConf("host-local", `,"mtu":"1450","hairpinMode":"yes"`)
+	if _, err := n.deps.Add(testArgs(bad, "c2")); err == nil {
+		t.Fatal("ADD with mistyped keys succeeded")
+	}
+	if err := n.deps.Del(testArgs(bad, "c1")); err != nil {
+		t.Errorf("DEL: %v", err)
+	}
+	if _, leased := n.ipam.leases["c1/eth0"]; leased {
+		t.Error("DEL kept the lease")
+	}
+	addOK(t, n, testArgs(testConf("host-local", ""), "c3"))
+	if err := n.deps.GC(gcArgs(bad, `{"containerID":"c3","ifname":"eth0"}`)); err != nil {
+		t.Errorf("GC: %v", err)
+	}
+	if _, leased := n.ipam.leases["c3/eth0"]; !leased {
+		t.Error("GC released a valid attachment's lease")
+	}
+	badValid := strings.Replace(string(gcArgs(bad, "").StdinData), `"cni.dev/valid-attachments":[]`, `"cni.dev/valid-attachments":"all"`, 1)
+	if err := n.deps.GC(&skel.CmdArgs{Path: "/opt/cni/bin", StdinData: []byte(badValid)}); err == nil || !strings.Contains(err.Error(), "valid-attachments") {
+		t.Errorf("GC with valid attachments that are no list: %v, want an error naming them", err)
+	}
+	if _, leased := n.ipam.leases["c3/eth0"]; !leased {
+		t.Error("GC with unreadable valid attachments released a lease")
+	}
+	brNum := []byte(strings.Replace(string(testConf("host-local", "")), `"bridge":"cni0"`, `"bridge":5`, 1))
+	if err := n.deps.Del(testArgs(brNum, "c3")); err != nil {
+		t.Errorf("DEL with a bridge name that is a number: %v", err)
+	}
+}

@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -120,12 +121,22 @@ func (b *Bridge) MasqBackendValid() bool {
 func decodeBridge(stdin []byte, teardown bool) (*Bridge, error) {
 	b := &Bridge{BrName: DefaultBridge}
 	if err := json.Unmarshal(stdin, b); err != nil {
-		return nil, decodeError("network configuration", err)
+		var te *json.UnmarshalTypeError
+		if !teardown || !errors.As(err, &te) {
+			return nil, decodeError("network configuration", err)
+		}
+		// A key of the wrong type (edited since the ADDs, or in a
+		// configuration ADD rejected): json decoded the others. Those a
+		// teardown cannot do without must be right.
+		if err := b.teardownKeys(stdin); err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(os.Stderr, "network %q: %s: ignored by DEL and GC\n", b.Name, decodeError("network configuration", err).Msg)
 	}
 	if err := networkName(b.Name); err != nil {
 		return nil, err
 	}
-	if err := utils.ValidateInterfaceName(b.BrName); err != nil {
+	if err := utils.ValidateInterfaceName(b.BrName); err != nil && (!teardown || b.BrName != "") {
 		bad := Invalid("bridge", "%q is not a valid interface name: %s", b.BrName, err.Msg)
 		if !teardown {
 			return nil, bad
@@ -148,6 +159,30 @@ func decodeBridge(stdin []byte, teardown bool) (*Bridge, error) {
 		b.IsGW = true
 	}
 	return b, nil
+}
+
+// teardownKeys checks, for a configuration with a key of the wrong type,
+// the keys DEL and GC cannot do without: the network's name (its files),
+// GC's valid attachments (read as none, every attachment would go), and
+// the bridge's name (read as the default, another bridge would be looked
+// at: the name is dropped instead, as one no link can have).
+func (b *Bridge) teardownKeys(stdin []byte) error {
+	var keys struct {
+		Name   string               `json:"name"`
+		Valid  []types.GCAttachment `json:"cni.dev/valid-attachments"`
+		Bridge json.RawMessage      `json:"bridge"`
+	}
+	if err := json.Unmarshal(stdin, &keys); err != nil {
+		return decodeError("network configuration", err)
+	}
+	if len(keys.Bridge) > 0 {
+		var name string
+		if err := json.Unmarshal(keys.Bridge, &name); err != nil {
+			fmt.Fprintf(os.Stderr, "network %q: bridge: not a string: nothing of it to remove\n", b.Name)
+			b.BrName = ""
+		}
+	}
+	return nil
 }
 
 // validate checks what only ADD (and CHECK) need, and derives MAC, NonMasq
