@@ -70,6 +70,13 @@ func (d *Deps) Del(args *skel.CmdArgs) error {
 		if leftover != nil {
 			fmt.Fprintf(os.Stderr, "macspoofchk: %v\n", leftover)
 		}
+	} else {
+		// A check made while macspoofchk was on (turned off since): the
+		// host veth's name comes from the attachment, so a later ADD of
+		// it would be held to the old container's MAC, and its frames
+		// dropped. Best effort, as GC removes it too: one netlink
+		// request where there is none.
+		_ = d.Spoof.Teardown(c.Name, args.ContainerID, args.IfName)
 	}
 	// The reference plugin's masquerade rules of the container, when the
 	// reference attached it (no host veth of ours, an interface in the

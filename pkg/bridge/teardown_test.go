@@ -149,3 +149,22 @@ func TestTeardownWithMistypedKey(t *testing.T) {
 		t.Errorf("DEL with a bridge name that is a number: %v", err)
 	}
 }
+
+// A MAC spoof check made while macspoofchk was on goes with the
+// attachment's DEL after it was turned off: the host veth's name comes
+// from the attachment, so a later ADD of the same container would be held
+// to the old container's MAC.
+func TestDelRemovesSpoofCheckTurnedOff(t *testing.T) {
+	n := newFakeNode(testNetns)
+	addOK(t, n, testArgs(testConf("host-local", ""), "c1"))
+	if len(n.spoof.checks) != 1 {
+		t.Fatalf("checks after ADD: %v", n.spoof.checks)
+	}
+	off := []byte(strings.Replace(string(testConf("host-local", "")), `"macspoofchk":true`, `"macspoofchk":false`, 1))
+	if err := n.deps.Del(testArgs(off, "c1")); err != nil {
+		t.Fatal(err)
+	}
+	if len(n.spoof.checks) != 0 {
+		t.Errorf("checks after DEL with macspoofchk turned off: %v", n.spoof.checks)
+	}
+}
