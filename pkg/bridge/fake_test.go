@@ -513,13 +513,28 @@ func (f *fakeIPAM) Check(args *skel.CmdArgs) error {
 	return nil
 }
 
+// GC releases the leases of attachments not valid, as host-local's does
+// (not for a plugin run by exec, whose leases the fake does not keep).
 func (f *fakeIPAM) GC(args *skel.CmdArgs) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.onGC != nil {
 		f.onGC()
 	}
-	return f.call("GC", args)
+	if err := f.call("GC", args); err != nil || f.exec {
+		return err
+	}
+	valid, err := hostlocal.ValidAttachments(args.StdinData)
+	if err != nil {
+		return err
+	}
+	for key := range f.leases {
+		id, ifname, _ := strings.Cut(key, "/")
+		if !valid[ipam.Attachment{ContainerID: id, IfName: ifname}] {
+			delete(f.leases, key)
+		}
+	}
+	return nil
 }
 
 // Leased: the prefixes holding one of the fake's leases (none for a plugin

@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -8,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/types"
 
 	"github.com/flatcni/plugins/pkg/bridge/hostveth"
 	"github.com/flatcni/plugins/pkg/config"
@@ -36,11 +38,24 @@ func (d *Deps) GC(args *skel.CmdArgs) error {
 	}
 
 	var errs []error
+	ipamArgs := args
 	if c.IsLayer3() && c.HasBridge() {
-		errs = append(errs, d.removeStaleVeths(c, args)...)
+		failed, kept := d.removeStaleVeths(c, args)
+		errs = append(errs, failed...)
+		if len(kept) > 0 {
+			// Their interfaces are still there: IPAM keeps their
+			// addresses (as valid) until a GC removes them.
+			a := *args
+			stdin, err := withValid(args.StdinData, kept)
+			if err != nil {
+				return errors.Join(append(errs, err)...)
+			}
+			a.StdinData = stdin
+			ipamArgs = &a
+		}
 	}
 	if c.IsLayer3() {
-		if err := d.runIPAM(c, args, "GC", IPAMPlugin.GC); err != nil && !noIPAM(err, "GC") {
+		if err := d.runIPAM(c, ipamArgs, "GC", IPAMPlugin.GC); err != nil && !noIPAM(err, "GC") {
 			errs = append(errs, err)
 		}
 	}
@@ -178,33 +193,66 @@ func onEveryBackend[B interface{ Name() string }](get func(string) (B, error), o
 // would otherwise keep an address a new container may get. Only an IPAM
 // plugin that tells (our host-local) names them; with another, such veths
 // stay (the reference's GC leaves them all).
-func (d *Deps) removeStaleVeths(c *config.Bridge, args *skel.CmdArgs) []error {
+func (d *Deps) removeStaleVeths(c *config.Bridge, args *skel.CmdArgs) (errs []error, kept []ipam.Attachment) {
 	if c.IPAMPluginName() != nil {
-		return nil
+		return nil, nil
 	}
 	p, err := d.IPAM.Plugin(c, args.Path)
 	if err != nil {
-		return nil // IPAM's GC reports it
+		return nil, nil // IPAM's GC reports it
 	}
 	stale, known, err := p.Stale(args)
 	if err != nil {
-		return []error{ipamError(c, "GC", err)}
+		return []error{ipamError(c, "GC", err)}, nil
 	}
 	if !known || len(stale) == 0 {
-		return nil
+		return nil, nil
 	}
 	br, err := d.Links.BridgeByName(c.BrName)
 	if errors.Is(err, link.ErrNotFound) {
-		return nil
+		return nil, nil
 	}
 	if err != nil {
-		return []error{err}
+		return []error{err}, nil
 	}
-	return deleteEach(stale, func(a ipam.Attachment) error {
+	var mu sync.Mutex
+	errs = deleteEach(stale, func(a ipam.Attachment) error {
 		_, err := d.Links.DelPortWithAlias(br, hostveth.Name(a.ContainerID, a.IfName), hostveth.Alias(a.ContainerID, a.IfName))
+		if err != nil {
+			mu.Lock()
+			kept = append(kept, a)
+			mu.Unlock()
+		}
 		return err
 	})
+	return errs, kept
 }
+
+// withValid returns a GC's configuration with more valid attachments.
+func withValid(stdin []byte, more []ipam.Attachment) ([]byte, error) {
+	var doc map[string]json.RawMessage
+	if err := json.Unmarshal(stdin, &doc); err != nil {
+		return nil, err
+	}
+	var valid []types.GCAttachment
+	if raw, ok := doc[validKey]; ok {
+		if err := json.Unmarshal(raw, &valid); err != nil {
+			return nil, err
+		}
+	}
+	for _, a := range more {
+		valid = append(valid, types.GCAttachment{ContainerID: a.ContainerID, IfName: a.IfName})
+	}
+	raw, err := json.Marshal(valid)
+	if err != nil {
+		return nil, err
+	}
+	doc[validKey] = raw
+	return json.Marshal(doc)
+}
+
+// validKey is GC's list of valid attachments (CNI 1.1).
+const validKey = "cni.dev/valid-attachments"
 
 // vethDeleters is how many veth deletions GC runs at a time.
 const vethDeleters = 8

@@ -90,26 +90,22 @@ func TestTeardownWithUnknownBackend(t *testing.T) {
 	ports := `,"capabilities":{"portMappings":true},"runtimeConfig":{"portMappings":[{"hostPort":8080,"containerPort":80}]}`
 	good := testConf("host-local", `,"ipMasqBackend":"nftables"`+ports)
 	typo := testConf("host-local", `,"ipMasqBackend":"nft"`+ports)
+	gone := func(after string, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", after, err)
+		}
+		if l, _ := nft.List(); len(l) != 0 {
+			t.Errorf("mappings left after %s: %+v", after, l)
+		}
+		if _, ok := n.fw.Network("net1"); ok {
+			t.Errorf("the network's rules left after %s", after)
+		}
+	}
 	addOK(t, n, testArgs(good, "c1"))
-	if err := n.deps.Del(testArgs(typo, "c1")); err != nil {
-		t.Fatalf("DEL: %v", err)
-	}
-	if l, _ := nft.List(); len(l) != 0 {
-		t.Errorf("mappings left after DEL: %+v", l)
-	}
-	if _, ok := n.fw.Network("net1"); ok {
-		t.Error("the network's rules left after its last DEL")
-	}
+	gone("its last DEL", n.deps.Del(testArgs(typo, "c1")))
 	addOK(t, n, testArgs(good, "c2"))
-	if err := n.deps.GC(gcArgs(typo, "")); err != nil {
-		t.Fatalf("GC: %v", err)
-	}
-	if l, _ := nft.List(); len(l) != 0 {
-		t.Errorf("mappings left after GC: %+v", l)
-	}
-	if _, ok := n.fw.Network("net1"); ok {
-		t.Error("the network's rules left after GC without valid attachments")
-	}
+	gone("GC without valid attachments", n.deps.GC(gcArgs(typo, "")))
 }
 
 // A key of the wrong JSON type (edited since the ADDs, or in a
@@ -166,5 +162,29 @@ func TestDelRemovesSpoofCheckTurnedOff(t *testing.T) {
 	}
 	if len(n.spoof.checks) != 0 {
 		t.Errorf("checks after DEL with macspoofchk turned off: %v", n.spoof.checks)
+	}
+}
+
+// GC keeps the addresses of a stale attachment whose interface it could
+// not delete (handed to IPAM as valid), as DEL does: released, they could
+// go to a new container while the old interface still has them. The next
+// GC that deletes the interface releases them.
+func TestGCKeepsLeaseWhileInterfaceLeft(t *testing.T) {
+	n := newFakeNode(testNetns)
+	conf := testConf("host-local", "")
+	addOK(t, n, testArgs(conf, "c1"))
+	n.links.fail["DelPortWithAlias"] = errors.New("netlink: no buffer space")
+	if err := n.deps.GC(gcArgs(conf, "")); err == nil {
+		t.Error("GC succeeded though a stale interface could not be deleted")
+	}
+	if _, leased := n.ipam.leases["c1/eth0"]; !leased {
+		t.Error("GC released the lease of an attachment whose interface is still there")
+	}
+	delete(n.links.fail, "DelPortWithAlias")
+	if err := n.deps.GC(gcArgs(conf, "")); err != nil {
+		t.Errorf("GC: %v", err)
+	}
+	if _, leased := n.ipam.leases["c1/eth0"]; leased {
+		t.Error("GC kept the lease once the interface was gone")
 	}
 }
