@@ -81,6 +81,9 @@ type Links interface {
 	DelVeth(netns, ifName string) (found bool, err error)
 	DelLink(name string) error
 	BridgeInUse(name string) (bool, error)
+	// HostVethPending reports whether a host veth of ours is on no
+	// bridge: an ADD between its veth's creation and its attach.
+	HostVethPending() (bool, error)
 	// BridgeHasContainers ignores ports that are no container's (uplinks,
 	// a VLAN's gateway pair).
 	BridgeHasContainers(name string) (bool, error)

@@ -13,6 +13,7 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 
+	"github.com/flatcni/plugins/pkg/bridge/hostveth"
 	"github.com/flatcni/plugins/pkg/config"
 	"github.com/flatcni/plugins/pkg/firewall"
 	"github.com/flatcni/plugins/pkg/hostlocal"
@@ -328,6 +329,21 @@ func (f *fakeLinks) BridgeHasContainers(name string) (bool, error) {
 
 func (f *fakeLinks) BridgeInUse(name string) (bool, error) {
 	return f.bridgeInUse("BridgeInUse", name)
+}
+
+// HostVethPending: a host end of ours on no bridge.
+func (f *fakeLinks) HostVethPending() (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.call("HostVethPending"); err != nil {
+		return false, err
+	}
+	for _, h := range f.hosts {
+		if h.master == 0 && hostveth.IsAlias(h.alias) {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 func (f *fakeLinks) bridgeInUse(call, name string) (bool, error) {

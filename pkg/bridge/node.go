@@ -7,6 +7,7 @@ import (
 
 	"github.com/containernetworking/cni/pkg/types"
 
+	"github.com/flatcni/plugins/pkg/bridge/hostveth"
 	"github.com/flatcni/plugins/pkg/firewall"
 	"github.com/flatcni/plugins/pkg/l2"
 	"github.com/flatcni/plugins/pkg/link"
@@ -66,6 +67,9 @@ func (nodeLinks) DelVeth(netns, ifName string) (bool, error) {
 }
 func (nodeLinks) DelLink(name string) error             { return link.DelLink(name) }
 func (nodeLinks) BridgeInUse(name string) (bool, error) { return link.BridgeInUse(name) }
+func (nodeLinks) HostVethPending() (bool, error) {
+	return link.UnattachedVeth(hostveth.IsAlias)
+}
 func (nodeLinks) BridgeHasContainers(name string) (bool, error) {
 	return link.BridgeHasContainers(name)
 }

@@ -216,8 +216,8 @@ func testAddUndo(t *testing.T, n *fakeNode) {
 	}
 }
 
-// A failed ADD removes the bridge it made (no port is left on it), not one
-// that was there before.
+// A failed ADD removes the bridge it made (no port is left on it, and no
+// host veth of ours waits to join one), not one that was there before.
 func TestAddUndoFreshBridge(t *testing.T) {
 	n := newFakeNode(testNetns)
 	n.ipam.fail["ADD"] = types.NewError(types.ErrInvalidNetworkConfig, "bad subnet", "")
@@ -238,6 +238,18 @@ func TestAddUndoFreshBridge(t *testing.T) {
 	}
 	if _, ok := n.links.bridges["cni0"]; !ok {
 		t.Error("a failed ADD removed the bridge that was there before it")
+	}
+
+	// Another ADD's host end is not on the bridge yet (it joins once its
+	// container end is configured): the bridge stays for it.
+	n = newFakeNode(testNetns)
+	n.ipam.fail["ADD"] = types.NewError(types.ErrInvalidNetworkConfig, "bad subnet", "")
+	n.links.hosts["veth0c0ffee0"] = &fakeHost{alias: hostveth.Alias("c2", "eth0"), index: 99}
+	if _, err := n.deps.Add(testArgs(testConf("host-local", ""), "c1")); err == nil {
+		t.Fatal("ADD succeeded")
+	}
+	if _, ok := n.links.bridges["cni0"]; !ok {
+		t.Error("a failed ADD removed the bridge it made while another ADD's host end was about to join it")
 	}
 
 	// EnsureBridge made the bridge, then failed to bring it up.

@@ -98,3 +98,17 @@ func anyPort(name string, idx int, match func(m []byte) bool) (bool, error) {
 	}
 	return found, nil
 }
+
+// UnattachedVeth reports whether a veth whose alias ours says is ours is a
+// port of no bridge (see pkg/bridge's use: an ADD between the creation of
+// its host veth and its attach). An interrupted dump counts as one.
+func UnattachedVeth(ours func(alias string) bool) (bool, error) {
+	found, err := retryDump(func() (bool, error) { return rtnl.AnyUnattachedVeth(ours) })
+	if errors.Is(err, rtnl.ErrDumpInterrupted) {
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("list veths: %w", err)
+	}
+	return found, nil
+}

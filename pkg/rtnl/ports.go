@@ -104,3 +104,34 @@ func cString(v []byte) string {
 	}
 	return string(v)
 }
+
+// AnyUnattachedVeth reports whether a veth of the current network
+// namespace is a port of no bridge and has an alias for which match holds
+// (the kernel is asked for veths only, Linux 4.4 and later; the kind and
+// the master are checked here too). It stops at the first.
+func AnyUnattachedVeth(match func(alias string) bool) (bool, error) {
+	const kind = "veth"
+	return withConn(func(c *conn) (bool, error) {
+		return c.dumpLinks(attr(ifla_LINKINFO|syscall.NLA_F_NESTED, stringAttr(ifla_INFO_KIND, kind)), func(link []byte) bool {
+			var k, alias string
+			var master uint32
+			eachAttr(link[ifinfomsgLen:], func(typ uint16, v []byte) {
+				switch typ {
+				case syscall.IFLA_MASTER:
+					if len(v) >= 4 {
+						master = getU32(v)
+					}
+				case ifla_IFALIAS:
+					alias = cString(v)
+				case ifla_LINKINFO:
+					eachAttr(v, func(typ uint16, v []byte) {
+						if typ == ifla_INFO_KIND {
+							k = cString(v)
+						}
+					})
+				}
+			})
+			return k == kind && master == 0 && match(alias)
+		})
+	})
+}

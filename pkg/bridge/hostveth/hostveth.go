@@ -7,6 +7,7 @@ package hostveth
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"strings"
 )
 
 // Name is the host end's name: "veth" and the first four bytes of the
@@ -20,6 +21,10 @@ func Name(containerID, ifName string) string {
 
 // maxAlias is the longest alias the kernel keeps (IFALIASZ less the NUL).
 const maxAlias = 255
+
+// IsAlias reports whether alias is one Alias makes (or a VLAN gateway
+// pair's, which has the same prefix).
+func IsAlias(alias string) bool { return strings.HasPrefix(alias, "flatcni:") }
 
 // Alias labels the host end with its attachment: "flatcni:<id>/<ifname>",
 // or when that is longer than the kernel allows (container IDs have no
