@@ -54,7 +54,7 @@ func (d *Deps) Add(args *skel.CmdArgs) (_ types.Result, err error) {
 	fwEnsured := false
 	undo.push(func() {
 		if fwEnsured {
-			_, _ = d.removeFirewallIfUnused(c)
+			_, _ = d.removeFirewallIfUnused(c, args)
 		}
 	})
 

@@ -94,7 +94,7 @@ func (d *Deps) Del(args *skel.CmdArgs) error {
 	// the network is still in use: its rules stay for GC.
 	rulesGone := false // the network's last rules went: nothing attached
 	if needsFirewall(c) && c.HasBridge() {
-		removed, err := d.removeFirewallIfUnused(c)
+		removed, err := d.removeFirewallIfUnused(c, args)
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -114,7 +114,7 @@ func (d *Deps) Del(args *skel.CmdArgs) error {
 	// network rm, leaves nothing in /run/flatcni). A network without rules
 	// whose marker is left (its removal failed) keeps both.
 	if len(errs) == 0 && (rulesGone || portsGone && !needsFirewall(c) && !d.Firewall.MayHold(c.Name)) {
-		d.forgetIfUnused(c)
+		d.forgetIfUnused(c, args)
 	}
 	return errors.Join(errs...)
 }

@@ -125,6 +125,10 @@ type IPAMPlugin interface {
 	// network's attachments (host-local in-process: a lease file's name in
 	// one); nil when the plugin cannot tell (one run by exec).
 	Leased(args *skel.CmdArgs, prefixes []netip.Prefix) []netip.Prefix
+	// HoldsLeases reports whether the network holds any address; known
+	// is false when the plugin cannot tell (one run by exec), or failed
+	// to.
+	HoldsLeases(args *skel.CmdArgs) (held, known bool)
 	// Local reports whether the plugin's ADD needs nothing of the
 	// container's interface: our host-local run in-process, which only
 	// touches its lease files. ADD then runs it beside the bridge's and the

@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -461,6 +462,7 @@ type fakeIPAM struct {
 	fail    map[string]error // by verb: "ADD", "DEL", ...
 	subnets []netip.Prefix   // what Add reports as known subnets
 	leases  map[string]netip.Addr
+	nets    map[string]string // each lease's network
 	next    netip.Addr
 	local   bool // Local: ADD and DEL run it beside the veth
 	// exec: a plugin run by exec, which does not tell Stale.
@@ -470,7 +472,7 @@ type fakeIPAM struct {
 }
 
 func newFakeIPAM() *fakeIPAM {
-	return &fakeIPAM{fail: map[string]error{}, leases: map[string]netip.Addr{}, next: netip.MustParseAddr("10.1.0.1")}
+	return &fakeIPAM{fail: map[string]error{}, leases: map[string]netip.Addr{}, nets: map[string]string{}, next: netip.MustParseAddr("10.1.0.1")}
 }
 
 // Plugin implements IPAM: a plugin called "missing" is not found.
@@ -500,6 +502,7 @@ func (f *fakeIPAM) Add(args *skel.CmdArgs) (types.Result, []netip.Prefix, bool, 
 		f.next = f.next.Next()
 		a = f.next
 		f.leases[key] = a
+		f.nets[key] = networkOf(args)
 	}
 	return &current.Result{
 		CNIVersion: current.ImplementedSpecVersion,
@@ -551,6 +554,26 @@ func (f *fakeIPAM) GC(args *skel.CmdArgs) error {
 		}
 	}
 	return nil
+}
+
+// HoldsLeases: whether the fake holds a lease (unknown for a plugin run by
+// exec).
+func (f *fakeIPAM) HoldsLeases(args *skel.CmdArgs) (bool, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for key := range f.leases {
+		if f.nets[key] == networkOf(args) {
+			return true, !f.exec
+		}
+	}
+	return false, !f.exec
+}
+
+// networkOf is the network's name in a call's configuration.
+func networkOf(args *skel.CmdArgs) string {
+	var c struct{ Name string }
+	_ = json.Unmarshal(args.StdinData, &c)
+	return c.Name
 }
 
 // Leased: the prefixes holding one of the fake's leases (none for a plugin

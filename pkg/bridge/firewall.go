@@ -7,6 +7,8 @@ import (
 	"os"
 	"slices"
 
+	"github.com/containernetworking/cni/pkg/skel"
+
 	"github.com/flatcni/plugins/pkg/config"
 	"github.com/flatcni/plugins/pkg/firewall"
 )
@@ -95,9 +97,9 @@ func (d *Deps) ensureFirewall(c *config.Bridge, subnets []netip.Prefix) error {
 // ADD racing with this DEL always ends with the rules in place. Since no
 // container is then attached, the reference plugin's per-container rules of
 // the network (left on a node switched over in place) are removed as well.
-func (d *Deps) removeFirewallIfUnused(c *config.Bridge) (removed bool, err error) {
+func (d *Deps) removeFirewallIfUnused(c *config.Bridge, args *skel.CmdArgs) (removed bool, err error) {
 	err = d.withFirewall(c, true, func(fw firewall.Backend) error {
-		inUse, err := d.Links.BridgeHasContainers(c.BrName)
+		inUse, err := d.networkInUse(c, args)
 		if err != nil || inUse {
 			return err
 		}
@@ -110,13 +112,31 @@ func (d *Deps) removeFirewallIfUnused(c *config.Bridge) (removed bool, err error
 	return removed && err == nil, err
 }
 
+// networkInUse reports whether a container of the network may be left: one
+// on its bridge, unless the network's IPAM (host-local in-process) holds no
+// address: the bridge may carry another network's containers (two networks
+// naming one bridge), which keep nothing of this network. A plugin run by
+// exec cannot tell: the bridge answers.
+func (d *Deps) networkInUse(c *config.Bridge, args *skel.CmdArgs) (bool, error) {
+	inUse, err := d.Links.BridgeHasContainers(c.BrName)
+	if err != nil || !inUse || !c.IsLayer3() || c.IPAMPluginName() != nil {
+		return inUse, err
+	}
+	p, err := d.IPAM.Plugin(c, args.Path)
+	if err != nil || !p.Local() {
+		return true, nil
+	}
+	held, known := p.HoldsLeases(args)
+	return held || !known, nil
+}
+
 // forgetIfUnused removes the network's marker and lock file when no
 // container is left on its bridge (Firewall.Forget): the last DEL, whose
 // rules and published ports went, leaves nothing of the network in
 // /run/flatcni. Only printed if it fails: the verb succeeded.
-func (d *Deps) forgetIfUnused(c *config.Bridge) {
+func (d *Deps) forgetIfUnused(c *config.Bridge, args *skel.CmdArgs) {
 	err := d.Firewall.Forget(c.Name, func() (bool, error) {
-		inUse, err := d.Links.BridgeHasContainers(c.BrName)
+		inUse, err := d.networkInUse(c, args)
 		return err == nil && !inUse, err
 	})
 	if err != nil {

@@ -105,7 +105,7 @@ func (d *Deps) GC(args *skel.CmdArgs) error {
 	// its last DEL, GC forgets it (its marker and lock file; none there,
 	// no lock taken). Only with a bridge to tell that nothing is attached.
 	if len(valid) == 0 && len(errs) == 0 && c.HasBridge() {
-		d.forgetIfUnused(c)
+		d.forgetIfUnused(c, args)
 	}
 	return errors.Join(errs...)
 }

@@ -69,6 +69,7 @@ func (e execIPAM) GC(args *skel.CmdArgs) error {
 }
 func (execIPAM) Stale(*skel.CmdArgs) ([]ipam.Attachment, bool, error) { return nil, false, nil }
 func (execIPAM) Leased(*skel.CmdArgs, []netip.Prefix) []netip.Prefix  { return nil }
+func (execIPAM) HoldsLeases(*skel.CmdArgs) (bool, bool)               { return false, false }
 func (e execIPAM) Status(args *skel.CmdArgs) error {
 	return invoke.DelegateStatus(context.Background(), e.name, args.StdinData, nil)
 }
@@ -121,6 +122,13 @@ func (inProcessHostLocal) Leased(args *skel.CmdArgs, prefixes []netip.Prefix) (l
 		return err
 	})
 	return leased
+}
+func (inProcessHostLocal) HoldsLeases(args *skel.CmdArgs) (held, known bool) {
+	err := inProcess(func() (err error) {
+		held, err = hostlocal.HoldsLeases(args)
+		return err
+	})
+	return held, err == nil
 }
 func (inProcessHostLocal) Status(args *skel.CmdArgs) error {
 	return inProcess(func() error { return hostlocal.Status(args) })

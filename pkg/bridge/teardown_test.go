@@ -188,3 +188,34 @@ func TestGCKeepsLeaseWhileInterfaceLeft(t *testing.T) {
 		t.Error("GC kept the lease once the interface was gone")
 	}
 }
+
+// Two networks naming one bridge: the last DEL of one removes its rules
+// (and forgets it) while the other's containers are on the bridge, when its
+// IPAM (host-local in-process) holds no address of it any more; with a
+// plugin run by exec, which cannot tell, the bridge answers and the rules
+// stay (for GC).
+func TestLastDelOfNetworkSharingBridge(t *testing.T) {
+	for _, local := range []bool{true, false} {
+		n := newFakeNode(testNetns, "/run/netns/c2")
+		n.ipam.local, n.ipam.exec = local, !local
+		net1 := testConf("host-local", "")
+		net2 := []byte(strings.Replace(string(net1), `"name":"net1"`, `"name":"net2"`, 1))
+		addOK(t, n, testArgs(net1, "c1"))
+		a2 := testArgs(net2, "c2")
+		a2.Netns = "/run/netns/c2"
+		addOK(t, n, a2)
+		if err := n.deps.Del(testArgs(net1, "c1")); err != nil {
+			t.Fatal(err)
+		}
+		_, kept := n.fw.Network("net1")
+		if local && kept {
+			t.Error("host-local in-process: net1's rules left after its last DEL, beside net2's container")
+		}
+		if !local && !kept {
+			t.Error("IPAM by exec: net1's rules removed while a container is on its bridge")
+		}
+		if _, ok := n.fw.Network("net2"); !ok {
+			t.Errorf("net2's rules went with net1's last DEL (local %v)", local)
+		}
+	}
+}

@@ -54,3 +54,19 @@ func LeasedSubnets(args *skel.CmdArgs, prefixes []netip.Prefix) ([]netip.Prefix,
 	}
 	return disk.LeasedIn(filepath.Join(dir, c.Network), prefixes)
 }
+
+// HoldsLeases reports whether the network holds a lease: whether any
+// attachment is left, for the bridge's last DEL (its bridge may carry
+// another network's containers). It reads the network's name and dataDir
+// only (as DEL), and the lease directory's entries until the first lease.
+func HoldsLeases(args *skel.CmdArgs) (bool, error) {
+	c, err := config.LoadIPAMForTeardown(args.StdinData)
+	if err != nil {
+		return false, err
+	}
+	dir := c.DataDir
+	if dir == "" {
+		dir = disk.DefaultDataDir
+	}
+	return disk.AnyLease(filepath.Join(dir, c.Network))
+}

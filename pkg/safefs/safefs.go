@@ -376,15 +376,40 @@ func (d *Dir) Holds(name string, f *os.File) bool {
 
 // Entries lists d's entries.
 func (d *Dir) Entries() ([]os.DirEntry, error) {
+	var out []os.DirEntry
+	err := d.EachEntry(func(e os.DirEntry) bool {
+		out = append(out, e)
+		return false
+	})
+	return out, err
+}
+
+// EachEntry calls fn with d's entries, in the directory's order, until fn
+// returns true; it reads them a batch at a time, so stopping early reads
+// only the first batches.
+func (d *Dir) EachEntry(fn func(os.DirEntry) (stop bool)) error {
 	fd, err := ignoringEINTR(func() (int, error) {
 		return unix.Openat(d.fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	})
 	if err != nil {
-		return nil, &fs.PathError{Op: "open", Path: d.path, Err: err}
+		return &fs.PathError{Op: "open", Path: d.path, Err: err}
 	}
 	f := os.NewFile(uintptr(fd), d.path)
 	defer f.Close()
-	return f.ReadDir(-1)
+	for {
+		batch, err := f.ReadDir(128)
+		for _, e := range batch {
+			if fn(e) {
+				return nil
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
 }
 
 // Stat returns d's status.

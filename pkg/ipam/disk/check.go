@@ -57,6 +57,35 @@ func LeasedIn(dir string, prefixes []netip.Prefix) ([]netip.Prefix, error) {
 	return out, nil
 }
 
+// AnyLease reports whether the lease directory dir holds a lease file (by
+// its name, as leaseNames; no file is read, no lock taken), reading its
+// entries only until it finds one. A missing directory holds none.
+func AnyLease(dir string) (bool, error) {
+	d, err := safefs.OpenDirAt(nil, dir, false)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read lease directory: %w", err)
+	}
+	defer d.Close()
+	found := false
+	err = d.EachEntry(func(e os.DirEntry) bool {
+		found = isLeaseName(e)
+		return found
+	})
+	if err != nil {
+		return false, fmt.Errorf("read lease directory: %w", err)
+	}
+	return found, nil
+}
+
+// isLeaseName reports whether e is a lease file by its name (leaseNames).
+func isLeaseName(e os.DirEntry) bool {
+	addr, err := netip.ParseAddr(e.Name())
+	return err == nil && e.Type().IsRegular() && addr.Unmap().String() == e.Name()
+}
+
 // leaseNames returns the addresses of d's lease files, by their names:
 // regular files named by an address, spelled as both plugins write it
 // (addr.String() of the unmapped address). Anything else of such a name (a
@@ -71,9 +100,8 @@ func leaseNames(d *safefs.Dir) ([]netip.Addr, error) {
 	}
 	var out []netip.Addr
 	for _, e := range entries {
-		addr, err := netip.ParseAddr(e.Name())
-		if err == nil && e.Type().IsRegular() && addr.Unmap().String() == e.Name() {
-			out = append(out, addr.Unmap())
+		if isLeaseName(e) {
+			out = append(out, netip.MustParseAddr(e.Name()))
 		}
 	}
 	return out, nil
