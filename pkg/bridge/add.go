@@ -94,9 +94,13 @@ func (d *Deps) Add(args *skel.CmdArgs) (_ types.Result, err error) {
 	if err != nil {
 		return nil, err
 	}
+	gwMade := "" // a VLAN gateway pair this ADD made
 	undo.push(func() {
 		_, _ = d.Links.DelVeth(args.Netns, args.IfName)
 		_ = d.Links.DelLink(host.Name)
+		if gwMade != "" {
+			d.removeFreshGateway(c, gwMade)
+		}
 	})
 	if !vcfg.DeferAttach {
 		if err := d.finishPort(c, host, vcfg); err != nil {
@@ -144,7 +148,7 @@ func (d *Deps) Add(args *skel.CmdArgs) (_ types.Result, err error) {
 	var gwDev link.Bridge // where the gateway addresses went (for a vlan, "<bridge>.<vlan>")
 	var oldGateways []netip.Prefix
 	if c.IsLayer3() && c.IsGW && len(p.gateways) > 0 {
-		if gwDev, err = d.gatewayDevice(c, br); err != nil {
+		if gwDev, gwMade, err = d.gatewayDevice(c, br); err != nil {
 			return nil, err
 		}
 		if oldGateways, err = d.Links.EnsureGatewayAddrs(gwDev, p.gateways, c.ForceAddress, c.EnableDad); err != nil {

@@ -320,16 +320,21 @@ func (f *fakeLinks) DelLink(name string) error {
 	}
 	delete(f.hosts, name)
 	delete(f.bridges, name)
+	// A peer on the node (a VLAN gateway pair's) takes its pair along.
+	if host, h := f.cont(nodeNetNS, name); h != nil {
+		delete(f.hosts, host)
+	}
 	return nil
 }
 
-// BridgeHasContainers: the fake's veths are all containers'.
+// BridgeHasContainers: the fake's veths are containers' but a VLAN
+// gateway pair, whose peer stays on the node.
 func (f *fakeLinks) BridgeHasContainers(name string) (bool, error) {
-	return f.bridgeInUse("BridgeHasContainers", name)
+	return f.bridgeInUse("BridgeHasContainers", name, func(h *fakeHost) bool { return h.netns != nodeNetNS })
 }
 
 func (f *fakeLinks) BridgeInUse(name string) (bool, error) {
-	return f.bridgeInUse("BridgeInUse", name)
+	return f.bridgeInUse("BridgeInUse", name, func(*fakeHost) bool { return true })
 }
 
 // HostVethPending: a host end of ours on no bridge.
@@ -347,7 +352,7 @@ func (f *fakeLinks) HostVethPending() (bool, error) {
 	return false, nil
 }
 
-func (f *fakeLinks) bridgeInUse(call, name string) (bool, error) {
+func (f *fakeLinks) bridgeInUse(call, name string, counts func(*fakeHost) bool) (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.call(call, name); err != nil {
@@ -355,7 +360,7 @@ func (f *fakeLinks) bridgeInUse(call, name string) (bool, error) {
 	}
 	br, ok := f.bridges[name]
 	for _, h := range f.hosts {
-		if ok && h.master == br.Index {
+		if ok && h.master == br.Index && counts(h) {
 			return true, nil
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/containernetworking/cni/pkg/skel"
 
 	"github.com/flatcni/plugins/pkg/firewall"
+	"github.com/flatcni/plugins/pkg/link"
 )
 
 // gcArgs is a GC of conf (testConf's shape) with the valid attachments
@@ -217,5 +218,43 @@ func TestLastDelOfNetworkSharingBridge(t *testing.T) {
 		if _, ok := n.fw.Network("net2"); !ok {
 			t.Errorf("net2's rules went with net1's last DEL (local %v)", local)
 		}
+	}
+}
+
+// vlanLinks names the VLAN gateway pair's port, which the fake's SetupVeth
+// would otherwise leave unnamed.
+type vlanLinks struct{ *fakeLinks }
+
+func (v vlanLinks) SetupVeth(cfg link.VethConfig) (link.Interface, link.Interface, error) {
+	if cfg.HostName == "" {
+		cfg.HostName = "gwport"
+	}
+	return v.fakeLinks.SetupVeth(cfg)
+}
+
+// A failed ADD of a VLAN network removes the gateway pair it made, and then
+// the bridge it made, as it does its veth; not a pair another container's
+// network uses.
+func TestAddUndoVlanGateway(t *testing.T) {
+	n := newFakeNode(testNetns)
+	n.deps.Links = vlanLinks{n.links}
+	n.links.fail["EnableForwarding"] = errors.New("boom")
+	if _, err := n.deps.Add(testArgs(testConf("host-local", `,"vlan":100`), "c1")); err == nil {
+		t.Fatal("ADD succeeded")
+	}
+	if len(n.links.hosts) != 0 || len(n.links.bridges) != 0 {
+		t.Errorf("left by the failed ADD: hosts %v, bridges %v", n.links.hosts, n.links.bridges)
+	}
+	delete(n.links.fail, "EnableForwarding")
+	addOK(t, n, testArgs(testConf("host-local", `,"vlan":100`), "c1"))
+	n.links.fail["EnableForwarding"] = errors.New("boom")
+	n.links.netns["/run/netns/c2"] = true
+	a2 := testArgs(testConf("host-local", `,"vlan":100`), "c2")
+	a2.Netns = "/run/netns/c2"
+	if _, err := n.deps.Add(a2); err == nil {
+		t.Fatal("ADD succeeded")
+	}
+	if _, ok := n.links.hosts["gwport"]; !ok {
+		t.Error("a failed ADD removed the gateway pair another container uses")
 	}
 }

@@ -15,17 +15,20 @@ const nodeNetNS = "/proc/self/ns/net"
 // network with a vlan, as the reference does, a veth "<bridge>.<vlan>" on the
 // node whose peer is a port of the bridge with that VLAN untagged. For a vlan,
 // the returned MAC is that veth's (the result lists it as a fourth interface).
-func (d *Deps) gatewayDevice(c *config.Bridge, br link.Bridge) (link.Bridge, error) {
+//
+// made names the pair when this call made it (also when it then failed):
+// a failed ADD removes it again (removeFreshGateway).
+func (d *Deps) gatewayDevice(c *config.Bridge, br link.Bridge) (_ link.Bridge, made string, _ error) {
 	if c.Vlan == 0 {
-		return br, nil
+		return br, "", nil
 	}
 	name := link.VlanGatewayName(br.Name, c.Vlan)
 	// One lookup: an existing link of that name is the gateway, as with the
 	// reference.
 	if gw, err := d.Links.InterfaceByName(name); err == nil {
-		return link.Bridge{Name: name, Index: gw.Index, MAC: gw.MAC}, nil
+		return link.Bridge{Name: name, Index: gw.Index, MAC: gw.MAC}, "", nil
 	} else if !errors.Is(err, link.ErrNotFound) {
-		return link.Bridge{}, fmt.Errorf("vlan gateway %q: %w", name, err)
+		return link.Bridge{}, "", fmt.Errorf("vlan gateway %q: %w", name, err)
 	}
 	port, gw, err := d.Links.SetupVeth(link.VethConfig{
 		ContainerNetNS: nodeNetNS,
@@ -38,10 +41,24 @@ func (d *Deps) gatewayDevice(c *config.Bridge, br link.Bridge) (link.Bridge, err
 		L2Only: true,
 	})
 	if err != nil {
-		return link.Bridge{}, fmt.Errorf("vlan gateway %q: %w", name, err)
+		return link.Bridge{}, "", fmt.Errorf("vlan gateway %q: %w", name, err)
 	}
 	if err := d.Links.SetPortVlans(port.Name, c.Vlan, nil, c.PreserveDefaultVlan); err != nil {
-		return link.Bridge{}, fmt.Errorf("vlan gateway %q: %w", name, err)
+		return link.Bridge{}, name, fmt.Errorf("vlan gateway %q: %w", name, err)
 	}
-	return link.Bridge{Name: name, Index: gw.Index, MAC: gw.MAC}, nil
+	return link.Bridge{Name: name, Index: gw.Index, MAC: gw.MAC}, name, nil
+}
+
+// removeFreshGateway deletes the VLAN gateway pair a failed ADD made, once
+// its own veth is gone, unless a container is on the bridge or a host veth
+// of ours waits to join one (another ADD of the network may use the pair,
+// as with removeFreshBridge).
+func (d *Deps) removeFreshGateway(c *config.Bridge, name string) {
+	if has, err := d.Links.BridgeHasContainers(c.BrName); err != nil || has {
+		return
+	}
+	if pending, err := d.Links.HostVethPending(); err != nil || pending {
+		return
+	}
+	_ = d.Links.DelLink(name)
 }
