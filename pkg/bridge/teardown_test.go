@@ -285,3 +285,35 @@ func TestCheckMissingRules(t *testing.T) {
 		t.Errorf("CHECK without the network's rules: %v, want an error naming ipMasq", err)
 	}
 }
+
+// A key DEL and GC act on, of the wrong JSON type, fails them as before
+// (read as its zero value it would remove a live network's rules, or skip
+// its IPAM): ipMasq, the isolation keys, ipam.type.
+func TestTeardownWithMistypedKeyTheyUse(t *testing.T) {
+	for _, bad := range []string{`"ipMasq":"true"`, `"internal":"yes"`, `"ipam":"host-local"`, `"ipam":{"type":["host-local"]}`} {
+		n := newFakeNode(testNetns, "/run/netns/c2")
+		good := string(testConf("host-local", ""))
+		addOK(t, n, testArgs([]byte(good), "c1"))
+		a2 := testArgs([]byte(good), "c2")
+		a2.Netns = "/run/netns/c2"
+		addOK(t, n, a2)
+		conf := good
+		switch {
+		case strings.HasPrefix(bad, `"ipMasq"`):
+			conf = strings.Replace(good, `"ipMasq":true`, bad, 1)
+		case strings.HasPrefix(bad, `"ipam"`):
+			conf = strings.Replace(good, `"ipam":{"type":"host-local"}`, bad, 1)
+		default:
+			conf = strings.Replace(good, `"ipMasq":true`, `"ipMasq":true,`+bad, 1)
+		}
+		if err := n.deps.Del(testArgs([]byte(conf), "c1")); err == nil {
+			t.Errorf("%s: DEL succeeded", bad)
+		}
+		if _, ok := n.fw.Network("net1"); !ok {
+			t.Errorf("%s: the network's rules went with c2 attached", bad)
+		}
+		if err := n.deps.GC(gcArgs([]byte(conf), `{"containerID":"c2","ifname":"eth0"}`)); err == nil {
+			t.Errorf("%s: GC succeeded", bad)
+		}
+	}
+}

@@ -163,14 +163,26 @@ func decodeBridge(stdin []byte, teardown bool) (*Bridge, error) {
 
 // teardownKeys checks, for a configuration with a key of the wrong type,
 // the keys DEL and GC cannot do without: the network's name (its files),
-// GC's valid attachments (read as none, every attachment would go), and
-// the bridge's name (read as the default, another bridge would be looked
-// at: the name is dropped instead, as one no link can have).
+// GC's valid attachments (read as none, every attachment would go), the
+// keys that ask for rules (ipMasq, the isolation keys: read as not asked,
+// the rules would go under live containers) and ipam.type; and the
+// bridge's name (read as the default, another bridge would be looked at:
+// the name is dropped instead, as one no link can have).
 func (b *Bridge) teardownKeys(stdin []byte) error {
 	var keys struct {
 		Name   string               `json:"name"`
 		Valid  []types.GCAttachment `json:"cni.dev/valid-attachments"`
 		Bridge json.RawMessage      `json:"bridge"`
+		// Read as their zero values, these would make DEL and GC remove
+		// rules a live network needs (a network asking for none), or
+		// skip IPAM (no lease released).
+		IPMasq    bool   `json:"ipMasq"`
+		Isolation string `json:"isolation"`
+		Internal  bool   `json:"internal"`
+		ICC       *bool  `json:"icc"`
+		IPAM      struct {
+			Type string `json:"type"`
+		} `json:"ipam"`
 	}
 	if err := json.Unmarshal(stdin, &keys); err != nil {
 		return decodeError("network configuration", err)
