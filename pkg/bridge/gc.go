@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/containernetworking/cni/pkg/skel"
@@ -213,7 +214,7 @@ func (d *Deps) removeStaleVeths(c *config.Bridge, args *skel.CmdArgs) (errs []er
 		return nil, nil
 	}
 	if err != nil {
-		return []error{err}, nil
+		return []error{err}, stale // their veths may be there
 	}
 	var mu sync.Mutex
 	errs = deleteEach(stale, func(a ipam.Attachment) error {
@@ -234,10 +235,17 @@ func withValid(stdin []byte, more []ipam.Attachment) ([]byte, error) {
 	if err := json.Unmarshal(stdin, &doc); err != nil {
 		return nil, err
 	}
+	// The key in any case, as encoding/json matches it: the attachments of
+	// every spelling are kept.
 	var valid []types.GCAttachment
-	if raw, ok := doc[validKey]; ok {
-		if err := json.Unmarshal(raw, &valid); err != nil {
-			return nil, err
+	for key, raw := range doc {
+		if strings.EqualFold(key, validKey) {
+			delete(doc, key)
+			var v []types.GCAttachment
+			if err := json.Unmarshal(raw, &v); err != nil {
+				return nil, err
+			}
+			valid = append(valid, v...)
 		}
 	}
 	for _, a := range more {
