@@ -330,7 +330,8 @@ func TestGCKeepsLeasesItCannotCheck(t *testing.T) {
 	if _, leased := n.ipam.leases["c1/eth0"]; !leased {
 		t.Error("GC released a lease while it could not look for its interface")
 	}
-	delete(n.links.fail, "BridgeByName")
+	n = newFakeNode(testNetns)
+	addOK(t, n, testArgs(conf, "c1"))
 	n.links.fail["DelPortWithAlias"] = errors.New("netlink: no buffer space")
 	a2 := testArgs(conf, "c2")
 	n.links.netns["/run/netns/c2"] = true
