@@ -2,6 +2,7 @@ package hostlocal
 
 import (
 	"net/netip"
+	"os"
 	"path/filepath"
 
 	"github.com/containernetworking/cni/pkg/skel"
@@ -59,6 +60,9 @@ func LeasedSubnets(args *skel.CmdArgs, prefixes []netip.Prefix) ([]netip.Prefix,
 // attachment is left, for the bridge's last DEL (its bridge may carry
 // another network's containers). It reads the network's name and dataDir
 // only (as DEL), and the lease directory's entries until the first lease.
+// A missing lease directory answers nothing (an error): no ADD of this
+// configuration made it, so the network's containers, if any, were added
+// under another (a dataDir edited since, another IPAM plugin).
 func HoldsLeases(args *skel.CmdArgs) (bool, error) {
 	c, err := config.LoadIPAMForTeardown(args.StdinData)
 	if err != nil {
@@ -68,5 +72,9 @@ func HoldsLeases(args *skel.CmdArgs) (bool, error) {
 	if dir == "" {
 		dir = disk.DefaultDataDir
 	}
-	return disk.AnyLease(filepath.Join(dir, c.Network))
+	path := filepath.Join(dir, c.Network)
+	if _, err := os.Lstat(path); err != nil {
+		return false, err
+	}
+	return disk.AnyLease(path)
 }

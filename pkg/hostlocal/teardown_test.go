@@ -90,3 +90,28 @@ func TestTeardownWhereNoLeaseCanBe(t *testing.T) {
 		})
 	}
 }
+
+// HoldsLeases tells the bridge's last DEL whether the network holds an
+// address: not when its lease directory is missing (no ADD of this
+// configuration made it: a dataDir edited since cannot tell that the
+// network has no container left).
+func TestHoldsLeases(t *testing.T) {
+	dir := t.TempDir()
+	conf := []byte(fmt.Sprintf(`{"cniVersion":"1.1.0","name":"n1","ipam":{"type":"host-local","dataDir":%q,"ranges":[[{"subnet":"10.9.0.0/24"}]]}}`, dir))
+	args := &skel.CmdArgs{ContainerID: "c1", IfName: "eth0", StdinData: conf}
+	if _, err := HoldsLeases(args); err == nil {
+		t.Error("HoldsLeases answered for a missing lease directory")
+	}
+	if _, err := AddResult(args); err != nil {
+		t.Fatal(err)
+	}
+	if held, err := HoldsLeases(args); err != nil || !held {
+		t.Errorf("HoldsLeases after ADD = %v, %v", held, err)
+	}
+	if err := Del(args); err != nil {
+		t.Fatal(err)
+	}
+	if held, err := HoldsLeases(args); err != nil || held {
+		t.Errorf("HoldsLeases after DEL = %v, %v", held, err)
+	}
+}
