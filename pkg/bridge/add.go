@@ -73,17 +73,9 @@ func (d *Deps) Add(args *skel.CmdArgs) (_ types.Result, err error) {
 
 	// The bridge. One made by this ADD goes again if the ADD fails and no
 	// port is on it (pushed before the veth's undo: runs after it).
-	br, err := d.Links.EnsureBridge(link.BridgeConfig{Name: c.BrName, MTU: c.MTU, PromiscMode: c.PromiscMode, VlanFiltering: c.NeedsVlanFiltering(), Found: found})
-	if br.Created {
-		undo.push(func() { d.removeFreshBridge(c.BrName) })
-	}
+	br, err := d.ensureBridge(c, found, &undo)
 	if err != nil {
 		return nil, err // names the bridge
-	}
-	if c.NeedsVlanFiltering() {
-		if err := d.Links.EnableVlanFiltering(br.Name); err != nil {
-			return nil, err
-		}
 	}
 
 	// The veth pair.
@@ -94,16 +86,17 @@ func (d *Deps) Add(args *skel.CmdArgs) (_ types.Result, err error) {
 	if err != nil {
 		return nil, err
 	}
-	gwMade := "" // a VLAN gateway pair this ADD made
+	gwMade := "" // a VLAN gateway pair this ADD made, on gwBridge
+	var gwBridge link.Bridge
 	undo.push(func() {
 		_, _ = d.Links.DelVeth(args.Netns, args.IfName)
 		_ = d.Links.DelLink(host.Name)
 		if gwMade != "" {
-			d.removeFreshGateway(c, gwMade)
+			d.removeFreshGateway(gwBridge, gwMade)
 		}
 	})
 	if !vcfg.DeferAttach {
-		if err := d.finishPort(c, host, vcfg); err != nil {
+		if err := d.finishPort(c, host, &vcfg, &undo); err != nil {
 			return nil, err
 		}
 	}
@@ -141,13 +134,15 @@ func (d *Deps) Add(args *skel.CmdArgs) (_ types.Result, err error) {
 		}
 	}
 	if vcfg.DeferAttach {
-		if err := d.finishPort(c, host, vcfg); err != nil {
+		if err := d.finishPort(c, host, &vcfg, &undo); err != nil {
 			return nil, err
 		}
+		br = vcfg.Bridge // made again if it had gone
 	}
 	var gwDev link.Bridge // where the gateway addresses went (for a vlan, "<bridge>.<vlan>")
 	var oldGateways []netip.Prefix
 	if c.IsLayer3() && c.IsGW && len(p.gateways) > 0 {
+		gwBridge = br
 		if gwDev, gwMade, err = d.gatewayDevice(c, br); err != nil {
 			return nil, err
 		}
@@ -237,11 +232,46 @@ func (u undoList) run() {
 	}
 }
 
+// ensureBridge makes sure the network's bridge exists (found: as
+// validation found it, nil for none), with VLAN filtering when the network
+// needs it, and pushes the removal of one it made onto undo.
+func (d *Deps) ensureBridge(c *config.Bridge, found *link.Bridge, undo *undoList) (link.Bridge, error) {
+	br, err := d.Links.EnsureBridge(link.BridgeConfig{Name: c.BrName, MTU: c.MTU, PromiscMode: c.PromiscMode, VlanFiltering: c.NeedsVlanFiltering(), Found: found})
+	if br.Created {
+		fresh := br
+		undo.push(func() { d.removeFreshBridge(fresh) })
+	}
+	if err != nil {
+		return br, err
+	}
+	if c.NeedsVlanFiltering() {
+		if err := d.Links.EnableVlanFiltering(br.Name); err != nil {
+			return br, err
+		}
+	}
+	return br, nil
+}
+
 // finishPort makes the host end a port of the bridge if SetupVeth left that
-// to later (DeferAttach), and gives it its VLANs.
-func (d *Deps) finishPort(c *config.Bridge, host link.Interface, vcfg link.VethConfig) error {
+// to later (DeferAttach), and gives it its VLANs. A bridge gone meanwhile
+// (a failed ADD of the network removed the one it had made, before this
+// ADD's host end was there to keep it: removeFreshBridge) is made again,
+// once, and vcfg.Bridge set to it.
+func (d *Deps) finishPort(c *config.Bridge, host link.Interface, vcfg *link.VethConfig, undo *undoList) error {
 	if vcfg.DeferAttach {
-		if err := d.Links.AttachPort(host, vcfg); err != nil {
+		err := d.Links.AttachPort(host, *vcfg)
+		if err != nil {
+			cur, berr := d.Links.BridgeByName(c.BrName)
+			if errors.Is(berr, link.ErrNotFound) || berr == nil && cur.Index != vcfg.Bridge.Index {
+				br, eerr := d.ensureBridge(c, nil, undo)
+				if eerr != nil {
+					return eerr
+				}
+				vcfg.Bridge = br
+				err = d.Links.AttachPort(host, *vcfg)
+			}
+		}
+		if err != nil {
 			return err
 		}
 	}

@@ -81,9 +81,10 @@ type Links interface {
 	DelVeth(netns, ifName string) (found bool, err error)
 	DelLink(name string) error
 	BridgeInUse(name string) (bool, error)
-	// HostVethPending reports whether a host veth of ours is on no
-	// bridge: an ADD between its veth's creation and its attach.
-	HostVethPending() (bool, error)
+	// HostVethPending reports whether a host veth of ours made after the
+	// link with index after is on no bridge: an ADD between its veth's
+	// creation and its attach.
+	HostVethPending(after int) (bool, error)
 	// BridgeHasContainers ignores ports that are no container's (uplinks,
 	// a VLAN's gateway pair).
 	BridgeHasContainers(name string) (bool, error)

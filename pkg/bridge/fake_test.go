@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
@@ -195,6 +196,9 @@ func (f *fakeLinks) AttachPort(host link.Interface, cfg link.VethConfig) error {
 	if err := f.call("AttachPort", host.Name, cfg.Bridge.Name); err != nil {
 		return err
 	}
+	if br, ok := f.bridges[cfg.Bridge.Name]; !ok || br.Index != cfg.Bridge.Index {
+		return fmt.Errorf("attach %q to bridge %q: %w", host.Name, cfg.Bridge.Name, syscall.EINVAL)
+	}
 	f.hosts[host.Name].master = cfg.Bridge.Index
 	return nil
 }
@@ -337,15 +341,16 @@ func (f *fakeLinks) BridgeInUse(name string) (bool, error) {
 	return f.bridgeInUse("BridgeInUse", name, func(*fakeHost) bool { return true })
 }
 
-// HostVethPending: a host end of ours on no bridge.
-func (f *fakeLinks) HostVethPending() (bool, error) {
+// HostVethPending: a host end of ours, made after the link of index
+// after, on no bridge.
+func (f *fakeLinks) HostVethPending(after int) (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.call("HostVethPending"); err != nil {
 		return false, err
 	}
 	for _, h := range f.hosts {
-		if h.master == 0 && hostveth.IsAlias(h.alias) {
+		if h.master == 0 && h.index > after && hostveth.IsAlias(h.alias) {
 			return true, nil
 		}
 	}

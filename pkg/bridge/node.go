@@ -67,8 +67,8 @@ func (nodeLinks) DelVeth(netns, ifName string) (bool, error) {
 }
 func (nodeLinks) DelLink(name string) error             { return link.DelLink(name) }
 func (nodeLinks) BridgeInUse(name string) (bool, error) { return link.BridgeInUse(name) }
-func (nodeLinks) HostVethPending() (bool, error) {
-	return link.UnattachedVeth(hostveth.IsAlias)
+func (nodeLinks) HostVethPending(after int) (bool, error) {
+	return link.UnattachedVeth(hostveth.IsAlias, after)
 }
 func (nodeLinks) BridgeHasContainers(name string) (bool, error) {
 	return link.BridgeHasContainers(name)

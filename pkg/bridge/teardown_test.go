@@ -330,3 +330,23 @@ func TestGCKeepsLeasesItCannotCheck(t *testing.T) {
 		t.Error("GC released a lease while it could not look for its interface")
 	}
 }
+
+// The bridge an ADD found may go before its port joins it (a failed ADD of
+// the network removed the one it had made, before this ADD's host end was
+// there to keep it): the ADD makes it again and attaches there.
+func TestAddRemakesBridgeGoneBeforeAttach(t *testing.T) {
+	n := newFakeNode(testNetns)
+	n.links.beforeSetupVeth = func() {
+		n.links.mu.Lock()
+		delete(n.links.bridges, "cni0")
+		n.links.mu.Unlock()
+	}
+	res := addOK(t, n, testArgs(testConf("host-local", ""), "c1"))
+	br, ok := n.links.bridges["cni0"]
+	if !ok {
+		t.Fatal("no bridge after the ADD")
+	}
+	if h := n.links.hosts[res.Interfaces[1].Name]; h == nil || h.master != br.Index {
+		t.Errorf("the host end is not a port of the bridge made again: %+v", h)
+	}
+}

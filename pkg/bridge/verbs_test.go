@@ -252,6 +252,18 @@ func TestAddUndoFreshBridge(t *testing.T) {
 		t.Error("a failed ADD removed the bridge it made while another ADD's host end was about to join it")
 	}
 
+	// One made before the bridge (a port whose bridge was deleted under
+	// it) cannot be for it.
+	n = newFakeNode(testNetns)
+	n.ipam.fail["ADD"] = types.NewError(types.ErrInvalidNetworkConfig, "bad subnet", "")
+	n.links.hosts["veth0c0ffee0"] = &fakeHost{alias: hostveth.Alias("c2", "eth0"), index: -1}
+	if _, err := n.deps.Add(testArgs(testConf("host-local", ""), "c1")); err == nil {
+		t.Fatal("ADD succeeded")
+	}
+	if _, ok := n.links.bridges["cni0"]; ok {
+		t.Error("a host veth made before the bridge kept the bridge a failed ADD made")
+	}
+
 	// EnsureBridge made the bridge, then failed to bring it up.
 	n = newFakeNode(testNetns)
 	n.links.fail["EnsureBridge up"] = errors.New("boom")

@@ -53,11 +53,11 @@ func (d *Deps) gatewayDevice(c *config.Bridge, br link.Bridge) (_ link.Bridge, m
 // its own veth is gone, unless a container is on the bridge or a host veth
 // of ours waits to join one (another ADD of the network may use the pair,
 // as with removeFreshBridge).
-func (d *Deps) removeFreshGateway(c *config.Bridge, name string) {
-	if has, err := d.Links.BridgeHasContainers(c.BrName); err != nil || has {
+func (d *Deps) removeFreshGateway(br link.Bridge, name string) {
+	if has, err := d.Links.BridgeHasContainers(br.Name); err != nil || has {
 		return
 	}
-	if pending, err := d.Links.HostVethPending(); err != nil || pending {
+	if pending, err := d.Links.HostVethPending(br.Index); err != nil || pending {
 		return
 	}
 	_ = d.Links.DelLink(name)

@@ -330,3 +330,36 @@ func TestBridgeHasContainersManyPorts(t *testing.T) {
 	node.MustRun(t, "ip", "link", "set", "veth0000cccc", "master", "mbr")
 	has(true)
 }
+
+// UnattachedVeth finds a veth of ours (by alias) on no bridge, made after a
+// given link: not one on a bridge, not one of another alias, not one made
+// before that link (a port whose bridge was deleted under it).
+func TestUnattachedVeth(t *testing.T) {
+	requireRoot(t)
+	node := testns.New(t, "unatt")
+	ours := func(alias string) bool { return strings.HasPrefix(alias, "flatcni:") }
+	node.MustRun(t, "ip", "link", "add", "old0", "type", "veth", "peer", "name", "old0p")
+	node.MustRun(t, "ip", "link", "set", "old0", "alias", "flatcni:old/eth0")
+	node.MustRun(t, "ip", "link", "add", "ubr", "type", "bridge")
+	node.MustRun(t, "ip", "link", "add", "att0", "type", "veth", "peer", "name", "att0p")
+	node.MustRun(t, "ip", "link", "set", "att0", "alias", "flatcni:att/eth0")
+	node.MustRun(t, "ip", "link", "set", "att0", "master", "ubr")
+	node.MustRun(t, "ip", "link", "add", "foreign0", "type", "veth", "peer", "name", "foreign0p")
+	pending := func(want bool) {
+		t.Helper()
+		in(t, node.Path, func() error {
+			br, err := BridgeByName("ubr")
+			if err != nil {
+				return err
+			}
+			if got, err := UnattachedVeth(ours, br.Index); err != nil || got != want {
+				t.Errorf("UnattachedVeth = %v, %v; want %v", got, err, want)
+			}
+			return nil
+		})
+	}
+	pending(false)
+	node.MustRun(t, "ip", "link", "add", "new0", "type", "veth", "peer", "name", "new0p")
+	node.MustRun(t, "ip", "link", "set", "new0", "alias", "flatcni:new/eth0")
+	pending(true)
+}

@@ -99,11 +99,15 @@ func anyPort(name string, idx int, match func(m []byte) bool) (bool, error) {
 	return found, nil
 }
 
-// UnattachedVeth reports whether a veth whose alias ours says is ours is a
-// port of no bridge (see pkg/bridge's use: an ADD between the creation of
-// its host veth and its attach). An interrupted dump counts as one.
-func UnattachedVeth(ours func(alias string) bool) (bool, error) {
-	found, err := retryDump(func() (bool, error) { return rtnl.AnyUnattachedVeth(ours) })
+// UnattachedVeth reports whether a veth made after the link with index
+// after (a larger index: the kernel counts up), whose alias ours says is
+// ours, is a port of no bridge (see pkg/bridge's use: an ADD between the
+// creation of its host veth and its attach). An interrupted dump counts as
+// one.
+func UnattachedVeth(ours func(alias string) bool, after int) (bool, error) {
+	found, err := retryDump(func() (bool, error) {
+		return rtnl.AnyUnattachedVeth(func(index int32, alias string) bool { return int(index) > after && ours(alias) })
+	})
 	if errors.Is(err, rtnl.ErrDumpInterrupted) {
 		return true, nil
 	}

@@ -106,10 +106,10 @@ func cString(v []byte) string {
 }
 
 // AnyUnattachedVeth reports whether a veth of the current network
-// namespace is a port of no bridge and has an alias for which match holds
+// namespace is a port of no bridge and match holds for its index and alias
 // (the kernel is asked for veths only, Linux 4.4 and later; the kind and
 // the master are checked here too). It stops at the first.
-func AnyUnattachedVeth(match func(alias string) bool) (bool, error) {
+func AnyUnattachedVeth(match func(index int32, alias string) bool) (bool, error) {
 	const kind = "veth"
 	return withConn(func(c *conn) (bool, error) {
 		return c.dumpLinks(attr(ifla_LINKINFO|syscall.NLA_F_NESTED, stringAttr(ifla_INFO_KIND, kind)), func(link []byte) bool {
@@ -131,7 +131,7 @@ func AnyUnattachedVeth(match func(alias string) bool) (bool, error) {
 					})
 				}
 			})
-			return k == kind && master == 0 && match(alias)
+			return k == kind && master == 0 && match(int32(getU32(link[4:8])), alias)
 		})
 	})
 }
