@@ -188,3 +188,52 @@ func TestTeardownMakesNoIndex(t *testing.T) {
 		t.Errorf("a store without an index after a teardown: %v", probs)
 	}
 }
+
+// A teardown that found the lock entry unusable, and the entry repaired
+// before it locks (an ADD made the lock file): it locks the lock file, as
+// the ADD does, not the directory alone.
+func TestTeardownLocksRepairedLockFile(t *testing.T) {
+	data := t.TempDir()
+	lock := filepath.Join(data, "net1", lockName)
+	if err := os.MkdirAll(lock, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	td, err := OpenForTeardown(data, "net1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer td.Close()
+	if err := os.Remove(lock); err != nil {
+		t.Fatal(err)
+	}
+	add, err := Open(data, "net1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer add.Close()
+	lockWaits(t, td, add)
+}
+
+// A lock file of the lease directory's owner is used, though not ours: on
+// NFS with root_squash, root's files are another user's.
+func TestLockFileOfDirectoryOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (chown)")
+	}
+	data := t.TempDir()
+	s, err := Open(data, "net1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	for _, p := range []string{filepath.Join(data, "net1"), filepath.Join(data, "net1", lockName)} {
+		if err := os.Chown(p, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err = Open(data, "net1")
+	if err != nil {
+		t.Fatalf("Open with the lock file of the lease directory's owner: %v", err)
+	}
+	s.Close()
+}

@@ -155,7 +155,7 @@ func openStore(dataDir, network string, teardown bool) (*Store, error) {
 var errNotOurs = errors.New("is not owned by this user, refusing it")
 
 // openLock opens (creating when missing) the network's lock file, which
-// must be a regular file of ours.
+// must be a regular file of ours (or of the lease directory's owner).
 func openLock(d *safefs.Dir) (*os.File, error) {
 	f, err := d.OpenFile(lockName, unix.O_RDWR|unix.O_CREAT, 0o600)
 	if err != nil {
@@ -167,8 +167,13 @@ func openLock(d *safefs.Dir) (*os.File, error) {
 		return nil, d.PathError("stat", lockName, err)
 	}
 	if int(st.Uid) != os.Geteuid() {
-		f.Close()
-		return nil, d.PathError("open", lockName, fmt.Errorf("%w (uid %d)", errNotOurs, st.Uid))
+		// Or the lease directory's owner's: on a file system that maps
+		// root to another user (NFS's root_squash) both are that user's.
+		dst, err := d.Stat()
+		if err != nil || dst.Uid != st.Uid {
+			f.Close()
+			return nil, d.PathError("open", lockName, fmt.Errorf("%w (uid %d)", errNotOurs, st.Uid))
+		}
 	}
 	return f, nil
 }
@@ -238,6 +243,13 @@ func (s *Store) Lock() error {
 	if s.lock == nil {
 		if err := flock(s.d.Fd(), unix.LOCK_EX); err != nil {
 			return s.d.PathError("lock", ".", err)
+		}
+		// Repaired since (an administrator removed the entry, and an
+		// ADD made the lock file): the others lock that, so this store
+		// does too, and lets the directory go.
+		if f, err := openLock(s.d); err == nil {
+			s.lock, s.lockErr = f, nil
+			_ = unix.Flock(s.d.Fd(), unix.LOCK_UN)
 		}
 	}
 	for s.lock != nil {
