@@ -241,27 +241,22 @@ func TestAddUndoFreshBridge(t *testing.T) {
 	}
 
 	// Another ADD's host end is not on the bridge yet (it joins once its
-	// container end is configured): the bridge stays for it.
-	n = newFakeNode(testNetns)
-	n.ipam.fail["ADD"] = types.NewError(types.ErrInvalidNetworkConfig, "bad subnet", "")
-	n.links.hosts["veth0c0ffee0"] = &fakeHost{alias: hostveth.Alias("c2", "eth0"), index: 99}
-	if _, err := n.deps.Add(testArgs(testConf("host-local", ""), "c1")); err == nil {
-		t.Fatal("ADD succeeded")
-	}
-	if _, ok := n.links.bridges["cni0"]; !ok {
-		t.Error("a failed ADD removed the bridge it made while another ADD's host end was about to join it")
-	}
-
-	// One made before the bridge (a port whose bridge was deleted under
-	// it) cannot be for it.
-	n = newFakeNode(testNetns)
-	n.ipam.fail["ADD"] = types.NewError(types.ErrInvalidNetworkConfig, "bad subnet", "")
-	n.links.hosts["veth0c0ffee0"] = &fakeHost{alias: hostveth.Alias("c2", "eth0"), index: -1}
-	if _, err := n.deps.Add(testArgs(testConf("host-local", ""), "c1")); err == nil {
-		t.Fatal("ADD succeeded")
-	}
-	if _, ok := n.links.bridges["cni0"]; ok {
-		t.Error("a host veth made before the bridge kept the bridge a failed ADD made")
+	// container end is configured): the bridge stays for it. One made
+	// before the bridge (a port whose bridge was deleted under it) cannot
+	// be for it.
+	for _, tc := range []struct {
+		index int
+		kept  bool
+	}{{99, true}, {-1, false}} {
+		n = newFakeNode(testNetns)
+		n.ipam.fail["ADD"] = types.NewError(types.ErrInvalidNetworkConfig, "bad subnet", "")
+		n.links.hosts["veth0c0ffee0"] = &fakeHost{alias: hostveth.Alias("c2", "eth0"), index: tc.index}
+		if _, err := n.deps.Add(testArgs(testConf("host-local", ""), "c1")); err == nil {
+			t.Fatal("ADD succeeded")
+		}
+		if _, ok := n.links.bridges["cni0"]; ok != tc.kept {
+			t.Errorf("an unattached host veth of index %d: bridge made by the failed ADD kept %v, want %v", tc.index, ok, tc.kept)
+		}
 	}
 
 	// EnsureBridge made the bridge, then failed to bring it up.

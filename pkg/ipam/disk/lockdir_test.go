@@ -100,16 +100,7 @@ func TestTeardownsWithoutLockFileExclude(t *testing.T) {
 // directory, and maybe held by them for ever) is refused by ADD, naming
 // it; a teardown does not wait for its holder.
 func TestLockFileOfAnotherUser(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (chown)")
-	}
-	data := t.TempDir()
-	s, err := Open(data, "net1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	reserve(t, s, attA, "10.0.0.2", 0)
-	s.Close()
+	data := storeAsRoot(t)
 	lock := filepath.Join(data, "net1", "lock")
 	if err := os.Remove(lock); err != nil {
 		t.Fatal(err)
@@ -217,6 +208,23 @@ func TestTeardownLocksRepairedLockFile(t *testing.T) {
 // A lock file of the lease directory's owner is used, though not ours: on
 // NFS with root_squash, root's files are another user's.
 func TestLockFileOfDirectoryOwner(t *testing.T) {
+	data := storeAsRoot(t)
+	for _, p := range []string{filepath.Join(data, "net1"), filepath.Join(data, "net1", lockName)} {
+		if err := os.Chown(p, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := Open(data, "net1")
+	if err != nil {
+		t.Fatalf("Open with the lock file of the lease directory's owner: %v", err)
+	}
+	s.Close()
+}
+
+// storeAsRoot makes a lease store of network net1 holding attA's lease of
+// 10.0.0.2, for tests that give its files to another user (root only).
+func storeAsRoot(t *testing.T) string {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (chown)")
 	}
@@ -225,15 +233,7 @@ func TestLockFileOfDirectoryOwner(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	reserve(t, s, attA, "10.0.0.2", 0)
 	s.Close()
-	for _, p := range []string{filepath.Join(data, "net1"), filepath.Join(data, "net1", lockName)} {
-		if err := os.Chown(p, 65534, 65534); err != nil {
-			t.Fatal(err)
-		}
-	}
-	s, err = Open(data, "net1")
-	if err != nil {
-		t.Fatalf("Open with the lock file of the lease directory's owner: %v", err)
-	}
-	s.Close()
+	return data
 }
