@@ -92,6 +92,11 @@ func (d *Deps) loadPorts(c *config.Bridge, args *skel.CmdArgs) (*ports, error) {
 	if len(maps) > 0 && !c.IsLayer3() {
 		return nil, config.Invalid("runtimeConfig.portMappings", "publishing ports needs container addresses: set ipam.type")
 	}
+	if len(maps) > 0 && c.Vlan != 0 {
+		// As for isolation: the rules (and route_localnet) name the
+		// bridge, not the VLAN's gateway pair the traffic goes through.
+		return nil, config.Invalid("vlan", "%d cannot be combined with runtimeConfig.portMappings: the network's gateway is then %s.%d, not the bridge the rules name", c.Vlan, c.BrName, c.Vlan)
+	}
 	return d.newPorts(c, args, maps, enabled), nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/types"
 
 	"github.com/flatcni/plugins/pkg/firewall"
 	"github.com/flatcni/plugins/pkg/l2"
@@ -348,5 +349,21 @@ func TestAddRemakesBridgeGoneBeforeAttach(t *testing.T) {
 	}
 	if h := n.links.hosts[res.Interfaces[1].Name]; h == nil || h.master != br.Index {
 		t.Errorf("the host end is not a port of the bridge made again: %+v", h)
+	}
+}
+
+// Published ports and a vlan do not go together (the rules name the
+// bridge, not the VLAN's gateway pair): a configuration error naming vlan,
+// before the node changes.
+func TestPortsRefuseVlan(t *testing.T) {
+	n := newFakeNode(testNetns)
+	conf := testConf("host-local", `,"vlan":100,"capabilities":{"portMappings":true},"runtimeConfig":{"portMappings":[{"hostPort":8080,"containerPort":80}]}`)
+	_, err := n.deps.Add(testArgs(conf, "c1"))
+	var te *types.Error
+	if !errors.As(err, &te) || te.Code != types.ErrInvalidNetworkConfig || !strings.Contains(te.Msg, "vlan") {
+		t.Errorf("ADD with vlan and published ports: %v, want a configuration error naming vlan", err)
+	}
+	if len(n.links.bridges) != 0 || len(n.links.hosts) != 0 {
+		t.Errorf("the node changed: %v %v", n.links.bridges, n.links.hosts)
 	}
 }

@@ -1,7 +1,9 @@
 package config
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -54,23 +56,42 @@ func LoadPortMappings(stdin []byte) (maps []PortMapping, enabled bool, err error
 			PortMappings bool `json:"portMappings"`
 		} `json:"capabilities"`
 		RuntimeConfig struct {
-			PortMappings []struct {
-				HostPort      *int64 `json:"hostPort"`
-				ContainerPort *int64 `json:"containerPort"`
-				Protocol      string `json:"protocol"`
-				HostIP        string `json:"hostIP"`
-			} `json:"portMappings"`
+			PortMappings json.RawMessage `json:"portMappings"`
 		} `json:"runtimeConfig"`
 	}
 	if err := json.Unmarshal(stdin, &conf); err != nil {
 		return nil, false, decodeError("network configuration", err)
 	}
+	raw := conf.RuntimeConfig.PortMappings
+	if string(raw) == "null" {
+		raw = nil
+	}
 	if declared := conf.Capabilities != nil && conf.Capabilities.PortMappings; !declared &&
-		(conf.Capabilities != nil || conf.RuntimeConfig.PortMappings == nil) {
+		(conf.Capabilities != nil || raw == nil) {
 		return nil, false, nil
 	}
-	for i, e := range conf.RuntimeConfig.PortMappings {
+	// Entry by entry, so that a value of the wrong type names its entry.
+	var entries []json.RawMessage
+	if raw != nil {
+		if err := json.Unmarshal(raw, &entries); err != nil {
+			return nil, true, Invalid("runtimeConfig.portMappings", "expected a list of port mappings, got %s", "JSON "+jsonKindOf(raw))
+		}
+	}
+	for i, rawEntry := range entries {
 		key := fmt.Sprintf("runtimeConfig.portMappings[%d]", i)
+		var e struct {
+			HostPort      *int64 `json:"hostPort"`
+			ContainerPort *int64 `json:"containerPort"`
+			Protocol      string `json:"protocol"`
+			HostIP        string `json:"hostIP"`
+		}
+		if err := json.Unmarshal(rawEntry, &e); err != nil {
+			var te *json.UnmarshalTypeError
+			if errors.As(err, &te) && te.Field != "" {
+				return nil, true, Invalid(key+"."+te.Field, "expected %s, got JSON %s", te.Type, te.Value)
+			}
+			return nil, true, Invalid(key, "expected a port mapping, got %s", "JSON "+jsonKindOf(rawEntry))
+		}
 		var m PortMapping
 		for _, p := range []struct {
 			name string
@@ -119,4 +140,20 @@ func LoadPortMappings(stdin []byte) (maps []PortMapping, enabled bool, err error
 		maps = append(maps, m)
 	}
 	return maps, true, nil
+}
+
+// jsonKindOf names the kind of a JSON value as encoding/json's type errors
+// do (jsonKind).
+func jsonKindOf(raw json.RawMessage) string {
+	tok, err := json.NewDecoder(bytes.NewReader(raw)).Token()
+	if err != nil {
+		return "value"
+	}
+	if d, ok := tok.(json.Delim); ok {
+		if d == '[' {
+			return "array"
+		}
+		return "object"
+	}
+	return jsonKind(tok)
 }

@@ -79,3 +79,20 @@ func TestLoadPortMappings(t *testing.T) {
 		t.Errorf("distinct mappings rejected: %v", err)
 	}
 }
+
+// A value of the wrong JSON type names its entry, and the list that is no
+// list says so.
+func TestPortMappingsTypeErrorsNameTheEntry(t *testing.T) {
+	for pm, want := range map[string]string{
+		`[{"hostPort":81,"containerPort":80},{"hostPort":"8080","containerPort":80}]`: "runtimeConfig.portMappings[1].hostPort",
+		`[{"hostPort":81,"containerPort":80,"protocol":17}]`:                          "runtimeConfig.portMappings[0].protocol",
+		`[{"hostPort":81,"containerPort":80},7]`:                                      "runtimeConfig.portMappings[1]",
+		`{"hostPort":80,"containerPort":80}`:                                          "runtimeConfig.portMappings: expected a list of port mappings, got JSON object",
+	} {
+		conf := `{"cniVersion":"1.1.0","name":"n","type":"bridge","capabilities":{"portMappings":true},"runtimeConfig":{"portMappings":` + pm + `}}`
+		_, _, err := LoadPortMappings([]byte(conf))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want an error naming %q", pm, err, want)
+		}
+	}
+}
