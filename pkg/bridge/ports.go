@@ -304,6 +304,17 @@ func (p *ports) precheck() error {
 	}
 	known := len(addrs) > 0
 	if !known {
+		// The container's families are not known before IPAM answers:
+		// only the mappings a hostIP ties to one family are checked now
+		// (a mapping without one applies only to the families the
+		// container gets), the others once published (Publish checks
+		// under the lock, and ADD is undone).
+		q := *p
+		q.maps = slices.DeleteFunc(slices.Clone(p.maps), func(m config.PortMapping) bool { return !m.HostIP.IsValid() })
+		if len(q.maps) == 0 {
+			return nil
+		}
+		p = &q
 		addrs = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/32"), netip.MustParsePrefix("::/128")}
 	}
 	want, missing := p.mappingsOn(addrs)
