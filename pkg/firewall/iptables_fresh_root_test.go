@@ -1,6 +1,7 @@
 package firewall
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -184,5 +185,50 @@ func TestIPTablesPortsRestoreHalfDone(t *testing.T) {
 	}
 	if all := ns.exec(t, "iptables-save"); strings.Contains(all, "flatcni") {
 		t.Errorf("rules left after the last Unpublish:\n%s", all)
+	}
+}
+
+// A reload that flushed the nat table's PREROUTING (the fixed rules' hot
+// path looks at its jump) makes the next Publish put the fixed rules back:
+// those that are missing only, not a second copy of the others.
+func TestIPTablesPortsFixedNotDoubled(t *testing.T) {
+	requireRoot(t)
+	requireIPTablesNFT(t, "")
+	n := PortNetwork{Name: "pdbl", Bridge: "brd", Subnets: pfx("10.46.0.0/24")}
+	ns := newTestNS(t, "pdbl")
+	b, err := NewPorts(IPTablesName, WithLockDir(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish := func(id string, port uint16) {
+		t.Helper()
+		owner := Attachment{ContainerID: id, IfName: "eth0"}
+		if err := ns.do(t, func() error { return b.Publish(n, owner, []Mapping{mp("tcp", "", port, "10.46.0.2", 80)}) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fixed := func() []string {
+		var out []string
+		for _, l := range strings.Split(ns.exec(t, "iptables-save"), "\n") {
+			if strings.HasPrefix(l, "-A ") && strings.Contains(l, "cfg") && strings.Contains(l, n.Name) {
+				out = append(out, l)
+			}
+		}
+		return out
+	}
+	publish("c1", 8080)
+	want := len(fixed())
+	if want == 0 {
+		t.Fatal("no fixed rules after Publish")
+	}
+	for i := 0; i < 2; i++ {
+		ns.exec(t, "iptables", "-t", "nat", "-F", "PREROUTING")
+		publish(fmt.Sprintf("c%d", i+2), uint16(8081+i))
+	}
+	if got := fixed(); len(got) != want {
+		t.Errorf("%d fixed rules after two repairs, want %d:\n%s", len(got), want, strings.Join(got, "\n"))
+	}
+	if err := ns.do(t, func() error { return b.Retain(n.Name, nil) }); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -238,6 +238,11 @@ func iptEnsureFixed(handle func() *iptables.IPTables, n PortNetwork, f family, f
 		}
 	}
 	for _, r := range rules {
+		// Only what is missing (a reload flushed some of the chains):
+		// the others would be there twice.
+		if ok, err := ipt.Exists(r.table, r.chain, r.spec...); err == nil && ok {
+			continue
+		}
 		var err error
 		if r.insert {
 			err = ipt.Insert(r.table, r.chain, iptInsertPos(ipt, r.table, r.chain), r.spec...)
