@@ -29,13 +29,7 @@ esac
 			}
 			id := uniq()[:6]
 			p1, p2 := "pw1"+id, "pw2"+id
-			for _, name := range []string{p1, p2} {
-				t.Cleanup(func() {
-					for _, f := range []string{"net-" + name + ".lock", "net-" + name + ".rules"} {
-						_ = os.Remove(filepath.Join("/run/flatcni", f))
-					}
-				})
-			}
+			removeNetworkFilesAtEnd(t, p1, p2)
 			conf1 := []byte(fmt.Sprintf(`{"cniVersion":"1.1.0","name":%q,"type":"bridge","bridge":"pwa%s","isGateway":true,"ipMasqBackend":%q,
 				"capabilities":{"portMappings":true},"runtimeConfig":{"portMappings":[{"hostPort":8080,"containerPort":80,"hostIP":"::"}]},
 				"ipam":{"type":"host-local","dataDir":%q,"ranges":[[{"subnet":"10.98.1.0/24"}],[{"subnet":"fd98:1::/64"}]]}}`, p1, id, backend, n.LeaseDir()))

@@ -24,13 +24,7 @@ func TestLastDelOfNetworkSharingBridge(t *testing.T) {
 			}
 			netA, netB := "sha"+id, "shb"+id
 			confA, confB := conf(netA, "10.96.0.0/24", `,"isolation":"strict"`), conf(netB, "10.97.0.0/24", "")
-			for _, name := range []string{netA, netB} {
-				t.Cleanup(func() {
-					for _, f := range []string{"net-" + name + ".lock", "net-" + name + ".rules"} {
-						_ = os.Remove(filepath.Join("/run/flatcni", f))
-					}
-				})
-			}
+			removeNetworkFilesAtEnd(t, netA, netB)
 			ca, cb := NewNetns(t, "sha"), NewNetns(t, "shb")
 			if out, err := n.Exec(t, "bridge", "ADD", "ctr-a", ca.Path, "eth0", confA); err != nil {
 				t.Fatalf("ADD a: %v\n%s", err, out)
@@ -68,4 +62,17 @@ func TestLastDelOfNetworkSharingBridge(t *testing.T) {
 			}
 		})
 	}
+}
+
+// removeNetworkFilesAtEnd removes the networks' marker and lock file from
+// /run/flatcni when the test ends (their last DEL does, unless the test
+// failed before it).
+func removeNetworkFilesAtEnd(t *testing.T, names ...string) {
+	t.Cleanup(func() {
+		for _, name := range names {
+			for _, f := range []string{"net-" + name + ".lock", "net-" + name + ".rules"} {
+				_ = os.Remove(filepath.Join("/run/flatcni", f))
+			}
+		}
+	})
 }
