@@ -11,7 +11,6 @@ import (
 	"github.com/containernetworking/cni/pkg/version"
 
 	"github.com/flatcni/plugins/pkg/config"
-	"github.com/flatcni/plugins/pkg/l2"
 	"github.com/flatcni/plugins/pkg/link"
 )
 
@@ -21,9 +20,8 @@ import (
 // when ADD pinned it: see bridgeMACPinned), the host veth (the container
 // interface's peer, listed in prevResult, with its MAC there, a port of the
 // bridge), the container interface with its MAC, addresses (up, each with
-// its subnet route) and routes, the port mappings, the network's rules and
-// the attachment's MAC spoof check (checkFirewall); then asks IPAM to check
-// its leases. Netlink only, besides IPAM.
+// its subnet route) and routes; then asks IPAM to check its leases. Netlink
+// only, besides IPAM.
 func (d *Deps) Check(args *skel.CmdArgs) error {
 	c, err := config.LoadBridge(args.StdinData, args.Args)
 	if err != nil {
@@ -132,9 +130,6 @@ func (d *Deps) Check(args *skel.CmdArgs) error {
 	} else if err := pp.check(addrs); err != nil {
 		return err
 	}
-	if err := d.checkFirewall(c, args); err != nil {
-		return err
-	}
 	if c.IsLayer3() {
 		return d.runIPAM(c, args, "CHECK", IPAMPlugin.Check)
 	}
@@ -182,37 +177,4 @@ func resultMAC(iface *current.Interface) (net.HardwareAddr, error) {
 		return nil, fmt.Errorf("prevResult: interface %q has MAC %q: %v", iface.Name, iface.Mac, err)
 	}
 	return mac, nil
-}
-
-// checkFirewall verifies that the network's rules (ipMasq, isolation) are
-// in place, in the backend the configuration names (or holding them), and
-// the attachment's MAC spoof check, as the spec asks CHECK to. The rules
-// are looked for over netlink, which does not show iptables-legacy's: on a
-// node with legacy tables they are not checked.
-func (d *Deps) checkFirewall(c *config.Bridge, args *skel.CmdArgs) error {
-	if needsFirewall(c) && !d.Firewall.LegacyIPTables() {
-		name := c.MasqBackend()
-		if name == "" {
-			name = d.Firewall.Holder(c.Name)
-		}
-		fw, err := d.Firewall.Backend(name)
-		if err != nil {
-			return config.Invalid("ipMasqBackend", "%v", err)
-		}
-		if !fw.Holds(c.Name) {
-			return fmt.Errorf("%s (%s): the network's rules are missing", firewallKeys(c), fw.Name())
-		}
-	}
-	if c.MacSpoofChk {
-		checks, err := d.Spoof.Checks(c.Name)
-		if err != nil {
-			return fmt.Errorf("macspoofchk: %w", err)
-		}
-		if !slices.ContainsFunc(checks, func(a l2.Attachment) bool {
-			return a.ContainerID == args.ContainerID && a.IfName == args.IfName
-		}) {
-			return fmt.Errorf("macspoofchk: no MAC spoof check for container %q interface %q", args.ContainerID, args.IfName)
-		}
-	}
-	return nil
 }

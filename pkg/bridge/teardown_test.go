@@ -1,7 +1,6 @@
 package bridge
 
 import (
-	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -12,7 +11,6 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 
 	"github.com/flatcni/plugins/pkg/firewall"
-	"github.com/flatcni/plugins/pkg/l2"
 	"github.com/flatcni/plugins/pkg/link"
 )
 
@@ -259,31 +257,6 @@ func TestAddUndoVlanGateway(t *testing.T) {
 	}
 	if _, ok := n.links.hosts["gwport"]; !ok {
 		t.Error("a failed ADD removed the gateway pair another container uses")
-	}
-}
-
-// CHECK fails when the network's rules or the attachment's MAC spoof check
-// are gone (the spec asks CHECK to verify the firewall), and names them.
-func TestCheckMissingRules(t *testing.T) {
-	n := newFakeNode(testNetns)
-	res := addOK(t, n, testArgs(testConf("host-local", ""), "c1"))
-	prev, err := json.Marshal(res)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conf := testConf("host-local", `,"prevResult":`+string(prev))
-	if err := n.deps.Check(testArgs(conf, "c1")); err != nil {
-		t.Fatalf("CHECK after ADD: %v", err)
-	}
-	n.spoof.checks = map[string]l2.Attachment{}
-	if err := n.deps.Check(testArgs(conf, "c1")); err == nil || !strings.Contains(err.Error(), "macspoofchk") {
-		t.Errorf("CHECK without the spoof check: %v, want an error naming macspoofchk", err)
-	}
-	if err := n.fw.Remove("net1"); err != nil {
-		t.Fatal(err)
-	}
-	if err := n.deps.Check(testArgs(conf, "c1")); err == nil || !strings.Contains(err.Error(), "ipMasq") {
-		t.Errorf("CHECK without the network's rules: %v, want an error naming ipMasq", err)
 	}
 }
 
