@@ -89,9 +89,9 @@ func (d *Deps) ensureFirewall(c *config.Bridge, subnets []netip.Prefix) error {
 	})
 }
 
-// removeFirewallIfUnused removes the network's rules when no container is
-// left on its bridge (ports that are no container's, as an uplink, do not
-// keep them), and reports whether it removed them from every backend that
+// removeFirewallIfUnused removes the network's rules when no container of
+// it is left (networkInUse: ports that are no container's, as an uplink,
+// do not keep them), and reports whether it removed them from every backend that
 // showed some (the network may then be forgotten: forgetIfUnused).
 // ADD ensures the rules only after its veth is up, under the same lock, so an
 // ADD racing with this DEL always ends with the rules in place. Since no
@@ -131,7 +131,7 @@ func (d *Deps) networkInUse(c *config.Bridge, args *skel.CmdArgs) (bool, error) 
 }
 
 // forgetIfUnused removes the network's marker and lock file when no
-// container is left on its bridge (Firewall.Forget): the last DEL, whose
+// container of it is left (networkInUse, Firewall.Forget): the last DEL, whose
 // rules and published ports went, leaves nothing of the network in
 // /run/flatcni. Only printed if it fails: the verb succeeded.
 func (d *Deps) forgetIfUnused(c *config.Bridge, args *skel.CmdArgs) {
