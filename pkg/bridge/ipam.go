@@ -39,12 +39,12 @@ func (NodeIPAM) Plugin(c *config.Bridge, cniPath string) (IPAMPlugin, error) {
 		if filepath.Base(path) == hostLocalName {
 			return inProcessHostLocal{}, nil
 		}
-		return nil, &ipamLoopError{config.Invalid("ipam.type", "IPAM plugin %q (%s) is this bridge plugin's own program, not an IPAM plugin: the bridge would call itself in a loop", c.IPAM.Type, path)}
+		return nil, &ipamUnusableError{cni: config.Invalid("ipam.type", "IPAM plugin %q (%s) is this bridge plugin's own program, not an IPAM plugin: the bridge would call itself in a loop", c.IPAM.Type, path)}
 	}
 	// Through another plugin that calls the bridge back (directly or not),
 	// each bridge would start the next: the first one's descendants refuse.
 	if pid, ok := selfAncestor(); ok {
-		return nil, &ipamLoopError{config.Invalid("ipam.type", "IPAM plugin %q (%s) leads back to the bridge: this program already runs as process %d, an ancestor of this call; the plugins call each other in a loop", c.IPAM.Type, path, pid)}
+		return nil, &ipamUnusableError{cni: config.Invalid("ipam.type", "IPAM plugin %q (%s) leads back to the bridge: this program already runs as process %d, an ancestor of this call; the plugins call each other in a loop", c.IPAM.Type, path, pid)}
 	}
 	return execIPAM{name: c.IPAM.Type}, nil
 }
@@ -153,25 +153,21 @@ func inProcess(fn func() error) (err error) {
 	return types.NewError(types.ErrInternal, err.Error(), "")
 }
 
-// ipamNotFoundError is an IPAM plugin CNI_PATH does not have: a
-// configuration error for ADD, CHECK and STATUS (code 7); DEL and GC go on
-// without it (noIPAM).
-type ipamNotFoundError struct{ cni *types.Error }
-
-func (e *ipamNotFoundError) Error() string { return e.cni.Error() }
-func (e *ipamNotFoundError) Unwrap() error { return e.cni }
-
-func ipamNotFound(name, cniPath string) error {
-	return &ipamNotFoundError{config.Invalid("ipam.type", "IPAM plugin %q not found in CNI_PATH %q", name, cniPath)}
+// ipamUnusableError is an IPAM plugin that cannot be run: not in CNI_PATH
+// (missing), or one that would call the bridge back. A configuration error
+// for ADD, CHECK and STATUS (code 7; STATUS says 50 for a missing one);
+// DEL and GC go on without it (noIPAM): ADD never ran it.
+type ipamUnusableError struct {
+	cni     *types.Error
+	missing bool
 }
 
-// ipamLoopError is an IPAM plugin that would call the bridge back: a
-// configuration error for every verb (code 7), which DEL and GC go on
-// without (noIPAM): ADD refuses to run it, so it holds nothing to release.
-type ipamLoopError struct{ cni *types.Error }
+func (e *ipamUnusableError) Error() string { return e.cni.Error() }
+func (e *ipamUnusableError) Unwrap() error { return e.cni }
 
-func (e *ipamLoopError) Error() string { return e.cni.Error() }
-func (e *ipamLoopError) Unwrap() error { return e.cni }
+func ipamNotFound(name, cniPath string) error {
+	return &ipamUnusableError{config.Invalid("ipam.type", "IPAM plugin %q not found in CNI_PATH %q", name, cniPath), true}
+}
 
 // noIPAM reports whether err says the IPAM plugin is not installed, or
 // would call the bridge back, and notes on stderr that the teardown went on
@@ -179,16 +175,11 @@ func (e *ipamLoopError) Unwrap() error { return e.cni }
 // or that ADD refuses to run, and a DEL failing for that would be retried
 // for ever (the runtime calls DEL after a failed ADD too).
 func noIPAM(err error, verb string) bool {
-	var nf *ipamNotFoundError
-	var loop *ipamLoopError
-	switch {
-	case errors.As(err, &nf):
-		fmt.Fprintf(os.Stderr, "%s: %s: went on without it\n", verb, nf.cni.Msg)
-	case errors.As(err, &loop):
-		fmt.Fprintf(os.Stderr, "%s: %s: went on without it\n", verb, loop.cni.Msg)
-	default:
+	var u *ipamUnusableError
+	if !errors.As(err, &u) {
 		return false
 	}
+	fmt.Fprintf(os.Stderr, "%s: %s: went on without it\n", verb, u.cni.Msg)
 	return true
 }
 
@@ -196,7 +187,7 @@ func noIPAM(err error, verb string) bool {
 // (call, such as IPAMPlugin.Del), naming the plugin in its error.
 func (d *Deps) runIPAM(c *config.Bridge, args *skel.CmdArgs, verb string, call func(IPAMPlugin, *skel.CmdArgs) error) error {
 	if err := c.IPAMPluginName(); err != nil {
-		return &ipamNotFoundError{err} // only a teardown's configuration gets here with it
+		return &ipamUnusableError{err, true} // only a teardown's configuration gets here with it
 	}
 	p, err := d.IPAM.Plugin(c, args.Path)
 	if err != nil {

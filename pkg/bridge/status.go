@@ -33,8 +33,8 @@ func (d *Deps) Status(args *skel.CmdArgs) error {
 		return nil
 	}
 	err = d.runIPAM(c, args, "STATUS", IPAMPlugin.Status)
-	var nf *ipamNotFoundError
-	if errors.As(err, &nf) {
+	var nf *ipamUnusableError
+	if errors.As(err, &nf) && nf.missing {
 		return types.NewError(config.ErrPluginNotAvailable, nf.cni.Msg, nf.cni.Details)
 	}
 	return err
