@@ -13,11 +13,18 @@ import "github.com/flatcni/plugins/pkg/link"
 // failure path only); one made before (a port whose bridge was deleted
 // under it) cannot be for this bridge.
 func (d *Deps) removeFreshBridge(br link.Bridge) {
-	if inUse, err := d.Links.BridgeInUse(br.Name); err != nil || inUse {
+	d.removeFresh(br.Name, br, d.Links.BridgeInUse)
+}
+
+// removeFresh deletes the link name a failed ADD made on bridge br (the
+// bridge itself, or a VLAN's gateway pair) unless inUse says the bridge is
+// used, or a host veth of ours made after the bridge is on no bridge.
+func (d *Deps) removeFresh(name string, br link.Bridge, inUse func(bridge string) (bool, error)) {
+	if busy, err := inUse(br.Name); err != nil || busy {
 		return
 	}
 	if pending, err := d.Links.HostVethPending(br.Index); err != nil || pending {
 		return
 	}
-	_ = d.Links.DelLink(br.Name)
+	_ = d.Links.DelLink(name)
 }

@@ -54,11 +54,5 @@ func (d *Deps) gatewayDevice(c *config.Bridge, br link.Bridge) (_ link.Bridge, m
 // of ours waits to join one (another ADD of the network may use the pair,
 // as with removeFreshBridge).
 func (d *Deps) removeFreshGateway(br link.Bridge, name string) {
-	if has, err := d.Links.BridgeHasContainers(br.Name); err != nil || has {
-		return
-	}
-	if pending, err := d.Links.HostVethPending(br.Index); err != nil || pending {
-		return
-	}
-	_ = d.Links.DelLink(name)
+	d.removeFresh(name, br, d.Links.BridgeHasContainers)
 }
