@@ -74,7 +74,7 @@ func LoadPortMappings(stdin []byte) (maps []PortMapping, enabled bool, err error
 	var entries []json.RawMessage
 	if raw != nil {
 		if err := json.Unmarshal(raw, &entries); err != nil {
-			return nil, true, Invalid("runtimeConfig.portMappings", "expected a list of port mappings, got %s", "JSON "+jsonKindOf(raw))
+			return nil, true, Invalid("runtimeConfig.portMappings", "expected a list of port mappings, got JSON %s", jsonKindOf(raw))
 		}
 	}
 	for i, rawEntry := range entries {
@@ -90,7 +90,7 @@ func LoadPortMappings(stdin []byte) (maps []PortMapping, enabled bool, err error
 			if errors.As(err, &te) && te.Field != "" {
 				return nil, true, Invalid(key+"."+te.Field, "expected %s, got JSON %s", te.Type, te.Value)
 			}
-			return nil, true, Invalid(key, "expected a port mapping, got %s", "JSON "+jsonKindOf(rawEntry))
+			return nil, true, Invalid(key, "expected a port mapping, got JSON %s", jsonKindOf(rawEntry))
 		}
 		var m PortMapping
 		for _, p := range []struct {

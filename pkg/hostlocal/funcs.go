@@ -2,7 +2,6 @@ package hostlocal
 
 import (
 	"net/netip"
-	"os"
 	"path/filepath"
 
 	"github.com/containernetworking/cni/pkg/skel"
@@ -49,11 +48,7 @@ func LeasedSubnets(args *skel.CmdArgs, prefixes []netip.Prefix) ([]netip.Prefix,
 	if err != nil {
 		return nil, err
 	}
-	dir := c.DataDir
-	if dir == "" {
-		dir = disk.DefaultDataDir
-	}
-	return disk.LeasedIn(filepath.Join(dir, c.Network), prefixes)
+	return disk.LeasedIn(leaseDir(c), prefixes)
 }
 
 // HoldsLeases reports whether the network holds a lease: whether any
@@ -68,13 +63,14 @@ func HoldsLeases(args *skel.CmdArgs) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	return disk.AnyLease(leaseDir(c))
+}
+
+// leaseDir is the network's lease directory, <dataDir>/<network>.
+func leaseDir(c *config.IPAM) string {
 	dir := c.DataDir
 	if dir == "" {
 		dir = disk.DefaultDataDir
 	}
-	path := filepath.Join(dir, c.Network)
-	if _, err := os.Lstat(path); err != nil {
-		return false, err
-	}
-	return disk.AnyLease(path)
+	return filepath.Join(dir, c.Network)
 }

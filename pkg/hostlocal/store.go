@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"syscall"
 
 	"github.com/containernetworking/cni/pkg/types"
@@ -58,11 +57,7 @@ func withStore[T any](c *config.IPAM, use storeUse, fn func(ipam.Store) (T, erro
 // Something else in its place (a symbolic link, a file) holds no lease of
 // ours and is never followed: DEL and GC succeed, saying so on stderr.
 func storeExists(c *config.IPAM) bool {
-	dir := c.DataDir
-	if dir == "" {
-		dir = disk.DefaultDataDir
-	}
-	path := filepath.Join(dir, c.Network)
+	path := leaseDir(c)
 	fi, err := os.Lstat(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return false

@@ -31,9 +31,12 @@ func ReadLeases(dir string) ([]ipam.Lease, error) {
 // read, no lock taken): the subnets still in use by the attachments of a
 // network whose ranges moved. A missing directory holds none.
 func LeasedIn(dir string, prefixes []netip.Prefix) ([]netip.Prefix, error) {
-	d, err := openLeaseDir(dir)
-	if d == nil {
-		return nil, err
+	d, err := safefs.OpenDirAt(nil, dir, false)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read lease directory: %w", err)
 	}
 	defer d.Close()
 	addrs, err := leaseNames(d)
@@ -56,11 +59,12 @@ func LeasedIn(dir string, prefixes []netip.Prefix) ([]netip.Prefix, error) {
 
 // AnyLease reports whether the lease directory dir holds a lease file (by
 // its name, as leaseNames; no file is read, no lock taken), reading its
-// entries only until it finds one. A missing directory holds none.
+// entries only until it finds one. A missing directory is an error (an
+// fs.ErrNotExist): it tells nothing of the network's attachments.
 func AnyLease(dir string) (bool, error) {
-	d, err := openLeaseDir(dir)
-	if d == nil {
-		return false, err
+	d, err := safefs.OpenDirAt(nil, dir, false)
+	if err != nil {
+		return false, fmt.Errorf("read lease directory: %w", err)
 	}
 	defer d.Close()
 	found := false
@@ -72,19 +76,6 @@ func AnyLease(dir string) (bool, error) {
 		return false, fmt.Errorf("read lease directory: %w", err)
 	}
 	return found, nil
-}
-
-// openLeaseDir opens a lease directory for reading its entries: nil and
-// no error when there is none.
-func openLeaseDir(dir string) (*safefs.Dir, error) {
-	d, err := safefs.OpenDirAt(nil, dir, false)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read lease directory: %w", err)
-	}
-	return d, nil
 }
 
 // isLeaseName reports whether e is a lease file by its name (leaseNames).
