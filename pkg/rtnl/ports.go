@@ -76,21 +76,9 @@ func (c *conn) bridges() (map[int32]string, error) {
 	const kind = "bridge"
 	out := map[int32]string{}
 	_, err := c.dumpLinks(attr(ifla_LINKINFO|syscall.NLA_F_NESTED, stringAttr(ifla_INFO_KIND, kind)), func(link []byte) bool {
-		var name, k string
-		eachAttr(link[ifinfomsgLen:], func(typ uint16, v []byte) {
-			switch typ {
-			case syscall.IFLA_IFNAME:
-				name = cString(v)
-			case ifla_LINKINFO:
-				eachAttr(v, func(typ uint16, v []byte) {
-					if typ == ifla_INFO_KIND {
-						k = cString(v)
-					}
-				})
-			}
-		})
-		if k == kind && name != "" {
-			out[int32(getU32(link[4:8]))] = name
+		a := linkAttrsOf(link)
+		if a.kind == kind && a.name != "" {
+			out[a.index] = a.name
 		}
 		return false // every bridge
 	})
@@ -113,25 +101,40 @@ func AnyUnattachedVeth(match func(index int32, alias string) bool) (bool, error)
 	const kind = "veth"
 	return withConn(func(c *conn) (bool, error) {
 		return c.dumpLinks(attr(ifla_LINKINFO|syscall.NLA_F_NESTED, stringAttr(ifla_INFO_KIND, kind)), func(link []byte) bool {
-			var k, alias string
-			var master uint32
-			eachAttr(link[ifinfomsgLen:], func(typ uint16, v []byte) {
-				switch typ {
-				case syscall.IFLA_MASTER:
-					if len(v) >= 4 {
-						master = getU32(v)
-					}
-				case ifla_IFALIAS:
-					alias = cString(v)
-				case ifla_LINKINFO:
-					eachAttr(v, func(typ uint16, v []byte) {
-						if typ == ifla_INFO_KIND {
-							k = cString(v)
-						}
-					})
-				}
-			})
-			return k == kind && master == 0 && match(int32(getU32(link[4:8])), alias)
+			a := linkAttrsOf(link)
+			return a.kind == kind && a.master == 0 && match(a.index, a.alias)
 		})
 	})
+}
+
+// linkAttrs are the attributes of a link message the dumps here look at.
+type linkAttrs struct {
+	index             int32
+	name, alias, kind string
+	master            uint32
+}
+
+// linkAttrsOf reads them from an RTM_NEWLINK payload (ifinfomsg and
+// attributes, at least ifinfomsgLen bytes: dumpLinks checks).
+func linkAttrsOf(link []byte) linkAttrs {
+	a := linkAttrs{index: int32(getU32(link[4:8]))}
+	eachAttr(link[ifinfomsgLen:], func(typ uint16, v []byte) {
+		switch typ {
+		case syscall.IFLA_IFNAME:
+			a.name = cString(v)
+		case ifla_IFALIAS:
+			a.alias = cString(v)
+		case syscall.IFLA_MASTER:
+			if len(v) >= 4 {
+				a.master = getU32(v)
+			}
+		case ifla_LINKINFO:
+			eachAttr(v, func(typ uint16, v []byte) {
+				if typ == ifla_INFO_KIND {
+					a.kind = cString(v)
+				}
+			})
+		}
+	})
+	return a
 }
