@@ -70,7 +70,11 @@ func newMasqNet(t testing.TB, n *Node, c masqNetConf) *masqNet {
 		t.Fatalf("conflist %s: %v", conflist, err)
 	}
 	n.WriteConfList(t, name, conflist)
-	t.Cleanup(func() { _ = os.Remove(filepath.Join("/run/flatcni", "net-"+name+".lock")) })
+	t.Cleanup(func() {
+		for _, ext := range []string{".lock", ".rules", ".ports"} {
+			_ = os.Remove(filepath.Join("/run/flatcni", "net-"+name+ext))
+		}
+	})
 	binDir := n.Bin
 	if len(c.chain) > 0 {
 		// Our bridge and host-local first, the chained plugins from refDir.

@@ -86,7 +86,11 @@ func newPortsNet(t testing.TB, n *Node, c portsNetConf) *portsNet {
 	if err != nil {
 		t.Fatalf("conflist %s: %v", conflist, err)
 	}
-	t.Cleanup(func() { _ = os.Remove(filepath.Join("/run/flatcni", "net-"+name+".lock")) })
+	t.Cleanup(func() {
+		for _, ext := range []string{".lock", ".rules", ".ports"} {
+			_ = os.Remove(filepath.Join("/run/flatcni", "net-"+name+ext))
+		}
+	})
 	return &portsNet{node: n, name: name, bridge: bridge["bridge"].(string), list: list, binDir: binDir,
 		cache: filepath.Join(n.Dir, "cache-"+name)}
 }

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -93,6 +94,11 @@ func TestPortsReach(t *testing.T) {
 		for _, s := range []string{"flatcni", "FLATCNI"} {
 			if strings.Contains(dump, s) {
 				t.Errorf("node firewall still mentions %q after DEL and GC:\n%s", s, dump)
+			}
+		}
+		for _, n := range []*portsNet{net, other} {
+			if left, _ := filepath.Glob("/run/flatcni/net-" + n.name + ".*"); len(left) != 0 {
+				t.Errorf("left in /run/flatcni after the network's last DEL: %v", left)
 			}
 		}
 	})

@@ -113,7 +113,8 @@ func TestPortsRuleCount(t *testing.T) {
 		net := newPortsNet(t, node, portsNetConf{backend: backend, subnets: portsSubnets})
 		a := NewNetns(t, "a")
 		portsServe(t, a, "a", 80)
-		net.add(t, portsRT(a, portMap{HostPort: 9000, ContainerPort: 80, Protocol: "tcp"}, portMap{HostPort: 9000, ContainerPort: 80, Protocol: "udp"}))
+		aRT := portsRT(a, portMap{HostPort: 9000, ContainerPort: 80, Protocol: "tcp"}, portMap{HostPort: 9000, ContainerPort: 80, Protocol: "udp"})
+		net.add(t, aRT)
 		rules2, chains2 := portsRuleSummary(t, node.Netns)
 		ipt2 := portsIPTRules(t, node.Netns)
 
@@ -123,7 +124,8 @@ func TestPortsRuleCount(t *testing.T) {
 		for i := range 99 {
 			many = append(many, portMap{HostPort: 9001 + i, ContainerPort: 80, Protocol: "tcp"}, portMap{HostPort: 9001 + i, ContainerPort: 80, Protocol: "udp"})
 		}
-		net.add(t, portsRT(b, many...))
+		bRT := portsRT(b, many...)
+		net.add(t, bRT)
 		rules200, chains200 := portsRuleSummary(t, node.Netns)
 		ipt200 := portsIPTRules(t, node.Netns)
 		t.Logf("%s: 2 mappings: %d rules, %d chains; 200 mappings: %d rules, %d chains", backend, rules2, chains2, rules200, chains200)
@@ -138,6 +140,18 @@ func TestPortsRuleCount(t *testing.T) {
 		}
 		portsExpect(t, remote, "tcp", uplinkNode4, 9099, "b", uplinkRemote4, "the 99th port of b")
 		portsExpect(t, remote, "udp", uplinkNode6, 9000, "a", uplinkRemote6, "a's UDP port over IPv6")
+		// The second publishing ADD found the iptables fixed rules in
+		// place and wrote their stamp line; the last DEL leaves nothing
+		// of the network in /run/flatcni.
+		stamps := "/run/flatcni/net-" + net.name + ".ports"
+		if _, err := os.Lstat(stamps); backend == "iptables" && err != nil {
+			t.Errorf("no stamp line of the fixed rules after the second publishing ADD: %v", err)
+		}
+		net.del(t, aRT)
+		net.del(t, bRT)
+		if left, _ := filepath.Glob("/run/flatcni/net-" + net.name + ".*"); len(left) != 0 {
+			t.Errorf("left in /run/flatcni after the network's last DEL: %v", left)
+		}
 	})
 }
 

@@ -135,7 +135,7 @@ func rebootNode(t testing.TB, node *Node, network string) {
 		t.Fatal(err)
 	}
 	index, _ := filepath.Glob(fmt.Sprintf("/run/flatcni/ports-index.*.%d-%d", st.Dev, st.Ino))
-	for _, p := range append(index, filepath.Join("/run/flatcni", "net-"+network+".lock"), filepath.Join("/run/flatcni", "net-"+network+".rules")) {
+	for _, p := range append(index, filepath.Join("/run/flatcni", "net-"+network+".lock"), filepath.Join("/run/flatcni", "net-"+network+".rules"), filepath.Join("/run/flatcni", "net-"+network+".ports")) {
 		if err := os.RemoveAll(p); err != nil {
 			t.Fatal(err)
 		}

@@ -70,7 +70,7 @@ func TestLastDelOfNetworkSharingBridge(t *testing.T) {
 func removeNetworkFilesAtEnd(t *testing.T, names ...string) {
 	t.Cleanup(func() {
 		for _, name := range names {
-			for _, f := range []string{"net-" + name + ".lock", "net-" + name + ".rules"} {
+			for _, f := range []string{"net-" + name + ".lock", "net-" + name + ".rules", "net-" + name + ".ports"} {
 				_ = os.Remove(filepath.Join("/run/flatcni", f))
 			}
 		}

@@ -62,12 +62,12 @@ func (b *iptablesBackend) Sync(n Network) (changed bool, err error) {
 		return false, err
 	}
 	fp := n.fingerprint()
-	checked, ok := b.opts.stamped(n.Name, IPTablesName, fp)
+	checked, ok := b.opts.stamped(networkMarker(n.Name), IPTablesName, fp)
 	if ok {
 		return false, nil // nothing changed since found in place (stamp.go)
 	}
 	if iptablesNFTUpToDate(n, fp) {
-		b.opts.recordStamp(n.Name, IPTablesName, fp, checked)
+		b.opts.recordStamp(IPTablesName, fp, checked)
 		return false, nil // no process started
 	}
 	if done, err := b.ensureFresh(n, fp); done || err != nil {

@@ -232,3 +232,71 @@ func TestIPTablesPortsFixedNotDoubled(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A reload that flushed another built-in chain than nat PREROUTING (filter
+// FORWARD: published ports dead under a FORWARD DROP policy; raw
+// PREROUTING: the 127.0.0.0/8 drop gone while route_localnet is on; nat
+// POSTROUTING, OUTPUT) makes the next Publish put its fixed rules back,
+// also where a stamp line (which spares the check while nothing but
+// mappings was committed) was written before. Publish makes no marker (it
+// would say that the network may have masquerade rules).
+func TestIPTablesPortsFixedBackAfterReload(t *testing.T) {
+	requireRoot(t)
+	requireIPTablesNFT(t, "")
+	n := PortNetwork{Name: "prel", Bridge: "brr", Subnets: pfx("10.47.0.0/24")}
+	ns := newTestNS(t, "prel")
+	lockDir := t.TempDir()
+	b, err := NewPorts(IPTablesName, WithLockDir(lockDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = ns.do(t, func() error { return b.Retain(n.Name, nil) }) }()
+	port := uint16(8080)
+	publish := func() {
+		t.Helper()
+		owner := Attachment{ContainerID: fmt.Sprintf("c%d", port), IfName: "eth0"}
+		if err := ns.do(t, func() error { return b.Publish(n, owner, []Mapping{mp("tcp", "", port, "10.47.0.2", 80)}) }); err != nil {
+			t.Fatal(err)
+		}
+		port++
+	}
+	fixedIn := func(table, chain string) int {
+		t.Helper()
+		return strings.Count(ns.exec(t, "iptables", "-t", table, "-S", chain), "flatcni-ports net="+n.Name+" cfg=")
+	}
+	stamped := func() bool {
+		t.Helper()
+		var ok bool
+		_ = ns.do(t, func() error {
+			_, ok = options{lockDir: lockDir}.stamped(portsStamps(n.Name), portsStampKey(IPTablesName, ipv4), n.fingerprint())
+			return nil
+		})
+		return ok
+	}
+	publish()
+	publish() // finds the rules in place: stamps them
+	// Carried across the Publish's own commit of its mapping: the next
+	// Publish reads no rule.
+	if !stamped() {
+		got, err := os.ReadFile(filepath.Join(lockDir, portsStamps(n.Name)))
+		t.Errorf("the fixed rules' stamp line not at the ruleset's generation after Publish: %q, %v", got, err)
+	}
+	if _, err := os.Lstat(filepath.Join(lockDir, networkMarker(n.Name))); err == nil {
+		t.Error("Publish made the network's marker")
+	}
+	for _, tc := range [][2]string{{filterTable, forwardChain}, {rawTable, preroutingChain}, {natTable, postroutingChain}, {natTable, outputChain}} {
+		want := fixedIn(tc[0], tc[1])
+		if want == 0 {
+			t.Fatalf("no fixed rule in %s %s after Publish", tc[0], tc[1])
+		}
+		ns.exec(t, "iptables", "-t", tc[0], "-F", tc[1])
+		publish()
+		if got := fixedIn(tc[0], tc[1]); got != want {
+			t.Errorf("after %s %s was flushed, the next Publish left %d of the network's %d fixed rules there", tc[0], tc[1], got, want)
+		}
+		publish() // stamps again
+		if !stamped() {
+			t.Errorf("not stamped again after %s %s was put back", tc[0], tc[1])
+		}
+	}
+}

@@ -189,13 +189,14 @@ func UnmarkNetwork(lockDir, network string) error {
 	return nil
 }
 
-// ForgetNetwork removes the network's marker and lock file, so that a
-// network whose last container went leaves nothing in lockDir. It takes
-// the network's lock and removes both only if unused, called under it,
+// ForgetNetwork removes the network's marker, port rules' stamp lines
+// (stamp.go) and lock file, so that a network whose last container went
+// leaves nothing in lockDir. It takes the network's lock and removes them
+// only if unused, called under it,
 // reports that nothing is attached any more (an ADD that wrote rules since
 // has its port on the bridge by then); the lock file goes last, while held:
 // a caller waiting on it then locks the file the name holds (lockFile).
-// Without either file it takes no lock.
+// Without any of the files it takes no lock.
 func ForgetNetwork(lockDir, network string, unused func() (bool, error)) error {
 	if err := validateName(network); err != nil {
 		return err
@@ -210,8 +211,17 @@ func ForgetNetwork(lockDir, network string, unused func() (bool, error)) error {
 	if err != nil {
 		return err
 	}
-	if marked, err := d.Exists(networkMarker(network)); err != nil || !marked && !lockThere {
-		return err
+	files := []string{networkMarker(network), portsStamps(network)}
+	some := lockThere
+	for _, f := range files {
+		there, err := d.Exists(f)
+		if err != nil {
+			return err
+		}
+		some = some || there
+	}
+	if !some {
+		return nil
 	}
 	l, err := lockFile(lockDir, name)
 	if err != nil {
@@ -221,8 +231,10 @@ func ForgetNetwork(lockDir, network string, unused func() (bool, error)) error {
 	if ok, err := unused(); err != nil || !ok {
 		return err
 	}
-	if err := d.Remove(networkMarker(network)); err != nil {
-		return fmt.Errorf("network %q: marker: %w", network, err)
+	for _, f := range files {
+		if err := d.Remove(f); err != nil {
+			return fmt.Errorf("network %q: %s: %w", network, f, err)
+		}
 	}
 	if err := d.Remove(name); err != nil {
 		return fmt.Errorf("network %q: lock file: %w", network, err)

@@ -254,4 +254,13 @@ func TestForgetNetwork(t *testing.T) {
 	if exists("net-n1.lock") {
 		t.Error("ForgetNetwork made a lock file")
 	}
+	// A network that publishes ports only has its port rules' stamp
+	// lines alone: they go too.
+	for _, n := range []string{"n1", "n2"} {
+		must(t, os.WriteFile(filepath.Join(dir, portsStamps(n)), nil, 0o600))
+	}
+	must(t, ForgetNetwork(dir, "n1", func() (bool, error) { return true, nil }))
+	if exists(portsStamps("n1")) || exists("net-n1.lock") || !exists(portsStamps("n2")) {
+		t.Errorf("after forgetting n1: n1 port stamps %t, n1 lock %t, n2 port stamps %t", exists(portsStamps("n1")), exists("net-n1.lock"), exists(portsStamps("n2")))
+	}
 }

@@ -60,7 +60,7 @@ func (b *nftablesBackend) Sync(n Network) (changed bool, err error) {
 		return false, err
 	}
 	fp := n.fingerprint()
-	checked, ok := b.opts.stamped(n.Name, NFTablesName, fp)
+	checked, ok := b.opts.stamped(networkMarker(n.Name), NFTablesName, fp)
 	if ok {
 		return false, nil // the hot path: nothing changed since found in place (stamp.go)
 	}
@@ -72,7 +72,7 @@ func (b *nftablesBackend) Sync(n Network) (changed bool, err error) {
 		return false, fmt.Errorf("network %q: %w", n.Name, err)
 	}
 	if b.masqUpToDate(c, n, fp) && b.isolationUpToDate(c, n, fp) {
-		b.opts.recordStamp(n.Name, NFTablesName, fp, checked)
+		b.opts.recordStamp(NFTablesName, fp, checked)
 		return false, nil // read, nothing written
 	}
 	// The shared part first: a network's own isolation chain exists

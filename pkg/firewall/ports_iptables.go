@@ -93,7 +93,7 @@ func (b *iptPorts) Publish(n PortNetwork, owner Attachment, maps []Mapping) erro
 	for _, m := range maps {
 		if f := m.family(); !done[f] {
 			done[f] = true
-			if err := iptEnsureFixed(func() *iptables.IPTables { return b.handle(f) }, n, f, fp); err != nil {
+			if err := b.ensureFixed(n, f, fp); err != nil {
 				return fmt.Errorf("network %q: %s: %w", n.Name, iptCommand(f), err)
 			}
 		}
@@ -205,13 +205,21 @@ func (b *iptPorts) deleteMappings(fs []iptFound) error {
 	return nil
 }
 
-// iptEnsureFixed makes the network's chain and fixed rules of family f
-// exist with fingerprint fp; the hot path is one check of the PREROUTING
-// jump (read through netlink when iptables is iptables-nft).
-func iptEnsureFixed(handle func() *iptables.IPTables, n PortNetwork, f family, fp string) error {
+// ensureFixed makes the network's chain and fixed rules of family f exist
+// with fingerprint fp. The hot path reads one generation number: a stamp
+// line in the network's marker, where it has one (stamp.go), says that
+// they were found in place and nothing was committed since but mappings.
+// Else each built-in chain that holds some of them is read through netlink
+// (iptables-nft): a reload may have flushed any of them.
+func (b *iptPorts) ensureFixed(n PortNetwork, f family, fp string) error {
 	rules := iptPortsFixed(n, f, fp)
-	last := rules[len(rules)-1]
-	if iptNFTHasComment(f, last.table, last.chain, portsFixedComment(n, fp)) {
+	key := portsStampKey(IPTablesName, f)
+	checked, ok := b.opts.stamped(portsStamps(n.Name), key, fp)
+	if ok {
+		return nil
+	}
+	if iptNFTFixedInPlace(f, rules, portsFixedComment(n, fp)) {
+		b.opts.recordStamp(key, fp, checked)
 		return nil
 	}
 	if iptPortsFresh(f, n.Name) {
@@ -222,11 +230,19 @@ func iptEnsureFixed(handle func() *iptables.IPTables, n PortNetwork, f family, f
 			return nil
 		}
 	}
-	ipt := handle() // starts iptables once (--version): not on the hot path
+	ipt := b.handle(f) // starts iptables once (--version): not on the hot path
 	if ipt == nil {
 		return fmt.Errorf("%s is not usable (its version could not be read)", iptCommand(f))
 	}
-	if ok, err := ipt.Exists(last.table, last.chain, last.spec...); err == nil && ok {
+	// Only what is missing (a reload flushed some of the chains): the
+	// others would be there twice.
+	var missing []iptFixedRule
+	for _, r := range rules {
+		if ok, err := ipt.Exists(r.table, r.chain, r.spec...); err != nil || !ok {
+			missing = append(missing, r)
+		}
+	}
+	if len(missing) == 0 {
 		return nil
 	}
 	chain := iptPortsChain(n.Name)
@@ -237,12 +253,7 @@ func iptEnsureFixed(handle func() *iptables.IPTables, n PortNetwork, f family, f
 			return fmt.Errorf("create chain %s in table %s: %w", chain, natTable, err)
 		}
 	}
-	for _, r := range rules {
-		// Only what is missing (a reload flushed some of the chains):
-		// the others would be there twice.
-		if ok, err := ipt.Exists(r.table, r.chain, r.spec...); err == nil && ok {
-			continue
-		}
+	for _, r := range missing {
 		var err error
 		if r.insert {
 			err = ipt.Insert(r.table, r.chain, iptInsertPos(ipt, r.table, r.chain), r.spec...)
@@ -258,16 +269,48 @@ func iptEnsureFixed(handle func() *iptables.IPTables, n PortNetwork, f family, f
 	return iptDeleteFixed(ipt, n.Name, portsFixedComment(n, fp), nil)
 }
 
-// iptNFTHasComment reads a built-in chain through netlink (iptables-nft) and
-// reports whether a rule carries the comment; false on any doubt.
-func iptNFTHasComment(f family, table, chain, comment string) bool {
+// portsStampKey is the backend a marker's stamp line of the port rules'
+// fixed rules of family f names.
+func portsStampKey(backend string, f family) string {
+	return backend + "-ports-" + f.String()
+}
+
+// iptNFTFixedInPlace reads through netlink (iptables-nft) each built-in
+// chain that rules go in and reports whether it holds as many rules
+// carrying comment as rules put there; false on any doubt.
+func iptNFTFixedInPlace(f family, rules []iptFixedRule, comment string) bool {
 	c, err := nftables.New()
 	if err != nil {
 		return false
 	}
-	t := iptNFTTable(f, table)
-	rules, err := c.GetRules(t, &nftables.Chain{Name: chain, Table: t})
-	return err == nil && hasXTComment(rules, comment)
+	want := map[[2]string]int{}
+	for _, r := range rules {
+		want[[2]string{r.table, r.chain}]++
+	}
+	// The PREROUTING jump, written last, first: the rest is not read
+	// when it is missing.
+	for i := len(rules) - 1; i >= 0; i-- {
+		at := [2]string{rules[i].table, rules[i].chain}
+		n, ok := want[at]
+		if !ok {
+			continue
+		}
+		delete(want, at)
+		t := iptNFTTable(f, at[0])
+		got, err := c.GetRules(t, &nftables.Chain{Name: at[1], Table: t})
+		if err != nil {
+			return false
+		}
+		for _, r := range got {
+			if xtComment(r) == comment {
+				n--
+			}
+		}
+		if n > 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func iptNFTTable(f family, table string) *nftables.Table {

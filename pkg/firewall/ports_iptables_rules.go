@@ -20,8 +20,9 @@ import (
 //	filter FORWARD (first): -o <br> / -i <br> -m conntrack --ctstate DNAT -j ACCEPT
 //	raw PREROUTING (IPv4): ! -i lo -d 127.0.0.0/8 -j DROP
 //
-// The PREROUTING jump is written last: when it carries the current
-// fingerprint, the rest is in place.
+// The PREROUTING jump is written last (nothing is redirected before the
+// rest is in place); a reload may flush any of these chains, so each is
+// checked (ensureFixed).
 const (
 	iptPortsChainPrefix = "FLATCNIP-"
 	rawTable            = "raw"

@@ -2,8 +2,11 @@ package firewall
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -39,9 +42,10 @@ type stamp struct {
 	gen  uint32
 }
 
-// line is the marker's line saying that backend's rules for fingerprint fp
-// were found in place at s. A marker holds one line per node: the tests and
-// the bench run many nodes (namespaces) with one lock directory.
+// line is a stamp file's line saying that backend's rules for fingerprint
+// fp were found in place at s. A file holds one line per node and backend
+// (portsStamps: one per family): the tests and the bench run many nodes
+// (namespaces) with one lock directory.
 func (s stamp) line(backend, fp string) string {
 	return fmt.Sprintf("%s %s %s %d", s.node, backend, fp, s.gen)
 }
@@ -95,45 +99,56 @@ var bootID = sync.OnceValues(func() (string, error) {
 	return strings.TrimSpace(string(b)), err
 })
 
-// markerMax bounds what a marker may hold; markerNodes, the lines kept.
+// markerMax bounds what a marker may hold; markerLines, the lines kept.
 const (
 	markerMax   = 4096
-	markerNodes = 8
+	markerLines = 16
 )
 
-// stampCheck is what stamped found: the ruleset's stamp now (zero: none)
-// and the marker's text, for recordStamp.
+// A network's stamp lines live in two files of the lock directory: its
+// marker (lock.go), for the masquerade and isolation rules, and
+// net-<name>.ports, for the port backends' fixed rules, which publishing
+// alone may write: a marker made for them would say that the network may
+// have masquerade rules.
+
+// portsStamps is the file of a network's port rules' stamp lines.
+func portsStamps(network string) string { return "net-" + network + ".ports" }
+
+// stampCheck is what stamped found: the ruleset's stamp now (zero: none),
+// and the file it looked in and its text, for recordStamp.
 type stampCheck struct {
-	now    stamp
-	marker string
+	now        stamp
+	file, text string
 }
 
-// stamped reports whether the network's marker says that backend's rules
-// for fingerprint fp were found in place at the ruleset's current stamp.
-func (o options) stamped(network, backend, fp string) (c stampCheck, ok bool) {
+// stamped reports whether the stamp file (networkMarker or portsStamps)
+// says that backend's rules for fingerprint fp were found in place at the
+// ruleset's current stamp.
+func (o options) stamped(file, backend, fp string) (c stampCheck, ok bool) {
+	c.file = file
 	now, err := rulesetStamp()
 	if err != nil {
 		return c, false
 	}
 	c.now = now
-	d, marker, ok := o.readMarker(network)
+	d, text, ok := o.readStamps(file)
 	if !ok {
 		return c, false
 	}
 	d.Close()
-	c.marker = marker
-	return c, slices.Contains(strings.Split(c.marker, "\n"), now.line(backend, fp))
+	c.text = text
+	return c, slices.Contains(strings.Split(text, "\n"), now.line(backend, fp))
 }
 
-// readMarker returns the network's marker, and the lock directory it is
-// in (open: the caller closes it), when the marker is there and ours: only
-// what we wrote is trusted.
-func (o options) readMarker(network string) (*safefs.Dir, string, bool) {
+// readStamps returns a stamp file's text, and the lock directory it is in
+// (open: the caller closes it), when the file is there and ours: only what
+// we wrote is trusted.
+func (o options) readStamps(file string) (*safefs.Dir, string, bool) {
 	d, err := openLockDirIfThere(o.lockDir)
 	if d == nil || err != nil {
 		return nil, "", false
 	}
-	got, st, err := d.ReadFileStat(networkMarker(network), markerMax)
+	got, st, err := d.ReadFileStat(file, markerMax)
 	if err != nil || int(st.Uid) != os.Geteuid() {
 		d.Close()
 		return nil, "", false
@@ -141,11 +156,11 @@ func (o options) readMarker(network string) (*safefs.Dir, string, bool) {
 	return d, string(got), true
 }
 
-// recordStamp writes into the network's marker that backend's rules for
-// fingerprint fp were found in place at c's stamp (taken before they were
-// read), beside the other nodes' lines stamped read. Best effort: without
-// it the next ADD reads the rules again.
-func (o options) recordStamp(network, backend, fp string, c stampCheck) {
+// recordStamp writes into c's file that backend's rules for fingerprint fp
+// were found in place at c's stamp (taken before they were read), beside
+// the other lines stamped read. Best effort: without it the next ADD reads
+// the rules again.
+func (o options) recordStamp(backend, fp string, c stampCheck) {
 	if c.now.node == "" {
 		return
 	}
@@ -154,24 +169,25 @@ func (o options) recordStamp(network, backend, fp string, c stampCheck) {
 		return
 	}
 	defer d.Close()
-	_ = d.Overwrite(networkMarker(network), []byte(withNodeLine(c.marker, c.now.node, c.now.line(backend, fp))))
+	_ = d.Overwrite(c.file, []byte(withStampLine(c.text, c.now, backend, fp)))
 }
 
-// withNodeLine returns the marker's text old with line in place of node's
-// line, without the lines of other boots, and with at most markerNodes
-// lines (the latest).
-func withNodeLine(old, node, line string) string {
-	boot, _, _ := strings.Cut(node, " ")
+// withStampLine returns the marker's text old with s's line of backend for
+// fp in place of the line of s's node and backend, without the lines of
+// other boots, and with at most markerLines lines (the latest).
+func withStampLine(old string, s stamp, backend, fp string) string {
+	boot, _, _ := strings.Cut(s.node, " ")
+	key := s.node + " " + backend + " "
 	var lines []string
 	for _, l := range strings.Split(old, "\n") {
-		if strings.HasPrefix(l, boot+" ") && !strings.HasPrefix(l, node+" ") {
+		if strings.HasPrefix(l, boot+" ") && !strings.HasPrefix(l, key) {
 			lines = append(lines, l)
 		}
 	}
-	if len(lines) >= markerNodes {
-		lines = lines[len(lines)-markerNodes+1:]
+	if len(lines) >= markerLines {
+		lines = lines[len(lines)-markerLines+1:]
 	}
-	return strings.Join(append(lines, line), "\n") + "\n"
+	return strings.Join(append(lines, s.line(backend, fp)), "\n") + "\n"
 }
 
 // A commit of our own moves the generation on as any other does, so a
@@ -179,15 +195,15 @@ func withNodeLine(old, node, line string) string {
 // (each commits its mappings) and read its masquerade rules again. A
 // commit of mappings only (nftables map elements, or rules in the network's
 // own iptables ports chain) touches none of the rules a marker line vouches
-// for (masquerade, forwarding, isolation), so the line may be carried
-// across it. Which commits came between is not guessed from a count (a
+// for (masquerade, forwarding, isolation, the port rules' fixed rules), so
+// the lines may be carried across it. Which commits came between is not guessed from a count (a
 // transaction that changes nothing, re-adding an element that is there,
 // moves no generation, and a foreign commit would take its place): the
 // kernel announces every commit to the nftables multicast group with its
 // generation and the ID of the thread that made it. ownCommits holds the
 // caller's goroutine on its thread, then listens from before the caller's
 // first commit until it is done, so that no other goroutine of the process
-// commits from that thread meanwhile; it carries the node's line only when
+// commits from that thread meanwhile; it carries the node's lines only when
 // every generation since the line's was announced as made by that thread.
 // That needs no lock: every line ever written is true of its generation.
 // (A DEL carries across its mappings' removal without the network's lock;
@@ -198,25 +214,33 @@ func withNodeLine(old, node, line string) string {
 // ownCommits watches the caller's commits, to carry the network's marker
 // line across them.
 type ownCommits struct {
-	o       options
-	network string
-	before  stamp
-	watch   *nl.NetlinkSocket // nil: nothing to carry
-	thread  int               // the thread the caller's goroutine is held on
+	o      options
+	files  []string // the network's stamp files that may exist
+	before stamp
+	watch  *nl.NetlinkSocket // nil: nothing to carry
+	thread int               // the thread the caller's goroutine is held on
 }
 
 // ownCommits holds the calling goroutine on its thread, then starts
 // listening to the ruleset's commits and takes its stamp, when the network
-// has a marker (a network without one was never stamped: nothing to carry,
-// nothing opened) and the plugin runs in the first PID namespace. The
+// has a stamp file (a network without one was never stamped: nothing to
+// carry, nothing opened) and the plugin runs in the first PID namespace. The
 // commits the goroutine makes until close (or carry), which it calls too,
 // are its own (a batch commits within the sendmsg call, on the caller's
 // thread), and from the lock on no other goroutine commits from the
 // thread: every commit announced with its ID after the stamp is the
 // caller's.
 func (o options) ownCommits(network string) *ownCommits {
-	c := &ownCommits{o: o, network: network}
-	if validateName(network) != nil || !NetworkMarked(o.lockDir, network) || !initialPIDNamespace() {
+	c := &ownCommits{o: o}
+	if validateName(network) != nil {
+		return c
+	}
+	for _, f := range []string{networkMarker(network), portsStamps(network)} {
+		if _, err := os.Lstat(filepath.Join(o.lockDir, f)); !errors.Is(err, fs.ErrNotExist) {
+			c.files = append(c.files, f)
+		}
+	}
+	if len(c.files) == 0 || !initialPIDNamespace() {
 		return c
 	}
 	runtime.LockOSThread()
@@ -251,7 +275,7 @@ func (c *ownCommits) close() {
 	}
 }
 
-// carry moves the node's marker line from the generation before the
+// carry moves the node's stamp lines from the generation before the
 // caller's commits to the one now, when every commit between was one of
 // them, then stops listening. Best effort, as recordStamp: without it the
 // next ADD reads the rules.
@@ -274,15 +298,17 @@ func (c *ownCommits) carry() {
 			return
 		}
 	}
-	d, marker, ok := c.o.readMarker(c.network)
-	if !ok {
-		return
-	}
-	defer d.Close()
-	if text, ok := carriedLine(marker, c.before, now); ok {
-		// Never made anew: a DEL's carry may come after the network's
-		// last rules and marker went.
-		_ = d.OverwriteExisting(networkMarker(c.network), []byte(text))
+	for _, f := range c.files {
+		d, text, ok := c.o.readStamps(f)
+		if !ok {
+			continue
+		}
+		if text, ok := carriedLines(text, c.before, now); ok {
+			// Never made anew: a DEL's carry may come after the
+			// network's last rules and stamp files went.
+			_ = d.OverwriteExisting(f, []byte(text))
+		}
+		d.Close()
 	}
 }
 
@@ -335,10 +361,11 @@ func committers(s *nl.NetlinkSocket) (map[uint32]int, bool) {
 	}
 }
 
-// carriedLine returns the marker's text with the line of before's node at
-// now's generation, if that line was at before's.
-func carriedLine(marker string, before, now stamp) (string, bool) {
+// carriedLines returns the marker's text with the lines of before's node
+// that were at before's generation at now's, if there was one.
+func carriedLines(marker string, before, now stamp) (string, bool) {
 	lines := strings.Split(marker, "\n")
+	carried := false
 	for i, l := range lines {
 		rest, ok := strings.CutPrefix(l, before.node+" ")
 		if !ok {
@@ -346,10 +373,13 @@ func carriedLine(marker string, before, now stamp) (string, bool) {
 		}
 		j := strings.LastIndexByte(rest, ' ')
 		if j < 0 || rest[j+1:] != strconv.FormatUint(uint64(before.gen), 10) {
-			return "", false
+			continue
 		}
 		lines[i] = before.node + " " + rest[:j+1] + strconv.FormatUint(uint64(now.gen), 10)
-		return strings.Join(lines, "\n"), true
+		carried = true
 	}
-	return "", false
+	if !carried {
+		return "", false
+	}
+	return strings.Join(lines, "\n"), true
 }

@@ -62,7 +62,7 @@ func TestStamp(t *testing.T) {
 			stampedNow := func() (ok bool) {
 				t.Helper()
 				_ = n.do(t, func() error {
-					_, ok = options{lockDir: lockDir}.stamped(net.Name, name, net.fingerprint())
+					_, ok = options{lockDir: lockDir}.stamped(networkMarker(net.Name), name, net.fingerprint())
 					return nil
 				})
 				return ok
@@ -142,7 +142,7 @@ func TestStampCarriedAcrossOwnCommits(t *testing.T) {
 			ensure := func() { t.Helper(); do(func() error { return masq.Ensure(net) }) }
 			stamped := func() (ok bool) {
 				t.Helper()
-				do(func() error { _, ok = opts.stamped(net.Name, name, net.fingerprint()); return nil })
+				do(func() error { _, ok = opts.stamped(networkMarker(net.Name), name, net.fingerprint()); return nil })
 				return ok
 			}
 			publish := func(id string, port uint16) {
