@@ -145,26 +145,40 @@ func (d *Dir) OpenFile(name string, flags int, perm uint32) (*os.File, error) {
 
 // openFile is OpenFile, also returning the status it checked.
 //
-// An entry that is there already is looked at first (fstatat, no link
-// followed) and refused unless it is a regular file, so that a FIFO or a
-// device is not opened at all: open(2) itself acts on those (a FIFO's
-// other end sees it, a device's driver runs). The status is checked again
-// on the open descriptor, for an entry replaced in between. With O_CREAT
-// and O_EXCL (a new file: lease files are written so) nothing is looked at
-// first: open(2) then never opens an existing entry of any kind.
+// An entry that is there already is opened with O_PATH first (no link
+// followed), which acts on nothing, and refused unless that descriptor is
+// a regular file's, so that a FIFO or a device is never opened: open(2)
+// itself acts on those (a FIFO's other end sees it, a device's driver
+// runs). The file is then opened through /proc/self/fd/<n> (reopen), which
+// opens the very inode looked at, whatever the name holds by then. A
+// missing entry that O_CREAT makes is made with O_EXCL, which never opens
+// an existing entry of any kind; one that appeared meanwhile is looked at
+// as above. So openFile needs procfs at /proc, as ReadPath.
 func (d *Dir) openFile(name string, flags int, perm uint32) (*os.File, *unix.Stat_t, error) {
-	if flags&(unix.O_CREAT|unix.O_EXCL) != unix.O_CREAT|unix.O_EXCL {
-		var pre unix.Stat_t
-		switch err := unix.Fstatat(d.fd, name, &pre, unix.AT_SYMLINK_NOFOLLOW); {
-		case err == unix.ENOENT: // created below, or ENOENT from open
-		case err != nil:
-			return nil, nil, d.PathError("stat", name, err)
-		case pre.Mode&unix.S_IFMT == unix.S_IFLNK:
-			return nil, nil, d.PathError("open", name, ErrSymlink)
-		case pre.Mode&unix.S_IFMT != unix.S_IFREG:
-			return nil, nil, d.PathError("open", name, ErrNotRegular)
+	create := flags&unix.O_CREAT != 0
+	if create && flags&unix.O_EXCL != 0 {
+		return d.openNew(name, flags, perm)
+	}
+	for range 3 {
+		pfd, err := ignoringEINTR(func() (int, error) {
+			return unix.Openat(d.fd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		})
+		if err == nil {
+			return d.openLooked(pfd, name, flags&^(unix.O_CREAT|unix.O_EXCL))
+		}
+		if err != unix.ENOENT || !create {
+			return nil, nil, d.PathError("open", name, explain(err, false))
+		}
+		f, st, err := d.openNew(name, flags|unix.O_EXCL, perm)
+		if !errors.Is(err, fs.ErrExist) {
+			return f, st, err
 		}
 	}
+	return nil, nil, d.PathError("open", name, errors.New("made and removed again and again by another process"))
+}
+
+// openNew makes and opens a new file (flags hold O_CREAT and O_EXCL).
+func (d *Dir) openNew(name string, flags int, perm uint32) (*os.File, *unix.Stat_t, error) {
 	fd, err := ignoringEINTR(func() (int, error) {
 		return unix.Openat(d.fd, name, flags|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, perm)
 	})
@@ -181,6 +195,59 @@ func (d *Dir) openFile(name string, flags int, perm uint32) (*os.File, *unix.Sta
 		return nil, nil, d.PathError("open", name, ErrNotRegular)
 	}
 	return os.NewFile(uintptr(fd), filepath.Join(d.path, name)), &st, nil
+}
+
+// testHookLooked, when set (tests), runs between the look at an existing
+// entry and its opening.
+var testHookLooked func(name string)
+
+// openLooked opens with flags the entry name that the O_PATH descriptor
+// pfd refers to (and closes pfd), if it is a regular file.
+func (d *Dir) openLooked(pfd int, name string, flags int) (*os.File, *unix.Stat_t, error) {
+	defer unix.Close(pfd)
+	var looked unix.Stat_t
+	if err := unix.Fstat(pfd, &looked); err != nil {
+		return nil, nil, d.PathError("stat", name, err)
+	}
+	switch looked.Mode & unix.S_IFMT {
+	case unix.S_IFREG:
+	case unix.S_IFLNK:
+		return nil, nil, d.PathError("open", name, ErrSymlink)
+	default:
+		return nil, nil, d.PathError("open", name, ErrNotRegular)
+	}
+	if testHookLooked != nil {
+		testHookLooked(name)
+	}
+	fd, st, err := reopen(pfd, &looked, flags|unix.O_NONBLOCK)
+	if err != nil {
+		return nil, nil, d.PathError("open", name, err)
+	}
+	return os.NewFile(uintptr(fd), filepath.Join(d.path, name)), st, nil
+}
+
+// reopen opens with flags the regular file that the O_PATH descriptor pfd
+// refers to (looked: its status), through /proc/self/fd/<pfd>, which
+// reopens that very file; the status of the new descriptor is checked
+// against looked (same device and inode: procfs is at /proc).
+func reopen(pfd int, looked *unix.Stat_t, flags int) (int, *unix.Stat_t, error) {
+	proc := "/proc/self/fd/" + strconv.Itoa(pfd)
+	fd, err := ignoringEINTR(func() (int, error) {
+		return unix.Open(proc, flags|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
+	})
+	if err != nil {
+		return -1, nil, fmt.Errorf("reopening through %s: %w", proc, err)
+	}
+	var opened unix.Stat_t
+	if err := unix.Fstat(fd, &opened); err != nil {
+		unix.Close(fd)
+		return -1, nil, err
+	}
+	if opened.Dev != looked.Dev || opened.Ino != looked.Ino || opened.Mode&unix.S_IFMT != unix.S_IFREG {
+		unix.Close(fd)
+		return -1, nil, fmt.Errorf("reopening through %s gave another file (is procfs at /proc?)", proc)
+	}
+	return fd, &opened, nil
 }
 
 // ReadFile reads a regular file of at most max bytes.
@@ -464,21 +531,11 @@ func ReadPath(path string, max int64) ([]byte, error) {
 	if looked.Mode&unix.S_IFMT != unix.S_IFREG {
 		return nil, &fs.PathError{Op: "open", Path: path, Err: ErrNotRegular}
 	}
-	proc := "/proc/self/fd/" + strconv.Itoa(pfd)
-	fd, err := ignoringEINTR(func() (int, error) {
-		return unix.Open(proc, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
-	})
+	fd, _, err := reopen(pfd, &looked, unix.O_RDONLY)
 	if err != nil {
-		return nil, &fs.PathError{Op: "open", Path: path, Err: fmt.Errorf("reopening through %s: %w", proc, err)}
+		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
 	f := os.NewFile(uintptr(fd), path)
 	defer f.Close()
-	var opened unix.Stat_t
-	if err := unix.Fstat(fd, &opened); err != nil {
-		return nil, &fs.PathError{Op: "stat", Path: path, Err: err}
-	}
-	if opened.Dev != looked.Dev || opened.Ino != looked.Ino || opened.Mode&unix.S_IFMT != unix.S_IFREG {
-		return nil, &fs.PathError{Op: "open", Path: path, Err: fmt.Errorf("reopening through %s gave another file (is procfs at /proc?)", proc)}
-	}
 	return ReadBounded(f, max)
 }

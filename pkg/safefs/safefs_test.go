@@ -148,3 +148,41 @@ func TestOverwrite(t *testing.T) {
 		t.Errorf("a link's target changed: %q, %v", b, err)
 	}
 }
+
+// TestOpensWhatItLooked: an entry replaced between the look at it and its
+// opening (here a regular file by a FIFO, and by another regular file) is
+// not what gets opened: the file looked at is, through its O_PATH
+// descriptor (the name is not opened again).
+func TestOpensWhatItLooked(t *testing.T) {
+	dir := t.TempDir()
+	d, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	path := filepath.Join(dir, "f")
+	for _, swap := range []string{"fifo", "file"} {
+		t.Run(swap, func(t *testing.T) {
+			setUp(t, os.WriteFile(path, []byte("looked at"), 0o600))
+			var st unix.Stat_t
+			setUp(t, unix.Stat(path, &st))
+			aside := filepath.Join(dir, "aside-"+swap)
+			testHookLooked = func(string) {
+				setUp(t, os.Rename(path, aside))
+				if swap == "fifo" {
+					setUp(t, unix.Mkfifo(path, 0o600))
+				} else {
+					setUp(t, os.WriteFile(path, []byte("put in its place"), 0o600))
+				}
+			}
+			defer func() { testHookLooked = nil; _ = os.Remove(path) }()
+			got, opened, err := d.ReadFileStat("f", 100)
+			if err != nil {
+				t.Fatalf("ReadFileStat: %v", err)
+			}
+			if string(got) != "looked at" || opened.Ino != st.Ino {
+				t.Errorf("read %q (inode %d), want the file looked at (inode %d)", got, opened.Ino, st.Ino)
+			}
+		})
+	}
+}
