@@ -229,23 +229,21 @@ func (d *Deps) removeStaleVeths(c *config.Bridge, args *skel.CmdArgs) (errs []er
 	return errs, kept
 }
 
-// withValid returns a GC's configuration with more valid attachments.
+// withValid returns a GC's configuration with more valid attachments, under
+// both keys (an IPAM plugin may read either, config.ValidAttachments).
 func withValid(stdin []byte, more []ipam.Attachment) ([]byte, error) {
+	valid, err := config.ValidAttachments(stdin)
+	if err != nil {
+		return nil, err
+	}
 	var doc map[string]json.RawMessage
 	if err := json.Unmarshal(stdin, &doc); err != nil {
 		return nil, err
 	}
-	// The key in any case, as encoding/json matches it: the attachments of
-	// every spelling are kept.
-	var valid []types.GCAttachment
-	for key, raw := range doc {
-		if strings.EqualFold(key, validKey) {
+	// Every spelling that encoding/json matches goes.
+	for key := range doc {
+		if strings.EqualFold(key, config.ValidAttachmentsKey) || strings.EqualFold(key, config.OldValidAttachmentsKey) {
 			delete(doc, key)
-			var v []types.GCAttachment
-			if err := json.Unmarshal(raw, &v); err != nil {
-				return nil, err
-			}
-			valid = append(valid, v...)
 		}
 	}
 	for _, a := range more {
@@ -255,12 +253,10 @@ func withValid(stdin []byte, more []ipam.Attachment) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	doc[validKey] = raw
+	doc[config.ValidAttachmentsKey] = raw
+	doc[config.OldValidAttachmentsKey] = raw
 	return json.Marshal(doc)
 }
-
-// validKey is GC's list of valid attachments (CNI 1.1).
-const validKey = "cni.dev/valid-attachments"
 
 // vethDeleters is how many veth deletions GC runs at a time.
 const vethDeleters = 8

@@ -560,6 +560,39 @@ func TestGCRemovesSpoofChecksInOneBatch(t *testing.T) {
 	}
 }
 
+// TestGCOldValidKey: a GC request that lists the valid attachments under
+// the name CNI 1.1.0's text gave them, cni.dev/attachments, alone (a runtime
+// written after that text; libcni sends both) keeps them: their host veths,
+// spoof checks and leases stay, the others go. Read as no list, every
+// attachment of the network went.
+func TestGCOldValidKey(t *testing.T) {
+	n := newFakeNode(testNetns, "/run/netns/c2")
+	for _, id := range []string{"c1", "c2"} {
+		a := testArgs(testConf("host-local", ""), id)
+		if id != "c1" {
+			a.Netns = "/run/netns/" + id
+		}
+		addOK(t, n, a)
+	}
+	conf := testConf("host-local", `,"cni.dev/attachments":[{"containerID":"c1","ifname":"eth0"}]`)
+	conf = []byte(strings.Replace(string(conf), `"1.0.0"`, `"1.1.0"`, 1))
+	if err := n.deps.GC(&skel.CmdArgs{Path: "/opt/cni/bin", StdinData: conf}); err != nil {
+		t.Fatalf("GC: %v", err)
+	}
+	if _, ok := n.spoof.checks["net1/c1/eth0"]; !ok || len(n.spoof.checks) != 1 {
+		t.Errorf("spoof checks after GC: %v, want c1's only", n.spoof.checks)
+	}
+	if _, ok := n.ipam.leases["c1/eth0"]; !ok || len(n.ipam.leases) != 1 {
+		t.Errorf("leases after GC: %v, want c1's only", n.ipam.leases)
+	}
+	if _, ok := n.links.hosts[hostveth.Name("c1", "eth0")]; !ok {
+		t.Error("GC deleted the host veth of c1, valid under cni.dev/attachments")
+	}
+	if _, ok := n.links.hosts[hostveth.Name("c2", "eth0")]; ok {
+		t.Error("GC left the host veth of c2, valid under neither key")
+	}
+}
+
 // GC deletes the host veth of an attachment whose address it releases
 // (not valid; its netns still there), before IPAM releases the address, as
 // DEL does: the container would otherwise keep an address a new container

@@ -49,6 +49,9 @@ type Bridge struct {
 	RuntimeConfig struct {
 		MAC string `json:"mac,omitempty"`
 	} `json:"runtimeConfig,omitempty"`
+	// A GC's valid attachments under their CNI 1.1.0 name (gc.go): in
+	// ValidAttachments when that key is not there.
+	OldValidAttachments []types.GCAttachment `json:"cni.dev/attachments,omitempty"`
 
 	// Derived by LoadBridge.
 	MAC        net.HardwareAddr `json:"-"` // container MAC requested by CNI_ARGS, args or runtimeConfig
@@ -158,6 +161,9 @@ func decodeBridge(stdin []byte, teardown bool) (*Bridge, error) {
 	if b.IsDefaultGW {
 		b.IsGW = true
 	}
+	if b.ValidAttachments == nil {
+		b.ValidAttachments = b.OldValidAttachments
+	}
 	return b, nil
 }
 
@@ -172,6 +178,7 @@ func (b *Bridge) teardownKeys(stdin []byte) error {
 	var keys struct {
 		Name   string               `json:"name"`
 		Valid  []types.GCAttachment `json:"cni.dev/valid-attachments"`
+		Old    []types.GCAttachment `json:"cni.dev/attachments"`
 		Bridge json.RawMessage      `json:"bridge"`
 		// Read as their zero values, these would make DEL and GC remove
 		// rules a live network needs (a network asking for none), or

@@ -1,12 +1,10 @@
 package hostlocal
 
 import (
-	"encoding/json"
 	"errors"
 	"slices"
 
 	"github.com/containernetworking/cni/pkg/skel"
-	"github.com/containernetworking/cni/pkg/types"
 
 	"github.com/flatcni/plugins/pkg/config"
 	"github.com/flatcni/plugins/pkg/ipam"
@@ -96,14 +94,15 @@ func stale(leases []ipam.Lease, valid map[ipam.Attachment]bool) []ipam.Attachmen
 	return out
 }
 
-// ValidAttachments reads cni.dev/valid-attachments from a GC request.
+// ValidAttachments reads the valid attachments of a GC request
+// (config.ValidAttachments: either key).
 func ValidAttachments(stdin []byte) (map[ipam.Attachment]bool, error) {
-	var conf types.PluginConf
-	if err := json.Unmarshal(stdin, &conf); err != nil {
-		return nil, config.Invalid("cni.dev/valid-attachments", "%v", err)
+	valid, err := config.ValidAttachments(stdin)
+	if err != nil {
+		return nil, err
 	}
-	out := make(map[ipam.Attachment]bool, len(conf.ValidAttachments))
-	for _, a := range conf.ValidAttachments {
+	out := make(map[ipam.Attachment]bool, len(valid))
+	for _, a := range valid {
 		out[ipam.Attachment{ContainerID: a.ContainerID, IfName: a.IfName}] = true
 	}
 	return out, nil

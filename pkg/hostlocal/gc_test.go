@@ -61,6 +61,10 @@ func TestValidAttachments(t *testing.T) {
 	if err != nil || len(got) != 2 || !got[ipam.Attachment{ContainerID: "b", IfName: "net1"}] {
 		t.Fatalf("ValidAttachments = %v, %v", got, err)
 	}
+	got, err = ValidAttachments([]byte(`{"cni.dev/attachments":[{"containerID":"c","ifname":"eth0"}]}`))
+	if err != nil || len(got) != 1 || !got[ipam.Attachment{ContainerID: "c", IfName: "eth0"}] {
+		t.Fatalf("ValidAttachments of cni.dev/attachments (CNI 1.1.0's name) = %v, %v", got, err)
+	}
 	if _, err := ValidAttachments([]byte(`{"cni.dev/valid-attachments":5}`)); err == nil {
 		t.Fatal("bad valid-attachments: no error")
 	}
