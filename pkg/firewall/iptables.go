@@ -66,7 +66,8 @@ func (b *iptablesBackend) Sync(n Network) (changed bool, err error) {
 	if ok {
 		return false, nil // nothing changed since found in place (stamp.go)
 	}
-	if iptablesNFTUpToDate(n, fp) {
+	upToDate, emptied := iptablesNFTUpToDate(n, fp)
+	if upToDate {
 		b.opts.recordStamp(IPTablesName, fp, checked)
 		return false, nil // no process started
 	}
@@ -84,7 +85,9 @@ func (b *iptablesBackend) Sync(n Network) (changed bool, err error) {
 			return false, fmt.Errorf("network %q: %w", n.Name, err)
 		}
 	}
-	if b.upToDate(n, fp, handles) {
+	// A chain netlink showed emptied is refilled by syncFamily (its
+	// jumps, which upToDate looks at, are there).
+	if !emptied && b.upToDate(n, fp, handles) {
 		return false, nil
 	}
 
@@ -94,7 +97,7 @@ func (b *iptablesBackend) Sync(n Network) (changed bool, err error) {
 	}
 	defer lock.unlock()
 	// Another process may have written the rules while we waited.
-	if b.upToDate(n, fp, handles) {
+	if !emptied && b.upToDate(n, fp, handles) {
 		return false, nil
 	}
 	for _, f := range allFamilies() {
@@ -114,7 +117,8 @@ func (b *iptablesBackend) Sync(n Network) (changed bool, err error) {
 
 // upToDate reports whether every jump of the current configuration exists.
 // Since a jump is written after its chain is filled, this proves the chains
-// are complete. This is Ensure's hot path: one `iptables -C` per part.
+// were complete (a chain emptied since is seen through netlink only,
+// iptablesNFTUpToDate; on iptables-legacy, not at all). This is Ensure's hot path: one `iptables -C` per part.
 func (b *iptablesBackend) upToDate(n Network, fp string, handles map[family]*iptables.IPTables) bool {
 	jump := iptJumpRule(n.Name, fp)
 	for f, ipt := range handles {

@@ -32,7 +32,7 @@ func (b *iptablesBackend) ensureFresh(n Network, fp string) (done bool, err erro
 		return false, fmt.Errorf("network %q: %w", n.Name, err)
 	}
 	defer lock.unlock()
-	if iptablesNFTUpToDate(n, fp) { // written meanwhile
+	if ok, _ := iptablesNFTUpToDate(n, fp); ok { // written meanwhile
 		return true, nil
 	}
 	c, err := nftables.New()

@@ -300,3 +300,46 @@ func TestIPTablesPortsFixedBackAfterReload(t *testing.T) {
 		}
 	}
 }
+
+// A network's own chain emptied by hand (or by a tool), its jump left in
+// place: the next Ensure writes the chain's rules again, also after an
+// Ensure that stamped them (the flush moved the generation on).
+func TestIPTablesChainEmptiedRefilled(t *testing.T) {
+	requireRoot(t)
+	requireIPTablesNFT(t, "")
+	b, err := New(IPTablesName, WithLockDir(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	net := iptRmNetwork("refill", "brf", "10.49.0.0/24", "fd49::/64")
+	ns := newTestNS(t, "refill")
+	prepareForward(t, ns)
+	chain := iptChainName(net.Name)
+	ensure := func() {
+		t.Helper()
+		if err := ns.do(t, func() error { return b.Ensure(net) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rulesIn := func(table string) int {
+		t.Helper()
+		return strings.Count(ns.exec(t, "iptables", "-t", table, "-S", chain), "\n-A ")
+	}
+	ensure()
+	ensure() // stamps
+	for _, table := range []string{natTable, filterTable, mangleTable} {
+		want := rulesIn(table)
+		if want == 0 {
+			t.Fatalf("no rule in the network's %s chain after Ensure", table)
+		}
+		ns.exec(t, "iptables", "-t", table, "-F", chain)
+		ensure()
+		if got := rulesIn(table); got != want {
+			t.Errorf("the network's %s chain emptied: %d rules after the next Ensure, want %d", table, got, want)
+		}
+		ensure()
+	}
+	if err := ns.do(t, func() error { return b.Remove(net.Name) }); err != nil {
+		t.Fatal(err)
+	}
+}
