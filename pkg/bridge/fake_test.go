@@ -271,6 +271,16 @@ func (f *fakeLinks) EnableForwarding(v4, v6 bool) error {
 	return nil
 }
 
+func (f *fakeLinks) HasLinkWithAlias(name, alias string) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.call("HasLinkWithAlias", name); err != nil {
+		return false, err
+	}
+	h := f.hosts[name]
+	return h != nil && h.alias == alias, nil
+}
+
 func (f *fakeLinks) DelLinkWithAlias(name, alias string) (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

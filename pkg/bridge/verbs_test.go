@@ -560,6 +560,33 @@ func TestGCRemovesSpoofChecksInOneBatch(t *testing.T) {
 	}
 }
 
+// TestAddSameAttachmentOtherNetns: an ADD of an attachment (container ID,
+// interface) whose host veth is there, its container end in another netns
+// (a runtime reusing a container ID without DEL), fails before IPAM: the
+// live attachment keeps its address, which IPAM would hand out again (the
+// lease is the attachment's), and its veth.
+func TestAddSameAttachmentOtherNetns(t *testing.T) {
+	n := newFakeNode(testNetns, "/run/netns/c2")
+	a := testArgs(testConf("host-local", ""), "dup")
+	addOK(t, n, a)
+	calls := len(n.ipam.calls)
+	b := testArgs(testConf("host-local", ""), "dup")
+	b.Netns = "/run/netns/c2"
+	_, err := n.deps.Add(b)
+	if err == nil || !strings.Contains(err.Error(), hostveth.Name("dup", "eth0")) || !strings.Contains(err.Error(), "dup/eth0") {
+		t.Fatalf("second ADD of dup/eth0 in another netns: %v; want an error naming the attachment and its host veth", err)
+	}
+	if got := n.ipam.calls[calls:]; len(got) != 0 {
+		t.Errorf("IPAM called by the refused ADD: %v", got)
+	}
+	if _, ok := n.ipam.leases["dup/eth0"]; !ok {
+		t.Error("the live attachment's lease went")
+	}
+	if h := n.links.hosts[hostveth.Name("dup", "eth0")]; h == nil || h.netns != testNetns {
+		t.Errorf("the live attachment's host veth: %+v", h)
+	}
+}
+
 // TestGCOldValidKey: a GC request that lists the valid attachments under
 // the name CNI 1.1.0's text gave them, cni.dev/attachments, alone (a runtime
 // written after that text; libcni sends both) keeps them: their host veths,
