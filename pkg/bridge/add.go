@@ -326,13 +326,14 @@ func (d *Deps) validateNode(c *config.Bridge, args *skel.CmdArgs) (*link.Bridge,
 		return nil, netnsError(args, err)
 	}
 	// The attachment's host veth on the node: its container end is in
-	// another netns (a container ID used again without a DEL), and IPAM
-	// would hand out its lease again.
+	// another netns (a container ID used again without a DEL; or another
+	// ADD of it made the pair since the look above), and IPAM would hand
+	// out its lease again.
 	name, alias := hostveth.Name(args.ContainerID, args.IfName), hostveth.Alias(args.ContainerID, args.IfName)
 	if live, err := d.Links.HasLinkWithAlias(name, alias); err != nil {
 		return nil, fmt.Errorf("look up host veth %s: %w", name, err)
 	} else if live {
-		return nil, fmt.Errorf("attachment %s/%s is live already, in another network namespace than %q (host veth %s): DEL it first", args.ContainerID, args.IfName, args.Netns, name)
+		return nil, fmt.Errorf("attachment %s/%s is live already (its host veth %s is on the node; its %s is not in %q): DEL it first", args.ContainerID, args.IfName, name, args.IfName, args.Netns)
 	}
 	if c.NeedsVlanFiltering() {
 		ok, err := d.Links.VlanFilteringSupported()
