@@ -17,6 +17,7 @@ import (
 
 	"github.com/flatcni/plugins/pkg/bridge/hostveth"
 	"github.com/flatcni/plugins/pkg/firewall"
+	"github.com/flatcni/plugins/pkg/link"
 )
 
 const testNetns = "/run/netns/c1"
@@ -760,6 +761,12 @@ func TestStatus(t *testing.T) {
 	err = n.deps.Status(testArgs(missing, ""))
 	if !errors.As(err, &te) || te.Code != 50 || !strings.Contains(te.Msg, `"missing" not found`) {
 		t.Errorf("STATUS with the IPAM plugin not installed: %v", err)
+	}
+	// A link of the bridge's name that is no bridge: every ADD fails.
+	n.links.fail["BridgeByName"] = fmt.Errorf("link %q %w (type veth)", "cni0", link.ErrNotBridge)
+	err = n.deps.Status(testArgs(conf, ""))
+	if !errors.As(err, &te) || te.Code != 50 || !strings.Contains(te.Msg, `"cni0"`) {
+		t.Errorf("STATUS with a veth of the bridge's name: %v", err)
 	}
 }
 
