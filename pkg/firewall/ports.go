@@ -237,7 +237,8 @@ func (n PortNetwork) normalize() (PortNetwork, error) {
 // fingerprint identifies the network's fixed rules (all but the mappings).
 func (n PortNetwork) fingerprint() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "ports-v1|%s|%s|", n.Name, n.Bridge)
+	// v2: ::1 left alone (written again on nodes with v1's rules).
+	fmt.Fprintf(&b, "ports-v2|%s|%s|", n.Name, n.Bridge)
 	for _, p := range n.Subnets {
 		b.WriteString(p.String() + ",")
 	}

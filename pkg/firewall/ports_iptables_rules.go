@@ -15,6 +15,7 @@ import (
 // "flatcni-ports net=<name> cfg=<hash> br=<bridge>":
 //
 //	nat PREROUTING, OUTPUT: -m addrtype --dst-type LOCAL -j FLATCNIP-…
+//	                 (ip6tables OUTPUT: ! -d ::1/128 first)
 //	nat POSTROUTING: -s <subnet> -o <br> -m conntrack --ctstate DNAT -j MASQUERADE (hairpin),
 //	                 -s 127.0.0.0/8 -o <br> … -j MASQUERADE (IPv4: 127.0.0.1 on the node)
 //	filter FORWARD (first): -o <br> / -i <br> -m conntrack --ctstate DNAT -j ACCEPT
@@ -62,7 +63,13 @@ func iptPortsFixed(n PortNetwork, f family, fp string) []iptFixedRule {
 	}
 	jump := append([]string{"-m", "addrtype", "--dst-type", "LOCAL"}, c...)
 	jump = append(jump, "-j", iptPortsChain(n.Name))
-	rules = append(rules, iptFixedRule{natTable, outputChain, false, jump}, iptFixedRule{natTable, preroutingChain, false, jump})
+	out := jump
+	if f == ipv6 {
+		// The node's ::1 is left alone: what is redirected from it to
+		// another host the kernel drops (no route_localnet for IPv6).
+		out = append([]string{"!", "-d", ipv6Loopback.String()}, jump...)
+	}
+	rules = append(rules, iptFixedRule{natTable, outputChain, false, out}, iptFixedRule{natTable, preroutingChain, false, jump})
 	return rules
 }
 

@@ -3,10 +3,13 @@ package firewall
 import (
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/google/nftables"
@@ -109,6 +112,61 @@ func TestPortsUnguardBeforeTheDropGoes(t *testing.T) {
 			})
 			if err != nil {
 				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// TestPortsLeaveIPv6Loopback: a mapping without hostIP leaves the node's
+// [::1]:<port> alone (each backend): a service of the node listening there
+// still answers. ::1 cannot be published (the kernel drops what is
+// redirected from it to another host), and redirecting it blackholed the
+// service. 127.0.0.1 is published (route_localnet): not looked at here.
+func TestPortsLeaveIPv6Loopback(t *testing.T) {
+	requireRoot(t)
+	n := PortNetwork{Name: "lo6", Bridge: "brl6", Subnets: pfx("fd43::/64", "10.44.0.0/24")}
+	for _, backend := range []string{IPTablesName, NFTablesName} {
+		t.Run(backend, func(t *testing.T) {
+			ns := newTestNS(t, "lo6")
+			ns.exec(t, "ip", "link", "set", "lo", "up")
+			b, err := NewPorts(backend, WithLockDir(t.TempDir()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = ns.do(t, func() error { return b.Retain(n.Name, nil) }) }()
+			var ln net.Listener
+			if err := ns.do(t, func() (err error) { ln, err = net.Listen("tcp6", "[::1]:0"); return err }); err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			go func() {
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					_, _ = c.Write([]byte("node"))
+					c.Close()
+				}
+			}()
+			port := uint16(ln.Addr().(*net.TCPAddr).Port)
+			owner := Attachment{ContainerID: "c1", IfName: "eth0"}
+			if err := ns.do(t, func() error { return b.Publish(n, owner, []Mapping{mp("tcp", "", port, "fd43::2", 80)}) }); err != nil {
+				t.Fatal(err)
+			}
+			var got []byte
+			err = ns.do(t, func() error {
+				c, err := net.DialTimeout("tcp6", ln.Addr().String(), 2*time.Second)
+				if err != nil {
+					return err
+				}
+				defer c.Close()
+				_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+				got, err = io.ReadAll(c)
+				return err
+			})
+			if err != nil || string(got) != "node" {
+				t.Errorf("the node's [::1]:%d with a wildcard mapping of that port: %q, %v; want the node's service", port, got, err)
 			}
 		})
 	}

@@ -247,7 +247,7 @@ func nftWriteFixed(c *nftables.Conn, n PortNetwork, fp string) (map[string]*nfta
 	}
 	add(publish, nftPublishRules(sets)...)
 	add(pre, nftLocalJump())
-	add(out, nftLocalJump())
+	add(out, nftLoopback6Return(), nftLocalJump())
 	add(raw, nftLocalnetDrop())
 	add(post, nftPortsPostroutingRules(n)...)
 	return sets, nil

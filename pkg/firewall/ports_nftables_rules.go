@@ -21,6 +21,7 @@ import (
 //	               dnat ip to meta l4proto . th dport map @any4 (and IPv6)
 //	chain prerouting (nat, dstnat) and output (nat, -100):
 //	               fib daddr type local jump publish
+//	               (output: ip6 daddr ::1 return first)
 //	chain postrouting (nat, srcnat): ct status dnat iifname <br> oifname <br> masquerade (hairpin)
 //	               ct status dnat ip saddr 127.0.0.0/8 oifname <br> masquerade (127.0.0.1 on the node)
 //	chain raw (filter, prerouting -300): iifname != "lo" ip daddr 127.0.0.0/8 drop
@@ -175,6 +176,17 @@ func nftLocalJump() []expr.Any {
 		&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: binaryutil.NativeEndian.PutUint32(unix.RTN_LOCAL)},
 		&expr.Verdict{Kind: expr.VerdictJump, Chain: nftPublishChain},
 	}
+}
+
+// ipv6Loopback is ::1, which publishing leaves alone: the kernel drops what
+// is redirected from it to another host (IPv6 has no route_localnet).
+var ipv6Loopback = netip.MustParsePrefix("::1/128")
+
+// nftLoopback6Return is "ip6 daddr ::1 return", before the output chain's
+// jump.
+func nftLoopback6Return() []expr.Any {
+	e := append(nfprotoMatch(ipv6), prefixMatch(ipv6Loopback, false)...)
+	return append(e, &expr.Verdict{Kind: expr.VerdictReturn})
 }
 
 // ctDNAT matches connections whose destination was translated ("ct status dnat").
