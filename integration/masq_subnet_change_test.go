@@ -31,6 +31,43 @@ func TestMasqSubnetChange(t *testing.T) {
 	})
 }
 
+// TestMasqFamilyDropped: a dual-stack network loses one family from its
+// configuration (each way) while a container is attached. The ADD of a
+// container under the new configuration rewrites the network's rules; the
+// container attached before keeps the dropped family's egress through the
+// gateway still on the bridge (as with the reference, whose rules are the
+// container's own). The last DEL leaves nothing.
+func TestMasqFamilyDropped(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		kept    []string
+		dropped int // the family the old container must still reach the remote over
+	}{{"v6 dropped", []string{"10.22.0.0/24"}, 6}, {"v4 dropped", []string{"fd22::/64"}, 4}} {
+		t.Run(tc.name, func(t *testing.T) {
+			eachBackendUplink(t, func(t *testing.T, backend string, node *Node, remote *Netns) {
+				port := masqPeerServer(t, remote)
+				before := newMasqNet(t, node, masqNetConf{backend: backend, subnets: masqSubnets})
+				after := newMasqNet(t, node, masqNetConf{backend: backend, subnets: tc.kept,
+					name: before.name, extra: map[string]any{"bridge": before.bridge}})
+				old, oldRT := masqContainer(t, "old")
+				before.add(t, "", oldRT)
+				_, rt := masqContainer(t, "new")
+				after.add(t, "", rt)
+
+				if tc.dropped == 6 {
+					masqExpectPeer(t, old, uplinkRemote6, port, uplinkNode6, "IPv6 from the container attached before IPv6 was dropped")
+				} else {
+					masqExpectPeer(t, old, uplinkRemote4, port, uplinkNode4, "IPv4 from the container attached before IPv4 was dropped")
+				}
+
+				after.del(t, oldRT)
+				after.del(t, rt)
+				masqRequireNoTrace(t, node.Netns, before.name)
+			})
+		})
+	}
+}
+
 // TestMasqSharedBridgeOtherNetwork: two networks name one bridge (two
 // configurations without a "bridge" key share cni0), each with an IPv6
 // subnet of its own: A masquerades, B does not (its addresses are

@@ -45,21 +45,40 @@ func EnsureGatewayAddrs(br Bridge, gws []netip.Prefix, force, dad bool) (others 
 		}
 	}
 	wanted := make(map[netip.Prefix]bool, len(gws))
+	families := map[int]bool{}
 	for _, gw := range gws {
 		wanted[normPrefix(gw)] = true
+		families[family(gw.Addr())] = true
+	}
+	// One dump for every family: what a gateway's removal of conflicts
+	// changes is of its own family only.
+	existing, err := addrList(l, netlink.FAMILY_ALL)
+	if err != nil {
+		return nil, fmt.Errorf("list addresses of bridge %q: %w", br.Name, err)
+	}
+	keep := func(p netip.Prefix) {
+		if !slices.Contains(others, p) {
+			others = append(others, p)
+		}
 	}
 	added := false
 	for _, gw := range gws {
 		gw = normPrefix(gw)
-		did, found, err := ensureGatewayAddr(l, gw, wanted, force, dad)
+		did, found, err := ensureGatewayAddr(l, gw, existing, wanted, force, dad)
 		if err != nil {
 			return nil, err
 		}
 		added = added || did
 		for _, p := range found {
-			if !slices.Contains(others, p) {
-				others = append(others, p)
-			}
+			keep(p)
+		}
+	}
+	// The global addresses of a family no gateway is asked for (dropped
+	// from the configuration) stay, as the gateways of the containers
+	// attached before.
+	for _, a := range existing {
+		if p, ok := prefixOf(a.IPNet); ok && !families[family(p.Addr())] && p.Addr().IsGlobalUnicast() {
+			keep(p.Masked())
 		}
 	}
 	// Pinned to the MAC br was read with (EnsureBridge, before this
@@ -79,21 +98,18 @@ func EnsureGatewayAddrs(br Bridge, gws []netip.Prefix, force, dad bool) (others 
 	return others, nil
 }
 
-// ensureGatewayAddr puts gw on l (see EnsureGatewayAddrs) and returns
-// whether it added it, and the subnets of the other global addresses of
-// its family that stay on l (none wanted, none in conflict).
-func ensureGatewayAddr(l netlink.Link, gw netip.Prefix, wanted map[netip.Prefix]bool, force, dad bool) (added bool, others []netip.Prefix, err error) {
+// ensureGatewayAddr puts gw on l (see EnsureGatewayAddrs; existing: l's
+// addresses) and returns whether it added it, and the subnets of the other
+// global addresses of its family that stay on l (none wanted, none in
+// conflict).
+func ensureGatewayAddr(l netlink.Link, gw netip.Prefix, existing []netlink.Addr, wanted map[netip.Prefix]bool, force, dad bool) (added bool, others []netip.Prefix, err error) {
 	name := l.Attrs().Name
 	fam := family(gw.Addr())
-	existing, err := addrList(l, fam)
-	if err != nil {
-		return false, nil, fmt.Errorf("list addresses of bridge %q: %w", name, err)
-	}
 	present := false
 	var conflicts []netlink.Addr
 	for _, a := range existing {
 		p, ok := prefixOf(a.IPNet)
-		if !ok {
+		if !ok || family(p.Addr()) != fam {
 			continue
 		}
 		switch {

@@ -43,6 +43,12 @@ func TestEnsureGatewayAddrs(t *testing.T) {
 			wantErr: []string{"fd00:1::1/64", "fd00:1::2/64"}, want: []netip.Prefix{pp("fd00:1::1/64")}},
 		{name: "v6 overlap with force", existing: []netip.Prefix{pp("fd00:1::1/64")}, gws: []netip.Prefix{pp("fd00:1::2/64")}, force: true,
 			want: []netip.Prefix{pp("fd00:1::2/64")}},
+		// A family the configuration no longer has: its gateway stays for
+		// the containers attached before, which still use it.
+		{name: "v6 dropped", existing: []netip.Prefix{pp("10.1.0.1/24"), pp("fd00:1::1/64")}, gws: []netip.Prefix{pp("10.1.0.1/24")},
+			want: []netip.Prefix{pp("10.1.0.1/24"), pp("fd00:1::1/64")}, others: []netip.Prefix{pp("fd00:1::/64")}},
+		{name: "v4 dropped", existing: []netip.Prefix{pp("10.1.0.1/24"), pp("fd00:1::1/64")}, gws: []netip.Prefix{pp("fd00:1::1/64")},
+			want: []netip.Prefix{pp("10.1.0.1/24"), pp("fd00:1::1/64")}, others: []netip.Prefix{pp("10.1.0.0/24")}},
 	}
 	// The device by the index EnsureBridge read (as ADD passes it), and by
 	// its name alone (looked up).
