@@ -236,7 +236,7 @@ func (u undoList) run() {
 // validation found it, nil for none), with VLAN filtering when the network
 // needs it, and pushes the removal of one it made onto undo.
 func (d *Deps) ensureBridge(c *config.Bridge, found *link.Bridge, undo *undoList) (link.Bridge, error) {
-	br, err := d.Links.EnsureBridge(link.BridgeConfig{Name: c.BrName, MTU: c.MTU, PromiscMode: c.PromiscMode, VlanFiltering: c.NeedsVlanFiltering(), Found: found})
+	br, err := d.Links.EnsureBridge(link.BridgeConfig{Name: c.BrName, MTU: c.MTU, PromiscMode: c.PromiscMode, VlanFiltering: c.NeedsVlanFiltering(), DAD: c.EnableDad, Found: found})
 	if br.Created {
 		fresh := br
 		undo.push(func() { d.removeFreshBridge(fresh) })

@@ -18,6 +18,13 @@ type BridgeConfig struct {
 	MTU           int // 0 keeps the kernel default
 	PromiscMode   bool
 	VlanFiltering bool
+	// DAD is the network's enabledad. Without it, a bridge made here has
+	// accept_dad 0 from before it goes up, so that its IPv6 link-local
+	// address is usable at once (the gateway addresses skip DAD too):
+	// else, for a second or two, the node sends no neighbour solicitation
+	// for IPv6 it forwards to a container (published ports, routed
+	// traffic), having no usable source address on the bridge.
+	DAD bool
 	// Found is the bridge as the caller has just read it (BridgeByName),
 	// so that EnsureBridge does not read it again; nil, and EnsureBridge
 	// looks it up.
@@ -89,6 +96,10 @@ func EnsureBridge(cfg BridgeConfig) (Bridge, error) {
 		switch err := netlink.LinkAdd(want); {
 		case err == nil:
 			created = true
+			if !cfg.DAD {
+				// Best effort, as IPv6 may be off on the node.
+				_ = writeSysctl("net/ipv6/conf/"+cfg.Name+"/accept_dad", "0")
+			}
 		case !errors.Is(err, syscall.EEXIST):
 			return Bridge{}, fmt.Errorf("create bridge %q: %w", cfg.Name, err)
 		}

@@ -363,3 +363,57 @@ func TestUnattachedVeth(t *testing.T) {
 	node.MustRun(t, "ip", "link", "set", "new0", "alias", "flatcni:new/eth0")
 	pending(true)
 }
+
+// TestEnsureBridgeDAD: a bridge EnsureBridge makes without DAD has
+// accept_dad 0, and its IPv6 link-local address is not tentative once it
+// is up (the node forwards IPv6 to containers at once); with DAD it keeps
+// the default; a bridge that was there is left as it is.
+func TestEnsureBridgeDAD(t *testing.T) {
+	requireRoot(t)
+	node := newNetNS(t, "brdad")
+	in(t, node, func() error {
+		acceptDAD := func(name string) string {
+			b, err := os.ReadFile("/proc/sys/net/ipv6/conf/" + name + "/accept_dad")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return strings.TrimSpace(string(b))
+		}
+		if _, err := EnsureBridge(BridgeConfig{Name: "br-nodad"}); err != nil {
+			return err
+		}
+		if got := acceptDAD("br-nodad"); got != "0" {
+			t.Errorf("accept_dad of a bridge made without DAD: %s, want 0", got)
+		}
+		l, err := netlink.LinkByName("br-nodad")
+		if err != nil {
+			return err
+		}
+		addrs, err := netlink.AddrList(l, netlink.FAMILY_V6)
+		if err != nil {
+			return err
+		}
+		for _, a := range addrs {
+			if a.Flags&unix.IFA_F_TENTATIVE != 0 {
+				t.Errorf("%s tentative on a bridge made without DAD", a.IPNet)
+			}
+		}
+		def := acceptDAD("default")
+		if _, err := EnsureBridge(BridgeConfig{Name: "br-dad", DAD: true}); err != nil {
+			return err
+		}
+		if got := acceptDAD("br-dad"); got != def {
+			t.Errorf("accept_dad of a bridge made with DAD: %s, want the default %s", got, def)
+		}
+		if err := netlink.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "br-there"}}); err != nil {
+			return err
+		}
+		if _, err := EnsureBridge(BridgeConfig{Name: "br-there"}); err != nil {
+			return err
+		}
+		if got := acceptDAD("br-there"); got != def {
+			t.Errorf("accept_dad of a bridge that was there: %s, want it left at %s", got, def)
+		}
+		return nil
+	})
+}
