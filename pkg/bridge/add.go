@@ -170,10 +170,10 @@ func (d *Deps) Add(args *skel.CmdArgs) (_ types.Result, err error) {
 	// The network's subnets, for its rules: those of the configured
 	// ranges (in-process host-local), else of the container's addresses;
 	// and those of the other gateway addresses on the bridge where the
-	// network holds leases: a range moved to another IPv6 subnet keeps its
-	// old gateway there, which the containers attached before still use
-	// (they stay masqueraded, as the reference's rules of their own keep
-	// them).
+	// network holds leases: a range moved to another IPv6 subnet (or a
+	// family dropped from the configuration) keeps its old gateway there,
+	// which the containers attached before still use (they stay
+	// masqueraded, as the reference's rules of their own keep them).
 	if fwSubnets == nil {
 		fwSubnets = subnets(p.addrs)
 	}
