@@ -325,16 +325,6 @@ func (d *Deps) validateNode(c *config.Bridge, args *skel.CmdArgs) (*link.Bridge,
 	if err := d.Links.CheckIfNameFree(args.Netns, args.IfName); err != nil {
 		return nil, netnsError(args, err)
 	}
-	// The attachment's host veth on the node: its container end is in
-	// another netns (a container ID used again without a DEL; or another
-	// ADD of it made the pair since the look above), and IPAM would hand
-	// out its lease again.
-	name, alias := hostveth.Name(args.ContainerID, args.IfName), hostveth.Alias(args.ContainerID, args.IfName)
-	if live, err := d.Links.HasLinkWithAlias(name, alias); err != nil {
-		return nil, fmt.Errorf("look up host veth %s: %w", name, err)
-	} else if live {
-		return nil, fmt.Errorf("attachment %s/%s is live already (its host veth %s is on the node; its %s is not in %q): DEL it first", args.ContainerID, args.IfName, name, args.IfName, args.Netns)
-	}
 	if c.NeedsVlanFiltering() {
 		ok, err := d.Links.VlanFilteringSupported()
 		if err != nil {
@@ -350,6 +340,18 @@ func (d *Deps) validateNode(c *config.Bridge, args *skel.CmdArgs) (*link.Bridge,
 		return nil, nil
 	case err != nil:
 		return nil, config.Invalid("bridge", "%v", err)
+	}
+	// The attachment's host veth on the network's bridge: its container
+	// end is in another netns (a container ID used again without a DEL;
+	// or another ADD of it made the pair since the look above), and IPAM
+	// would hand out its lease again. (The same container ID and
+	// interface on another network, another bridge, is another
+	// attachment.)
+	name, alias := hostveth.Name(args.ContainerID, args.IfName), hostveth.Alias(args.ContainerID, args.IfName)
+	if live, err := d.Links.HasPortWithAlias(br, name, alias); err != nil {
+		return nil, fmt.Errorf("look up host veth %s: %w", name, err)
+	} else if live {
+		return nil, fmt.Errorf("attachment %s/%s is live already on bridge %q (its host veth %s; its %s is not in %q): DEL it first", args.ContainerID, args.IfName, br.Name, name, args.IfName, args.Netns)
 	}
 	return &br, nil
 }

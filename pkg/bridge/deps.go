@@ -52,9 +52,9 @@ type Links interface {
 	// CheckIfNameFree fails when ifName exists in netns; its errors match
 	// link.ErrNetNSGone or link.ErrNotNetNS when netns cannot be entered.
 	CheckIfNameFree(netns, ifName string) error
-	// HasLinkWithAlias reports whether the node has a link called name
-	// whose alias is alias.
-	HasLinkWithAlias(name, alias string) (bool, error)
+	// HasPortWithAlias reports whether br has a port called name whose
+	// alias is alias.
+	HasPortWithAlias(br link.Bridge, name, alias string) (bool, error)
 	VlanFilteringSupported() (bool, error)
 	// BridgeByName's error matches link.ErrNotFound for a missing bridge.
 	BridgeByName(name string) (link.Bridge, error)

@@ -271,14 +271,14 @@ func (f *fakeLinks) EnableForwarding(v4, v6 bool) error {
 	return nil
 }
 
-func (f *fakeLinks) HasLinkWithAlias(name, alias string) (bool, error) {
+func (f *fakeLinks) HasPortWithAlias(br link.Bridge, name, alias string) (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.call("HasLinkWithAlias", name); err != nil {
+	if err := f.call("HasPortWithAlias", br.Name, name); err != nil {
 		return false, err
 	}
 	h := f.hosts[name]
-	return h != nil && h.alias == alias, nil
+	return h != nil && h.alias == alias && h.master == br.Index, nil
 }
 
 func (f *fakeLinks) DelLinkWithAlias(name, alias string) (bool, error) {

@@ -56,12 +56,12 @@ func (nodeLinks) EnsureGatewayAddrs(dev link.Bridge, gws []netip.Prefix, force, 
 	return link.EnsureGatewayAddrs(dev, gws, force, dad)
 }
 func (nodeLinks) EnableForwarding(v4, v6 bool) error { return link.EnableForwarding(v4, v6) }
-func (nodeLinks) HasLinkWithAlias(name, alias string) (bool, error) {
+func (nodeLinks) HasPortWithAlias(br link.Bridge, name, alias string) (bool, error) {
 	l, err := rtnl.LinkByName(name)
 	if errors.Is(err, rtnl.ErrNotFound) {
 		return false, nil
 	}
-	return err == nil && l.Alias == alias, err
+	return err == nil && l.Alias == alias && l.Master == int32(br.Index), err
 }
 func (nodeLinks) DelLinkWithAlias(name, alias string) (bool, error) {
 	return rtnl.DelLinkWithAlias(name, alias)

@@ -586,6 +586,15 @@ func TestAddSameAttachmentOtherNetns(t *testing.T) {
 	if h := n.links.hosts[hostveth.Name("dup", "eth0")]; h == nil || h.netns != testNetns {
 		t.Errorf("the live attachment's host veth: %+v", h)
 	}
+	// The same container ID and interface on another network (its own
+	// bridge) is another attachment: not refused as live (the real host
+	// veth then takes a random name, as on a hash collision; the fake's
+	// SetupVeth fails on the name instead).
+	other := testArgs([]byte(strings.Replace(strings.Replace(string(testConf("host-local", "")), `"cni0"`, `"cni1"`, 1), `"net1"`, `"net2"`, 1)), "dup")
+	other.Netns = "/run/netns/c2"
+	if _, err := n.deps.Add(other); err != nil && strings.Contains(err.Error(), "live already") {
+		t.Errorf("ADD of dup/eth0 on another network: %v", err)
+	}
 }
 
 // TestGCOldValidKey: a GC request that lists the valid attachments under
