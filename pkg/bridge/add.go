@@ -157,6 +157,9 @@ func (d *Deps) Add(args *skel.CmdArgs) (_ types.Result, err error) {
 		if err := d.Links.EnableForwarding(p.v4, p.v6); err != nil {
 			return nil, err
 		}
+		// The node's entries of the container's addresses, if another
+		// container had them before: now the port is on the bridge.
+		d.Links.ForgetNeighbours(gwDev, addrsOf(p.addrs))
 	}
 
 	// Firewall: the MAC spoof check, the network's masquerade rules (once

@@ -261,6 +261,12 @@ func (f *fakeLinks) EnsureGatewayAddrs(dev link.Bridge, gws []netip.Prefix, forc
 	return others, nil
 }
 
+func (f *fakeLinks) ForgetNeighbours(dev link.Bridge, addrs []netip.Addr) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_ = f.call("ForgetNeighbours", dev.Name, fmt.Sprint(addrs))
+}
+
 func (f *fakeLinks) EnableForwarding(v4, v6 bool) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

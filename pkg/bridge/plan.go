@@ -111,6 +111,15 @@ func prefixOf(n net.IPNet) (netip.Prefix, bool) {
 }
 
 // subnets returns the masked subnets of the addresses (for firewall rules).
+// addrsOf returns the addresses of prefixes.
+func addrsOf(prefixes []netip.Prefix) []netip.Addr {
+	out := make([]netip.Addr, len(prefixes))
+	for i, p := range prefixes {
+		out[i] = p.Addr()
+	}
+	return out
+}
+
 func subnets(addrs []netip.Prefix) []netip.Prefix {
 	var out []netip.Prefix
 	seen := map[netip.Prefix]bool{}

@@ -597,6 +597,21 @@ func TestAddSameAttachmentOtherNetns(t *testing.T) {
 	}
 }
 
+// TestAddForgetsNeighbours: ADD deletes the node's neighbour entries of
+// the container's addresses on the gateway device, once the port is on the
+// bridge (an entry of a container that had the address before would send
+// the node's traffic to the old MAC for 20-30 s).
+func TestAddForgetsNeighbours(t *testing.T) {
+	n := newFakeNode(testNetns)
+	res := addOK(t, n, testArgs(testConf("host-local", ""), "c1"))
+	want := fmt.Sprintf("ForgetNeighbours cni0 [%s]", res.IPs[0].Address.IP)
+	i := slices.Index(n.links.calls, want)
+	attach := slices.IndexFunc(n.links.calls, func(c string) bool { return strings.HasPrefix(c, "AttachPort") })
+	if i < 0 || attach < 0 || i < attach {
+		t.Errorf("link calls of ADD: %q; want %q after the port joined the bridge", n.links.calls, want)
+	}
+}
+
 // TestGCOldValidKey: a GC request that lists the valid attachments under
 // the name CNI 1.1.0's text gave them, cni.dev/attachments, alone (a runtime
 // written after that text; libcni sends both) keeps them: their host veths,

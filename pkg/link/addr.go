@@ -23,11 +23,12 @@ import (
 // Once something was added, the bridge MAC is pinned to br.MAC (its value
 // when br was read) so it no longer follows the lowest port MAC.
 //
-// It returns the subnets of the other global addresses of the gateways'
-// families it found on the bridge and left there: IPv6 gateways of subnets
-// that gws no longer name (a range moved to another subnet keeps its old
-// gateway, which the containers attached before still use), read from the
-// listings the conflict check makes anyway.
+// It returns the subnets of the other global addresses it found on the
+// bridge and left there: IPv6 gateways of subnets that gws no longer name
+// (a range moved to another subnet keeps its old gateway, which the
+// containers attached before still use), and the addresses of a family gws
+// has none of (dropped from the configuration), read from the listing the
+// conflict check makes anyway.
 func EnsureGatewayAddrs(br Bridge, gws []netip.Prefix, force, dad bool) (others []netip.Prefix, err error) {
 	if len(gws) == 0 {
 		return nil, nil
@@ -164,4 +165,20 @@ func normPrefix(p netip.Prefix) netip.Prefix {
 		return netip.PrefixFrom(a.Unmap(), bits)
 	}
 	return p
+}
+
+// ForgetNeighbours deletes dev's neighbour entries (ARP, NDP) of addrs,
+// best effort: the node's entry of an address a container had before (a
+// container added again with the same address and another MAC) would send
+// it elsewhere until the entry went stale, 20-30 s, while the new
+// container's own announcement, made as its interface came up, reaches
+// no one (its host end joins the bridge after that).
+func ForgetNeighbours(dev Bridge, addrs []netip.Addr) {
+	if dev.Index == 0 {
+		return
+	}
+	for _, a := range addrs {
+		n := &netlink.Neigh{LinkIndex: dev.Index, Family: family(a), IP: a.Unmap().AsSlice()}
+		_ = netlink.NeighDel(n)
+	}
 }

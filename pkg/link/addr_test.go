@@ -206,3 +206,43 @@ func TestCheckGatewayAddrs(t *testing.T) {
 		return nil
 	})
 }
+
+// TestForgetNeighbours: the bridge's neighbour entries of the addresses
+// given go (IPv4 and IPv6), the others stay; a missing one is no error.
+func TestForgetNeighbours(t *testing.T) {
+	requireRoot(t)
+	node := newNetNS(t, "neigh")
+	in(t, node, func() error {
+		br, err := EnsureBridge(BridgeConfig{Name: "nbr"})
+		if err != nil {
+			return err
+		}
+		if _, err := EnsureGatewayAddrs(br, []netip.Prefix{netip.MustParsePrefix("10.1.0.1/24"), netip.MustParsePrefix("fd00:1::1/64")}, false, false); err != nil {
+			return err
+		}
+		mac, _ := net.ParseMAC("02:00:00:00:00:05")
+		for _, ip := range []string{"10.1.0.5", "10.1.0.6", "fd00:1::5"} {
+			a := netip.MustParseAddr(ip)
+			if err := netlink.NeighAdd(&netlink.Neigh{LinkIndex: br.Index, Family: family(a), IP: a.AsSlice(), HardwareAddr: mac, State: netlink.NUD_REACHABLE}); err != nil {
+				return err
+			}
+		}
+		ForgetNeighbours(br, []netip.Addr{netip.MustParseAddr("10.1.0.5"), netip.MustParseAddr("fd00:1::5"), netip.MustParseAddr("10.1.0.9")})
+		got := map[string]bool{}
+		for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
+			list, err := netlink.NeighList(br.Index, fam)
+			if err != nil {
+				return err
+			}
+			for _, n := range list {
+				if n.HardwareAddr.String() == mac.String() {
+					got[n.IP.String()] = true
+				}
+			}
+		}
+		if got["10.1.0.5"] || got["fd00:1::5"] || !got["10.1.0.6"] {
+			t.Errorf("neighbour entries left: %v; want 10.1.0.6 only", got)
+		}
+		return nil
+	})
+}
