@@ -24,6 +24,9 @@ type plan struct {
 // makePlan fills in gateways (first address of the subnet when IPAM gave none
 // and the bridge is the gateway) and default routes (isDefaultGateway), and
 // points every IP at the container interface (index 2 in the result).
+// ipv6MinMTU is IPv6's minimum link MTU (RFC 8200).
+const ipv6MinMTU = 1280
+
 func makePlan(c *config.Bridge, res *current.Result) (plan, error) {
 	var p plan
 	defaultFound := map[bool]bool{}
@@ -61,6 +64,11 @@ func makePlan(c *config.Bridge, res *current.Result) (plan, error) {
 		}
 		p.addrs = append(p.addrs, addr)
 		p.v4, p.v6 = p.v4 || is4, p.v6 || !is4
+	}
+	if p.v6 && c.MTU > 0 && c.MTU < ipv6MinMTU {
+		// The kernel turns IPv6 off on a link below it: the address
+		// could not be added ("disable_ipv6: no such file").
+		return p, config.Invalid("mtu", "%d is below IPv6's minimum of %d, and IPAM returned an IPv6 address", c.MTU, ipv6MinMTU)
 	}
 	for _, r := range res.Routes {
 		rt, ok := containerRoute(r, gw)

@@ -2,10 +2,13 @@ package bridge
 
 import (
 	"encoding/json"
+	"errors"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 
+	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 
 	"github.com/flatcni/plugins/pkg/config"
@@ -94,5 +97,24 @@ func TestMakePlan(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// An mtu below IPv6's minimum (1280) with an IPv6 address from IPAM is a
+// configuration error naming mtu (the kernel turns IPv6 off on such a link,
+// and adding the address failed on a missing sysctl); with IPv4 alone it
+// is fine.
+func TestMakePlanIPv6MinMTU(t *testing.T) {
+	c, err := config.LoadBridge([]byte(`{"name":"n","mtu":1200,"ipam":{"type":"host-local"}}`), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = makePlan(c, mustResult(t, `{"cniVersion":"1.0.0","ips":[{"address":"10.1.0.5/24"},{"address":"fd00::5/64"}]}`))
+	var te *types.Error
+	if !errors.As(err, &te) || te.Code != types.ErrInvalidNetworkConfig || !strings.Contains(te.Msg, "mtu") || !strings.Contains(te.Msg, "1280") {
+		t.Errorf("makePlan with mtu 1200 and an IPv6 address: %v; want code 7 naming mtu and 1280", err)
+	}
+	if _, err := makePlan(c, mustResult(t, `{"cniVersion":"1.0.0","ips":[{"address":"10.1.0.5/24"}]}`)); err != nil {
+		t.Errorf("makePlan with mtu 1200 and IPv4 only: %v", err)
 	}
 }
