@@ -135,7 +135,17 @@ func ensureGatewayAddr(l netlink.Link, gw netip.Prefix, existing []netlink.Addr,
 			return false, nil, fmt.Errorf("remove address %s from bridge %q: %w", p, name, err)
 		}
 	}
-	if err := addAddr(l, gw, dad); err != nil {
+	err = addAddr(l, gw, dad)
+	if errors.Is(err, syscall.EACCES) && fam == netlink.FAMILY_V6 {
+		// IPv6 is off on the device (net.ipv6.conf.default.disable_ipv6
+		// was 1 when it was made): on, as the container's interface is,
+		// since the network has IPv6 addresses.
+		if serr := setSysctl("net/ipv6/conf/"+name+"/disable_ipv6", "0"); serr != nil {
+			return false, nil, fmt.Errorf("add gateway %s to bridge %q: IPv6 is disabled there, and turning it on failed: %w", gw, name, serr)
+		}
+		err = addAddr(l, gw, dad)
+	}
+	if err != nil {
 		return false, nil, fmt.Errorf("add gateway %s to bridge %q: %w", gw, name, err)
 	}
 	return true, others, nil

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
 	"strings"
 	"syscall"
@@ -242,6 +243,40 @@ func TestForgetNeighbours(t *testing.T) {
 		}
 		if got["10.1.0.5"] || got["fd00:1::5"] || !got["10.1.0.6"] {
 			t.Errorf("neighbour entries left: %v; want 10.1.0.6 only", got)
+		}
+		return nil
+	})
+}
+
+// TestEnsureGatewayAddrsIPv6Disabled: on a node whose new links have IPv6
+// off (net.ipv6.conf.default.disable_ipv6=1), an IPv6 gateway turns it on
+// on the bridge, as the container's interface has it on, instead of
+// failing with "permission denied".
+func TestEnsureGatewayAddrsIPv6Disabled(t *testing.T) {
+	requireRoot(t)
+	node := newNetNS(t, "v6off")
+	in(t, node, func() error {
+		if err := os.WriteFile("/proc/sys/net/ipv6/conf/default/disable_ipv6", []byte("1"), 0o644); err != nil {
+			return err
+		}
+		br, err := EnsureBridge(BridgeConfig{Name: "v6off"})
+		if err != nil {
+			return err
+		}
+		gw := netip.MustParsePrefix("fd00:51::1/64")
+		if _, err := EnsureGatewayAddrs(br, []netip.Prefix{netip.MustParsePrefix("10.51.0.1/24"), gw}, false, false); err != nil {
+			t.Fatalf("EnsureGatewayAddrs with IPv6 off on the bridge: %v", err)
+		}
+		l, err := netlink.LinkByName("v6off")
+		if err != nil {
+			return err
+		}
+		list, err := netlink.AddrList(l, netlink.FAMILY_V6)
+		if err != nil {
+			return err
+		}
+		if !slices.ContainsFunc(list, func(a netlink.Addr) bool { p, _ := prefixOf(a.IPNet); return p == gw }) {
+			t.Errorf("IPv6 addresses of the bridge: %v; want %s", list, gw)
 		}
 		return nil
 	})
