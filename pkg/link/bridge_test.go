@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -389,14 +390,26 @@ func TestEnsureBridgeDAD(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		addrs, err := netlink.AddrList(l, netlink.FAMILY_V6)
-		if err != nil {
-			return err
-		}
-		for _, a := range addrs {
-			if a.Flags&unix.IFA_F_TENTATIVE != 0 {
-				t.Errorf("%s tentative on a bridge made without DAD", a.IPNet)
+		// The kernel clears the flag from a work item, within
+		// milliseconds; with DAD, it would take a second or more.
+		tentative := func() []string {
+			addrs, err := netlink.AddrList(l, netlink.FAMILY_V6)
+			if err != nil {
+				t.Fatal(err)
 			}
+			var out []string
+			for _, a := range addrs {
+				if a.Flags&unix.IFA_F_TENTATIVE != 0 {
+					out = append(out, a.IPNet.String())
+				}
+			}
+			return out
+		}
+		for deadline := time.Now().Add(300 * time.Millisecond); len(tentative()) > 0 && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if got := tentative(); len(got) > 0 {
+			t.Errorf("%v tentative 300 ms after a bridge made without DAD came up", got)
 		}
 		def := acceptDAD("default")
 		if _, err := EnsureBridge(BridgeConfig{Name: "br-dad", DAD: true}); err != nil {
