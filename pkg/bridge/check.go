@@ -65,9 +65,9 @@ func (d *Deps) Check(args *skel.CmdArgs) error {
 	if contIdx < 0 {
 		return fmt.Errorf("prevResult has no interface %q in sandbox %q", args.IfName, args.Netns)
 	}
-	mac, err := net.ParseMAC(prev.Interfaces[contIdx].Mac)
+	mac, err := resultMAC(prev.Interfaces[contIdx]) // optional (the spec's "mac")
 	if err != nil {
-		return fmt.Errorf("prevResult: interface %q has MAC %q: %v", args.IfName, prev.Interfaces[contIdx].Mac, err)
+		return err
 	}
 	hostVeth, err := d.Links.HostPeer(args.Netns, args.IfName)
 	if err != nil {
