@@ -376,8 +376,11 @@ func (d *Deps) refuseOwnNetns(args *skel.CmdArgs) error {
 	return config.RefuseOwnNetns(args, d.Links.OwnNetNS)
 }
 
+// dnsSet reports whether the configuration has a "dns" of its own, which
+// replaces IPAM's in the result: any of its lists given, also empty (an
+// empty list clears IPAM's DNS, as with the reference).
 func dnsSet(d types.DNS) bool {
-	return len(d.Nameservers) > 0 || len(d.Search) > 0 || len(d.Options) > 0 || d.Domain != ""
+	return d.Nameservers != nil || d.Search != nil || d.Options != nil || d.Domain != ""
 }
 
 // netnsError gives an error entering CNI_NETNS (gone, or not a network

@@ -118,3 +118,28 @@ func TestMakePlanIPv6MinMTU(t *testing.T) {
 		t.Errorf("makePlan with mtu 1200 and IPv4 only: %v", err)
 	}
 }
+
+// dnsSet: the configuration's "dns" replaces IPAM's when any of its keys is
+// given, an empty list too (it clears IPAM's, as with the reference).
+func TestDNSSet(t *testing.T) {
+	for _, tc := range []struct {
+		conf string
+		want bool
+	}{
+		{`{}`, false},
+		{`{"dns":{}}`, false},
+		{`{"dns":{"nameservers":[]}}`, true},
+		{`{"dns":{"search":[]}}`, true},
+		{`{"dns":{"options":[]}}`, true},
+		{`{"dns":{"domain":"example.org"}}`, true},
+		{`{"dns":{"nameservers":["10.0.0.53"]}}`, true},
+	} {
+		var c config.Bridge
+		if err := json.Unmarshal([]byte(tc.conf), &c); err != nil {
+			t.Fatal(err)
+		}
+		if got := dnsSet(c.DNS); got != tc.want {
+			t.Errorf("dnsSet(%s) = %t, want %t", tc.conf, got, tc.want)
+		}
+	}
+}
