@@ -114,9 +114,17 @@ func TestLoadBridgeIgnoresCNIArgsCoveredByArgs(t *testing.T) {
 	if b.MAC.String() != "02:00:00:00:00:05" {
 		t.Errorf("MAC %s, want args.cni.mac's", b.MAC)
 	}
-	// Without args, CNI_ARGS is checked as before.
-	if _, err := LoadBridge([]byte(`{"cniVersion":"1.1.0","name":"n","type":"bridge","ipam":{"type":"host-local"}}`), "IP=nonsense"); err == nil {
-		t.Error("a bad CNI_ARGS IP= without args.cni.ips: want an error")
+	// Without args, CNI_ARGS IP= is IPAM's to check: host-local refuses a
+	// bad one (code 4); the bridge reads MAC= only, as the reference (an
+	// L2 network, or another IPAM plugin, may be given anything there).
+	const plain = `{"cniVersion":"1.1.0","name":"n","type":"bridge","ipam":{"type":"host-local","subnet":"10.0.0.0/24"}}`
+	if _, err := LoadIPAM([]byte(plain), "IP=nonsense"); err == nil || err.(*types.Error).Code != types.ErrInvalidEnvironmentVariables {
+		t.Errorf("host-local with a bad CNI_ARGS IP= and no args.cni.ips: %v; want code 4", err)
+	}
+	for _, conf := range []string{plain, `{"cniVersion":"1.1.0","name":"n","type":"bridge","ipam":{}}`} {
+		if _, err := LoadBridge([]byte(conf), "IgnoreUnknown=1;IP=auto"); err != nil {
+			t.Errorf("bridge %s with CNI_ARGS IP=auto: %v", conf, err)
+		}
 	}
 }
 

@@ -237,11 +237,11 @@ func (b *Bridge) validate(envArgs string) error {
 	}
 	b.TrunkVlans = vlans
 
-	// CONVENTIONS.md: a CNI_ARGS field whose equivalent args carries is
-	// ignored (not even parsed).
-	if b.Args != nil && len(b.Args.CNI.IPs) > 0 {
-		envArgs = withoutEnvArg(envArgs, "IP")
-	}
+	// IP= is IPAM's (host-local reads it, also in-process): the bridge
+	// reads MAC= only, as the reference, and an IP= it would refuse may
+	// be another IPAM plugin's. CONVENTIONS.md: a CNI_ARGS field whose
+	// equivalent args carries is ignored (not even parsed).
+	envArgs = withoutEnvArg(envArgs, "IP")
 	if argsMAC(b) != "" {
 		envArgs = withoutEnvArg(envArgs, "MAC")
 	}
