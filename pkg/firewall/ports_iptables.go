@@ -207,8 +207,8 @@ func (b *iptPorts) deleteMappings(fs []iptFound) error {
 
 // ensureFixed makes the network's chain and fixed rules of family f exist
 // with fingerprint fp. The hot path reads one generation number: a stamp
-// line in the network's marker, where it has one (stamp.go), says that
-// they were found in place and nothing was committed since but mappings.
+// line (portsStamps, stamp.go) says that they were found in place and
+// nothing was committed since but mappings.
 // Else each built-in chain that holds some of them is read through netlink
 // (iptables-nft): a reload may have flushed any of them.
 func (b *iptPorts) ensureFixed(n PortNetwork, f family, fp string) error {
@@ -269,8 +269,8 @@ func (b *iptPorts) ensureFixed(n PortNetwork, f family, fp string) error {
 	return iptDeleteFixed(ipt, n.Name, portsFixedComment(n, fp), nil)
 }
 
-// portsStampKey is the backend a marker's stamp line of the port rules'
-// fixed rules of family f names.
+// portsStampKey is the backend that a stamp line of the port rules' fixed
+// rules of family f names.
 func portsStampKey(backend string, f family) string {
 	return backend + "-ports-" + f.String()
 }
