@@ -4,8 +4,6 @@ import (
 	"slices"
 
 	"github.com/google/nftables"
-	"github.com/google/nftables/expr"
-	"github.com/google/nftables/xt"
 )
 
 // iptablesNFTUpToDate is Ensure's fast path on nodes whose iptables is
@@ -49,18 +47,7 @@ func iptablesNFTUpToDate(n Network, fp string) (ok, emptied bool) {
 
 // hasXTComment reports whether a rule carries "-m comment --comment <comment>".
 func hasXTComment(rules []*nftables.Rule, comment string) bool {
-	for _, r := range rules {
-		for _, e := range r.Exprs {
-			m, ok := e.(*expr.Match)
-			if !ok || m.Name != "comment" {
-				continue
-			}
-			if c, ok := m.Info.(*xt.Comment); ok && string(*c) == comment {
-				return true
-			}
-		}
-	}
-	return false
+	return slices.ContainsFunc(rules, func(r *nftables.Rule) bool { return xtComment(r) == comment })
 }
 
 // Holds implements Backend: a table of iptables-nft (either family) has
