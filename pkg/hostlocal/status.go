@@ -10,8 +10,10 @@ import (
 	"github.com/flatcni/plugins/pkg/ipam/disk"
 )
 
-// Status succeeds when the lease store is writable and every range set has a
-// free address; otherwise error 50 ("plugin not available") naming the cause.
+// Status succeeds when a lease could be written now and every range set has
+// a free address; otherwise error 50 ("plugin not available") naming the
+// cause. It changes nothing on the node (disk.Probe): no lease directory,
+// lock or index is made, no file written, no lock taken.
 func Status(args *skel.CmdArgs) error {
 	c, err := config.LoadIPAM(args.StdinData, args.Args)
 	if err != nil {
@@ -20,30 +22,14 @@ func Status(args *skel.CmdArgs) error {
 	unavailable := func(format string, a ...any) error {
 		return types.NewError(config.ErrPluginNotAvailable, fmt.Sprintf("network %q: ", c.Network)+fmt.Sprintf(format, a...), "")
 	}
-	s, err := disk.Open(c.DataDir, c.Network)
+	leased, err := disk.Probe(c.DataDir, c.Network, len(c.Ranges))
 	if err != nil {
 		return unavailable("lease store not usable: %v", err)
 	}
-	defer s.Close()
-	if err := s.Lock(); err != nil {
-		return unavailable("%v", err)
-	}
-	werr := s.CheckWritable()
-	if werr == nil {
-		werr = s.CheckLastReserved(len(c.Ranges))
-	}
-	leases, err := s.All()
-	s.Unlock()
-	if werr != nil {
-		return unavailable("lease store %s not writable: %v", s.Dir(), werr)
-	}
-	if err != nil {
-		return unavailable("%v", err)
-	}
 	used := make([]uint64, len(c.Ranges))
 	loc := c.Locator()
-	for _, l := range leases {
-		if i, r := loc.Find(l.Addr); i >= 0 && l.Addr != r.Gateway {
+	for _, addr := range leased {
+		if i, r := loc.Find(addr); i >= 0 && addr != r.Gateway {
 			used[i]++
 		}
 	}

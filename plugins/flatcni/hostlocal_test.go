@@ -552,8 +552,14 @@ func TestGC(t *testing.T) {
 }
 
 func TestStatus(t *testing.T) {
+	// STATUS is informational: it makes no lease directory, lock or index.
 	t.Run("fresh network", func(t *testing.T) {
-		mustOK(t, call{cmd: "STATUS", id: "-", stdin: netConf("1.1.0", t.TempDir(), dualStack, "")})
+		dir := t.TempDir()
+		mustOK(t, call{cmd: "STATUS", id: "-", stdin: netConf("1.1.0", dir, dualStack, "")})
+		mustOK(t, call{cmd: "STATUS", id: "-", stdin: netConf("1.1.0", filepath.Join(dir, "not", "yet"), dualStack, "")})
+		if entries, _ := os.ReadDir(dir); len(entries) > 0 {
+			t.Fatalf("STATUS made %v in %s", entries, dir)
+		}
 	})
 	t.Run("with leases and room left", func(t *testing.T) {
 		dir := t.TempDir()

@@ -308,7 +308,7 @@ func TestPrepare(t *testing.T) {
 	}
 }
 
-// All, the first call of GC and STATUS, removes the temporary files of dead
+// All, the first call of GC, removes the temporary files of dead
 // writers (a plugin killed between writing its lease file and linking it),
 // and keeps those of live ones.
 func TestAllRemovesDeadTemps(t *testing.T) {

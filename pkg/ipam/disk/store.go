@@ -161,21 +161,29 @@ func openLock(d *safefs.Dir) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkLockOwner(d, f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// checkLockOwner fails unless the open lock file f belongs to this user or
+// to the lease directory's owner.
+func checkLockOwner(d *safefs.Dir, f *os.File) error {
 	var st unix.Stat_t
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
-		f.Close()
-		return nil, d.PathError("stat", lockName, err)
+		return d.PathError("stat", lockName, err)
 	}
 	if int(st.Uid) != os.Geteuid() {
 		// Or the lease directory's owner's: on a file system that maps
 		// root to another user (NFS's root_squash) both are that user's.
 		dst, err := d.Stat()
 		if err != nil || dst.Uid != st.Uid {
-			f.Close()
-			return nil, d.PathError("open", lockName, fmt.Errorf("%w (uid %d)", errNotOurs, st.Uid))
+			return d.PathError("open", lockName, fmt.Errorf("%w (uid %d)", errNotOurs, st.Uid))
 		}
 	}
-	return f, nil
+	return nil
 }
 
 // unusableLock tells a lock entry that is there but cannot be used from a
@@ -412,45 +420,6 @@ func (s *Store) linkLease(a ipam.Attachment, name string) (bool, error) {
 			return false, s.d.PathError("link", name, err)
 		}
 	}
-}
-
-// CheckWritable tells whether a lease could be written now: the index is
-// usable, the file system has a free block and inode, and a file of one
-// block can be written (and is removed).
-func (s *Store) CheckWritable() error {
-	if err := s.ensureIndex(); err != nil {
-		return err
-	}
-	var st unix.Statfs_t
-	if err := unix.Fstatfs(s.d.Fd(), &st); err != nil {
-		return &os.PathError{Op: "statfs", Path: s.dir, Err: err}
-	}
-	if st.Bfree == 0 || (st.Files > 0 && st.Ffree == 0) {
-		return &os.PathError{Op: "statfs", Path: s.dir, Err: unix.ENOSPC}
-	}
-	size := max(int(st.Bsize), 4096)
-	tmp, err := s.writeTemp(s.idx, []byte(strings.Repeat("x", size)), false)
-	if err != nil {
-		return err
-	}
-	return s.idx.Remove(tmp)
-}
-
-// CheckLastReserved fails, naming the file, when a last_reserved_ip.<i> of
-// one of the first sets range sets is there but cannot be opened as ADD
-// opens it (a link, a FIFO): ADD could not record its reservation there.
-func (s *Store) CheckLastReserved(sets int) error {
-	for i := range sets {
-		f, err := s.d.OpenFile(lastPrefix+strconv.Itoa(i), unix.O_RDONLY, 0)
-		if errors.Is(err, unix.ENOENT) {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		f.Close()
-	}
-	return nil
 }
 
 // LastReserved reads last_reserved_ip.<setIndex>.

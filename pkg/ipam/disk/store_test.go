@@ -400,16 +400,6 @@ func TestOpenOnFileFails(t *testing.T) {
 	}
 }
 
-func TestCheckWritable(t *testing.T) {
-	s := open(t)
-	locked(t, s, func() {
-		if err := s.CheckWritable(); err != nil {
-			t.Fatal(err)
-		}
-	})
-	checkConsistent(t, s)
-}
-
 func TestUnlockedUseFails(t *testing.T) {
 	s := open(t)
 	if _, err := s.Leases(attA); err == nil {
