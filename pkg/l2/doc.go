@@ -20,10 +20,11 @@
 //     comment naming the network, container ID and interface name, so that
 //     TeardownMacSpoofCheck and MacSpoofChecks (for garbage collection) can
 //     find it. The rules are programmed over netlink (google/nftables); no
-//     nft or ebtables process is started. The table and its (then empty)
-//     base chain stay after the last teardown, as the reference keeps its
-//     own; an empty chain costs next to nothing. Needs nf_tables with bridge
-//     family support (CONFIG_NF_TABLES_BRIDGE).
+//     nft or ebtables process is started. The teardown that removes the
+//     last rule removes the base chain and the table too, unless they hold
+//     anything else by then (the kernel checks, see removeEmptySpoofTable);
+//     the reference keeps its own table. Needs nf_tables with bridge family
+//     support (CONFIG_NF_TABLES_BRIDGE).
 //
 //     The reference plugin keeps its checks elsewhere (table "bridge nat":
 //     per attachment a jump in PREROUTING and two chains named after the

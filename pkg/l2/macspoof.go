@@ -68,7 +68,7 @@ func SetupMacSpoofCheck(network, containerID, ifname, hostVeth string, mac net.H
 		return fmt.Errorf("set up MAC spoof check for container %s interface %s: %q is not a 6-byte Ethernet MAC address", containerID, ifname, mac.String())
 	}
 	want := Attachment{Network: network, ContainerID: containerID, IfName: ifname}
-	err = updateSpoofRules(func(conn *nftables.Conn, s *spoofState) error {
+	_, err = updateSpoofRules(func(conn *nftables.Conn, s *spoofState) error {
 		conn.AddTable(s.table)
 		conn.AddChain(s.chain)
 		for _, r := range s.rules {
@@ -94,10 +94,11 @@ func SetupMacSpoofCheck(network, containerID, ifname, hostVeth string, mac net.H
 
 // TeardownMacSpoofCheck removes the MAC spoof check of the given attachment
 // in the current network namespace. Removing one that does not exist is not
-// an error. The table and its base chain stay for the other attachments.
+// an error. The table and its base chain stay for the other attachments;
+// removing the last rule removes them too (see teardownSpoofRules).
 func TeardownMacSpoofCheck(network, containerID, ifname string) error {
 	want := Attachment{Network: network, ContainerID: containerID, IfName: ifname}
-	err := updateSpoofRules(func(conn *nftables.Conn, s *spoofState) error {
+	err := teardownSpoofRules(func(conn *nftables.Conn, s *spoofState) error {
 		return s.deleteRulesOf(conn, want)
 	})
 	if err != nil {
@@ -110,7 +111,8 @@ func TeardownMacSpoofCheck(network, containerID, ifname string) error {
 // attachments (by network, container ID and interface name) in the current
 // network namespace, from one reading of the rules and in one atomic batch:
 // garbage collection of many attachments reads the chain once, not once
-// each. Removing one that does not exist is not an error.
+// each. Removing one that does not exist is not an error. Removing the
+// last rule removes the table too, as TeardownMacSpoofCheck does.
 func TeardownMacSpoofChecks(atts []Attachment) error {
 	if len(atts) == 0 {
 		return nil
@@ -120,10 +122,10 @@ func TeardownMacSpoofChecks(atts []Attachment) error {
 	for _, a := range atts {
 		gone[key{a.Network, a.ContainerID, a.IfName}] = true
 	}
-	err := updateSpoofRules(func(conn *nftables.Conn, s *spoofState) error {
+	err := teardownSpoofRules(func(conn *nftables.Conn, s *spoofState) error {
 		for _, r := range s.rules {
 			if gone[key{r.att.Network, r.att.ContainerID, r.att.IfName}] {
-				if err := conn.DelRule(r.rule); err != nil {
+				if err := s.deleteRule(conn, r); err != nil {
 					return err
 				}
 			}
@@ -170,13 +172,28 @@ type spoofState struct {
 	chain  *nftables.Chain
 	rules  []spoofRule
 	chains []*nftables.Chain
+	// found says our chain exists; others counts the rules in it that are
+	// not ours (no comment of ours).
+	found  bool
+	others int
+	// deleted counts the rules of ours whose deletion edit queued.
+	deleted int
+}
+
+// deleteRule queues the deletion of one of our rules.
+func (s *spoofState) deleteRule(conn *nftables.Conn, r spoofRule) error {
+	if err := conn.DelRule(r.rule); err != nil {
+		return err
+	}
+	s.deleted++
+	return nil
 }
 
 // deleteRulesOf queues the deletion of the rules of attachment want.
 func (s *spoofState) deleteRulesOf(conn *nftables.Conn, want Attachment) error {
 	for _, r := range s.rules {
 		if sameAttachment(r.att, want) {
-			if err := conn.DelRule(r.rule); err != nil {
+			if err := s.deleteRule(conn, r); err != nil {
 				return err
 			}
 		}
@@ -184,32 +201,69 @@ func (s *spoofState) deleteRulesOf(conn *nftables.Conn, want Attachment) error {
 	return nil
 }
 
+// emptied reports whether the deletions queued on this reading take the
+// last rule out of our chain, and our table then holds nothing else that
+// the reading shows: no rule of anyone else in our chain, no other chain.
+func (s *spoofState) emptied() bool {
+	if !s.found || s.deleted == 0 || s.deleted < len(s.rules) || s.others > 0 {
+		return false
+	}
+	for _, c := range s.chains {
+		if c.Table != nil && c.Table.Name == s.table.Name && c.Name != s.chain.Name {
+			return false
+		}
+	}
+	return true
+}
+
+// teardownSpoofRules is updateSpoofRules for the teardowns. When the batch
+// that went through removed the last rule of our chain, the chain and the
+// table go too, in a batch of their own that the kernel runs only if they
+// are still empty then (removeEmptySpoofTable): a rule another plugin
+// process added meanwhile keeps them. That batch costs one more netlink
+// round trip, only when the last rule goes. Its failure fails nothing: the
+// rules it was about are gone, and an empty chain drops no frame.
+func teardownSpoofRules(edit func(*nftables.Conn, *spoofState) error) error {
+	s, err := updateSpoofRules(edit)
+	if err != nil {
+		return err
+	}
+	if s.emptied() {
+		if beforeSpoofTableRemoval != nil {
+			beforeSpoofTableRemoval()
+		}
+		_ = removeEmptySpoofTable()
+	}
+	return nil
+}
+
 // updateSpoofRules reads the spoof check rules, lets edit queue changes on
 // conn and sends them as one atomic batch. A batch that fails (for instance
 // because a concurrent invocation deleted a rule it names) is retried on a
-// fresh reading.
-func updateSpoofRules(edit func(*nftables.Conn, *spoofState) error) error {
+// fresh reading. It returns the reading the batch that went through was
+// made from.
+func updateSpoofRules(edit func(*nftables.Conn, *spoofState) error) (*spoofState, error) {
 	var err error
 	for range flushAttempts {
 		var conn *nftables.Conn
 		conn, err = nftables.New()
 		if err != nil {
-			return fmt.Errorf("open nftables netlink: %w", err)
+			return nil, fmt.Errorf("open nftables netlink: %w", err)
 		}
 		var s *spoofState
 		s, err = readSpoofState(conn)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if err = edit(conn, s); err != nil {
-			return err
+			return nil, err
 		}
 		if err = conn.Flush(); err == nil {
-			return nil
+			return s, nil
 		}
 		err = fmt.Errorf("update nftables table bridge %s: %w", spoofTable, err)
 	}
-	return err
+	return nil, err
 }
 
 func spoofTableChain() (*nftables.Table, *nftables.Chain) {
@@ -241,6 +295,7 @@ func readSpoofState(conn *nftables.Conn) (*spoofState, error) {
 	if findChain(chains, table.Name, chain.Name) == nil {
 		return s, nil
 	}
+	s.found = true
 	rules, err := conn.GetRules(table, chain)
 	if err != nil {
 		return nil, fmt.Errorf("list rules of chain %s in table bridge %s: %w", chain.Name, table.Name, err)
@@ -249,6 +304,8 @@ func readSpoofState(conn *nftables.Conn) (*spoofState, error) {
 		att, ok := parseSpoofRule(r)
 		if ok {
 			s.rules = append(s.rules, spoofRule{rule: r, att: att})
+		} else {
+			s.others++
 		}
 	}
 	return s, nil

@@ -128,7 +128,7 @@ func TeardownMacSpoofCheckWithReference(network, containerID, ifname string) (le
 	id := refSpoofID(containerID, ifname)
 	var refErr error
 	calls, refCall := 0, 0
-	err = updateSpoofRules(func(conn *nftables.Conn, s *spoofState) error {
+	err = teardownSpoofRules(func(conn *nftables.Conn, s *spoofState) error {
 		calls++
 		if err := s.deleteRulesOf(conn, want); err != nil {
 			return err
