@@ -325,6 +325,11 @@ func TestBadInput(t *testing.T) {
 		// ours can be in it), without waiting on a FIFO (skel's own check,
 		// after the verb, opens it blocking: ours stats it).
 		{name: "bridge DEL netns a FIFO", plugin: "bridge", command: "DEL", conf: brConf(""), netns: fifo, wantOK: true},
+		// A key asking for rules of the wrong type (edited since the
+		// ADDs): DEL gets through, keeping the rules while containers
+		// of the network are attached (pkg/bridge's unit tests).
+		{name: "bridge DEL ipMasq wrong type", plugin: "bridge", command: "DEL", conf: brConf(`"ipMasq":"yes",`), wantOK: true},
+		{name: "bridge DEL icc wrong type", plugin: "bridge", command: "DEL", conf: brConf(`"icc":"no",`), wantOK: true},
 		{name: "bridge DEL netns a file", plugin: "bridge", command: "DEL", conf: brConf(""), netns: notNetns, wantOK: true},
 		{name: "hl DEL netns a FIFO", plugin: "host-local", command: "DEL", conf: goodHL, netns: fifo, wantOK: true},
 	}

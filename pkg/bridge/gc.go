@@ -85,8 +85,9 @@ func (d *Deps) GC(args *skel.CmdArgs) error {
 	// By the network's name: also for a bridge name no link can have (a
 	// configuration edited since its ADDs). A configuration that asks for
 	// no rules (ipMasq and isolation turned off since the ADDs) has none
-	// to keep, whatever is attached.
-	if c.IPMasq || c.Isolates() {
+	// to keep, whatever is attached; one whose keys for rules cannot be
+	// read keeps them while anything valid is attached.
+	if c.IPMasq || c.Isolates() || c.RulesUnknown {
 		errs = append(errs, d.gcFirewall(c, len(valid) == 0, validIDs)...)
 	} else {
 		if err := d.removeUnwantedFirewall(c, true); err != nil {

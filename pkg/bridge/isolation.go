@@ -10,9 +10,11 @@ import (
 )
 
 // needsFirewall reports whether the network has firewall rules: masquerade
-// (ipMasq with IPAM) or isolation (isolation, internal, icc false).
+// (ipMasq with IPAM) or isolation (isolation, internal, icc false); or,
+// for a teardown whose configuration has one of those keys unreadable
+// (RulesUnknown), may have.
 func needsFirewall(c *config.Bridge) bool {
-	return c.IPMasq && c.IsLayer3() || c.Isolates()
+	return c.IPMasq && c.IsLayer3() || c.Isolates() || c.RulesUnknown
 }
 
 // withIsolation adds the isolation keys to the network's rule description.

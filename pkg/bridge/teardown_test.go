@@ -260,11 +260,17 @@ func TestAddUndoVlanGateway(t *testing.T) {
 	}
 }
 
-// A key DEL and GC act on, of the wrong JSON type, fails them as before
-// (read as its zero value it would remove a live network's rules, or skip
-// its IPAM): ipMasq, the isolation keys, ipam.type.
+// A key DEL and GC act on, of the wrong JSON type: ipam.type fails them as
+// before (read as none, IPAM would be skipped and the lease kept for
+// ever); ipMasq and the isolation keys let them through, and the
+// network's rules stay while a container of it is attached (read as their
+// zero value, they would remove a live network's rules).
 func TestTeardownWithMistypedKeyTheyUse(t *testing.T) {
-	for _, bad := range []string{`"ipMasq":"true"`, `"internal":"yes"`, `"ipam":"host-local"`, `"ipam":{"type":["host-local"]}`} {
+	for _, tc := range []struct {
+		bad    string
+		passes bool
+	}{{`"ipMasq":"true"`, true}, {`"internal":"yes"`, true}, {`"ipam":"host-local"`, false}, {`"ipam":{"type":["host-local"]}`, false}} {
+		bad := tc.bad
 		n := newFakeNode(testNetns, "/run/netns/c2")
 		good := string(testConf("host-local", ""))
 		addOK(t, n, testArgs([]byte(good), "c1"))
@@ -280,14 +286,17 @@ func TestTeardownWithMistypedKeyTheyUse(t *testing.T) {
 		default:
 			conf = strings.Replace(good, `"ipMasq":true`, `"ipMasq":true,`+bad, 1)
 		}
-		if err := n.deps.Del(testArgs([]byte(conf), "c1")); err == nil {
-			t.Errorf("%s: DEL succeeded", bad)
+		if err := n.deps.Del(testArgs([]byte(conf), "c1")); (err == nil) != tc.passes {
+			t.Errorf("%s: DEL error %v, want success %v", bad, err, tc.passes)
 		}
 		if _, ok := n.fw.Network("net1"); !ok {
 			t.Errorf("%s: the network's rules went with c2 attached", bad)
 		}
-		if err := n.deps.GC(gcArgs([]byte(conf), `{"containerID":"c2","ifname":"eth0"}`)); err == nil {
-			t.Errorf("%s: GC succeeded", bad)
+		if err := n.deps.GC(gcArgs([]byte(conf), `{"containerID":"c2","ifname":"eth0"}`)); (err == nil) != tc.passes {
+			t.Errorf("%s: GC error %v, want success %v", bad, err, tc.passes)
+		}
+		if _, ok := n.fw.Network("net1"); !ok {
+			t.Errorf("%s: GC removed the network's rules with c2 attached", bad)
 		}
 	}
 }

@@ -295,6 +295,8 @@ func TestAddValidation(t *testing.T) {
 		{"netns gone", testConf("host-local", ""), func(n *fakeNode, a *skel.CmdArgs) { delete(n.links.netns, testNetns) }, types.ErrInvalidNetNS, testNetns},
 		{"IPAM not found", testConf("missing", ""), nil, types.ErrInvalidNetworkConfig, "ipam.type"},
 		{"bad config", []byte(`{"cniVersion":"1.0.0","name":"net1","type":"bridge","mtu":-1}`), nil, types.ErrInvalidNetworkConfig, "mtu"},
+		// In-process host-local: its IPv6 range is known before it runs.
+		{"mtu below IPv6's", []byte(`{"cniVersion":"1.0.0","name":"net1","type":"bridge","mtu":1000,"ipam":{"type":"host-local","ranges":[[{"subnet":"10.0.0.0/24"}],[{"subnet":"fd00::/64"}]]}}`), func(n *fakeNode, a *skel.CmdArgs) { n.ipam.local = true }, types.ErrInvalidNetworkConfig, "range set 1 (fd00::"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			n := newFakeNode(testNetns)
@@ -899,6 +901,46 @@ func TestTeardownOfRejectedConfig(t *testing.T) {
 			}
 			if _, ok := n.fw.Network("net1"); ok {
 				t.Error("rules of net1 left after GC with no valid attachment")
+			}
+		})
+	}
+}
+
+// TestTeardownRuleKeysUnreadable: DEL and GC of a configuration whose keys
+// asking for rules have the wrong type (edited since the ADDs) succeed,
+// keep the network's rules while a container of it is attached, and the
+// last DEL removes them.
+func TestTeardownRuleKeysUnreadable(t *testing.T) {
+	for _, bad := range []string{`"ipMasq":"yes"`, `"ipMasq":true,"isolation":5`, `"ipMasq":true,"internal":"yes"`, `"ipMasq":true,"icc":"no"`} {
+		t.Run(bad, func(t *testing.T) {
+			n := newFakeNode(testNetns, "/run/netns/c2")
+			addOK(t, n, testArgs(testConf("host-local", ""), "c1"))
+			c2 := testArgs(testConf("host-local", ""), "c2")
+			c2.Netns = "/run/netns/c2"
+			addOK(t, n, c2)
+			conf := []byte(strings.Replace(string(testConf("host-local", "")), `"ipMasq":true`, bad, 1))
+			if err := n.deps.Del(testArgs(conf, "c2")); err != nil {
+				t.Fatalf("DEL with %s: %v", bad, err)
+			}
+			if slices.Contains(n.ipam.calls, "DEL c2/eth0") == false {
+				t.Errorf("IPAM DEL not called: %v", n.ipam.calls)
+			}
+			if _, ok := n.fw.Network("net1"); !ok {
+				t.Fatalf("DEL with %s removed the rules of net1 under c1", bad)
+			}
+			gc := []byte(strings.Replace(string(conf), `"1.0.0"`, `"1.1.0"`, 1))
+			gc = []byte(strings.Replace(string(gc), `"ipam"`, `"cni.dev/valid-attachments":[{"containerID":"c1","ifname":"eth0"}],"ipam"`, 1))
+			if err := n.deps.GC(&skel.CmdArgs{Path: "/opt/cni/bin", StdinData: gc}); err != nil {
+				t.Fatalf("GC with %s: %v", bad, err)
+			}
+			if _, ok := n.fw.Network("net1"); !ok {
+				t.Fatalf("GC with %s removed the rules of net1 under c1", bad)
+			}
+			if err := n.deps.Del(testArgs(conf, "c1")); err != nil {
+				t.Fatalf("last DEL with %s: %v", bad, err)
+			}
+			if _, ok := n.fw.Network("net1"); ok {
+				t.Errorf("last DEL with %s left the rules of net1", bad)
 			}
 		})
 	}

@@ -53,6 +53,11 @@ type Bridge struct {
 	// ValidAttachments when that key is not there.
 	OldValidAttachments []types.GCAttachment `json:"cni.dev/attachments,omitempty"`
 
+	// RulesUnknown is set by LoadBridgeForTeardown when a key that asks for
+	// rules (ipMasq, isolation, internal, icc) could not be read: the
+	// network may hold rules its live containers need.
+	RulesUnknown bool `json:"-"`
+
 	// Derived by LoadBridge.
 	MAC        net.HardwareAddr `json:"-"` // container MAC requested by CNI_ARGS, args or runtimeConfig
 	NonMasq    []netip.Prefix   `json:"-"`
@@ -169,27 +174,27 @@ func decodeBridge(stdin []byte, teardown bool) (*Bridge, error) {
 
 // teardownKeys checks, for a configuration with a key of the wrong type,
 // the keys DEL and GC cannot do without: the network's name (its files),
-// GC's valid attachments (read as none, every attachment would go), the
-// keys that ask for rules (ipMasq, the isolation keys: read as not asked,
-// the rules would go under live containers) and ipam.type; and the
-// bridge's name (read as the default, another bridge would be looked at:
-// the name is dropped instead, as one no link can have).
+// GC's valid attachments (read as none, every attachment would go) and
+// ipam.type; and the bridge's name (read as the default, another bridge
+// would be looked at: the name is dropped instead, as one no link can
+// have). A key that asks for rules (ipMasq, the isolation keys) of the
+// wrong type makes RulesUnknown: read as not asked, the network's rules
+// would go under live containers; the teardown keeps them instead until
+// no container of the network is left, as for a network that asks.
 func (b *Bridge) teardownKeys(stdin []byte) error {
 	var keys struct {
 		Name   string               `json:"name"`
 		Valid  []types.GCAttachment `json:"cni.dev/valid-attachments"`
 		Old    []types.GCAttachment `json:"cni.dev/attachments"`
 		Bridge json.RawMessage      `json:"bridge"`
-		// Read as their zero values, these would make DEL and GC remove
-		// rules a live network needs (a network asking for none), or
-		// skip IPAM (no lease released).
-		IPMasq    bool   `json:"ipMasq"`
-		Isolation string `json:"isolation"`
-		Internal  bool   `json:"internal"`
-		ICC       *bool  `json:"icc"`
-		IPAM      struct {
+		IPAM   struct {
 			Type string `json:"type"`
 		} `json:"ipam"`
+		// Checked one by one below.
+		IPMasq    json.RawMessage `json:"ipMasq"`
+		Isolation json.RawMessage `json:"isolation"`
+		Internal  json.RawMessage `json:"internal"`
+		ICC       json.RawMessage `json:"icc"`
 	}
 	if err := json.Unmarshal(stdin, &keys); err != nil {
 		return decodeError("network configuration", err)
@@ -199,6 +204,18 @@ func (b *Bridge) teardownKeys(stdin []byte) error {
 		if err := json.Unmarshal(keys.Bridge, &name); err != nil {
 			fmt.Fprintf(os.Stderr, "network %q: bridge: not a string: nothing of it to remove\n", b.Name)
 			b.BrName = ""
+		}
+	}
+	var flag bool
+	var mode string
+	for _, k := range []struct {
+		name string
+		raw  json.RawMessage
+		into any
+	}{{"ipMasq", keys.IPMasq, &flag}, {"isolation", keys.Isolation, &mode}, {"internal", keys.Internal, &flag}, {"icc", keys.ICC, &flag}} {
+		if len(k.raw) > 0 && json.Unmarshal(k.raw, k.into) != nil {
+			fmt.Fprintf(os.Stderr, "network %q: %s: not understood: the network's rules stay until no container of it is left\n", b.Name, k.name)
+			b.RulesUnknown = true
 		}
 	}
 	return nil
