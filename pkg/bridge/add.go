@@ -30,6 +30,11 @@ func (d *Deps) Add(args *skel.CmdArgs) (_ types.Result, err error) {
 		if ipam, err = d.IPAM.Plugin(c, args.Path); err != nil {
 			return nil, err
 		}
+		if ipam.Local() {
+			if err := checkMTUOfRanges(c, args); err != nil {
+				return nil, err
+			}
+		}
 	}
 	pp, err := d.loadPorts(c, args)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 
+	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 
@@ -21,12 +22,33 @@ type plan struct {
 	v4, v6   bool
 }
 
-// makePlan fills in gateways (first address of the subnet when IPAM gave none
-// and the bridge is the gateway) and default routes (isDefaultGateway), and
-// points every IP at the container interface (index 2 in the result).
 // ipv6MinMTU is IPv6's minimum link MTU (RFC 8200).
 const ipv6MinMTU = 1280
 
+// checkMTUOfRanges refuses, before anything changes, an mtu below IPv6's
+// minimum on a network whose in-process host-local has an IPv6 range set
+// (makePlan would only refuse it once the address is leased). Any other
+// IPAM plugin is known by its result alone. Its configuration is read
+// again only for such an mtu; errors in it are IPAM's to report.
+func checkMTUOfRanges(c *config.Bridge, args *skel.CmdArgs) error {
+	if c.MTU <= 0 || c.MTU >= ipv6MinMTU {
+		return nil
+	}
+	ic, err := config.LoadIPAM(args.StdinData, args.Args)
+	if err != nil {
+		return nil
+	}
+	for i, set := range ic.Ranges {
+		if set.Len() > 0 && !set.Is4() {
+			return config.Invalid("mtu", "%d is below IPv6's minimum of %d, and ipam range set %d (%s) is IPv6", c.MTU, ipv6MinMTU, i, set.Describe())
+		}
+	}
+	return nil
+}
+
+// makePlan fills in gateways (first address of the subnet when IPAM gave none
+// and the bridge is the gateway) and default routes (isDefaultGateway), and
+// points every IP at the container interface (index 2 in the result).
 func makePlan(c *config.Bridge, res *current.Result) (plan, error) {
 	var p plan
 	defaultFound := map[bool]bool{}
