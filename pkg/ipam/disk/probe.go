@@ -120,7 +120,11 @@ func probeLastReserved(d *safefs.Dir, sets int) error {
 // directory fails even for root), and a free block and inode on its file
 // system.
 func writable(d *safefs.Dir) error {
-	if err := unix.Faccessat(d.Fd(), "", unix.W_OK, unix.AT_EMPTY_PATH|unix.AT_EACCESS); err != nil {
+	// Through the descriptor's /proc entry with the plain access(2) check:
+	// faccessat2's AT_EMPTY_PATH would answer EPERM for an immutable
+	// directory, which x/sys takes for a refused system call and then
+	// emulates without AT_EMPTY_PATH (EINVAL).
+	if err := unix.Access("/proc/self/fd/"+strconv.Itoa(d.Fd()), unix.W_OK); err != nil {
 		return &os.PathError{Op: "access", Path: d.Path(), Err: err}
 	}
 	var st unix.Statfs_t

@@ -149,8 +149,8 @@ func TestProbeFails(t *testing.T) {
 			t.Skipf("cannot make %s immutable here: %v", s.Dir(), err)
 		}
 		t.Cleanup(func() { _ = setImmutable(s.Dir(), false) })
-		if _, err := Probe(filepath.Dir(s.Dir()), "net1", 1); err == nil || !strings.Contains(err.Error(), s.Dir()) {
-			t.Fatalf("Probe of an immutable lease directory: %v", err)
+		if _, err := Probe(filepath.Dir(s.Dir()), "net1", 1); !errors.Is(err, unix.EPERM) || !strings.Contains(err.Error(), s.Dir()) {
+			t.Fatalf("Probe of an immutable lease directory: %v, want EPERM naming it", err)
 		}
 	})
 }
