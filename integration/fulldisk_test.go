@@ -253,3 +253,56 @@ func TestFullDiskRebuild(t *testing.T) {
 		t.Errorf("%d leases left", n)
 	}
 }
+
+// TestReadOnlyStore: with the lease store's file system mounted read-only,
+// host-local's DEL and GC of attachments that hold nothing succeed (a
+// runtime is not stuck retrying); a DEL that must release fails with code 5
+// naming the read-only file system; STATUS says 50; ADD fails with code 5.
+func TestReadOnlyStore(t *testing.T) {
+	e := newRelEnv(t)
+	data := relTmpfs(t, "1m")
+	tmpl := `{"cniVersion":"1.1.0","name":"ro","type":"host-local","ipam":{"type":"host-local","dataDir":"@DATA@","ranges":[[{"subnet":"10.91.0.0/24"}]]}%s}`
+	conf := relConf(strings.Replace(tmpl, "%s", "", 1), data, "", "")
+	run := func(cmd, id string, c []byte) ([]byte, error) {
+		return e.node.Exec(t, "host-local", cmd, id, e.cont.Path, "eth0", c)
+	}
+	if out, err := run("ADD", "held", conf); err != nil {
+		t.Fatalf("ADD: %v\n%s", err, out)
+	}
+	if out, err := exec.Command("mount", "-n", "-o", "remount,ro", data).CombinedOutput(); err != nil {
+		t.Skipf("cannot remount %s read-only: %v: %s", data, err, out)
+	}
+	if out, err := run("DEL", "never-added", conf); err != nil {
+		t.Errorf("DEL of an attachment never added, store read-only: %v\n%s", err, out)
+	}
+	gc := relConf(strings.Replace(tmpl, "%s", `,"cni.dev/valid-attachments":[{"containerID":"held","ifname":"eth0"}]`, 1), data, "", "")
+	if out, err := run("GC", "", gc); err != nil {
+		t.Errorf("GC releasing nothing, store read-only: %v\n%s", err, out)
+	}
+	out, err := run("DEL", "held", conf)
+	if err == nil {
+		t.Errorf("DEL of a held lease on a read-only store succeeded")
+	} else if ce := CNIError(t, out); ce.Code != types.ErrIOFailure || !strings.Contains(ce.Msg, "read-only file system") || strings.Contains(ce.Msg, "/proc/self/fd") {
+		t.Errorf("DEL of a held lease on a read-only store: %q (code %d), want code 5 naming the read-only file system", ce.Msg, ce.Code)
+	}
+	if out, err := run("STATUS", "", conf); err == nil {
+		t.Errorf("STATUS on a read-only store succeeded")
+	} else if ce := CNIError(t, out); ce.Code != 50 || !strings.Contains(ce.Msg, "read-only file system") {
+		t.Errorf("STATUS on a read-only store: %q (code %d), want code 50 naming the read-only file system", ce.Msg, ce.Code)
+	}
+	out, err = run("ADD", "new", conf)
+	if err == nil {
+		t.Errorf("ADD on a read-only store succeeded")
+	} else if ce := CNIError(t, out); ce.Code != types.ErrIOFailure || !strings.Contains(ce.Msg, "read-only file system") || strings.Contains(ce.Msg, "/proc/self/fd") {
+		t.Errorf("ADD on a read-only store: %q (code %d), want code 5 naming the read-only file system", ce.Msg, ce.Code)
+	}
+	if out, err := exec.Command("mount", "-n", "-o", "remount,rw", data).CombinedOutput(); err != nil {
+		t.Fatalf("remount %s read-write: %v: %s", data, err, out)
+	}
+	if out, err := run("DEL", "held", conf); err != nil {
+		t.Errorf("DEL once writable: %v\n%s", err, out)
+	}
+	if leases := relLeasesOf(filepath.Join(data, "ro"), "held"); len(leases) > 0 {
+		t.Errorf("DEL left %v", leases)
+	}
+}

@@ -235,8 +235,11 @@ func reopen(pfd int, looked *unix.Stat_t, flags int) (int, *unix.Stat_t, error) 
 	fd, err := ignoringEINTR(func() (int, error) {
 		return unix.Open(proc, flags|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
 	})
+	if err == unix.ENOENT {
+		return -1, nil, fmt.Errorf("reopening through %s: %w (is procfs at /proc?)", proc, err)
+	}
 	if err != nil {
-		return -1, nil, fmt.Errorf("reopening through %s: %w", proc, err)
+		return -1, nil, err // the file's own error (a read-only file system)
 	}
 	var opened unix.Stat_t
 	if err := unix.Fstat(fd, &opened); err != nil {

@@ -112,7 +112,9 @@ func Open(dataDir, network string) (*Store, error) { return openStore(dataDir, n
 // following links, and fails on anything else. Nor does a teardown make a
 // lease index where there is none (a directory that is not a lease store,
 // or one only the reference plugin has used): it reads the lease files
-// then, and changes only those of the attachments it releases.
+// then, and changes only those of the attachments it releases. On a
+// read-only file system it locks the directory too: a teardown with
+// nothing to release succeeds there.
 func OpenForTeardown(dataDir, network string) (*Store, error) {
 	return openStore(dataDir, network, true)
 }
@@ -142,7 +144,10 @@ func openStore(dataDir, network string, teardown bool) (*Store, error) {
 	switch {
 	case err == nil:
 		s.lock = lock
-	case teardown && unusableLock(err):
+	case teardown && (unusableLock(err) || errors.Is(err, unix.EROFS)):
+		// On a read-only file system nobody writes a lease: the
+		// teardown only reads (an attachment with nothing to release
+		// succeeds), under the directory's lock.
 		s.lockErr = err // s.lock stays nil: Lock locks the directory
 	default:
 		d.Close()
