@@ -2,7 +2,6 @@ package bridge
 
 import (
 	"errors"
-	"fmt"
 	"net"
 	"net/netip"
 
@@ -134,7 +133,8 @@ func (f nodeFirewall) Lock(network string) (func(), error) {
 	if err != nil {
 		// The lock directory or file is unusable (read-only, full, not
 		// ours): an I/O failure.
-		return nil, types.NewError(types.ErrIOFailure, fmt.Sprintf("network %q: %v", network, err), "")
+		// LockNetwork's error names the network.
+		return nil, types.NewError(types.ErrIOFailure, err.Error(), "")
 	}
 	return unlock, nil
 }
