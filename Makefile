@@ -47,7 +47,9 @@ unit:
 integration: deps build reference
 	$(GO) test -count=1 -p 1 -v -timeout 15m ./integration/...
 
-demo: deps build
+demo:
+	@bash scripts/deps.sh demo
+	@$(MAKE) --no-print-directory build
 	@bash scripts/demo.sh
 
 bench: deps build reference

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian machine lacks to build, test, demo and benchmark the
-# plugins. Does nothing when everything is already present.
+# plugins. Does nothing when everything is already present. "deps.sh demo"
+# installs only what make demo needs (no container runtimes).
 set -euo pipefail
+only_demo=false
+[ "${1:-}" = demo ] && only_demo=true
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/versions.env"
 
@@ -27,7 +30,7 @@ command -v ping >/dev/null      || need_pkgs+=(iputils-ping)
 # root only (a non-root run skips those tests): containerd's CRI plugin with
 # runc and a static busybox (cri_test.go, as on a Kubernetes node), and
 # podman 4 with its CNI backend and crun (podman_test.go).
-if [ "$(id -u)" -eq 0 ]; then
+if [ "$(id -u)" -eq 0 ] && ! $only_demo; then
 	command -v containerd >/dev/null || need_pkgs+=(containerd)
 	command -v runc >/dev/null       || need_pkgs+=(runc)
 	command -v nsenter >/dev/null    || need_pkgs+=(util-linux)
@@ -52,7 +55,7 @@ if ! [ -x "$gobin/cnitool" ] && ! command -v cnitool >/dev/null; then
 	echo "deps.sh: installing cnitool $CNITOOL_VERSION" >&2
 	go install "github.com/containernetworking/cni/cnitool@$CNITOOL_VERSION"
 fi
-if ! [ -x "$gobin/crictl" ] && ! command -v crictl >/dev/null; then
+if ! $only_demo && ! [ -x "$gobin/crictl" ] && ! command -v crictl >/dev/null; then
 	echo "deps.sh: installing crictl $CRICTL_VERSION" >&2
 	go install "sigs.k8s.io/cri-tools/cmd/crictl@$CRICTL_VERSION"
 fi
