@@ -47,7 +47,8 @@ func (nodeLinks) SetPortVlans(hostVeth string, vlan int, trunks []int, preserveD
 	return l2.SetPortVlans(hostVeth, vlan, trunks, preserveDefault)
 }
 func (nodeLinks) ConfigureContainer(cont link.Interface, addrs []netip.Prefix, routes []link.Route, enableDAD bool) error {
-	return link.ConfigureContainer(cont, addrs, routes, enableDAD)
+	_, err := link.ConfigureContainer(cont, addrs, routes, enableDAD, false)
+	return err
 }
 func (nodeLinks) InterfaceByName(name string) (link.Interface, error) {
 	return link.InterfaceByName(name)
