@@ -124,20 +124,31 @@ func (d *Deps) Add(args *skel.CmdArgs) (_ types.Result, err error) {
 
 	// Addresses and routes: the container's, then the gateway's.
 	var p plan
+	var ann Announcer // the container's addresses, told once its port is on the bridge
 	if c.IsLayer3() {
 		dropDefaultRoutes(c, res)
 		if p, err = makePlan(c, res); err != nil {
 			return nil, err
 		}
-		if err := d.Links.ConfigureContainer(cont, p.addrs, p.routes, c.EnableDad); err != nil {
+		if ann, err = d.Links.ConfigureContainer(cont, p.addrs, p.routes, c.EnableDad); err != nil {
 			return nil, err
 		}
+		undo.push(ann.Close)
 	}
 	if vcfg.DeferAttach {
 		if err := d.finishPort(c, host, &vcfg, &undo); err != nil {
 			return nil, err
 		}
 		br = vcfg.Bridge // made again if it had gone
+	}
+	if ann != nil {
+		// The container's kernel said nothing of its addresses that
+		// reached the bridge (its interface came up before it had them,
+		// and before its port joined the bridge with DeferAttach). The
+		// other containers need it when the addresses were another MAC's
+		// (a container added again with its address): it is said now,
+		// from the container's interface, on the bridge and in its VLAN.
+		ann.Announce()
 	}
 	var gwDev link.Bridge // where the gateway addresses went (for a vlan, "<bridge>.<vlan>")
 	var oldGateways []netip.Prefix

@@ -42,6 +42,9 @@ type fakeLinks struct {
 	fwd     [2]bool               // IPv4, IPv6 forwarding
 	next    int                   // last link index given
 	found   []*link.Bridge        // BridgeConfig.Found of each EnsureBridge
+	// announcers counts the Announcers ConfigureContainer made that were
+	// neither announced nor closed.
+	announcers int
 	// beforeSetupVeth, when set, runs (once, without the lock) when
 	// SetupVeth is called: another call racing this one.
 	beforeSetupVeth func()
@@ -215,15 +218,47 @@ func (f *fakeLinks) SetPortVlans(hostVeth string, vlan int, trunks []int, preser
 	return nil
 }
 
-func (f *fakeLinks) ConfigureContainer(cont link.Interface, addrs []netip.Prefix, routes []link.Route, enableDAD bool) error {
+func (f *fakeLinks) ConfigureContainer(cont link.Interface, addrs []netip.Prefix, routes []link.Route, enableDAD bool) (Announcer, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.call("ConfigureContainer", cont.Sandbox, cont.Name, addrs); err != nil {
-		return err
+		return nil, err
 	}
 	_, h := f.cont(cont.Sandbox, cont.Name)
 	h.addrs, h.routes = addrs, routes
-	return nil
+	f.announcers++
+	return &fakeAnnouncer{f: f, what: fmt.Sprint(cont.Sandbox, " ", cont.Name, " ", addrs)}, nil
+}
+
+// fakeAnnouncer records its announcement in its fakeLinks' calls
+// ("Announce <netns> <ifName> <addrs>"); fakeLinks.announcers counts those
+// not yet released.
+type fakeAnnouncer struct {
+	f    *fakeLinks
+	what string
+	done bool
+}
+
+func (a *fakeAnnouncer) Announce() {
+	a.f.mu.Lock()
+	defer a.f.mu.Unlock()
+	if !a.done {
+		_ = a.f.call("Announce", a.what)
+		a.release()
+	}
+}
+
+func (a *fakeAnnouncer) Close() {
+	a.f.mu.Lock()
+	defer a.f.mu.Unlock()
+	a.release()
+}
+
+func (a *fakeAnnouncer) release() {
+	if !a.done {
+		a.done = true
+		a.f.announcers--
+	}
 }
 
 func (f *fakeLinks) InterfaceByName(name string) (link.Interface, error) {

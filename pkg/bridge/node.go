@@ -46,10 +46,18 @@ func (nodeLinks) AttachPort(host link.Interface, cfg link.VethConfig) error {
 func (nodeLinks) SetPortVlans(hostVeth string, vlan int, trunks []int, preserveDefault bool) error {
 	return l2.SetPortVlans(hostVeth, vlan, trunks, preserveDefault)
 }
-func (nodeLinks) ConfigureContainer(cont link.Interface, addrs []netip.Prefix, routes []link.Route, enableDAD bool) error {
-	_, err := link.ConfigureContainer(cont, addrs, routes, enableDAD, false)
-	return err
+func (nodeLinks) ConfigureContainer(cont link.Interface, addrs []netip.Prefix, routes []link.Route, enableDAD bool) (Announcer, error) {
+	a, err := link.ConfigureContainer(cont, addrs, routes, enableDAD, true)
+	return nodeAnnouncer{a}, err
 }
+
+// nodeAnnouncer is a link.Announcer, nil when ConfigureContainer could not
+// make one (best effort); a failure to announce does not fail ADD.
+type nodeAnnouncer struct{ a *link.Announcer }
+
+func (n nodeAnnouncer) Announce() { _ = n.a.Announce() }
+func (n nodeAnnouncer) Close()    { n.a.Close() }
+
 func (nodeLinks) InterfaceByName(name string) (link.Interface, error) {
 	return link.InterfaceByName(name)
 }
