@@ -78,8 +78,8 @@ type Links interface {
 	EnsureGatewayAddrs(dev link.Bridge, gws []netip.Prefix, force, dad bool) (others []netip.Prefix, err error)
 	EnableForwarding(v4, v6 bool) error
 	// ForgetNeighbours deletes dev's neighbour entries of addrs (best
-	// effort).
-	ForgetNeighbours(dev link.Bridge, addrs []netip.Addr)
+	// effort), and reports whether there was one.
+	ForgetNeighbours(dev link.Bridge, addrs []netip.Addr) bool
 	// DelLinkWithAlias deletes the node's link name if its alias is alias.
 	DelLinkWithAlias(name, alias string) (deleted bool, err error)
 	// DelPortWithAlias is DelLinkWithAlias for a port of br only.

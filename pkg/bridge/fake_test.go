@@ -45,6 +45,9 @@ type fakeLinks struct {
 	// announcers counts the Announcers ConfigureContainer made that were
 	// neither announced nor closed.
 	announcers int
+	// neighbours: the node's neighbour entries ForgetNeighbours finds
+	// (and deletes).
+	neighbours map[netip.Addr]bool
 	// beforeSetupVeth, when set, runs (once, without the lock) when
 	// SetupVeth is called: another call racing this one.
 	beforeSetupVeth func()
@@ -296,10 +299,16 @@ func (f *fakeLinks) EnsureGatewayAddrs(dev link.Bridge, gws []netip.Prefix, forc
 	return others, nil
 }
 
-func (f *fakeLinks) ForgetNeighbours(dev link.Bridge, addrs []netip.Addr) {
+func (f *fakeLinks) ForgetNeighbours(dev link.Bridge, addrs []netip.Addr) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	_ = f.call("ForgetNeighbours", dev.Name, fmt.Sprint(addrs))
+	forgot := false
+	for _, a := range addrs {
+		forgot = f.neighbours[a] || forgot
+		delete(f.neighbours, a)
+	}
+	return forgot
 }
 
 func (f *fakeLinks) EnableForwarding(v4, v6 bool) error {

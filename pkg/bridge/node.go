@@ -65,8 +65,8 @@ func (nodeLinks) EnsureGatewayAddrs(dev link.Bridge, gws []netip.Prefix, force, 
 	return link.EnsureGatewayAddrs(dev, gws, force, dad)
 }
 func (nodeLinks) EnableForwarding(v4, v6 bool) error { return link.EnableForwarding(v4, v6) }
-func (nodeLinks) ForgetNeighbours(dev link.Bridge, addrs []netip.Addr) {
-	link.ForgetNeighbours(dev, addrs)
+func (nodeLinks) ForgetNeighbours(dev link.Bridge, addrs []netip.Addr) bool {
+	return link.ForgetNeighbours(dev, addrs)
 }
 func (nodeLinks) HasPortWithAlias(br link.Bridge, name, alias string) (bool, error) {
 	l, err := rtnl.LinkByName(name)
