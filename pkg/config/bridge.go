@@ -55,12 +55,12 @@ type Bridge struct {
 	OldValidAttachments []types.GCAttachment `json:"cni.dev/attachments,omitempty"`
 
 	// Derived by LoadBridge.
-	MAC        net.HardwareAddr `json:"-"` // container MAC requested by CNI_ARGS, args or runtimeConfig
+	MAC net.HardwareAddr `json:"-"` // container MAC requested by CNI_ARGS, args or runtimeConfig
 	// StaticIPs: the runtime asks for specific addresses (CNI_ARGS IP=,
 	// args.cni.ips, runtimeConfig.ips), likely an earlier container's.
-	StaticIPs bool `json:"-"`
-	NonMasq    []netip.Prefix   `json:"-"`
-	TrunkVlans []int            `json:"-"`
+	StaticIPs  bool           `json:"-"`
+	NonMasq    []netip.Prefix `json:"-"`
+	TrunkVlans []int          `json:"-"`
 }
 
 // IsLayer3 reports whether the network gets addresses from an IPAM plugin.
