@@ -65,7 +65,10 @@ type Links interface {
 	SetupVeth(cfg link.VethConfig) (host, cont link.Interface, err error)
 	AttachPort(host link.Interface, cfg link.VethConfig) error
 	SetPortVlans(hostVeth string, vlan int, trunks []int, preserveDefault bool) error
-	ConfigureContainer(cont link.Interface, addrs []netip.Prefix, routes []link.Route, enableDAD bool) error
+	// ConfigureContainer gives the container end its addresses and routes,
+	// and returns the Announcer of its addresses (not nil without an
+	// error).
+	ConfigureContainer(cont link.Interface, addrs []netip.Prefix, routes []link.Route, enableDAD bool) (Announcer, error)
 	// InterfaceByName's error matches link.ErrNotFound for a missing link.
 	InterfaceByName(name string) (link.Interface, error)
 	// EnsureGatewayAddrs adds IPv6 addresses with duplicate address
@@ -75,8 +78,8 @@ type Links interface {
 	EnsureGatewayAddrs(dev link.Bridge, gws []netip.Prefix, force, dad bool) (others []netip.Prefix, err error)
 	EnableForwarding(v4, v6 bool) error
 	// ForgetNeighbours deletes dev's neighbour entries of addrs (best
-	// effort).
-	ForgetNeighbours(dev link.Bridge, addrs []netip.Addr)
+	// effort), and reports whether there was one.
+	ForgetNeighbours(dev link.Bridge, addrs []netip.Addr) bool
 	// DelLinkWithAlias deletes the node's link name if its alias is alias.
 	DelLinkWithAlias(name, alias string) (deleted bool, err error)
 	// DelPortWithAlias is DelLinkWithAlias for a port of br only.
@@ -100,6 +103,18 @@ type Links interface {
 	CheckGatewayAddrs(br link.Bridge, gws []netip.Prefix) error
 	CheckHostVeth(br link.Bridge, hostVeth string, mac net.HardwareAddr) error
 	CheckContainer(netns, ifName string, mac net.HardwareAddr, addrs []netip.Prefix, routes []link.Route) error
+}
+
+// Announcer has a container's interface tell the other hosts of its link
+// its MAC for each of its addresses (link.Announcer): a gratuitous ARP for
+// each IPv4 address, an unsolicited neighbour advertisement for each IPv6
+// one, without entering the container's netns again.
+type Announcer interface {
+	// Announce sends them, best effort, and releases the announcer.
+	Announce()
+	// Close releases it without sending; a second call, or one after
+	// Announce, does nothing.
+	Close()
 }
 
 // IPAM finds the IPAM plugin that a network's ipam.type names.

@@ -42,6 +42,12 @@ type fakeLinks struct {
 	fwd     [2]bool               // IPv4, IPv6 forwarding
 	next    int                   // last link index given
 	found   []*link.Bridge        // BridgeConfig.Found of each EnsureBridge
+	// announcers counts the Announcers ConfigureContainer made that were
+	// neither announced nor closed.
+	announcers int
+	// neighbours: the node's neighbour entries ForgetNeighbours finds
+	// (and deletes).
+	neighbours map[netip.Addr]bool
 	// beforeSetupVeth, when set, runs (once, without the lock) when
 	// SetupVeth is called: another call racing this one.
 	beforeSetupVeth func()
@@ -215,15 +221,47 @@ func (f *fakeLinks) SetPortVlans(hostVeth string, vlan int, trunks []int, preser
 	return nil
 }
 
-func (f *fakeLinks) ConfigureContainer(cont link.Interface, addrs []netip.Prefix, routes []link.Route, enableDAD bool) error {
+func (f *fakeLinks) ConfigureContainer(cont link.Interface, addrs []netip.Prefix, routes []link.Route, enableDAD bool) (Announcer, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.call("ConfigureContainer", cont.Sandbox, cont.Name, addrs); err != nil {
-		return err
+		return nil, err
 	}
 	_, h := f.cont(cont.Sandbox, cont.Name)
 	h.addrs, h.routes = addrs, routes
-	return nil
+	f.announcers++
+	return &fakeAnnouncer{f: f, what: fmt.Sprint(cont.Sandbox, " ", cont.Name, " ", addrs)}, nil
+}
+
+// fakeAnnouncer records its announcement in its fakeLinks' calls
+// ("Announce <netns> <ifName> <addrs>"); fakeLinks.announcers counts those
+// not yet released.
+type fakeAnnouncer struct {
+	f    *fakeLinks
+	what string
+	done bool
+}
+
+func (a *fakeAnnouncer) Announce() {
+	a.f.mu.Lock()
+	defer a.f.mu.Unlock()
+	if !a.done {
+		_ = a.f.call("Announce", a.what)
+		a.release()
+	}
+}
+
+func (a *fakeAnnouncer) Close() {
+	a.f.mu.Lock()
+	defer a.f.mu.Unlock()
+	a.release()
+}
+
+func (a *fakeAnnouncer) release() {
+	if !a.done {
+		a.done = true
+		a.f.announcers--
+	}
 }
 
 func (f *fakeLinks) InterfaceByName(name string) (link.Interface, error) {
@@ -261,10 +299,16 @@ func (f *fakeLinks) EnsureGatewayAddrs(dev link.Bridge, gws []netip.Prefix, forc
 	return others, nil
 }
 
-func (f *fakeLinks) ForgetNeighbours(dev link.Bridge, addrs []netip.Addr) {
+func (f *fakeLinks) ForgetNeighbours(dev link.Bridge, addrs []netip.Addr) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	_ = f.call("ForgetNeighbours", dev.Name, fmt.Sprint(addrs))
+	forgot := false
+	for _, a := range addrs {
+		forgot = f.neighbours[a] || forgot
+		delete(f.neighbours, a)
+	}
+	return forgot
 }
 
 func (f *fakeLinks) EnableForwarding(v4, v6 bool) error {

@@ -45,9 +45,18 @@ func (nodeLinks) AttachPort(host link.Interface, cfg link.VethConfig) error {
 func (nodeLinks) SetPortVlans(hostVeth string, vlan int, trunks []int, preserveDefault bool) error {
 	return l2.SetPortVlans(hostVeth, vlan, trunks, preserveDefault)
 }
-func (nodeLinks) ConfigureContainer(cont link.Interface, addrs []netip.Prefix, routes []link.Route, enableDAD bool) error {
-	return link.ConfigureContainer(cont, addrs, routes, enableDAD)
+func (nodeLinks) ConfigureContainer(cont link.Interface, addrs []netip.Prefix, routes []link.Route, enableDAD bool) (Announcer, error) {
+	a, err := link.ConfigureContainer(cont, addrs, routes, enableDAD, true)
+	return nodeAnnouncer{a}, err
 }
+
+// nodeAnnouncer is a link.Announcer, nil when ConfigureContainer could not
+// make one (best effort); a failure to announce does not fail ADD.
+type nodeAnnouncer struct{ a *link.Announcer }
+
+func (n nodeAnnouncer) Announce() { _ = n.a.Announce() }
+func (n nodeAnnouncer) Close()    { n.a.Close() }
+
 func (nodeLinks) InterfaceByName(name string) (link.Interface, error) {
 	return link.InterfaceByName(name)
 }
@@ -55,8 +64,8 @@ func (nodeLinks) EnsureGatewayAddrs(dev link.Bridge, gws []netip.Prefix, force, 
 	return link.EnsureGatewayAddrs(dev, gws, force, dad)
 }
 func (nodeLinks) EnableForwarding(v4, v6 bool) error { return link.EnableForwarding(v4, v6) }
-func (nodeLinks) ForgetNeighbours(dev link.Bridge, addrs []netip.Addr) {
-	link.ForgetNeighbours(dev, addrs)
+func (nodeLinks) ForgetNeighbours(dev link.Bridge, addrs []netip.Addr) bool {
+	return link.ForgetNeighbours(dev, addrs)
 }
 func (nodeLinks) HasPortWithAlias(br link.Bridge, name, alias string) (bool, error) {
 	l, err := rtnl.LinkByName(name)

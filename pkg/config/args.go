@@ -53,6 +53,16 @@ func ParseEnvArgs(s string) (EnvArgs, error) {
 }
 
 // withoutEnvArg returns CNI_ARGS without its pairs of key.
+// hasEnvArg reports whether CNI_ARGS s has key with a value.
+func hasEnvArg(s, key string) bool {
+	for _, pair := range strings.Split(s, ";") {
+		if k, v, _ := strings.Cut(pair, "="); k == key && strings.TrimSpace(v) != "" {
+			return true
+		}
+	}
+	return false
+}
+
 func withoutEnvArg(s, key string) string {
 	var keep []string
 	for _, pair := range strings.Split(s, ";") {

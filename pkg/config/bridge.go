@@ -47,7 +47,8 @@ type Bridge struct {
 		} `json:"cni,omitempty"`
 	} `json:"args,omitempty"`
 	RuntimeConfig struct {
-		MAC string `json:"mac,omitempty"`
+		MAC string   `json:"mac,omitempty"`
+		IPs []string `json:"ips,omitempty"` // IPAM's; here only to tell StaticIPs
 	} `json:"runtimeConfig,omitempty"`
 	// A GC's valid attachments under their CNI 1.1.0 name (gc.go): in
 	// ValidAttachments when that key is not there.
@@ -59,9 +60,12 @@ type Bridge struct {
 	RulesUnknown bool `json:"-"`
 
 	// Derived by LoadBridge.
-	MAC        net.HardwareAddr `json:"-"` // container MAC requested by CNI_ARGS, args or runtimeConfig
-	NonMasq    []netip.Prefix   `json:"-"`
-	TrunkVlans []int            `json:"-"`
+	MAC net.HardwareAddr `json:"-"` // container MAC requested by CNI_ARGS, args or runtimeConfig
+	// StaticIPs: the runtime asks for specific addresses (CNI_ARGS IP=,
+	// args.cni.ips, runtimeConfig.ips), likely an earlier container's.
+	StaticIPs  bool           `json:"-"`
+	NonMasq    []netip.Prefix `json:"-"`
+	TrunkVlans []int          `json:"-"`
 }
 
 // IsLayer3 reports whether the network gets addresses from an IPAM plugin.
@@ -258,6 +262,7 @@ func (b *Bridge) validate(envArgs string) error {
 	// reads MAC= only, as the reference, and an IP= it would refuse may
 	// be another IPAM plugin's. CONVENTIONS.md: a CNI_ARGS field whose
 	// equivalent args carries is ignored (not even parsed).
+	b.StaticIPs = hasEnvArg(envArgs, "IP") || len(b.RuntimeConfig.IPs) > 0 || b.Args != nil && len(b.Args.CNI.IPs) > 0
 	envArgs = withoutEnvArg(envArgs, "IP")
 	if argsMAC(b) != "" {
 		envArgs = withoutEnvArg(envArgs, "MAC")

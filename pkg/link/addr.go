@@ -182,13 +182,15 @@ func normPrefix(p netip.Prefix) netip.Prefix {
 // container added again with the same address and another MAC) would send
 // it elsewhere until the entry went stale, 20-30 s, while the new
 // container's own announcement, made as its interface came up, reaches
-// no one (its host end joins the bridge after that).
-func ForgetNeighbours(dev Bridge, addrs []netip.Addr) {
+// no one (its host end joins the bridge after that). It reports whether
+// it deleted one: the address was another MAC's recently.
+func ForgetNeighbours(dev Bridge, addrs []netip.Addr) (forgot bool) {
 	if dev.Index == 0 {
-		return
+		return false
 	}
 	for _, a := range addrs {
 		n := &netlink.Neigh{LinkIndex: dev.Index, Family: family(a), IP: a.Unmap().AsSlice()}
-		_ = netlink.NeighDel(n)
+		forgot = netlink.NeighDel(n) == nil || forgot
 	}
+	return forgot
 }

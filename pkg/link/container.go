@@ -23,11 +23,15 @@ const (
 // plugin's sysctls (arp_notify, accept_dad, and for IPv6 disable_ipv6=0 on
 // lo and the interface plus keep_addr_on_down=1), the addresses (IPv6
 // without DAD unless enableDAD), link up, a wait until no IPv6 address is
-// tentative, then the routes. IPv6 is usable when it returns. Last, it puts
-// back the MLD settings SetupVeth changed for DeferAttach (mld.go).
-func ConfigureContainer(cont Interface, addrs []netip.Prefix, routes []Route, enableDAD bool) error {
-	return inNetNS(cont.Sandbox, func(ns.NetNS) error {
-		err := configureIface(cont, addrs, routes, enableDAD)
+// tentative, then the routes. IPv6 is usable when it returns. Then it puts
+// back the MLD settings SetupVeth changed for DeferAttach (mld.go). With
+// announce, last, it opens in the netns what the Announcer it returns needs
+// to announce the addresses from the interface later (announce.go); nil
+// when it could not (best effort) or without announce.
+func ConfigureContainer(cont Interface, addrs []netip.Prefix, routes []Route, enableDAD, announce bool) (*Announcer, error) {
+	var ann *Announcer
+	err := inNetNS(cont.Sandbox, func(ns.NetNS) error {
+		l, err := configureIface(cont, addrs, routes, enableDAD)
 		if err == nil {
 			if err = cont.mld.restore(); err != nil {
 				err = fmt.Errorf("put back MLD settings: %w", err)
@@ -36,18 +40,23 @@ func ConfigureContainer(cont Interface, addrs []netip.Prefix, routes []Route, en
 		if err != nil {
 			return fmt.Errorf("%s in %s: %w", cont.Name, cont.Sandbox, err)
 		}
+		if announce {
+			ann = openAnnouncer(l.Attrs().Index, l.Attrs().HardwareAddr, addrs)
+		}
 		return nil
 	})
+	return ann, err
 }
 
-func configureIface(cont Interface, addrs []netip.Prefix, routes []Route, enableDAD bool) error {
+// configureIface configures the interface and returns it.
+func configureIface(cont Interface, addrs []netip.Prefix, routes []Route, enableDAD bool) (netlink.Link, error) {
 	// Addressed by the index SetupVeth returned, else looked up.
 	ifName := cont.Name
 	l := device(cont.Index, ifName, cont.MAC)
 	if cont.Index == 0 {
 		var err error
 		if l, err = linkByName(ifName); err != nil {
-			return fmt.Errorf("look up interface: %w", err)
+			return nil, fmt.Errorf("look up interface: %w", err)
 		}
 	}
 	// DAD and ARP settings were made by SetupVeth on the fresh interface.
@@ -61,32 +70,32 @@ func configureIface(cont Interface, addrs []netip.Prefix, routes []Route, enable
 	if hasV6 {
 		for _, dev := range []string{"lo", ifName} {
 			if err := setSysctl("net/ipv6/conf/"+dev+"/disable_ipv6", "0"); err != nil {
-				return fmt.Errorf("enable IPv6: %w", err)
+				return nil, fmt.Errorf("enable IPv6: %w", err)
 			}
 		}
 		if err := setSysctl("net/ipv6/conf/"+ifName+"/keep_addr_on_down", "1"); err != nil {
-			return fmt.Errorf("keep addresses on down: %w", err)
+			return nil, fmt.Errorf("keep addresses on down: %w", err)
 		}
 	}
 	for _, p := range addrs {
 		if err := addAddr(l, normPrefix(p), enableDAD); err != nil {
-			return fmt.Errorf("add address %s: %w", p, err)
+			return nil, fmt.Errorf("add address %s: %w", p, err)
 		}
 	}
 	if err := netlink.LinkSetUp(l); err != nil {
-		return fmt.Errorf("set up: %w", err)
+		return nil, fmt.Errorf("set up: %w", err)
 	}
 	if hasV6 {
 		if err := settleV6(l); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	for _, r := range routes {
 		if err := addRoute(l, r); err != nil {
-			return fmt.Errorf("add route %s: %w", r, err)
+			return nil, fmt.Errorf("add route %s: %w", r, err)
 		}
 	}
-	return nil
+	return l, nil
 }
 
 // settleV6 waits until no IPv6 address on l is tentative. A failed DAD is

@@ -50,7 +50,7 @@ func TestConfigureAndCheckContainer(t *testing.T) {
 	if ci.Index == 0 || ci.Sandbox != cont {
 		t.Fatalf("SetupVeth returned %+v", ci)
 	}
-	if err := runIn(t, node, func() error { return ConfigureContainer(ci, addrs, routes, false) }); err != nil {
+	if err := runIn(t, node, func() error { _, err := ConfigureContainer(ci, addrs, routes, false, false); return err }); err != nil {
 		t.Fatal(err)
 	}
 
@@ -218,7 +218,8 @@ func TestConfigureContainerWithDAD(t *testing.T) {
 	node, cont, _ := containerFixture(t, []netip.Prefix{pp("fd00:2::1/64")}, true)
 	// Named, without an index: ConfigureContainer looks the interface up.
 	if err := runIn(t, node, func() error {
-		return ConfigureContainer(Interface{Name: "eth0", Sandbox: cont}, []netip.Prefix{pp("fd00:2::5/64")}, nil, true)
+		_, err := ConfigureContainer(Interface{Name: "eth0", Sandbox: cont}, []netip.Prefix{pp("fd00:2::5/64")}, nil, true, false)
+		return err
 	}); err != nil {
 		t.Fatal(err)
 	}

@@ -80,7 +80,7 @@ func TestMLDMutedUntilConfigured(t *testing.T) {
 				}
 			}
 			addrs := []netip.Prefix{netip.MustParsePrefix("10.1.0.5/24"), netip.MustParsePrefix("fd00:1::5/64")}
-			in(t, node, func() error { return ConfigureContainer(ci, addrs, nil, false) })
+			in(t, node, func() error { _, err := ConfigureContainer(ci, addrs, nil, false, false); return err })
 			in(t, cont, func() error {
 				// ConfigureContainer's wait ended with the reports sent.
 				if tc.muted && (ci.mld == nil || ci.mld.timedOut) {

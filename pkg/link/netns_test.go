@@ -25,7 +25,7 @@ func TestNetNSPerCall(t *testing.T) {
 			return err
 		}
 		addr := netip.MustParsePrefix("10.88.0.2/24")
-		if err := ConfigureContainer(Interface{Name: "eth0", Sandbox: cont}, []netip.Prefix{addr}, nil, false); err != nil {
+		if _, err := ConfigureContainer(Interface{Name: "eth0", Sandbox: cont}, []netip.Prefix{addr}, nil, false, false); err != nil {
 			return err
 		}
 		if err := CheckContainer(cont, "eth0", c.MAC, []netip.Prefix{addr}, nil); err != nil {

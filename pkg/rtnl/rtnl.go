@@ -4,9 +4,10 @@
 // reading forwarding and per-interface IPv6 settings and writing IPv4
 // per-interface settings, which would otherwise go through /proc/sys (see
 // conf.go), listing one link's addresses with the kernel doing the
-// filtering (addr.go), and looking through a bridge's ports without reading
-// them all (ports.go). It imports only the standard library. Everything
-// else uses vishvananda/netlink through pkg/link.
+// filtering (addr.go), looking through a bridge's ports without reading
+// them all (ports.go), and a connection kept open to act in a namespace
+// without entering it again (conn.go). It imports only the standard
+// library. Everything else uses vishvananda/netlink through pkg/link.
 package rtnl
 
 import (
