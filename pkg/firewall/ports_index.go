@@ -677,7 +677,8 @@ func lockedIndex(at indexAt, network string, owner Attachment, maps []Mapping, l
 func peersConflict(at indexAt, network string, owner Attachment, maps []Mapping) error {
 	for _, p := range at.peers {
 		pat := at.peer(p)
-		if !pat.there() {
+		claims, there, ok := peerClaims(pat, maps)
+		if !there || ok && FindConflict(claims, network, owner, maps) == nil {
 			continue
 		}
 		x, err := ownLockedIndex(pat, network, owner, maps, p.list)
@@ -706,22 +707,50 @@ func peerError(p indexPeer, err error) error {
 // locked check (peersConflict).
 func peersFree(at indexAt, network string, owner Attachment, maps []Mapping) bool {
 	for _, p := range at.peers {
-		pat := at.peer(p)
-		if !pat.there() {
-			continue
-		}
-		x, err := openIndex(pat, false)
-		if err != nil {
-			return false
-		}
-		claims, err := x.claimsOf(maps)
-		complete := x.complete
-		x.close()
-		if !complete || err != nil || FindConflict(claims, network, owner, maps) != nil {
+		claims, there, ok := peerClaims(at.peer(p), maps)
+		if there && (!ok || FindConflict(claims, network, owner, maps) != nil) {
 			return false
 		}
 	}
 	return true
+}
+
+// peerClaims reads the claims on maps' host ports in the peer index at,
+// all that an ADD's check needs of it: there is false when the peer has
+// no index on the node (one lstat), ok false when the index cannot be
+// used as it is (incomplete or damaged: the peer's own locked path,
+// ownLockedIndex, mends it). Lighter than openIndex, as it runs on every
+// publishing ADD once the peer has an index: its marker is looked at (a
+// regular file of the marker's size), not read, and its records are not
+// opened; a claim file is read only when there is one.
+func peerClaims(at indexAt, maps []Mapping) (claims []Published, there, ok bool) {
+	if !at.there() {
+		return nil, false, true
+	}
+	name, err := at.name()
+	if err != nil {
+		return nil, true, false
+	}
+	top, err := openLockDir(at.lockDir, false) // ours, as for the locks
+	if err != nil {
+		return nil, true, false
+	}
+	defer top.Close()
+	x := &portIndex{}
+	defer x.close()
+	if x.dir, err = safefs.OpenDirAt(top, name, false); err != nil {
+		return nil, true, false
+	}
+	var st unix.Stat_t
+	if unix.Fstatat(x.dir.Fd(), indexMarker, &st, unix.AT_SYMLINK_NOFOLLOW) != nil ||
+		st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size != int64(len(indexMarkerText)) {
+		return nil, true, false
+	}
+	if x.claims, err = safefs.OpenDirAt(x.dir, "claims", false); err != nil {
+		return nil, true, false
+	}
+	claims, err = x.claimsOf(maps)
+	return claims, true, err == nil
 }
 
 // ownLockedIndex is lockedIndex on at's own index alone.
