@@ -41,8 +41,9 @@ import (
 // backend's index too, when that exists (one lstat when not), and confirms
 // a conflict there against that backend's rules (peersConflict).
 // Everything is read, written and removed under the ports lock (one lock
-// file for every backend's index), through safefs (never following a link; regular files of bounded size only;
-// RemoveAll never descends into a mount point, and fails there instead).
+// file for every backend's index), through safefs (never following a link;
+// regular files of bounded size only; RemoveAll never descends into a
+// mount point, and fails there instead).
 const (
 	indexDirPrefix  = "ports-index."
 	indexMarker     = "complete"
