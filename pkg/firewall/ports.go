@@ -25,8 +25,9 @@ type Ports interface {
 	Name() string
 	// Publish replaces the mappings of owner in network n by maps. A host
 	// port already published by another attachment (of any network of ours,
-	// same family and protocol, same host address or either one the
-	// wildcard) fails it with a *PortConflictError before anything changes.
+	// in either backend, same family and protocol, same host address or
+	// either one the wildcard) fails it with a *PortConflictError before
+	// anything changes.
 	Publish(n PortNetwork, owner Attachment, maps []Mapping) error
 	// Unpublish removes the mappings of owner; the network's rule set goes
 	// with its last mapping (after the WithUnguard function when the rule
@@ -38,8 +39,9 @@ type Ports interface {
 	Retain(network string, keep func(Attachment) bool) error
 	// Conflict is Publish's conflict check alone, without the lock and
 	// before anything changes: a *PortConflictError when one of maps
-	// claims a host port another attachment holds. It reads the claims
-	// index (ports_index.go): the cost is that of maps, not of the node.
+	// claims a host port another attachment holds, in either backend. It
+	// reads the claims indexes (ports_index.go): the cost is that of maps,
+	// not of the node.
 	Conflict(network string, owner Attachment, maps []Mapping) error
 	// List returns every mapping published by any network of ours.
 	List() ([]Published, error)
@@ -204,11 +206,18 @@ type Published struct {
 type PortConflictError struct {
 	Want   Mapping
 	Holder Published
+	// Backend is the backend whose rules hold the port when it is not the
+	// one asked to publish ("": that one).
+	Backend string
 }
 
 func (e *PortConflictError) Error() string {
-	return fmt.Sprintf("host port %s is already published by %v on network %q (as %s)",
-		e.Want.host(), e.Holder.Owner, e.Holder.Network, e.Holder.host())
+	in := ""
+	if e.Backend != "" {
+		in = ", ipMasqBackend " + e.Backend
+	}
+	return fmt.Sprintf("host port %s is already published by %v on network %q (as %s%s)",
+		e.Want.host(), e.Holder.Owner, e.Holder.Network, e.Holder.host(), in)
 }
 
 // PortNetwork is the network a container's ports are published on.

@@ -36,9 +36,14 @@ import (
 // that conflicts is confirmed against the rules (a full listing, on a
 // conflict only) and dropped when it is stale. A missing index, or one with
 // a file that is not what it should be, is rebuilt from one full listing.
-// Everything is read, written and removed under the ports lock, through
-// safefs (never following a link; regular files of bounded size only;
-// RemoveAll never descends into a mount point, and fails there instead).
+// A host port is the node's whichever backend publishes it: an ADD's
+// check (Publish, Conflict) reads the claims on its ports in the other
+// backend's index too, when that exists (one lstat when not), and confirms
+// a conflict there against that backend's rules (peersConflict).
+// Everything is read, written and removed under the ports lock (one lock
+// file for every backend's index), through safefs (never following a link;
+// regular files of bounded size only; RemoveAll never descends into a
+// mount point, and fails there instead).
 const (
 	indexDirPrefix  = "ports-index."
 	indexMarker     = "complete"
@@ -49,7 +54,57 @@ const (
 // indexAt is where a backend's index lives: each backend has its own, as a
 // rebuild or a confirmation reads the rules of one backend only (an index
 // shared by both would take the other's mappings for stale and drop them).
-type indexAt struct{ lockDir, backend string }
+type indexAt struct {
+	lockDir, backend string
+	// node is the node's ID, "" until looked up (nodeID).
+	node string
+	// peers are the other backends, whose claims an ADD's conflict check
+	// (lockedIndex, indexConflict) respects too: a host port is the
+	// node's, whichever backend publishes it. None for DEL and GC.
+	peers []indexPeer
+}
+
+// indexPeer is another backend seen from a Publish or Conflict: its name
+// and how to list its mappings (the rules its claims are confirmed
+// against and its index rebuilt from).
+type indexPeer struct {
+	backend string
+	list    func() ([]Published, error)
+}
+
+// name is the index directory's name in lockDir.
+func (at indexAt) name() (string, error) {
+	if at.node == "" {
+		return indexName(at.backend)
+	}
+	return indexDirPrefix + at.backend + "." + at.node, nil
+}
+
+// withNode returns at (and so its peers) with the node looked up once.
+func (at indexAt) withNode() indexAt {
+	if at.node == "" {
+		at.node, _ = nodeID() // "": looked up again by name
+	}
+	return at
+}
+
+// peer returns where peer p's index lives: its own directory, beside at's
+// in the same lock directory (the one ports lock guards both).
+func (at indexAt) peer(p indexPeer) indexAt {
+	return indexAt{lockDir: at.lockDir, backend: p.backend, node: at.node}
+}
+
+// there reports whether the index directory may exist: false only when
+// one lstat found nothing (no port was published with the backend on the
+// node since lockDir was emptied: it holds no claim).
+func (at indexAt) there() bool {
+	name, err := at.name()
+	if err != nil {
+		return true
+	}
+	_, err = os.Lstat(filepath.Join(at.lockDir, name))
+	return !errors.Is(err, fs.ErrNotExist)
+}
 
 // errIndexDamaged marks an index file that cannot be trusted.
 var errIndexDamaged = errors.New("ports index damaged")
@@ -137,7 +192,7 @@ func openSub(parent *safefs.Dir, name string, create bool) (d *safefs.Dir, made 
 // openIndex opens the node's index in lockDir. Without create, a missing
 // index is returned incomplete (or an error).
 func openIndex(at indexAt, create bool) (*portIndex, error) {
-	name, err := indexName(at.backend)
+	name, err := at.name()
 	if err != nil {
 		return nil, err
 	}
@@ -596,8 +651,111 @@ func (x *portIndex) reconcile(network string, kept []Published) error {
 // lockedIndex opens the index under the ports lock for a Publish of maps
 // by owner on network: rebuilt from list when missing or damaged, and
 // with the claims on maps' ports confirmed against list when one
-// conflicts. A true conflict is a *PortConflictError.
+// conflicts. A true conflict is a *PortConflictError. The peers' claims
+// on maps' ports are checked too (peersConflict).
 func lockedIndex(at indexAt, network string, owner Attachment, maps []Mapping, list func() ([]Published, error)) (*portIndex, error) {
+	at = at.withNode()
+	x, err := ownLockedIndex(at, network, owner, maps, list)
+	if err != nil || len(at.peers) == 0 {
+		return x, err
+	}
+	if err := peersConflict(at, network, owner, maps); err != nil {
+		x.close()
+		return nil, err
+	}
+	return x, nil
+}
+
+// peersConflict is lockedIndex's check of maps against the claims of the
+// other backends (at.peers), under the ports lock: the one lock file in
+// lockDir that every backend takes around its index, so it orders this
+// with the peer's own Publish, Unpublish and Retain, and no second lock is
+// taken. A peer without an index on the node holds nothing: one lstat.
+// Otherwise its index is used as its own Publish uses it (ownLockedIndex:
+// rebuilt from the peer's rules when incomplete or damaged, a conflicting
+// claim confirmed against them, a stale one dropped): its rules are listed
+// only then. A true conflict is a *PortConflictError naming the peer.
+func peersConflict(at indexAt, network string, owner Attachment, maps []Mapping) error {
+	for _, p := range at.peers {
+		pat := at.peer(p)
+		claims, there, ok := peerClaims(pat, maps)
+		if !there || ok && FindConflict(claims, network, owner, maps) == nil {
+			continue
+		}
+		x, err := ownLockedIndex(pat, network, owner, maps, p.list)
+		if err != nil {
+			return peerError(p, err)
+		}
+		x.close()
+	}
+	return nil
+}
+
+// peerError names peer p in err: a conflict with one of its mappings, or
+// why its claims could not be read.
+func peerError(p indexPeer, err error) error {
+	var ce *PortConflictError
+	if errors.As(err, &ce) {
+		ce.Backend = p.backend
+		return ce
+	}
+	return fmt.Errorf("the claims of ipMasqBackend %s: %w", p.backend, err)
+}
+
+// peersFree is Conflict's check of maps against the peers' claims without
+// the lock: true when each peer has no index on the node (one lstat) or a
+// complete one without a claim on maps' ports; anything else is for the
+// locked check (peersConflict).
+func peersFree(at indexAt, network string, owner Attachment, maps []Mapping) bool {
+	for _, p := range at.peers {
+		claims, there, ok := peerClaims(at.peer(p), maps)
+		if there && (!ok || FindConflict(claims, network, owner, maps) != nil) {
+			return false
+		}
+	}
+	return true
+}
+
+// peerClaims reads the claims on maps' host ports in the peer index at,
+// all that an ADD's check needs of it: there is false when the peer has
+// no index on the node (one lstat), ok false when the index cannot be
+// used as it is (incomplete or damaged: the peer's own locked path,
+// ownLockedIndex, mends it). Lighter than openIndex, as it runs on every
+// publishing ADD once the peer has an index: its marker is looked at (a
+// regular file of the marker's size), not read, and its records are not
+// opened; a claim file is read only when there is one.
+func peerClaims(at indexAt, maps []Mapping) (claims []Published, there, ok bool) {
+	if !at.there() {
+		return nil, false, true
+	}
+	name, err := at.name()
+	if err != nil {
+		return nil, true, false
+	}
+	top, err := openLockDir(at.lockDir, false) // ours, as for the locks
+	if err != nil {
+		return nil, true, false
+	}
+	defer top.Close()
+	x := &portIndex{}
+	defer x.close()
+	if x.dir, err = safefs.OpenDirAt(top, name, false); err != nil {
+		return nil, true, false
+	}
+	var st unix.Stat_t
+	if unix.Fstatat(x.dir.Fd(), indexMarker, &st, unix.AT_SYMLINK_NOFOLLOW) != nil ||
+		st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size != int64(len(indexMarkerText)) {
+		return nil, true, false
+	}
+	if x.claims, err = safefs.OpenDirAt(x.dir, "claims", false); err != nil {
+		return nil, true, false
+	}
+	claims, err = x.claimsOf(maps)
+	return claims, true, err == nil
+}
+
+// ownLockedIndex is lockedIndex on at's own index alone.
+func ownLockedIndex(at indexAt, network string, owner Attachment, maps []Mapping, list func() ([]Published, error)) (*portIndex, error) {
 	x, err := openIndex(at, true)
 	if err != nil {
 		return nil, fmt.Errorf("ports index: %w", err)
@@ -641,21 +799,38 @@ func lockedIndex(at indexAt, network string, owner Attachment, maps []Mapping, l
 // confirm, a missing or damaged index) goes the way of Publish, under the
 // lock: the rules decide and the index is mended.
 func indexConflict(at indexAt, network string, owner Attachment, maps []Mapping, list func() ([]Published, error)) error {
+	at = at.withNode()
 	if x, err := openIndex(at, false); err == nil {
 		claims, err := x.claimsOf(maps)
 		complete := x.complete
 		x.close()
-		if complete && err == nil && FindConflict(claims, network, owner, maps) == nil {
+		if complete && err == nil && FindConflict(claims, network, owner, maps) == nil && peersFree(at, network, owner, maps) {
 			return nil
 		}
 	}
 	l, err := lockFile(at.lockDir, portsLockName)
 	if err != nil {
+		// No lock, no index: the rules, of each backend that may hold
+		// some.
 		all, err := list()
 		if err != nil {
 			return err
 		}
-		return FindConflict(all, network, owner, maps)
+		if err := FindConflict(all, network, owner, maps); err != nil {
+			return err
+		}
+		for _, p := range at.peers {
+			if at.peer(p).there() {
+				all, err := p.list()
+				if err == nil {
+					err = FindConflict(all, network, owner, maps)
+				}
+				if err != nil {
+					return peerError(p, err)
+				}
+			}
+		}
+		return nil
 	}
 	defer l.unlock()
 	x, err := lockedIndex(at, network, owner, maps, list)

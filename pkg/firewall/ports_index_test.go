@@ -16,6 +16,11 @@ type indexRules struct {
 	dir   string
 	rules []Published
 	lists int
+	// backend names the index ("": "test"); peers are other backends'
+	// rule sets in the same lock directory, whose claims Publish and
+	// Conflict respect.
+	backend string
+	peers   []*indexRules
 }
 
 func newIndexRules(t *testing.T) *indexRules { return &indexRules{dir: t.TempDir()} }
@@ -63,7 +68,7 @@ func (r *indexRules) unpublish(t *testing.T, network string, owner Attachment) {
 }
 
 func (r *indexRules) indexDir(t *testing.T) string {
-	name, err := indexName("test")
+	name, err := r.at().name()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -288,7 +293,16 @@ func TestIndexUnpublishAndReconcile(t *testing.T) {
 	}
 }
 
-func (r *indexRules) at() indexAt { return indexAt{r.dir, "test"} }
+func (r *indexRules) at() indexAt {
+	at := indexAt{lockDir: r.dir, backend: r.backend}
+	if at.backend == "" {
+		at.backend = "test"
+	}
+	for _, p := range r.peers {
+		at.peers = append(at.peers, indexPeer{backend: p.backend, list: p.list})
+	}
+	return at
+}
 
 // PortsIndexed tells a node where no port was ever published (no index of
 // either backend in the lock directory, or no lock directory) from one

@@ -76,7 +76,7 @@ func (b *iptPorts) Publish(n PortNetwork, owner Attachment, maps []Mapping) erro
 			return fmt.Errorf("network %q: port mapping %s: %s not found", n.Name, m.host(), iptCommand(m.family()))
 		}
 	}
-	x, err := lockedIndex(b.indexAt(), n.Name, owner, maps, b.List)
+	x, err := lockedIndex(b.publishAt(), n.Name, owner, maps, b.List)
 	if err != nil {
 		return indexError(n.Name, err)
 	}
@@ -516,7 +516,7 @@ func (b *iptPorts) retain(network string, keep func(Attachment) bool, dropEmpty 
 
 // Conflict implements Ports.
 func (b *iptPorts) Conflict(network string, owner Attachment, maps []Mapping) error {
-	return indexConflict(b.indexAt(), network, owner, maps, b.List)
+	return indexConflict(b.publishAt(), network, owner, maps, b.List)
 }
 
 // List implements Ports.
@@ -831,4 +831,12 @@ func restoreQuote(s string) string {
 }
 
 // indexAt is where the backend's claims index lives.
-func (b *iptPorts) indexAt() indexAt { return indexAt{b.opts.lockDir, IPTablesName} }
+func (b *iptPorts) indexAt() indexAt { return indexAt{lockDir: b.opts.lockDir, backend: IPTablesName} }
+
+// publishAt is indexAt for Publish and Conflict: with the nftables
+// backend as a peer, whose claims on the host ports are respected too.
+func (b *iptPorts) publishAt() indexAt {
+	at := b.indexAt()
+	at.peers = []indexPeer{{backend: NFTablesName, list: (&nftPorts{opts: b.opts}).List}}
+	return at
+}

@@ -47,7 +47,7 @@ func (b *nftPorts) Publish(n PortNetwork, owner Attachment, maps []Mapping) erro
 	if n, err = checkPublish(n, owner, maps, nil); err != nil {
 		return err
 	}
-	x, err := lockedIndex(b.indexAt(), n.Name, owner, maps, func() ([]Published, error) { return nftListPorts(c, "") })
+	x, err := lockedIndex(b.publishAt(), n.Name, owner, maps, func() ([]Published, error) { return nftListPorts(c, "") })
 	if err != nil {
 		return indexError(n.Name, err)
 	}
@@ -372,7 +372,7 @@ func (b *nftPorts) retain(c *nftables.Conn, network string, keep func(Attachment
 
 // Conflict implements Ports.
 func (b *nftPorts) Conflict(network string, owner Attachment, maps []Mapping) error {
-	return indexConflict(b.indexAt(), network, owner, maps, b.List)
+	return indexConflict(b.publishAt(), network, owner, maps, b.List)
 }
 
 // List implements Ports.
@@ -424,4 +424,12 @@ func nftListPorts(c *nftables.Conn, network string) ([]Published, error) {
 }
 
 // indexAt is where the backend's claims index lives.
-func (b *nftPorts) indexAt() indexAt { return indexAt{b.opts.lockDir, NFTablesName} }
+func (b *nftPorts) indexAt() indexAt { return indexAt{lockDir: b.opts.lockDir, backend: NFTablesName} }
+
+// publishAt is indexAt for Publish and Conflict: with the iptables
+// backend as a peer, whose claims on the host ports are respected too.
+func (b *nftPorts) publishAt() indexAt {
+	at := b.indexAt()
+	at.peers = []indexPeer{{backend: IPTablesName, list: (&iptPorts{opts: b.opts}).List}}
+	return at
+}
