@@ -87,7 +87,7 @@ func (d *Deps) Del(args *skel.CmdArgs) error {
 	// ours has none, and a DEL that finds no interface (repeated, or its
 	// netns gone) leaves them to GC, as the reference's DEL does; the
 	// lookup costs netlink dumps, and processes with iptables-legacy.
-	if foreign && c.IPMasq && c.IsLayer3() {
+	if foreign && (c.IPMasq || c.RulesUnknown) && c.IsLayer3() {
 		errs = append(errs, d.removeReferenceRulesOf(c, args.ContainerID)...)
 	}
 	// Without a bridge (a name no link can have) nobody can tell whether

@@ -678,6 +678,17 @@ func TestDelReferenceRulesOfContainer(t *testing.T) {
 	if got := n.fw.Legacy("net1"); !slices.Equal(got, []string{"ref2"}) {
 		t.Errorf("reference rules after DEL of ref1: %v, want ref2's", got)
 	}
+	// Also under a configuration whose ipMasq cannot be read (RulesUnknown).
+	n.links.netns["/run/netns/c3"] = true
+	n.links.hosts["veth0a1b2c3e"] = &fakeHost{netns: "/run/netns/c3", ifName: "eth0"}
+	ref2 := testArgs([]byte(strings.Replace(string(testConf("host-local", "")), `"ipMasq":true`, `"ipMasq":"yes"`, 1)), "ref2")
+	ref2.Netns = "/run/netns/c3"
+	if err := n.deps.Del(ref2); err != nil {
+		t.Fatalf("DEL of ref2: %v", err)
+	}
+	if got := n.fw.Legacy("net1"); len(got) != 0 {
+		t.Errorf("reference rules after DEL of ref2 with ipMasq unreadable: %v, want none", got)
+	}
 	calls := len(n.fw.Calls())
 	if err := n.deps.Del(a); err != nil {
 		t.Fatalf("DEL of ours: %v", err)

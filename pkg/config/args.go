@@ -52,7 +52,6 @@ func ParseEnvArgs(s string) (EnvArgs, error) {
 	return out, nil
 }
 
-// withoutEnvArg returns CNI_ARGS without its pairs of key.
 // hasEnvArg reports whether CNI_ARGS s has key with a value.
 func hasEnvArg(s, key string) bool {
 	for _, pair := range strings.Split(s, ";") {
@@ -63,6 +62,7 @@ func hasEnvArg(s, key string) bool {
 	return false
 }
 
+// withoutEnvArg returns CNI_ARGS without its pairs of key.
 func withoutEnvArg(s, key string) string {
 	var keep []string
 	for _, pair := range strings.Split(s, ";") {

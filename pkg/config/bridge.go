@@ -43,7 +43,7 @@ type Bridge struct {
 	Args *struct {
 		CNI struct {
 			MAC string   `json:"mac,omitempty"`
-			IPs []string `json:"ips,omitempty"` // IPAM's; here only to ignore CNI_ARGS IP=
+			IPs []string `json:"ips,omitempty"` // IPAM's; here to ignore CNI_ARGS IP= and to tell StaticIPs
 		} `json:"cni,omitempty"`
 	} `json:"args,omitempty"`
 	RuntimeConfig struct {
