@@ -115,6 +115,11 @@ func TeardownMacSpoofCheck(network, containerID, ifname string) error {
 // last rule removes the table too, as TeardownMacSpoofCheck does.
 func TeardownMacSpoofChecks(atts []Attachment) error {
 	if len(atts) == 0 {
+		// GC with nothing stale: an empty table left by an earlier
+		// teardown (one that failed, or an older flatcni) goes; the
+		// kernel keeps one that holds anything (one netlink round
+		// trip).
+		_ = removeEmptySpoofTable()
 		return nil
 	}
 	type key struct{ network, containerID, ifname string }
@@ -201,11 +206,16 @@ func (s *spoofState) deleteRulesOf(conn *nftables.Conn, want Attachment) error {
 	return nil
 }
 
-// emptied reports whether the deletions queued on this reading take the
-// last rule out of our chain, and our table then holds nothing else that
-// the reading shows: no rule of anyone else in our chain, no other chain.
-func (s *spoofState) emptied() bool {
-	if !s.found || s.deleted == 0 || s.deleted < len(s.rules) || s.others > 0 {
+// mayBeEmpty reports whether our chain may hold no rule once the deletions
+// queued on this reading went through: they deleted one of ours (the rules
+// the reading shows left may be going in a teardown running beside this
+// one: two DELs of the last two containers each delete one), or the
+// reading shows it empty already (left so by an earlier teardown); and our
+// table then holds nothing else that the reading shows: no rule of anyone
+// else in our chain, no other chain. Whether it is empty the kernel tells
+// (removeEmptySpoofTable).
+func (s *spoofState) mayBeEmpty() bool {
+	if !s.found || (s.deleted == 0 && len(s.rules) > 0) || s.others > 0 {
 		return false
 	}
 	for _, c := range s.chains {
@@ -217,18 +227,20 @@ func (s *spoofState) emptied() bool {
 }
 
 // teardownSpoofRules is updateSpoofRules for the teardowns. When the batch
-// that went through removed the last rule of our chain, the chain and the
-// table go too, in a batch of their own that the kernel runs only if they
-// are still empty then (removeEmptySpoofTable): a rule another plugin
-// process added meanwhile keeps them. That batch costs one more netlink
-// round trip, only when the last rule goes. Its failure fails nothing: the
-// rules it was about are gone, and an empty chain drops no frame.
+// that went through may have left our chain empty (mayBeEmpty), the chain
+// and the table go too, in a batch of their own that the kernel runs only
+// if they are empty then (removeEmptySpoofTable): a rule another plugin
+// process added meanwhile, or one still there, keeps them. That batch
+// costs one more netlink round trip on each teardown that deleted a rule
+// (of every one teardowns running side by side, the last to commit finds
+// the chain empty). Its failure fails nothing: the rules it was about are
+// gone, and an empty chain drops no frame.
 func teardownSpoofRules(edit func(*nftables.Conn, *spoofState) error) error {
 	s, err := updateSpoofRules(edit)
 	if err != nil {
 		return err
 	}
-	if s.emptied() {
+	if s.mayBeEmpty() {
 		if beforeSpoofTableRemoval != nil {
 			beforeSpoofTableRemoval()
 		}
@@ -254,6 +266,9 @@ func updateSpoofRules(edit func(*nftables.Conn, *spoofState) error) (*spoofState
 		s, err = readSpoofState(conn)
 		if err != nil {
 			return nil, err
+		}
+		if afterSpoofRead != nil {
+			afterSpoofRead()
 		}
 		if err = edit(conn, s); err != nil {
 			return nil, err

@@ -17,6 +17,10 @@ const removeTableTimeout = 5 * time.Second
 // removed the last rule of our chain and the batch that removes the table.
 var beforeSpoofTableRemoval func()
 
+// afterSpoofRead, when set (by tests), runs in updateSpoofRules between its
+// reading of the rules and its batch.
+var afterSpoofRead func()
+
 // removeEmptySpoofTable removes our base chain and our table in the current
 // network namespace, in one batch, provided the kernel finds both empty when
 // it runs the batch: both deletions carry NLM_F_NONREC, with which the

@@ -304,6 +304,84 @@ func TestMacSpoofTeardownRacingSetupKeepsRule(t *testing.T) {
 	}
 }
 
+// Two teardowns of the last two checks, each reading both rules before
+// either deletes its own (two DELs of a node's last two containers): the
+// one that commits last finds the chain empty and removes the table;
+// deterministic, the second runs whole from the hook between the first's
+// reading and its batch.
+func TestMacSpoofTwoLastTeardownsRemoveTable(t *testing.T) {
+	requireRoot(t)
+	node := newNetns(t, "spoofrace2")
+	ran := false
+	afterSpoofRead = func() {
+		if ran {
+			return
+		}
+		ran = true
+		if err := TeardownMacSpoofCheck("n2", "cb", "eth0"); err != nil {
+			t.Errorf("teardown of b between a's reading and its batch: %v", err)
+		}
+	}
+	t.Cleanup(func() { afterSpoofRead = nil })
+	err := inNetns(t, node, func() error {
+		if err := SetupMacSpoofCheck("n1", "ca", "eth0", "vetha", spoofMAC(1)); err != nil {
+			return err
+		}
+		if err := SetupMacSpoofCheck("n2", "cb", "eth0", "vethb", spoofMAC(2)); err != nil {
+			return err
+		}
+		ran = false // the setups read too
+		return TeardownMacSpoofCheck("n1", "ca", "eth0")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ran {
+		t.Fatal("the hook did not run")
+	}
+	if o := spoofObjects(t, node); o.table {
+		t.Fatalf("after the last two teardowns: %+v, want no table bridge %s", o, spoofTable)
+	}
+}
+
+// GC with nothing stale removes an empty table an earlier teardown left
+// (one that failed, or an older flatcni's), and keeps one with a rule.
+func TestMacSpoofGCRemovesLeftEmptyTable(t *testing.T) {
+	requireRoot(t)
+	node := newNetns(t, "spoofgc")
+	gc := func(step string) {
+		t.Helper()
+		if err := inNetns(t, node, func() error { return TeardownMacSpoofChecks(nil) }); err != nil {
+			t.Fatalf("%s: %v", step, err)
+		}
+	}
+	gc("no table")
+	if err := inNetns(t, node, func() error {
+		return SetupMacSpoofCheck("n1", "ca", "eth0", "vetha", spoofMAC(1))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	gc("a rule")
+	if o := spoofObjects(t, node); !o.table || o.rules != 1 {
+		t.Fatalf("GC touched a table with a rule: %+v", o)
+	}
+	if err := inNetns(t, node, func() error {
+		conn, err := nftables.New()
+		if err != nil {
+			return err
+		}
+		_, chain := spoofTableChain()
+		conn.FlushChain(chain)
+		return conn.Flush()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	gc("empty table")
+	if o := spoofObjects(t, node); o.table {
+		t.Fatalf("GC left an empty table: %+v", o)
+	}
+}
+
 // Setups racing teardowns of the last rule, from separate OS threads as
 // separate plugin processes would: no setup's rule is ever lost, no call
 // fails, and once the last check goes the table goes.
