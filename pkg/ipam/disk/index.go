@@ -235,6 +235,13 @@ func (s *Store) ensureIndex() error {
 		return s.noIndex
 	}
 	s.fresh = true
+	if s.lock == nil && errors.Is(s.lockErr, unix.EROFS) {
+		// Locked through the directory on a read-only file system: the
+		// lease files are read, nothing of the index is written
+		// (writableUnderLock).
+		s.noIndex = fmt.Errorf("lease index of %s: %w", s.dir, s.lockErr)
+		return s.noIndex
+	}
 	if err := s.openIndex(); err != nil {
 		return s.disable(err)
 	}

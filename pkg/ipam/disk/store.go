@@ -191,6 +191,24 @@ func checkLockOwner(d *safefs.Dir, f *os.File) error {
 	return nil
 }
 
+// writableUnderLock fails when the store was locked through its directory
+// because the lock file could not be opened on a read-only file system,
+// and the lock file can be opened now: the file system was made writable
+// since, and writers lock the file, not the directory. The teardown then
+// fails (the runtime's retry locks the file) rather than change leases
+// beside an ADD.
+func (s *Store) writableUnderLock() error {
+	if s.lock != nil || !errors.Is(s.lockErr, unix.EROFS) {
+		return nil
+	}
+	f, err := openLock(s.d)
+	if err != nil {
+		return nil // still read-only: a write fails on its own
+	}
+	f.Close()
+	return fmt.Errorf("lease store %s became writable while locked read-only: try again", s.dir)
+}
+
 // unusableLock tells a lock entry that is there but cannot be used from a
 // failure to open one.
 func unusableLock(err error) bool {
@@ -482,6 +500,9 @@ func (s *Store) ReleaseAddrs(a ipam.Attachment, addrs []netip.Addr) error {
 // drop removes the lease files of those of addrs in held (key's leases)
 // and records what key still holds.
 func (s *Store) drop(key ipam.Attachment, held, addrs []netip.Addr) error {
+	if err := s.writableUnderLock(); err != nil {
+		return err
+	}
 	gone := make(map[netip.Addr]bool, len(addrs))
 	for _, addr := range addrs {
 		gone[addr] = true
