@@ -679,12 +679,29 @@ func peersConflict(at indexAt, network string, owner Attachment, maps []Mapping)
 	for _, p := range at.peers {
 		pat := at.peer(p)
 		claims, there, ok := peerClaims(pat, maps)
-		if !there || ok && FindConflict(claims, network, owner, maps) == nil {
+		var claimed error // a conflict the peer's claims show, unconfirmed
+		if ok {
+			claimed = FindConflict(claims, network, owner, maps)
+		}
+		if !there || ok && claimed == nil {
 			continue
 		}
 		x, err := ownLockedIndex(pat, network, owner, maps, p.list)
-		if err != nil {
+		var ce *PortConflictError
+		switch {
+		case errors.As(err, &ce):
 			return peerError(p, err)
+		case err != nil && claimed != nil:
+			// The peer's rules cannot be read to confirm its claim:
+			// the claim holds (an index never claims less than the
+			// rules hold).
+			return peerError(p, claimed)
+		case err != nil:
+			// The other backend cannot be read now (its command
+			// gone) and its index cannot be used: this network's ADD
+			// does not fail for it; its own conflicts were checked.
+			fmt.Fprintf(os.Stderr, "portMappings: %v: ports not checked against it\n", peerError(p, err))
+			continue
 		}
 		x.close()
 	}

@@ -147,6 +147,21 @@ func TestIndexPeerRebuilt(t *testing.T) {
 	}
 }
 
+// A peer whose rules cannot be read (its command gone): a claim of its on
+// the wanted port still conflicts (unconfirmed: an index never claims less
+// than the rules hold); a damaged index of it, which only its rules could
+// mend, does not fail the other backend's ADD.
+func TestIndexPeerUnreadable(t *testing.T) {
+	nft, ipt := peeredRules(t)
+	must(t, nft.publish("xa", ownerA, mp("tcp", "", 9090, "10.1.0.2", 80)))
+	nft.listErr = errors.New("fake: nft cannot be read")
+	peerConflict(t, ipt.publish("xb", ownerB, mp("tcp", "", 9090, "10.2.0.2", 80)), "test-nft", "xa", ownerA)
+	must(t, os.Remove(filepath.Join(nft.indexDir(t), indexMarker)))
+	if err := ipt.publish("xb", ownerB, mp("tcp", "", 9091, "10.2.0.2", 80)); err != nil {
+		t.Fatalf("a publish beside an unreadable peer with a damaged index: %v", err)
+	}
+}
+
 // The conflict error names the other backend.
 func TestPortConflictErrorNamesBackend(t *testing.T) {
 	e := &PortConflictError{Want: mp("tcp", "", 9090, "10.2.0.2", 80), Holder: Published{Network: "xa", Owner: ownerA, Mapping: mp("tcp", "", 9090, "10.1.0.2", 80)}, Backend: NFTablesName}

@@ -21,12 +21,17 @@ type indexRules struct {
 	// Conflict respect.
 	backend string
 	peers   []*indexRules
+	// listErr, when set, fails list (the backend cannot be read).
+	listErr error
 }
 
 func newIndexRules(t *testing.T) *indexRules { return &indexRules{dir: t.TempDir()} }
 
 func (r *indexRules) list() ([]Published, error) {
 	r.lists++
+	if r.listErr != nil {
+		return nil, r.listErr
+	}
 	return slices.Clone(r.rules), nil
 }
 
