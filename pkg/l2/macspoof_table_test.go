@@ -234,39 +234,48 @@ func TestMacSpoofTableKeptWithForeignContent(t *testing.T) {
 // that is no error; no table is no error either.
 func TestRemoveEmptySpoofTable(t *testing.T) {
 	requireRoot(t)
-	node := newNetns(t, "spoofrm")
-	remove := func(step string) {
-		t.Helper()
-		if err := inNetns(t, node, removeEmptySpoofTable); err != nil {
-			t.Fatalf("%s: removeEmptySpoofTable: %v", step, err)
-		}
-	}
-	remove("no table")
-	if err := inNetns(t, node, func() error {
-		return SetupMacSpoofCheck("n1", "ca", "eth0", "vetha", spoofMAC(1))
-	}); err != nil {
-		t.Fatal(err)
-	}
-	remove("chain with a rule")
-	if o := spoofObjects(t, node); !o.table || o.rules != 1 {
-		t.Fatalf("a chain holding a rule was touched: %+v", o)
-	}
-	// Emptied behind its back (say, by another plugin's teardown that went
-	// first): now it goes.
-	if err := inNetns(t, node, func() error {
-		conn, err := nftables.New()
-		if err != nil {
-			return err
-		}
-		_, chain := spoofTableChain()
-		conn.FlushChain(chain)
-		return conn.Flush()
-	}); err != nil {
-		t.Fatal(err)
-	}
-	remove("empty chain")
-	if o := spoofObjects(t, node); o.table {
-		t.Fatalf("empty table not removed: %+v", o)
+	// GC with nothing stale does the same: it removes an empty table an
+	// earlier teardown left (one that failed, or an older flatcni's).
+	for name, removeEmpty := range map[string]func() error{
+		"removeEmptySpoofTable":       removeEmptySpoofTable,
+		"TeardownMacSpoofChecks(nil)": func() error { return TeardownMacSpoofChecks(nil) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			node := newNetns(t, "spoofrm")
+			remove := func(step string) {
+				t.Helper()
+				if err := inNetns(t, node, removeEmpty); err != nil {
+					t.Fatalf("%s: %s: %v", step, name, err)
+				}
+			}
+			remove("no table")
+			if err := inNetns(t, node, func() error {
+				return SetupMacSpoofCheck("n1", "ca", "eth0", "vetha", spoofMAC(1))
+			}); err != nil {
+				t.Fatal(err)
+			}
+			remove("chain with a rule")
+			if o := spoofObjects(t, node); !o.table || o.rules != 1 {
+				t.Fatalf("a chain holding a rule was touched: %+v", o)
+			}
+			// Emptied behind its back (say, by another plugin's teardown
+			// that went first): now it goes.
+			if err := inNetns(t, node, func() error {
+				conn, err := nftables.New()
+				if err != nil {
+					return err
+				}
+				_, chain := spoofTableChain()
+				conn.FlushChain(chain)
+				return conn.Flush()
+			}); err != nil {
+				t.Fatal(err)
+			}
+			remove("empty chain")
+			if o := spoofObjects(t, node); o.table {
+				t.Fatalf("empty table not removed: %+v", o)
+			}
+		})
 	}
 }
 
@@ -341,44 +350,6 @@ func TestMacSpoofTwoLastTeardownsRemoveTable(t *testing.T) {
 	}
 	if o := spoofObjects(t, node); o.table {
 		t.Fatalf("after the last two teardowns: %+v, want no table bridge %s", o, spoofTable)
-	}
-}
-
-// GC with nothing stale removes an empty table an earlier teardown left
-// (one that failed, or an older flatcni's), and keeps one with a rule.
-func TestMacSpoofGCRemovesLeftEmptyTable(t *testing.T) {
-	requireRoot(t)
-	node := newNetns(t, "spoofgc")
-	gc := func(step string) {
-		t.Helper()
-		if err := inNetns(t, node, func() error { return TeardownMacSpoofChecks(nil) }); err != nil {
-			t.Fatalf("%s: %v", step, err)
-		}
-	}
-	gc("no table")
-	if err := inNetns(t, node, func() error {
-		return SetupMacSpoofCheck("n1", "ca", "eth0", "vetha", spoofMAC(1))
-	}); err != nil {
-		t.Fatal(err)
-	}
-	gc("a rule")
-	if o := spoofObjects(t, node); !o.table || o.rules != 1 {
-		t.Fatalf("GC touched a table with a rule: %+v", o)
-	}
-	if err := inNetns(t, node, func() error {
-		conn, err := nftables.New()
-		if err != nil {
-			return err
-		}
-		_, chain := spoofTableChain()
-		conn.FlushChain(chain)
-		return conn.Flush()
-	}); err != nil {
-		t.Fatal(err)
-	}
-	gc("empty table")
-	if o := spoofObjects(t, node); o.table {
-		t.Fatalf("GC left an empty table: %+v", o)
 	}
 }
 
