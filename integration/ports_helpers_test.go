@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -301,4 +302,32 @@ func portsRuleSummary(t testing.TB, n *Netns) (rules, chains int) {
 		}
 	}
 	return masqRuleCount(t, n), chains
+}
+
+// refusedForConflict checks the error of a publishing ADD refused for a
+// host port in use: CNI code 11 (as a requested address in use: the port is
+// free once its holder goes), a message naming each of names, and nothing
+// of the attachment made: no eth0 in ns, no lease of rt's container; and,
+// unless bridge is "", no such bridge on the node.
+func refusedForConflict(t *testing.T, node *Node, ns *Netns, rt *libcni.RuntimeConf, err error, bridge string, names ...string) {
+	t.Helper()
+	for _, want := range names {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("conflict error %q does not name %q", err, want)
+		}
+	}
+	if te := (*types.Error)(nil); !errors.As(err, &te) || te.Code != types.ErrTryAgainLater {
+		t.Errorf("conflict error %v: want CNI code %d", err, types.ErrTryAgainLater)
+	}
+	if out, _ := ns.Run("ip", "link", "show", "eth0"); !strings.Contains(out, "does not exist") {
+		t.Errorf("the failed ADD made eth0 in the container: %s", out)
+	}
+	if bridge != "" {
+		if out, err := node.Run("ip", "link", "show", bridge); err == nil {
+			t.Errorf("the failed ADD made bridge %s: %s", bridge, out)
+		}
+	}
+	if leases := leaseFiles(t, node.LeaseDir()); strings.Contains(strings.Join(leases, " "), rt.ContainerID) {
+		t.Errorf("the failed ADD left a lease: %v", leases)
+	}
 }

@@ -1,15 +1,12 @@
 package integration
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
-
-	"github.com/containernetworking/cni/pkg/types"
 )
 
 // TestPortsConflictAcrossBackends: a host port published by a network of
@@ -44,24 +41,8 @@ func TestPortsConflictAcrossBackends(t *testing.T) {
 					_ = b.tryDel(t, rt)
 					continue
 				}
-				for _, want := range []string{fmt.Sprintf(":%d/%s", pm.HostPort, pm.Protocol), holderRT.ContainerID, a.name, c.first} {
-					if !strings.Contains(err.Error(), want) {
-						t.Errorf("conflict error %q does not name %q", err, want)
-					}
-				}
-				if te := (*types.Error)(nil); !errors.As(err, &te) || te.Code != types.ErrTryAgainLater {
-					t.Errorf("conflict error %v: want CNI code %d", err, types.ErrTryAgainLater)
-				}
 				// Nothing of the second network was made.
-				if out, _ := ns.Run("ip", "link", "show", "eth0"); !strings.Contains(out, "does not exist") {
-					t.Errorf("the failed ADD made eth0 in the container: %s", out)
-				}
-				if out, err := node.Run("ip", "link", "show", b.bridge); err == nil {
-					t.Errorf("the failed ADD made bridge %s: %s", b.bridge, out)
-				}
-				if leases := leaseFiles(t, node.LeaseDir()); strings.Contains(strings.Join(leases, " "), rt.ContainerID) {
-					t.Errorf("the failed ADD left a lease: %v", leases)
-				}
+				refusedForConflict(t, node, ns, rt, err, b.bridge, fmt.Sprintf(":%d/%s", pm.HostPort, pm.Protocol), holderRT.ContainerID, a.name, c.first)
 				for _, cmd := range [][]string{{"nft", "list", "ruleset"}, {"iptables-save"}, {"ip6tables-save"}} {
 					if out := node.MustRun(t, cmd...); strings.Contains(out, b.name) {
 						t.Errorf("the failed ADD left rules of %s (%s):\n%s", b.name, cmd[0], out)
