@@ -1,8 +1,6 @@
 package integration
 
 import (
-	"encoding/json"
-	"strings"
 	"testing"
 	"time"
 )
@@ -52,7 +50,7 @@ func testReAddSameAddress(t *testing.T, b *bridgeNet) {
 	ping(t, a, v4)
 	ping(t, a, v6)
 	for _, ip := range []string{v4, v6} {
-		if got := neighMAC(t, a, ip); got != macB {
+		if got := a.NeighLLAddr(t, "eth0", ip); got != macB {
 			t.Fatalf("%s's neighbour entry of %s after ping: %q, want %s", a.Name, ip, got, macB)
 		}
 	}
@@ -75,8 +73,8 @@ func testReAddSameAddress(t *testing.T, b *bridgeNet) {
 	// deferred to a kernel thread; without them the entries keep the old
 	// MAC for seconds.)
 	for _, ip := range []string{v4, v6} {
-		got := neighMAC(t, a, ip)
-		for end := time.Now().Add(500 * time.Millisecond); got != macC && time.Now().Before(end); got = neighMAC(t, a, ip) {
+		got := a.NeighLLAddr(t, "eth0", ip)
+		for end := time.Now().Add(500 * time.Millisecond); got != macC && time.Now().Before(end); got = a.NeighLLAddr(t, "eth0", ip) {
 			time.Sleep(20 * time.Millisecond)
 		}
 		if got != macC {
@@ -85,24 +83,4 @@ func testReAddSameAddress(t *testing.T, b *bridgeNet) {
 	}
 	ping(t, a, v4)
 	ping(t, a, v6)
-}
-
-// neighMAC returns the link-layer address of ns's neighbour entry of ip on
-// eth0, "" if it has none.
-func neighMAC(t testing.TB, ns *Netns, ip string) string {
-	t.Helper()
-	out := ns.MustRun(t, "ip", "-j", "neigh", "show", "to", ip, "dev", "eth0")
-	var entries []struct {
-		Dst    string `json:"dst"`
-		LLAddr string `json:"lladdr"`
-	}
-	if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &entries); err != nil {
-		t.Fatalf("ip -j neigh in %s: %v: %s", ns.Name, err, out)
-	}
-	for _, e := range entries {
-		if e.Dst == ip {
-			return e.LLAddr
-		}
-	}
-	return ""
 }

@@ -7,6 +7,7 @@ package testns
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"strings"
@@ -109,3 +110,23 @@ func Do(path string, fn func() error) error {
 
 // Do runs fn inside this namespace (see the package function Do).
 func (n *NS) Do(fn func() error) error { return Do(n.Path, fn) }
+
+// NeighLLAddr returns the link-layer address of the namespace's neighbour
+// entry of ip on dev, "" when it has none.
+func (n *NS) NeighLLAddr(t testing.TB, dev, ip string) string {
+	t.Helper()
+	out := n.MustRun(t, "ip", "-j", "neigh", "show", "to", ip, "dev", dev)
+	var entries []struct {
+		Dst    string `json:"dst"`
+		LLAddr string `json:"lladdr"`
+	}
+	if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &entries); err != nil {
+		t.Fatalf("ip -j neigh in %s: %v: %s", n.Name, err, out)
+	}
+	for _, e := range entries {
+		if e.Dst == ip {
+			return e.LLAddr
+		}
+	}
+	return ""
+}

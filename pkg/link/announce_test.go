@@ -2,10 +2,8 @@ package link
 
 import (
 	"bytes"
-	"encoding/json"
 	"net"
 	"net/netip"
-	"strings"
 	"testing"
 
 	"github.com/flatcni/plugins/internal/testns"
@@ -93,7 +91,7 @@ func TestAnnouncerUpdatesNeighbours(t *testing.T) {
 	})
 	defer ann.Close()
 	for _, ip := range []string{v4, v6} {
-		if got := neighLLAddr(t, other, ip); got != oldMAC {
+		if got := other.NeighLLAddr(t, "eth0", ip); got != oldMAC {
 			t.Errorf("before Announce: the other container's entry of %s is %q, want the old %s", ip, got, oldMAC)
 		}
 	}
@@ -101,31 +99,11 @@ func TestAnnouncerUpdatesNeighbours(t *testing.T) {
 		t.Fatalf("Announce: %v", err)
 	}
 	for _, ip := range []string{v4, v6} {
-		if got := neighLLAddr(t, other, ip); got != ci.MAC.String() {
+		if got := other.NeighLLAddr(t, "eth0", ip); got != ci.MAC.String() {
 			t.Errorf("after Announce: the other container's entry of %s is %q, want the container's %s", ip, got, ci.MAC)
 		}
 	}
 	if ann.arp != nil || ann.nd >= 0 {
 		t.Errorf("Announce left its sockets open: %+v", ann)
 	}
-}
-
-// neighLLAddr is the link-layer address of ns's neighbour entry of ip on
-// eth0, "" for none.
-func neighLLAddr(t *testing.T, ns *testns.NS, ip string) string {
-	t.Helper()
-	out := ns.MustRun(t, "ip", "-j", "neigh", "show", "to", ip, "dev", "eth0")
-	var entries []struct {
-		Dst    string `json:"dst"`
-		LLAddr string `json:"lladdr"`
-	}
-	if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &entries); err != nil {
-		t.Fatalf("ip -j neigh: %v: %s", err, out)
-	}
-	for _, e := range entries {
-		if e.Dst == ip {
-			return e.LLAddr
-		}
-	}
-	return ""
 }
