@@ -131,17 +131,21 @@ func (d *Deps) Add(args *skel.CmdArgs) (_ types.Result, err error) {
 	var p plan
 	var ann Announcer // the container's addresses, told once its port is on the bridge
 	// The addresses may have been another container's lately: asked for
-	// by the runtime, or known to the node's neighbour table (below).
+	// by the runtime, or known to the node's neighbour table (below, on a
+	// gateway bridge). Otherwise nothing is opened to announce them.
 	reused := c.StaticIPs
 	if c.IsLayer3() {
 		dropDefaultRoutes(c, res)
 		if p, err = makePlan(c, res); err != nil {
 			return nil, err
 		}
-		if ann, err = d.Links.ConfigureContainer(cont, p.addrs, p.routes, c.EnableDad); err != nil {
+		mayReuse := reused || c.IsGW && len(p.gateways) > 0
+		if ann, err = d.Links.ConfigureContainer(cont, p.addrs, p.routes, c.EnableDad, mayReuse); err != nil {
 			return nil, err
 		}
-		undo.push(ann.Close)
+		if ann != nil {
+			undo.push(ann.Close)
+		}
 	}
 	if vcfg.DeferAttach {
 		if err := d.finishPort(c, host, &vcfg, &undo); err != nil {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"testing"
 )
 
@@ -79,13 +80,21 @@ func TestAddAnnouncesOnlyReusedAddresses(t *testing.T) {
 		{name: "args.cni.ips", extra: `,"args":{"cni":{"ips":["10.0.0.9"]}}`, want: true},
 		{name: "runtimeConfig.ips", extra: `,"runtimeConfig":{"ips":["10.0.0.9"]}`, want: true},
 		{name: "known to the node", neighbor: true, want: true},
+		// Without a gateway the node has no entry to tell: nothing is
+		// even opened unless the runtime asked for the addresses.
+		{name: "no gateway", extra: "nogw"},
+		{name: "no gateway, CNI_ARGS IP", extra: "nogw", envArgs: "IP=10.0.0.9", want: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			n := newFakeNode(testNetns)
 			if tc.neighbor {
 				n.links.neighbours = map[netip.Addr]bool{netip.MustParseAddr("10.1.0.2"): true}
 			}
-			args := testArgs(testConf("host-local", tc.extra), "c1")
+			conf := testConf("host-local", tc.extra)
+			if tc.extra == "nogw" {
+				conf = []byte(strings.Replace(string(testConf("host-local", "")), `"isGateway":true`, `"isGateway":false`, 1))
+			}
+			args := testArgs(conf, "c1")
 			args.Args = tc.envArgs
 			res := addOK(t, n, args)
 			if tc.neighbor && res.IPs[0].Address.IP.String() != "10.1.0.2" {
@@ -96,6 +105,9 @@ func TestAddAnnouncesOnlyReusedAddresses(t *testing.T) {
 			}
 			if n.links.announcers != 0 {
 				t.Errorf("%d announcers left open", n.links.announcers)
+			}
+			if tc.extra == "nogw" && !tc.want && n.links.opened != 0 {
+				t.Errorf("an announcer was opened where nothing could be announced")
 			}
 		})
 	}

@@ -66,9 +66,9 @@ type Links interface {
 	AttachPort(host link.Interface, cfg link.VethConfig) error
 	SetPortVlans(hostVeth string, vlan int, trunks []int, preserveDefault bool) error
 	// ConfigureContainer gives the container end its addresses and routes,
-	// and returns the Announcer of its addresses (not nil without an
-	// error).
-	ConfigureContainer(cont link.Interface, addrs []netip.Prefix, routes []link.Route, enableDAD bool) (Announcer, error)
+	// and, with announce, returns the Announcer of its addresses (not nil
+	// without an error; nil without announce).
+	ConfigureContainer(cont link.Interface, addrs []netip.Prefix, routes []link.Route, enableDAD, announce bool) (Announcer, error)
 	// InterfaceByName's error matches link.ErrNotFound for a missing link.
 	InterfaceByName(name string) (link.Interface, error)
 	// EnsureGatewayAddrs adds IPv6 addresses with duplicate address

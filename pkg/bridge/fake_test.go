@@ -45,6 +45,8 @@ type fakeLinks struct {
 	// announcers counts the Announcers ConfigureContainer made that were
 	// neither announced nor closed.
 	announcers int
+	// opened counts the Announcers ConfigureContainer made.
+	opened int
 	// neighbours: the node's neighbour entries ForgetNeighbours finds
 	// (and deletes).
 	neighbours map[netip.Addr]bool
@@ -221,7 +223,7 @@ func (f *fakeLinks) SetPortVlans(hostVeth string, vlan int, trunks []int, preser
 	return nil
 }
 
-func (f *fakeLinks) ConfigureContainer(cont link.Interface, addrs []netip.Prefix, routes []link.Route, enableDAD bool) (Announcer, error) {
+func (f *fakeLinks) ConfigureContainer(cont link.Interface, addrs []netip.Prefix, routes []link.Route, enableDAD, announce bool) (Announcer, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.call("ConfigureContainer", cont.Sandbox, cont.Name, addrs); err != nil {
@@ -229,7 +231,11 @@ func (f *fakeLinks) ConfigureContainer(cont link.Interface, addrs []netip.Prefix
 	}
 	_, h := f.cont(cont.Sandbox, cont.Name)
 	h.addrs, h.routes = addrs, routes
+	if !announce {
+		return nil, nil
+	}
 	f.announcers++
+	f.opened++
 	return &fakeAnnouncer{f: f, what: fmt.Sprint(cont.Sandbox, " ", cont.Name, " ", addrs)}, nil
 }
 

@@ -45,8 +45,11 @@ func (nodeLinks) AttachPort(host link.Interface, cfg link.VethConfig) error {
 func (nodeLinks) SetPortVlans(hostVeth string, vlan int, trunks []int, preserveDefault bool) error {
 	return l2.SetPortVlans(hostVeth, vlan, trunks, preserveDefault)
 }
-func (nodeLinks) ConfigureContainer(cont link.Interface, addrs []netip.Prefix, routes []link.Route, enableDAD bool) (Announcer, error) {
-	a, err := link.ConfigureContainer(cont, addrs, routes, enableDAD, true)
+func (nodeLinks) ConfigureContainer(cont link.Interface, addrs []netip.Prefix, routes []link.Route, enableDAD, announce bool) (Announcer, error) {
+	a, err := link.ConfigureContainer(cont, addrs, routes, enableDAD, announce)
+	if !announce {
+		return nil, err
+	}
 	return nodeAnnouncer{a}, err
 }
 
