@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -24,25 +23,26 @@ func copyPlugin(t *testing.T, bin, dir, name string, perm os.FileMode) {
 	}
 }
 
-// Started under a name that is neither plugin, the program says so and
-// exits 1. No root needed.
+// Started under a name that is neither plugin, the program fails as a
+// plugin fails: exit 1 and an error result on stdout (which libcni reads
+// and the runtime shows) naming the name and the two plugins, whatever the
+// verb. No root needed.
 func TestOneBinaryUnknownName(t *testing.T) {
 	dir := t.TempDir()
 	copyPlugin(t, binDir(t), dir, "flatcni-other", 0o755)
-	cmd := exec.Command(filepath.Join(dir, "flatcni-other"))
-	cmd.Env = []string{"CNI_COMMAND=VERSION"}
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	ee, ok := err.(*exec.ExitError)
-	if !ok || ee.ExitCode() != 1 {
-		t.Fatalf("want exit 1, got %v", err)
-	}
-	if msg := stderr.String(); !strings.Contains(msg, `"flatcni-other"`) || !strings.Contains(msg, `"bridge"`) || !strings.Contains(msg, `"host-local"`) {
-		t.Errorf("stderr %q does not name the name and the two plugins", msg)
-	}
-	if stdout.Len() != 0 {
-		t.Errorf("stdout %q", stdout.String())
+	for _, verb := range []string{"VERSION", "ADD"} {
+		cmd := exec.Command(filepath.Join(dir, "flatcni-other"))
+		cmd.Env = []string{"CNI_COMMAND=" + verb}
+		cmd.Stdin = strings.NewReader(`{"cniVersion":"1.1.0","name":"n","type":"flatcni-other"}`)
+		out, err := cmd.Output()
+		ee, ok := err.(*exec.ExitError)
+		if !ok || ee.ExitCode() != 1 {
+			t.Fatalf("%s: want exit 1, got %v", verb, err)
+		}
+		e := CNIError(t, out)
+		if e.Code != types.ErrInternal || !strings.Contains(e.Msg, `"flatcni-other"`) || !strings.Contains(e.Msg, `"bridge"`) || !strings.Contains(e.Msg, `"host-local"`) {
+			t.Errorf("%s: error %+v, want code 999 naming the name and the two plugins", verb, e)
+		}
 	}
 }
 

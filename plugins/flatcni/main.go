@@ -11,6 +11,7 @@ import (
 	"runtime/debug"
 
 	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/cni/pkg/version"
 
 	"github.com/flatcni/plugins/pkg/bridge"
@@ -34,7 +35,9 @@ func main() {
 	case "host-local":
 		skel.PluginMainFuncs(wrapVerbs(hostlocal.Funcs(), netnsBefore, netnsAfter), version.All, "flatcni host-local")
 	default:
-		fmt.Fprintf(os.Stderr, "flatcni: started as %q: install or link this program as \"bridge\" or \"host-local\"\n", name)
+		// As any plugin's failure: an error result on stdout, which the
+		// runtime reads and shows.
+		_ = types.NewError(types.ErrInternal, fmt.Sprintf("flatcni: started as %q: install or link this program as \"bridge\" or \"host-local\"", name), "").Print()
 		os.Exit(1)
 	}
 }
