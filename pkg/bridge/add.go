@@ -12,6 +12,7 @@ import (
 
 	"github.com/flatcni/plugins/pkg/bridge/hostveth"
 	"github.com/flatcni/plugins/pkg/config"
+	"github.com/flatcni/plugins/pkg/firewall"
 	"github.com/flatcni/plugins/pkg/l2"
 	"github.com/flatcni/plugins/pkg/link"
 )
@@ -39,6 +40,12 @@ func (d *Deps) Add(args *skel.CmdArgs) (_ types.Result, err error) {
 	pp, err := d.loadPorts(c, args)
 	if err != nil {
 		return nil, err
+	}
+	if needsFirewall(c) || len(pp.maps) > 0 {
+		// A name no rule can carry (the specification bounds none).
+		if err := firewall.ValidateName(c.Name); err != nil {
+			return nil, config.Invalid("name", "%v: ipMasq, isolation and published ports need rules that carry it", err)
+		}
 	}
 	found, err := d.validateNode(c, args)
 	if err != nil {

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -347,5 +349,53 @@ func TestPortsRefuseVlan(t *testing.T) {
 	}
 	if len(n.links.bridges) != 0 || len(n.links.hosts) != 0 {
 		t.Errorf("the node changed: %v %v", n.links.bridges, n.links.hosts)
+	}
+}
+
+// A network name longer than any rule can carry (the CNI specification
+// bounds none) is refused by an ADD that would make rules, so the network
+// never has any: its DEL and GC have none to remove and succeed, whatever
+// the configuration asks (the runtime would otherwise retry them for ever).
+func TestTeardownNameTooLongForRules(t *testing.T) {
+	long := "n" + strings.Repeat("a", 209)
+	for extra, rules := range map[string]bool{
+		`,"ipMasq":false`: false,
+		`,"ipMasq":true`:  true,
+		`,"ipMasq":true,"ipMasqBackend":"nftables"`:            true,
+		`,"ipMasq":false,"ipMasqBackend":"iptables"`:           false,
+		`,"ipMasq":false,"isolation":"strict"`:                 true,
+		`,"ipMasq":"yes"`:                                      true,
+		`,"ipMasq":false,"capabilities":{"portMappings":true}`: false,
+		`,"ipMasq":false,"capabilities":{"portMappings":true},"runtimeConfig":{"portMappings":[{"hostPort":8080,"containerPort":80}]}`: true,
+	} {
+		t.Run(extra, func(t *testing.T) {
+			n := newFakeNode(testNetns)
+			conf := strings.Replace(string(testConf("host-local", "")), `"net1"`, strconv.Quote(long), 1)
+			conf = strings.Replace(conf, `"ipMasq":true,`, "", 1)
+			conf = strings.TrimSuffix(conf, "}") + extra + "}"
+			args := testArgs([]byte(conf), "c1")
+			_, addErr := n.deps.Add(args)
+			// Refused before the node changes when it would need rules.
+			if (addErr != nil) != rules {
+				t.Errorf("ADD: %v", addErr)
+			}
+			if e, ok := addErr.(*types.Error); addErr != nil && (!ok || e.Code != types.ErrInvalidNetworkConfig || !strings.Contains(e.Msg, "longer than 200") && !strings.Contains(extra, `"yes"`)) {
+				t.Errorf("ADD: %v, want a configuration error naming the limit", addErr)
+			}
+			if addErr != nil && slices.ContainsFunc(n.links.calls, func(c string) bool { return strings.HasPrefix(c, "SetupVeth") || strings.HasPrefix(c, "EnsureBridge") }) {
+				t.Errorf("the refused ADD changed the node: %v", n.links.calls)
+			}
+			if err := n.deps.Del(args); err != nil {
+				t.Errorf("DEL (ADD: %v): %v", addErr, err)
+			}
+			if addErr == nil {
+				addOK(t, n, args)
+			}
+			for _, valid := range []string{``, `{"containerID":"c1","ifname":"eth0"}`} {
+				if err := n.deps.GC(gcArgs([]byte(conf), valid)); err != nil {
+					t.Errorf("GC (valid: %s) (ADD: %v): %v", valid, addErr, err)
+				}
+			}
+		})
 	}
 }

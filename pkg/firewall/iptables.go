@@ -261,8 +261,8 @@ func isNotExist(err error) bool {
 // Remove implements Backend. On iptables-nft it deletes through netlink,
 // in one transaction (removeIPTNFT); the commands do it on iptables-legacy.
 func (b *iptablesBackend) Remove(name string) error {
-	if err := validateName(name); err != nil {
-		return err
+	if holdsNone(name) {
+		return nil
 	}
 	lock, err := b.opts.lock(iptablesLockName)
 	if err != nil {

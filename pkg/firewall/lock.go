@@ -121,8 +121,10 @@ func (o options) lock(name string) (*fileLock, error) {
 // "remove them if the network is now empty" (DEL, GC), so that these never
 // interleave. The returned function releases it.
 func LockNetwork(lockDir, network string) (func(), error) {
-	if err := validateName(network); err != nil {
-		return nil, err
+	if holdsNone(network) {
+		// No rules to order (ADD refuses such a network before it
+		// would make any, and Ensure refuses the name too).
+		return func() {}, nil
 	}
 	l, err := lockFile(lockDir, "net-"+network+".lock")
 	if err != nil {
@@ -145,11 +147,12 @@ func LockNetwork(lockDir, network string) (func(), error) {
 
 func networkMarker(network string) string { return "net-" + network + ".rules" }
 
-// NetworkMarked reports whether the network's marker may exist: false only
-// when looking for it found nothing (an unusable name or directory: true).
+// NetworkMarked reports whether the network's marker may exist: false
+// when looking for it found nothing (an unusable directory: true) or for a
+// name that can have no rules (MarkNetwork refuses it).
 func NetworkMarked(lockDir, network string) bool {
-	if validateName(network) != nil {
-		return true
+	if holdsNone(network) {
+		return false
 	}
 	_, err := os.Lstat(filepath.Join(lockDir, networkMarker(network)))
 	return !errors.Is(err, fs.ErrNotExist)
@@ -175,8 +178,8 @@ func MarkNetwork(lockDir, network string) error {
 
 // UnmarkNetwork removes the network's marker, if any.
 func UnmarkNetwork(lockDir, network string) error {
-	if err := validateName(network); err != nil {
-		return err
+	if holdsNone(network) {
+		return nil // never marked nor locked
 	}
 	d, err := openLockDirIfThere(lockDir)
 	if d == nil {
@@ -198,8 +201,8 @@ func UnmarkNetwork(lockDir, network string) error {
 // a caller waiting on it then locks the file the name holds (lockFile).
 // Without any of the files it takes no lock.
 func ForgetNetwork(lockDir, network string, unused func() (bool, error)) error {
-	if err := validateName(network); err != nil {
-		return err
+	if holdsNone(network) {
+		return nil // never marked nor locked
 	}
 	d, err := openLockDirIfThere(lockDir)
 	if d == nil {

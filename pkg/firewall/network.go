@@ -93,6 +93,17 @@ func validateName(name string) error {
 	return nil
 }
 
+// holdsNone reports whether a network name can have no rules: one that
+// validateName refuses (too long for a comment or a table name). What would
+// make its rules refuses it, so a removal has nothing to do: DEL and GC of
+// such a network succeed instead of failing for ever.
+func holdsNone(name string) bool { return validateName(name) != nil }
+
+// ValidateName says why a network name cannot have rules, if it cannot
+// (ADD refuses such a network before the node changes when it asks for
+// rules or published ports).
+func ValidateName(name string) error { return validateName(name) }
+
 // normalize validates n and returns a copy with canonical prefixes (masked,
 // unmapped, sorted, deduplicated).
 func (n Network) normalize() (Network, error) {

@@ -108,8 +108,8 @@ func (b *nftablesBackend) Sync(n Network) (changed bool, err error) {
 
 // Remove implements Backend.
 func (b *nftablesBackend) Remove(name string) error {
-	if err := validateName(name); err != nil {
-		return err
+	if holdsNone(name) {
+		return nil
 	}
 	c, err := b.conn()
 	if err != nil {

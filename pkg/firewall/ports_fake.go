@@ -154,8 +154,9 @@ func (f *FakePorts) retain(call, network string, keep func(Attachment) bool, ung
 	f.mu.Lock()
 	f.calls = append(f.calls, call)
 	err := f.err
-	if err == nil {
-		err = validateName(network)
+	if err == nil && holdsNone(network) {
+		f.mu.Unlock()
+		return nil
 	}
 	_, had := f.networks[network]
 	kept := slices.ContainsFunc(f.mappings, func(p Published) bool {

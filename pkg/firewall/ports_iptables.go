@@ -420,8 +420,8 @@ func (b *iptPorts) Refresh(PortNetwork) error { return nil }
 // chains and fixed rules go when the index has no attachment of the
 // network left.
 func (b *iptPorts) Unpublish(network string, owner Attachment) error {
-	if err := validateName(network); err != nil {
-		return err
+	if holdsNone(network) {
+		return nil
 	}
 	l, err := b.opts.lock(portsLockName)
 	if err != nil {
@@ -451,8 +451,8 @@ func (b *iptPorts) Unpublish(network string, owner Attachment) error {
 // Retain implements Ports. A family whose chain is left empty loses its
 // chain and fixed rules.
 func (b *iptPorts) Retain(network string, keep func(Attachment) bool) error {
-	if err := validateName(network); err != nil {
-		return err
+	if holdsNone(network) {
+		return nil
 	}
 	l, err := b.opts.lock(portsLockName)
 	if err != nil {

@@ -96,6 +96,9 @@ func (b *nftPorts) Publish(n PortNetwork, owner Attachment, maps []Mapping) erro
 // Refresh implements Ports: the FORWARD accepts of a network whose rule set
 // exists.
 func (b *nftPorts) Refresh(n PortNetwork) error {
+	if holdsNone(n.Name) {
+		return nil // nothing published
+	}
 	n, err := n.normalize() // the subnets in Publish's order: the same fingerprint
 	if err != nil {
 		return err
@@ -259,8 +262,8 @@ func nftWriteFixed(c *nftables.Conn, n PortNetwork, fp string) (map[string]*nfta
 // elements are listed. The table goes when the index has no attachment of
 // the network left.
 func (b *nftPorts) Unpublish(network string, owner Attachment) error {
-	if err := validateName(network); err != nil {
-		return err
+	if holdsNone(network) {
+		return nil
 	}
 	l, err := b.lock()
 	if err != nil {
@@ -303,8 +306,8 @@ func (b *nftPorts) Unpublish(network string, owner Attachment) error {
 
 // Retain implements Ports.
 func (b *nftPorts) Retain(network string, keep func(Attachment) bool) error {
-	if err := validateName(network); err != nil {
-		return err
+	if holdsNone(network) {
+		return nil
 	}
 	c, release, err := b.locked(network)
 	if err != nil {
