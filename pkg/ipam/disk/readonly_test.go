@@ -7,14 +7,16 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
-// A teardown on a read-only file system locks the lease directory (the lock
-// file cannot be opened for writing): it releases what holds nothing, fails
-// on a lease it would have to remove, and refuses to change anything once
-// the file system became writable under it (writers lock the file, which it
-// does not hold).
-func TestTeardownReadOnlyStore(t *testing.T) {
+// readOnlyStore mounts a tmpfs on a temporary directory, makes the lease
+// store of net1 there with attA holding 10.0.0.2 (without its lock file
+// when noLock), and returns the directory and a remount function.
+func readOnlyStore(t *testing.T, noLock bool) (string, func(mode string)) {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to mount a file system")
 	}
@@ -35,16 +37,60 @@ func TestTeardownReadOnlyStore(t *testing.T) {
 	}
 	reserve(t, s, attA, "10.0.0.2", 0)
 	s.Close()
+	if noLock {
+		if err := os.Remove(filepath.Join(dir, "net1", lockName)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir, remount
+}
 
+// holdDirLock takes a lock on the lease directory from another open file
+// description, as any local user who can open the directory could.
+func holdDirLock(t *testing.T, dir string) {
+	t.Helper()
+	fd, err := unix.Open(filepath.Join(dir, "net1"), unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	if err := unix.Flock(fd, unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// lockSoon locks td, failing the test if that waits (for a lock someone
+// else holds).
+func lockSoon(t *testing.T, td *Store) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- td.Lock() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Lock: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Lock waits for the lease directory's lock, which anyone who can open the directory can hold")
+	}
+}
+
+// A teardown on a read-only file system locks the lease lock file opened
+// read-only (flock(2) needs no write access), the lock every writer takes,
+// not the lease directory, which any local user can open and hold for
+// ever. It releases what holds nothing and fails on a lease it would have
+// to remove; holding the writers' lock, it releases once the file system
+// is writable again.
+func TestTeardownReadOnlyStore(t *testing.T) {
+	dir, remount := readOnlyStore(t, false)
 	remount("ro")
+	holdDirLock(t, dir)
 	td, err := OpenForTeardown(dir, "net1")
 	if err != nil {
 		t.Fatalf("OpenForTeardown on a read-only store: %v", err)
 	}
 	defer td.Close()
-	if err := td.Lock(); err != nil {
-		t.Fatalf("Lock: %v", err)
-	}
+	lockSoon(t, td)
 	if got, err := td.Release(attB); err != nil || len(got) != 0 {
 		t.Errorf("Release of an attachment holding nothing: %v, %v", got, err)
 	}
@@ -52,8 +98,35 @@ func TestTeardownReadOnlyStore(t *testing.T) {
 		t.Errorf("Release of a held lease on a read-only store: %v, want a read-only error", err)
 	}
 	remount("rw")
+	if got, err := td.Release(attA); err != nil || len(got) != 1 {
+		t.Errorf("Release once writable, under the writers' lock: %v, %v", got, err)
+	}
+	_ = td.Unlock()
+	if _, err := os.Lstat(filepath.Join(dir, "net1", "10.0.0.2")); err == nil {
+		t.Error("the lease was kept")
+	}
+}
+
+// Without a lock file (a store no ADD has locked since it was made), a
+// teardown on a read-only file system takes no lock: nobody can write a
+// lease there. It refuses to change anything once the file system became
+// writable under it (an ADD then makes the lock file and locks that).
+func TestTeardownReadOnlyStoreWithoutLockFile(t *testing.T) {
+	dir, remount := readOnlyStore(t, true)
+	remount("ro")
+	holdDirLock(t, dir)
+	td, err := OpenForTeardown(dir, "net1")
+	if err != nil {
+		t.Fatalf("OpenForTeardown on a read-only store: %v", err)
+	}
+	defer td.Close()
+	lockSoon(t, td)
+	if got, err := td.Release(attB); err != nil || len(got) != 0 {
+		t.Errorf("Release of an attachment holding nothing: %v, %v", got, err)
+	}
+	remount("rw")
 	if _, err := td.Release(attA); err == nil || !strings.Contains(err.Error(), "became writable") {
-		t.Errorf("Release once writable, under the directory's lock: %v, want a refusal", err)
+		t.Errorf("Release once writable, without a lock: %v, want a refusal", err)
 	}
 	_ = td.Unlock()
 	if _, err := os.Lstat(filepath.Join(dir, "net1", "10.0.0.2")); err != nil {

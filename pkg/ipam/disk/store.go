@@ -3,6 +3,7 @@ package disk
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -141,13 +142,24 @@ func openStore(dataDir, network string, teardown bool) (*Store, error) {
 	s := &Store{dir: d.Path(), d: d, idxDir: filepath.Join(d.Path(), indexDirName), teardown: teardown}
 	s.attDir = filepath.Join(s.idxDir, attachDirName)
 	lock, err := openLock(d)
+	if teardown && errors.Is(err, unix.EROFS) {
+		// On a read-only file system nobody writes a lease: the
+		// teardown only reads (an attachment with nothing to release
+		// succeeds). It locks the lock file opened read-only (flock
+		// needs no write access): the writers' lock, once the file
+		// system is writable again. Without one, it locks nothing (the
+		// directory's lock anyone who can open it could hold for
+		// ever): writableUnderLock then refuses any change.
+		lock, err = openLockReadOnly(d)
+		if errors.Is(err, fs.ErrNotExist) {
+			s.lockErr = unix.EROFS // s.lock stays nil: Lock locks nothing
+			return s, nil
+		}
+	}
 	switch {
 	case err == nil:
 		s.lock = lock
-	case teardown && (unusableLock(err) || errors.Is(err, unix.EROFS)):
-		// On a read-only file system nobody writes a lease: the
-		// teardown only reads (an attachment with nothing to release
-		// succeeds), under the directory's lock.
+	case teardown && unusableLock(err):
 		s.lockErr = err // s.lock stays nil: Lock locks the directory
 	default:
 		d.Close()
@@ -163,6 +175,20 @@ var errNotOurs = errors.New("is not owned by this user, refusing it")
 // must be a regular file of ours (or of the lease directory's owner).
 func openLock(d *safefs.Dir) (*os.File, error) {
 	f, err := d.OpenFile(lockName, unix.O_RDWR|unix.O_CREAT, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkLockOwner(d, f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// openLockReadOnly opens the network's existing lock file for reading, with
+// openLock's checks.
+func openLockReadOnly(d *safefs.Dir) (*os.File, error) {
+	f, err := d.OpenFile(lockName, unix.O_RDONLY, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -191,12 +217,11 @@ func checkLockOwner(d *safefs.Dir, f *os.File) error {
 	return nil
 }
 
-// writableUnderLock fails when the store was locked through its directory
-// because the lock file could not be opened on a read-only file system,
-// and the lock file can be opened now: the file system was made writable
-// since, and writers lock the file, not the directory. The teardown then
-// fails (the runtime's retry locks the file) rather than change leases
-// beside an ADD.
+// writableUnderLock fails when the store was "locked" without a lock (a
+// read-only file system without a lock file), and the lock file can be
+// opened now: the file system was made writable since, and writers lock
+// the file. The teardown then fails (the runtime's retry locks the file)
+// rather than change leases beside an ADD.
 func (s *Store) writableUnderLock() error {
 	if s.lock != nil || !errors.Is(s.lockErr, unix.EROFS) {
 		return nil
@@ -271,7 +296,9 @@ func (s *Store) prepare(a ipam.Attachment, reopen bool) error {
 // again. Without a usable lock file (lockErr), a teardown locks the lease
 // directory instead.
 func (s *Store) Lock() error {
-	if s.lock == nil {
+	if s.lock == nil && errors.Is(s.lockErr, unix.EROFS) {
+		// Read-only without a lock file: nothing to order with.
+	} else if s.lock == nil {
 		if err := flock(s.d.Fd(), unix.LOCK_EX); err != nil {
 			return s.d.PathError("lock", ".", err)
 		}
@@ -351,11 +378,13 @@ func (s *Store) Unlock() error {
 	s.att.Close()
 	s.idx, s.att, s.entries, s.scanned = nil, nil, nil, nil
 	s.locked = false
-	fd := s.d.Fd()
-	if s.lock != nil {
-		fd = int(s.lock.Fd())
+	var err error
+	switch {
+	case s.lock != nil:
+		err = unix.Flock(int(s.lock.Fd()), unix.LOCK_UN)
+	case !errors.Is(s.lockErr, unix.EROFS):
+		err = unix.Flock(s.d.Fd(), unix.LOCK_UN)
 	}
-	err := unix.Flock(fd, unix.LOCK_UN)
 	if s.syncPending {
 		err = errors.Join(err, s.d.Sync())
 		s.syncPending = false
