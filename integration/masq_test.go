@@ -226,10 +226,12 @@ func TestMasqGC(t *testing.T) {
 			net.add(t, "", rt)
 			gone = append(gone, c)
 		}
-		// A host veth on the bridge whose peer never reached a container.
+		// A host veth of ours (its alias) on the bridge whose peer never
+		// reached a container. (A pair without it is someone else's:
+		// pkg/link's TestOrphanVeths.)
 		orphan := "veth" + uniq() + "00"
 		node.MustRun(t, "ip", "link", "add", orphan, "type", "veth", "peer", "name", "tmp"+uniq())
-		node.MustRun(t, "ip", "link", "set", orphan, "master", net.bridge, "up")
+		node.MustRun(t, "ip", "link", "set", orphan, "master", net.bridge, "up", "alias", "flatcni:gone/eth9")
 		for _, c := range gone {
 			c.Delete()
 		}

@@ -95,7 +95,9 @@ func (nodeLinks) HostVethPending(after int) (bool, error) {
 func (nodeLinks) BridgeHasContainers(name string) (bool, error) {
 	return link.BridgeHasContainers(name)
 }
-func (nodeLinks) OrphanVeths(br link.Bridge) ([]string, error) { return link.OrphanVeths(br) }
+func (nodeLinks) OrphanVeths(br link.Bridge) ([]string, error) {
+	return link.OrphanVeths(br, hostveth.IsAlias)
+}
 func (nodeLinks) HostPeer(netns, ifName string) (string, error) {
 	return link.HostPeer(netns, ifName)
 }

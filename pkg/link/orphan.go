@@ -21,24 +21,27 @@ import (
 //   - a veth whose peer netns is being torn down: the kernel no longer
 //     resolves the peer's netns id (or the peer index in it), and the host
 //     end is about to vanish;
-//   - a pair that never reached a container (both ends in the node netns,
-//     e.g. left by an interrupted ADD of another implementation).
+//   - a pair with both ends in the node netns. Neither this plugin nor the
+//     reference makes one for a container (the container end is created in
+//     its netns, with the pair), so it is someone else's (an uplink made
+//     by hand, say), or a VLAN's gateway pair ("<bridge>.<vlan>", which
+//     both keep on the node by design): only one carrying our host veths'
+//     alias (ownAlias) is ours to collect.
 //
 // The rule: a port of the bridge is an orphan when it is a veth named like
 // the ones SetupVeth creates ("veth" plus eight hex digits) and either its
-// peer cannot be resolved, or its peer lives in the node netns itself and
-// is not the gateway of a VLAN ("<bridge>.<vlan>", which both this plugin
-// and the reference keep on the node by design). Veths with a live peer in
-// another netns are never reported, whatever their carrier or up/down
-// state.
-func OrphanVeths(br Bridge) ([]string, error) {
+// peer cannot be resolved, or its peer lives in the node netns itself, it
+// carries our alias and the peer is not a VLAN's gateway. Veths with a
+// live peer in another netns are never reported, whatever their carrier or
+// up/down state.
+func OrphanVeths(br Bridge, ownAlias func(string) bool) ([]string, error) {
 	links, err := linkList()
 	if err != nil {
 		return nil, fmt.Errorf("list links for orphan veths of bridge %q: %w", br.Name, err)
 	}
-	names := make(map[int]string, len(links))
+	byIndex := make(map[int]*netlink.LinkAttrs, len(links))
 	for _, l := range links {
-		names[l.Attrs().Index] = l.Attrs().Name
+		byIndex[l.Attrs().Index] = l.Attrs()
 	}
 	var orphans []string
 	for _, l := range links {
@@ -50,9 +53,10 @@ func OrphanVeths(br Bridge) ([]string, error) {
 			continue
 		}
 		if a.NetNsID < 0 {
-			// Peer in the node netns (or unknown): never handed over,
-			// unless the peer is the VLAN's gateway.
-			if !isVlanGatewayName(br.Name, names[a.ParentIndex]) {
+			// The peer in the node netns, or in one going away (no id).
+			peer := byIndex[a.ParentIndex]
+			onNode := peer != nil && peer.ParentIndex == a.Index
+			if !onNode || ownAlias(a.Alias) && !isVlanGatewayName(br.Name, peer.Name) {
 				orphans = append(orphans, a.Name)
 			}
 			continue

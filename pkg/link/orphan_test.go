@@ -2,6 +2,7 @@ package link
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/vishvananda/netlink"
@@ -73,8 +74,18 @@ func TestOrphanVeths(t *testing.T) {
 			}
 			return netlink.LinkSetMasterByIndex(l, b.Index)
 		}
-		// Never handed to a container: both ends on the node.
+		// Both ends on the node, named like ours: someone's pair (an
+		// uplink made by hand), not ours: no container's pair is made so.
 		if err := enslave("vethdeadbeef", "stray0", br); err != nil {
+			return err
+		}
+		// The same, with our host veths' alias: ours to collect.
+		if err := enslave("vethdeadbee0", "stray2", br); err != nil {
+			return err
+		}
+		if l, err := netlink.LinkByName("vethdeadbee0"); err != nil {
+			return err
+		} else if err := netlink.LinkSetAlias(l, "ours:c9/eth0"); err != nil {
 			return err
 		}
 		// A VLAN's gateway pair: the port's peer "<bridge>.<vlan>" stays on
@@ -90,11 +101,11 @@ func TestOrphanVeths(t *testing.T) {
 		if err := enslave("vethfeedf00d", "stray1", other); err != nil {
 			return err
 		}
-		got, err := OrphanVeths(br)
+		got, err := OrphanVeths(br, func(alias string) bool { return strings.HasPrefix(alias, "ours:") })
 		if err != nil {
 			return err
 		}
-		if want := []string{"vethdeadbeef"}; !slices.Equal(got, want) {
+		if want := []string{"vethdeadbee0"}; !slices.Equal(got, want) {
 			t.Errorf("OrphanVeths = %v, want %v (live %s must not be listed)", got, want, live.Name)
 		}
 		// A peer index that does not exist in the peer's netns.
