@@ -236,9 +236,11 @@ func (s *Store) ensureIndex() error {
 	}
 	s.fresh = true
 	if s.lock == nil && errors.Is(s.lockErr, unix.EROFS) {
-		// Locked through the directory on a read-only file system: the
-		// lease files are read, nothing of the index is written
-		// (writableUnderLock).
+		// A read-only file system without a lock file, so without a
+		// lock: the lease files are read, nothing of the index is
+		// written (writableUnderLock). With the lock file (opened
+		// read-only) the index is used as anywhere, and what cannot be
+		// written of it disables it.
 		s.noIndex = fmt.Errorf("lease index of %s: %w", s.dir, s.lockErr)
 		return s.noIndex
 	}

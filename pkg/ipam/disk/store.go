@@ -52,7 +52,8 @@ type Store struct {
 
 	// teardown: opened by OpenForTeardown, which makes no index where
 	// there is none. lockErr: why the lock entry cannot be used (the
-	// lease directory is locked instead).
+	// lease directory is locked instead), or EROFS: a read-only file
+	// system without a lock file (nothing is locked).
 	teardown bool
 	lockErr  error
 
