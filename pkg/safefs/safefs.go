@@ -79,12 +79,27 @@ func OpenDirAt(parent *Dir, name string, create bool) (*Dir, error) {
 	if parent != nil {
 		pfd, path = parent.fd, filepath.Join(parent.path, name)
 	}
-	return openDirAt(pfd, path, name, create)
+	return openDirAt(pfd, path, name, create, 0o755)
 }
 
-func openDirAt(parent int, path, name string, create bool) (*Dir, error) {
+// OpenPrivateDirAt is OpenDirAt for a directory of this user's alone: made
+// 0700, and one of this user's found open to others (made by an earlier
+// version) is made 0700 too, best effort (a read-only file system stays as
+// it is).
+func OpenPrivateDirAt(parent *Dir, name string, create bool) (*Dir, error) {
+	d, err := openDirAt(parent.fd, filepath.Join(parent.path, name), name, create, 0o700)
+	if err != nil {
+		return nil, err
+	}
+	if st, err := d.Stat(); err == nil && st.Mode&0o077 != 0 && int(st.Uid) == os.Geteuid() {
+		_ = unix.Fchmod(d.fd, 0o700)
+	}
+	return d, nil
+}
+
+func openDirAt(parent int, path, name string, create bool, perm uint32) (*Dir, error) {
 	if create {
-		if err := unix.Mkdirat(parent, name, 0o755); err != nil && err != unix.EEXIST {
+		if err := unix.Mkdirat(parent, name, perm); err != nil && err != unix.EEXIST {
 			return nil, &fs.PathError{Op: "mkdir", Path: path, Err: err}
 		}
 	}

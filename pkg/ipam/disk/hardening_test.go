@@ -339,3 +339,35 @@ func TestAllRemovesDeadTemps(t *testing.T) {
 	}
 	os.Remove(live)
 }
+
+// The index's directory is the plugin user's alone (0700): its entries are
+// named after the attachments (container IDs, interface names), which the
+// lease files (0600) keep from other users; so is one made 0755 by an
+// earlier version, at the next locked section.
+func TestIndexDirPrivate(t *testing.T) {
+	dir := t.TempDir()
+	mode := func() os.FileMode {
+		t.Helper()
+		fi, err := os.Lstat(filepath.Join(dir, "net1", indexDirName))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Mode().Perm()
+	}
+	s, err := Open(dir, "net1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	reserve(t, s, attA, "10.0.0.2", 0)
+	if m := mode(); m != 0o700 {
+		t.Errorf("new index directory: mode %v, want 0700", m)
+	}
+	if err := os.Chmod(filepath.Join(dir, "net1", indexDirName), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	reserve(t, s, attB, "10.0.0.3", 0)
+	if m := mode(); m != 0o700 {
+		t.Errorf("index directory of an earlier version after an ADD: mode %v, want 0700", m)
+	}
+}

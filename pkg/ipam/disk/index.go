@@ -211,7 +211,7 @@ func (s *Store) writeStamp() error {
 // them when missing (a teardown does not make .flatcni: see
 // OpenForTeardown).
 func (s *Store) openIndex() error {
-	idx, err := safefs.OpenDirAt(s.d, indexDirName, !s.teardown)
+	idx, err := safefs.OpenPrivateDirAt(s.d, indexDirName, !s.teardown)
 	if err != nil {
 		return err
 	}
@@ -321,7 +321,7 @@ func (s *Store) removeTemps() {
 	idx := s.idx
 	if idx == nil { // GC and STATUS read the leases before anything else
 		var err error
-		if idx, err = safefs.OpenDirAt(s.d, indexDirName, false); err != nil {
+		if idx, err = safefs.OpenPrivateDirAt(s.d, indexDirName, false); err != nil {
 			return
 		}
 		defer idx.Close()

@@ -276,7 +276,7 @@ func (s *Store) prepare(a ipam.Attachment, reopen bool) error {
 	if s.prepIdx == nil || reopen {
 		s.prepIdx.Close()
 		s.prepIdx = nil
-		idx, err := safefs.OpenDirAt(s.d, indexDirName, true)
+		idx, err := safefs.OpenPrivateDirAt(s.d, indexDirName, true)
 		if err != nil {
 			return fmt.Errorf("lease index: %w", err)
 		}
