@@ -62,9 +62,10 @@ func storeExists(c *config.IPAM) bool {
 	if errors.Is(err, fs.ErrNotExist) {
 		return false
 	}
-	if errno := syscall.Errno(0); errors.As(err, &errno) && (errno == syscall.ENOTDIR || errno == syscall.ENAMETOOLONG) {
+	if errno := syscall.Errno(0); errors.As(err, &errno) && (errno == syscall.ENOTDIR || errno == syscall.ENAMETOOLONG || errno == syscall.EINVAL) {
 		// A dataDir that is a file, a name longer than a file name may
-		// be: no ADD can have made a lease there.
+		// be, a path no system call takes (a NUL byte in it): no ADD
+		// can have made a lease there.
 		fmt.Fprintf(os.Stderr, "host-local: network %q: no lease directory can be at %s (%v): no lease to release\n", c.Network, path, errno)
 		return false
 	}

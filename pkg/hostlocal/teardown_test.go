@@ -1,6 +1,7 @@
 package hostlocal
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -59,7 +60,8 @@ func TestTeardownOfRejectedConfig(t *testing.T) {
 }
 
 // DEL and GC of a configuration under which no lease can ever have been
-// made (its dataDir a file, its name longer than a file name may be)
+// made (its dataDir a file or a path no system call takes, its name longer
+// than a file name may be)
 // succeed: ADD fails on it, and the runtime's DEL after that failed ADD
 // would otherwise fail for ever.
 func TestTeardownWhereNoLeaseCanBe(t *testing.T) {
@@ -74,16 +76,18 @@ func TestTeardownWhereNoLeaseCanBe(t *testing.T) {
 	for _, tc := range []struct{ what, dataDir, name string }{
 		{"dataDir a file", file, "n1"},
 		{"name too long", t.TempDir(), string(long)},
+		{"dataDir with a NUL byte", t.TempDir() + "/a\x00b", "n1"},
 	} {
 		t.Run(tc.what, func(t *testing.T) {
-			conf := []byte(fmt.Sprintf(`{"cniVersion":"1.1.0","name":%q,"ipam":{"type":"host-local","dataDir":%q,"ranges":[[{"subnet":"10.9.0.0/24"}]]}}`, tc.name, tc.dataDir))
+			q := func(s string) string { b, _ := json.Marshal(s); return string(b) }
+			conf := []byte(fmt.Sprintf(`{"cniVersion":"1.1.0","name":%s,"ipam":{"type":"host-local","dataDir":%s,"ranges":[[{"subnet":"10.9.0.0/24"}]]}}`, q(tc.name), q(tc.dataDir)))
 			if _, err := AddResult(&skel.CmdArgs{ContainerID: "c1", IfName: "eth0", StdinData: conf}); err == nil {
 				t.Fatal("ADD succeeded")
 			}
 			if err := Del(&skel.CmdArgs{ContainerID: "c1", IfName: "eth0", StdinData: conf}); err != nil {
 				t.Errorf("DEL: %v", err)
 			}
-			gc := []byte(fmt.Sprintf(`{"cniVersion":"1.1.0","name":%q,"cni.dev/valid-attachments":[],"ipam":{"type":"host-local","dataDir":%q}}`, tc.name, tc.dataDir))
+			gc := []byte(fmt.Sprintf(`{"cniVersion":"1.1.0","name":%s,"cni.dev/valid-attachments":[],"ipam":{"type":"host-local","dataDir":%s}}`, q(tc.name), q(tc.dataDir)))
 			if err := GC(&skel.CmdArgs{StdinData: gc}); err != nil {
 				t.Errorf("GC: %v", err)
 			}
