@@ -33,6 +33,11 @@ func withStore[T any](c *config.IPAM, use storeUse, fn func(ipam.Store) (T, erro
 		open = disk.OpenForTeardown
 	}
 	s, err := open(c.DataDir, c.Network)
+	if use.teardown && errors.Is(err, disk.ErrForeignStore) {
+		// No ADD made a lease of ours there.
+		fmt.Fprintf(os.Stderr, "host-local: network %q: %v: no lease to release\n", c.Network, err)
+		return zero, nil
+	}
 	if err != nil {
 		return zero, ioError(c, err)
 	}

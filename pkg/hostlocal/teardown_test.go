@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/containernetworking/cni/pkg/skel"
@@ -117,5 +118,43 @@ func TestHoldsLeases(t *testing.T) {
 	}
 	if held, err := HoldsLeases(args); err != nil || held {
 		t.Errorf("HoldsLeases after DEL = %v, %v", held, err)
+	}
+}
+
+// A lease directory of another user (made beforehand in a dataDir others
+// can write in) is refused by ADD; DEL and GC find no lease of ours there
+// (no ADD could make one), succeed, and change nothing in it.
+func TestTeardownForeignLeaseDirectory(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (chown)")
+	}
+	data := t.TempDir()
+	dir := filepath.Join(data, "n1")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	lease := filepath.Join(dir, "10.9.0.7")
+	if err := os.WriteFile(lease, []byte("c1\r\neth0"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{dir, lease} {
+		if err := os.Chown(p, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conf := []byte(fmt.Sprintf(`{"cniVersion":"1.1.0","name":"n1","ipam":{"type":"host-local","dataDir":%q,"ranges":[[{"subnet":"10.9.0.0/24"}]]}}`, data))
+	args := &skel.CmdArgs{ContainerID: "c1", IfName: "eth0", StdinData: conf}
+	if _, err := AddResult(args); err == nil || !strings.Contains(err.Error(), dir) {
+		t.Errorf("ADD into a lease directory of another user: %v, want a refusal naming it", err)
+	}
+	if err := Del(args); err != nil {
+		t.Errorf("DEL: %v", err)
+	}
+	gc := []byte(fmt.Sprintf(`{"cniVersion":"1.1.0","name":"n1","cni.dev/valid-attachments":[],"ipam":{"type":"host-local","dataDir":%q}}`, data))
+	if err := GC(&skel.CmdArgs{StdinData: gc}); err != nil {
+		t.Errorf("GC: %v", err)
+	}
+	if entries, err := os.ReadDir(dir); err != nil || len(entries) != 1 {
+		t.Errorf("the directory changed: %v, %v", entries, err)
 	}
 }

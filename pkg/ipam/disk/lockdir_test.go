@@ -1,6 +1,7 @@
 package disk
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -205,18 +206,40 @@ func TestTeardownLocksRepairedLockFile(t *testing.T) {
 	lockWaits(t, td, add)
 }
 
-// A lock file of the lease directory's owner is used, though not ours: on
-// NFS with root_squash, root's files are another user's.
-func TestLockFileOfDirectoryOwner(t *testing.T) {
+// On NFS with root_squash, root's files are another user's: there a lease
+// directory and lock file of another user are used. Anywhere else a lease
+// directory of another user is someone else's (made beforehand in a dataDir
+// others can write in: its owner could hold the lock for ever, or choose
+// the leases): ADD refuses it, naming it and its owner; DEL and GC find no
+// lease of ours there and change nothing in it.
+func TestLeaseDirectoryOfAnotherUser(t *testing.T) {
 	data := storeAsRoot(t)
 	for _, p := range []string{filepath.Join(data, "net1"), filepath.Join(data, "net1", lockName)} {
 		if err := os.Chown(p, 65534, 65534); err != nil {
 			t.Fatal(err)
 		}
 	}
+	if s, err := Open(data, "net1"); err == nil || !strings.Contains(err.Error(), filepath.Join(data, "net1")) || !strings.Contains(err.Error(), "65534") {
+		t.Errorf("Open of a lease directory of another user: %v, want a refusal naming it and its owner", err)
+		if err == nil {
+			s.Close()
+		}
+	}
+	if s, err := OpenForTeardown(data, "net1"); !errors.Is(err, ErrForeignStore) {
+		t.Errorf("OpenForTeardown of a lease directory of another user: %v, want ErrForeignStore", err)
+		if err == nil {
+			s.Close()
+		}
+	}
+	if _, err := Probe(data, "net1", 1); !errors.Is(err, ErrForeignStore) {
+		t.Errorf("Probe of a lease directory of another user: %v, want ErrForeignStore", err)
+	}
+
+	squashing = func(int) bool { return true }
+	defer func() { squashing = rootSquashing }()
 	s, err := Open(data, "net1")
 	if err != nil {
-		t.Fatalf("Open with the lock file of the lease directory's owner: %v", err)
+		t.Fatalf("Open with the lease directory and lock file of another user, on NFS: %v", err)
 	}
 	s.Close()
 }

@@ -49,6 +49,9 @@ func Probe(dataDir, network string, sets int) ([]netip.Addr, error) {
 		return nil, fmt.Errorf("lease directory: %w", err)
 	}
 	defer d.Close()
+	if err := checkDirOwner(d); err != nil {
+		return nil, err
+	}
 	if err := probeLock(d); err != nil {
 		return nil, fmt.Errorf("lease lock: %w", err)
 	}

@@ -140,6 +140,10 @@ func openStore(dataDir, network string, teardown bool) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lease directory: %w", err)
 	}
+	if err := checkDirOwner(d); err != nil {
+		d.Close()
+		return nil, err
+	}
 	s := &Store{dir: d.Path(), d: d, idxDir: filepath.Join(d.Path(), indexDirName), teardown: teardown}
 	s.attDir = filepath.Join(s.idxDir, attachDirName)
 	lock, err := openLock(d)
@@ -167,6 +171,36 @@ func openStore(dataDir, network string, teardown bool) (*Store, error) {
 		return nil, fmt.Errorf("lease lock: %w", err)
 	}
 	return s, nil
+}
+
+// ErrForeignStore: the lease directory belongs to another user, on a file
+// system that does not map this user to another (NFS's root_squash does):
+// someone made it beforehand, in a dataDir others can write in. Its owner
+// could hold its lock for ever or choose the leases, so ADD refuses it; no
+// ADD made a lease of ours there, so DEL and GC have none to release.
+var ErrForeignStore = errors.New("is owned by another user, not a lease store of ours")
+
+// checkDirOwner fails with ErrForeignStore unless the open lease directory
+// d belongs to this user or lies on a file system that maps this user to
+// another (squashing).
+func checkDirOwner(d *safefs.Dir) error {
+	st, err := d.Stat()
+	if err != nil {
+		return fmt.Errorf("lease directory: %w", err)
+	}
+	if int(st.Uid) == os.Geteuid() || squashing(d.Fd()) {
+		return nil
+	}
+	return fmt.Errorf("lease directory %s %w (uid %d): refusing it; remove it, or choose a dataDir only this user can write in", d.Path(), ErrForeignStore, st.Uid)
+}
+
+// squashing tells a file system that may give this user's files to another
+// user: NFS (root_squash, all_squash). A variable for tests.
+var squashing = rootSquashing
+
+func rootSquashing(fd int) bool {
+	var sfs unix.Statfs_t
+	return unix.Fstatfs(fd, &sfs) == nil && sfs.Type == unix.NFS_SUPER_MAGIC
 }
 
 // errNotOurs: the lock file belongs to another user.
@@ -201,7 +235,8 @@ func openLockReadOnly(d *safefs.Dir) (*os.File, error) {
 }
 
 // checkLockOwner fails unless the open lock file f belongs to this user or
-// to the lease directory's owner.
+// to the lease directory's owner (checkDirOwner: that is this user but on
+// NFS).
 func checkLockOwner(d *safefs.Dir, f *os.File) error {
 	var st unix.Stat_t
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
