@@ -525,12 +525,39 @@ func (d *Dir) Sync() error {
 	return nil
 }
 
+// kernelFS names the kernel interface file system fd is on (procfs, sysfs,
+// tracefs, ...), or "" for any other.
+func kernelFS(fd int) string {
+	var sfs unix.Statfs_t
+	if unix.Fstatfs(fd, &sfs) != nil {
+		return ""
+	}
+	switch sfs.Type {
+	case unix.PROC_SUPER_MAGIC:
+		return "procfs"
+	case unix.SYSFS_MAGIC:
+		return "sysfs"
+	case unix.TRACEFS_MAGIC:
+		return "tracefs"
+	case unix.DEBUGFS_MAGIC:
+		return "debugfs"
+	case unix.SECURITYFS_MAGIC:
+		return "securityfs"
+	case unix.CGROUP_SUPER_MAGIC, unix.CGROUP2_SUPER_MAGIC:
+		return "cgroupfs"
+	case unix.BPF_FS_MAGIC:
+		return "bpffs"
+	}
+	return ""
+}
+
 // ReadPath reads the regular file at path (symbolic links followed: a path
 // the administrator chose), of at most max bytes; anything else is refused
 // without being opened, so without blocking and without effect: open(2) of
 // a FIFO lets a writer waiting in its own open through, and open(2) of a
-// device runs its driver's open (a watchdog's arms it). The path is opened
-// with O_PATH, which runs neither, and that descriptor checked with fstat;
+// device runs its driver's open (a watchdog's arms it); so is a file of a
+// kernel interface file system (kernelFS), whose read may block or act.
+// The path is opened with O_PATH, which runs neither, and that descriptor checked with fstat;
 // only a regular file is then opened for reading, through
 // /proc/self/fd/<n>, which reopens the very file looked at (checked again:
 // same device and inode). So ReadPath needs procfs at /proc.
@@ -548,6 +575,12 @@ func ReadPath(path string, max int64) ([]byte, error) {
 	}
 	if looked.Mode&unix.S_IFMT != unix.S_IFREG {
 		return nil, &fs.PathError{Op: "open", Path: path, Err: ErrNotRegular}
+	}
+	if kind := kernelFS(pfd); kind != "" {
+		// Its "regular" files are the kernel's interfaces: a read of
+		// tracefs's trace_pipe blocks for ever, one of /proc/kmsg
+		// consumes the kernel's log.
+		return nil, &fs.PathError{Op: "open", Path: path, Err: fmt.Errorf("%w (a file of %s)", ErrNotRegular, kind)}
 	}
 	fd, _, err := reopen(pfd, &looked, unix.O_RDONLY)
 	if err != nil {
