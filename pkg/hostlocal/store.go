@@ -35,7 +35,7 @@ func withStore[T any](c *config.IPAM, use storeUse, fn func(ipam.Store) (T, erro
 	s, err := open(c.DataDir, c.Network)
 	if use.teardown && errors.Is(err, disk.ErrForeignStore) {
 		// No ADD made a lease of ours there.
-		fmt.Fprintf(os.Stderr, "host-local: network %q: %v: no lease to release\n", c.Network, err)
+		fmt.Fprintf(os.Stderr, "host-local: network %q: %v: no lease of ours to release, nothing there changed\n", c.Network, err)
 		return zero, nil
 	}
 	if err != nil {

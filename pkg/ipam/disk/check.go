@@ -29,7 +29,8 @@ func ReadLeases(dir string) ([]ipam.Lease, error) {
 // LeasedIn returns those of prefixes that hold a lease of the network's
 // lease directory dir, from the lease files' names alone (no file is
 // read, no lock taken): the subnets still in use by the attachments of a
-// network whose ranges moved. A missing directory holds none.
+// network whose ranges moved. A missing directory holds none, nor does one
+// of another user (ErrForeignStore: no ADD made a lease there).
 func LeasedIn(dir string, prefixes []netip.Prefix) ([]netip.Prefix, error) {
 	d, err := safefs.OpenDirAt(nil, dir, false)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -39,6 +40,9 @@ func LeasedIn(dir string, prefixes []netip.Prefix) ([]netip.Prefix, error) {
 		return nil, fmt.Errorf("read lease directory: %w", err)
 	}
 	defer d.Close()
+	if err := checkDirOwner(d); errors.Is(err, ErrForeignStore) {
+		return nil, nil
+	}
 	addrs, err := leaseNames(d)
 	if err != nil {
 		return nil, err
@@ -60,13 +64,17 @@ func LeasedIn(dir string, prefixes []netip.Prefix) ([]netip.Prefix, error) {
 // AnyLease reports whether the lease directory dir holds a lease file (by
 // its name, as leaseNames; no file is read, no lock taken), reading its
 // entries only until it finds one. A missing directory is an error (an
-// fs.ErrNotExist): it tells nothing of the network's attachments.
+// fs.ErrNotExist): it tells nothing of the network's attachments. One of
+// another user (ErrForeignStore) holds none of ours.
 func AnyLease(dir string) (bool, error) {
 	d, err := safefs.OpenDirAt(nil, dir, false)
 	if err != nil {
 		return false, fmt.Errorf("read lease directory: %w", err)
 	}
 	defer d.Close()
+	if err := checkDirOwner(d); errors.Is(err, ErrForeignStore) {
+		return false, nil
+	}
 	found := false
 	err = d.EachEntry(func(e os.DirEntry) bool {
 		found = isLeaseName(e)

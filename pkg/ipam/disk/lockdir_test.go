@@ -2,6 +2,7 @@ package disk
 
 import (
 	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -234,6 +235,14 @@ func TestLeaseDirectoryOfAnotherUser(t *testing.T) {
 	if _, err := Probe(data, "net1", 1); !errors.Is(err, ErrForeignStore) {
 		t.Errorf("Probe of a lease directory of another user: %v, want ErrForeignStore", err)
 	}
+	// Its lease files are none of ours (the bridge's last DEL asks).
+	sub := netip.MustParsePrefix("10.0.0.0/24")
+	if any, err := AnyLease(filepath.Join(data, "net1")); err != nil || any {
+		t.Errorf("AnyLease in a lease directory of another user = %v, %v; want none", any, err)
+	}
+	if in, err := LeasedIn(filepath.Join(data, "net1"), []netip.Prefix{sub}); err != nil || len(in) != 0 {
+		t.Errorf("LeasedIn in a lease directory of another user = %v, %v; want none", in, err)
+	}
 
 	squashing = func(int) bool { return true }
 	defer func() { squashing = rootSquashing }()
@@ -242,6 +251,16 @@ func TestLeaseDirectoryOfAnotherUser(t *testing.T) {
 		t.Fatalf("Open with the lease directory and lock file of another user, on NFS: %v", err)
 	}
 	s.Close()
+	if s, err = OpenForTeardown(data, "net1"); err != nil {
+		t.Fatalf("OpenForTeardown on NFS: %v", err)
+	}
+	s.Close()
+	if leased, err := Probe(data, "net1", 1); err != nil || len(leased) != 1 {
+		t.Errorf("Probe on NFS = %v, %v; want the lease", leased, err)
+	}
+	if any, err := AnyLease(filepath.Join(data, "net1")); err != nil || !any {
+		t.Errorf("AnyLease on NFS = %v, %v; want the lease", any, err)
+	}
 }
 
 // storeAsRoot makes a lease store of network net1 holding attA's lease of

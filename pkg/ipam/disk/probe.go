@@ -90,15 +90,14 @@ func probeAncestor(dataDir string) error {
 // creating one: missing, or a regular file of ours (or of the lease
 // directory's owner).
 func probeLock(d *safefs.Dir) error {
-	f, err := d.OpenFile(lockName, unix.O_RDONLY, 0)
+	f, err := openLock(d, 0)
 	if errors.Is(err, unix.ENOENT) {
 		return nil
 	}
-	if err != nil {
-		return err
+	if err == nil {
+		f.Close()
 	}
-	defer f.Close()
-	return checkLockOwner(d, f)
+	return err
 }
 
 // probeLastReserved fails, naming the file, when a last_reserved_ip.<i>

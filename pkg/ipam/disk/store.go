@@ -3,7 +3,6 @@ package disk
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -115,8 +114,9 @@ func Open(dataDir, network string) (*Store, error) { return openStore(dataDir, n
 // lease index where there is none (a directory that is not a lease store,
 // or one only the reference plugin has used): it reads the lease files
 // then, and changes only those of the attachments it releases. On a
-// read-only file system it locks the directory too: a teardown with
-// nothing to release succeeds there.
+// read-only file system it locks the lock file (opened read-only, as
+// always), or nothing where there is none: a teardown with nothing to
+// release succeeds there.
 func OpenForTeardown(dataDir, network string) (*Store, error) {
 	return openStore(dataDir, network, true)
 }
@@ -146,24 +146,17 @@ func openStore(dataDir, network string, teardown bool) (*Store, error) {
 	}
 	s := &Store{dir: d.Path(), d: d, idxDir: filepath.Join(d.Path(), indexDirName), teardown: teardown}
 	s.attDir = filepath.Join(s.idxDir, attachDirName)
-	lock, err := openLock(d)
-	if teardown && errors.Is(err, unix.EROFS) {
-		// On a read-only file system nobody writes a lease: the
-		// teardown only reads (an attachment with nothing to release
-		// succeeds). It locks the lock file opened read-only (flock
-		// needs no write access): the writers' lock, once the file
-		// system is writable again. Without one, it locks nothing (the
-		// directory's lock anyone who can open it could hold for
-		// ever): writableUnderLock then refuses any change.
-		lock, err = openLockReadOnly(d)
-		if errors.Is(err, fs.ErrNotExist) {
-			s.lockErr = unix.EROFS // s.lock stays nil: Lock locks nothing
-			return s, nil
-		}
-	}
+	lock, err := openLock(d, unix.O_CREAT)
 	switch {
 	case err == nil:
 		s.lock = lock
+	case teardown && errors.Is(err, unix.EROFS):
+		// No lock file on a read-only file system: nobody writes a
+		// lease there, and the teardown only reads (an attachment with
+		// nothing to release succeeds). It locks nothing (the
+		// directory's lock anyone who can open it could hold for
+		// ever): writableUnderLock refuses any change.
+		s.lockErr = err // s.lock stays nil: Lock locks nothing
 	case teardown && unusableLock(err):
 		s.lockErr = err // s.lock stays nil: Lock locks the directory
 	default:
@@ -174,7 +167,7 @@ func openStore(dataDir, network string, teardown bool) (*Store, error) {
 }
 
 // ErrForeignStore: the lease directory belongs to another user, on a file
-// system that does not map this user to another (NFS's root_squash does):
+// system that does not map this user to another (squashing):
 // someone made it beforehand, in a dataDir others can write in. Its owner
 // could hold its lock for ever or choose the leases, so ADD refuses it; no
 // ADD made a lease of ours there, so DEL and GC have none to release.
@@ -195,35 +188,36 @@ func checkDirOwner(d *safefs.Dir) error {
 }
 
 // squashing tells a file system that may give this user's files to another
-// user: NFS (root_squash, all_squash). A variable for tests.
+// user: a network or user-space one, whose server maps owners (NFS's
+// root_squash, CephFS's and SMB's squash or uid= options, a FUSE file
+// system's own rules). A variable for tests.
 var squashing = rootSquashing
 
 func rootSquashing(fd int) bool {
 	var sfs unix.Statfs_t
-	return unix.Fstatfs(fd, &sfs) == nil && sfs.Type == unix.NFS_SUPER_MAGIC
+	if unix.Fstatfs(fd, &sfs) != nil {
+		return false
+	}
+	switch uint32(sfs.Type) {
+	case unix.NFS_SUPER_MAGIC, unix.CEPH_SUPER_MAGIC, unix.CIFS_SUPER_MAGIC, unix.SMB_SUPER_MAGIC, unix.SMB2_SUPER_MAGIC,
+		unix.FUSE_SUPER_MAGIC, unix.V9FS_MAGIC, unix.AFS_SUPER_MAGIC, unix.AFS_FS_MAGIC:
+		return true
+	}
+	return false
 }
 
 // errNotOurs: the lock file belongs to another user.
 var errNotOurs = errors.New("is not owned by this user, refusing it")
 
-// openLock opens (creating when missing) the network's lock file, which
-// must be a regular file of ours (or of the lease directory's owner).
-func openLock(d *safefs.Dir) (*os.File, error) {
-	f, err := d.OpenFile(lockName, unix.O_RDWR|unix.O_CREAT, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	if err := checkLockOwner(d, f); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return f, nil
-}
-
-// openLockReadOnly opens the network's existing lock file for reading, with
-// openLock's checks.
-func openLockReadOnly(d *safefs.Dir) (*os.File, error) {
-	f, err := d.OpenFile(lockName, unix.O_RDONLY, 0)
+// openLock opens the network's lock file, creating it when missing with
+// create (unix.O_CREAT; 0 opens an existing one only), which must be a
+// regular file of ours (or, on a squashing file system, of the lease
+// directory's owner). It is
+// opened read-only, as the reference opens it: flock(2) needs no write
+// access, so an existing one is locked on a read-only file system too (a
+// teardown there holds the writers' lock).
+func openLock(d *safefs.Dir, create int) (*os.File, error) {
+	f, err := d.OpenFile(lockName, unix.O_RDONLY|create, 0o600)
 	if err != nil {
 		return nil, err
 	}
@@ -236,7 +230,7 @@ func openLockReadOnly(d *safefs.Dir) (*os.File, error) {
 
 // checkLockOwner fails unless the open lock file f belongs to this user or
 // to the lease directory's owner (checkDirOwner: that is this user but on
-// NFS).
+// a squashing file system).
 func checkLockOwner(d *safefs.Dir, f *os.File) error {
 	var st unix.Stat_t
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
@@ -262,12 +256,12 @@ func (s *Store) writableUnderLock() error {
 	if s.lock != nil || !errors.Is(s.lockErr, unix.EROFS) {
 		return nil
 	}
-	f, err := openLock(s.d)
+	f, err := openLock(s.d, unix.O_CREAT)
 	if err != nil {
 		return nil // still read-only: a write fails on its own
 	}
 	f.Close()
-	return fmt.Errorf("lease store %s became writable while locked read-only: try again", s.dir)
+	return fmt.Errorf("lease store %s became writable while read without a lock: try again", s.dir)
 }
 
 // unusableLock tells a lock entry that is there but cannot be used from a
@@ -330,7 +324,8 @@ func (s *Store) prepare(a ipam.Attachment, reopen bool) error {
 // administrator may have removed it meanwhile, and a lock on a removed file
 // orders nothing with whoever opens the name now): the name is then opened
 // again. Without a usable lock file (lockErr), a teardown locks the lease
-// directory instead.
+// directory instead; on a read-only file system without one it locks
+// nothing (see openStore).
 func (s *Store) Lock() error {
 	if s.lock == nil && errors.Is(s.lockErr, unix.EROFS) {
 		// Read-only without a lock file: nothing to order with.
@@ -341,7 +336,7 @@ func (s *Store) Lock() error {
 		// Repaired since (an administrator removed the entry, and an
 		// ADD made the lock file): the others lock that, so this store
 		// does too, and lets the directory go.
-		if f, err := openLock(s.d); err == nil {
+		if f, err := openLock(s.d, unix.O_CREAT); err == nil {
 			s.lock, s.lockErr = f, nil
 			_ = unix.Flock(s.d.Fd(), unix.LOCK_UN)
 		}
@@ -353,7 +348,7 @@ func (s *Store) Lock() error {
 		if s.d.Holds(lockName, s.lock) {
 			break
 		}
-		lock, err := openLock(s.d)
+		lock, err := openLock(s.d, unix.O_CREAT)
 		if err != nil {
 			return fmt.Errorf("lease lock: %w", err)
 		}
