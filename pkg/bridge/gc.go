@@ -285,7 +285,7 @@ func deleteEach[T any](items []T, del func(T) error) []error {
 }
 
 // removeOrphanVeths deletes the host veths on the bridge whose peer is gone
-// or never left the node.
+// or, carrying our alias, never left the node (link.OrphanVeths).
 func (d *Deps) removeOrphanVeths(bridge string) []error {
 	br, err := d.Links.BridgeByName(bridge)
 	if errors.Is(err, link.ErrNotFound) {

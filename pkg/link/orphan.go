@@ -55,7 +55,7 @@ func OrphanVeths(br Bridge, ownAlias func(string) bool) ([]string, error) {
 		if a.NetNsID < 0 {
 			// The peer in the node netns, or in one going away (no id).
 			peer := byIndex[a.ParentIndex]
-			onNode := peer != nil && peer.ParentIndex == a.Index
+			onNode := peer != nil && peer.NetNsID < 0 && peer.ParentIndex == a.Index
 			if !onNode || ownAlias(a.Alias) && !isVlanGatewayName(br.Name, peer.Name) {
 				orphans = append(orphans, a.Name)
 			}
