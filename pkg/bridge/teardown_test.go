@@ -364,7 +364,7 @@ func TestTeardownNameTooLongForRules(t *testing.T) {
 		`,"ipMasq":true,"ipMasqBackend":"nftables"`:            true,
 		`,"ipMasq":false,"ipMasqBackend":"iptables"`:           false,
 		`,"ipMasq":false,"isolation":"strict"`:                 true,
-		`,"ipMasq":"yes"`:                                      true,
+		`,"ipMasq":"yes"`:                                      true, // refused by the parser (a DEL and GC case)
 		`,"ipMasq":false,"capabilities":{"portMappings":true}`: false,
 		`,"ipMasq":false,"capabilities":{"portMappings":true},"runtimeConfig":{"portMappings":[{"hostPort":8080,"containerPort":80}]}`: true,
 	} {
