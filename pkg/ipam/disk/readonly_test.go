@@ -1,6 +1,7 @@
 package disk
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -75,61 +76,45 @@ func lockSoon(t *testing.T, td *Store) {
 	}
 }
 
-// A teardown on a read-only file system locks the lease lock file opened
-// read-only (flock(2) needs no write access), the lock every writer takes,
-// not the lease directory, which any local user can open and hold for
-// ever. It releases what holds nothing and fails on a lease it would have
-// to remove; holding the writers' lock, it releases once the file system
-// is writable again.
+// A teardown on a read-only file system locks the lease lock file (opened
+// read-only, as always: flock(2) needs no write access), the lock every
+// writer takes, not the lease directory, which any local user can open and
+// hold for ever; without a lock file (a store no ADD has locked since it
+// was made) it locks nothing: nobody can write a lease there. It releases
+// what holds nothing and fails on a lease it would have to remove. Once
+// the file system is writable again, holding the writers' lock it
+// releases; without it, it refuses to change anything (an ADD then makes
+// the lock file and locks that).
 func TestTeardownReadOnlyStore(t *testing.T) {
-	dir, remount := readOnlyStore(t, false)
-	remount("ro")
-	holdDirLock(t, dir)
-	td, err := OpenForTeardown(dir, "net1")
-	if err != nil {
-		t.Fatalf("OpenForTeardown on a read-only store: %v", err)
-	}
-	defer td.Close()
-	lockSoon(t, td)
-	if got, err := td.Release(attB); err != nil || len(got) != 0 {
-		t.Errorf("Release of an attachment holding nothing: %v, %v", got, err)
-	}
-	if _, err := td.Release(attA); err == nil || !strings.Contains(err.Error(), "read-only") {
-		t.Errorf("Release of a held lease on a read-only store: %v, want a read-only error", err)
-	}
-	remount("rw")
-	if got, err := td.Release(attA); err != nil || len(got) != 1 {
-		t.Errorf("Release once writable, under the writers' lock: %v, %v", got, err)
-	}
-	_ = td.Unlock()
-	if _, err := os.Lstat(filepath.Join(dir, "net1", "10.0.0.2")); err == nil {
-		t.Error("the lease was kept")
-	}
-}
-
-// Without a lock file (a store no ADD has locked since it was made), a
-// teardown on a read-only file system takes no lock: nobody can write a
-// lease there. It refuses to change anything once the file system became
-// writable under it (an ADD then makes the lock file and locks that).
-func TestTeardownReadOnlyStoreWithoutLockFile(t *testing.T) {
-	dir, remount := readOnlyStore(t, true)
-	remount("ro")
-	holdDirLock(t, dir)
-	td, err := OpenForTeardown(dir, "net1")
-	if err != nil {
-		t.Fatalf("OpenForTeardown on a read-only store: %v", err)
-	}
-	defer td.Close()
-	lockSoon(t, td)
-	if got, err := td.Release(attB); err != nil || len(got) != 0 {
-		t.Errorf("Release of an attachment holding nothing: %v, %v", got, err)
-	}
-	remount("rw")
-	if _, err := td.Release(attA); err == nil || !strings.Contains(err.Error(), "became writable") {
-		t.Errorf("Release once writable, without a lock: %v, want a refusal", err)
-	}
-	_ = td.Unlock()
-	if _, err := os.Lstat(filepath.Join(dir, "net1", "10.0.0.2")); err != nil {
-		t.Errorf("the lease went: %v", err)
+	for _, noLock := range []bool{false, true} {
+		t.Run(fmt.Sprintf("noLock=%v", noLock), func(t *testing.T) {
+			dir, remount := readOnlyStore(t, noLock)
+			remount("ro")
+			holdDirLock(t, dir)
+			td, err := OpenForTeardown(dir, "net1")
+			if err != nil {
+				t.Fatalf("OpenForTeardown on a read-only store: %v", err)
+			}
+			defer td.Close()
+			lockSoon(t, td)
+			if got, err := td.Release(attB); err != nil || len(got) != 0 {
+				t.Errorf("Release of an attachment holding nothing: %v, %v", got, err)
+			}
+			if _, err := td.Release(attA); err == nil || !strings.Contains(err.Error(), "read-only") {
+				t.Errorf("Release of a held lease on a read-only store: %v, want a read-only error", err)
+			}
+			remount("rw")
+			got, err := td.Release(attA)
+			switch {
+			case !noLock && (err != nil || len(got) != 1):
+				t.Errorf("Release once writable, under the writers' lock: %v, %v", got, err)
+			case noLock && (err == nil || !strings.Contains(err.Error(), "became writable")):
+				t.Errorf("Release once writable, without a lock: %v, want a refusal", err)
+			}
+			_ = td.Unlock()
+			if _, err := os.Lstat(filepath.Join(dir, "net1", "10.0.0.2")); (err == nil) != noLock {
+				t.Errorf("the lease after the release once writable: %v (kept: want %v)", err, noLock)
+			}
+		})
 	}
 }
