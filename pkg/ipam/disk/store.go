@@ -212,10 +212,9 @@ var errNotOurs = errors.New("is not owned by this user, refusing it")
 // openLock opens the network's lock file, creating it when missing with
 // create (unix.O_CREAT; 0 opens an existing one only), which must be a
 // regular file of ours (or, on a squashing file system, of the lease
-// directory's owner). It is
-// opened read-only, as the reference opens it: flock(2) needs no write
-// access, so an existing one is locked on a read-only file system too (a
-// teardown there holds the writers' lock).
+// directory's owner). It is opened read-only, as the reference opens it:
+// flock(2) needs no write access, so an existing one is locked on a
+// read-only file system too (a teardown there holds the writers' lock).
 func openLock(d *safefs.Dir, create int) (*os.File, error) {
 	f, err := d.OpenFile(lockName, unix.O_RDONLY|create, 0o600)
 	if err != nil {
@@ -327,9 +326,8 @@ func (s *Store) prepare(a ipam.Attachment, reopen bool) error {
 // directory instead; on a read-only file system without one it locks
 // nothing (see openStore).
 func (s *Store) Lock() error {
-	if s.lock == nil && errors.Is(s.lockErr, unix.EROFS) {
-		// Read-only without a lock file: nothing to order with.
-	} else if s.lock == nil {
+	// Read-only without a lock file (EROFS): nothing to order with.
+	if s.lock == nil && !errors.Is(s.lockErr, unix.EROFS) {
 		if err := flock(s.d.Fd(), unix.LOCK_EX); err != nil {
 			return s.d.PathError("lock", ".", err)
 		}
