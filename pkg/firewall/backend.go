@@ -95,6 +95,20 @@ func (o options) beforeUnguard(backend string) error {
 	return nil
 }
 
+// unguardGone calls the WithUnguard function for a network whose rule set
+// is gone though the index still records it: removed without us (a
+// firewall reload, nft flush ruleset), its drop of packets to 127.0.0.0/8
+// with it, while the bridge's route_localnet, which the rule set had
+// turned on, stayed on. A network the index does not record (one whose
+// ports the reference portmap publishes, which sets route_localnet
+// itself) is left alone.
+func (o options) unguardGone(at indexAt, network, backend string) error {
+	if !at.records(network) {
+		return nil
+	}
+	return o.beforeUnguard(backend)
+}
+
 func buildOptions(opts []Option) options {
 	o := options{lockDir: DefaultLockDir}
 	for _, opt := range opts {

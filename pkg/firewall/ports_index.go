@@ -158,13 +158,29 @@ func PortsIndexed(lockDir, network string) (indexed, recorded bool) {
 			continue
 		}
 		indexed = true
-		if validateName(network) == nil {
-			if _, err := os.Lstat(filepath.Join(dir, "owners", network)); err == nil {
-				return true, true
-			}
+		if (indexAt{lockDir: lockDir, backend: backend, node: node}).records(network) {
+			return true, true
 		}
 	}
 	return indexed, false
+}
+
+// records reports whether the index holds a record of the network's
+// attachments (owners/<network>): a rule set of ours published its
+// mappings. One lstat.
+func (at indexAt) records(network string) bool {
+	if validateName(network) != nil {
+		return false
+	}
+	node := at.node
+	if node == "" {
+		var err error
+		if node, err = nodeID(); err != nil {
+			return false
+		}
+	}
+	_, err := os.Lstat(filepath.Join(at.lockDir, indexDirPrefix+at.backend+"."+node, "owners", network))
+	return err == nil
 }
 
 // openSub opens directory name in parent; with create, a missing one is

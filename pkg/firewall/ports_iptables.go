@@ -487,13 +487,14 @@ func (b *iptPorts) retain(network string, keep func(Attachment) bool, dropEmpty 
 		return fmt.Errorf("network %q: %w", network, err)
 	}
 	chain := iptPortsChain(network)
+	unguarded := false // the drop was seen and route_localnet turned off
 	for _, f := range allFamilies() {
 		// The fixed rules go with the family's last mapping, and all of
 		// them when nothing is kept (the network's last DEL, GC).
 		if kept[f] > 0 || (!emptied[f] && keep != nil && !dropEmpty) {
 			continue
 		}
-		unguard := func() error { return b.opts.beforeUnguard(IPTablesName) }
+		unguard := func() error { unguarded = true; return b.opts.beforeUnguard(IPTablesName) }
 		if done, err := iptNFTDropPorts(f, network, unguard); err != nil {
 			return fmt.Errorf("network %q: %s: %w", network, iptCommand(f), err)
 		} else if done {
@@ -508,6 +509,14 @@ func (b *iptPorts) retain(network string, keep func(Attachment) bool, dropEmpty 
 		}
 		if err := ipt.ClearAndDeleteChain(natTable, chain); err != nil && !isNotExist(err) {
 			return fmt.Errorf("network %q: %s: delete chain %s: %w", network, iptCommand(f), chain, err)
+		}
+	}
+	if len(keptPs) == 0 && !unguarded && (dropEmpty || b.indexAt().records(network)) {
+		// A rule set the index recorded was removed without us and
+		// took its drop along (options.unguardGone; dropEmpty: the
+		// index's last record of the network went, settled already).
+		if err := b.opts.beforeUnguard(IPTablesName); err != nil {
+			return fmt.Errorf("network %q: %w", network, err)
 		}
 	}
 	reconcileIndex(b.indexAt(), network, keptPs)

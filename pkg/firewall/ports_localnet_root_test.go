@@ -171,3 +171,65 @@ func TestPortsLeaveIPv6Loopback(t *testing.T) {
 		})
 	}
 }
+
+// TestPortsUnguardRuleSetGoneWithoutUs: a rule set removed without us (a
+// firewall reload, nft flush ruleset) took its 127.0.0.0/8 drop along,
+// while the bridge's route_localnet stayed on. With each real backend, the
+// network's last DEL (Unpublish) and GC (Retain) call the WithUnguard
+// function all the same, as the index still records the network, and so
+// does the nftables backend's Refresh (an ADD that publishes nothing) while
+// other attachments' records remain. A network the index never recorded
+// (the reference portmap's, which sets route_localnet itself) calls
+// nothing.
+func TestPortsUnguardRuleSetGoneWithoutUs(t *testing.T) {
+	requireRoot(t)
+	c1 := Attachment{ContainerID: "c1", IfName: "eth0"}
+	c2 := Attachment{ContainerID: "c2", IfName: "eth0"}
+	n := PortNetwork{Name: "ungone", Bridge: "brl", Subnets: pfx("10.43.0.0/24")}
+	for _, backend := range []string{IPTablesName, NFTablesName} {
+		for _, verb := range []string{"Unpublish", "Retain", "Refresh"} {
+			if verb == "Refresh" && backend == IPTablesName {
+				continue // its Refresh does nothing
+			}
+			t.Run(backend+"/"+verb, func(t *testing.T) {
+				node := newTestNS(t, "ungone")
+				unguards := 0
+				b, err := NewPorts(backend, WithLockDir(t.TempDir()), WithUnguard(func(string) error { unguards++; return nil }))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := node.do(t, func() error { return b.Retain("never", nil) }); err != nil || unguards != 0 {
+					t.Fatalf("Retain of a network never published: %v, %d unguard calls", err, unguards)
+				}
+				if err := node.do(t, func() error {
+					if err := b.Publish(n, c1, []Mapping{mp("tcp", "", 8080, "10.43.0.2", 80)}); err != nil {
+						return err
+					}
+					return b.Publish(n, c2, []Mapping{mp("tcp", "", 8081, "10.43.0.3", 80)})
+				}); err != nil {
+					t.Fatal(err)
+				}
+				node.exec(t, "nft", "flush", "ruleset")
+				err = node.do(t, func() error {
+					switch verb {
+					case "Unpublish":
+						if err := b.Unpublish(n.Name, c1); err != nil {
+							return err
+						}
+						return b.Unpublish(n.Name, c2)
+					case "Retain":
+						return b.Retain(n.Name, nil)
+					default:
+						return b.Refresh(n)
+					}
+				})
+				if err != nil {
+					t.Fatalf("%s: %v", verb, err)
+				}
+				if unguards != 1 {
+					t.Errorf("%s after the rule set went without us: %d unguard calls, want 1 (route_localnet would stay on without the drop)", verb, unguards)
+				}
+			})
+		}
+	}
+}

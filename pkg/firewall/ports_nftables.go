@@ -110,8 +110,12 @@ func (b *nftPorts) Refresh(n PortNetwork) error {
 		rules, err := c.GetRules(t, &nftables.Chain{Name: nftPortsPostrouting, Table: t})
 		return err == nil && len(rules) > 0
 	}
-	if c, err := nftables.New(); err != nil || !published(c) {
+	if c, err := nftables.New(); err != nil {
 		return err
+	} else if !published(c) {
+		// A rule set the index records is gone without us: the
+		// bridge's route_localnet must not stay on without its drop.
+		return b.opts.unguardGone(b.indexAt(), n.Name, NFTablesName)
 	}
 	c, release, err := b.locked(n.Name)
 	if err != nil {
@@ -341,10 +345,15 @@ func (b *nftPorts) retain(c *nftables.Conn, network string, keep func(Attachment
 	if kept == 0 {
 		// The bridge's route_localnet goes off before the table's drop of
 		// packets to 127.0.0.0/8 (a missing table or chain: no drop).
-		if rules, _, _ := chainRules(c, t, nftPortsRaw); len(rules) > 0 {
-			if err := b.opts.beforeUnguard(NFTablesName); err != nil {
-				return fmt.Errorf("network %q: %w", network, err)
-			}
+		// A rule set removed without us (unguardGone) took its drop
+		// along: route_localnet goes off all the same.
+		rules, _, _ := chainRules(c, t, nftPortsRaw)
+		unguard := b.opts.unguardGone
+		if len(rules) > 0 {
+			unguard = func(indexAt, string, string) error { return b.opts.beforeUnguard(NFTablesName) }
+		}
+		if err := unguard(b.indexAt(), network, NFTablesName); err != nil {
+			return fmt.Errorf("network %q: %w", network, err)
 		}
 		// Adding first makes the deletion succeed when there is no table.
 		c.DelTable(c.AddTable(t))
