@@ -572,7 +572,9 @@ func (x *portIndex) settle(network string, owner Attachment, old, maps []Mapping
 
 // fixPorts rewrites the claims on maps' host ports from all (the node's
 // mappings, just listed), and the records of the attachments whose claims
-// there were stale.
+// there were stale, with their claims on the other ports their records
+// named and the rules no longer hold (left, nothing would remove those: the
+// network's last DEL and GC reconcile its records only).
 func (x *portIndex) fixPorts(maps []Mapping, all []Published) error {
 	for _, key := range claimKeys(maps) {
 		old, err := x.readClaims(key)
@@ -598,7 +600,15 @@ func (x *portIndex) fixPorts(maps []Mapping, all []Published) error {
 					mine = append(mine, q.Mapping)
 				}
 			}
+			recorded, err := x.owned(p.Network, p.Owner)
+			if err != nil {
+				return err
+			}
 			if err := x.setOwner(p.Network, p.Owner, mine); err != nil {
+				return err
+			}
+			gone := slices.DeleteFunc(recorded, func(m Mapping) bool { return slices.Contains(mine, m) || claimKey(m) == key })
+			if err := x.updateClaims(p.Network, p.Owner, gone, false); err != nil {
 				return err
 			}
 		}

@@ -154,6 +154,12 @@ func TestIndexStaleClaimDropped(t *testing.T) {
 	if got, _ := x.owned("net1", ownerA); len(got) != 0 {
 		t.Errorf("the stale owner's record is still %v", got)
 	}
+	// Its claim on the port the ADD did not ask for goes with its record:
+	// left, nothing would remove it (the network's last DEL and GC
+	// reconcile its records only).
+	if claims, _ := x.claimsOf([]Mapping{mp("tcp", "", 9090, "10.1.0.2", 90)}); len(claims) != 0 {
+		t.Errorf("the stale owner's claim on 9090/tcp is still there: %v", claims)
+	}
 }
 
 func TestIndexRebuilt(t *testing.T) {
