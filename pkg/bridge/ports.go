@@ -275,7 +275,9 @@ func (p *ports) mappingsOn(addrs []netip.Prefix) ([]firewall.Mapping, int) {
 			if !m.Wildcard() {
 				fm.HostIP = m.HostIP
 			}
-			out = append(out, fm)
+			if !slices.Contains(out, fm) { // entries that agree: once
+				out = append(out, fm)
+			}
 			n++
 		}
 		if n == 0 && missing < 0 {

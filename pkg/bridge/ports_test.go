@@ -160,6 +160,11 @@ func TestPortsFirewallMappings(t *testing.T) {
 			t.Errorf("mapping %d: %+v, want %+v", i, got[i], want[i])
 		}
 	}
+	// Entries that agree where they overlap are published once.
+	dup := strings.Replace(portsConf, `{"hostPort":8080,"containerPort":80,"protocol":"tcp"},`, `{"hostPort":8080,"containerPort":80,"protocol":"tcp"},{"hostPort":8080,"containerPort":80,"protocol":"TCP","hostIP":"0.0.0.0"},{"hostPort":8080,"containerPort":80},`, 1)
+	if got, err := portsFor(t, dup, firewall.NewFakePorts()).firewallMappings([]netip.Prefix{netip.MustParsePrefix("10.1.0.2/24"), netip.MustParsePrefix("fd01::2/64")}); err != nil || !slices.Equal(got, want) {
+		t.Errorf("overlapping entries: %v, %v; want %v", got, err, want)
+	}
 	// An IPv6 host address for an IPv4-only container names the entry.
 	_, err = p.firewallMappings([]netip.Prefix{netip.MustParsePrefix("10.1.0.2/24")})
 	if err == nil || !strings.Contains(err.Error(), "runtimeConfig.portMappings[1].hostIP") {

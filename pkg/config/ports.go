@@ -132,8 +132,11 @@ func LoadPortMappings(stdin []byte) (maps []PortMapping, enabled bool, err error
 			}
 		}
 		for j, o := range maps {
+			// Entries that overlap and agree (the same container port:
+			// a repeated entry, hostIP "" beside "0.0.0.0") are none:
+			// the bridge publishes each mapping once.
 			if o.HostPort == m.HostPort && o.Protocol == m.Protocol && (o.Family == 0 || m.Family == 0 || o.Family == m.Family) &&
-				(o.Wildcard() || m.Wildcard() || o.HostIP == m.HostIP) {
+				(o.Wildcard() || m.Wildcard() || o.HostIP == m.HostIP) && o.ContainerPort != m.ContainerPort {
 				return nil, true, Invalid(key, "host port %d/%s is already mapped by runtimeConfig.portMappings[%d]", m.HostPort, m.Protocol, j)
 			}
 		}
