@@ -132,11 +132,13 @@ func LoadPortMappings(stdin []byte) (maps []PortMapping, enabled bool, err error
 			}
 		}
 		for j, o := range maps {
-			// Entries that overlap and agree (the same container port:
-			// a repeated entry, hostIP "" beside "0.0.0.0") are none:
-			// the bridge publishes each mapping once.
+			// Entries that agree (the same container port, and the same
+			// host address or both a wildcard: a repeated entry, hostIP
+			// "" beside "0.0.0.0") are none: the bridge publishes each
+			// mapping once. An address beside the wildcard is one.
+			agree := o.ContainerPort == m.ContainerPort && o.Wildcard() == m.Wildcard() && (o.Wildcard() || o.HostIP == m.HostIP)
 			if o.HostPort == m.HostPort && o.Protocol == m.Protocol && (o.Family == 0 || m.Family == 0 || o.Family == m.Family) &&
-				(o.Wildcard() || m.Wildcard() || o.HostIP == m.HostIP) && o.ContainerPort != m.ContainerPort {
+				(o.Wildcard() || m.Wildcard() || o.HostIP == m.HostIP) && !agree {
 				return nil, true, Invalid(key, "host port %d/%s is already mapped by runtimeConfig.portMappings[%d]", m.HostPort, m.Protocol, j)
 			}
 		}

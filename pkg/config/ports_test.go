@@ -78,18 +78,22 @@ func TestLoadPortMappings(t *testing.T) {
 	if _, _, err := LoadPortMappings(conf(`{"hostPort":80,"containerPort":80,"hostIP":"192.0.2.1"},{"hostPort":80,"containerPort":80,"hostIP":"2001:db8::1"},{"hostPort":80,"containerPort":80,"protocol":"udp"}`)); err != nil {
 		t.Errorf("distinct mappings rejected: %v", err)
 	}
-	// Entries that agree where they overlap (the same container port) are
-	// no conflict: a repeated entry, the wildcard of every family and of
-	// one (Kubernetes tells hostIP "" from "0.0.0.0", and the reference
-	// portmap accepts both).
+	// Entries that agree (the same container port, the same host address
+	// or both a wildcard) are no conflict: a repeated entry, the wildcard
+	// of every family and of one (Kubernetes tells hostIP "" from
+	// "0.0.0.0", and the reference portmap accepts both). An address
+	// beside the wildcard still is (the rules hold one mapping a port).
 	for _, entries := range []string{
 		`{"hostPort":80,"containerPort":80},{"hostPort":80,"containerPort":80}`,
 		`{"hostPort":80,"containerPort":80},{"hostPort":80,"containerPort":80,"hostIP":"0.0.0.0"}`,
-		`{"hostPort":80,"containerPort":80,"hostIP":"192.0.2.1"},{"hostPort":80,"containerPort":80,"hostIP":"0.0.0.0"}`,
+		`{"hostPort":80,"containerPort":80,"hostIP":"192.0.2.1"},{"hostPort":80,"containerPort":80,"hostIP":"192.0.2.1"}`,
 	} {
 		if _, _, err := LoadPortMappings(conf(entries)); err != nil {
 			t.Errorf("%s: %v, want them accepted", entries, err)
 		}
+	}
+	if _, _, err := LoadPortMappings(conf(`{"hostPort":80,"containerPort":80,"hostIP":"192.0.2.1"},{"hostPort":80,"containerPort":80,"hostIP":"0.0.0.0"}`)); err == nil || !strings.Contains(err.Error(), "already mapped") {
+		t.Errorf("an address beside the wildcard: %v, want a conflict", err)
 	}
 }
 
