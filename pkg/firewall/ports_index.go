@@ -167,7 +167,7 @@ func PortsIndexed(lockDir, network string) (indexed, recorded bool) {
 
 // records reports whether the index holds a record of the network's
 // attachments (owners/<network>): a rule set of ours published its
-// mappings. One lstat.
+// mappings. An lstat (and the node's ID, a stat, unless known).
 func (at indexAt) records(network string) bool {
 	if validateName(network) != nil {
 		return false
@@ -600,10 +600,9 @@ func (x *portIndex) fixPorts(maps []Mapping, all []Published) error {
 					mine = append(mine, q.Mapping)
 				}
 			}
-			recorded, err := x.owned(p.Network, p.Owner)
-			if err != nil {
-				return err
-			}
+			// A damaged record is rewritten all the same (its claims
+			// elsewhere, unknown, stay as a claim in excess may).
+			recorded, _ := x.owned(p.Network, p.Owner)
 			if err := x.setOwner(p.Network, p.Owner, mine); err != nil {
 				return err
 			}
