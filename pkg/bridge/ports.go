@@ -134,7 +134,8 @@ func (p *ports) backend() (firewall.Ports, error) {
 
 // unguard turns route_localnet off on the bridge; the backend calls it
 // before a removal takes the network's rule set, and with it the drop of
-// packets to 127.0.0.0/8, away: the setting would otherwise let what is
+// packets to 127.0.0.0/8, away, or once it finds them gone without us (a
+// firewall reload): the setting would otherwise let what is
 // still, or later, attached to the bridge reach the node's loopback
 // services (docs/ports.md). Decided by the backend from its rules, not
 // from the request (a runtime that strips capabilities sends GC none):

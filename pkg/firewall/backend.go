@@ -77,9 +77,10 @@ func WithLockDir(dir string) Option {
 // takes a network's drop of packets to 127.0.0.0/8 away (its rule set, or
 // the rule set's IPv4 part, going with its last mapping): turning the
 // bridge's route_localnet off, which is safe only beside that drop. It is
-// called under the ports lock, only when the drop is there, with the name
-// of the backend removing it; its error keeps the drop, and what goes with
-// it, in place.
+// called under the ports lock, with the name of the backend removing it,
+// when the drop is there, or when a removal finds a rule set the index
+// records gone without us (unguardGone); its error keeps the drop, and
+// what goes with it, in place.
 func WithUnguard(fn func(backend string) error) Option {
 	return func(o *options) { o.unguard = fn }
 }

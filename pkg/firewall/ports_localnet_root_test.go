@@ -178,7 +178,7 @@ func TestPortsLeaveIPv6Loopback(t *testing.T) {
 // network's last DEL (Unpublish) and GC (Retain) call the WithUnguard
 // function all the same, as the index still records the network, and so
 // does the nftables backend's Refresh (an ADD that publishes nothing) while
-// other attachments' records remain. A network the index never recorded
+// other attachments' records remain, once (it makes the index forget them). A network the index never recorded
 // (the reference portmap's, which sets route_localnet itself) calls
 // nothing.
 func TestPortsUnguardRuleSetGoneWithoutUs(t *testing.T) {
@@ -220,6 +220,10 @@ func TestPortsUnguardRuleSetGoneWithoutUs(t *testing.T) {
 					case "Retain":
 						return b.Retain(n.Name, nil)
 					default:
+						// Once: the index forgets the rule set.
+						if err := b.Refresh(n); err != nil {
+							return err
+						}
 						return b.Refresh(n)
 					}
 				})

@@ -112,18 +112,23 @@ func (b *nftPorts) Refresh(n PortNetwork) error {
 	}
 	if c, err := nftables.New(); err != nil {
 		return err
-	} else if !published(c) {
-		// A rule set the index records is gone without us: the
-		// bridge's route_localnet must not stay on without its drop.
-		return b.opts.unguardGone(b.indexAt(), n.Name, NFTablesName)
+	} else if !published(c) && !b.indexAt().records(n.Name) {
+		return nil
 	}
 	c, release, err := b.locked(n.Name)
 	if err != nil {
 		return err
 	}
 	defer release()
-	if !published(c) { // unpublished meanwhile
-		return nil
+	if !published(c) {
+		// Unpublished meanwhile, or a rule set the index records gone
+		// without us (a reload), its drop with it: retained as what is
+		// left, it turns the bridge's route_localnet off (unguardGone)
+		// and the index forgets it, once.
+		if !b.indexAt().records(n.Name) {
+			return nil
+		}
+		return b.retain(c, n.Name, func(Attachment) bool { return true })
 	}
 	if err := b.syncForward(c, n.Name, &n); err != nil {
 		return fmt.Errorf("network %q: %w", n.Name, err)
