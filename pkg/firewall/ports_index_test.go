@@ -450,3 +450,20 @@ func TestIndexInLockDirOfAnotherUser(t *testing.T) {
 		t.Error("Publish with the index in a lock directory of another user succeeded")
 	}
 }
+
+// A stale owner's record that is damaged does not fail the Publish whose
+// confirmation drops the stale claim: the record is rewritten from the
+// rules, as any.
+func TestIndexStaleClaimOfDamagedRecord(t *testing.T) {
+	r := newIndexRules(t)
+	if err := r.publish("net1", ownerA, mp("tcp", "", 8080, "10.1.0.2", 80)); err != nil {
+		t.Fatal(err)
+	}
+	r.rules = nil
+	if err := os.WriteFile(filepath.Join(r.indexDir(t), "owners", "net1", ownerFile(ownerA)), []byte("garbage\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.publish("net2", ownerB, mp("tcp", "", 8080, "10.2.0.2", 80)); err != nil {
+		t.Fatalf("Publish over a stale claim whose owner's record is damaged: %v", err)
+	}
+}
