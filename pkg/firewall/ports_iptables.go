@@ -511,11 +511,17 @@ func (b *iptPorts) retain(network string, keep func(Attachment) bool, dropEmpty 
 			return fmt.Errorf("network %q: %s: delete chain %s: %w", network, iptCommand(f), chain, err)
 		}
 	}
-	if len(keptPs) == 0 && !unguarded && (dropEmpty || b.indexAt().records(network)) {
-		// A rule set the index recorded was removed without us and
-		// took its drop along (options.unguardGone; dropEmpty: the
-		// index's last record of the network went, settled already).
-		if err := b.opts.beforeUnguard(IPTablesName); err != nil {
+	if len(keptPs) == 0 && !unguarded {
+		// A rule set the index recorded, removed without us, took its
+		// drop along (with dropEmpty the index's last record of the
+		// network went already, settled by Unpublish).
+		var err error
+		if dropEmpty {
+			err = b.opts.beforeUnguard(IPTablesName)
+		} else {
+			err = b.opts.unguardGone(b.indexAt(), network, IPTablesName)
+		}
+		if err != nil {
 			return fmt.Errorf("network %q: %w", network, err)
 		}
 	}

@@ -352,12 +352,13 @@ func (b *nftPorts) retain(c *nftables.Conn, network string, keep func(Attachment
 		// packets to 127.0.0.0/8 (a missing table or chain: no drop).
 		// A rule set removed without us (unguardGone) took its drop
 		// along: route_localnet goes off all the same.
-		rules, _, _ := chainRules(c, t, nftPortsRaw)
-		unguard := b.opts.unguardGone
-		if len(rules) > 0 {
-			unguard = func(indexAt, string, string) error { return b.opts.beforeUnguard(NFTablesName) }
+		var err error
+		if rules, _, _ := chainRules(c, t, nftPortsRaw); len(rules) > 0 {
+			err = b.opts.beforeUnguard(NFTablesName)
+		} else {
+			err = b.opts.unguardGone(b.indexAt(), network, NFTablesName)
 		}
-		if err := unguard(b.indexAt(), network, NFTablesName); err != nil {
+		if err != nil {
 			return fmt.Errorf("network %q: %w", network, err)
 		}
 		// Adding first makes the deletion succeed when there is no table.
