@@ -174,7 +174,9 @@ func (p *ports) unguard() func(self string) error {
 }
 
 // alsoOthers runs fn with fw, then with each other port backend that
-// holds a rule set of the network (Holds: netlink only, no process): a
+// holds a rule set of the network (Holds: netlink only, no process) or
+// whose claims index records it (Recorded: a rule set netlink does not
+// show, or one gone without us, whose route_localnet is to go): a
 // network whose ipMasqBackend changed between ADDs has mappings in both,
 // and a mapping left behind would forward its host port to whichever
 // container gets the address next. With always (GC), also with the other
@@ -188,7 +190,7 @@ func (p *ports) alsoOthers(fw firewall.Ports, always bool, fn func(firewall.Port
 		if err != nil || o.Name() == fw.Name() {
 			continue
 		}
-		if !o.Holds(p.c.Name) {
+		if !o.Holds(p.c.Name) && !o.Recorded(p.c.Name) {
 			if always {
 				_ = fn(o)
 			}

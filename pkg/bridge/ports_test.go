@@ -502,9 +502,9 @@ func TestPortsBackendSwitchKeepsRouteLocalnet(t *testing.T) {
 }
 
 // After an ipMasqBackend switch on a node where the old backend's rules
-// are not seen through netlink (iptables-legacy), DEL cannot tell that
-// they are there; GC removes the mappings of attachments not valid from
-// every backend all the same.
+// are not seen through netlink (iptables-legacy), GC removes the mappings
+// of attachments not valid from every backend all the same (DEL finds
+// them through the claims index: TestPortsDelReachesRecordedBackend).
 func TestPortsGCReachesUnseenBackend(t *testing.T) {
 	n := newFakeNode(testNetns)
 	fp := n.deps.Ports.(*fakePorts)
@@ -524,6 +524,32 @@ func TestPortsGCReachesUnseenBackend(t *testing.T) {
 	}
 	if l, _ := legacy.List(); len(l) != 0 {
 		t.Errorf("GC under nftables left the unseen iptables backend's mappings: %v", l)
+	}
+}
+
+// DEL after an ipMasqBackend switch reaches the old backend's rule set
+// that netlink does not show (iptables-legacy's, or one gone without us
+// whose route_localnet is to go) when that backend's claims index records
+// the network (Recorded): the container's mappings there go at its DEL,
+// not only at a GC (which some runtimes never send).
+func TestPortsDelReachesRecordedBackend(t *testing.T) {
+	n := newFakeNode(testNetns)
+	fp := n.deps.Ports.(*fakePorts)
+	legacy := firewall.NewFakePortsNamed(firewall.IPTablesName)
+	fp.byName = map[string]*firewall.FakePorts{
+		firewall.IPTablesName: legacy,
+		firewall.NFTablesName: firewall.NewFakePortsNamed(firewall.NFTablesName),
+	}
+	conf := func(backend, extra string) []byte {
+		return testConf("host-local", fmt.Sprintf(`,"ipMasqBackend":%q,"capabilities":{"portMappings":true}%s`, backend, extra))
+	}
+	addOK(t, n, testArgs(conf("iptables", `,"runtimeConfig":{"portMappings":[{"hostPort":8081,"containerPort":80}]}`), "c1"))
+	legacy.SetHidden(true)
+	if err := n.deps.Del(testArgs(conf("nftables", ""), "c1")); err != nil {
+		t.Fatalf("DEL: %v", err)
+	}
+	if l, _ := legacy.List(); len(l) != 0 {
+		t.Errorf("DEL under nftables left the unseen iptables backend's mappings it records: %v", l)
 	}
 }
 

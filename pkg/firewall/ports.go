@@ -50,6 +50,11 @@ type Ports interface {
 	// iptables: its chain in iptables-nft). Rules of iptables-legacy are
 	// not seen.
 	Holds(network string) bool
+	// Recorded reports whether this backend's claims index records an
+	// attachment of the network (a stat or two, no netlink): its rule set
+	// may be there unseen (iptables-legacy's) or gone without us (a
+	// firewall reload), either way something a DEL should look at.
+	Recorded(network string) bool
 	// Guarding returns, from netlink alone, the networks whose rule set in
 	// this backend holds their drop of packets to 127.0.0.0/8 (which
 	// route_localnet on a bridge needs beside it), each with the bridge its

@@ -101,6 +101,15 @@ func (f *FakePorts) Holds(network string) bool {
 	return ok && !f.hidden
 }
 
+// Recorded implements Ports: the network has mappings, seen or not (the
+// index records iptables-legacy's too).
+func (f *FakePorts) Recorded(network string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, ok := f.networks[network]
+	return ok
+}
+
 // SetHidden makes Holds (and Guarding) see nothing, as netlink sees nothing
 // of iptables-legacy's rules.
 func (f *FakePorts) SetHidden(hidden bool) {

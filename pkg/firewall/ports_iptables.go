@@ -385,6 +385,9 @@ func (b *iptPorts) Holds(network string) bool {
 	return false
 }
 
+// Recorded implements Ports.
+func (b *iptPorts) Recorded(network string) bool { return b.indexAt().records(network) }
+
 // Guarding implements Ports: the networks with a fixed rule in
 // iptables-nft's IPv4 raw PREROUTING chain (their drop is the only one there).
 func (b *iptPorts) Guarding() map[string]string {

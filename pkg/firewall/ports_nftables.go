@@ -136,6 +136,9 @@ func (b *nftPorts) Refresh(n PortNetwork) error {
 	return nil
 }
 
+// Recorded implements Ports.
+func (b *nftPorts) Recorded(network string) bool { return b.indexAt().records(network) }
+
 // Holds implements Ports: the network's table exists.
 func (b *nftPorts) Holds(network string) bool {
 	c, err := nftables.New()
