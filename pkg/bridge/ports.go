@@ -190,9 +190,14 @@ func (p *ports) alsoOthers(fw firewall.Ports, always bool, fn func(firewall.Port
 		if err != nil || o.Name() == fw.Name() {
 			continue
 		}
-		if !o.Holds(p.c.Name) && !o.Recorded(p.c.Name) {
-			if always {
-				_ = fn(o)
+		if !o.Holds(p.c.Name) {
+			// Best effort: a backend netlink shows nothing of may be
+			// gone from the node (iptables uninstalled since); its
+			// failure must not fail the DEL for ever.
+			if always || o.Recorded(p.c.Name) {
+				if err := fn(o); err != nil && !always {
+					fmt.Fprintf(os.Stderr, "portMappings (%s): network %q: %v\n", o.Name(), p.c.Name, err)
+				}
 			}
 			continue
 		}
