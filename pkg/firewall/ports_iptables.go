@@ -411,9 +411,31 @@ func (b *iptPorts) Guarding() map[string]string {
 	return g
 }
 
-// Refresh implements Ports: nothing to do, the accepts a DROP policy needs
-// are rules of filter FORWARD itself, which a policy set later leaves.
-func (b *iptPorts) Refresh(PortNetwork) error { return nil }
+// Refresh implements Ports: the accepts a DROP policy needs are rules of
+// filter FORWARD itself, which a policy set later leaves. A rule set the
+// index records that netlink no longer shows (a reload on an iptables-nft
+// node took it, its drop with it) is retained as what is left, once, under
+// the ports lock: the bridge's route_localnet goes off (unguardGone) and
+// the index forgets it. Not where iptables-legacy has tables, whose rules
+// netlink does not show (reading them starts processes): the network's
+// last DEL, GC or next publishing ADD see to it there.
+func (b *iptPorts) Refresh(n PortNetwork) error {
+	gone := func() bool {
+		return b.Recorded(n.Name) && !b.Holds(n.Name) && !legacyIPTablesIn(ipv4) && !legacyIPTablesIn(ipv6)
+	}
+	if holdsNone(n.Name) || !gone() {
+		return nil
+	}
+	l, err := b.opts.lock(portsLockName)
+	if err != nil {
+		return fmt.Errorf("network %q: %w", n.Name, err)
+	}
+	defer l.unlock()
+	if !gone() { // published again meanwhile
+		return nil
+	}
+	return b.retain(n.Name, func(Attachment) bool { return true }, false)
+}
 
 // Unpublish implements Ports. The owner's mappings are found in the claims
 // index and their rules deleted by handle, found by comment in an

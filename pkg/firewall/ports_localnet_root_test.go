@@ -177,8 +177,8 @@ func TestPortsLeaveIPv6Loopback(t *testing.T) {
 // while the bridge's route_localnet stayed on. With each real backend, the
 // network's last DEL (Unpublish) and GC (Retain) call the WithUnguard
 // function all the same, as the index still records the network, and so
-// does the nftables backend's Refresh (an ADD that publishes nothing) while
-// other attachments' records remain, once (it makes the index forget them). A network the index never recorded
+// does Refresh (an ADD that publishes nothing) while other attachments'
+// records remain, once (it makes the index forget them). A network the index never recorded
 // (the reference portmap's, which sets route_localnet itself) calls
 // nothing.
 func TestPortsUnguardRuleSetGoneWithoutUs(t *testing.T) {
@@ -188,9 +188,6 @@ func TestPortsUnguardRuleSetGoneWithoutUs(t *testing.T) {
 	n := PortNetwork{Name: "ungone", Bridge: "brl", Subnets: pfx("10.43.0.0/24")}
 	for _, backend := range []string{IPTablesName, NFTablesName} {
 		for _, verb := range []string{"Unpublish", "Retain", "Refresh"} {
-			if verb == "Refresh" && backend == IPTablesName {
-				continue // its Refresh does nothing
-			}
 			t.Run(backend+"/"+verb, func(t *testing.T) {
 				node := newTestNS(t, "ungone")
 				unguards := 0
