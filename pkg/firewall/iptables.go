@@ -128,6 +128,12 @@ func (b *iptablesBackend) upToDate(n Network, fp string, handles map[family]*ipt
 				return false
 			}
 		}
+		if n.Isolation == IsolationIsolated {
+			// Its member rule in the shared stage.
+			if ok, err := ipt.Exists(mangleTable, iptIsolatedChain, iptIsolatedMember(n)...); err != nil || !ok {
+				return false
+			}
+		}
 	}
 	return true
 }

@@ -41,6 +41,15 @@ func iptablesNFTUpToDate(n Network, fp string) (ok, emptied bool) {
 				emptied = true
 			}
 		}
+		if n.Isolation == IsolationIsolated {
+			// Its member rule in the shared stage (a reload of the
+			// mangle table alone takes it).
+			t := &nftables.Table{Name: mangleTable, Family: fam}
+			rules, err := c.GetRules(t, &nftables.Chain{Name: iptIsolatedChain, Table: t})
+			if err != nil || !hasXTComment(rules, own) {
+				return false, false
+			}
+		}
 	}
 	return !emptied, emptied
 }

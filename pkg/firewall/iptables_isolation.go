@@ -1,7 +1,9 @@
 package firewall
 
 import (
+	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/coreos/go-iptables/iptables"
 )
@@ -105,10 +107,23 @@ func dropIPTIsolatedIfEmpty(ipt *iptables.IPTables) error {
 	if err != nil || !exists || len(rules) > 0 {
 		return err
 	}
-	if err := ipt.DeleteChain(mangleTable, iptIsolatedChain); err != nil && !isNotExist(err) {
+	if err := ipt.DeleteChain(mangleTable, iptIsolatedChain); err != nil && !isNotExist(err) && !isInUse(err) {
 		return fmt.Errorf("delete chain %s in table %s: %w", iptIsolatedChain, mangleTable, err)
 	}
 	return nil
+}
+
+// isInUse tells the refusal to delete a chain another chain still jumps to
+// (iptables-nft: EBUSY; iptables-legacy: EMLINK, "Too many links"): the
+// shared stage emptied by hand while isolated networks' chains jump to it.
+// It stays, as their next ADD writes their member rules in it again.
+func isInUse(err error) bool {
+	var e *iptables.Error
+	if !errors.As(err, &e) {
+		return false
+	}
+	msg := e.Error()
+	return strings.Contains(msg, "resource busy") || strings.Contains(msg, "Too many links")
 }
 
 // syncIPTIsolation brings the shared second stage in line with n (nil: the

@@ -89,6 +89,24 @@ type iptNFTOps struct {
 	chains []*nftables.Chain
 }
 
+// jumpedTo reports whether a chain of target's table other than those going
+// has a rule jumping to target (an unreadable chain counts as one).
+func (v *iptNFTView) jumpedTo(target *nftables.Chain, going []*nftables.Chain) bool {
+	for _, ch := range v.chains[target.Table.Name] {
+		if ch == target || slices.Contains(going, ch) {
+			continue
+		}
+		rules, err := v.rules(ch)
+		if err != nil {
+			return true
+		}
+		if slices.ContainsFunc(rules, func(r *nftables.Rule) bool { return jumpTarget(r) == target.Name }) {
+			return true
+		}
+	}
+	return false
+}
+
 func (o iptNFTOps) empty() bool { return len(o.rules) == 0 && len(o.chains) == 0 }
 
 func (o *iptNFTOps) add(p iptNFTOps) {
@@ -239,7 +257,11 @@ func planIPTNFTRemove(name string) func(*iptNFTView) (iptNFTOps, bool, error) {
 					left++
 				}
 			}
-			if left == 0 {
+			// Only once no chain jumps to it but those going (the
+			// shared stage emptied by hand while isolated networks'
+			// chains jump to it: deleting it would fail the whole
+			// transaction, for ever).
+			if left == 0 && !v.jumpedTo(iso, ops.chains) {
 				ops.chains = append(ops.chains, iso)
 			}
 		}

@@ -120,3 +120,47 @@ func sharedMembers(t *testing.T, n *testNS, backend string) map[string]int {
 	}
 	return per["iptables"]
 }
+
+// TestIsolationSharedChainFlushed: the iptables backend's shared isolation
+// chain emptied by hand (a partial reload) while isolated networks' chains
+// still jump to it: removing another network, or one of them, succeeds
+// (the chain, still jumped to, stays; the kernel refuses its deletion),
+// and the next Ensure of an isolated network puts its member rule back.
+func TestIsolationSharedChainFlushed(t *testing.T) {
+	requireRoot(t)
+	b, err := New(IPTablesName, WithLockDir(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := newTestNS(t, "isoflush")
+	prepareForward(t, n)
+	var nets []Network
+	for i := range 2 {
+		net := testNetwork(fmt.Sprintf("isf%d", i), fmt.Sprintf("brf%d", i), fmt.Sprintf("10.19.%d.0/24", i), fmt.Sprintf("fd19:%d::/64", i))
+		net.Isolation = IsolationIsolated
+		nets = append(nets, net)
+	}
+	plain := testNetwork("isfplain", "brfp", "10.19.9.0/24", "fd19:9::/64")
+	for _, net := range append(slices.Clone(nets), plain) {
+		if err := n.do(t, func() error { return b.Ensure(net) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	flush := func() {
+		n.exec(t, "iptables", "-t", "mangle", "-F", iptIsolatedChain)
+		n.exec(t, "ip6tables", "-t", "mangle", "-F", iptIsolatedChain)
+	}
+	flush()
+	if err := n.do(t, func() error { return b.Ensure(nets[0]) }); err != nil {
+		t.Fatal(err)
+	}
+	if out := n.exec(t, "iptables", "-t", "mangle", "-S", iptIsolatedChain); !strings.Contains(out, "isf0") {
+		t.Errorf("Ensure did not put the network's member rule back in the flushed shared chain:\n%s", out)
+	}
+	flush()
+	for _, name := range []string{plain.Name, nets[1].Name} {
+		if err := n.do(t, func() error { return b.Remove(name) }); err != nil {
+			t.Errorf("Remove %s with the shared chain flushed by hand: %v", name, err)
+		}
+	}
+}
