@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
+	"unicode"
 
 	"github.com/containernetworking/cni/pkg/types"
 )
@@ -21,7 +23,15 @@ func Invalid(key, format string, args ...any) *types.Error {
 func decodeError(where string, err error) *types.Error {
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
-		key := te.Field
+		// The key as written: without the Go names of embedded structs
+		// that encoding/json puts in the path ("Isolation.icc").
+		var parts []string
+		for _, p := range strings.Split(te.Field, ".") {
+			if p != "" && !unicode.IsUpper(rune(p[0])) {
+				parts = append(parts, p)
+			}
+		}
+		key := strings.Join(parts, ".")
 		if key == "" {
 			key = where
 		}

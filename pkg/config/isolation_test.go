@@ -25,7 +25,10 @@ func TestIsolationKeys(t *testing.T) {
 		{name: "unknown mode", keys: `"isolation":"Strict"`, wantErr: `isolation: unknown value "Strict"`},
 		{name: "internal with ipMasq", keys: `"internal":true,"ipMasq":true`, wantErr: "internal: cannot be combined with ipMasq"},
 		{name: "internal with isDefaultGateway", keys: `"internal":true,"isDefaultGateway":true`, wantErr: "internal: cannot be combined with isDefaultGateway"},
-		{name: "icc wrong type", keys: `"icc":"no"`, wantErr: "icc"},
+		// The key as written, not the Go path of the embedded struct
+		// ("Isolation.icc").
+		{name: "icc wrong type", keys: `"icc":"no"`, wantErr: "icc: expected bool"},
+		{name: "isolation wrong type", keys: `"isolation":true`, wantErr: "isolation: expected string"},
 		{name: "vlan", keys: `"icc":false,"vlan":5`, wantErr: "vlan: 5 cannot be combined with isolation"},
 	}
 	for _, tc := range tests {
@@ -36,7 +39,7 @@ func TestIsolationKeys(t *testing.T) {
 			}
 			b, err := LoadBridge([]byte(conf+"}"), "")
 			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || strings.Contains(err.Error(), "Isolation.") {
 					t.Fatalf("error %v, want one containing %q", err, tc.wantErr)
 				}
 				return
