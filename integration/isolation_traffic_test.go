@@ -79,5 +79,19 @@ func TestIsolationInternalAndICC(t *testing.T) {
 		// Through the gateway (routed, not bridged): the L3 rule.
 		n1.ns.MustRun(t, "ip", "route", "add", n2.ip+"/32", "via", icc.gateway)
 		isoBlocked(t, n1.ns, n2.ip, n2.port, "icc off: container to container through the gateway")
+
+		// Under a FORWARD DROP policy (br_netfilter hands bridged frames
+		// to it), internal containers still reach each other: the
+		// network's forward accepts (the nftables backend's, in
+		// iptables-nft's FORWARD, written by the network's next ADD);
+		// its isolation, earlier in the path, still keeps it in.
+		node.MustRun(t, "iptables", "-P", "FORWARD", "DROP")
+		node.MustRun(t, "ip6tables", "-P", "FORWARD", "DROP")
+		i3 := in.attach(t, "i3")
+		isoReach(t, i3.ns, i1.ip, i1.port, "internal to internal under FORWARD DROP")
+		isoReach(t, i1.ns, i3.ip, i3.port, "internal to internal under FORWARD DROP (the other way)")
+		i3.ns.MustRun(t, "ip", "route", "add", "default", "via", in.gateway)
+		isoBlocked(t, i3.ns, uplinkRemote4, remotePort, "internal to the remote under FORWARD DROP")
+		isoBlocked(t, i3.ns, o1.ip, o1.port, "internal to another network under FORWARD DROP")
 	})
 }

@@ -13,7 +13,12 @@ import (
 	"github.com/flatcni/plugins/pkg/firewall"
 )
 
-// firewallNetwork describes the network's rules for its subnets.
+// firewallNetwork describes the network's rules for its subnets. The
+// forward accepts (what comes from the bridge, and the replies to it) go
+// with masquerading, and with internal: its containers' bridged traffic
+// meets the FORWARD chains with br_netfilter, whose DROP policy would
+// keep them from each other; its isolation, earlier in the path, keeps
+// everything else from leaving the bridge.
 func firewallNetwork(c *config.Bridge, subnets []netip.Prefix) firewall.Network {
 	return withIsolation(c, firewall.Network{
 		Name:          c.Name,
@@ -21,7 +26,7 @@ func firewallNetwork(c *config.Bridge, subnets []netip.Prefix) firewall.Network 
 		Subnets:       subnets,
 		NonMasquerade: c.NonMasq,
 		Masquerade:    c.IPMasq,
-		Forward:       c.IPMasq,
+		Forward:       c.IPMasq || c.Internal,
 	})
 }
 

@@ -31,7 +31,9 @@ func TestIsolationVerbs(t *testing.T) {
 	a2.Netns = "/run/netns/c2"
 	addOK(t, n, a2)
 	nw, ok := n.fw.Network("net1")
-	if !ok || nw.Masquerade || nw.Forward || !nw.Internal || !nw.NoICC || nw.Isolation != firewall.IsolationStrict ||
+	// Forward: an internal network's containers reach each other under a
+	// FORWARD DROP policy (br_netfilter).
+	if !ok || nw.Masquerade || !nw.Forward || !nw.Internal || !nw.NoICC || nw.Isolation != firewall.IsolationStrict ||
 		nw.Bridge != "cni0" || !slices.Equal(nw.Subnets, []netip.Prefix{netip.MustParsePrefix("10.1.0.0/24")}) {
 		t.Fatalf("firewall network: %+v, %v", nw, ok)
 	}
