@@ -501,11 +501,11 @@ func TestPortsBackendSwitchKeepsRouteLocalnet(t *testing.T) {
 	}
 }
 
-// After an ipMasqBackend switch on a node where the old backend's rules
-// are not seen through netlink (iptables-legacy), GC removes the mappings
-// of attachments not valid from every backend all the same (DEL finds
-// them through the claims index: TestPortsDelReachesRecordedBackend).
-func TestPortsGCReachesUnseenBackend(t *testing.T) {
+// switchedFromUnseenIPTables is a node where c1 published a port under
+// ipMasqBackend iptables, whose rules netlink does not show (legacy), the
+// network now configured (conf) under another backend.
+func switchedFromUnseenIPTables(t *testing.T) (*fakeNode, *firewall.FakePorts, func(backend, extra string) []byte) {
+	t.Helper()
 	n := newFakeNode(testNetns)
 	fp := n.deps.Ports.(*fakePorts)
 	legacy := firewall.NewFakePortsNamed(firewall.IPTablesName)
@@ -518,6 +518,15 @@ func TestPortsGCReachesUnseenBackend(t *testing.T) {
 	}
 	addOK(t, n, testArgs(conf("iptables", `,"runtimeConfig":{"portMappings":[{"hostPort":8081,"containerPort":80}]}`), "c1"))
 	legacy.SetHidden(true)
+	return n, legacy, conf
+}
+
+// After an ipMasqBackend switch on a node where the old backend's rules
+// are not seen through netlink (iptables-legacy), GC removes the mappings
+// of attachments not valid from every backend all the same (DEL finds
+// them through the claims index: TestPortsDelReachesRecordedBackend).
+func TestPortsGCReachesUnseenBackend(t *testing.T) {
+	n, legacy, conf := switchedFromUnseenIPTables(t)
 	gcConf := strings.Replace(string(conf("nftables", `,"cni.dev/valid-attachments":[]`)), `"1.0.0"`, `"1.1.0"`, 1)
 	if err := n.deps.GC(&skel.CmdArgs{Path: "/opt/cni/bin", StdinData: []byte(gcConf)}); err != nil {
 		t.Fatalf("GC: %v", err)
@@ -533,18 +542,7 @@ func TestPortsGCReachesUnseenBackend(t *testing.T) {
 // the network (Recorded): the container's mappings there go at its DEL,
 // not only at a GC (which some runtimes never send).
 func TestPortsDelReachesRecordedBackend(t *testing.T) {
-	n := newFakeNode(testNetns)
-	fp := n.deps.Ports.(*fakePorts)
-	legacy := firewall.NewFakePortsNamed(firewall.IPTablesName)
-	fp.byName = map[string]*firewall.FakePorts{
-		firewall.IPTablesName: legacy,
-		firewall.NFTablesName: firewall.NewFakePortsNamed(firewall.NFTablesName),
-	}
-	conf := func(backend, extra string) []byte {
-		return testConf("host-local", fmt.Sprintf(`,"ipMasqBackend":%q,"capabilities":{"portMappings":true}%s`, backend, extra))
-	}
-	addOK(t, n, testArgs(conf("iptables", `,"runtimeConfig":{"portMappings":[{"hostPort":8081,"containerPort":80}]}`), "c1"))
-	legacy.SetHidden(true)
+	n, legacy, conf := switchedFromUnseenIPTables(t)
 	// Best effort: a failure there (iptables gone from the node) does not
 	// fail the DEL.
 	legacy.SetError(errors.New("iptables: not found"))
