@@ -15,12 +15,10 @@ import (
 
 // firewallNetwork describes the network's rules for its subnets. The
 // forward accepts (what comes from the bridge, and the replies to it) go
-// with masquerading, and with the isolation keys, as Docker accepts what
-// leaves each of its bridge networks: under a FORWARD DROP policy the
-// containers reach each other (br_netfilter hands their bridged frames to
-// FORWARD) and, unless internal, the outside; the isolation drops, earlier
-// in the path, keep what they must (an internal network's traffic on its
-// bridge).
+// with masquerading, and with internal: its containers' bridged traffic
+// meets the FORWARD chains with br_netfilter, whose DROP policy would
+// keep them from each other; its isolation, earlier in the path, keeps
+// everything else from leaving the bridge.
 func firewallNetwork(c *config.Bridge, subnets []netip.Prefix) firewall.Network {
 	return withIsolation(c, firewall.Network{
 		Name:          c.Name,
@@ -28,7 +26,7 @@ func firewallNetwork(c *config.Bridge, subnets []netip.Prefix) firewall.Network 
 		Subnets:       subnets,
 		NonMasquerade: c.NonMasq,
 		Masquerade:    c.IPMasq,
-		Forward:       c.IPMasq || c.Isolates(),
+		Forward:       c.IPMasq || c.Internal,
 	})
 }
 
