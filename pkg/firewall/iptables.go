@@ -191,12 +191,18 @@ func writeIPTPart(ipt *iptables.IPTables, p iptPart, chain string, jump []string
 		exists = false
 	}
 	if !exists {
-		if err := ipt.ClearChain(p.table, chain); err != nil {
-			return fmt.Errorf("create or flush chain %s in table %s: %w", chain, p.table, err)
-		}
-		for _, r := range p.rules {
-			if err := ipt.Append(p.table, chain, r...); err != nil {
-				return fmt.Errorf("add rule to chain %s in table %s: %w", chain, p.table, err)
+		// A chain that holds its rules already (only the fingerprint
+		// changed: another part of the network did) is not flushed:
+		// the old jump still leads to it, and its drops would be gone
+		// until the appends end.
+		if !chainHolds(ipt, p.table, chain, p.rules) {
+			if err := ipt.ClearChain(p.table, chain); err != nil {
+				return fmt.Errorf("create or flush chain %s in table %s: %w", chain, p.table, err)
+			}
+			for _, r := range p.rules {
+				if err := ipt.Append(p.table, chain, r...); err != nil {
+					return fmt.Errorf("add rule to chain %s in table %s: %w", chain, p.table, err)
+				}
 			}
 		}
 		if p.insert {

@@ -164,3 +164,35 @@ func TestIsolationSharedChainFlushed(t *testing.T) {
 		}
 	}
 }
+
+// TestIsolationRewriteKeepsDrops: a change of the network's fingerprint
+// that leaves a part's rules as they are (another part changed) does not
+// flush that part's chain: the old jump still leads to it, and the
+// isolation drops would be gone until the appends end. The mangle chain's
+// rules keep their handles.
+func TestIsolationRewriteKeepsDrops(t *testing.T) {
+	requireRoot(t)
+	requireIPTablesNFT(t, "rule handles are read with nft")
+	b, err := New(IPTablesName, WithLockDir(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := newTestNS(t, "isokeep")
+	prepareForward(t, n)
+	net := testNetwork("isk", "brk", "10.19.7.0/24", "fd19:7::/64")
+	net.Internal, net.Masquerade, net.Forward = true, false, false
+	if err := n.do(t, func() error { return b.Ensure(net) }); err != nil {
+		t.Fatal(err)
+	}
+	handles := func() string {
+		return n.exec(t, "nft", "-a", "list", "chain", "ip", "mangle", iptChainName(net.Name))
+	}
+	before := handles()
+	net.Forward = true // a filter part is added: a new fingerprint
+	if err := n.do(t, func() error { return b.Ensure(net) }); err != nil {
+		t.Fatal(err)
+	}
+	if after := handles(); after != before {
+		t.Errorf("the mangle chain was rewritten though its rules did not change:\n%s\n---\n%s", before, after)
+	}
+}
