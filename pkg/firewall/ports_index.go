@@ -172,14 +172,11 @@ func (at indexAt) records(network string) bool {
 	if validateName(network) != nil {
 		return false
 	}
-	node := at.node
-	if node == "" {
-		var err error
-		if node, err = nodeID(); err != nil {
-			return false
-		}
+	name, err := at.name()
+	if err != nil {
+		return false
 	}
-	_, err := os.Lstat(filepath.Join(at.lockDir, indexDirPrefix+at.backend+"."+node, "owners", network))
+	_, err = os.Lstat(filepath.Join(at.lockDir, name, "owners", network))
 	return err == nil
 }
 
